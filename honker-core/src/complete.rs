@@ -1,0 +1,219 @@
+//! Finishing a claim: ack, retry, fail, heartbeat, release. All fenced.
+
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::enqueue::ceil_secs;
+use crate::{atomically, sql, Lease, Result};
+
+/// What [`retry`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// Back to pending, due after the delay.
+    Retried,
+    /// Attempts exhausted: moved to `_honker_dead` with the error.
+    Dead,
+    /// The claim was no longer ours (lapsed, re-claimed, cancelled): nothing done.
+    Lost,
+}
+
+/// Delete a finished job while our claim is valid. `false` when the claim
+/// was lost (lapsed, re-claimed or cancelled): nothing was deleted.
+///
+/// ```
+/// use std::time::Duration;
+/// let conn = honker_core::open_in_memory().unwrap();
+/// honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+/// let job = honker_core::claim_batch(&conn, "q", "w", 1, Duration::from_secs(60)).unwrap().remove(0);
+/// assert!(honker_core::ack(&conn, "w", job.lease()).unwrap());
+/// assert!(!honker_core::ack(&conn, "w", job.lease()).unwrap());
+/// ```
+pub fn ack(conn: &Connection, worker_id: &str, lease: Lease) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(sql::ACK)?;
+    Ok(stmt.execute(rusqlite::params![lease.id, worker_id, lease.attempts])? == 1)
+}
+
+/// Ack many claims in one transaction; returns the ids that were acked
+/// (the others had lost their claim).
+///
+/// ```
+/// use std::time::Duration;
+/// let conn = honker_core::open_in_memory().unwrap();
+/// for i in 0..3 { honker_core::enqueue(&conn, "q", &i.to_string(), &Default::default()).unwrap(); }
+/// let jobs = honker_core::claim_batch(&conn, "q", "w", 3, Duration::from_secs(60)).unwrap();
+/// let leases: Vec<_> = jobs.iter().map(|j| j.lease()).collect();
+/// assert_eq!(honker_core::ack_batch(&conn, "w", &leases).unwrap().len(), 3);
+/// ```
+pub fn ack_batch(conn: &Connection, worker_id: &str, leases: &[Lease]) -> Result<Vec<i64>> {
+    if leases.is_empty() {
+        return Ok(Vec::new());
+    }
+    atomically(conn, |c| {
+        let mut stmt = c.prepare_cached(sql::ACK)?;
+        let mut acked = Vec::with_capacity(leases.len());
+        for l in leases {
+            if stmt.execute(rusqlite::params![l.id, worker_id, l.attempts])? == 1 {
+                acked.push(l.id);
+            }
+        }
+        Ok(acked)
+    })
+}
+
+/// Put a claimed job back to pending, due after `delay`; when its attempts
+/// are exhausted, move it to `_honker_dead` with `error` instead.
+///
+/// ```
+/// use std::time::Duration;
+/// use honker_core::{EnqueueOptions, RetryOutcome};
+/// let conn = honker_core::open_in_memory().unwrap();
+/// honker_core::enqueue(&conn, "q", "1", &EnqueueOptions::default().max_attempts(1)).unwrap();
+/// let job = honker_core::claim_batch(&conn, "q", "w", 1, Duration::from_secs(60)).unwrap().remove(0);
+/// let out = honker_core::retry(&conn, "w", job.lease(), Duration::from_secs(5), "boom").unwrap();
+/// assert_eq!(out, RetryOutcome::Dead);
+/// ```
+pub fn retry(
+    conn: &Connection,
+    worker_id: &str,
+    lease: Lease,
+    delay: Duration,
+    error: &str,
+) -> Result<RetryOutcome> {
+    atomically(conn, |c| {
+        let retried = c
+            .prepare_cached(sql::RETRY_TO_PENDING)?
+            .execute(rusqlite::params![
+                lease.id,
+                worker_id,
+                lease.attempts,
+                ceil_secs(delay)
+            ])?;
+        if retried == 1 {
+            return Ok(RetryOutcome::Retried);
+        }
+        Ok(if move_to_dead(c, worker_id, lease, error)? {
+            RetryOutcome::Dead
+        } else {
+            RetryOutcome::Lost
+        })
+    })
+}
+
+/// Move a claimed job to `_honker_dead` with `error`, whatever its attempts.
+/// `false` when the claim was lost.
+///
+/// ```
+/// use std::time::Duration;
+/// let conn = honker_core::open_in_memory().unwrap();
+/// honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+/// let job = honker_core::claim_batch(&conn, "q", "w", 1, Duration::from_secs(60)).unwrap().remove(0);
+/// assert!(honker_core::fail(&conn, "w", job.lease(), "bad input").unwrap());
+/// let dead = honker_core::list_dead(&conn, "q", 10, 0).unwrap();
+/// assert_eq!(dead[0].last_error.as_deref(), Some("bad input"));
+/// ```
+pub fn fail(conn: &Connection, worker_id: &str, lease: Lease, error: &str) -> Result<bool> {
+    atomically(conn, |c| move_to_dead(c, worker_id, lease, error))
+}
+
+/// Copy the fenced row to dead, then delete it from live. Caller holds a
+/// transaction.
+fn move_to_dead(c: &Connection, worker_id: &str, lease: Lease, error: &str) -> Result<bool> {
+    let copied = c
+        .prepare_cached(sql::FENCED_TO_DEAD)?
+        .execute(rusqlite::params![
+            lease.id,
+            worker_id,
+            lease.attempts,
+            error
+        ])?;
+    if copied == 0 {
+        return Ok(false);
+    }
+    c.prepare_cached(sql::DELETE_LIVE)?.execute([lease.id])?;
+    Ok(true)
+}
+
+/// Extend a claim that is still ours and still valid to at least
+/// `now + extend`; never shortens it. Returns the new deadline, or `None`
+/// when the claim was lost (a late heartbeat never takes a job back).
+///
+/// ```
+/// use std::time::Duration;
+/// let conn = honker_core::open_in_memory().unwrap();
+/// honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+/// let job = honker_core::claim_batch(&conn, "q", "w", 1, Duration::from_secs(60)).unwrap().remove(0);
+/// let until = honker_core::heartbeat(&conn, "w", job.lease(), Duration::from_secs(600)).unwrap();
+/// assert!(until.unwrap() >= job.claim_expires_at + 500);
+/// ```
+pub fn heartbeat(
+    conn: &Connection,
+    worker_id: &str,
+    lease: Lease,
+    extend: Duration,
+) -> Result<Option<i64>> {
+    let mut stmt = conn.prepare_cached(sql::HEARTBEAT)?;
+    Ok(stmt
+        .query_row(
+            rusqlite::params![lease.id, worker_id, lease.attempts, ceil_secs(extend)],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// [`heartbeat`] for many claims in one transaction. Returns the ids whose
+/// claim is still held; the others were lost.
+///
+/// ```
+/// use std::time::Duration;
+/// let conn = honker_core::open_in_memory().unwrap();
+/// honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+/// let jobs = honker_core::claim_batch(&conn, "q", "w", 1, Duration::from_secs(60)).unwrap();
+/// let held = honker_core::heartbeat_batch(&conn, "w", &[jobs[0].lease()], Duration::from_secs(60)).unwrap();
+/// assert_eq!(held, vec![jobs[0].id]);
+/// ```
+pub fn heartbeat_batch(
+    conn: &Connection,
+    worker_id: &str,
+    leases: &[Lease],
+    extend: Duration,
+) -> Result<Vec<i64>> {
+    if leases.is_empty() {
+        return Ok(Vec::new());
+    }
+    atomically(conn, |c| {
+        let mut held = Vec::with_capacity(leases.len());
+        for l in leases {
+            if heartbeat(c, worker_id, *l, extend)?.is_some() {
+                held.push(l.id);
+            }
+        }
+        Ok(held)
+    })
+}
+
+/// Give claims back without burning their attempt: pending again, due at
+/// their old `run_at`, claimable at once. For graceful shutdown. Returns how
+/// many were released.
+///
+/// ```
+/// use std::time::Duration;
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let id = honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+/// let job = honker_core::claim_batch(&conn, "q", "w", 1, Duration::from_secs(60)).unwrap().remove(0);
+/// assert_eq!(honker_core::release(&conn, "w", &[job.lease()]).unwrap(), 1);
+/// assert_eq!(honker_core::get_job(&conn, id).unwrap().unwrap().attempts, 0);
+/// ```
+pub fn release(conn: &Connection, worker_id: &str, leases: &[Lease]) -> Result<usize> {
+    if leases.is_empty() {
+        return Ok(0);
+    }
+    atomically(conn, |c| {
+        let mut stmt = c.prepare_cached(sql::RELEASE)?;
+        let mut n = 0;
+        for l in leases {
+            n += stmt.execute(rusqlite::params![l.id, worker_id, l.attempts])?;
+        }
+        Ok(n)
+    })
+}

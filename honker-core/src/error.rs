@@ -1,0 +1,94 @@
+//! The errors honker-core returns.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in honker-core.
+///
+/// Errors about a database file name the path and the cause, so a user
+/// reading a log line knows what to fix.
+///
+/// ```
+/// let err = honker_core::open("/definitely/not/here/app.db").unwrap_err();
+/// assert!(matches!(err, honker_core::Error::MissingDirectory { .. }));
+/// assert!(err.to_string().contains("/definitely/not/here"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The directory that should hold the database file does not exist.
+    #[error("cannot open database {path}: directory {dir} does not exist")]
+    MissingDirectory {
+        /// The database path asked for.
+        path: PathBuf,
+        /// The missing directory.
+        dir: PathBuf,
+    },
+    /// The file exists but is not a SQLite database.
+    #[error("cannot open database {path}: the file is not a SQLite database")]
+    NotADatabase {
+        /// The offending path.
+        path: PathBuf,
+    },
+    /// The file or its directory cannot be written (honker needs to write
+    /// the database, its `-wal` and its `-shm` file).
+    #[error("cannot open database {path} for writing: {cause}")]
+    ReadOnly {
+        /// The offending path.
+        path: PathBuf,
+        /// What SQLite or the file system said.
+        cause: String,
+    },
+    /// Any other failure opening or preparing the database file.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// The offending path.
+        path: PathBuf,
+        /// The underlying SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Another connection held the write lock longer than the busy timeout.
+    #[error(
+        "database is busy: another connection held the write lock past the busy timeout ({0})"
+    )]
+    Busy(#[source] rusqlite::Error),
+    /// The database or its file system is full.
+    #[error("database or disk is full ({0})")]
+    DiskFull(#[source] rusqlite::Error),
+    /// A payload that is not JSON text.
+    #[error("payload is not valid JSON: {0}")]
+    InvalidPayload(#[source] serde_json::Error),
+    /// An option out of range (for example `max_attempts = 0`).
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// Any other SQLite error.
+    #[error("sqlite error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ffi::ErrorCode;
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy(e),
+            Some(ErrorCode::DiskFull) => Error::DiskFull(e),
+            _ => Error::Sqlite(e),
+        }
+    }
+}
+
+impl Error {
+    /// True for errors that go away by themselves (lock contention), so a
+    /// caller may try again later.
+    ///
+    /// ```
+    /// let e = honker_core::Error::InvalidOption("max_attempts must be at least 1".into());
+    /// assert!(!e.is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Busy(_))
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,62 @@
+//! The honker file format and every queue operation.
+//!
+//! Jobs are rows in the application's own SQLite file, in the tables of the
+//! honker format (shared with the `honker` Python package and the other
+//! bindings). Every operation here is a plain function over a
+//! [`rusqlite::Connection`]: called on a connection inside the
+//! application's transaction, it commits or rolls back with it. Operations
+//! that write more than one statement are atomic ([`atomically`]).
+//!
+//! This crate is synchronous and has no runtime; `honker-actors` builds
+//! the worker pool on top of it.
+//!
+//! ```
+//! use std::time::Duration;
+//! use honker_core::{ack, claim_batch, enqueue, EnqueueOptions};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let conn = honker_core::open(dir.path().join("app.db")).unwrap();
+//! let id = enqueue(&conn, "emails", r#"{"to":"a@b.c"}"#, &EnqueueOptions::default()).unwrap();
+//! let jobs = claim_batch(&conn, "emails", "worker-1", 10, Duration::from_secs(300)).unwrap();
+//! assert_eq!(jobs[0].id, id);
+//! assert!(ack(&conn, "worker-1", jobs[0].lease()).unwrap());
+//! ```
+
+mod admin;
+mod claim;
+mod complete;
+mod enqueue;
+mod error;
+mod job;
+mod open;
+mod results;
+pub mod sql;
+mod tx;
+mod watcher;
+
+pub use admin::{
+    cancel, get_dead, get_job, list_dead, queue_stats, requeue_dead, stats, sweep_expired,
+};
+pub use claim::{claim_batch, next_claim_at, next_expiry_at, DEFAULT_VISIBILITY_TIMEOUT};
+pub use complete::{
+    ack, ack_batch, fail, heartbeat, heartbeat_batch, release, retry, RetryOutcome,
+};
+pub use enqueue::{enqueue, enqueue_json, EnqueueOptions, DEFAULT_MAX_ATTEMPTS};
+pub use error::{Error, Result};
+pub use job::{ClaimedJob, DeadJob, Job, JobState, Lease, QueueStats};
+pub use open::{migrate, open, open_connection, open_in_memory};
+pub use results::{get_result, save_result, sweep_results};
+pub use rusqlite;
+pub use tx::atomically;
+pub use watcher::{Subscription, Watcher, DEFAULT_WATCH_INTERVAL};
+
+/// The current time as SQLite sees it (`unixepoch()`), the clock every
+/// honker binding compares with.
+///
+/// ```
+/// let conn = honker_core::open_in_memory().unwrap();
+/// assert!(honker_core::now(&conn).unwrap() > 1_700_000_000);
+/// ```
+pub fn now(conn: &rusqlite::Connection) -> Result<i64> {
+    Ok(conn.prepare_cached(sql::NOW)?.query_row([], |r| r.get(0))?)
+}

@@ -1,0 +1,175 @@
+//! Opening a database: pragmas, schema creation and migration, typed errors.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::ffi::ErrorCode;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{sql, Error, Result};
+
+/// Open (creating if needed) the database at `path` with the format's
+/// pragmas, and create or migrate the honker schema.
+///
+/// Safe to call from many processes at once on a new file: schema creation
+/// runs in one `BEGIN IMMEDIATE` transaction, so bootstrappers take turns.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let conn = honker_core::open(dir.path().join("app.db")).unwrap();
+/// let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+/// assert_eq!(mode, "wal");
+/// ```
+pub fn open(path: impl AsRef<Path>) -> Result<Connection> {
+    let path = path.as_ref();
+    let conn = open_connection(path)?;
+    migrate(&conn).map_err(|e| classify(path, e))?;
+    Ok(conn)
+}
+
+/// Open the database at `path` with the format's pragmas, without touching
+/// the schema. For extra connections (readers, watchers) once [`open`] has
+/// run.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("app.db");
+/// honker_core::open(&path).unwrap();
+/// let reader = honker_core::open_connection(&path).unwrap();
+/// assert!(reader.is_autocommit());
+/// ```
+pub fn open_connection(path: impl AsRef<Path>) -> Result<Connection> {
+    let path = path.as_ref();
+    check_directory(path)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e.into()))?;
+    if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+        return Err(Error::ReadOnly {
+            path: path.to_path_buf(),
+            cause: "the file is not writable".into(),
+        });
+    }
+    conn.execute_batch(sql::PRAGMAS)
+        .map_err(|e| classify(path, e.into()))?;
+    // A read-only directory lets SQLite open an existing file but not create
+    // its `-wal`: journal_mode then silently stays as it was.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .map_err(|e| classify(path, e.into()))?;
+    if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+        return Err(Error::ReadOnly {
+            path: path.to_path_buf(),
+            cause: format!(
+                "cannot switch to WAL mode (journal_mode is {mode}); \
+                 the directory must be writable so SQLite can create the -wal and -shm files"
+            ),
+        });
+    }
+    Ok(conn)
+}
+
+/// An in-memory database with the honker schema, for tests and examples.
+///
+/// ```
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let id = honker_core::enqueue(&conn, "q", "{}", &Default::default()).unwrap();
+/// assert!(id > 0);
+/// ```
+pub fn open_in_memory() -> Result<Connection> {
+    let conn = Connection::open_in_memory()?;
+    conn.execute_batch(sql::PRAGMAS)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Create the schema if missing and add columns that older files lack.
+/// Idempotent; runs in one write transaction.
+///
+/// ```
+/// let conn = rusqlite::Connection::open_in_memory().unwrap();
+/// honker_core::migrate(&conn).unwrap();
+/// honker_core::migrate(&conn).unwrap();
+/// ```
+pub fn migrate(conn: &Connection) -> Result<()> {
+    crate::atomically(conn, |c| {
+        c.execute_batch(sql::SCHEMA)?;
+        for (table, column, ddl) in sql::ADDED_COLUMNS {
+            let present = c
+                .prepare(sql::HAS_COLUMN)?
+                .exists(rusqlite::params![table, column])?;
+            if !present {
+                match c.execute(ddl, []) {
+                    Ok(_) => {}
+                    // A peer that does not bootstrap inside a transaction
+                    // may have won the race.
+                    Err(e) if e.to_string().contains("duplicate column") => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+fn check_directory(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => return Ok(()),
+    };
+    if !dir.is_dir() {
+        return Err(Error::MissingDirectory {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Turn an error met while opening `path` into one that names the path.
+fn classify(path: &Path, e: Error) -> Error {
+    let path: PathBuf = path.to_path_buf();
+    let sqlite = match e {
+        Error::Sqlite(e) | Error::Busy(e) | Error::DiskFull(e) => e,
+        other => return other,
+    };
+    match sqlite.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => Error::NotADatabase { path },
+        Some(ErrorCode::ReadOnly) => Error::ReadOnly {
+            path,
+            cause: sqlite.to_string(),
+        },
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+            let writable_dir = path
+                .parent()
+                .map(|d| d.as_os_str().is_empty() || !is_readonly(d))
+                .unwrap_or(true);
+            if path.is_dir() {
+                Error::Open {
+                    path,
+                    source: sqlite,
+                }
+            } else if !writable_dir || (path.exists() && is_readonly(&path)) {
+                Error::ReadOnly {
+                    path,
+                    cause: sqlite.to_string(),
+                }
+            } else {
+                Error::Open {
+                    path,
+                    source: sqlite,
+                }
+            }
+        }
+        _ => Error::Open {
+            path,
+            source: sqlite,
+        },
+    }
+}
+
+fn is_readonly(p: &Path) -> bool {
+    std::fs::metadata(p)
+        .map(|m| m.permissions().readonly())
+        .unwrap_or(false)
+}

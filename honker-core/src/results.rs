@@ -1,0 +1,53 @@
+//! Job results in `_honker_results`.
+
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::enqueue::ceil_secs;
+use crate::{sql, Error, Result};
+
+/// Save (or replace) the JSON result of job `job_id`, kept for `ttl`
+/// (`None`: until swept by hand).
+///
+/// ```
+/// let conn = honker_core::open_in_memory().unwrap();
+/// honker_core::save_result(&conn, 1, r#"{"ok":true}"#, None).unwrap();
+/// assert_eq!(honker_core::get_result(&conn, 1).unwrap().as_deref(), Some(r#"{"ok":true}"#));
+/// ```
+pub fn save_result(
+    conn: &Connection,
+    job_id: i64,
+    value: &str,
+    ttl: Option<Duration>,
+) -> Result<()> {
+    serde_json::from_str::<serde::de::IgnoredAny>(value).map_err(Error::InvalidPayload)?;
+    conn.prepare_cached(sql::RESULT_SAVE)?
+        .execute(rusqlite::params![job_id, value, ttl.map(ceil_secs)])?;
+    Ok(())
+}
+
+/// The saved result of `job_id`, unless absent or expired. A job that
+/// returned JSON `null` gives `Some("null")`.
+///
+/// ```
+/// let conn = honker_core::open_in_memory().unwrap();
+/// assert_eq!(honker_core::get_result(&conn, 42).unwrap(), None);
+/// ```
+pub fn get_result(conn: &Connection, job_id: i64) -> Result<Option<String>> {
+    let mut stmt = conn.prepare_cached(sql::RESULT_GET)?;
+    Ok(stmt
+        .query_row([job_id], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten())
+}
+
+/// Delete expired results; returns how many.
+///
+/// ```
+/// let conn = honker_core::open_in_memory().unwrap();
+/// assert_eq!(honker_core::sweep_results(&conn).unwrap(), 0);
+/// ```
+pub fn sweep_results(conn: &Connection) -> Result<usize> {
+    Ok(conn.prepare_cached(sql::RESULT_SWEEP)?.execute([])?)
+}

@@ -1,0 +1,313 @@
+//! Every SQL statement honker-core issues, in one place.
+//!
+//! Times are integer unix seconds from SQLite's `unixepoch()`, the clock
+//! every honker binding compares with. Statements that read "now" read it
+//! once per statement, so a statement sees one consistent instant.
+
+/// Connection pragmas shared with the format's other bindings.
+pub const PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA foreign_keys = ON;
+PRAGMA cache_size = -32000;
+PRAGMA temp_store = MEMORY;
+PRAGMA wal_autocheckpoint = 10000;";
+
+/// The format's DDL (see SCHEMA.md). Idempotent.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS _honker_live (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  queue TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'pending',
+  priority INTEGER NOT NULL DEFAULT 0,
+  run_at INTEGER NOT NULL DEFAULT (unixepoch()),
+  worker_id TEXT,
+  claim_expires_at INTEGER,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  max_attempts INTEGER NOT NULL DEFAULT 3,
+  created_at INTEGER NOT NULL DEFAULT (unixepoch()),
+  expires_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS _honker_live_claim
+  ON _honker_live(queue, priority DESC, run_at, id)
+  WHERE state IN ('pending', 'processing');
+CREATE INDEX IF NOT EXISTS _honker_live_pending_deadline
+  ON _honker_live(queue, run_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS _honker_live_processing_deadline
+  ON _honker_live(queue, claim_expires_at) WHERE state = 'processing';
+-- honker-rs addition (additive; peers ignore it): finds expiring rows for the sweep.
+CREATE INDEX IF NOT EXISTS _honker_live_expiry
+  ON _honker_live(expires_at) WHERE expires_at IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS _honker_dead (
+  id INTEGER PRIMARY KEY,
+  queue TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  priority INTEGER NOT NULL DEFAULT 0,
+  run_at INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  max_attempts INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  created_at INTEGER NOT NULL DEFAULT (unixepoch()),
+  died_at INTEGER NOT NULL DEFAULT (unixepoch())
+);
+
+CREATE TABLE IF NOT EXISTS _honker_results (
+  job_id INTEGER PRIMARY KEY,
+  value TEXT,
+  created_at INTEGER NOT NULL DEFAULT (unixepoch()),
+  expires_at INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS _honker_scheduler_tasks (
+  name TEXT PRIMARY KEY,
+  queue TEXT NOT NULL,
+  cron_expr TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  priority INTEGER NOT NULL DEFAULT 0,
+  expires_s INTEGER,
+  next_fire_at INTEGER NOT NULL,
+  enabled INTEGER NOT NULL DEFAULT 1,
+  max_attempts INTEGER NOT NULL DEFAULT 3
+);
+
+CREATE TABLE IF NOT EXISTS _honker_locks (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS _honker_rate_limits (
+  name TEXT NOT NULL,
+  window_start INTEGER NOT NULL,
+  count INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (name, window_start)
+);
+
+CREATE TABLE IF NOT EXISTS _honker_notifications (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  channel TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  created_at INTEGER NOT NULL DEFAULT (unixepoch())
+);
+CREATE INDEX IF NOT EXISTS _honker_notifications_recent
+  ON _honker_notifications(channel, id);
+
+CREATE TABLE IF NOT EXISTS _honker_stream (
+  offset INTEGER PRIMARY KEY AUTOINCREMENT,
+  topic TEXT NOT NULL,
+  key TEXT,
+  payload TEXT NOT NULL,
+  created_at INTEGER NOT NULL DEFAULT (unixepoch())
+);
+CREATE INDEX IF NOT EXISTS _honker_stream_topic ON _honker_stream(topic, offset);
+CREATE TABLE IF NOT EXISTS _honker_stream_consumers (
+  name TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  offset INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (name, topic)
+);
+";
+
+/// Columns added to the format after its first release: (table, column, DDL).
+/// Older files get them with `ALTER TABLE .. ADD COLUMN`.
+pub const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    (
+        "_honker_scheduler_tasks",
+        "enabled",
+        "ALTER TABLE _honker_scheduler_tasks ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1",
+    ),
+    (
+        "_honker_scheduler_tasks",
+        "max_attempts",
+        "ALTER TABLE _honker_scheduler_tasks ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 3",
+    ),
+];
+
+pub const HAS_COLUMN: &str = "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2";
+
+pub const NOW: &str = "SELECT unixepoch()";
+
+// ---------------------------------------------------------------- enqueue
+
+/// ?1 queue, ?2 payload, ?3 run_at (NULL = now), ?4 delay seconds (NULL = none,
+/// wins over run_at), ?5 priority, ?6 max_attempts, ?7 expires-in seconds.
+pub const ENQUEUE: &str = "INSERT INTO _honker_live
+    (queue, payload, run_at, priority, max_attempts, expires_at)
+  VALUES (?1, ?2,
+    CASE WHEN ?4 IS NOT NULL THEN unixepoch() + ?4 ELSE COALESCE(?3, unixepoch()) END,
+    ?5, ?6,
+    CASE WHEN ?7 IS NULL THEN NULL ELSE unixepoch() + ?7 END)
+  RETURNING id";
+
+// ---------------------------------------------------------------- claim
+
+/// Claim up to ?3 rows of queue ?1 for worker ?2 for ?4 seconds, through the
+/// partial claim index, in claim order. Returns the claimed rows.
+pub const CLAIM: &str = "UPDATE _honker_live
+  SET state = 'processing',
+      worker_id = ?2,
+      claim_expires_at = unixepoch() + ?4,
+      attempts = attempts + 1
+  WHERE id IN (
+    SELECT id FROM _honker_live INDEXED BY _honker_live_claim
+    WHERE queue = ?1
+      AND state IN ('pending', 'processing')
+      AND (expires_at IS NULL OR expires_at > unixepoch())
+      AND ((state = 'pending' AND run_at <= unixepoch())
+        OR (state = 'processing' AND claim_expires_at < unixepoch()))
+    ORDER BY priority DESC, run_at ASC, id ASC
+    LIMIT ?3
+  )
+  RETURNING id, queue, payload, priority, run_at, worker_id, claim_expires_at,
+            attempts, max_attempts, created_at, expires_at";
+
+/// Move a row the claim just took, whose attempts were already exhausted
+/// before this claim, to dead. ?1 id. The claim incremented `attempts`;
+/// the dead row records the attempts actually made.
+pub const CLAIM_EXHAUSTED_TO_DEAD: &str = "INSERT INTO _honker_dead
+    (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
+  SELECT id, queue, payload, priority, run_at, attempts - 1, max_attempts,
+         'max attempts exceeded', created_at
+  FROM _honker_live WHERE id = ?1";
+
+pub const DELETE_LIVE: &str = "DELETE FROM _honker_live WHERE id = ?1";
+
+// ---------------------------------------------------------------- completion
+
+/// The predicate every fenced operation shares: ?1 id, ?2 worker, ?3 attempts.
+macro_rules! fenced {
+    () => {
+        "id = ?1 AND worker_id = ?2 AND attempts = ?3 AND state = 'processing'
+         AND claim_expires_at >= unixepoch()"
+    };
+}
+
+pub const ACK: &str = concat!("DELETE FROM _honker_live WHERE ", fenced!());
+
+/// ?1 id, ?2 worker, ?3 attempts, ?4 delay seconds.
+pub const RETRY_TO_PENDING: &str = concat!(
+    "UPDATE _honker_live SET state = 'pending', run_at = unixepoch() + ?4,
+        worker_id = NULL, claim_expires_at = NULL
+     WHERE attempts < max_attempts AND ",
+    fenced!()
+);
+
+/// ?1 id, ?2 worker, ?3 attempts, ?4 error.
+pub const FENCED_TO_DEAD: &str = concat!(
+    "INSERT INTO _honker_dead
+       (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
+     SELECT id, queue, payload, priority, run_at, attempts, max_attempts, ?4, created_at
+     FROM _honker_live WHERE ",
+    fenced!()
+);
+
+/// ?1 id, ?2 worker, ?3 attempts, ?4 extend seconds. Never shortens a claim.
+pub const HEARTBEAT: &str = concat!(
+    "UPDATE _honker_live SET claim_expires_at = MAX(claim_expires_at, unixepoch() + ?4)
+     WHERE ",
+    fenced!(),
+    " RETURNING claim_expires_at"
+);
+
+/// Give a claim back without burning its attempt: ?1 id, ?2 worker, ?3 attempts.
+pub const RELEASE: &str = concat!(
+    "UPDATE _honker_live SET state = 'pending', attempts = attempts - 1,
+        worker_id = NULL, claim_expires_at = NULL
+     WHERE ",
+    fenced!()
+);
+
+// ---------------------------------------------------------------- admin
+
+pub const CANCEL: &str =
+    "DELETE FROM _honker_live WHERE id = ?1 AND state IN ('pending', 'processing')";
+
+pub const GET_JOB: &str = "SELECT id, queue, payload, state, priority, run_at, worker_id,
+  claim_expires_at, attempts, max_attempts, created_at, expires_at
+  FROM _honker_live WHERE id = ?1";
+
+/// The expired rows of queue ?1 (NULL = every queue) at time ?2: pending
+/// past `expires_at`, or processing whose claim lapsed after `expires_at`.
+/// "Now" is a parameter so the copy to dead and the delete from live that
+/// follows it select exactly the same rows.
+macro_rules! expired {
+    () => {
+        "(?1 IS NULL OR queue = ?1) AND expires_at IS NOT NULL AND expires_at <= ?2
+         AND (state = 'pending' OR (state = 'processing' AND claim_expires_at < ?2))"
+    };
+}
+
+pub const SWEEP_EXPIRED_TO_DEAD: &str = concat!(
+    "INSERT INTO _honker_dead
+       (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
+     SELECT id, queue, payload, priority, run_at, attempts, max_attempts, 'expired', created_at
+     FROM _honker_live WHERE ",
+    expired!()
+);
+
+pub const SWEEP_EXPIRED_DELETE: &str = concat!("DELETE FROM _honker_live WHERE ", expired!());
+
+/// Earliest future moment at which queue ?1 may have something to claim.
+/// Rows that are expired, or exhausted processing rows, are ignored.
+pub const NEXT_CLAIM_AT: &str = "SELECT MIN(t) FROM (
+    SELECT MIN(run_at) AS t FROM _honker_live INDEXED BY _honker_live_pending_deadline
+    WHERE queue = ?1 AND state = 'pending' AND run_at > unixepoch()
+      AND (expires_at IS NULL OR expires_at > run_at)
+    UNION ALL
+    SELECT MIN(claim_expires_at) + 1 FROM _honker_live INDEXED BY _honker_live_processing_deadline
+    WHERE queue = ?1 AND state = 'processing' AND claim_expires_at >= unixepoch()
+      AND attempts < max_attempts
+      AND (expires_at IS NULL OR expires_at > claim_expires_at)
+  )";
+
+/// Earliest `expires_at` still ahead among live rows of queue ?1.
+pub const NEXT_EXPIRY_AT: &str =
+    "SELECT MIN(expires_at) FROM _honker_live WHERE queue = ?1 AND expires_at > unixepoch()";
+
+pub const LIST_DEAD: &str = "SELECT id, queue, payload, priority, run_at, attempts, max_attempts,
+  last_error, created_at, died_at
+  FROM _honker_dead WHERE queue = ?1 ORDER BY id LIMIT ?2 OFFSET ?3";
+
+pub const GET_DEAD: &str = "SELECT id, queue, payload, priority, run_at, attempts, max_attempts,
+  last_error, created_at, died_at FROM _honker_dead WHERE id = ?1";
+
+/// Requeue dead ?1 into live under its own id, attempts reset, due now.
+pub const REQUEUE_DEAD_INSERT: &str = "INSERT INTO _honker_live
+    (id, queue, payload, state, priority, run_at, attempts, max_attempts, created_at)
+  SELECT id, queue, payload, 'pending', priority, unixepoch(), 0, max_attempts, created_at
+  FROM _honker_dead WHERE id = ?1";
+
+pub const DELETE_DEAD: &str = "DELETE FROM _honker_dead WHERE id = ?1";
+
+/// Per-queue counts. ?1 queue, NULL = every queue that has a row.
+pub const STATS: &str = "SELECT queue,
+    SUM(pending_due), SUM(scheduled), SUM(processing), SUM(dead)
+  FROM (
+    SELECT queue,
+      SUM(state = 'pending' AND run_at <= unixepoch()
+          AND (expires_at IS NULL OR expires_at > unixepoch())) AS pending_due,
+      SUM(state = 'pending' AND run_at > unixepoch()
+          AND (expires_at IS NULL OR expires_at > unixepoch())) AS scheduled,
+      SUM(state = 'processing') AS processing,
+      0 AS dead
+    FROM _honker_live WHERE ?1 IS NULL OR queue = ?1 GROUP BY queue
+    UNION ALL
+    SELECT queue, 0, 0, 0, COUNT(*) FROM _honker_dead
+    WHERE ?1 IS NULL OR queue = ?1 GROUP BY queue
+  ) GROUP BY queue ORDER BY queue";
+
+// ---------------------------------------------------------------- results
+
+/// ?1 job id, ?2 JSON value, ?3 ttl seconds (NULL = keep).
+pub const RESULT_SAVE: &str = "INSERT INTO _honker_results (job_id, value, expires_at)
+  VALUES (?1, ?2, CASE WHEN ?3 IS NULL THEN NULL ELSE unixepoch() + ?3 END)
+  ON CONFLICT(job_id) DO UPDATE SET value = excluded.value,
+    created_at = unixepoch(), expires_at = excluded.expires_at";
+
+pub const RESULT_GET: &str = "SELECT value FROM _honker_results
+  WHERE job_id = ?1 AND (expires_at IS NULL OR expires_at > unixepoch())";
+
+pub const RESULT_SWEEP: &str =
+    "DELETE FROM _honker_results WHERE expires_at IS NOT NULL AND expires_at <= unixepoch()";

@@ -1,0 +1,57 @@
+//! Running a multi-statement operation atomically.
+
+use rusqlite::Connection;
+
+use crate::Result;
+
+/// Run `f` atomically on `conn`.
+///
+/// Outside a transaction this opens `BEGIN IMMEDIATE` (taking the write lock
+/// up front, so the operation cannot fail half-way on a lock upgrade) and
+/// commits, or rolls back on error. Inside a caller's transaction it uses a
+/// savepoint, so the operation commits or rolls back with the caller.
+///
+/// ```
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let n: i64 = honker_core::atomically(&conn, |c| {
+///     c.execute("CREATE TABLE t(x)", [])?;
+///     c.execute("INSERT INTO t VALUES (1)", [])?;
+///     Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?)
+/// }).unwrap();
+/// assert_eq!(n, 1);
+/// ```
+pub fn atomically<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    let outer = conn.is_autocommit();
+    let (begin, commit, rollback) = if outer {
+        ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+    } else {
+        (
+            "SAVEPOINT honker_op",
+            "RELEASE honker_op",
+            "ROLLBACK TO honker_op; RELEASE honker_op",
+        )
+    };
+    conn.execute_batch(begin)?;
+    match f(conn) {
+        Ok(v) => match conn.execute_batch(commit) {
+            Ok(()) => Ok(v),
+            Err(e) => {
+                // A failed COMMIT (SQLITE_BUSY, disk full) leaves the
+                // transaction open; close it so the connection stays usable.
+                if !conn.is_autocommit() {
+                    let _rolled_back = conn.execute_batch(rollback);
+                }
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            // SQLite may already have rolled back (for example on SQLITE_FULL).
+            if !conn.is_autocommit() {
+                if let Err(rb) = conn.execute_batch(rollback) {
+                    tracing::warn!(error = %rb, "rollback after a failed honker operation also failed");
+                }
+            }
+            Err(e)
+        }
+    }
+}

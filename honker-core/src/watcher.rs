@@ -1,0 +1,461 @@
+//! Noticing commits by other connections and processes.
+//!
+//! A watcher thread reads `PRAGMA data_version` on a connection of its own
+//! every `interval` (1 ms by default). SQLite advances that number, as seen
+//! by this connection, whenever any other connection or process commits to
+//! the file; a rollback does not advance it. Each change signals every
+//! subscriber once. Subscribers are coalescing: many commits between two
+//! looks are one signal.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{Error, Result};
+
+/// Default poll interval of a [`Watcher`].
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_millis(1);
+
+/// How often the watcher checks that the path still names the same file.
+const IDENTITY_CHECK_EVERY: Duration = Duration::from_millis(100);
+/// Longest wait between attempts to reopen a connection that failed.
+const MAX_REOPEN_BACKOFF: Duration = Duration::from_secs(1);
+
+type Callback = Arc<dyn Fn() + Send + Sync>;
+
+struct Shared {
+    subscribers: Mutex<Vec<(u64, Callback)>>,
+    next_id: AtomicU64,
+    stop: AtomicBool,
+    changes: AtomicU64,
+    error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn notify(&self) {
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        // Call outside the lock: a callback may drop a subscription.
+        let callbacks: Vec<Callback> = lock(&self.subscribers)
+            .iter()
+            .map(|(_, f)| f.clone())
+            .collect();
+        for f in callbacks {
+            f();
+        }
+    }
+
+    fn set_error(&self, msg: String) {
+        let mut e = lock(&self.error);
+        if e.as_deref() != Some(msg.as_str()) {
+            tracing::error!(error = %msg, "honker watcher");
+        }
+        *e = Some(msg);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Watches a database file for commits by other connections and processes.
+///
+/// ```
+/// use std::time::Duration;
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("app.db");
+/// let conn = honker_core::open(&path).unwrap();
+/// let watcher = honker_core::Watcher::start(&path).unwrap();
+/// let sub = watcher.subscribe();
+/// honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+/// assert!(sub.wait_timeout(Duration::from_secs(5)));
+/// ```
+pub struct Watcher {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("changes", &self.changes())
+            .field("error", &self.error())
+            .finish()
+    }
+}
+
+impl Watcher {
+    /// Watch `path` (which must already exist), polling every millisecond.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("app.db");
+    /// honker_core::open(&path).unwrap();
+    /// let w = honker_core::Watcher::start(&path).unwrap();
+    /// assert!(w.error().is_none());
+    /// ```
+    pub fn start(path: impl AsRef<Path>) -> Result<Watcher> {
+        Self::with_interval(path, DEFAULT_WATCH_INTERVAL)
+    }
+
+    /// Watch `path`, polling every `interval`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.db");
+    /// # honker_core::open(&path).unwrap();
+    /// let w = honker_core::Watcher::with_interval(&path, std::time::Duration::from_millis(5)).unwrap();
+    /// # drop(w);
+    /// ```
+    pub fn with_interval(path: impl AsRef<Path>, interval: Duration) -> Result<Watcher> {
+        let path = path.as_ref().to_path_buf();
+        if interval.is_zero() {
+            return Err(Error::InvalidOption(
+                "watch interval must be positive".into(),
+            ));
+        }
+        let conn = open_watch_connection(&path)?;
+        // Read the baseline before returning, so every commit after
+        // `start` returns is seen.
+        let baseline = data_version(&conn).map_err(|source| Error::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let shared = Arc::new(Shared {
+            subscribers: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            stop: AtomicBool::new(false),
+            changes: AtomicU64::new(0),
+            error: Mutex::new(None),
+        });
+        let identity = file_identity(&path);
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("honker-watcher".into())
+            .spawn(move || {
+                poll_loop(path, conn, baseline, identity, interval, &thread_shared);
+            })
+            .map_err(|e| Error::InvalidOption(format!("cannot spawn watcher thread: {e}")))?;
+        Ok(Watcher {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// A subscription to wait on from a plain thread.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.db");
+    /// # honker_core::open(&path).unwrap();
+    /// let w = honker_core::Watcher::start(&path).unwrap();
+    /// let sub = w.subscribe();
+    /// assert!(!sub.try_take());
+    /// ```
+    pub fn subscribe(&self) -> Subscription {
+        let signal = Arc::new(Signal::default());
+        let s = signal.clone();
+        let mut sub = self.on_change(move || s.raise());
+        sub.signal = Some(signal);
+        sub
+    }
+
+    /// Call `f` on the watcher thread after each observed change, until the
+    /// returned subscription is dropped. `f` must be quick (wake a task,
+    /// set a flag).
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.db");
+    /// # honker_core::open(&path).unwrap();
+    /// let w = honker_core::Watcher::start(&path).unwrap();
+    /// let seen = Arc::new(AtomicUsize::new(0));
+    /// let s = seen.clone();
+    /// let sub = w.on_change(move || { s.fetch_add(1, Ordering::Relaxed); });
+    /// drop(sub); // no more calls
+    /// ```
+    pub fn on_change(&self, f: impl Fn() + Send + Sync + 'static) -> Subscription {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.shared.subscribers).push((id, Arc::new(f)));
+        Subscription {
+            shared: Arc::downgrade(&self.shared),
+            id,
+            signal: None,
+        }
+    }
+
+    /// Subscribers currently registered.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.db");
+    /// # honker_core::open(&path).unwrap();
+    /// let w = honker_core::Watcher::start(&path).unwrap();
+    /// let sub = w.subscribe();
+    /// assert_eq!(w.subscriber_count(), 1);
+    /// drop(sub);
+    /// assert_eq!(w.subscriber_count(), 0);
+    /// ```
+    pub fn subscriber_count(&self) -> usize {
+        lock(&self.shared.subscribers).len()
+    }
+
+    /// Changes observed since start.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.db");
+    /// # honker_core::open(&path).unwrap();
+    /// let w = honker_core::Watcher::start(&path).unwrap();
+    /// assert_eq!(w.changes(), 0);
+    /// ```
+    pub fn changes(&self) -> u64 {
+        self.shared.changes.load(Ordering::Relaxed)
+    }
+
+    /// The last problem the watcher met (the file was replaced or deleted,
+    /// the connection failed), if any. The watcher keeps trying.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.db");
+    /// # honker_core::open(&path).unwrap();
+    /// let w = honker_core::Watcher::start(&path).unwrap();
+    /// assert_eq!(w.error(), None);
+    /// ```
+    pub fn error(&self) -> Option<String> {
+        lock(&self.shared.error).clone()
+    }
+
+    /// Stop the thread and wait for it.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.db");
+    /// # honker_core::open(&path).unwrap();
+    /// honker_core::Watcher::start(&path).unwrap().stop();
+    /// ```
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            if t.join().is_err() {
+                tracing::error!("honker watcher thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+#[derive(Default)]
+struct Signal {
+    raised: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Signal {
+    fn raise(&self) {
+        *lock(&self.raised) = true;
+        self.cv.notify_all();
+    }
+}
+
+/// A registration with a [`Watcher`]; dropping it unsubscribes.
+pub struct Subscription {
+    shared: Weak<Shared>,
+    id: u64,
+    signal: Option<Arc<Signal>>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl Subscription {
+    /// Wait up to `timeout` for a change; `true` if one was signalled (and
+    /// is now consumed). Always `false` for a callback subscription.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.db");
+    /// # honker_core::open(&path).unwrap();
+    /// let w = honker_core::Watcher::start(&path).unwrap();
+    /// let sub = w.subscribe();
+    /// assert!(!sub.wait_timeout(std::time::Duration::from_millis(20)));
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let Some(signal) = &self.signal else {
+            return false;
+        };
+        let deadline = Instant::now() + timeout;
+        let mut raised = lock(&signal.raised);
+        while !*raised {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            raised = signal
+                .cv
+                .wait_timeout(raised, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *raised = false;
+        true
+    }
+
+    /// Take a pending signal without waiting.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.db");
+    /// # honker_core::open(&path).unwrap();
+    /// # let w = honker_core::Watcher::start(&path).unwrap();
+    /// let sub = w.subscribe();
+    /// assert!(!sub.try_take());
+    /// ```
+    pub fn try_take(&self) -> bool {
+        match &self.signal {
+            Some(s) => std::mem::take(&mut *lock(&s.raised)),
+            None => false,
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            lock(&shared.subscribers).retain(|(id, _)| *id != self.id);
+        }
+    }
+}
+
+fn open_watch_connection(path: &Path) -> Result<Connection> {
+    if !path.exists() {
+        return Err(Error::Open {
+            path: path.to_path_buf(),
+            source: rusqlite::Error::InvalidPath(path.to_path_buf()),
+        });
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // Never wait for a lock inside the poll: a busy look is retried next tick.
+    conn.busy_timeout(Duration::ZERO).map_err(Error::from)?;
+    Ok(conn)
+}
+
+fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))
+}
+
+fn is_transient(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ffi::ErrorCode::DatabaseBusy | rusqlite::ffi::ErrorCode::DatabaseLocked)
+    )
+}
+
+#[cfg(unix)]
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|_| (0, 0))
+}
+
+fn poll_loop(
+    path: PathBuf,
+    conn: Connection,
+    mut last: i64,
+    identity: Option<(u64, u64)>,
+    interval: Duration,
+    shared: &Shared,
+) {
+    let mut conn = Some(conn);
+    let mut next_identity_check = Instant::now() + IDENTITY_CHECK_EVERY;
+    let mut reopen_backoff = interval;
+    let mut next_reopen = Instant::now();
+    while !shared.stop.load(Ordering::Acquire) {
+        std::thread::park_timeout(interval);
+        if shared.stop.load(Ordering::Acquire) {
+            break;
+        }
+        let now = Instant::now();
+        match &conn {
+            Some(c) => match data_version(c) {
+                Ok(v) if v != last => {
+                    last = v;
+                    shared.notify();
+                }
+                Ok(_) => {}
+                Err(e) if is_transient(&e) => {}
+                Err(e) => {
+                    shared.set_error(format!("watching {}: {e}", path.display()));
+                    conn = None;
+                    next_reopen = now + reopen_backoff;
+                    // Something changed under us: let subscribers re-read.
+                    shared.notify();
+                }
+            },
+            None if now >= next_reopen => match open_watch_connection(&path)
+                .and_then(|c| data_version(&c).map(|v| (c, v)).map_err(Error::from))
+            {
+                Ok((c, v)) => {
+                    last = v;
+                    conn = Some(c);
+                    reopen_backoff = interval;
+                    shared.notify();
+                }
+                Err(e) => {
+                    shared.set_error(format!("reopening {}: {e}", path.display()));
+                    reopen_backoff = (reopen_backoff * 2).min(MAX_REOPEN_BACKOFF);
+                    next_reopen = now + reopen_backoff;
+                }
+            },
+            None => {}
+        }
+        if now >= next_identity_check {
+            next_identity_check = now + IDENTITY_CHECK_EVERY;
+            let current = file_identity(&path);
+            if current != identity {
+                let what = if current.is_none() {
+                    "deleted"
+                } else {
+                    "replaced"
+                };
+                shared.set_error(format!(
+                    "database file {} was {what} while in use; \
+                     connections opened before still see the old file",
+                    path.display()
+                ));
+            }
+        }
+    }
+}
