@@ -1,0 +1,600 @@
+//! One test per semantic of the honker format (DESIGN §1) and per queue
+//! operation. Time moves either for real (the 1 s visibility test) or by
+//! moving a row's deadline into the past, which is what the passing of time
+//! does to it.
+
+use std::time::{Duration, SystemTime};
+
+use honker_core::{
+    ack, ack_batch, cancel, claim_batch, enqueue, fail, get_dead, get_job, get_result,
+    heartbeat, heartbeat_batch, list_dead, next_claim_at, queue_stats, release, requeue_dead,
+    retry, save_result, stats, sweep_expired, sweep_results, EnqueueOptions, Error, JobState,
+    RetryOutcome,
+};
+use rusqlite::Connection;
+
+const VIS: Duration = Duration::from_secs(300);
+
+fn db() -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = honker_core::open(dir.path().join("t.db")).unwrap();
+    (dir, conn)
+}
+
+fn opts() -> EnqueueOptions {
+    EnqueueOptions::default()
+}
+
+fn put(conn: &Connection, q: &str, payload: &str, o: EnqueueOptions) -> i64 {
+    enqueue(conn, q, payload, &o).unwrap()
+}
+
+/// Make a claim look lapsed, as the passing of its visibility timeout does.
+fn lapse(conn: &Connection, id: i64) {
+    conn.execute(
+        "UPDATE _honker_live SET claim_expires_at = unixepoch() - 1 WHERE id = ?1",
+        [id],
+    )
+    .unwrap();
+}
+
+fn now(conn: &Connection) -> i64 {
+    honker_core::now(conn).unwrap()
+}
+
+fn live_ids(conn: &Connection) -> Vec<i64> {
+    let mut s = conn.prepare("SELECT id FROM _honker_live ORDER BY id").unwrap();
+    s.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+}
+
+#[test]
+fn claims_in_priority_then_run_at_then_id_order() {
+    let (_d, c) = db();
+    let t0 = SystemTime::now() - Duration::from_secs(100);
+    let a = put(&c, "q", "1", opts().priority(0).run_at(t0 + Duration::from_secs(10)));
+    let b = put(&c, "q", "2", opts().priority(5));
+    let cc = put(&c, "q", "3", opts().priority(0).run_at(t0));
+    let d = put(&c, "q", "4", opts().priority(5));
+    let e = put(&c, "q", "5", opts().priority(-3));
+    let ids: Vec<i64> = claim_batch(&c, "q", "w", 10, VIS)
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(ids, vec![b, d, cc, a, e]);
+}
+
+#[test]
+fn claim_batch_takes_at_most_n_and_only_its_queue() {
+    let (_d, c) = db();
+    for i in 0..5 {
+        put(&c, "q", &i.to_string(), opts());
+    }
+    put(&c, "other", "1", opts());
+    assert_eq!(claim_batch(&c, "q", "w", 3, VIS).unwrap().len(), 3);
+    assert_eq!(claim_batch(&c, "q", "w", 10, VIS).unwrap().len(), 2);
+    assert!(claim_batch(&c, "q", "w", 10, VIS).unwrap().is_empty());
+    assert!(claim_batch(&c, "q", "w", 0, VIS).unwrap().is_empty());
+    assert_eq!(claim_batch(&c, "other", "w", 10, VIS).unwrap().len(), 1);
+}
+
+#[test]
+fn claim_returns_every_field() {
+    let (_d, c) = db();
+    let id = put(
+        &c,
+        "q",
+        r#"{"a":[1,2]}"#,
+        opts().priority(7).max_attempts(4).expires(Duration::from_secs(600)),
+    );
+    let before = now(&c);
+    let j = claim_batch(&c, "q", "w-1", 1, Duration::from_secs(30)).unwrap().remove(0);
+    assert_eq!(j.id, id);
+    assert_eq!(j.queue, "q");
+    assert_eq!(j.payload, r#"{"a":[1,2]}"#);
+    assert_eq!(j.priority, 7);
+    assert_eq!(j.worker_id, "w-1");
+    assert_eq!(j.attempts, 1);
+    assert_eq!(j.max_attempts, 4);
+    assert!(j.claim_expires_at >= before + 30 && j.claim_expires_at <= before + 32);
+    assert!(j.expires_at.unwrap() >= before + 600);
+    let row = get_job(&c, id).unwrap().unwrap();
+    assert_eq!(row.state, JobState::Processing);
+    assert_eq!(row.worker_id.as_deref(), Some("w-1"));
+}
+
+#[test]
+fn delayed_job_is_not_claimable_until_due() {
+    let (_d, c) = db();
+    let id = put(&c, "q", "1", opts().delay(Duration::from_secs(3600)));
+    assert!(claim_batch(&c, "q", "w", 10, VIS).unwrap().is_empty());
+    let job = get_job(&c, id).unwrap().unwrap();
+    assert!(job.run_at >= now(&c) + 3599);
+    // An hour passes.
+    c.execute("UPDATE _honker_live SET run_at = unixepoch() WHERE id = ?1", [id])
+        .unwrap();
+    assert_eq!(claim_batch(&c, "q", "w", 10, VIS).unwrap()[0].id, id);
+}
+
+#[test]
+fn short_delay_becomes_due_for_real() {
+    let (_d, c) = db();
+    let id = put(&c, "q", "1", opts().delay(Duration::from_millis(300)));
+    assert!(claim_batch(&c, "q", "w", 1, VIS).unwrap().is_empty());
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(claim_batch(&c, "q", "w", 1, VIS).unwrap()[0].id, id);
+}
+
+#[test]
+fn run_at_in_the_future_waits_and_in_the_past_is_due() {
+    let (_d, c) = db();
+    let future = put(&c, "q", "1", opts().run_at(SystemTime::now() + Duration::from_secs(3600)));
+    let past = put(&c, "q", "2", opts().run_at(SystemTime::now() - Duration::from_secs(3600)));
+    let got = claim_batch(&c, "q", "w", 10, VIS).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, past);
+    assert!(get_job(&c, future).unwrap().unwrap().state == JobState::Pending);
+    // delay wins over run_at, as in every honker binding
+    let both = put(
+        &c,
+        "q",
+        "3",
+        opts()
+            .run_at(SystemTime::now() - Duration::from_secs(3600))
+            .delay(Duration::from_secs(60)),
+    );
+    assert!(get_job(&c, both).unwrap().unwrap().run_at >= now(&c) + 59);
+}
+
+#[test]
+fn expired_job_is_never_claimed_and_is_swept_as_expired() {
+    let (_d, c) = db();
+    let id = put(&c, "q", "1", opts().expires(Duration::from_secs(60)));
+    let keep = put(&c, "q", "2", opts().expires(Duration::from_secs(3600)));
+    c.execute("UPDATE _honker_live SET expires_at = unixepoch() - 1 WHERE id = ?1", [id])
+        .unwrap();
+    let got = claim_batch(&c, "q", "w", 10, VIS).unwrap();
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![keep]);
+    assert_eq!(sweep_expired(&c, Some("q")).unwrap(), 1);
+    let dead = get_dead(&c, id).unwrap().unwrap();
+    assert_eq!(dead.last_error.as_deref(), Some("expired"));
+    assert_eq!(dead.payload, "1");
+    assert!(get_job(&c, id).unwrap().is_none());
+    // the processing job with a valid claim is not swept, even once expired
+    c.execute("UPDATE _honker_live SET expires_at = unixepoch() - 1 WHERE id = ?1", [keep])
+        .unwrap();
+    assert_eq!(sweep_expired(&c, None).unwrap(), 0);
+    assert!(ack(&c, "w", got[0].lease()).unwrap());
+}
+
+#[test]
+fn processing_job_whose_claim_lapsed_after_expiry_is_swept() {
+    let (_d, c) = db();
+    let id = put(&c, "q", "1", opts().expires(Duration::from_secs(60)));
+    let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
+    c.execute(
+        "UPDATE _honker_live SET expires_at = unixepoch() - 5, claim_expires_at = unixepoch() - 1 WHERE id = ?1",
+        [id],
+    )
+    .unwrap();
+    // never re-claimed ...
+    assert!(claim_batch(&c, "q", "w2", 1, VIS).unwrap().is_empty());
+    // ... and swept instead of staying in live forever
+    assert_eq!(sweep_expired(&c, None).unwrap(), 1);
+    let dead = get_dead(&c, id).unwrap().unwrap();
+    assert_eq!((dead.last_error.as_deref(), dead.attempts), (Some("expired"), 1));
+    assert!(!ack(&c, "w", j.lease()).unwrap());
+}
+
+#[test]
+fn visibility_timeout_lets_another_worker_reclaim() {
+    let (_d, c) = db();
+    let id = put(&c, "q", "1", opts());
+    let first = claim_batch(&c, "q", "w1", 1, Duration::from_secs(1)).unwrap().remove(0);
+    assert!(claim_batch(&c, "q", "w2", 1, Duration::from_secs(1)).unwrap().is_empty());
+    std::thread::sleep(Duration::from_millis(2200));
+    let second = claim_batch(&c, "q", "w2", 1, Duration::from_secs(30)).unwrap().remove(0);
+    assert_eq!((second.id, second.attempts), (id, 2));
+    // the first worker's late ack and heartbeat take no effect
+    assert!(!ack(&c, "w1", first.lease()).unwrap());
+    assert_eq!(heartbeat(&c, "w1", first.lease(), Duration::from_secs(60)).unwrap(), None);
+    assert_eq!(get_job(&c, id).unwrap().unwrap().worker_id.as_deref(), Some("w2"));
+    assert!(ack(&c, "w2", second.lease()).unwrap());
+}
+
+#[test]
+fn ack_and_heartbeat_after_a_lapsed_claim_take_no_effect() {
+    let (_d, c) = db();
+    let id = put(&c, "q", "1", opts());
+    let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
+    lapse(&c, id);
+    // lapsed but not yet re-claimed: a late heartbeat must not revive it
+    assert_eq!(heartbeat(&c, "w", j.lease(), Duration::from_secs(60)).unwrap(), None);
+    assert!(!ack(&c, "w", j.lease()).unwrap());
+    assert_eq!(retry(&c, "w", j.lease(), Duration::ZERO, "x").unwrap(), RetryOutcome::Lost);
+    assert!(!fail(&c, "w", j.lease(), "x").unwrap());
+    assert_eq!(live_ids(&c), vec![id]);
+    assert!(list_dead(&c, "q", 10, 0).unwrap().is_empty());
+}
+
+#[test]
+fn stale_attempts_value_is_rejected_even_for_the_same_worker() {
+    let (_d, c) = db();
+    let id = put(&c, "q", "1", opts());
+    let old = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
+    lapse(&c, id);
+    let new = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
+    assert_eq!((old.attempts, new.attempts), (1, 2));
+    assert!(!ack(&c, "w", old.lease()).unwrap());
+    assert_eq!(retry(&c, "w", old.lease(), Duration::ZERO, "stale").unwrap(), RetryOutcome::Lost);
+    assert!(!fail(&c, "w", old.lease(), "stale").unwrap());
+    assert_eq!(heartbeat(&c, "w", old.lease(), Duration::from_secs(1)).unwrap(), None);
+    assert_eq!(release(&c, "w", &[old.lease()]).unwrap(), 0);
+    assert!(ack_batch(&c, "w", &[old.lease()]).unwrap().is_empty());
+    assert_eq!(get_job(&c, id).unwrap().unwrap().attempts, 2);
+    assert!(ack(&c, "w", new.lease()).unwrap());
+}
+
+#[test]
+fn retry_goes_back_to_pending_after_the_delay() {
+    let (_d, c) = db();
+    let id = put(&c, "q", "1", opts());
+    let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
+    assert_eq!(
+        retry(&c, "w", j.lease(), Duration::from_secs(60), "boom").unwrap(),
+        RetryOutcome::Retried
+    );
+    let row = get_job(&c, id).unwrap().unwrap();
+    assert_eq!(row.state, JobState::Pending);
+    assert_eq!(row.worker_id, None);
+    assert!(row.run_at >= now(&c) + 59);
+    assert!(claim_batch(&c, "q", "w", 1, VIS).unwrap().is_empty());
+    assert_eq!(next_claim_at(&c, "q").unwrap(), Some(row.run_at));
+}
+
+#[test]
+fn exhausted_retries_go_to_dead_with_the_last_error() {
+    let (_d, c) = db();
+    let id = put(&c, "q", r#"{"x":1}"#, opts().max_attempts(2));
+    let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
+    assert_eq!(retry(&c, "w", j.lease(), Duration::ZERO, "first").unwrap(), RetryOutcome::Retried);
+    let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
+    assert_eq!(j.attempts, 2);
+    assert_eq!(retry(&c, "w", j.lease(), Duration::ZERO, "second").unwrap(), RetryOutcome::Dead);
+    assert!(get_job(&c, id).unwrap().is_none());
+    let d = get_dead(&c, id).unwrap().unwrap();
+    assert_eq!(d.last_error.as_deref(), Some("second"));
+    assert_eq!((d.attempts, d.max_attempts), (2, 2));
+    assert_eq!(d.payload, r#"{"x":1}"#);
+}
+
+#[test]
+fn exhausted_row_is_dead_lettered_by_the_claim_and_its_slot_refilled() {
+    let (_d, c) = db();
+    let crashed = put(&c, "q", "1", opts().max_attempts(1).priority(10));
+    let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
+    assert_eq!(j.id, crashed);
+    let next = put(&c, "q", "2", opts());
+    // The worker died on the last attempt; its claim lapses.
+    lapse(&c, crashed);
+    assert_eq!(next_claim_at(&c, "q").unwrap(), None, "exhausted rows are ignored");
+    let got = claim_batch(&c, "q", "w2", 1, VIS).unwrap();
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![next]);
+    let d = get_dead(&c, crashed).unwrap().unwrap();
+    assert_eq!(d.last_error.as_deref(), Some("max attempts exceeded"));
+    assert_eq!(d.attempts, 1);
+}
+
+#[test]
+fn fail_moves_to_dead_at_once() {
+    let (_d, c) = db();
+    let id = put(&c, "q", "1", opts().max_attempts(10));
+    let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
+    assert!(fail(&c, "w", j.lease(), "unrecoverable").unwrap());
+    assert!(get_job(&c, id).unwrap().is_none());
+    let d = get_dead(&c, id).unwrap().unwrap();
+    assert_eq!((d.last_error.as_deref(), d.attempts), (Some("unrecoverable"), 1));
+    assert!(!fail(&c, "w", j.lease(), "again").unwrap());
+}
+
+#[test]
+fn cancel_removes_pending_and_processing_jobs() {
+    let (_d, c) = db();
+    let p = put(&c, "q", "1", opts().delay(Duration::from_secs(60)));
+    let r = put(&c, "q", "2", opts());
+    let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
+    assert_eq!(j.id, r);
+    assert!(cancel(&c, p).unwrap());
+    assert!(cancel(&c, r).unwrap());
+    assert!(!cancel(&c, r).unwrap());
+    assert!(!ack(&c, "w", j.lease()).unwrap(), "the worker finds its claim lost");
+    assert!(live_ids(&c).is_empty());
+    assert!(list_dead(&c, "q", 10, 0).unwrap().is_empty());
+}
+
+#[test]
+fn requeue_of_a_dead_job_gives_it_fresh_attempts() {
+    let (_d, c) = db();
+    let id = put(&c, "q", r#""p""#, opts().max_attempts(1).priority(3));
+    let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
+    assert_eq!(retry(&c, "w", j.lease(), Duration::ZERO, "e").unwrap(), RetryOutcome::Dead);
+    assert!(requeue_dead(&c, id).unwrap());
+    assert!(!requeue_dead(&c, id).unwrap());
+    assert!(get_dead(&c, id).unwrap().is_none());
+    let row = get_job(&c, id).unwrap().unwrap();
+    assert_eq!((row.attempts, row.max_attempts, row.priority), (0, 1, 3));
+    let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
+    assert_eq!((j.id, j.attempts, j.payload.as_str()), (id, 1, r#""p""#));
+}
+
+#[test]
+fn list_dead_pages_by_id() {
+    let (_d, c) = db();
+    for i in 0..5 {
+        put(&c, "q", &i.to_string(), opts());
+    }
+    for j in claim_batch(&c, "q", "w", 5, VIS).unwrap() {
+        fail(&c, "w", j.lease(), &format!("e{}", j.payload)).unwrap();
+    }
+    let page: Vec<String> = list_dead(&c, "q", 2, 1)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.payload)
+        .collect();
+    assert_eq!(page, vec!["1", "2"]);
+    assert!(list_dead(&c, "other", 10, 0).unwrap().is_empty());
+}
+
+#[test]
+fn stats_count_due_scheduled_processing_and_dead_per_queue() {
+    let (_d, c) = db();
+    for _ in 0..3 {
+        put(&c, "a", "1", opts());
+    }
+    put(&c, "a", "1", opts().delay(Duration::from_secs(60)));
+    let expired = put(&c, "a", "1", opts().expires(Duration::from_secs(60)));
+    c.execute("UPDATE _honker_live SET expires_at = unixepoch() - 1 WHERE id = ?1", [expired])
+        .unwrap();
+    let jobs = claim_batch(&c, "a", "w", 2, VIS).unwrap();
+    fail(&c, "w", jobs[0].lease(), "x").unwrap();
+    put(&c, "b", "1", opts());
+    let a = queue_stats(&c, "a").unwrap();
+    assert_eq!((a.pending_due, a.scheduled, a.processing, a.dead), (1, 1, 1, 1));
+    let all = stats(&c).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!((all[1].queue.as_str(), all[1].pending_due), ("b", 1));
+    assert_eq!(queue_stats(&c, "none").unwrap().pending_due, 0);
+}
+
+#[test]
+fn heartbeat_extends_but_never_shortens() {
+    let (_d, c) = db();
+    put(&c, "q", "1", opts());
+    let j = claim_batch(&c, "q", "w", 1, Duration::from_secs(300)).unwrap().remove(0);
+    let same = heartbeat(&c, "w", j.lease(), Duration::from_secs(1)).unwrap().unwrap();
+    assert_eq!(same, j.claim_expires_at, "a short heartbeat keeps the longer claim");
+    let longer = heartbeat(&c, "w", j.lease(), Duration::from_secs(3600)).unwrap().unwrap();
+    assert!(longer >= now(&c) + 3599);
+    assert_eq!(heartbeat(&c, "other", j.lease(), Duration::from_secs(9)).unwrap(), None);
+}
+
+#[test]
+fn heartbeat_batch_reports_which_claims_are_still_held() {
+    let (_d, c) = db();
+    for i in 0..3 {
+        put(&c, "q", &i.to_string(), opts());
+    }
+    let jobs = claim_batch(&c, "q", "w", 3, VIS).unwrap();
+    cancel(&c, jobs[1].id).unwrap();
+    let leases: Vec<_> = jobs.iter().map(|j| j.lease()).collect();
+    let held = heartbeat_batch(&c, "w", &leases, Duration::from_secs(600)).unwrap();
+    assert_eq!(held, vec![jobs[0].id, jobs[2].id]);
+}
+
+#[test]
+fn ack_batch_acks_only_valid_claims() {
+    let (_d, c) = db();
+    for i in 0..4 {
+        put(&c, "q", &i.to_string(), opts());
+    }
+    let jobs = claim_batch(&c, "q", "w", 4, VIS).unwrap();
+    lapse(&c, jobs[3].id);
+    let leases: Vec<_> = jobs.iter().map(|j| j.lease()).collect();
+    let acked = ack_batch(&c, "w", &leases).unwrap();
+    assert_eq!(acked, vec![jobs[0].id, jobs[1].id, jobs[2].id]);
+    assert_eq!(live_ids(&c), vec![jobs[3].id]);
+}
+
+#[test]
+fn release_gives_claims_back_without_burning_an_attempt() {
+    let (_d, c) = db();
+    let id = put(&c, "q", "1", opts().max_attempts(1));
+    let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
+    assert_eq!(release(&c, "w", &[j.lease()]).unwrap(), 1);
+    let row = get_job(&c, id).unwrap().unwrap();
+    assert_eq!((row.state, row.attempts, row.worker_id), (JobState::Pending, 0, None));
+    // still claimable, immediately, with its single attempt intact
+    let again = claim_batch(&c, "q", "w2", 1, VIS).unwrap().remove(0);
+    assert_eq!((again.id, again.attempts), (id, 1));
+}
+
+#[test]
+fn next_claim_at_reports_the_next_run_at_or_claim_expiry() {
+    let (_d, c) = db();
+    assert_eq!(next_claim_at(&c, "q").unwrap(), None);
+    put(&c, "q", "1", opts());
+    assert_eq!(next_claim_at(&c, "q").unwrap(), None, "due now is not in the future");
+    let j = claim_batch(&c, "q", "w", 1, Duration::from_secs(100)).unwrap().remove(0);
+    assert_eq!(next_claim_at(&c, "q").unwrap(), Some(j.claim_expires_at + 1));
+    let later = put(&c, "q", "2", opts().delay(Duration::from_secs(50)));
+    let run_at = get_job(&c, later).unwrap().unwrap().run_at;
+    assert_eq!(next_claim_at(&c, "q").unwrap(), Some(run_at));
+    assert_eq!(next_claim_at(&c, "other").unwrap(), None);
+}
+
+#[test]
+fn results_are_saved_read_and_swept() {
+    let (_d, c) = db();
+    save_result(&c, 10, r#"{"n":1}"#, None).unwrap();
+    save_result(&c, 11, "null", Some(Duration::from_secs(60))).unwrap();
+    assert_eq!(get_result(&c, 10).unwrap().as_deref(), Some(r#"{"n":1}"#));
+    assert_eq!(get_result(&c, 11).unwrap().as_deref(), Some("null"));
+    assert_eq!(get_result(&c, 12).unwrap(), None);
+    save_result(&c, 10, r#"{"n":2}"#, None).unwrap();
+    assert_eq!(get_result(&c, 10).unwrap().as_deref(), Some(r#"{"n":2}"#));
+    c.execute("UPDATE _honker_results SET expires_at = unixepoch() - 1 WHERE job_id = 11", [])
+        .unwrap();
+    assert_eq!(get_result(&c, 11).unwrap(), None, "expired results are not returned");
+    assert_eq!(sweep_results(&c).unwrap(), 1);
+    assert!(matches!(save_result(&c, 1, "nope", None), Err(Error::InvalidPayload(_))));
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_writes_nothing() {
+    let (_d, c) = db();
+    let e = enqueue(&c, "q", "{\"unterminated\": ", &opts()).unwrap_err();
+    assert!(matches!(e, Error::InvalidPayload(_)), "{e}");
+    let e = enqueue(&c, "q", "1", &opts().max_attempts(0)).unwrap_err();
+    assert!(e.to_string().contains("max_attempts"), "{e}");
+    let e = enqueue(&c, "", "1", &opts()).unwrap_err();
+    assert!(e.to_string().contains("queue name"), "{e}");
+    assert!(live_ids(&c).is_empty());
+}
+
+#[test]
+fn enqueue_commits_and_rolls_back_with_the_callers_transaction() {
+    let (_d, mut c) = db();
+    {
+        let tx = c.transaction().unwrap();
+        tx.execute("CREATE TABLE orders(id INTEGER PRIMARY KEY)", []).unwrap();
+        enqueue(&tx, "q", "1", &opts()).unwrap();
+        tx.rollback().unwrap();
+    }
+    assert!(live_ids(&c).is_empty());
+    let tx = c.transaction().unwrap();
+    let id = enqueue(&tx, "q", "1", &opts()).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(live_ids(&c), vec![id]);
+}
+
+#[test]
+fn multi_statement_operations_nest_as_savepoints_in_the_callers_transaction() {
+    let (_d, mut c) = db();
+    let id = put(&c, "q", "1", opts().max_attempts(1));
+    let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
+    {
+        let tx = c.transaction().unwrap();
+        assert_eq!(retry(&tx, "w", j.lease(), Duration::ZERO, "e").unwrap(), RetryOutcome::Dead);
+        assert!(get_dead(&tx, id).unwrap().is_some());
+        tx.rollback().unwrap();
+    }
+    // the caller's rollback undid the move to dead as one unit
+    assert!(get_dead(&c, id).unwrap().is_none());
+    assert_eq!(get_job(&c, id).unwrap().unwrap().state, JobState::Processing);
+    let tx = c.transaction().unwrap();
+    assert!(fail(&tx, "w", j.lease(), "e2").unwrap());
+    tx.commit().unwrap();
+    assert_eq!(get_dead(&c, id).unwrap().unwrap().last_error.as_deref(), Some("e2"));
+}
+
+#[test]
+fn claim_plan_uses_the_partial_claim_index_with_100k_dead_rows() {
+    let (_d, c) = db();
+    c.execute_batch(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+         INSERT INTO _honker_dead (id, queue, payload, last_error) SELECT i, 'q', '{}', 'x' FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+         INSERT INTO _honker_live (id, queue, payload) SELECT 100000 + i, 'q', '{}' FROM n;
+         ANALYZE;",
+    )
+    .unwrap();
+    let plan: Vec<String> = c
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", honker_core::sql::CLAIM))
+        .unwrap()
+        .query_map(rusqlite::params!["q", "w", 10, 300], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let text = plan.join("\n");
+    assert!(text.contains("USING INDEX _honker_live_claim (queue=?)"), "claim plan:\n{text}");
+    assert!(!text.contains("TEMP B-TREE"), "the index must serve the ORDER BY:\n{text}");
+    assert!(!text.contains("SCAN"), "no table scan:\n{text}");
+    assert_eq!(claim_batch(&c, "q", "w", 10, VIS).unwrap().len(), 10);
+}
+
+#[test]
+fn open_creates_schema_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.db");
+    let c = honker_core::open(&p).unwrap();
+    let id = put(&c, "q", "1", opts());
+    drop(c);
+    let c = honker_core::open(&p).unwrap();
+    assert_eq!(live_ids(&c), vec![id]);
+    let tables: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE '\\_honker%' ESCAPE '\\'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 9);
+}
+
+#[test]
+fn open_migrates_an_old_scheduler_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("old.db");
+    {
+        let c = Connection::open(&p).unwrap();
+        c.execute_batch(
+            "CREATE TABLE _honker_scheduler_tasks (
+               name TEXT PRIMARY KEY, queue TEXT NOT NULL, cron_expr TEXT NOT NULL,
+               payload TEXT NOT NULL, priority INTEGER NOT NULL DEFAULT 0,
+               expires_s INTEGER, next_fire_at INTEGER NOT NULL);
+             INSERT INTO _honker_scheduler_tasks (name, queue, cron_expr, payload, next_fire_at)
+               VALUES ('t', 'q', '@every 5s', '{}', 0);",
+        )
+        .unwrap();
+    }
+    let c = honker_core::open(&p).unwrap();
+    let (enabled, max): (i64, i64) = c
+        .query_row(
+            "SELECT enabled, max_attempts FROM _honker_scheduler_tasks WHERE name = 't'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((enabled, max), (1, 3));
+    drop(c);
+    honker_core::open(&p).unwrap();
+}
+
+#[test]
+fn open_reports_a_missing_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("nope").join("a.db");
+    let e = honker_core::open(&p).unwrap_err();
+    assert!(matches!(e, Error::MissingDirectory { .. }), "{e:?}");
+    assert!(e.to_string().contains("nope"), "{e}");
+    assert!(!p.exists());
+}
+
+#[test]
+fn open_reports_a_file_that_is_not_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("notes.txt");
+    std::fs::write(&p, "this is not a database, it is a text file with some words in it\n".repeat(100)).unwrap();
+    let e = honker_core::open(&p).unwrap_err();
+    assert!(matches!(e, Error::NotADatabase { .. }), "{e:?}");
+    assert!(e.to_string().contains("notes.txt"), "{e}");
+    assert!(std::fs::read_to_string(&p).unwrap().starts_with("this is not"), "file untouched");
+}
+
+#[test]
+fn open_reports_a_directory_given_as_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = honker_core::open(dir.path()).unwrap_err();
+    assert!(e.to_string().contains(&dir.path().display().to_string()), "{e}");
+}
+
