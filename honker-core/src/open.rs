@@ -47,7 +47,7 @@ pub fn open_connection(path: impl AsRef<Path>) -> Result<Connection> {
     if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
         return Err(Error::ReadOnly {
             path: path.to_path_buf(),
-            cause: "the file is not writable".into(),
+            cause: "the file is not writable (SQLite opened it read-only)".into(),
         });
     }
     conn.execute_batch(sql::PRAGMAS)
@@ -126,50 +126,75 @@ fn check_directory(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Turn an error met while opening `path` into one that names the path.
+/// Turn an error met while opening `path` into one that names the path
+/// and, for permission problems, says which of file or directory it is.
 fn classify(path: &Path, e: Error) -> Error {
     let path: PathBuf = path.to_path_buf();
     let sqlite = match e {
         Error::Sqlite(e) | Error::Busy(e) | Error::DiskFull(e) => e,
         other => return other,
     };
-    match sqlite.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase) => Error::NotADatabase { path },
-        Some(ErrorCode::ReadOnly) => Error::ReadOnly {
-            path,
-            cause: sqlite.to_string(),
-        },
-        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
-            let writable_dir = path
-                .parent()
-                .map(|d| d.as_os_str().is_empty() || !is_readonly(d))
-                .unwrap_or(true);
-            if path.is_dir() {
-                Error::Open {
-                    path,
-                    source: sqlite,
-                }
-            } else if !writable_dir || (path.exists() && is_readonly(&path)) {
-                Error::ReadOnly {
-                    path,
-                    cause: sqlite.to_string(),
-                }
-            } else {
-                Error::Open {
-                    path,
-                    source: sqlite,
-                }
-            }
+    let code = sqlite.sqlite_error_code();
+    if code == Some(ErrorCode::NotADatabase) {
+        return Error::NotADatabase { path };
+    }
+    let permission_problem = matches!(
+        code,
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied)
+    );
+    if permission_problem && !path.is_dir() {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if path.exists() && !writable(&path) {
+            return Error::ReadOnly {
+                path,
+                cause: format!("the file is not writable ({sqlite})"),
+            };
         }
-        _ => Error::Open {
-            path,
-            source: sqlite,
-        },
+        if !writable(&dir) {
+            let what = if path.exists() {
+                "SQLite must create the -wal and -shm files beside the database"
+            } else {
+                "the database file cannot be created there"
+            };
+            return Error::ReadOnly {
+                cause: format!(
+                    "directory {} is not writable: {what} ({sqlite})",
+                    dir.display()
+                ),
+                path,
+            };
+        }
+        if code == Some(ErrorCode::ReadOnly) {
+            return Error::ReadOnly {
+                path,
+                cause: sqlite.to_string(),
+            };
+        }
+    }
+    Error::Open {
+        path,
+        source: sqlite,
     }
 }
 
-fn is_readonly(p: &Path) -> bool {
+/// Whether this process may write `p` (the real permission check, which
+/// owner and group bits alone do not tell).
+#[cfg(unix)]
+fn writable(p: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+#[cfg(not(unix))]
+fn writable(p: &Path) -> bool {
     std::fs::metadata(p)
-        .map(|m| m.permissions().readonly())
+        .map(|m| !m.permissions().readonly())
         .unwrap_or(false)
 }

@@ -6,9 +6,9 @@
 use std::time::{Duration, SystemTime};
 
 use honker_core::{
-    ack, ack_batch, cancel, claim_batch, enqueue, fail, get_dead, get_job, get_result,
-    heartbeat, heartbeat_batch, list_dead, next_claim_at, queue_stats, release, requeue_dead,
-    retry, save_result, stats, sweep_expired, sweep_results, EnqueueOptions, Error, JobState,
+    ack, ack_batch, cancel, claim_batch, enqueue, fail, get_dead, get_job, get_result, heartbeat,
+    heartbeat_batch, list_dead, next_claim_at, queue_stats, release, requeue_dead, retry,
+    save_result, stats, sweep_expired, sweep_results, EnqueueOptions, Error, JobState,
     RetryOutcome,
 };
 use rusqlite::Connection;
@@ -43,15 +43,25 @@ fn now(conn: &Connection) -> i64 {
 }
 
 fn live_ids(conn: &Connection) -> Vec<i64> {
-    let mut s = conn.prepare("SELECT id FROM _honker_live ORDER BY id").unwrap();
-    s.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+    let mut s = conn
+        .prepare("SELECT id FROM _honker_live ORDER BY id")
+        .unwrap();
+    s.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
 }
 
 #[test]
 fn claims_in_priority_then_run_at_then_id_order() {
     let (_d, c) = db();
     let t0 = SystemTime::now() - Duration::from_secs(100);
-    let a = put(&c, "q", "1", opts().priority(0).run_at(t0 + Duration::from_secs(10)));
+    let a = put(
+        &c,
+        "q",
+        "1",
+        opts().priority(0).run_at(t0 + Duration::from_secs(10)),
+    );
     let b = put(&c, "q", "2", opts().priority(5));
     let cc = put(&c, "q", "3", opts().priority(0).run_at(t0));
     let d = put(&c, "q", "4", opts().priority(5));
@@ -85,10 +95,15 @@ fn claim_returns_every_field() {
         &c,
         "q",
         r#"{"a":[1,2]}"#,
-        opts().priority(7).max_attempts(4).expires(Duration::from_secs(600)),
+        opts()
+            .priority(7)
+            .max_attempts(4)
+            .expires(Duration::from_secs(600)),
     );
     let before = now(&c);
-    let j = claim_batch(&c, "q", "w-1", 1, Duration::from_secs(30)).unwrap().remove(0);
+    let j = claim_batch(&c, "q", "w-1", 1, Duration::from_secs(30))
+        .unwrap()
+        .remove(0);
     assert_eq!(j.id, id);
     assert_eq!(j.queue, "q");
     assert_eq!(j.payload, r#"{"a":[1,2]}"#);
@@ -111,8 +126,11 @@ fn delayed_job_is_not_claimable_until_due() {
     let job = get_job(&c, id).unwrap().unwrap();
     assert!(job.run_at >= now(&c) + 3599);
     // An hour passes.
-    c.execute("UPDATE _honker_live SET run_at = unixepoch() WHERE id = ?1", [id])
-        .unwrap();
+    c.execute(
+        "UPDATE _honker_live SET run_at = unixepoch() WHERE id = ?1",
+        [id],
+    )
+    .unwrap();
     assert_eq!(claim_batch(&c, "q", "w", 10, VIS).unwrap()[0].id, id);
 }
 
@@ -128,8 +146,18 @@ fn short_delay_becomes_due_for_real() {
 #[test]
 fn run_at_in_the_future_waits_and_in_the_past_is_due() {
     let (_d, c) = db();
-    let future = put(&c, "q", "1", opts().run_at(SystemTime::now() + Duration::from_secs(3600)));
-    let past = put(&c, "q", "2", opts().run_at(SystemTime::now() - Duration::from_secs(3600)));
+    let future = put(
+        &c,
+        "q",
+        "1",
+        opts().run_at(SystemTime::now() + Duration::from_secs(3600)),
+    );
+    let past = put(
+        &c,
+        "q",
+        "2",
+        opts().run_at(SystemTime::now() - Duration::from_secs(3600)),
+    );
     let got = claim_batch(&c, "q", "w", 10, VIS).unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id, past);
@@ -151,8 +179,11 @@ fn expired_job_is_never_claimed_and_is_swept_as_expired() {
     let (_d, c) = db();
     let id = put(&c, "q", "1", opts().expires(Duration::from_secs(60)));
     let keep = put(&c, "q", "2", opts().expires(Duration::from_secs(3600)));
-    c.execute("UPDATE _honker_live SET expires_at = unixepoch() - 1 WHERE id = ?1", [id])
-        .unwrap();
+    c.execute(
+        "UPDATE _honker_live SET expires_at = unixepoch() - 1 WHERE id = ?1",
+        [id],
+    )
+    .unwrap();
     let got = claim_batch(&c, "q", "w", 10, VIS).unwrap();
     assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![keep]);
     assert_eq!(sweep_expired(&c, Some("q")).unwrap(), 1);
@@ -161,8 +192,11 @@ fn expired_job_is_never_claimed_and_is_swept_as_expired() {
     assert_eq!(dead.payload, "1");
     assert!(get_job(&c, id).unwrap().is_none());
     // the processing job with a valid claim is not swept, even once expired
-    c.execute("UPDATE _honker_live SET expires_at = unixepoch() - 1 WHERE id = ?1", [keep])
-        .unwrap();
+    c.execute(
+        "UPDATE _honker_live SET expires_at = unixepoch() - 1 WHERE id = ?1",
+        [keep],
+    )
+    .unwrap();
     assert_eq!(sweep_expired(&c, None).unwrap(), 0);
     assert!(ack(&c, "w", got[0].lease()).unwrap());
 }
@@ -182,7 +216,10 @@ fn processing_job_whose_claim_lapsed_after_expiry_is_swept() {
     // ... and swept instead of staying in live forever
     assert_eq!(sweep_expired(&c, None).unwrap(), 1);
     let dead = get_dead(&c, id).unwrap().unwrap();
-    assert_eq!((dead.last_error.as_deref(), dead.attempts), (Some("expired"), 1));
+    assert_eq!(
+        (dead.last_error.as_deref(), dead.attempts),
+        (Some("expired"), 1)
+    );
     assert!(!ack(&c, "w", j.lease()).unwrap());
 }
 
@@ -190,15 +227,27 @@ fn processing_job_whose_claim_lapsed_after_expiry_is_swept() {
 fn visibility_timeout_lets_another_worker_reclaim() {
     let (_d, c) = db();
     let id = put(&c, "q", "1", opts());
-    let first = claim_batch(&c, "q", "w1", 1, Duration::from_secs(1)).unwrap().remove(0);
-    assert!(claim_batch(&c, "q", "w2", 1, Duration::from_secs(1)).unwrap().is_empty());
+    let first = claim_batch(&c, "q", "w1", 1, Duration::from_secs(1))
+        .unwrap()
+        .remove(0);
+    assert!(claim_batch(&c, "q", "w2", 1, Duration::from_secs(1))
+        .unwrap()
+        .is_empty());
     std::thread::sleep(Duration::from_millis(2200));
-    let second = claim_batch(&c, "q", "w2", 1, Duration::from_secs(30)).unwrap().remove(0);
+    let second = claim_batch(&c, "q", "w2", 1, Duration::from_secs(30))
+        .unwrap()
+        .remove(0);
     assert_eq!((second.id, second.attempts), (id, 2));
     // the first worker's late ack and heartbeat take no effect
     assert!(!ack(&c, "w1", first.lease()).unwrap());
-    assert_eq!(heartbeat(&c, "w1", first.lease(), Duration::from_secs(60)).unwrap(), None);
-    assert_eq!(get_job(&c, id).unwrap().unwrap().worker_id.as_deref(), Some("w2"));
+    assert_eq!(
+        heartbeat(&c, "w1", first.lease(), Duration::from_secs(60)).unwrap(),
+        None
+    );
+    assert_eq!(
+        get_job(&c, id).unwrap().unwrap().worker_id.as_deref(),
+        Some("w2")
+    );
     assert!(ack(&c, "w2", second.lease()).unwrap());
 }
 
@@ -209,9 +258,15 @@ fn ack_and_heartbeat_after_a_lapsed_claim_take_no_effect() {
     let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
     lapse(&c, id);
     // lapsed but not yet re-claimed: a late heartbeat must not revive it
-    assert_eq!(heartbeat(&c, "w", j.lease(), Duration::from_secs(60)).unwrap(), None);
+    assert_eq!(
+        heartbeat(&c, "w", j.lease(), Duration::from_secs(60)).unwrap(),
+        None
+    );
     assert!(!ack(&c, "w", j.lease()).unwrap());
-    assert_eq!(retry(&c, "w", j.lease(), Duration::ZERO, "x").unwrap(), RetryOutcome::Lost);
+    assert_eq!(
+        retry(&c, "w", j.lease(), Duration::ZERO, "x").unwrap(),
+        RetryOutcome::Lost
+    );
     assert!(!fail(&c, "w", j.lease(), "x").unwrap());
     assert_eq!(live_ids(&c), vec![id]);
     assert!(list_dead(&c, "q", 10, 0).unwrap().is_empty());
@@ -226,9 +281,15 @@ fn stale_attempts_value_is_rejected_even_for_the_same_worker() {
     let new = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
     assert_eq!((old.attempts, new.attempts), (1, 2));
     assert!(!ack(&c, "w", old.lease()).unwrap());
-    assert_eq!(retry(&c, "w", old.lease(), Duration::ZERO, "stale").unwrap(), RetryOutcome::Lost);
+    assert_eq!(
+        retry(&c, "w", old.lease(), Duration::ZERO, "stale").unwrap(),
+        RetryOutcome::Lost
+    );
     assert!(!fail(&c, "w", old.lease(), "stale").unwrap());
-    assert_eq!(heartbeat(&c, "w", old.lease(), Duration::from_secs(1)).unwrap(), None);
+    assert_eq!(
+        heartbeat(&c, "w", old.lease(), Duration::from_secs(1)).unwrap(),
+        None
+    );
     assert_eq!(release(&c, "w", &[old.lease()]).unwrap(), 0);
     assert!(ack_batch(&c, "w", &[old.lease()]).unwrap().is_empty());
     assert_eq!(get_job(&c, id).unwrap().unwrap().attempts, 2);
@@ -257,10 +318,16 @@ fn exhausted_retries_go_to_dead_with_the_last_error() {
     let (_d, c) = db();
     let id = put(&c, "q", r#"{"x":1}"#, opts().max_attempts(2));
     let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
-    assert_eq!(retry(&c, "w", j.lease(), Duration::ZERO, "first").unwrap(), RetryOutcome::Retried);
+    assert_eq!(
+        retry(&c, "w", j.lease(), Duration::ZERO, "first").unwrap(),
+        RetryOutcome::Retried
+    );
     let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
     assert_eq!(j.attempts, 2);
-    assert_eq!(retry(&c, "w", j.lease(), Duration::ZERO, "second").unwrap(), RetryOutcome::Dead);
+    assert_eq!(
+        retry(&c, "w", j.lease(), Duration::ZERO, "second").unwrap(),
+        RetryOutcome::Dead
+    );
     assert!(get_job(&c, id).unwrap().is_none());
     let d = get_dead(&c, id).unwrap().unwrap();
     assert_eq!(d.last_error.as_deref(), Some("second"));
@@ -277,7 +344,11 @@ fn exhausted_row_is_dead_lettered_by_the_claim_and_its_slot_refilled() {
     let next = put(&c, "q", "2", opts());
     // The worker died on the last attempt; its claim lapses.
     lapse(&c, crashed);
-    assert_eq!(next_claim_at(&c, "q").unwrap(), None, "exhausted rows are ignored");
+    assert_eq!(
+        next_claim_at(&c, "q").unwrap(),
+        None,
+        "exhausted rows are ignored"
+    );
     let got = claim_batch(&c, "q", "w2", 1, VIS).unwrap();
     assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![next]);
     let d = get_dead(&c, crashed).unwrap().unwrap();
@@ -293,7 +364,10 @@ fn fail_moves_to_dead_at_once() {
     assert!(fail(&c, "w", j.lease(), "unrecoverable").unwrap());
     assert!(get_job(&c, id).unwrap().is_none());
     let d = get_dead(&c, id).unwrap().unwrap();
-    assert_eq!((d.last_error.as_deref(), d.attempts), (Some("unrecoverable"), 1));
+    assert_eq!(
+        (d.last_error.as_deref(), d.attempts),
+        (Some("unrecoverable"), 1)
+    );
     assert!(!fail(&c, "w", j.lease(), "again").unwrap());
 }
 
@@ -307,7 +381,10 @@ fn cancel_removes_pending_and_processing_jobs() {
     assert!(cancel(&c, p).unwrap());
     assert!(cancel(&c, r).unwrap());
     assert!(!cancel(&c, r).unwrap());
-    assert!(!ack(&c, "w", j.lease()).unwrap(), "the worker finds its claim lost");
+    assert!(
+        !ack(&c, "w", j.lease()).unwrap(),
+        "the worker finds its claim lost"
+    );
     assert!(live_ids(&c).is_empty());
     assert!(list_dead(&c, "q", 10, 0).unwrap().is_empty());
 }
@@ -317,7 +394,10 @@ fn requeue_of_a_dead_job_gives_it_fresh_attempts() {
     let (_d, c) = db();
     let id = put(&c, "q", r#""p""#, opts().max_attempts(1).priority(3));
     let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
-    assert_eq!(retry(&c, "w", j.lease(), Duration::ZERO, "e").unwrap(), RetryOutcome::Dead);
+    assert_eq!(
+        retry(&c, "w", j.lease(), Duration::ZERO, "e").unwrap(),
+        RetryOutcome::Dead
+    );
     assert!(requeue_dead(&c, id).unwrap());
     assert!(!requeue_dead(&c, id).unwrap());
     assert!(get_dead(&c, id).unwrap().is_none());
@@ -353,13 +433,19 @@ fn stats_count_due_scheduled_processing_and_dead_per_queue() {
     }
     put(&c, "a", "1", opts().delay(Duration::from_secs(60)));
     let expired = put(&c, "a", "1", opts().expires(Duration::from_secs(60)));
-    c.execute("UPDATE _honker_live SET expires_at = unixepoch() - 1 WHERE id = ?1", [expired])
-        .unwrap();
+    c.execute(
+        "UPDATE _honker_live SET expires_at = unixepoch() - 1 WHERE id = ?1",
+        [expired],
+    )
+    .unwrap();
     let jobs = claim_batch(&c, "a", "w", 2, VIS).unwrap();
     fail(&c, "w", jobs[0].lease(), "x").unwrap();
     put(&c, "b", "1", opts());
     let a = queue_stats(&c, "a").unwrap();
-    assert_eq!((a.pending_due, a.scheduled, a.processing, a.dead), (1, 1, 1, 1));
+    assert_eq!(
+        (a.pending_due, a.scheduled, a.processing, a.dead),
+        (1, 1, 1, 1)
+    );
     let all = stats(&c).unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!((all[1].queue.as_str(), all[1].pending_due), ("b", 1));
@@ -370,12 +456,24 @@ fn stats_count_due_scheduled_processing_and_dead_per_queue() {
 fn heartbeat_extends_but_never_shortens() {
     let (_d, c) = db();
     put(&c, "q", "1", opts());
-    let j = claim_batch(&c, "q", "w", 1, Duration::from_secs(300)).unwrap().remove(0);
-    let same = heartbeat(&c, "w", j.lease(), Duration::from_secs(1)).unwrap().unwrap();
-    assert_eq!(same, j.claim_expires_at, "a short heartbeat keeps the longer claim");
-    let longer = heartbeat(&c, "w", j.lease(), Duration::from_secs(3600)).unwrap().unwrap();
+    let j = claim_batch(&c, "q", "w", 1, Duration::from_secs(300))
+        .unwrap()
+        .remove(0);
+    let same = heartbeat(&c, "w", j.lease(), Duration::from_secs(1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        same, j.claim_expires_at,
+        "a short heartbeat keeps the longer claim"
+    );
+    let longer = heartbeat(&c, "w", j.lease(), Duration::from_secs(3600))
+        .unwrap()
+        .unwrap();
     assert!(longer >= now(&c) + 3599);
-    assert_eq!(heartbeat(&c, "other", j.lease(), Duration::from_secs(9)).unwrap(), None);
+    assert_eq!(
+        heartbeat(&c, "other", j.lease(), Duration::from_secs(9)).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -412,7 +510,10 @@ fn release_gives_claims_back_without_burning_an_attempt() {
     let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
     assert_eq!(release(&c, "w", &[j.lease()]).unwrap(), 1);
     let row = get_job(&c, id).unwrap().unwrap();
-    assert_eq!((row.state, row.attempts, row.worker_id), (JobState::Pending, 0, None));
+    assert_eq!(
+        (row.state, row.attempts, row.worker_id),
+        (JobState::Pending, 0, None)
+    );
     // still claimable, immediately, with its single attempt intact
     let again = claim_batch(&c, "q", "w2", 1, VIS).unwrap().remove(0);
     assert_eq!((again.id, again.attempts), (id, 1));
@@ -423,9 +524,18 @@ fn next_claim_at_reports_the_next_run_at_or_claim_expiry() {
     let (_d, c) = db();
     assert_eq!(next_claim_at(&c, "q").unwrap(), None);
     put(&c, "q", "1", opts());
-    assert_eq!(next_claim_at(&c, "q").unwrap(), None, "due now is not in the future");
-    let j = claim_batch(&c, "q", "w", 1, Duration::from_secs(100)).unwrap().remove(0);
-    assert_eq!(next_claim_at(&c, "q").unwrap(), Some(j.claim_expires_at + 1));
+    assert_eq!(
+        next_claim_at(&c, "q").unwrap(),
+        None,
+        "due now is not in the future"
+    );
+    let j = claim_batch(&c, "q", "w", 1, Duration::from_secs(100))
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        next_claim_at(&c, "q").unwrap(),
+        Some(j.claim_expires_at + 1)
+    );
     let later = put(&c, "q", "2", opts().delay(Duration::from_secs(50)));
     let run_at = get_job(&c, later).unwrap().unwrap().run_at;
     assert_eq!(next_claim_at(&c, "q").unwrap(), Some(run_at));
@@ -442,11 +552,21 @@ fn results_are_saved_read_and_swept() {
     assert_eq!(get_result(&c, 12).unwrap(), None);
     save_result(&c, 10, r#"{"n":2}"#, None).unwrap();
     assert_eq!(get_result(&c, 10).unwrap().as_deref(), Some(r#"{"n":2}"#));
-    c.execute("UPDATE _honker_results SET expires_at = unixepoch() - 1 WHERE job_id = 11", [])
-        .unwrap();
-    assert_eq!(get_result(&c, 11).unwrap(), None, "expired results are not returned");
+    c.execute(
+        "UPDATE _honker_results SET expires_at = unixepoch() - 1 WHERE job_id = 11",
+        [],
+    )
+    .unwrap();
+    assert_eq!(
+        get_result(&c, 11).unwrap(),
+        None,
+        "expired results are not returned"
+    );
     assert_eq!(sweep_results(&c).unwrap(), 1);
-    assert!(matches!(save_result(&c, 1, "nope", None), Err(Error::InvalidPayload(_))));
+    assert!(matches!(
+        save_result(&c, 1, "nope", None),
+        Err(Error::InvalidPayload(_))
+    ));
 }
 
 #[test]
@@ -466,7 +586,8 @@ fn enqueue_commits_and_rolls_back_with_the_callers_transaction() {
     let (_d, mut c) = db();
     {
         let tx = c.transaction().unwrap();
-        tx.execute("CREATE TABLE orders(id INTEGER PRIMARY KEY)", []).unwrap();
+        tx.execute("CREATE TABLE orders(id INTEGER PRIMARY KEY)", [])
+            .unwrap();
         enqueue(&tx, "q", "1", &opts()).unwrap();
         tx.rollback().unwrap();
     }
@@ -484,17 +605,26 @@ fn multi_statement_operations_nest_as_savepoints_in_the_callers_transaction() {
     let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
     {
         let tx = c.transaction().unwrap();
-        assert_eq!(retry(&tx, "w", j.lease(), Duration::ZERO, "e").unwrap(), RetryOutcome::Dead);
+        assert_eq!(
+            retry(&tx, "w", j.lease(), Duration::ZERO, "e").unwrap(),
+            RetryOutcome::Dead
+        );
         assert!(get_dead(&tx, id).unwrap().is_some());
         tx.rollback().unwrap();
     }
     // the caller's rollback undid the move to dead as one unit
     assert!(get_dead(&c, id).unwrap().is_none());
-    assert_eq!(get_job(&c, id).unwrap().unwrap().state, JobState::Processing);
+    assert_eq!(
+        get_job(&c, id).unwrap().unwrap().state,
+        JobState::Processing
+    );
     let tx = c.transaction().unwrap();
     assert!(fail(&tx, "w", j.lease(), "e2").unwrap());
     tx.commit().unwrap();
-    assert_eq!(get_dead(&c, id).unwrap().unwrap().last_error.as_deref(), Some("e2"));
+    assert_eq!(
+        get_dead(&c, id).unwrap().unwrap().last_error.as_deref(),
+        Some("e2")
+    );
 }
 
 #[test]
@@ -511,13 +641,21 @@ fn claim_plan_uses_the_partial_claim_index_with_100k_dead_rows() {
     let plan: Vec<String> = c
         .prepare(&format!("EXPLAIN QUERY PLAN {}", honker_core::sql::CLAIM))
         .unwrap()
-        .query_map(rusqlite::params!["q", "w", 10, 300], |r| r.get::<_, String>(3))
+        .query_map(rusqlite::params!["q", "w", 10, 300], |r| {
+            r.get::<_, String>(3)
+        })
         .unwrap()
         .map(|r| r.unwrap())
         .collect();
     let text = plan.join("\n");
-    assert!(text.contains("USING INDEX _honker_live_claim (queue=?)"), "claim plan:\n{text}");
-    assert!(!text.contains("TEMP B-TREE"), "the index must serve the ORDER BY:\n{text}");
+    assert!(
+        text.contains("USING INDEX _honker_live_claim (queue=?)"),
+        "claim plan:\n{text}"
+    );
+    assert!(
+        !text.contains("TEMP B-TREE"),
+        "the index must serve the ORDER BY:\n{text}"
+    );
     assert!(!text.contains("SCAN"), "no table scan:\n{text}");
     assert_eq!(claim_batch(&c, "q", "w", 10, VIS).unwrap().len(), 10);
 }
@@ -584,17 +722,28 @@ fn open_reports_a_missing_directory() {
 fn open_reports_a_file_that_is_not_a_database() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("notes.txt");
-    std::fs::write(&p, "this is not a database, it is a text file with some words in it\n".repeat(100)).unwrap();
+    std::fs::write(
+        &p,
+        "this is not a database, it is a text file with some words in it\n".repeat(100),
+    )
+    .unwrap();
     let e = honker_core::open(&p).unwrap_err();
     assert!(matches!(e, Error::NotADatabase { .. }), "{e:?}");
     assert!(e.to_string().contains("notes.txt"), "{e}");
-    assert!(std::fs::read_to_string(&p).unwrap().starts_with("this is not"), "file untouched");
+    assert!(
+        std::fs::read_to_string(&p)
+            .unwrap()
+            .starts_with("this is not"),
+        "file untouched"
+    );
 }
 
 #[test]
 fn open_reports_a_directory_given_as_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let e = honker_core::open(dir.path()).unwrap_err();
-    assert!(e.to_string().contains(&dir.path().display().to_string()), "{e}");
+    assert!(
+        e.to_string().contains(&dir.path().display().to_string()),
+        "{e}"
+    );
 }
-

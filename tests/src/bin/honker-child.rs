@@ -1,0 +1,100 @@
+//! A child process for the multi-process tests. Each subcommand does one
+//! thing to a database file and reports on stdout.
+//!
+//! - `commit DB`: enqueue one job on queue `child`.
+//! - `rollback DB`: enqueue one job in a transaction, then roll it back
+//!   (plain rusqlite, no schema work).
+//! - `bootstrap DB`: open a possibly new file, enqueue one job.
+//! - `open DB`: try to open; print `OK` or `ERR <kind>: <message>`.
+//! - `churn DB`: claim and move jobs to dead (retry-to-dead, fail, sweep)
+//!   until the queue is empty, printing a line per batch.
+
+use std::io::Write;
+use std::time::Duration;
+
+use honker_core::{EnqueueOptions, Error};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (cmd, db) = match (args.get(1), args.get(2)) {
+        (Some(c), Some(d)) => (c.as_str(), d.as_str()),
+        _ => {
+            eprintln!("usage: honker-child <commit|rollback|bootstrap|open|churn> DB");
+            std::process::exit(2);
+        }
+    };
+    let result = match cmd {
+        "commit" | "bootstrap" => honker_core::open(db).and_then(|c| {
+            honker_core::enqueue(
+                &c,
+                "child",
+                r#"{"from":"child"}"#,
+                &EnqueueOptions::default(),
+            )
+            .map(|id| println!("{id}"))
+        }),
+        "rollback" => rollback(db),
+        "open" => {
+            match honker_core::open(db) {
+                Ok(_) => println!("OK"),
+                Err(e) => println!("ERR {}: {e}", kind(&e)),
+            }
+            Ok(())
+        }
+        "churn" => churn(db),
+        other => {
+            eprintln!("unknown command {other}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("honker-child {cmd}: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn kind(e: &Error) -> &'static str {
+    match e {
+        Error::MissingDirectory { .. } => "MissingDirectory",
+        Error::NotADatabase { .. } => "NotADatabase",
+        Error::ReadOnly { .. } => "ReadOnly",
+        Error::Open { .. } => "Open",
+        _ => "Other",
+    }
+}
+
+fn rollback(db: &str) -> honker_core::Result<()> {
+    let conn = rusqlite::Connection::open(db)?;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    conn.execute(
+        "INSERT INTO _honker_live (queue, payload) VALUES ('child', '{}')",
+        [],
+    )?;
+    conn.execute_batch("ROLLBACK")?;
+    println!("rolled back");
+    Ok(())
+}
+
+fn churn(db: &str) -> honker_core::Result<()> {
+    let conn = honker_core::open(db)?;
+    let mut out = std::io::stdout().lock();
+    let mut round = 0u64;
+    loop {
+        let jobs = honker_core::claim_batch(&conn, "crash", "churn", 64, Duration::from_secs(1))?;
+        if jobs.is_empty() && honker_core::sweep_expired(&conn, None)? == 0 {
+            return Ok(());
+        }
+        for (i, job) in jobs.iter().enumerate() {
+            if i % 2 == 0 {
+                honker_core::retry(&conn, "churn", job.lease(), Duration::ZERO, "retry-to-dead")?;
+            } else {
+                honker_core::fail(&conn, "churn", job.lease(), "failed")?;
+            }
+        }
+        honker_core::sweep_expired(&conn, Some("crash"))?;
+        round += 1;
+        // Ignore a closed pipe: the parent may stop reading before it kills us.
+        let _ = writeln!(out, "round {round}");
+        let _ = out.flush();
+    }
+}

@@ -1,2 +1,0 @@
-//! Helpers for honker-rs's integration tests: child processes and the
-//! Python `honker` package.

@@ -1,0 +1,238 @@
+//! Interop with the real `honker` Python package (pip `honker==0.2.4`):
+//! each side claims what the other enqueues, reads the other's dead rows,
+//! and opens the other's files.
+//!
+//! The interpreter comes from `$HONKER_PYTHON` or `target/interop-venv`
+//! (made by `.ci/run`). Without it the tests print SKIPPED, except under
+//! `CI=true`, where they fail.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{honker_python, run_python};
+use honker_core::{EnqueueOptions, JobState};
+
+fn db() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("interop.db");
+    (dir, p)
+}
+
+#[test]
+fn python_enqueues_and_we_claim_in_order_with_the_right_fields() {
+    let Some(py) = honker_python() else { return };
+    let (_d, path) = db();
+    let out = run_python(
+        &py,
+        r#"
+import honker, json, sys
+db = honker.open(sys.argv[1])
+q = db.queue("interop", max_attempts=5)
+ids = {
+  "low": q.enqueue({"n": "low"}),
+  "high": q.enqueue({"n": "high"}, priority=10),
+  "later": q.enqueue({"n": "later"}, delay=3600),
+  "expiring": q.enqueue({"n": "expiring"}, priority=5, expires=600),
+}
+print(json.dumps(ids))
+"#,
+        &[path.to_str().unwrap()],
+    );
+    let ids: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let id = |k: &str| ids[k].as_i64().unwrap();
+
+    let conn = honker_core::open(&path).unwrap();
+    let now = honker_core::now(&conn).unwrap();
+    let jobs =
+        honker_core::claim_batch(&conn, "interop", "rust-worker", 10, Duration::from_secs(60))
+            .unwrap();
+    let order: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    assert_eq!(order, vec![id("high"), id("expiring"), id("low")]);
+    for j in &jobs {
+        assert_eq!(j.max_attempts, 5);
+        assert_eq!(j.attempts, 1);
+        let v: serde_json::Value = serde_json::from_str(&j.payload).unwrap();
+        assert!(v["n"].is_string());
+    }
+    assert_eq!(jobs[0].priority, 10);
+    let exp = jobs[1].expires_at.expect("expires_at set by python");
+    assert!((now + 598..=now + 601).contains(&exp), "{exp} vs {now}");
+    assert_eq!(jobs[2].expires_at, None);
+
+    let later = honker_core::get_job(&conn, id("later")).unwrap().unwrap();
+    assert_eq!(later.state, JobState::Pending);
+    assert!(later.run_at >= now + 3598);
+
+    let leases: Vec<_> = jobs.iter().map(|j| j.lease()).collect();
+    assert_eq!(
+        honker_core::ack_batch(&conn, "rust-worker", &leases)
+            .unwrap()
+            .len(),
+        3
+    );
+    let s = honker_core::queue_stats(&conn, "interop").unwrap();
+    assert_eq!((s.pending_due, s.scheduled, s.processing), (0, 1, 0));
+}
+
+#[test]
+fn we_enqueue_and_python_claims_in_order_and_acks() {
+    let Some(py) = honker_python() else { return };
+    let (_d, path) = db();
+    let conn = honker_core::open(&path).unwrap();
+    let o = EnqueueOptions::default;
+    let a = honker_core::enqueue(&conn, "interop", r#"{"n":"a"}"#, &o()).unwrap();
+    let b = honker_core::enqueue(&conn, "interop", r#"{"n":"b"}"#, &o().priority(3)).unwrap();
+    let c = honker_core::enqueue(&conn, "interop", r#"{"n":"c"}"#, &o().priority(3)).unwrap();
+    let later = honker_core::enqueue(
+        &conn,
+        "interop",
+        r#"{"n":"later"}"#,
+        &o().delay(Duration::from_secs(600)),
+    )
+    .unwrap();
+    let out = run_python(
+        &py,
+        r#"
+import honker, json, sys
+db = honker.open(sys.argv[1])
+q = db.queue("interop")
+# A limited batch takes the two highest-priority jobs (python returns a
+# batch in rowid order, so compare it as a set) ...
+first_two = q.claim_batch("py-worker", 2)
+# ... and one-at-a-time claims then show the full order.
+jobs = list(first_two)
+while (job := q.claim_one("py-worker")) is not None:
+    jobs.append(job)
+acked = q.ack_batch([j.id for j in jobs], "py-worker")
+print(json.dumps({"first_two": sorted(j.id for j in first_two),
+                  "ids": [j.id for j in jobs], "payloads": [j.payload for j in jobs],
+                  "attempts": [j.attempts for j in jobs], "acked": acked}))
+"#,
+        &[path.to_str().unwrap()],
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let got: Vec<i64> = v["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
+    assert_eq!(v["first_two"], serde_json::json!([b, c]));
+    assert_eq!(got[2], a, "the priority-0 job is claimed last");
+    assert_eq!(got.len(), 3, "the delayed job is not claimed");
+    assert_eq!(v["payloads"][2]["n"], "a");
+    assert_eq!(v["attempts"][0], 1);
+    assert_eq!(v["acked"], 3);
+    assert!(honker_core::get_job(&conn, a).unwrap().is_none());
+    assert!(honker_core::get_job(&conn, later).unwrap().is_some());
+}
+
+#[test]
+fn dead_rows_written_by_either_side_are_read_by_the_other() {
+    let Some(py) = honker_python() else { return };
+    let (_d, path) = db();
+    let conn = honker_core::open(&path).unwrap();
+    // Ours: a job we fail.
+    let ours =
+        honker_core::enqueue(&conn, "interop", r#"{"side":"rust"}"#, &Default::default()).unwrap();
+    let j = honker_core::claim_batch(&conn, "interop", "rw", 1, Duration::from_secs(60))
+        .unwrap()
+        .remove(0);
+    assert!(honker_core::fail(&conn, "rw", j.lease(), "failed in rust").unwrap());
+
+    let out = run_python(
+        &py,
+        r#"
+import honker, json, sys
+db = honker.open(sys.argv[1])
+q = db.queue("interop", max_attempts=1)
+theirs = q.enqueue({"side": "python"})
+job = q.claim_one("py-worker")
+assert job.id == theirs, (job.id, theirs)
+assert job.fail("failed in python")
+rows = db.query("SELECT id, payload, last_error, attempts FROM _honker_dead ORDER BY id")
+print(json.dumps({"theirs": theirs, "dead": [dict(r) for r in rows]}))
+"#,
+        &[path.to_str().unwrap()],
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let dead = v["dead"].as_array().unwrap();
+    assert_eq!(dead.len(), 2);
+    assert_eq!(dead[0]["id"], ours);
+    assert_eq!(dead[0]["last_error"], "failed in rust");
+    assert_eq!(dead[0]["payload"], r#"{"side":"rust"}"#);
+
+    let theirs = v["theirs"].as_i64().unwrap();
+    let d = honker_core::get_dead(&conn, theirs).unwrap().unwrap();
+    assert_eq!(d.last_error.as_deref(), Some("failed in python"));
+    assert_eq!(d.attempts, 1);
+    let listed: Vec<i64> = honker_core::list_dead(&conn, "interop", 10, 0)
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(listed, vec![ours, theirs]);
+    // And a requeued python dead job is claimable by python again.
+    assert!(honker_core::requeue_dead(&conn, theirs).unwrap());
+    let out = run_python(
+        &py,
+        r#"
+import honker, sys
+q = honker.open(sys.argv[1]).queue("interop")
+job = q.claim_one("py-worker")
+print(job.id, job.attempts)
+"#,
+        &[path.to_str().unwrap()],
+    );
+    assert_eq!(out.trim(), format!("{theirs} 1"));
+}
+
+#[test]
+fn a_file_created_by_either_side_opens_cleanly_on_the_other() {
+    let Some(py) = honker_python() else { return };
+    // Python creates; we open, check and use it.
+    let (_d1, py_file) = db();
+    run_python(
+        &py,
+        r#"
+import honker, sys
+db = honker.open(sys.argv[1])
+db.queue("made-by-python").enqueue({"hello": "rust"})
+"#,
+        &[py_file.to_str().unwrap()],
+    );
+    let conn = honker_core::open(&py_file).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let j =
+        honker_core::claim_batch(&conn, "made-by-python", "rw", 5, Duration::from_secs(9)).unwrap();
+    assert_eq!(j.len(), 1);
+    assert_eq!(j[0].payload, r#"{"hello": "rust"}"#);
+
+    // We create; Python opens, checks and uses it.
+    let (_d2, rs_file) = db();
+    let conn = honker_core::open(&rs_file).unwrap();
+    honker_core::enqueue(
+        &conn,
+        "made-by-rust",
+        r#"{"hello":"python"}"#,
+        &Default::default(),
+    )
+    .unwrap();
+    drop(conn);
+    let out = run_python(
+        &py,
+        r#"
+import honker, sys
+db = honker.open(sys.argv[1])
+print(db.query("PRAGMA integrity_check")[0]["integrity_check"])
+job = db.queue("made-by-rust").claim_one("py")
+print(job.payload["hello"], job.ack())
+"#,
+        &[rs_file.to_str().unwrap()],
+    );
+    assert_eq!(out.trim(), "ok\npython True");
+}
