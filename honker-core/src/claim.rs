@@ -87,6 +87,21 @@ fn dead_letter_exhausted(c: &Connection, id: i64) -> Result<()> {
     Ok(())
 }
 
+/// Whether `queue` has a job [`claim_batch`] would take right now. A read:
+/// no write lock, no transaction. For deciding whether a wake-up is worth
+/// a claim.
+///
+/// ```
+/// let conn = honker_core::open_in_memory().unwrap();
+/// assert!(!honker_core::has_claimable(&conn, "q").unwrap());
+/// honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+/// assert!(honker_core::has_claimable(&conn, "q").unwrap());
+/// ```
+pub fn has_claimable(conn: &Connection, queue: &str) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(sql::HAS_CLAIMABLE)?;
+    Ok(stmt.query_row([queue], |r| r.get(0))?)
+}
+
 /// The earliest future unix second at which `queue` may have a job to
 /// claim: the next pending `run_at`, or one second after the earliest
 /// claim expiry. `None` when nothing is scheduled. Expired rows and

@@ -37,7 +37,9 @@ mod watcher;
 pub use admin::{
     cancel, get_dead, get_job, list_dead, queue_stats, requeue_dead, stats, sweep_expired,
 };
-pub use claim::{claim_batch, next_claim_at, next_expiry_at, DEFAULT_VISIBILITY_TIMEOUT};
+pub use claim::{
+    claim_batch, has_claimable, next_claim_at, next_expiry_at, DEFAULT_VISIBILITY_TIMEOUT,
+};
 pub use complete::{
     ack, ack_batch, fail, heartbeat, heartbeat_batch, release, retry, RetryOutcome,
 };

@@ -172,6 +172,16 @@ pub const CLAIM_EXHAUSTED_TO_DEAD: &str = "INSERT INTO _honker_dead
          'max attempts exceeded', created_at
   FROM _honker_live WHERE id = ?1";
 
+/// Whether queue ?1 has a row the claim would take (or dead-letter): one
+/// read through the claim index, no write lock.
+pub const HAS_CLAIMABLE: &str = "SELECT EXISTS (
+    SELECT 1 FROM _honker_live INDEXED BY _honker_live_claim
+    WHERE queue = ?1
+      AND state IN ('pending', 'processing')
+      AND (expires_at IS NULL OR expires_at > unixepoch())
+      AND ((state = 'pending' AND run_at <= unixepoch())
+        OR (state = 'processing' AND claim_expires_at < unixepoch())))";
+
 pub const DELETE_LIVE: &str = "DELETE FROM _honker_live WHERE id = ?1";
 
 // ---------------------------------------------------------------- completion

@@ -1,0 +1,76 @@
+//! Errors of the runtime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything the runtime's API can return.
+///
+/// ```
+/// let e = honker_actors::Error::ResultTimeout { job_id: 7, waited: std::time::Duration::from_secs(1) };
+/// assert!(e.to_string().contains("job 7"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A database error from the format layer (a bad path, a busy or full
+    /// database, an invalid option, ...).
+    #[error(transparent)]
+    Core(#[from] honker_core::Error),
+    /// The group transaction this write was part of could not begin or
+    /// commit; the write did not happen.
+    #[error("the write was not committed: {0}")]
+    NotCommitted(Arc<honker_core::Error>),
+    /// The writer thread is gone (the `Honker` was shut down or it panicked).
+    #[error("the honker writer thread has stopped")]
+    WriterStopped,
+    /// A job argument or result that does not serialize to JSON.
+    #[error("cannot serialize to JSON: {0}")]
+    Serialize(#[source] serde_json::Error),
+    /// A job payload that does not decode into the requested type.
+    #[error("payload does not decode: {0}")]
+    Payload(#[source] serde_json::Error),
+    /// A saved result that does not decode into the requested type.
+    #[error("result of job {job_id} does not decode: {source}")]
+    ResultDecode {
+        /// The job.
+        job_id: i64,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// No result was saved for the job within the wait.
+    #[error("no result for job {job_id} after {waited:?}")]
+    ResultTimeout {
+        /// The job.
+        job_id: i64,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// A closure passed to [`Honker::transaction`](crate::Honker::transaction) failed; it was rolled back.
+    #[error("transaction closure failed: {0}")]
+    Transaction(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A bad pool configuration (no jobs registered, a zero concurrency, ...).
+    #[error("invalid pool configuration: {0}")]
+    Config(String),
+    /// An actor of the pool could not be started or reached.
+    #[error("worker pool actor: {0}")]
+    Actor(String),
+}
+
+impl Error {
+    /// True for errors that go away by themselves (lock contention).
+    ///
+    /// ```
+    /// assert!(!honker_actors::Error::WriterStopped.is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Core(e) => e.is_transient(),
+            Error::NotCommitted(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+/// `Result` with the runtime's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

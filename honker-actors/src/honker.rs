@@ -1,0 +1,556 @@
+//! [`Honker`]: the handle to one database file, shared by enqueuers and pools.
+
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use honker_core::rusqlite::Connection;
+use honker_core::{ClaimedJob, DeadJob, EnqueueOptions, Lease, QueueStats, RetryOutcome};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::wake::{Wake, WakeGuard, WakeHub};
+use crate::writer::Writer;
+use crate::{telemetry, Error, Job, Result};
+
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    wakes: Arc<WakeHub>,
+    /// Started with the first listener: a process that only enqueues never
+    /// polls the file.
+    watcher: Mutex<Option<(honker_core::Watcher, honker_core::Subscription)>>,
+    watch_interval: Duration,
+}
+
+/// The handle to one honker database: enqueue jobs, run transactions, and
+/// hand it to worker pools. Cheap to clone; every clone shares one writer
+/// thread, which commits the writes waiting for it together (group commit).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), honker_actors::Error> {
+/// use honker_actors::{EnqueueOptions, Honker};
+/// let dir = tempfile::tempdir().unwrap();
+/// let honker = Honker::open(dir.path().join("app.db"))?;
+/// let emails = honker.queue("emails");
+/// let id = emails.enqueue(&serde_json::json!({"to": "a@b.c"}), EnqueueOptions::default()).await?;
+/// assert_eq!(emails.get_job(id).await?.unwrap().queue, "emails");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Honker {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Honker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Honker").field("path", &self.inner.path).finish()
+    }
+}
+
+impl Honker {
+    /// Open (creating if needed) the database at `path`: the format's
+    /// pragmas and schema, and the writer thread. A typed error names the
+    /// path and the cause for a missing directory, a read-only file or
+    /// directory, or a file that is not a database.
+    ///
+    /// ```
+    /// let err = honker_actors::Honker::open("/no/such/dir/app.db").unwrap_err();
+    /// assert!(err.to_string().contains("/no/such/dir"));
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<Honker> {
+        Self::open_with_watch_interval(path, honker_core::DEFAULT_WATCH_INTERVAL)
+    }
+
+    /// [`Honker::open`] with the interval at which commits by other
+    /// processes are looked for (default 1 ms).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let h = honker_actors::Honker::open_with_watch_interval(
+    ///     dir.path().join("a.db"), std::time::Duration::from_millis(5)).unwrap();
+    /// # drop(h);
+    /// ```
+    pub fn open_with_watch_interval(path: impl AsRef<Path>, watch_interval: Duration) -> Result<Honker> {
+        let path = path.as_ref().to_path_buf();
+        if watch_interval.is_zero() {
+            return Err(Error::Config("watch interval must be positive".into()));
+        }
+        let conn = honker_core::open(&path)?;
+        let writer = Writer::start(conn, "honker-writer".into())?;
+        Ok(Honker {
+            inner: Arc::new(Inner {
+                path,
+                writer,
+                wakes: Arc::new(WakeHub::default()),
+                watcher: Mutex::new(None),
+                watch_interval,
+            }),
+        })
+    }
+
+    /// The database path.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let h = honker_actors::Honker::open(dir.path().join("a.db")).unwrap();
+    /// assert!(h.path().ends_with("a.db"));
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The untyped API of one queue.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let h = honker_actors::Honker::open(dir.path().join("a.db")).unwrap();
+    /// assert_eq!(h.queue("emails").name(), "emails");
+    /// ```
+    pub fn queue(&self, name: &str) -> Queue {
+        Queue {
+            honker: self.clone(),
+            name: Arc::from(name),
+            visibility: honker_core::DEFAULT_VISIBILITY_TIMEOUT,
+        }
+    }
+
+    /// Enqueue a typed job with its default options; returns the job id.
+    ///
+    /// ```
+    /// # use honker_actors::{Job, JobContext, JobError, Honker};
+    /// # struct Ping;
+    /// # impl Job for Ping {
+    /// #     const NAME: &'static str = "ping"; const QUEUE: &'static str = "ping";
+    /// #     type Args = u32; type Output = ();
+    /// #     async fn run(&self, _: JobContext, _: u32) -> Result<(), JobError> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let honker = Honker::open(dir.path().join("a.db")).unwrap();
+    /// let id = honker.enqueue::<Ping>(&7).await.unwrap();
+    /// assert!(id > 0);
+    /// # }
+    /// ```
+    pub async fn enqueue<J: Job>(&self, args: &J::Args) -> Result<i64> {
+        EnqueueBuilder::<J>::from_ref(args)?.enqueue(self).await
+    }
+
+    /// Run `f` on the writer thread inside the next group transaction, in a
+    /// savepoint of its own: an `Err` rolls back everything `f` did, `Ok`
+    /// commits it with the group. Pools of this `Honker` wake at once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let honker = honker_actors::Honker::open(dir.path().join("a.db")).unwrap();
+    /// let id = honker.transaction(|tx| {
+    ///     tx.execute("CREATE TABLE IF NOT EXISTS orders(id INTEGER PRIMARY KEY)", [])?;
+    ///     tx.execute("INSERT INTO orders DEFAULT VALUES", [])?;
+    ///     honker_core::enqueue(tx, "emails", r#"{"order":1}"#, &Default::default())
+    /// }).await.unwrap();
+    /// assert!(id > 0);
+    /// # }
+    /// ```
+    pub async fn transaction<T, E, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        F: FnOnce(&Connection) -> std::result::Result<T, E> + Send + 'static,
+    {
+        let out = self
+            .writer()
+            .write(move |c| f(c).map_err(|e| Error::Transaction(e.into())))
+            .await?;
+        self.inner.wakes.fire(&Wake::Commit);
+        Ok(out)
+    }
+
+    /// Wait up to `timeout` for the saved result of job `id` and decode it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let honker = honker_actors::Honker::open(dir.path().join("a.db")).unwrap();
+    /// let none = honker.result::<u32>(1, std::time::Duration::from_millis(10)).await;
+    /// assert!(matches!(none, Err(honker_actors::Error::ResultTimeout { .. })));
+    /// # }
+    /// ```
+    pub async fn result<T: DeserializeOwned>(&self, id: i64, timeout: Duration) -> Result<T> {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let n = notify.clone();
+        // Listen before the first look, so a save in between is not missed.
+        let _guard = self.listen(move |_| n.notify_one());
+        loop {
+            let raw = self
+                .writer()
+                .read(move |c| Ok(honker_core::get_result(c, id)?))
+                .await?;
+            if let Some(raw) = raw {
+                return serde_json::from_str(&raw)
+                    .map_err(|source| Error::ResultDecode { job_id: id, source });
+            }
+            if tokio::time::timeout_at(deadline, notify.notified()).await.is_err() {
+                return Err(Error::ResultTimeout {
+                    job_id: id,
+                    waited: started.elapsed(),
+                });
+            }
+        }
+    }
+
+    /// Per-queue counts for every queue.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let honker = honker_actors::Honker::open(dir.path().join("a.db")).unwrap();
+    /// assert!(honker.stats().await.unwrap().is_empty());
+    /// # }
+    /// ```
+    pub async fn stats(&self) -> Result<Vec<QueueStats>> {
+        self.writer().read(|c| Ok(honker_core::stats(c)?)).await
+    }
+
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.inner.writer
+    }
+
+    /// Register a wake listener; starts the file watcher on first use.
+    pub(crate) fn listen(&self, f: impl Fn(&Wake) + Send + Sync + 'static) -> WakeGuard {
+        let guard = self.inner.wakes.listen(f);
+        self.ensure_watcher();
+        guard
+    }
+
+    pub(crate) fn notify_enqueued(&self, queue: &Arc<str>) {
+        self.inner.wakes.fire(&Wake::Enqueued(queue.clone()));
+    }
+
+    /// The last problem the commit watcher met, if any (the database file
+    /// was deleted or replaced while in use, ...).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let honker = honker_actors::Honker::open(dir.path().join("a.db")).unwrap();
+    /// assert_eq!(honker.watcher_error(), None);
+    /// ```
+    pub fn watcher_error(&self) -> Option<String> {
+        self.inner
+            .watcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|(w, _)| w.error())
+    }
+
+    fn ensure_watcher(&self) {
+        let mut slot = self.inner.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_some() {
+            return;
+        }
+        match honker_core::Watcher::with_interval(&self.inner.path, self.inner.watch_interval) {
+            Ok(w) => {
+                let hub = Arc::downgrade(&self.inner.wakes);
+                let sub = w.on_change(move || {
+                    if let Some(hub) = hub.upgrade() {
+                        hub.fire(&Wake::Commit);
+                    }
+                });
+                *slot = Some((w, sub));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, path = %self.inner.path.display(),
+                    "cannot watch the database for commits by other processes; \
+                     relying on in-process wake-ups and timers");
+            }
+        }
+    }
+}
+
+/// Options for one typed enqueue, starting from the job's defaults.
+///
+/// ```
+/// # use honker_actors::{EnqueueBuilder, Job, JobContext, JobError, Honker};
+/// # struct Ping;
+/// # impl Job for Ping {
+/// #     const NAME: &'static str = "ping"; const QUEUE: &'static str = "ping";
+/// #     type Args = u32; type Output = ();
+/// #     async fn run(&self, _: JobContext, _: u32) -> Result<(), JobError> { Ok(()) }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # let dir = tempfile::tempdir().unwrap();
+/// use std::time::Duration;
+/// let honker = Honker::open(dir.path().join("a.db")).unwrap();
+/// let id = EnqueueBuilder::<Ping>::new(7)
+///     .delay(Duration::from_secs(60))
+///     .priority(10)
+///     .expires(Duration::from_secs(3600))
+///     .enqueue(&honker).await.unwrap();
+/// assert_eq!(honker.queue("ping").get_job(id).await.unwrap().unwrap().priority, 10);
+/// # }
+/// ```
+pub struct EnqueueBuilder<J: Job> {
+    payload: std::result::Result<String, Error>,
+    opts: EnqueueOptions,
+    _job: PhantomData<fn() -> J>,
+}
+
+impl<J: Job> EnqueueBuilder<J> {
+    /// Start from `args` and the job's default options.
+    pub fn new(args: J::Args) -> Self {
+        Self::build(serde_json::to_string(&args).map_err(Error::Serialize))
+    }
+
+    fn from_ref(args: &J::Args) -> Result<Self> {
+        Ok(Self::build(Ok(
+            serde_json::to_string(args).map_err(Error::Serialize)?
+        )))
+    }
+
+    fn build(payload: Result<String>) -> Self {
+        let o = J::options();
+        EnqueueBuilder {
+            payload,
+            opts: EnqueueOptions {
+                priority: o.priority,
+                expires: o.expires,
+                max_attempts: Some(o.max_attempts),
+                ..EnqueueOptions::default()
+            },
+            _job: PhantomData,
+        }
+    }
+
+    /// Due `d` from now.
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.opts.delay = Some(d);
+        self
+    }
+    /// Due at `t`.
+    pub fn run_at(mut self, t: SystemTime) -> Self {
+        self.opts.run_at = Some(t);
+        self
+    }
+    /// Higher is claimed first.
+    pub fn priority(mut self, p: i64) -> Self {
+        self.opts.priority = p;
+        self
+    }
+    /// Never run after `d` from now.
+    pub fn expires(mut self, d: Duration) -> Self {
+        self.opts.expires = Some(d);
+        self
+    }
+    /// Claims allowed.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.opts.max_attempts = Some(n);
+        self
+    }
+
+    /// Enqueue through the writer (group commit); wakes this process's
+    /// pools at once. Returns the job id.
+    pub async fn enqueue(self, honker: &Honker) -> Result<i64> {
+        let payload = self.payload?;
+        let queue: Arc<str> = Arc::from(J::QUEUE);
+        let opts = self.opts;
+        let q = queue.clone();
+        let id = honker
+            .writer()
+            .write(move |c| Ok(honker_core::enqueue_json(c, &q, &payload, &opts)?))
+            .await?;
+        telemetry::enqueued(&queue);
+        honker.notify_enqueued(&queue);
+        Ok(id)
+    }
+
+    /// Enqueue on the application's own connection or transaction; commits
+    /// or rolls back with it. Pools see the commit through their watcher.
+    pub fn enqueue_tx(self, conn: &Connection) -> Result<i64> {
+        let payload = self.payload?;
+        let id = honker_core::enqueue_json(conn, J::QUEUE, &payload, &self.opts)?;
+        telemetry::enqueued(J::QUEUE);
+        Ok(id)
+    }
+}
+
+/// Enqueue a typed job on the application's own `rusqlite` connection or
+/// transaction (synchronous; it commits or rolls back with it).
+///
+/// ```
+/// # use honker_actors::{Job, JobContext, JobError};
+/// # struct Ping;
+/// # impl Job for Ping {
+/// #     const NAME: &'static str = "ping"; const QUEUE: &'static str = "ping";
+/// #     type Args = u32; type Output = ();
+/// #     async fn run(&self, _: JobContext, _: u32) -> Result<(), JobError> { Ok(()) }
+/// # }
+/// let mut conn = honker_core::open_in_memory().unwrap();
+/// let tx = conn.transaction().unwrap();
+/// honker_actors::enqueue_tx::<Ping>(&tx, &1).unwrap();
+/// tx.rollback().unwrap();                                  // the job is gone with it
+/// assert_eq!(honker_core::queue_stats(&conn, "ping").unwrap().pending_due, 0);
+/// ```
+pub fn enqueue_tx<J: Job>(conn: &Connection, args: &J::Args) -> Result<i64> {
+    EnqueueBuilder::<J>::from_ref(args)?.enqueue_tx(conn)
+}
+
+/// The untyped API of one queue, mirroring the format's operations.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), honker_actors::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// use std::time::Duration;
+/// let honker = honker_actors::Honker::open(dir.path().join("a.db"))?;
+/// let q = honker.queue("reports");
+/// q.enqueue(&serde_json::json!({"month": 5}), Default::default()).await?;
+/// let jobs = q.claim_batch("worker-1", 10).await?;
+/// let leases: Vec<_> = jobs.iter().map(|j| j.lease()).collect();
+/// assert_eq!(q.ack_batch(&leases, "worker-1").await?.len(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Queue {
+    pub(crate) honker: Honker,
+    pub(crate) name: Arc<str>,
+    pub(crate) visibility: Duration,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("name", &self.name).finish()
+    }
+}
+
+impl Queue {
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Use `d` as the visibility timeout of claims made through this handle
+    /// (default 300 s).
+    pub fn with_visibility_timeout(mut self, d: Duration) -> Self {
+        self.visibility = d;
+        self
+    }
+
+    /// Enqueue any serializable payload; returns the job id.
+    pub async fn enqueue<T: Serialize + ?Sized>(&self, payload: &T, opts: EnqueueOptions) -> Result<i64> {
+        let json = serde_json::to_string(payload).map_err(Error::Serialize)?;
+        self.enqueue_json(json, opts).await
+    }
+
+    /// Enqueue JSON text (validated); returns the job id.
+    pub async fn enqueue_json(&self, json: String, opts: EnqueueOptions) -> Result<i64> {
+        let q = self.name.clone();
+        let id = self
+            .write(move |c| Ok(honker_core::enqueue(c, &q, &json, &opts)?))
+            .await?;
+        telemetry::enqueued(&self.name);
+        self.honker.notify_enqueued(&self.name);
+        Ok(id)
+    }
+
+    /// Claim up to `n` jobs for `worker_id`.
+    pub async fn claim_batch(&self, worker_id: &str, n: usize) -> Result<Vec<ClaimedJob>> {
+        let (q, w, vis) = (self.name.clone(), worker_id.to_string(), self.visibility);
+        self.write(move |c| Ok(honker_core::claim_batch(c, &q, &w, n, vis)?))
+            .await
+    }
+
+    /// Ack many claims in one transaction; returns the ids acked.
+    pub async fn ack_batch(&self, leases: &[Lease], worker_id: &str) -> Result<Vec<i64>> {
+        let (l, w) = (leases.to_vec(), worker_id.to_string());
+        let acked = self
+            .write(move |c| Ok(honker_core::ack_batch(c, &w, &l)?))
+            .await?;
+        telemetry::lost_claims(&self.name, leases.len() - acked.len());
+        Ok(acked)
+    }
+
+    /// Ack one claim; `false` when it was lost.
+    pub async fn ack(&self, lease: Lease, worker_id: &str) -> Result<bool> {
+        Ok(self.ack_batch(&[lease], worker_id).await?.len() == 1)
+    }
+
+    /// Retry a claim after `delay`, or move it to dead when exhausted.
+    pub async fn retry(&self, lease: Lease, worker_id: &str, delay: Duration, error: &str) -> Result<RetryOutcome> {
+        let (w, e) = (worker_id.to_string(), error.to_string());
+        self.write(move |c| Ok(honker_core::retry(c, &w, lease, delay, &e)?))
+            .await
+    }
+
+    /// Move a claim to dead; `false` when it was lost.
+    pub async fn fail(&self, lease: Lease, worker_id: &str, error: &str) -> Result<bool> {
+        let (w, e) = (worker_id.to_string(), error.to_string());
+        self.write(move |c| Ok(honker_core::fail(c, &w, lease, &e)?))
+            .await
+    }
+
+    /// Extend a claim; `None` when it was lost.
+    pub async fn heartbeat(&self, lease: Lease, worker_id: &str, extend: Duration) -> Result<Option<i64>> {
+        let w = worker_id.to_string();
+        self.write(move |c| Ok(honker_core::heartbeat(c, &w, lease, extend)?))
+            .await
+    }
+
+    /// Delete a pending or processing job.
+    pub async fn cancel(&self, id: i64) -> Result<bool> {
+        self.write(move |c| Ok(honker_core::cancel(c, id)?)).await
+    }
+
+    /// Read a live job.
+    pub async fn get_job(&self, id: i64) -> Result<Option<honker_core::Job>> {
+        self.honker
+            .writer()
+            .read(move |c| Ok(honker_core::get_job(c, id)?))
+            .await
+    }
+
+    /// Counts for this queue.
+    pub async fn stats(&self) -> Result<QueueStats> {
+        let q = self.name.clone();
+        self.honker
+            .writer()
+            .read(move |c| Ok(honker_core::queue_stats(c, &q)?))
+            .await
+    }
+
+    /// Dead jobs of this queue, oldest first.
+    pub async fn list_dead(&self, limit: usize, offset: usize) -> Result<Vec<DeadJob>> {
+        let q = self.name.clone();
+        self.honker
+            .writer()
+            .read(move |c| Ok(honker_core::list_dead(c, &q, limit, offset)?))
+            .await
+    }
+
+    /// Move a dead job back to live with fresh attempts.
+    pub async fn requeue_dead(&self, id: i64) -> Result<bool> {
+        let requeued = self.write(move |c| Ok(honker_core::requeue_dead(c, id)?)).await?;
+        if requeued {
+            self.honker.notify_enqueued(&self.name);
+        }
+        Ok(requeued)
+    }
+
+    /// Move this queue's expired jobs to dead.
+    pub async fn sweep_expired(&self) -> Result<usize> {
+        let q = self.name.clone();
+        self.write(move |c| Ok(honker_core::sweep_expired(c, Some(&q))?))
+            .await
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.honker.writer().write(f).await
+    }
+}

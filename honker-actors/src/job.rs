@@ -1,0 +1,391 @@
+//! Typed jobs: the [`Job`] trait, its options, and [`JobError`].
+
+use std::any::TypeId;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::JobContext;
+
+/// A typed background job: its name, queue, argument type, defaults, and
+/// handler. `#[job]` generates an impl from an `async fn`; writing one by
+/// hand works the same.
+///
+/// The payload on disk is `Args` serialized as JSON, nothing wrapped around
+/// it, so other honker bindings enqueue and read it as it is.
+///
+/// ```
+/// use honker_actors::{Job, JobContext, JobError, JobOptions};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Resize { image: String, width: u32 }
+///
+/// struct ResizeImage;
+///
+/// impl Job for ResizeImage {
+///     const NAME: &'static str = "resize_image";
+///     const QUEUE: &'static str = "images";
+///     type Args = Resize;
+///     type Output = ();
+///     fn options() -> JobOptions {
+///         JobOptions::default().max_attempts(5)
+///     }
+///     async fn run(&self, _ctx: JobContext, args: Resize) -> Result<(), JobError> {
+///         if args.width == 0 { return Err(JobError::fail("width must be positive")); }
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Job: Send + Sync + 'static {
+    /// The job's name, for logs and metrics.
+    const NAME: &'static str;
+    /// The queue its rows go to (and a pool claims from).
+    const QUEUE: &'static str;
+    /// The argument, stored as the JSON payload.
+    type Args: Serialize + DeserializeOwned + Send + 'static;
+    /// What the handler returns. Anything but `()` is saved to
+    /// `_honker_results` under the job id.
+    type Output: Serialize + Send + 'static;
+
+    /// Default options: attempts, priority, timeout, backoff, expiry.
+    fn options() -> JobOptions {
+        JobOptions::default()
+    }
+
+    /// Run the job once.
+    fn run(
+        &self,
+        ctx: JobContext,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Self::Output, JobError>> + Send;
+}
+
+/// How a job is retried and bounded. Every field has a default.
+///
+/// ```
+/// use std::time::Duration;
+/// use honker_actors::{Backoff, JobOptions};
+/// let o = JobOptions::default()
+///     .max_attempts(5)
+///     .priority(10)
+///     .timeout(Duration::from_secs(30))
+///     .backoff(Backoff::fixed(Duration::from_secs(5)))
+///     .expires(Duration::from_secs(3600));
+/// assert_eq!(o.max_attempts, 5);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobOptions {
+    /// Claims allowed before the job goes to `_honker_dead`. Default 3.
+    pub max_attempts: u32,
+    /// Default priority of enqueued jobs (higher first). Default 0.
+    pub priority: i64,
+    /// Longest a run may take; the handler future is dropped after it and
+    /// the run counts as a retryable error. Default: none.
+    pub timeout: Option<Duration>,
+    /// Delay before each retry. Default: exponential with jitter.
+    pub backoff: Backoff,
+    /// Enqueued jobs expire (are never run) after this long. Default: never.
+    pub expires: Option<Duration>,
+    /// How long a saved result is kept. Default: one day.
+    pub result_ttl: Option<Duration>,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions {
+            max_attempts: honker_core::DEFAULT_MAX_ATTEMPTS,
+            priority: 0,
+            timeout: None,
+            backoff: Backoff::default(),
+            expires: None,
+            result_ttl: Some(Duration::from_secs(24 * 3600)),
+        }
+    }
+}
+
+impl JobOptions {
+    /// Claims allowed (at least 1).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+    /// Default priority.
+    pub fn priority(mut self, p: i64) -> Self {
+        self.priority = p;
+        self
+    }
+    /// Longest a run may take.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+    /// Retry delays.
+    pub fn backoff(mut self, b: Backoff) -> Self {
+        self.backoff = b;
+        self
+    }
+    /// Expiry of enqueued jobs.
+    pub fn expires(mut self, d: Duration) -> Self {
+        self.expires = Some(d);
+        self
+    }
+    /// How long saved results are kept (`None`: until swept by hand).
+    pub fn result_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.result_ttl = ttl;
+        self
+    }
+}
+
+/// Delay before a retry, by attempt number.
+///
+/// ```
+/// use std::time::Duration;
+/// use honker_actors::Backoff;
+/// let b = Backoff::exponential(Duration::from_secs(2), Duration::from_secs(60)).without_jitter();
+/// assert_eq!(b.delay(1), Duration::from_secs(2));
+/// assert_eq!(b.delay(3), Duration::from_secs(8));
+/// assert_eq!(b.delay(30), Duration::from_secs(60));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+    exponential: bool,
+    jitter: bool,
+}
+
+impl Default for Backoff {
+    /// Exponential from 2 s, capped at 1 h, with ±25 % jitter.
+    fn default() -> Self {
+        Backoff::exponential(Duration::from_secs(2), Duration::from_secs(3600))
+    }
+}
+
+impl Backoff {
+    /// `base * 2^(attempt-1)`, capped at `max`, with ±25 % jitter.
+    pub fn exponential(base: Duration, max: Duration) -> Self {
+        Backoff {
+            base,
+            max,
+            exponential: true,
+            jitter: true,
+        }
+    }
+    /// Always `d`.
+    pub fn fixed(d: Duration) -> Self {
+        Backoff {
+            base: d,
+            max: d,
+            exponential: false,
+            jitter: false,
+        }
+    }
+    /// No random spread (the default spreads retries of many jobs apart).
+    pub fn without_jitter(mut self) -> Self {
+        self.jitter = false;
+        self
+    }
+    /// The delay before the retry that follows run number `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let d = if self.exponential {
+            let shift = attempt.saturating_sub(1).min(30);
+            self.base.saturating_mul(1u32 << shift).min(self.max)
+        } else {
+            self.base
+        };
+        if self.jitter && !d.is_zero() {
+            d.mul_f64(rand::random_range(0.75..1.25)).min(self.max)
+        } else {
+            d
+        }
+    }
+}
+
+/// Why a run did not succeed, and what to do about it.
+///
+/// Any `std::error::Error` converts into a retryable `JobError` (so `?`
+/// works in handlers); [`JobError::fail`] sends the job to `_honker_dead`
+/// at once; [`JobError::retry_after`] picks the delay.
+///
+/// ```
+/// use std::time::Duration;
+/// use honker_actors::JobError;
+/// fn parse(s: &str) -> Result<u32, JobError> {
+///     let n: u32 = s.parse()?;                  // retryable, with the parse error's message
+///     if n == 0 { return Err(JobError::fail("zero is never valid")); }
+///     Ok(n)
+/// }
+/// assert!(parse("x").unwrap_err().is_retryable());
+/// assert!(!parse("0").unwrap_err().is_retryable());
+/// let later = JobError::retry_after(Duration::from_secs(30)).with_message("rate limited");
+/// assert_eq!(later.message(), "rate limited");
+/// ```
+#[derive(Debug)]
+pub struct JobError {
+    kind: ErrorKind,
+    message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ErrorKind {
+    Retry(Option<Duration>),
+    Fail,
+}
+
+impl JobError {
+    /// A retryable error: retried after the job's backoff.
+    pub fn retry(message: impl std::fmt::Display) -> Self {
+        JobError {
+            kind: ErrorKind::Retry(None),
+            message: message.to_string(),
+        }
+    }
+    /// A retryable error, retried after `delay` instead of the backoff.
+    pub fn retry_after(delay: Duration) -> Self {
+        JobError {
+            kind: ErrorKind::Retry(Some(delay)),
+            message: format!("retry requested after {delay:?}"),
+        }
+    }
+    /// A permanent error: the job goes to `_honker_dead` at once.
+    pub fn fail(message: impl std::fmt::Display) -> Self {
+        JobError {
+            kind: ErrorKind::Fail,
+            message: message.to_string(),
+        }
+    }
+    /// Replace the message.
+    pub fn with_message(mut self, message: impl std::fmt::Display) -> Self {
+        self.message = message.to_string();
+        self
+    }
+    /// The message recorded as the job's `last_error`.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// Whether the job will be retried (attempts permitting).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Retry(_))
+    }
+    /// The explicit retry delay, if one was asked for.
+    pub fn retry_delay(&self) -> Option<Duration> {
+        match self.kind {
+            ErrorKind::Retry(d) => d,
+            ErrorKind::Fail => None,
+        }
+    }
+}
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+    fn from(e: E) -> Self {
+        let mut message = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        JobError::retry(message)
+    }
+}
+
+/// What one run of a handler came to, before it is written down.
+#[derive(Debug)]
+pub(crate) enum RunResult {
+    /// Success; the JSON result to save, if the job has one.
+    Done(Option<String>),
+    /// A retryable error.
+    Retry {
+        after: Option<Duration>,
+        error: String,
+    },
+    /// A permanent error (including a payload that does not decode).
+    Fail(String),
+    /// The handler overran its timeout and was dropped.
+    TimedOut(Duration),
+    /// The pool stopped the run (shutdown past its grace period).
+    Aborted,
+}
+
+/// A registered job with its types erased, as the pool holds it.
+pub(crate) trait ErasedJob: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn queue(&self) -> &'static str;
+    fn options(&self) -> &JobOptions;
+    /// Decode `payload` and run; `Err` carries a decode error.
+    fn run(self: Arc<Self>, ctx: JobContext, payload: String) -> BoxFuture<'static, RunResult>;
+}
+
+pub(crate) struct Registered<J: Job> {
+    job: J,
+    options: JobOptions,
+}
+
+impl<J: Job> Registered<J> {
+    pub(crate) fn erased(job: J) -> Arc<dyn ErasedJob> {
+        Arc::new(Registered {
+            job,
+            options: J::options(),
+        })
+    }
+}
+
+impl<J: Job> ErasedJob for Registered<J> {
+    fn name(&self) -> &'static str {
+        J::NAME
+    }
+    fn queue(&self) -> &'static str {
+        J::QUEUE
+    }
+    fn options(&self) -> &JobOptions {
+        &self.options
+    }
+    fn run(self: Arc<Self>, ctx: JobContext, payload: String) -> BoxFuture<'static, RunResult> {
+        Box::pin(async move {
+            let args: J::Args = match serde_json::from_str(&payload) {
+                Ok(a) => a,
+                Err(e) => {
+                    return RunResult::Fail(format!(
+                        "payload does not decode into {}: {e}",
+                        std::any::type_name::<J::Args>()
+                    ))
+                }
+            };
+            match self.job.run(ctx, args).await {
+                Ok(out) => RunResult::Done(encode_output::<J::Output>(&out)),
+                Err(e) => match e.kind {
+                    ErrorKind::Retry(after) => RunResult::Retry {
+                        after,
+                        error: e.message,
+                    },
+                    ErrorKind::Fail => RunResult::Fail(e.message),
+                },
+            }
+        })
+    }
+}
+
+/// The JSON to save for a job's output; `None` for `()`.
+fn encode_output<O: Serialize + 'static>(out: &O) -> Option<String> {
+    if TypeId::of::<O>() == TypeId::of::<()>() {
+        return None;
+    }
+    match serde_json::to_string(out) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "job output does not serialize; no result saved");
+            None
+        }
+    }
+}

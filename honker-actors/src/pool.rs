@@ -1,0 +1,260 @@
+//! [`WorkerPool`]: start, inspect and stop a pool of workers.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+
+use crate::context::AppData;
+use crate::job::{ErasedJob, Registered};
+use crate::supervisor::{PoolStatus, Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::{Error, Honker, Job, Result};
+
+/// Worker slots when `.concurrency(..)` is not called.
+pub const DEFAULT_CONCURRENCY: usize = 10;
+/// Grace period of a shutdown when `.shutdown_timeout(..)` is not called.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+static POOL_SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// Configures and starts a [`WorkerPool`].
+///
+/// ```
+/// # use honker_actors::{Job, JobContext, JobError, Honker, WorkerPool};
+/// # struct Ping;
+/// # impl Job for Ping {
+/// #     const NAME: &'static str = "ping"; const QUEUE: &'static str = "ping";
+/// #     type Args = u32; type Output = ();
+/// #     async fn run(&self, _: JobContext, _: u32) -> Result<(), JobError> { Ok(()) }
+/// # }
+/// # #[tokio::main] async fn main() -> Result<(), honker_actors::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// use std::time::Duration;
+/// let honker = Honker::open(dir.path().join("app.db"))?;
+/// let pool = WorkerPool::builder(&honker)
+///     .register(Ping)
+///     .concurrency(16)
+///     .queue_concurrency("ping", 4)
+///     .visibility_timeout(Duration::from_secs(60))
+///     .shutdown_timeout(Duration::from_secs(10))
+///     .data(String::from("shared state"))
+///     .start()
+///     .await?;
+/// pool.shutdown().await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a builder does nothing until .start().await"]
+pub struct WorkerPoolBuilder {
+    honker: Honker,
+    jobs: Vec<Arc<dyn ErasedJob>>,
+    concurrency: usize,
+    queue_limits: Vec<(String, usize)>,
+    visibility: Duration,
+    shutdown_timeout: Duration,
+    data: AppData,
+}
+
+impl WorkerPoolBuilder {
+    /// Run `job` in this pool (one job per queue; any number of jobs).
+    pub fn register<J: Job>(mut self, job: J) -> Self {
+        self.jobs.push(Registered::erased(job));
+        self
+    }
+    /// Jobs run at once, across all queues (default 10).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+    /// At most `n` jobs of `queue` at once (within the pool's concurrency).
+    pub fn queue_concurrency(mut self, queue: &str, n: usize) -> Self {
+        self.queue_limits.push((queue.to_string(), n));
+        self
+    }
+    /// How long a claim lasts between heartbeats (default 300 s, at least 1 s).
+    /// A job whose process dies is run again this long after.
+    pub fn visibility_timeout(mut self, d: Duration) -> Self {
+        self.visibility = d;
+        self
+    }
+    /// How long a shutdown waits for running jobs before putting them back
+    /// (default 30 s).
+    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
+        self.shutdown_timeout = d;
+        self
+    }
+    /// Application state for handlers, reachable as `ctx.data::<T>()`.
+    pub fn data<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.data.insert(value);
+        self
+    }
+
+    /// Check the configuration and start the actors.
+    pub async fn start(self) -> Result<WorkerPool> {
+        if self.jobs.is_empty() {
+            return Err(Error::Config("register at least one job".into()));
+        }
+        if self.concurrency == 0 {
+            return Err(Error::Config("concurrency must be at least 1".into()));
+        }
+        if self.visibility < Duration::from_secs(1) {
+            return Err(Error::Config(format!(
+                "visibility timeout must be at least 1 s (claims are whole seconds), got {:?}",
+                self.visibility
+            )));
+        }
+        let mut jobs: HashMap<&'static str, Arc<dyn ErasedJob>> = HashMap::new();
+        for j in self.jobs {
+            if j.options().max_attempts == 0 {
+                return Err(Error::Config(format!("job {} has max_attempts 0", j.name())));
+            }
+            if let Some(other) = jobs.insert(j.queue(), j.clone()) {
+                return Err(Error::Config(format!(
+                    "jobs {} and {} both use queue {:?}; a queue has one handler",
+                    other.name(),
+                    j.name(),
+                    j.queue()
+                )));
+            }
+        }
+        let mut queue_limits = HashMap::new();
+        for (q, n) in self.queue_limits {
+            let Some((&name, _)) = jobs.get_key_value(q.as_str()) else {
+                return Err(Error::Config(format!(
+                    "queue_concurrency for {q:?}, but no registered job uses that queue"
+                )));
+            };
+            if n == 0 {
+                return Err(Error::Config(format!("queue_concurrency for {q:?} must be at least 1")));
+            }
+            queue_limits.insert(name, n);
+        }
+        let worker_id: Arc<str> = Arc::from(format!(
+            "{}:{}:{}",
+            hostname(),
+            std::process::id(),
+            POOL_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let args = SupervisorArgs {
+            honker: self.honker,
+            worker_id: worker_id.clone(),
+            jobs,
+            queue_limits,
+            concurrency: self.concurrency,
+            visibility: self.visibility,
+            shutdown_timeout: self.shutdown_timeout,
+            data: self.data,
+        };
+        let (supervisor, join) = Actor::spawn(None, Supervisor, args)
+            .await
+            .map_err(|e| Error::Actor(format!("cannot start the pool supervisor: {e}")))?;
+        Ok(WorkerPool {
+            supervisor,
+            join: Some(join),
+            worker_id,
+            shutdown_timeout: self.shutdown_timeout,
+        })
+    }
+}
+
+/// A running pool: a supervisor actor with its workers and heartbeat.
+///
+/// Stop it with [`shutdown`](Self::shutdown): running jobs get the grace
+/// period to finish, the rest are put back to pending without burning an
+/// attempt. Dropping it without a shutdown kills it: its claims lapse after
+/// the visibility timeout and other workers run those jobs again.
+pub struct WorkerPool {
+    supervisor: ActorRef<SupervisorMsg>,
+    join: Option<tokio::task::JoinHandle<()>>,
+    worker_id: Arc<str>,
+    shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool").field("worker_id", &self.worker_id).finish()
+    }
+}
+
+impl WorkerPool {
+    /// Start configuring a pool on `honker`.
+    pub fn builder(honker: &Honker) -> WorkerPoolBuilder {
+        WorkerPoolBuilder {
+            honker: honker.clone(),
+            jobs: Vec::new(),
+            concurrency: DEFAULT_CONCURRENCY,
+            queue_limits: Vec::new(),
+            visibility: honker_core::DEFAULT_VISIBILITY_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            data: AppData::default(),
+        }
+    }
+
+    /// The id this pool claims jobs under (`host:pid:n`), unique per pool.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// Workers, running jobs and restarts, now.
+    pub async fn status(&self) -> Result<PoolStatus> {
+        ractor::call!(self.supervisor, SupervisorMsg::Status)
+            .map_err(|e| Error::Actor(format!("pool status: {e}")))
+    }
+
+    /// Stop claiming, let running jobs finish within the shutdown timeout,
+    /// record their outcomes, put the rest back to pending, stop the actors.
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.stop().await
+    }
+
+    /// Wait for ctrl-c (SIGINT), then [`shutdown`](Self::shutdown).
+    pub async fn shutdown_on_ctrl_c(self) -> Result<()> {
+        tokio::signal::ctrl_c()
+            .await
+            .map_err(|e| Error::Actor(format!("cannot listen for ctrl-c: {e}")))?;
+        tracing::info!("ctrl-c: shutting the worker pool down");
+        self.shutdown().await
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        let Some(join) = self.join.take() else {
+            return Ok(());
+        };
+        // The supervisor itself bounds the wait (grace + abort grace).
+        let budget = self.shutdown_timeout + Duration::from_secs(10);
+        let asked = ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::Shutdown,
+            u64::try_from(budget.as_millis()).unwrap_or(u64::MAX)
+        );
+        let cell = self.supervisor.get_cell();
+        cell.stop_children_and_wait(None, Some(Duration::from_secs(5))).await;
+        self.supervisor.stop(None);
+        let _ = join.await;
+        asked.map_err(|e| Error::Actor(format!("pool shutdown: {e}")))
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        if self.join.is_some() {
+            tracing::warn!(worker_id = %self.worker_id,
+                "worker pool dropped without shutdown; its claims will lapse and be run again");
+            self.supervisor.kill();
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

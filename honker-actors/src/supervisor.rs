@@ -1,0 +1,974 @@
+//! The supervisor actor: one per pool. It owns the pool's job state and the
+//! claim scheduler.
+//!
+//! One *cycle* is one write request to the writer thread: record the
+//! outcomes that came in (acks, retries, failures, releases), then claim
+//! for every free worker slot, per queue, then read when the next job falls
+//! due. At most one cycle runs at a time; outcomes that arrive meanwhile go
+//! into the next one, so a busy pool writes many outcomes and its next
+//! claim in one transaction.
+//!
+//! Wake-ups: an enqueue by this process (claim at once), a commit by anyone
+//! else (one cheap read decides whether a claim is worth a write), a timer
+//! at the next due `run_at` / claim expiry / `expires_at`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use honker_core::rusqlite::Connection;
+use honker_core::{ClaimedJob, Lease, RetryOutcome};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use crate::context::{AppData, JobSignals};
+use crate::heartbeat::{Heartbeat, HeartbeatArgs, HeartbeatMsg, SharedLeases};
+use crate::job::{ErasedJob, RunResult};
+use crate::telemetry::QueueMetrics;
+use crate::wake::{Wake, WakeGuard};
+use crate::worker::{Assignment, Worker, WorkerMsg};
+use crate::{Honker, JobContext, Result};
+
+/// Housekeeping (expiry sweep, result sweep, queue depth) at most this often
+/// while the pool is active.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
+/// Back-off after a failed cycle or check, doubling up to the maximum.
+const MIN_RETRY_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+/// After this many failed cycles in a row, outcomes are dropped (their
+/// claims lapse and the jobs run again) so one bad write cannot wedge a pool.
+const MAX_CYCLE_FAILURES: u32 = 5;
+/// After a forced abort at the end of the shutdown grace period, how long a
+/// handler that ignores it gets before its claim is released regardless.
+const ABORT_GRACE: Duration = Duration::from_secs(1);
+
+/// Why the supervisor is woken.
+#[derive(Debug)]
+pub(crate) enum WakeKind {
+    /// This process enqueued to one of our queues.
+    Enqueued,
+    /// Something committed somewhere.
+    Commit,
+    /// A due time passed (or a retry back-off ended).
+    Timer,
+}
+
+pub(crate) enum SupervisorMsg {
+    /// Something may be claimable.
+    Wake(WakeKind),
+    /// The cheap read after a commit wake came back.
+    Checked(Result<(bool, NextTimes)>),
+    /// A cycle came back from the writer, with the outcomes it carried.
+    CycleDone {
+        output: Result<CycleOutput>,
+        outcomes: Arc<Vec<Outcome>>,
+    },
+    /// A back-off after a failed cycle or check is over.
+    RetryNow,
+    /// A worker finished a job (not a panic: that is a worker failure).
+    Finished {
+        worker: ActorId,
+        job_id: i64,
+        result: RunResult,
+        elapsed: Duration,
+    },
+    /// The heartbeat found these claims lost.
+    ClaimsLost(Vec<Lease>),
+    /// Stop claiming, let running jobs finish, flush, then reply.
+    Shutdown(RpcReplyPort<()>),
+    /// The shutdown grace period ended: abort what still runs.
+    ShutdownDeadline,
+    /// The abort grace ended: release what still has not stopped.
+    ShutdownForce,
+    /// Report the pool's state.
+    Status(RpcReplyPort<PoolStatus>),
+}
+
+/// A snapshot of a pool, from [`WorkerPool::status`](crate::WorkerPool::status).
+///
+/// ```
+/// let s = honker_actors::PoolStatus::default();
+/// assert_eq!(s.workers, 0);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Live worker actors.
+    pub workers: usize,
+    /// Jobs running now.
+    pub in_flight: usize,
+    /// Outcomes waiting to be written.
+    pub pending_outcomes: usize,
+    /// Workers replaced after a failure since start.
+    pub restarts: u64,
+    /// Whether a shutdown has begun.
+    pub shutting_down: bool,
+}
+
+/// A result to write down for one claim.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    Ack {
+        lease: Lease,
+        queue: &'static str,
+        result: Option<(String, Option<Duration>)>,
+    },
+    Retry {
+        lease: Lease,
+        queue: &'static str,
+        delay: Duration,
+        error: String,
+    },
+    Fail {
+        lease: Lease,
+        queue: &'static str,
+        error: String,
+    },
+    Release {
+        lease: Lease,
+        queue: &'static str,
+    },
+}
+
+impl Outcome {
+    fn queue(&self) -> &'static str {
+        match self {
+            Outcome::Ack { queue, .. }
+            | Outcome::Retry { queue, .. }
+            | Outcome::Fail { queue, .. }
+            | Outcome::Release { queue, .. } => queue,
+        }
+    }
+}
+
+/// What writing one outcome did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applied {
+    Acked,
+    Retried,
+    Dead,
+    Released,
+    Lost,
+}
+
+pub(crate) struct CycleOutput {
+    applied: Vec<Applied>,
+    claimed: Vec<ClaimedJob>,
+    /// Queues whose claim was filled completely (more may be waiting).
+    full: Vec<&'static str>,
+    next: NextTimes,
+    depths: Option<Vec<(&'static str, i64)>>,
+}
+
+pub(crate) struct SupervisorArgs {
+    pub(crate) honker: Honker,
+    pub(crate) worker_id: Arc<str>,
+    pub(crate) jobs: HashMap<&'static str, Arc<dyn ErasedJob>>,
+    pub(crate) queue_limits: HashMap<&'static str, usize>,
+    pub(crate) concurrency: usize,
+    pub(crate) visibility: Duration,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) data: AppData,
+}
+
+struct Slot {
+    worker: ActorRef<WorkerMsg>,
+    job: Option<i64>,
+}
+
+struct InFlight {
+    lease: Lease,
+    queue: &'static str,
+    signals: Arc<JobSignals>,
+}
+
+struct ShutdownState {
+    replies: Vec<RpcReplyPort<()>>,
+}
+
+pub(crate) struct SupervisorState {
+    args: SupervisorArgs,
+    queues: Vec<&'static str>,
+    rotate: usize,
+    slots: HashMap<ActorId, Slot>,
+    in_flight: HashMap<i64, InFlight>,
+    in_flight_per_queue: HashMap<&'static str, usize>,
+    leases: SharedLeases,
+    pending: Vec<Outcome>,
+    cycle_running: bool,
+    check_running: bool,
+    /// Something may be claimable (an enqueue, a timer, a full claim).
+    work_maybe: bool,
+    /// A commit was seen that no read or claim has looked at yet.
+    commit_seen: bool,
+    /// Bumped by every enqueue or timer wake; a cycle that saw none while
+    /// it ran and filled no queue proves the queues drained.
+    wake_seq: u64,
+    cycle_seq: u64,
+    timer: Option<(i64, tokio::task::JoinHandle<()>)>,
+    retry_timer: Option<tokio::task::JoinHandle<()>>,
+    backoff: Duration,
+    cycle_failures: u32,
+    next_expiry: Option<i64>,
+    last_housekeeping: Option<Instant>,
+    heartbeat: Option<ActorRef<HeartbeatMsg>>,
+    wake_guard: Option<WakeGuard>,
+    wake_flags: Arc<WakeFlags>,
+    shutdown: Option<ShutdownState>,
+    metrics: HashMap<&'static str, QueueMetrics>,
+    restarts: u64,
+}
+
+/// Coalesce wakes: at most one of each kind waits in the mailbox.
+#[derive(Default)]
+pub(crate) struct WakeFlags {
+    enqueued: AtomicBool,
+    commit: AtomicBool,
+}
+
+pub(crate) struct Supervisor;
+
+impl Actor for Supervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: SupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let mut queues: Vec<&'static str> = args.jobs.keys().copied().collect();
+        queues.sort_unstable();
+        let metrics = queues.iter().map(|q| (*q, QueueMetrics::new(q))).collect();
+        let leases: SharedLeases = Arc::new(Mutex::new(HashMap::new()));
+        let mut slots = HashMap::new();
+        for _ in 0..args.concurrency {
+            let (worker, _) =
+                Actor::spawn_linked(None, Worker, myself.clone(), myself.get_cell()).await?;
+            slots.insert(worker.get_id(), Slot { worker, job: None });
+        }
+        let (heartbeat, _) = Actor::spawn_linked(
+            None,
+            Heartbeat,
+            HeartbeatArgs {
+                honker: args.honker.clone(),
+                worker_id: args.worker_id.clone(),
+                visibility: args.visibility,
+                leases: leases.clone(),
+                supervisor: myself.clone(),
+            },
+            myself.get_cell(),
+        )
+        .await?;
+        let wake_flags = Arc::new(WakeFlags::default());
+        let wake_guard = listen_for_wakes(&args.honker, &myself, &queues, wake_flags.clone());
+        tracing::info!(worker_id = %args.worker_id, queues = ?queues,
+            concurrency = args.concurrency, "worker pool started");
+        // Claim whatever is already waiting.
+        myself.cast(SupervisorMsg::Wake(WakeKind::Timer))?;
+        Ok(SupervisorState {
+            queues,
+            rotate: 0,
+            slots,
+            in_flight: HashMap::new(),
+            in_flight_per_queue: HashMap::new(),
+            leases,
+            pending: Vec::new(),
+            cycle_running: false,
+            check_running: false,
+            work_maybe: true,
+            commit_seen: false,
+            wake_seq: 0,
+            cycle_seq: 0,
+            timer: None,
+            retry_timer: None,
+            backoff: MIN_RETRY_BACKOFF,
+            cycle_failures: 0,
+            next_expiry: None,
+            last_housekeeping: None,
+            heartbeat: Some(heartbeat),
+            wake_guard: Some(wake_guard),
+            wake_flags,
+            shutdown: None,
+            metrics,
+            restarts: 0,
+            args,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.wake_guard = None;
+        if let Some((_, t)) = state.timer.take() {
+            t.abort();
+        }
+        if let Some(t) = state.retry_timer.take() {
+            t.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SupervisorMsg::Wake(kind) => match kind {
+                WakeKind::Enqueued => {
+                    state.wake_flags.enqueued.store(false, Ordering::Release);
+                    state.wake_seq += 1;
+                    state.work_maybe = true;
+                }
+                WakeKind::Commit => {
+                    state.wake_flags.commit.store(false, Ordering::Release);
+                    state.commit_seen = true;
+                }
+                WakeKind::Timer => {
+                    state.wake_seq += 1;
+                    state.work_maybe = true;
+                }
+            },
+            SupervisorMsg::RetryNow => {
+                state.retry_timer = None;
+                state.work_maybe = true;
+            }
+            SupervisorMsg::Checked(result) => {
+                state.check_running = false;
+                match result {
+                    Ok((claimable, next)) => {
+                        state.backoff = MIN_RETRY_BACKOFF;
+                        state.work_maybe |= claimable;
+                        state.plan_wake(&myself, next);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "checking for claimable jobs failed");
+                        state.commit_seen = true;
+                        state.retry_later(&myself);
+                    }
+                }
+            }
+            SupervisorMsg::CycleDone { output, outcomes } => {
+                state.cycle_running = false;
+                state.cycle_done(&myself, output, outcomes);
+            }
+            SupervisorMsg::Finished {
+                worker,
+                job_id,
+                result,
+                elapsed,
+            } => {
+                if let Some(slot) = state.slots.get_mut(&worker) {
+                    slot.job = None;
+                }
+                state.finish(job_id, result, elapsed);
+            }
+            SupervisorMsg::ClaimsLost(leases) => state.claims_lost(&leases),
+            SupervisorMsg::Shutdown(reply) => state.begin_shutdown(&myself, reply),
+            SupervisorMsg::ShutdownDeadline => {
+                tracing::warn!(running = state.in_flight.len(),
+                    "shutdown grace period over; stopping the jobs still running");
+                for f in state.in_flight.values() {
+                    f.signals.abort.raise();
+                }
+                let me = myself.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(ABORT_GRACE).await;
+                    let _ = me.cast(SupervisorMsg::ShutdownForce);
+                });
+            }
+            SupervisorMsg::ShutdownForce => {
+                let ids: Vec<i64> = state.in_flight.keys().copied().collect();
+                for id in ids {
+                    tracing::error!(job_id = id, "handler ignored the abort; releasing its claim anyway");
+                    state.finish(id, RunResult::Aborted, Duration::ZERO);
+                }
+            }
+            SupervisorMsg::Status(reply) => {
+                let _ = reply.send(PoolStatus {
+                    workers: state.slots.len(),
+                    in_flight: state.in_flight.len(),
+                    pending_outcomes: state.pending.len(),
+                    restarts: state.restarts,
+                    shutting_down: state.shutdown.is_some(),
+                });
+            }
+        }
+        state.pump(&myself);
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Never the default (stop on any child failure): replace the child.
+        let (cell, why) = match event {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err.to_string())),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason),
+            _ => return Ok(()),
+        };
+        let id = cell.get_id();
+        if state.heartbeat.as_ref().is_some_and(|h| h.get_id() == id) {
+            state.heartbeat = None;
+            if state.shutdown.is_none() {
+                tracing::error!(reason = ?why, "heartbeat actor stopped; restarting it");
+                let (hb, _) = Actor::spawn_linked(
+                    None,
+                    Heartbeat,
+                    HeartbeatArgs {
+                        honker: state.args.honker.clone(),
+                        worker_id: state.args.worker_id.clone(),
+                        visibility: state.args.visibility,
+                        leases: state.leases.clone(),
+                        supervisor: myself.clone(),
+                    },
+                    myself.get_cell(),
+                )
+                .await?;
+                state.heartbeat = Some(hb);
+            }
+            return Ok(());
+        }
+        let Some(slot) = state.slots.remove(&id) else {
+            return Ok(());
+        };
+        let why = why.unwrap_or_else(|| "worker stopped".into());
+        if let Some(job_id) = slot.job {
+            let error = if why.starts_with("panicked: ") {
+                why.clone()
+            } else {
+                format!("worker failed: {why}")
+            };
+            let queue = state.in_flight.get(&job_id).map(|f| f.queue);
+            state.finish(
+                job_id,
+                RunResult::Retry { after: None, error },
+                Duration::ZERO,
+            );
+            if let Some(m) = queue.and_then(|q| state.metrics.get(q)) {
+                m.restarts.increment(1);
+            }
+        }
+        if state.shutdown.is_none() {
+            let (worker, _) =
+                Actor::spawn_linked(None, Worker, myself.clone(), myself.get_cell()).await?;
+            state.slots.insert(worker.get_id(), Slot { worker, job: None });
+            state.restarts += 1;
+            tracing::warn!(reason = %why, "worker replaced");
+        }
+        state.pump(&myself);
+        Ok(())
+    }
+}
+
+fn listen_for_wakes(
+    honker: &Honker,
+    myself: &ActorRef<SupervisorMsg>,
+    queues: &[&'static str],
+    flags: Arc<WakeFlags>,
+) -> WakeGuard {
+    let me = myself.clone();
+    let ours: HashSet<&'static str> = queues.iter().copied().collect();
+    honker.listen(move |wake| {
+        let (flag, kind) = match wake {
+            Wake::Enqueued(q) if ours.contains(&**q) => (&flags.enqueued, WakeKind::Enqueued),
+            Wake::Enqueued(_) => return,
+            Wake::Commit => (&flags.commit, WakeKind::Commit),
+        };
+        if !flag.swap(true, Ordering::AcqRel) {
+            // A stopped pool cannot be woken; nothing to do.
+            let _ = me.cast(SupervisorMsg::Wake(kind));
+        }
+    })
+}
+
+impl SupervisorState {
+    fn idle_workers(&self) -> usize {
+        self.slots.values().filter(|s| s.job.is_none()).count()
+    }
+
+    /// Start the next cycle or check if one is due.
+    fn pump(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        if self.cycle_running || self.check_running || self.retry_timer.is_some() {
+            return;
+        }
+        if self.shutdown.is_some() {
+            if !self.pending.is_empty() {
+                self.start_cycle(myself, Vec::new());
+            } else if self.in_flight.is_empty() {
+                self.complete_shutdown();
+            }
+            return;
+        }
+        let claims = if self.work_maybe || (self.commit_seen && !self.pending.is_empty()) {
+            self.plan_claims()
+        } else {
+            Vec::new()
+        };
+        if !self.pending.is_empty() || !claims.is_empty() {
+            if !claims.is_empty() {
+                self.commit_seen = false;
+            }
+            self.start_cycle(myself, claims);
+        } else if self.commit_seen && self.idle_workers() > 0 {
+            self.commit_seen = false;
+            self.start_check(myself);
+        }
+    }
+
+    /// How many to claim per queue: the idle workers, shared across queues
+    /// in rotating order, within each queue's own limit.
+    fn plan_claims(&mut self) -> Vec<(&'static str, usize)> {
+        let mut free = self.idle_workers();
+        let mut plan = Vec::new();
+        if free == 0 || self.queues.is_empty() {
+            return plan;
+        }
+        let n = self.queues.len();
+        self.rotate = (self.rotate + 1) % n;
+        for i in 0..n {
+            let q = self.queues[(self.rotate + i) % n];
+            let running = self.in_flight_per_queue.get(q).copied().unwrap_or(0);
+            let limit = self.args.queue_limits.get(q).copied().unwrap_or(usize::MAX);
+            let take = free.min(limit.saturating_sub(running));
+            if take > 0 {
+                plan.push((q, take));
+                free -= take;
+            }
+            if free == 0 {
+                break;
+            }
+        }
+        plan
+    }
+
+    fn start_cycle(&mut self, myself: &ActorRef<SupervisorMsg>, claims: Vec<(&'static str, usize)>) {
+        self.cycle_running = true;
+        self.cycle_seq = self.wake_seq;
+        // Shared with the writer request so that a cycle that never ran
+        // (the transaction could not begin) gives its outcomes back.
+        let outcomes = Arc::new(std::mem::take(&mut self.pending));
+        let housekeeping = self
+            .last_housekeeping
+            .is_none_or(|t| t.elapsed() >= HOUSEKEEPING_EVERY)
+            || self.next_expiry.is_some_and(|t| t <= unix_now());
+        if housekeeping {
+            self.last_housekeeping = Some(Instant::now());
+        }
+        let worker_id = self.args.worker_id.clone();
+        let visibility = self.args.visibility;
+        let queues = self.queues.clone();
+        let honker = self.args.honker.clone();
+        let me = myself.clone();
+        let for_writer = outcomes.clone();
+        tokio::spawn(async move {
+            let output = honker
+                .writer()
+                .write(move |c| {
+                    run_cycle(c, &worker_id, &for_writer, &claims, visibility, &queues, housekeeping)
+                })
+                .await;
+            let _ = me.cast(SupervisorMsg::CycleDone { output, outcomes });
+        });
+    }
+
+    fn start_check(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        self.check_running = true;
+        let queues = self.queues.clone();
+        let honker = self.args.honker.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let result = honker
+                .writer()
+                .read(move |c| {
+                    let mut claimable = false;
+                    for q in &queues {
+                        claimable |= honker_core::has_claimable(c, q)?;
+                    }
+                    Ok((claimable, next_times(c, &queues)?))
+                })
+                .await;
+            let _ = me.cast(SupervisorMsg::Checked(result));
+        });
+    }
+
+    fn cycle_done(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        output: Result<CycleOutput>,
+        outcomes: Arc<Vec<Outcome>>,
+    ) {
+        let out = match output {
+            Ok(out) => out,
+            Err(e) => {
+                self.cycle_failures += 1;
+                let kept = outcomes.len();
+                if self.cycle_failures >= MAX_CYCLE_FAILURES {
+                    tracing::error!(error = %e, dropped = kept,
+                        "could not record job outcomes after {} tries; their claims will lapse \
+                         and the jobs will run again", self.cycle_failures);
+                } else {
+                    tracing::warn!(error = %e, outcomes = kept, "pool cycle failed; will retry");
+                    // Oldest first, ahead of anything that came in since.
+                    let outcomes = Arc::try_unwrap(outcomes).unwrap_or_else(|a| (*a).clone());
+                    let newer = std::mem::replace(&mut self.pending, outcomes);
+                    self.pending.extend(newer);
+                }
+                self.work_maybe = true;
+                self.retry_later(myself);
+                return;
+            }
+        };
+        self.cycle_failures = 0;
+        self.backoff = MIN_RETRY_BACKOFF;
+        for (o, applied) in outcomes.iter().zip(&out.applied) {
+            let Some(m) = self.metrics.get(o.queue()) else { continue };
+            match applied {
+                Applied::Acked => m.success.increment(1),
+                Applied::Retried => m.retried.increment(1),
+                Applied::Dead => m.dead.increment(1),
+                Applied::Released => m.released.increment(1),
+                Applied::Lost => {
+                    m.lost.increment(1);
+                    tracing::warn!(queue = o.queue(), outcome = ?o, "claim was lost before the outcome was recorded");
+                }
+            }
+            if *applied == Applied::Dead {
+                tracing::warn!(queue = o.queue(), outcome = ?o, "job moved to _honker_dead");
+            }
+        }
+        if let Some(depths) = &out.depths {
+            for (q, d) in depths {
+                if let Some(m) = self.metrics.get(q) {
+                    m.depth.set(*d as f64);
+                }
+            }
+        }
+        for job in out.claimed {
+            self.dispatch(job);
+        }
+        if out.full.is_empty() && self.wake_seq == self.cycle_seq {
+            // Every queue gave less than asked: drained until the next wake.
+            self.work_maybe = false;
+        }
+        self.plan_wake(myself, out.next);
+    }
+
+    fn dispatch(&mut self, job: ClaimedJob) {
+        let queue = match self.queues.iter().find(|q| **q == job.queue) {
+            Some(q) => *q,
+            None => return,
+        };
+        let handler = self.args.jobs[queue].clone();
+        let lease = job.lease();
+        let Some(slot) = self.slots.values_mut().find(|s| s.job.is_none()) else {
+            // Claimed more than the idle workers (a worker died meanwhile).
+            self.pending.push(Outcome::Release { lease, queue });
+            return;
+        };
+        let signals = Arc::new(JobSignals::default());
+        let ctx = JobContext {
+            id: job.id,
+            queue: Arc::from(queue),
+            attempt: u32::try_from(job.attempts).unwrap_or(u32::MAX),
+            max_attempts: u32::try_from(job.max_attempts).unwrap_or(u32::MAX),
+            worker_id: self.args.worker_id.clone(),
+            honker: self.args.honker.clone(),
+            data: self.args.data.clone(),
+            signals: signals.clone(),
+        };
+        if let Some(m) = self.metrics.get(queue) {
+            m.wait.record((unix_now_f64() - job.run_at as f64).max(0.0));
+        }
+        let id = job.id;
+        let assignment = Box::new(Assignment { job, handler, ctx });
+        if slot.worker.cast(WorkerMsg::Run(assignment)).is_err() {
+            self.pending.push(Outcome::Release { lease, queue });
+            return;
+        }
+        slot.job = Some(id);
+        self.in_flight.insert(id, InFlight { lease, queue, signals });
+        *self.in_flight_per_queue.entry(queue).or_default() += 1;
+        self.leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, lease);
+        if let Some(m) = self.metrics.get(queue) {
+            m.in_flight.increment(1.0);
+        }
+    }
+
+    /// Turn a finished run into an outcome to write.
+    fn finish(&mut self, job_id: i64, result: RunResult, elapsed: Duration) {
+        let Some(f) = self.in_flight.remove(&job_id) else {
+            return;
+        };
+        if let Some(n) = self.in_flight_per_queue.get_mut(f.queue) {
+            *n = n.saturating_sub(1);
+        }
+        self.leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&job_id);
+        let opts = self.args.jobs[f.queue].options();
+        let attempt = u32::try_from(f.lease.attempts).unwrap_or(u32::MAX);
+        if let Some(m) = self.metrics.get(f.queue) {
+            m.in_flight.decrement(1.0);
+            if !elapsed.is_zero() {
+                m.duration.record(elapsed.as_secs_f64());
+            }
+        }
+        let (lease, queue) = (f.lease, f.queue);
+        let outcome = match result {
+            RunResult::Done(result) => Outcome::Ack {
+                lease,
+                queue,
+                result: result.map(|r| (r, opts.result_ttl)),
+            },
+            RunResult::Retry { after, error } => {
+                let delay = after.unwrap_or_else(|| opts.backoff.delay(attempt));
+                tracing::info!(job_id, queue, attempt, ?delay, error = %error, "job failed; will retry");
+                Outcome::Retry { lease, queue, delay, error }
+            }
+            RunResult::Fail(error) => {
+                tracing::warn!(job_id, queue, attempt, error = %error, "job failed permanently");
+                Outcome::Fail { lease, queue, error }
+            }
+            RunResult::TimedOut(d) => {
+                let error = format!("timed out after {d:?}");
+                tracing::warn!(job_id, queue, attempt, "{error}");
+                Outcome::Retry {
+                    lease,
+                    queue,
+                    delay: opts.backoff.delay(attempt),
+                    error,
+                }
+            }
+            RunResult::Aborted => Outcome::Release { lease, queue },
+        };
+        self.pending.push(outcome);
+    }
+
+    fn claims_lost(&mut self, lost: &[Lease]) {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        for l in lost {
+            let Some(f) = self.in_flight.get(&l.id) else { continue };
+            if f.lease != *l {
+                continue;
+            }
+            leases.remove(&l.id);
+            f.signals.claim_lost.store(true, Ordering::Release);
+            f.signals.stop.raise();
+            if let Some(m) = self.metrics.get(f.queue) {
+                m.lost_claims.increment(1);
+            }
+            tracing::warn!(job_id = l.id, queue = f.queue, "claim lost while the job was running");
+        }
+    }
+
+    fn begin_shutdown(&mut self, myself: &ActorRef<SupervisorMsg>, reply: RpcReplyPort<()>) {
+        if let Some(s) = &mut self.shutdown {
+            s.replies.push(reply);
+            return;
+        }
+        tracing::info!(running = self.in_flight.len(), "worker pool shutting down");
+        self.shutdown = Some(ShutdownState {
+            replies: vec![reply],
+        });
+        self.wake_guard = None;
+        if let Some((_, t)) = self.timer.take() {
+            t.abort();
+        }
+        for f in self.in_flight.values() {
+            f.signals.stop.raise();
+        }
+        if !self.in_flight.is_empty() {
+            let me = myself.clone();
+            let grace = self.args.shutdown_timeout;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                let _ = me.cast(SupervisorMsg::ShutdownDeadline);
+            });
+        }
+    }
+
+    fn complete_shutdown(&mut self) {
+        if let Some(s) = self.shutdown.as_mut() {
+            if s.replies.is_empty() {
+                return;
+            }
+            if let Some(hb) = self.heartbeat.take() {
+                hb.stop(None);
+            }
+            tracing::info!(worker_id = %self.args.worker_id, "worker pool stopped");
+            for r in s.replies.drain(..) {
+                let _ = r.send(());
+            }
+        }
+    }
+
+    /// Remember the next expiry and wake at the earlier of the two times.
+    fn plan_wake(&mut self, myself: &ActorRef<SupervisorMsg>, next: NextTimes) {
+        self.next_expiry = next.expiry;
+        let at = match (next.claim, next.expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.schedule_timer(myself, at);
+    }
+
+    /// Wake at `at` (unix seconds), replacing a later timer.
+    fn schedule_timer(&mut self, myself: &ActorRef<SupervisorMsg>, at: Option<i64>) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        let Some(at) = at else {
+            return;
+        };
+        if let Some((current, handle)) = &self.timer {
+            if *current <= at && !handle.is_finished() {
+                return;
+            }
+            handle.abort();
+        }
+        // unixepoch() must read `at` when the claim runs: a few ms past it.
+        let delay = Duration::from_secs_f64((at as f64 - unix_now_f64()).max(0.0))
+            + Duration::from_millis(5);
+        let me = myself.clone();
+        let handle = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = me.cast(SupervisorMsg::Wake(WakeKind::Timer));
+        });
+        self.timer = Some((at, handle));
+    }
+
+    fn retry_later(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        let delay = self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_RETRY_BACKOFF);
+        let me = myself.clone();
+        self.retry_timer = Some(tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = me.cast(SupervisorMsg::RetryNow);
+        }));
+    }
+}
+
+/// One cycle on the writer thread: outcomes, claims, next wake.
+fn run_cycle(
+    c: &Connection,
+    worker_id: &str,
+    outcomes: &[Outcome],
+    claims: &[(&'static str, usize)],
+    visibility: Duration,
+    queues: &[&'static str],
+    housekeeping: bool,
+) -> Result<CycleOutput> {
+    let mut applied = Vec::with_capacity(outcomes.len());
+    for o in outcomes {
+        applied.push(apply(c, worker_id, o)?);
+    }
+    let mut claimed = Vec::new();
+    let mut full = Vec::new();
+    for (q, n) in claims {
+        let jobs = honker_core::claim_batch(c, q, worker_id, *n, visibility)?;
+        if jobs.len() == *n {
+            full.push(*q);
+        }
+        claimed.extend(jobs);
+    }
+    let mut depths = None;
+    if housekeeping {
+        for q in queues {
+            honker_core::sweep_expired(c, Some(q))?;
+        }
+        honker_core::sweep_results(c)?;
+        let mut d = Vec::with_capacity(queues.len());
+        for q in queues {
+            d.push((*q, honker_core::queue_stats(c, q)?.pending_due));
+        }
+        depths = Some(d);
+    }
+    Ok(CycleOutput {
+        applied,
+        claimed,
+        full,
+        next: next_times(c, queues)?,
+        depths,
+    })
+}
+
+/// When something next happens on the pool's queues (unix seconds).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NextTimes {
+    /// A `run_at` falls due or a claim lapses.
+    claim: Option<i64>,
+    /// A job expires and wants sweeping.
+    expiry: Option<i64>,
+}
+
+fn next_times(c: &Connection, queues: &[&'static str]) -> Result<NextTimes> {
+    let min = |a: Option<i64>, b: Option<i64>| match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    };
+    let mut next = NextTimes::default();
+    for q in queues {
+        next.claim = min(next.claim, honker_core::next_claim_at(c, q)?);
+        next.expiry = min(next.expiry, honker_core::next_expiry_at(c, q)?);
+    }
+    Ok(next)
+}
+
+fn apply(c: &Connection, worker_id: &str, o: &Outcome) -> Result<Applied> {
+    Ok(match o {
+        Outcome::Ack { lease, result, .. } => {
+            if honker_core::ack(c, worker_id, *lease)? {
+                if let Some((value, ttl)) = result {
+                    honker_core::save_result(c, lease.id, value, *ttl)?;
+                }
+                Applied::Acked
+            } else {
+                Applied::Lost
+            }
+        }
+        Outcome::Retry {
+            lease, delay, error, ..
+        } => match honker_core::retry(c, worker_id, *lease, *delay, error)? {
+            RetryOutcome::Retried => Applied::Retried,
+            RetryOutcome::Dead => Applied::Dead,
+            RetryOutcome::Lost => Applied::Lost,
+        },
+        Outcome::Fail { lease, error, .. } => {
+            if honker_core::fail(c, worker_id, *lease, error)? {
+                Applied::Dead
+            } else {
+                Applied::Lost
+            }
+        }
+        Outcome::Release { lease, .. } => {
+            if honker_core::release(c, worker_id, &[*lease])? == 1 {
+                Applied::Released
+            } else {
+                Applied::Lost
+            }
+        }
+    })
+}
+
+fn unix_now_f64() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn unix_now() -> i64 {
+    unix_now_f64() as i64
+}

@@ -1,0 +1,134 @@
+//! The worker actor: runs one job at a time through its handler.
+//!
+//! It decodes the payload, runs the handler as a task of its own under the
+//! job's timeout, catches a panic, and reports the outcome to the
+//! supervisor. It never touches SQLite. After a handler panic the worker
+//! fails on purpose, carrying the panic message, so the supervisor records
+//! the retry and replaces it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use honker_core::ClaimedJob;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tracing::Instrument;
+
+use crate::job::{ErasedJob, RunResult};
+use crate::supervisor::SupervisorMsg;
+use crate::JobContext;
+
+pub(crate) struct Worker;
+
+/// A job handed to a worker.
+pub(crate) struct Assignment {
+    pub(crate) job: ClaimedJob,
+    pub(crate) handler: Arc<dyn ErasedJob>,
+    pub(crate) ctx: JobContext,
+}
+
+pub(crate) enum WorkerMsg {
+    /// Run this job now and report how it went.
+    Run(Box<Assignment>),
+}
+
+pub(crate) struct WorkerState {
+    supervisor: ActorRef<SupervisorMsg>,
+}
+
+/// Aborts the job task if the worker is dropped mid-run (pool killed).
+struct AbortOnDrop(tokio::task::JoinHandle<RunResult>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Actor for Worker {
+    type Msg = WorkerMsg;
+    type State = WorkerState;
+    type Arguments = ActorRef<SupervisorMsg>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        supervisor: ActorRef<SupervisorMsg>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(WorkerState { supervisor })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let WorkerMsg::Run(a) = message;
+        let Assignment { job, handler, ctx } = *a;
+        let job_id = job.id;
+        let signals = ctx.signals.clone();
+        let timeout = handler.options().timeout;
+        let span = tracing::info_span!(
+            "honker.job",
+            job = handler.name(),
+            queue = %job.queue,
+            job_id,
+            attempt = job.attempts,
+        );
+        let started = Instant::now();
+        let mut task = AbortOnDrop(tokio::spawn(
+            handler.run(ctx, job.payload).instrument(span.clone()),
+        ));
+        let timer = async {
+            match timeout {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let result = tokio::select! {
+            joined = &mut task.0 => match joined {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => {
+                    let msg = panic_message(e.into_panic());
+                    span.in_scope(|| tracing::error!(panic = %msg, "job handler panicked"));
+                    // Fail this worker: the supervisor records the retry and replaces it.
+                    return Err(format!("panicked: {msg}").into());
+                }
+                Err(_) => RunResult::Aborted,
+            },
+            () = timer => {
+                task.0.abort();
+                RunResult::TimedOut(timeout.unwrap_or(Duration::ZERO))
+            }
+            () = signals.abort.raised() => {
+                task.0.abort();
+                RunResult::Aborted
+            }
+        };
+        let elapsed = started.elapsed();
+        if state
+            .supervisor
+            .cast(SupervisorMsg::Finished {
+                worker: myself.get_id(),
+                job_id,
+                result,
+                elapsed,
+            })
+            .is_err()
+        {
+            // The pool is gone; the claim lapses and another worker runs the job.
+            span.in_scope(|| tracing::warn!("pool stopped before the outcome could be recorded"));
+        }
+        Ok(())
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}

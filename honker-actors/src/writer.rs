@@ -1,0 +1,181 @@
+//! The writer thread: owns the write connection and commits every request
+//! waiting for it in one transaction (group commit).
+//!
+//! SQLite calls block, so they never run on the async runtime. Requests are
+//! closures sent over a channel. The thread takes the first request, drains
+//! all the others already waiting, runs the reads in autocommit, then the
+//! writes inside one `BEGIN IMMEDIATE .. COMMIT`, each in a savepoint of its
+//! own (a failing request rolls back alone). Replies go out only after the
+//! commit, so a caller never sees a write that might still roll back.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use honker_core::rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::{Error, Result};
+
+/// The most writes folded into one transaction.
+const MAX_GROUP: usize = 1024;
+
+type Finish = Box<dyn FnOnce(Result<(), Error>) + Send>;
+/// Runs the write (given a connection) or is told it will not run (`None`);
+/// returns whether it succeeded and how to deliver its reply.
+type WriteFn = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
+type ReadFn = Box<dyn FnOnce(&Connection) + Send>;
+
+enum Request {
+    Write(WriteFn),
+    Read(ReadFn),
+}
+
+/// Handle to the writer thread; cheap to clone. The thread ends when the
+/// last handle is dropped.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Writer {
+    /// Start the thread, owning `conn`.
+    pub(crate) fn start(conn: Connection, name: String) -> Result<Writer> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || run(conn, rx))
+            .map_err(|e| Error::Actor(format!("cannot spawn the writer thread: {e}")))?;
+        Ok(Writer { tx })
+    }
+
+    /// Run `f` inside the next group transaction; resolves after the commit.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel::<Result<T>>();
+        let op: WriteFn = Box::new(move |conn| {
+            let out = conn.map(f);
+            let ok = matches!(out, Some(Ok(_)));
+            let finish: Finish = Box::new(move |commit| {
+                let result = match (commit, out) {
+                    (Err(e), _) => Err(e),
+                    (Ok(()), Some(r)) => r,
+                    (Ok(()), None) => Err(Error::WriterStopped),
+                };
+                // The caller may have stopped waiting; nothing to do then.
+                let _ = reply.send(result);
+            });
+            (ok, finish)
+        });
+        self.tx
+            .send(Request::Write(op))
+            .map_err(|_| Error::WriterStopped)?;
+        rx.await.map_err(|_| Error::WriterStopped)?
+    }
+
+    /// Run read-only `f` on the writer's connection, outside any transaction.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel::<Result<T>>();
+        let op: ReadFn = Box::new(move |conn| {
+            let _ = reply.send(f(conn));
+        });
+        self.tx
+            .send(Request::Read(op))
+            .map_err(|_| Error::WriterStopped)?;
+        rx.await.map_err(|_| Error::WriterStopped)?
+    }
+}
+
+fn run(conn: Connection, rx: mpsc::Receiver<Request>) {
+    let mut reads: Vec<ReadFn> = Vec::new();
+    let mut writes: Vec<WriteFn> = Vec::with_capacity(MAX_GROUP);
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(req) = next.take() {
+            match req {
+                Request::Read(r) => reads.push(r),
+                Request::Write(w) => writes.push(w),
+            }
+            if writes.len() < MAX_GROUP {
+                next = rx.try_recv().ok();
+            }
+        }
+        for r in reads.drain(..) {
+            r(&conn);
+        }
+        if !writes.is_empty() {
+            commit_group(&conn, &mut writes);
+        }
+    }
+    tracing::debug!("honker writer thread stopping");
+}
+
+fn commit_group(conn: &Connection, writes: &mut Vec<WriteFn>) {
+    let started = Instant::now();
+    let n = writes.len();
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let e = Arc::new(honker_core::Error::from(e));
+        tracing::warn!(error = %e, writes = n, "could not begin a write transaction");
+        for w in writes.drain(..) {
+            let (_, finish) = w(None);
+            finish(Err(Error::NotCommitted(e.clone())));
+        }
+        return;
+    }
+    let mut finishers: Vec<Finish> = Vec::with_capacity(n);
+    for w in writes.drain(..) {
+        let savepoint = conn.execute_batch("SAVEPOINT honker_group_op");
+        if let Err(e) = savepoint {
+            let (_, finish) = w(None);
+            finishers.push(Box::new(move |_| {
+                finish(Err(Error::NotCommitted(Arc::new(e.into()))))
+            }));
+            continue;
+        }
+        let (ok, finish) = w(Some(conn));
+        let end = if ok {
+            "RELEASE honker_group_op"
+        } else {
+            "ROLLBACK TO honker_group_op; RELEASE honker_group_op"
+        };
+        if conn.is_autocommit() {
+            // The request ended our transaction itself (or SQLite rolled it
+            // back on a fatal error); later requests run in autocommit.
+            tracing::warn!("a write request ended the group transaction");
+        } else if let Err(e) = conn.execute_batch(end) {
+            tracing::error!(error = %e, "could not close a savepoint");
+        }
+        finishers.push(finish);
+    }
+    let commit = if conn.is_autocommit() {
+        Ok(())
+    } else {
+        conn.execute_batch("COMMIT")
+    };
+    match commit {
+        Ok(()) => {
+            metrics::histogram!("honker_group_commit_size").record(n as f64);
+            tracing::trace!(writes = n, elapsed = ?started.elapsed(), "group committed");
+            for f in finishers {
+                f(Ok(()));
+            }
+        }
+        Err(e) => {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            let e = Arc::new(honker_core::Error::from(e));
+            tracing::error!(error = %e, writes = n, "group commit failed; every write in it rolled back");
+            for f in finishers {
+                f(Err(Error::NotCommitted(e.clone())));
+            }
+        }
+    }
+}
