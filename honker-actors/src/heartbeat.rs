@@ -94,12 +94,17 @@ impl Actor for Heartbeat {
             Ok(held) => {
                 if held.len() < leases.len() {
                     let held: std::collections::HashSet<i64> = held.into_iter().collect();
-                    let lost: Vec<Lease> = leases.into_iter().filter(|l| !held.contains(&l.id)).collect();
+                    let lost: Vec<Lease> = leases
+                        .into_iter()
+                        .filter(|l| !held.contains(&l.id))
+                        .collect();
                     // The supervisor checks each against what is still running.
                     let _ = a.supervisor.cast(SupervisorMsg::ClaimsLost(lost));
                 }
             }
-            Err(e) => tracing::warn!(error = %e, jobs = leases.len(), "heartbeat failed; will try again"),
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = leases.len(), "heartbeat failed; will try again")
+            }
         }
         Ok(())
     }

@@ -46,7 +46,9 @@ pub struct Honker {
 
 impl std::fmt::Debug for Honker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Honker").field("path", &self.inner.path).finish()
+        f.debug_struct("Honker")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -73,7 +75,10 @@ impl Honker {
     ///     dir.path().join("a.db"), std::time::Duration::from_millis(5)).unwrap();
     /// # drop(h);
     /// ```
-    pub fn open_with_watch_interval(path: impl AsRef<Path>, watch_interval: Duration) -> Result<Honker> {
+    pub fn open_with_watch_interval(
+        path: impl AsRef<Path>,
+        watch_interval: Duration,
+    ) -> Result<Honker> {
         let path = path.as_ref().to_path_buf();
         if watch_interval.is_zero() {
             return Err(Error::Config("watch interval must be positive".into()));
@@ -194,7 +199,10 @@ impl Honker {
                 return serde_json::from_str(&raw)
                     .map_err(|source| Error::ResultDecode { job_id: id, source });
             }
-            if tokio::time::timeout_at(deadline, notify.notified()).await.is_err() {
+            if tokio::time::timeout_at(deadline, notify.notified())
+                .await
+                .is_err()
+            {
                 return Err(Error::ResultTimeout {
                     job_id: id,
                     waited: started.elapsed(),
@@ -440,7 +448,11 @@ impl Queue {
     }
 
     /// Enqueue any serializable payload; returns the job id.
-    pub async fn enqueue<T: Serialize + ?Sized>(&self, payload: &T, opts: EnqueueOptions) -> Result<i64> {
+    pub async fn enqueue<T: Serialize + ?Sized>(
+        &self,
+        payload: &T,
+        opts: EnqueueOptions,
+    ) -> Result<i64> {
         let json = serde_json::to_string(payload).map_err(Error::Serialize)?;
         self.enqueue_json(json, opts).await
     }
@@ -479,7 +491,13 @@ impl Queue {
     }
 
     /// Retry a claim after `delay`, or move it to dead when exhausted.
-    pub async fn retry(&self, lease: Lease, worker_id: &str, delay: Duration, error: &str) -> Result<RetryOutcome> {
+    pub async fn retry(
+        &self,
+        lease: Lease,
+        worker_id: &str,
+        delay: Duration,
+        error: &str,
+    ) -> Result<RetryOutcome> {
         let (w, e) = (worker_id.to_string(), error.to_string());
         self.write(move |c| Ok(honker_core::retry(c, &w, lease, delay, &e)?))
             .await
@@ -493,7 +511,12 @@ impl Queue {
     }
 
     /// Extend a claim; `None` when it was lost.
-    pub async fn heartbeat(&self, lease: Lease, worker_id: &str, extend: Duration) -> Result<Option<i64>> {
+    pub async fn heartbeat(
+        &self,
+        lease: Lease,
+        worker_id: &str,
+        extend: Duration,
+    ) -> Result<Option<i64>> {
         let w = worker_id.to_string();
         self.write(move |c| Ok(honker_core::heartbeat(c, &w, lease, extend)?))
             .await
@@ -532,7 +555,9 @@ impl Queue {
 
     /// Move a dead job back to live with fresh attempts.
     pub async fn requeue_dead(&self, id: i64) -> Result<bool> {
-        let requeued = self.write(move |c| Ok(honker_core::requeue_dead(c, id)?)).await?;
+        let requeued = self
+            .write(move |c| Ok(honker_core::requeue_dead(c, id)?))
+            .await?;
         if requeued {
             self.honker.notify_enqueued(&self.name);
         }

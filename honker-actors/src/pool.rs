@@ -107,7 +107,10 @@ impl WorkerPoolBuilder {
         let mut jobs: HashMap<&'static str, Arc<dyn ErasedJob>> = HashMap::new();
         for j in self.jobs {
             if j.options().max_attempts == 0 {
-                return Err(Error::Config(format!("job {} has max_attempts 0", j.name())));
+                return Err(Error::Config(format!(
+                    "job {} has max_attempts 0",
+                    j.name()
+                )));
             }
             if let Some(other) = jobs.insert(j.queue(), j.clone()) {
                 return Err(Error::Config(format!(
@@ -126,7 +129,9 @@ impl WorkerPoolBuilder {
                 )));
             };
             if n == 0 {
-                return Err(Error::Config(format!("queue_concurrency for {q:?} must be at least 1")));
+                return Err(Error::Config(format!(
+                    "queue_concurrency for {q:?} must be at least 1"
+                )));
             }
             queue_limits.insert(name, n);
         }
@@ -173,7 +178,9 @@ pub struct WorkerPool {
 
 impl std::fmt::Debug for WorkerPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerPool").field("worker_id", &self.worker_id).finish()
+        f.debug_struct("WorkerPool")
+            .field("worker_id", &self.worker_id)
+            .finish()
     }
 }
 
@@ -229,7 +236,8 @@ impl WorkerPool {
             u64::try_from(budget.as_millis()).unwrap_or(u64::MAX)
         );
         let cell = self.supervisor.get_cell();
-        cell.stop_children_and_wait(None, Some(Duration::from_secs(5))).await;
+        cell.stop_children_and_wait(None, Some(Duration::from_secs(5)))
+            .await;
         self.supervisor.stop(None);
         let _ = join.await;
         asked.map_err(|e| Error::Actor(format!("pool shutdown: {e}")))

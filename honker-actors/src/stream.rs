@@ -152,7 +152,8 @@ async fn wait(notify: &Notify, at: Option<i64>) {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0);
-            let delay = Duration::from_secs_f64((at as f64 - now).max(0.0)) + Duration::from_millis(5);
+            let delay =
+                Duration::from_secs_f64((at as f64 - now).max(0.0)) + Duration::from_millis(5);
             tokio::select! {
                 () = notify.notified() => {}
                 () = tokio::time::sleep(delay) => {}
@@ -206,7 +207,9 @@ impl StreamJob {
     }
     /// Move to `_honker_dead`; `false` when the claim was lost.
     pub async fn fail(&self, error: &str) -> Result<bool> {
-        self.queue.fail(self.job.lease(), &self.job.worker_id, error).await
+        self.queue
+            .fail(self.job.lease(), &self.job.worker_id, error)
+            .await
     }
     /// Extend the claim; `None` when it was lost.
     pub async fn heartbeat(&self, extend: Duration) -> Result<Option<i64>> {

@@ -140,6 +140,15 @@ impl Outcome {
     }
 }
 
+/// What a cycle should claim.
+#[derive(Debug, Default)]
+pub(crate) struct ClaimPlan {
+    /// Idle workers: the most to claim in all.
+    budget: usize,
+    /// Queues in the order to try, each with its room.
+    queues: Vec<(&'static str, usize)>,
+}
+
 /// What writing one outcome did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Applied {
@@ -153,8 +162,9 @@ pub(crate) enum Applied {
 pub(crate) struct CycleOutput {
     applied: Vec<Applied>,
     claimed: Vec<ClaimedJob>,
-    /// Queues whose claim was filled completely (more may be waiting).
-    full: Vec<&'static str>,
+    /// A queue gave all that was asked, or was not asked for lack of
+    /// budget: more may be waiting.
+    maybe_more: bool,
     next: NextTimes,
     depths: Option<Vec<(&'static str, i64)>>,
 }
@@ -370,8 +380,10 @@ impl Actor for Supervisor {
             SupervisorMsg::ClaimsLost(leases) => state.claims_lost(&leases),
             SupervisorMsg::Shutdown(reply) => state.begin_shutdown(&myself, reply),
             SupervisorMsg::ShutdownDeadline => {
-                tracing::warn!(running = state.in_flight.len(),
-                    "shutdown grace period over; stopping the jobs still running");
+                tracing::warn!(
+                    running = state.in_flight.len(),
+                    "shutdown grace period over; stopping the jobs still running"
+                );
                 for f in state.in_flight.values() {
                     f.signals.abort.raise();
                 }
@@ -384,7 +396,10 @@ impl Actor for Supervisor {
             SupervisorMsg::ShutdownForce => {
                 let ids: Vec<i64> = state.in_flight.keys().copied().collect();
                 for id in ids {
-                    tracing::error!(job_id = id, "handler ignored the abort; releasing its claim anyway");
+                    tracing::error!(
+                        job_id = id,
+                        "handler ignored the abort; releasing its claim anyway"
+                    );
                     state.finish(id, RunResult::Aborted, Duration::ZERO);
                 }
             }
@@ -459,7 +474,9 @@ impl Actor for Supervisor {
         if state.shutdown.is_none() {
             let (worker, _) =
                 Actor::spawn_linked(None, Worker, myself.clone(), myself.get_cell()).await?;
-            state.slots.insert(worker.get_id(), Slot { worker, job: None });
+            state
+                .slots
+                .insert(worker.get_id(), Slot { worker, job: None });
             state.restarts += 1;
             tracing::warn!(reason = %why, "worker replaced");
         }
@@ -501,7 +518,7 @@ impl SupervisorState {
         }
         if self.shutdown.is_some() {
             if !self.pending.is_empty() {
-                self.start_cycle(myself, Vec::new());
+                self.start_cycle(myself, ClaimPlan::default());
             } else if self.in_flight.is_empty() {
                 self.complete_shutdown();
             }
@@ -510,10 +527,10 @@ impl SupervisorState {
         let claims = if self.work_maybe || (self.commit_seen && !self.pending.is_empty()) {
             self.plan_claims()
         } else {
-            Vec::new()
+            ClaimPlan::default()
         };
-        if !self.pending.is_empty() || !claims.is_empty() {
-            if !claims.is_empty() {
+        if !self.pending.is_empty() || !claims.queues.is_empty() {
+            if !claims.queues.is_empty() {
                 self.commit_seen = false;
             }
             self.start_cycle(myself, claims);
@@ -523,13 +540,14 @@ impl SupervisorState {
         }
     }
 
-    /// How many to claim per queue: the idle workers, shared across queues
-    /// in rotating order, within each queue's own limit.
-    fn plan_claims(&mut self) -> Vec<(&'static str, usize)> {
-        let mut free = self.idle_workers();
-        let mut plan = Vec::new();
-        if free == 0 || self.queues.is_empty() {
-            return plan;
+    /// What to claim: the idle workers as one budget, and each queue's
+    /// room under its own limit, in rotating order. The cycle spends the
+    /// budget queue by queue on what each actually returns.
+    fn plan_claims(&mut self) -> ClaimPlan {
+        let budget = self.idle_workers();
+        let mut queues = Vec::new();
+        if budget == 0 || self.queues.is_empty() {
+            return ClaimPlan { budget: 0, queues };
         }
         let n = self.queues.len();
         self.rotate = (self.rotate + 1) % n;
@@ -537,19 +555,15 @@ impl SupervisorState {
             let q = self.queues[(self.rotate + i) % n];
             let running = self.in_flight_per_queue.get(q).copied().unwrap_or(0);
             let limit = self.args.queue_limits.get(q).copied().unwrap_or(usize::MAX);
-            let take = free.min(limit.saturating_sub(running));
-            if take > 0 {
-                plan.push((q, take));
-                free -= take;
-            }
-            if free == 0 {
-                break;
+            let room = budget.min(limit.saturating_sub(running));
+            if room > 0 {
+                queues.push((q, room));
             }
         }
-        plan
+        ClaimPlan { budget, queues }
     }
 
-    fn start_cycle(&mut self, myself: &ActorRef<SupervisorMsg>, claims: Vec<(&'static str, usize)>) {
+    fn start_cycle(&mut self, myself: &ActorRef<SupervisorMsg>, claims: ClaimPlan) {
         self.cycle_running = true;
         self.cycle_seq = self.wake_seq;
         // Shared with the writer request so that a cycle that never ran
@@ -572,7 +586,15 @@ impl SupervisorState {
             let output = honker
                 .writer()
                 .write(move |c| {
-                    run_cycle(c, &worker_id, &for_writer, &claims, visibility, &queues, housekeeping)
+                    run_cycle(
+                        c,
+                        &worker_id,
+                        &for_writer,
+                        &claims,
+                        visibility,
+                        &queues,
+                        housekeeping,
+                    )
                 })
                 .await;
             let _ = me.cast(SupervisorMsg::CycleDone { output, outcomes });
@@ -629,7 +651,9 @@ impl SupervisorState {
         self.cycle_failures = 0;
         self.backoff = MIN_RETRY_BACKOFF;
         for (o, applied) in outcomes.iter().zip(&out.applied) {
-            let Some(m) = self.metrics.get(o.queue()) else { continue };
+            let Some(m) = self.metrics.get(o.queue()) else {
+                continue;
+            };
             match applied {
                 Applied::Acked => m.success.increment(1),
                 Applied::Retried => m.retried.increment(1),
@@ -654,7 +678,7 @@ impl SupervisorState {
         for job in out.claimed {
             self.dispatch(job);
         }
-        if out.full.is_empty() && self.wake_seq == self.cycle_seq {
+        if !out.maybe_more && self.wake_seq == self.cycle_seq {
             // Every queue gave less than asked: drained until the next wake.
             self.work_maybe = false;
         }
@@ -694,7 +718,14 @@ impl SupervisorState {
             return;
         }
         slot.job = Some(id);
-        self.in_flight.insert(id, InFlight { lease, queue, signals });
+        self.in_flight.insert(
+            id,
+            InFlight {
+                lease,
+                queue,
+                signals,
+            },
+        );
         *self.in_flight_per_queue.entry(queue).or_default() += 1;
         self.leases
             .lock()
@@ -735,11 +766,20 @@ impl SupervisorState {
             RunResult::Retry { after, error } => {
                 let delay = after.unwrap_or_else(|| opts.backoff.delay(attempt));
                 tracing::info!(job_id, queue, attempt, ?delay, error = %error, "job failed; will retry");
-                Outcome::Retry { lease, queue, delay, error }
+                Outcome::Retry {
+                    lease,
+                    queue,
+                    delay,
+                    error,
+                }
             }
             RunResult::Fail(error) => {
                 tracing::warn!(job_id, queue, attempt, error = %error, "job failed permanently");
-                Outcome::Fail { lease, queue, error }
+                Outcome::Fail {
+                    lease,
+                    queue,
+                    error,
+                }
             }
             RunResult::TimedOut(d) => {
                 let error = format!("timed out after {d:?}");
@@ -759,7 +799,9 @@ impl SupervisorState {
     fn claims_lost(&mut self, lost: &[Lease]) {
         let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
         for l in lost {
-            let Some(f) = self.in_flight.get(&l.id) else { continue };
+            let Some(f) = self.in_flight.get(&l.id) else {
+                continue;
+            };
             if f.lease != *l {
                 continue;
             }
@@ -769,7 +811,11 @@ impl SupervisorState {
             if let Some(m) = self.metrics.get(f.queue) {
                 m.lost_claims.increment(1);
             }
-            tracing::warn!(job_id = l.id, queue = f.queue, "claim lost while the job was running");
+            tracing::warn!(
+                job_id = l.id,
+                queue = f.queue,
+                "claim lost while the job was running"
+            );
         }
     }
 
@@ -865,7 +911,7 @@ fn run_cycle(
     c: &Connection,
     worker_id: &str,
     outcomes: &[Outcome],
-    claims: &[(&'static str, usize)],
+    claims: &ClaimPlan,
     visibility: Duration,
     queues: &[&'static str],
     housekeeping: bool,
@@ -875,12 +921,17 @@ fn run_cycle(
         applied.push(apply(c, worker_id, o)?);
     }
     let mut claimed = Vec::new();
-    let mut full = Vec::new();
-    for (q, n) in claims {
-        let jobs = honker_core::claim_batch(c, q, worker_id, *n, visibility)?;
-        if jobs.len() == *n {
-            full.push(*q);
+    let mut maybe_more = false;
+    let mut budget = claims.budget;
+    for (q, room) in &claims.queues {
+        let n = budget.min(*room);
+        if n == 0 {
+            maybe_more = true;
+            continue;
         }
+        let jobs = honker_core::claim_batch(c, q, worker_id, n, visibility)?;
+        maybe_more |= jobs.len() == n;
+        budget -= jobs.len();
         claimed.extend(jobs);
     }
     let mut depths = None;
@@ -898,7 +949,7 @@ fn run_cycle(
     Ok(CycleOutput {
         applied,
         claimed,
-        full,
+        maybe_more,
         next: next_times(c, queues)?,
         depths,
     })
@@ -939,7 +990,10 @@ fn apply(c: &Connection, worker_id: &str, o: &Outcome) -> Result<Applied> {
             }
         }
         Outcome::Retry {
-            lease, delay, error, ..
+            lease,
+            delay,
+            error,
+            ..
         } => match honker_core::retry(c, worker_id, *lease, *delay, error)? {
             RetryOutcome::Retried => Applied::Retried,
             RetryOutcome::Dead => Applied::Dead,

@@ -30,9 +30,7 @@ pub(crate) struct QueueMetrics {
 impl QueueMetrics {
     pub(crate) fn new(queue: &str) -> Self {
         let q = queue.to_string();
-        let done = |outcome: &'static str| {
-            counter!("honker_jobs_completed_total", "queue" => q.clone(), "outcome" => outcome)
-        };
+        let done = |outcome: &'static str| counter!("honker_jobs_completed_total", "queue" => q.clone(), "outcome" => outcome);
         QueueMetrics {
             success: done("success"),
             retried: done("retried"),
