@@ -3,7 +3,7 @@
 //! plus results, application data and per-queue concurrency.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use honker_actors::{

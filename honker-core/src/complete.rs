@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::enqueue::ceil_secs;
+use crate::enqueue::{ceil_millis, ceil_secs};
 use crate::{atomically, sql, Lease, Result};
 
 /// What [`retry`] did.
@@ -87,7 +87,7 @@ pub fn retry(
                 lease.id,
                 worker_id,
                 lease.attempts,
-                ceil_secs(delay)
+                ceil_millis(delay)
             ])?;
         if retried == 1 {
             return Ok(RetryOutcome::Retried);

@@ -11,8 +11,8 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 /// How to enqueue one job. All fields are optional.
 ///
-/// Times on disk are whole seconds; a delay is rounded up, so a job never
-/// becomes due early. When both `delay` and `run_at` are set, `delay` wins
+/// Times on disk are whole seconds; a delayed job is due at the first whole
+/// second at or after now + delay, so it never becomes due early. When both `delay` and `run_at` are set, `delay` wins
 /// (as in every honker binding).
 ///
 /// ```
@@ -64,6 +64,12 @@ impl EnqueueOptions {
         self.max_attempts = Some(n);
         self
     }
+}
+
+/// Whole milliseconds, rounded up.
+pub(crate) fn ceil_millis(d: Duration) -> i64 {
+    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 > 0);
+    i64::try_from(ms).unwrap_or(i64::MAX / 4)
 }
 
 /// Whole seconds, rounded up.
@@ -134,7 +140,7 @@ pub fn enqueue_json(
             queue,
             payload,
             run_at,
-            opts.delay.map(ceil_secs),
+            opts.delay.map(ceil_millis),
             opts.priority,
             max_attempts,
             opts.expires.map(ceil_secs),

@@ -131,15 +131,34 @@ pub const NOW: &str = "SELECT unixepoch()";
 
 // ---------------------------------------------------------------- enqueue
 
-/// ?1 queue, ?2 payload, ?3 run_at (NULL = now), ?4 delay seconds (NULL = none,
-/// wins over run_at), ?5 priority, ?6 max_attempts, ?7 expires-in seconds.
-pub const ENQUEUE: &str = "INSERT INTO _honker_live
+/// The first whole second at or after now + ?4 milliseconds, so that a
+/// delayed job never becomes due early; a zero delay is due now.
+macro_rules! due_after_ms {
+    ($p:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $p,
+            " <= 0 THEN unixepoch()
+             ELSE CAST((unixepoch('subsec') * 1000 + ",
+            $p,
+            " + 999) / 1000 AS INTEGER) END"
+        )
+    };
+}
+
+/// ?1 queue, ?2 payload, ?3 run_at (NULL = now), ?4 delay milliseconds (NULL =
+/// none; wins over run_at), ?5 priority, ?6 max_attempts, ?7 expires-in seconds.
+pub const ENQUEUE: &str = concat!(
+    "INSERT INTO _honker_live
     (queue, payload, run_at, priority, max_attempts, expires_at)
   VALUES (?1, ?2,
-    CASE WHEN ?4 IS NOT NULL THEN unixepoch() + ?4 ELSE COALESCE(?3, unixepoch()) END,
+    CASE WHEN ?4 IS NULL THEN COALESCE(?3, unixepoch()) ELSE ",
+    due_after_ms!("?4"),
+    " END,
     ?5, ?6,
     CASE WHEN ?7 IS NULL THEN NULL ELSE unixepoch() + ?7 END)
-  RETURNING id";
+  RETURNING id"
+);
 
 // ---------------------------------------------------------------- claim
 
@@ -196,10 +215,11 @@ macro_rules! fenced {
 
 pub const ACK: &str = concat!("DELETE FROM _honker_live WHERE ", fenced!());
 
-/// ?1 id, ?2 worker, ?3 attempts, ?4 delay seconds.
+/// ?1 id, ?2 worker, ?3 attempts, ?4 delay milliseconds.
 pub const RETRY_TO_PENDING: &str = concat!(
-    "UPDATE _honker_live SET state = 'pending', run_at = unixepoch() + ?4,
-        worker_id = NULL, claim_expires_at = NULL
+    "UPDATE _honker_live SET state = 'pending', run_at = ",
+    due_after_ms!("?4"),
+    ", worker_id = NULL, claim_expires_at = NULL
      WHERE attempts < max_attempts AND ",
     fenced!()
 );

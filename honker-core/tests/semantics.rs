@@ -144,6 +144,30 @@ fn short_delay_becomes_due_for_real() {
 }
 
 #[test]
+fn a_delayed_job_is_never_due_early() {
+    let (_d, c) = db();
+    for delay_ms in [1u64, 400, 1000, 1500, 2000] {
+        let before = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let id = put(&c, "q", "1", opts().delay(Duration::from_millis(delay_ms)));
+        let run_at = get_job(&c, id).unwrap().unwrap().run_at;
+        let earliest_ms = before.as_millis() as i64 + delay_ms as i64;
+        assert!(
+            run_at * 1000 >= earliest_ms,
+            "delay {delay_ms} ms: due at {run_at}, enqueued at {before:?}"
+        );
+        assert!(
+            run_at * 1000 < earliest_ms + 1000 + 50,
+            "at most a second late"
+        );
+    }
+    // A zero delay is due at once.
+    let id = put(&c, "q", "1", opts().delay(Duration::ZERO));
+    assert!(get_job(&c, id).unwrap().unwrap().run_at <= now(&c));
+}
+
+#[test]
 fn run_at_in_the_future_waits_and_in_the_past_is_due() {
     let (_d, c) = db();
     let future = put(

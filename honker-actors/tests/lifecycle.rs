@@ -1,0 +1,432 @@
+//! Pools over time: heartbeats past the visibility timeout, graceful
+//! shutdown under load, several pools on one file, dropping a pool, and
+//! every kind of wake-up (pools and the claim stream).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use honker_actors::{EnqueueOptions, Honker, Job, JobContext, JobError, JobOptions, WorkerPool};
+
+fn honker() -> (tempfile::TempDir, Honker) {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Honker::open(dir.path().join("app.db")).unwrap();
+    (dir, h)
+}
+
+async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+async fn drained(h: &Honker, queue: &str) -> bool {
+    let s = h.queue(queue).stats().await.unwrap();
+    s.pending_due + s.scheduled + s.processing == 0
+}
+
+static LONG_RUNS: AtomicUsize = AtomicUsize::new(0);
+struct Long;
+impl Job for Long {
+    const NAME: &'static str = "long";
+    const QUEUE: &'static str = "long";
+    type Args = u32;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, _a: u32) -> Result<(), JobError> {
+        LONG_RUNS.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_running_3x_the_visibility_timeout_is_not_reclaimed_while_its_pool_lives() {
+    let (_d, h) = honker();
+    h.enqueue::<Long>(&1).await.unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(Long)
+        .visibility_timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), async || LONG_RUNS
+            .load(Ordering::SeqCst)
+            == 1)
+        .await
+    );
+    // A second pool keeps trying to claim the same queue the whole time.
+    let rival = WorkerPool::builder(&h)
+        .register(Long)
+        .visibility_timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    assert!(eventually(Duration::from_secs(30), async || drained(&h, "long").await).await);
+    assert_eq!(
+        LONG_RUNS.load(Ordering::SeqCst),
+        1,
+        "never reclaimed while heartbeats ran"
+    );
+    assert_eq!(h.queue("long").stats().await.unwrap().dead, 0);
+    rival.shutdown().await.unwrap();
+    pool.shutdown().await.unwrap();
+}
+
+static FLOW_DONE: Mutex<Option<HashMap<u32, u32>>> = Mutex::new(None);
+struct Flow;
+impl Job for Flow {
+    const NAME: &'static str = "flow";
+    const QUEUE: &'static str = "flow";
+    type Args = u32;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, n: u32) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+        *FLOW_DONE
+            .lock()
+            .unwrap()
+            .get_or_insert_with(HashMap::new)
+            .entry(n)
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+fn flow_done() -> usize {
+    FLOW_DONE.lock().unwrap().as_ref().map_or(0, |m| m.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_in_the_middle_of_10k_jobs_loses_none_and_burns_no_attempt() {
+    let (_d, h) = honker();
+    let total = 10_000u32;
+    h.transaction(move |tx| {
+        for n in 0..total {
+            honker_actors::enqueue_tx::<Flow>(tx, &n)?;
+        }
+        Ok::<_, honker_actors::Error>(())
+    })
+    .await
+    .unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(Flow)
+        .concurrency(16)
+        .start()
+        .await
+        .unwrap();
+    assert!(eventually(Duration::from_secs(60), async || flow_done() >= 2000).await);
+    pool.shutdown().await.unwrap();
+    let done_at_shutdown = flow_done();
+    assert!(done_at_shutdown < total as usize, "shut down mid-way");
+
+    // Nothing left in flight, nothing burned: every unfinished job is pending
+    // with the attempts it had before.
+    let conn = honker_core::open(h.path()).unwrap();
+    let (processing, burned, live): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT SUM(state = 'processing'), SUM(attempts > 0), COUNT(*) FROM _honker_live",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((processing, burned), (0, 0));
+    assert_eq!(
+        live as usize + done_at_shutdown,
+        total as usize,
+        "no job lost"
+    );
+
+    // A new pool finishes the rest; every job ran exactly once.
+    let pool = WorkerPool::builder(&h)
+        .register(Flow)
+        .concurrency(16)
+        .start()
+        .await
+        .unwrap();
+    assert!(eventually(Duration::from_secs(120), async || drained(&h, "flow").await).await);
+    pool.shutdown().await.unwrap();
+    let done = FLOW_DONE.lock().unwrap().clone().unwrap();
+    assert_eq!(done.len(), total as usize);
+    assert!(done.values().all(|&runs| runs == 1), "a job ran twice");
+    assert_eq!(h.queue("flow").stats().await.unwrap().dead, 0);
+}
+
+static GRACE_FINISHED: AtomicUsize = AtomicUsize::new(0);
+static GRACE_SAW_STOP: AtomicBool = AtomicBool::new(false);
+struct Graceful;
+impl Job for Graceful {
+    const NAME: &'static str = "graceful";
+    const QUEUE: &'static str = "graceful";
+    type Args = u64;
+    type Output = ();
+    async fn run(&self, ctx: JobContext, millis: u64) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        if ctx.is_stopping() {
+            GRACE_SAW_STOP.store(true, Ordering::SeqCst);
+        }
+        GRACE_FINISHED.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_short_jobs_finish_and_puts_long_ones_back() {
+    let (_d, h) = honker();
+    let q = h.queue("graceful");
+    let short = h.enqueue::<Graceful>(&300).await.unwrap();
+    let long = h.enqueue::<Graceful>(&60_000).await.unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(Graceful)
+        .shutdown_timeout(Duration::from_secs(2))
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), async || q
+            .stats()
+            .await
+            .unwrap()
+            .processing
+            == 2)
+        .await
+    );
+    pool.shutdown().await.unwrap();
+    assert!(
+        q.get_job(short).await.unwrap().is_none(),
+        "the short job finished and was acked"
+    );
+    assert!(
+        GRACE_SAW_STOP.load(Ordering::SeqCst),
+        "running jobs are told the pool is stopping"
+    );
+    assert_eq!(
+        GRACE_FINISHED.load(Ordering::SeqCst),
+        1,
+        "the long job was stopped"
+    );
+    let back = q.get_job(long).await.unwrap().unwrap();
+    assert_eq!(back.state, honker_core::JobState::Pending);
+    assert_eq!(back.attempts, 0, "putting it back burns no attempt");
+}
+
+static TWO_POOLS: Mutex<Option<HashMap<u32, u32>>> = Mutex::new(None);
+struct Counted;
+impl Job for Counted {
+    const NAME: &'static str = "counted";
+    const QUEUE: &'static str = "counted";
+    type Args = u32;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, n: u32) -> Result<(), JobError> {
+        *TWO_POOLS
+            .lock()
+            .unwrap()
+            .get_or_insert_with(HashMap::new)
+            .entry(n)
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pools_in_one_process_run_each_job_exactly_once() {
+    let (_d, h) = honker();
+    // The second pool has its own Honker (own writer connection), like a
+    // second service instance would.
+    let h2 = Honker::open(h.path()).unwrap();
+    let a = WorkerPool::builder(&h)
+        .register(Counted)
+        .concurrency(8)
+        .start()
+        .await
+        .unwrap();
+    let b = WorkerPool::builder(&h2)
+        .register(Counted)
+        .concurrency(8)
+        .start()
+        .await
+        .unwrap();
+    assert_ne!(a.worker_id(), b.worker_id());
+    for n in 0..2000u32 {
+        let target = if n % 2 == 0 { &h } else { &h2 };
+        target.enqueue::<Counted>(&n).await.unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(60), async || drained(&h, "counted")
+            .await)
+        .await
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    let done = TWO_POOLS.lock().unwrap().clone().unwrap();
+    assert_eq!(done.len(), 2000);
+    assert!(done.values().all(|&r| r == 1));
+}
+
+static STUCK_RUNS: AtomicUsize = AtomicUsize::new(0);
+struct Stuck;
+impl Job for Stuck {
+    const NAME: &'static str = "stuck";
+    const QUEUE: &'static str = "stuck";
+    type Args = u32;
+    type Output = ();
+    fn options() -> JobOptions {
+        JobOptions::default().max_attempts(5)
+    }
+    async fn run(&self, ctx: JobContext, _a: u32) -> Result<(), JobError> {
+        if STUCK_RUNS.fetch_add(1, Ordering::SeqCst) == 0 {
+            // The first run never finishes: its pool is dropped under it.
+            std::future::pending::<()>().await;
+        }
+        assert_eq!(ctx.attempt(), 2);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_pool_without_shutdown_loses_nothing() {
+    let (_d, h) = honker();
+    let id = h.enqueue::<Stuck>(&1).await.unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(Stuck)
+        .visibility_timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), async || STUCK_RUNS
+            .load(Ordering::SeqCst)
+            == 1)
+        .await
+    );
+    drop(pool);
+    // The claim lapses (no more heartbeats) and a new pool runs the job again.
+    let pool = WorkerPool::builder(&h)
+        .register(Stuck)
+        .visibility_timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    assert!(eventually(Duration::from_secs(30), async || drained(&h, "stuck").await).await);
+    pool.shutdown().await.unwrap();
+    assert_eq!(STUCK_RUNS.load(Ordering::SeqCst), 2);
+    assert!(h.queue("stuck").get_job(id).await.unwrap().is_none());
+}
+
+static WOKEN: AtomicUsize = AtomicUsize::new(0);
+struct Wakes;
+impl Job for Wakes {
+    const NAME: &'static str = "wakes";
+    const QUEUE: &'static str = "wakes";
+    type Args = u32;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, _a: u32) -> Result<(), JobError> {
+        WOKEN.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_pool_wakes_for_enqueues_foreign_commits_and_due_times() {
+    let (_d, h) = honker();
+    let pool = WorkerPool::builder(&h)
+        .register(Wakes)
+        .start()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // 1. An enqueue through this Honker.
+    h.enqueue::<Wakes>(&1).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), async || WOKEN
+            .load(Ordering::SeqCst)
+            == 1)
+        .await
+    );
+    // 2. A commit by a connection the pool knows nothing about.
+    let foreign = rusqlite::Connection::open(h.path()).unwrap();
+    honker_core::enqueue(&foreign, "wakes", "2", &EnqueueOptions::default()).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), async || WOKEN
+            .load(Ordering::SeqCst)
+            == 2)
+        .await
+    );
+    // 3. A job that falls due later, enqueued by that foreign connection.
+    honker_core::enqueue(
+        &foreign,
+        "wakes",
+        "3",
+        &EnqueueOptions::default().delay(Duration::from_secs(1)),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(WOKEN.load(Ordering::SeqCst), 2, "not before it is due");
+    assert!(
+        eventually(Duration::from_secs(10), async || WOKEN
+            .load(Ordering::SeqCst)
+            == 3)
+        .await
+    );
+    pool.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claim_stream_wakes_on_enqueue_and_on_a_due_run_at() {
+    let (_d, h) = honker();
+    let q = h.queue("stream");
+    let mut jobs = q.claim("stream-worker");
+    let producer = {
+        let q = q.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            q.enqueue(&"now", EnqueueOptions::default()).await.unwrap();
+            q.enqueue(
+                &"later",
+                EnqueueOptions::default().delay(Duration::from_secs(1)),
+            )
+            .await
+            .unwrap();
+        })
+    };
+    let first = tokio::time::timeout(Duration::from_secs(10), jobs.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.payload::<String>().unwrap(), "now");
+    assert!(first.ack().await.unwrap());
+    producer.await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(10), jobs.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.payload::<String>().unwrap(), "later");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(second.run_at <= now, "yielded only once due");
+    assert_eq!(
+        second.retry(Duration::ZERO, "again").await.unwrap(),
+        honker_core::RetryOutcome::Retried
+    );
+    let third = tokio::time::timeout(Duration::from_secs(10), jobs.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((third.id, third.attempts), (second.id, 2));
+    assert!(third.fail("giving up").await.unwrap());
+    assert_eq!(
+        q.list_dead(10, 0).await.unwrap()[0].last_error.as_deref(),
+        Some("giving up")
+    );
+}
