@@ -57,6 +57,12 @@ pub enum Error {
     Actor(String),
 }
 
+impl From<honker_core::rusqlite::Error> for Error {
+    fn from(e: honker_core::rusqlite::Error) -> Self {
+        Error::Core(e.into())
+    }
+}
+
 impl Error {
     /// True for errors that go away by themselves (lock contention).
     ///

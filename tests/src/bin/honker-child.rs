@@ -8,6 +8,10 @@
 //! - `open DB`: try to open; print `OK` or `ERR <kind>: <message>`.
 //! - `churn DB`: claim and move jobs to dead (retry-to-dead, fail, sweep)
 //!   until the queue is empty, printing a line per batch.
+//! - `pool DB`: run a worker pool on queue `mp` (each run inserts a row into
+//!   `mp_done`) until the queue is drained, then shut down.
+//! - `long DB`: run a pool (visibility 1 s) whose `long` job prints
+//!   `running ID` and never finishes, until killed.
 
 use std::io::Write;
 use std::time::Duration;
@@ -42,6 +46,7 @@ fn main() {
             Ok(())
         }
         "churn" => churn(db),
+        "pool" | "long" => runtime(cmd, db),
         other => {
             eprintln!("unknown command {other}");
             std::process::exit(2);
@@ -96,5 +101,90 @@ fn churn(db: &str) -> honker_core::Result<()> {
         // Ignore a closed pipe: the parent may stop reading before it kills us.
         let _ = writeln!(out, "round {round}");
         let _ = out.flush();
+    }
+}
+
+struct Record;
+impl honker_actors::Job for Record {
+    const NAME: &'static str = "record";
+    const QUEUE: &'static str = "mp";
+    type Args = u32;
+    type Output = ();
+    async fn run(
+        &self,
+        ctx: honker_actors::JobContext,
+        _n: u32,
+    ) -> Result<(), honker_actors::JobError> {
+        let (id, pid) = (ctx.id(), std::process::id());
+        ctx.honker()
+            .transaction(move |tx| {
+                tx.execute(
+                    "INSERT INTO mp_done (job_id, pid) VALUES (?1, ?2)",
+                    (id, pid),
+                )
+            })
+            .await
+            .map_err(honker_actors::JobError::retry)?;
+        Ok(())
+    }
+}
+
+struct Long;
+impl honker_actors::Job for Long {
+    const NAME: &'static str = "long";
+    const QUEUE: &'static str = "long";
+    type Args = u32;
+    type Output = ();
+    async fn run(
+        &self,
+        ctx: honker_actors::JobContext,
+        _n: u32,
+    ) -> Result<(), honker_actors::JobError> {
+        println!("running {}", ctx.id());
+        let _ = std::io::stdout().flush();
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+fn runtime(cmd: &str, db: &str) -> honker_core::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let honker = honker_actors::Honker::open(db).map_err(into_core)?;
+        let builder = honker_actors::WorkerPool::builder(&honker);
+        let pool = if cmd == "pool" {
+            builder.register(Record).concurrency(8)
+        } else {
+            builder
+                .register(Long)
+                .visibility_timeout(Duration::from_secs(1))
+        }
+        .start()
+        .await
+        .map_err(into_core)?;
+        if cmd == "long" {
+            std::future::pending::<()>().await;
+        }
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let s = honker.queue("mp").stats().await.map_err(into_core)?;
+            if s.pending_due + s.scheduled + s.processing == 0 {
+                break;
+            }
+        }
+        pool.shutdown().await.map_err(into_core)?;
+        println!("drained");
+        Ok(())
+    })
+}
+
+fn into_core(e: honker_actors::Error) -> honker_core::Error {
+    match e {
+        honker_actors::Error::Core(c) => c,
+        other => honker_core::Error::InvalidOption(other.to_string()),
     }
 }

@@ -1,0 +1,116 @@
+//! The pool emits the metrics of DESIGN §5, checked with a recording
+//! `metrics` recorder (the only test in this binary: a recorder is global).
+
+use std::time::{Duration, Instant};
+
+use honker_actors::{Backoff, Honker, Job, JobContext, JobError, JobOptions, WorkerPool};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+struct Mixed;
+impl Job for Mixed {
+    const NAME: &'static str = "mixed";
+    const QUEUE: &'static str = "mixed";
+    type Args = String;
+    type Output = ();
+    fn options() -> JobOptions {
+        JobOptions::default()
+            .max_attempts(2)
+            .backoff(Backoff::fixed(Duration::ZERO))
+    }
+    async fn run(&self, ctx: JobContext, what: String) -> Result<(), JobError> {
+        match what.as_str() {
+            "ok" => Ok(()),
+            "fail" => Err(JobError::fail("no")),
+            "retry" => Err(JobError::retry("again")),
+            "panic" => panic!("kaboom"),
+            "lost" => {
+                ctx.honker()
+                    .queue("mixed")
+                    .cancel(ctx.id())
+                    .await
+                    .map_err(JobError::retry)?;
+                Ok(())
+            }
+            other => Err(JobError::fail(format!("unknown {other}"))),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_emits_counters_histograms_and_gauges_labelled_by_queue() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder.install().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let h = Honker::open(dir.path().join("m.db")).unwrap();
+    for what in ["ok", "ok", "fail", "retry", "panic", "lost"] {
+        h.enqueue::<Mixed>(&what.to_string()).await.unwrap();
+    }
+    let pool = WorkerPool::builder(&h)
+        .register(Mixed)
+        .concurrency(2)
+        .start()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = h.queue("mixed").stats().await.unwrap();
+        if s.pending_due + s.scheduled + s.processing == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pool.shutdown().await.unwrap();
+
+    let snap = snapshotter.snapshot().into_vec();
+    let find = |name: &str, outcome: Option<&str>| -> Option<&DebugValue> {
+        snap.iter()
+            .find(|(k, _, _, _)| {
+                let key = k.key();
+                key.name() == name
+                    && key
+                        .labels()
+                        .any(|l| l.key() == "queue" && l.value() == "mixed")
+                    && outcome.is_none_or(|o| {
+                        key.labels().any(|l| l.key() == "outcome" && l.value() == o)
+                    })
+            })
+            .map(|(_, _, _, v)| v)
+    };
+    let counter = |name: &str, outcome: Option<&str>| match find(name, outcome) {
+        Some(DebugValue::Counter(n)) => *n,
+        other => panic!("{name} {outcome:?}: {other:?}"),
+    };
+    assert_eq!(counter("honker_jobs_enqueued_total", None), 6);
+    assert_eq!(counter("honker_jobs_completed_total", Some("success")), 2);
+    // fail -> dead; retry and panic: retried once, then dead (max_attempts 2)
+    assert_eq!(counter("honker_jobs_completed_total", Some("retried")), 2);
+    assert_eq!(counter("honker_jobs_completed_total", Some("dead")), 3);
+    assert_eq!(
+        counter("honker_jobs_completed_total", Some("lost")),
+        1,
+        "an ack of a lost claim is not a success"
+    );
+    assert_eq!(
+        counter("honker_worker_restarts_total", None),
+        2,
+        "the panicking job ran twice"
+    );
+    match find("honker_job_duration_seconds", None) {
+        Some(DebugValue::Histogram(v)) => assert!(v.len() >= 6, "{v:?}"),
+        other => panic!("duration: {other:?}"),
+    }
+    match find("honker_job_wait_seconds", None) {
+        Some(DebugValue::Histogram(v)) => assert!(v.len() >= 8, "{v:?}"),
+        other => panic!("wait: {other:?}"),
+    }
+    match find("honker_jobs_in_flight", None) {
+        Some(DebugValue::Gauge(g)) => assert_eq!(g.0, 0.0),
+        other => panic!("in flight: {other:?}"),
+    }
+    assert!(matches!(
+        find("honker_queue_depth", None),
+        Some(DebugValue::Gauge(_))
+    ));
+}
