@@ -58,7 +58,78 @@ pub use error::{Error, Result};
 pub use honker::{enqueue_tx, EnqueueBuilder, Honker, Queue};
 pub use honker_core as core;
 pub use honker_core::{ClaimedJob, DeadJob, EnqueueOptions, Lease, QueueStats, RetryOutcome};
+pub use honker_macros::job;
 pub use job::{Backoff, Job, JobError, JobOptions};
 pub use pool::{WorkerPool, WorkerPoolBuilder, DEFAULT_CONCURRENCY, DEFAULT_SHUTDOWN_TIMEOUT};
 pub use stream::{ClaimStream, StreamJob};
 pub use supervisor::PoolStatus;
+
+/// Support for the code `#[job]` generates. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use std::cell::Cell;
+
+    use crate::JobError;
+
+    /// The `Result` a `#[job]` function returns, whatever alias names it.
+    #[diagnostic::on_unimplemented(
+        message = "a #[job] function must return `Result<O, E>`, not `{Self}`",
+        label = "this must be a `Result` (for example `Result<(), JobError>`)"
+    )]
+    pub trait JobResult {
+        type Ok;
+        type Err;
+        fn into_result(self) -> Result<Self::Ok, Self::Err>;
+    }
+    impl<O, E> JobResult for Result<O, E> {
+        type Ok = O;
+        type Err = E;
+        fn into_result(self) -> Result<O, E> {
+            self
+        }
+    }
+
+    /// A handler's error, taken through a shared reference by the most
+    /// specific of the conversions below (autoref specialization).
+    pub struct Wrap<E>(Cell<Option<E>>);
+
+    impl<E> Wrap<E> {
+        pub fn new(e: E) -> Self {
+            Wrap(Cell::new(Some(e)))
+        }
+        fn take(&self) -> E {
+            self.0.take().expect("a #[job] error is converted once")
+        }
+    }
+
+    /// `JobError` as it is.
+    pub trait ViaJobError {
+        fn into_job_error(self) -> JobError;
+    }
+    impl ViaJobError for &&&Wrap<JobError> {
+        fn into_job_error(self) -> JobError {
+            self.take()
+        }
+    }
+
+    /// A `std::error::Error`: retryable, with its source chain.
+    pub trait ViaStdError {
+        fn into_job_error(self) -> JobError;
+    }
+    impl<E: std::error::Error + Send + Sync + 'static> ViaStdError for &&Wrap<E> {
+        fn into_job_error(self) -> JobError {
+            JobError::from(self.take())
+        }
+    }
+
+    /// Anything else that displays (`anyhow::Error`): retryable, with its
+    /// alternate form (anyhow's cause chain).
+    pub trait ViaDisplay {
+        fn into_job_error(self) -> JobError;
+    }
+    impl<E: std::fmt::Display> ViaDisplay for &Wrap<E> {
+        fn into_job_error(self) -> JobError {
+            JobError::retry(format!("{:#}", self.take()))
+        }
+    }
+}
