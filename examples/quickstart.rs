@@ -1,119 +1,153 @@
-//! Quickstart over the format layer: enqueue jobs, claim them in priority
-//! order, ack, retry and dead-letter one, and print what happened.
+//! Quickstart: two typed jobs, enqueued with priority and delay, run by a
+//! worker pool on a SQLite file, with a retry, a graceful shutdown and a
+//! summary.
 //!
 //! Run: `cargo run --example quickstart`
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
-use honker_core::{EnqueueOptions, RetryOutcome};
+use honker_actors::{job, Honker, JobContext, JobError, WorkerPool};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Debug)]
 struct Email {
     to: String,
     subject: String,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = honker_examples::fresh_db_path("honker-quickstart");
-    let conn = honker_core::open(&path)?;
-    println!("opened {}", path.display());
+#[derive(Serialize, Deserialize, Debug)]
+struct Thumbnail {
+    image: String,
+    width: u32,
+}
 
-    // Enqueue: three emails, one urgent, one delayed.
-    let mut ids = Vec::new();
-    for (to, priority) in [
-        ("ada@example.com", 0),
-        ("bob@example.com", 10),
-        ("cy@example.com", 0),
-    ] {
-        let email = Email {
-            to: to.into(),
-            subject: "hello".into(),
-        };
-        let opts = EnqueueOptions::default().priority(priority);
-        let id = honker_core::enqueue(&conn, "emails", &serde_json::to_string(&email)?, &opts)?;
-        println!("enqueued job {id} to {to} (priority {priority})");
-        ids.push(id);
+static FLAKY_SMTP: AtomicU32 = AtomicU32::new(0);
+static SENT: AtomicU32 = AtomicU32::new(0);
+static THUMBNAILS: AtomicU32 = AtomicU32::new(0);
+
+/// Sends an email. The first try to one address fails, to show a retry.
+#[job(queue = "emails", max_attempts = 3, backoff = "1s", timeout = "10s")]
+async fn send_email(ctx: JobContext, email: Email) -> Result<(), JobError> {
+    if email.to.starts_with("flaky") && FLAKY_SMTP.fetch_add(1, Ordering::SeqCst) == 0 {
+        println!(
+            "  [emails] job {} to {}: SMTP timeout (attempt {}/{}), will retry",
+            ctx.id(),
+            email.to,
+            ctx.attempt(),
+            ctx.max_attempts()
+        );
+        return Err(JobError::retry("SMTP timeout"));
     }
-    let later = EnqueueOptions::default().delay(Duration::from_secs(3600));
-    let delayed = honker_core::enqueue(
-        &conn,
-        "emails",
-        r#"{"to":"later@example.com","subject":"later"}"#,
-        &later,
-    )?;
-    println!("enqueued job {delayed}, due in an hour");
-
-    // Claim everything that is due, in priority order.
-    let jobs = honker_core::claim_batch(
-        &conn,
-        "emails",
-        "quickstart-worker",
-        10,
-        Duration::from_secs(60),
-    )?;
-    println!("claimed {} due jobs (the delayed one waits)", jobs.len());
-    let mut done = Vec::new();
-    for job in &jobs {
-        let email: Email = serde_json::from_str(&job.payload)?;
-        if email.to.starts_with("cy") {
-            // Pretend this one failed: retry it in 30 s.
-            let out = honker_core::retry(
-                &conn,
-                "quickstart-worker",
-                job.lease(),
-                Duration::from_secs(30),
-                "smtp timeout",
-            )?;
-            assert_eq!(out, RetryOutcome::Retried);
-            println!(
-                "job {} to {} failed, retry scheduled (attempt {}/{})",
-                job.id, email.to, job.attempts, job.max_attempts
-            );
-        } else {
-            println!(
-                "job {} sent to {} (priority {})",
-                job.id, email.to, job.priority
-            );
-            done.push(job.lease());
-        }
-    }
-    let acked = honker_core::ack_batch(&conn, "quickstart-worker", &done)?;
-    println!("acked {} jobs in one transaction", acked.len());
-
-    // A malformed job goes straight to the dead-letter table.
-    let bad = honker_core::enqueue(
-        &conn,
-        "emails",
-        r#"{"oops":true}"#,
-        &EnqueueOptions::default().priority(99),
-    )?;
-    let job = honker_core::claim_batch(
-        &conn,
-        "emails",
-        "quickstart-worker",
-        1,
-        Duration::from_secs(60),
-    )?
-    .remove(0);
-    assert_eq!(job.id, bad);
-    if let Err(e) = serde_json::from_str::<Email>(&job.payload) {
-        honker_core::fail(
-            &conn,
-            "quickstart-worker",
-            job.lease(),
-            &format!("bad payload: {e}"),
-        )?;
-        println!("job {} has a bad payload: moved to _honker_dead", job.id);
-    }
-
-    let s = honker_core::queue_stats(&conn, "emails")?;
+    tokio::time::sleep(Duration::from_millis(50)).await;
     println!(
-        "summary for queue 'emails': {} due, {} scheduled, {} processing, {} dead",
-        s.pending_due, s.scheduled, s.processing, s.dead
+        "  [emails] job {} sent {:?} to {} (attempt {})",
+        ctx.id(),
+        email.subject,
+        email.to,
+        ctx.attempt()
     );
-    for d in honker_core::list_dead(&conn, "emails", 10, 0)? {
-        println!("dead job {}: {}", d.id, d.last_error.unwrap_or_default());
+    SENT.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Makes a thumbnail and returns its path (saved as the job's result).
+#[job(queue = "images")]
+async fn make_thumbnail(ctx: JobContext, t: Thumbnail) -> Result<String, JobError> {
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let out = format!("{}.{}px.jpg", t.image.trim_end_matches(".jpg"), t.width);
+    println!("  [images] job {} made {out}", ctx.id());
+    THUMBNAILS.fetch_add(1, Ordering::SeqCst);
+    Ok(out)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = honker_examples::fresh_db_path("honker-quickstart");
+    let honker = Honker::open(&path)?;
+    println!("database: {}", path.display());
+
+    // Enqueue: plain, urgent (priority), delayed.
+    send_email::enqueue(
+        &honker,
+        Email {
+            to: "ada@example.com".into(),
+            subject: "welcome".into(),
+        },
+    )
+    .await?;
+    send_email::enqueue(
+        &honker,
+        Email {
+            to: "flaky@example.com".into(),
+            subject: "receipt".into(),
+        },
+    )
+    .await?;
+    send_email::builder(Email {
+        to: "ceo@example.com".into(),
+        subject: "urgent".into(),
+    })
+    .priority(10)
+    .enqueue(&honker)
+    .await?;
+    send_email::builder(Email {
+        to: "later@example.com".into(),
+        subject: "reminder".into(),
+    })
+    .delay(Duration::from_secs(2))
+    .enqueue(&honker)
+    .await?;
+    let thumb = make_thumbnail::enqueue(
+        &honker,
+        Thumbnail {
+            image: "cat.jpg".into(),
+            width: 128,
+        },
+    )
+    .await?;
+    println!("enqueued 4 emails (1 urgent, 1 delayed by 2 s) and 1 thumbnail\n");
+
+    // One pool runs both jobs, two at a time.
+    let started = Instant::now();
+    let pool = WorkerPool::builder(&honker)
+        .register(send_email)
+        .register(make_thumbnail)
+        .concurrency(2)
+        .start()
+        .await?;
+    println!("pool {} started; working...", pool.worker_id());
+
+    let path_of_thumb: String = honker.result(thumb, Duration::from_secs(30)).await?;
+    println!("  result of job {thumb}: {path_of_thumb}");
+    loop {
+        let s = honker.queue("emails").stats().await?;
+        if s.pending_due + s.scheduled + s.processing == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pool.shutdown().await?;
+    println!(
+        "\npool shut down gracefully after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    println!("summary:");
+    println!(
+        "  emails sent: {} (retries: {})",
+        SENT.load(Ordering::SeqCst),
+        FLAKY_SMTP.load(Ordering::SeqCst).saturating_sub(1)
+    );
+    println!("  thumbnails made: {}", THUMBNAILS.load(Ordering::SeqCst));
+    for q in ["emails", "images"] {
+        let s = honker.queue(q).stats().await?;
+        println!(
+            "  queue {q:<6}: {} waiting, {} running, {} dead",
+            s.pending_due + s.scheduled,
+            s.processing,
+            s.dead
+        );
     }
     Ok(())
 }
