@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The honker file format and every queue operation.
 //!
 //! Jobs are rows in the application's own SQLite file, in the tables of the

@@ -125,8 +125,10 @@ pub const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Whether table ?1 has column ?2.
 pub const HAS_COLUMN: &str = "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2";
 
+/// SQLite's clock, in unix seconds.
 pub const NOW: &str = "SELECT unixepoch()";
 
 // ---------------------------------------------------------------- enqueue
@@ -201,6 +203,7 @@ pub const HAS_CLAIMABLE: &str = "SELECT EXISTS (
       AND ((state = 'pending' AND run_at <= unixepoch())
         OR (state = 'processing' AND claim_expires_at < unixepoch())))";
 
+/// Delete live row ?1 (after it was copied elsewhere).
 pub const DELETE_LIVE: &str = "DELETE FROM _honker_live WHERE id = ?1";
 
 // ---------------------------------------------------------------- completion
@@ -213,6 +216,7 @@ macro_rules! fenced {
     };
 }
 
+/// Delete a finished job while the claim (?1 id, ?2 worker, ?3 attempts) is valid.
 pub const ACK: &str = concat!("DELETE FROM _honker_live WHERE ", fenced!());
 
 /// ?1 id, ?2 worker, ?3 attempts, ?4 delay milliseconds.
@@ -251,9 +255,11 @@ pub const RELEASE: &str = concat!(
 
 // ---------------------------------------------------------------- admin
 
+/// Delete pending or processing job ?1.
 pub const CANCEL: &str =
     "DELETE FROM _honker_live WHERE id = ?1 AND state IN ('pending', 'processing')";
 
+/// Live row ?1.
 pub const GET_JOB: &str = "SELECT id, queue, payload, state, priority, run_at, worker_id,
   claim_expires_at, attempts, max_attempts, created_at, expires_at
   FROM _honker_live WHERE id = ?1";
@@ -269,6 +275,7 @@ macro_rules! expired {
     };
 }
 
+/// Copy the expired rows (queue ?1, now ?2) to dead as `expired`.
 pub const SWEEP_EXPIRED_TO_DEAD: &str = concat!(
     "INSERT INTO _honker_dead
        (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
@@ -277,6 +284,7 @@ pub const SWEEP_EXPIRED_TO_DEAD: &str = concat!(
     expired!()
 );
 
+/// Delete the expired rows (queue ?1, now ?2) just copied.
 pub const SWEEP_EXPIRED_DELETE: &str = concat!("DELETE FROM _honker_live WHERE ", expired!());
 
 /// Earliest future moment at which queue ?1 may have something to claim.
@@ -296,10 +304,12 @@ pub const NEXT_CLAIM_AT: &str = "SELECT MIN(t) FROM (
 pub const NEXT_EXPIRY_AT: &str =
     "SELECT MIN(expires_at) FROM _honker_live WHERE queue = ?1 AND expires_at > unixepoch()";
 
+/// Dead rows of queue ?1, by id, ?2 rows from offset ?3.
 pub const LIST_DEAD: &str = "SELECT id, queue, payload, priority, run_at, attempts, max_attempts,
   last_error, created_at, died_at
   FROM _honker_dead WHERE queue = ?1 ORDER BY id LIMIT ?2 OFFSET ?3";
 
+/// Dead row ?1.
 pub const GET_DEAD: &str = "SELECT id, queue, payload, priority, run_at, attempts, max_attempts,
   last_error, created_at, died_at FROM _honker_dead WHERE id = ?1";
 
@@ -309,6 +319,7 @@ pub const REQUEUE_DEAD_INSERT: &str = "INSERT INTO _honker_live
   SELECT id, queue, payload, 'pending', priority, unixepoch(), 0, max_attempts, created_at
   FROM _honker_dead WHERE id = ?1";
 
+/// Delete dead row ?1 (after it was requeued).
 pub const DELETE_DEAD: &str = "DELETE FROM _honker_dead WHERE id = ?1";
 
 /// Per-queue counts. ?1 queue, NULL = every queue that has a row.
@@ -336,8 +347,10 @@ pub const RESULT_SAVE: &str = "INSERT INTO _honker_results (job_id, value, expir
   ON CONFLICT(job_id) DO UPDATE SET value = excluded.value,
     created_at = unixepoch(), expires_at = excluded.expires_at";
 
+/// The unexpired result of job ?1.
 pub const RESULT_GET: &str = "SELECT value FROM _honker_results
   WHERE job_id = ?1 AND (expires_at IS NULL OR expires_at > unixepoch())";
 
+/// Delete expired results.
 pub const RESULT_SWEEP: &str =
     "DELETE FROM _honker_results WHERE expires_at IS NOT NULL AND expires_at <= unixepoch()";

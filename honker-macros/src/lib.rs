@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! `#[job]`: turns an `async fn` into a typed honker job.
 //!
 //! The expansion is thin: a unit struct named after the function that
