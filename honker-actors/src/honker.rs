@@ -229,14 +229,14 @@ impl Honker {
     }
 
     /// Register a wake listener; starts the file watcher on first use.
-    pub(crate) fn listen(&self, f: impl Fn(&Wake) + Send + Sync + 'static) -> WakeGuard {
+    pub(crate) fn listen(&self, f: impl Fn(&Wake<'_>) + Send + Sync + 'static) -> WakeGuard {
         let guard = self.inner.wakes.listen(f);
         self.ensure_watcher();
         guard
     }
 
-    pub(crate) fn notify_enqueued(&self, queue: &Arc<str>) {
-        self.inner.wakes.fire(&Wake::Enqueued(queue.clone()));
+    pub(crate) fn notify_enqueued(&self, queue: &str) {
+        self.inner.wakes.fire(&Wake::Enqueued(queue));
     }
 
     /// The last problem the commit watcher met, if any (the database file
@@ -364,15 +364,13 @@ impl<J: Job> EnqueueBuilder<J> {
     /// pools at once. Returns the job id.
     pub async fn enqueue(self, honker: &Honker) -> Result<i64> {
         let payload = self.payload?;
-        let queue: Arc<str> = Arc::from(J::QUEUE);
         let opts = self.opts;
-        let q = queue.clone();
         let id = honker
             .writer()
-            .write(move |c| Ok(honker_core::enqueue_json(c, &q, &payload, &opts)?))
+            .write(move |c| Ok(honker_core::enqueue_json(c, J::QUEUE, &payload, &opts)?))
             .await?;
-        telemetry::enqueued(&queue);
-        honker.notify_enqueued(&queue);
+        telemetry::enqueued_static(J::QUEUE);
+        honker.notify_enqueued(J::QUEUE);
         Ok(id)
     }
 
@@ -381,7 +379,7 @@ impl<J: Job> EnqueueBuilder<J> {
     pub fn enqueue_tx(self, conn: &Connection) -> Result<i64> {
         let payload = self.payload?;
         let id = honker_core::enqueue_json(conn, J::QUEUE, &payload, &self.opts)?;
-        telemetry::enqueued(J::QUEUE);
+        telemetry::enqueued_static(J::QUEUE);
         Ok(id)
     }
 }

@@ -42,7 +42,7 @@ impl Queue {
         let enqueued = Arc::new(AtomicBool::new(true));
         let (n, e, name) = (notify.clone(), enqueued.clone(), self.name.clone());
         let guard = self.honker.listen(move |w| match w {
-            Wake::Enqueued(q) if **q == *name => {
+            Wake::Enqueued(q) if *q == &*name => {
                 e.store(true, Ordering::Release);
                 n.notify_one();
             }

@@ -495,7 +495,7 @@ fn listen_for_wakes(
     let ours: HashSet<&'static str> = queues.iter().copied().collect();
     honker.listen(move |wake| {
         let (flag, kind) = match wake {
-            Wake::Enqueued(q) if ours.contains(&**q) => (&flags.enqueued, WakeKind::Enqueued),
+            Wake::Enqueued(q) if ours.contains(q) => (&flags.enqueued, WakeKind::Enqueued),
             Wake::Enqueued(_) => return,
             Wake::Commit => (&flags.commit, WakeKind::Commit),
         };

@@ -6,6 +6,11 @@ pub(crate) fn enqueued(queue: &str) {
     counter!("honker_jobs_enqueued_total", "queue" => queue.to_string()).increment(1);
 }
 
+/// [`enqueued`] for a typed job's queue: a static label, no allocation.
+pub(crate) fn enqueued_static(queue: &'static str) {
+    counter!("honker_jobs_enqueued_total", "queue" => queue).increment(1);
+}
+
 pub(crate) fn lost_claims(queue: &str, n: usize) {
     if n > 0 {
         counter!("honker_jobs_lost_claims_total", "queue" => queue.to_string()).increment(n as u64);

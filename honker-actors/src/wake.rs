@@ -4,16 +4,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 /// Why a listener is woken.
-#[derive(Clone, Debug)]
-pub(crate) enum Wake {
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wake<'a> {
     /// This process committed an enqueue to the queue.
-    Enqueued(Arc<str>),
+    Enqueued(&'a str),
     /// Something committed (another connection, another process, or a
     /// transaction of ours whose queues we do not know).
     Commit,
 }
 
-type Listener = Arc<dyn Fn(&Wake) + Send + Sync>;
+type Listener = Arc<dyn Fn(&Wake<'_>) + Send + Sync>;
 
 #[derive(Default)]
 pub(crate) struct WakeHub {
@@ -22,7 +22,7 @@ pub(crate) struct WakeHub {
 }
 
 impl WakeHub {
-    pub(crate) fn fire(&self, wake: &Wake) {
+    pub(crate) fn fire(&self, wake: &Wake<'_>) {
         let listeners: Vec<Listener> = self
             .listeners
             .lock()
@@ -35,7 +35,10 @@ impl WakeHub {
         }
     }
 
-    pub(crate) fn listen(self: &Arc<Self>, f: impl Fn(&Wake) + Send + Sync + 'static) -> WakeGuard {
+    pub(crate) fn listen(
+        self: &Arc<Self>,
+        f: impl Fn(&Wake<'_>) + Send + Sync + 'static,
+    ) -> WakeGuard {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.listeners
             .lock()

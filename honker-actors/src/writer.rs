@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use honker_core::rusqlite::Connection;
+use honker_core::rusqlite::{self as rusqlite, Connection};
 use tokio::sync::oneshot;
 
 use crate::{Error, Result};
@@ -73,7 +73,7 @@ impl Writer {
         self.tx
             .send(Request::Write(op))
             .map_err(|_| Error::WriterStopped)?;
-        rx.await.map_err(|_| Error::WriterStopped)?
+        reply_of(rx).await
     }
 
     /// Run read-only `f` on the writer's connection, outside any transaction.
@@ -93,10 +93,45 @@ impl Writer {
     }
 }
 
+/// How long a caller looks for its reply, yielding to other tasks, before
+/// it parks: a lone write's reply comes back sooner than a parked runtime
+/// thread wakes.
+const CALLER_SPIN: std::time::Duration = std::time::Duration::from_micros(40);
+
+async fn reply_of<T>(mut rx: oneshot::Receiver<Result<T>>) -> Result<T> {
+    let until = Instant::now() + CALLER_SPIN;
+    while Instant::now() < until {
+        match rx.try_recv() {
+            Ok(r) => return r,
+            Err(oneshot::error::TryRecvError::Closed) => return Err(Error::WriterStopped),
+            Err(oneshot::error::TryRecvError::Empty) => tokio::task::yield_now().await,
+        }
+    }
+    rx.await.map_err(|_| Error::WriterStopped)?
+}
+
+/// After a group, look for the next request this long before sleeping: a
+/// caller that enqueues in a loop sends again within microseconds, and
+/// waking a sleeping thread costs more than the write.
+const SPIN_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// The next request: briefly polled for, then waited for.
+fn next_request(rx: &mpsc::Receiver<Request>) -> Option<Request> {
+    let until = Instant::now() + SPIN_BEFORE_SLEEP;
+    loop {
+        match rx.try_recv() {
+            Ok(r) => return Some(r),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if Instant::now() < until => std::thread::yield_now(),
+            Err(mpsc::TryRecvError::Empty) => return rx.recv().ok(),
+        }
+    }
+}
+
 fn run(conn: Connection, rx: mpsc::Receiver<Request>) {
     let mut reads: Vec<ReadFn> = Vec::new();
     let mut writes: Vec<WriteFn> = Vec::with_capacity(MAX_GROUP);
-    while let Ok(first) = rx.recv() {
+    while let Some(first) = next_request(&rx) {
         let mut next = Some(first);
         while let Some(req) = next.take() {
             match req {
@@ -117,10 +152,16 @@ fn run(conn: Connection, rx: mpsc::Receiver<Request>) {
     tracing::debug!("honker writer thread stopping");
 }
 
+/// Run a control statement (`BEGIN`, `SAVEPOINT`, ...) from the statement
+/// cache: parsing it anew for every group costs more than the write.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn commit_group(conn: &Connection, writes: &mut Vec<WriteFn>) {
     let started = Instant::now();
     let n = writes.len();
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let e = Arc::new(honker_core::Error::from(e));
         tracing::warn!(error = %e, writes = n, "could not begin a write transaction");
         for w in writes.drain(..) {
@@ -129,35 +170,48 @@ fn commit_group(conn: &Connection, writes: &mut Vec<WriteFn>) {
         }
         return;
     }
+    // A lone write needs no savepoint: if it fails, the group is just it.
+    let isolate = n > 1;
     let mut finishers: Vec<Finish> = Vec::with_capacity(n);
+    let mut failed_alone = false;
     for w in writes.drain(..) {
-        let savepoint = conn.execute_batch("SAVEPOINT honker_group_op");
-        if let Err(e) = savepoint {
-            let (_, finish) = w(None);
-            finishers.push(Box::new(move |_| {
-                finish(Err(Error::NotCommitted(Arc::new(e.into()))))
-            }));
-            continue;
+        if isolate {
+            if let Err(e) = exec(conn, "SAVEPOINT honker_group_op") {
+                let (_, finish) = w(None);
+                let e = Arc::new(honker_core::Error::from(e));
+                finishers.push(Box::new(move |_| finish(Err(Error::NotCommitted(e)))));
+                continue;
+            }
         }
         let (ok, finish) = w(Some(conn));
-        let end = if ok {
-            "RELEASE honker_group_op"
-        } else {
-            "ROLLBACK TO honker_group_op; RELEASE honker_group_op"
-        };
+        finishers.push(finish);
         if conn.is_autocommit() {
             // The request ended our transaction itself (or SQLite rolled it
             // back on a fatal error); later requests run in autocommit.
             tracing::warn!("a write request ended the group transaction");
-        } else if let Err(e) = conn.execute_batch(end) {
+            continue;
+        }
+        if !isolate {
+            failed_alone = !ok;
+            continue;
+        }
+        let closed = if ok {
+            exec(conn, "RELEASE honker_group_op")
+        } else {
+            exec(conn, "ROLLBACK TO honker_group_op")
+                .and_then(|()| exec(conn, "RELEASE honker_group_op"))
+        };
+        if let Err(e) = closed {
             tracing::error!(error = %e, "could not close a savepoint");
         }
-        finishers.push(finish);
     }
     let commit = if conn.is_autocommit() {
         Ok(())
+    } else if failed_alone {
+        // Its error is its answer; nothing of it may be kept.
+        exec(conn, "ROLLBACK")
     } else {
-        conn.execute_batch("COMMIT")
+        exec(conn, "COMMIT")
     };
     match commit {
         Ok(()) => {
@@ -169,7 +223,7 @@ fn commit_group(conn: &Connection, writes: &mut Vec<WriteFn>) {
         }
         Err(e) => {
             if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = exec(conn, "ROLLBACK");
             }
             let e = Arc::new(honker_core::Error::from(e));
             tracing::error!(error = %e, writes = n, "group commit failed; every write in it rolled back");

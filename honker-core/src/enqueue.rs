@@ -135,17 +135,14 @@ pub fn enqueue_json(
         ),
     };
     let mut stmt = conn.prepare_cached(sql::ENQUEUE)?;
-    let id = stmt.query_row(
-        rusqlite::params![
-            queue,
-            payload,
-            run_at,
-            opts.delay.map(ceil_millis),
-            opts.priority,
-            max_attempts,
-            opts.expires.map(ceil_secs),
-        ],
-        |r| r.get(0),
-    )?;
-    Ok(id)
+    stmt.execute(rusqlite::params![
+        queue,
+        payload,
+        run_at,
+        opts.delay.map(ceil_millis),
+        opts.priority,
+        max_attempts,
+        opts.expires.map(ceil_secs),
+    ])?;
+    Ok(conn.last_insert_rowid())
 }

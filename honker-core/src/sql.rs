@@ -150,6 +150,7 @@ macro_rules! due_after_ms {
 
 /// ?1 queue, ?2 payload, ?3 run_at (NULL = now), ?4 delay milliseconds (NULL =
 /// none; wins over run_at), ?5 priority, ?6 max_attempts, ?7 expires-in seconds.
+/// The new id is `last_insert_rowid()` (cheaper than `RETURNING`).
 pub const ENQUEUE: &str = concat!(
     "INSERT INTO _honker_live
     (queue, payload, run_at, priority, max_attempts, expires_at)
@@ -158,8 +159,7 @@ pub const ENQUEUE: &str = concat!(
     due_after_ms!("?4"),
     " END,
     ?5, ?6,
-    CASE WHEN ?7 IS NULL THEN NULL ELSE unixepoch() + ?7 END)
-  RETURNING id"
+    CASE WHEN ?7 IS NULL THEN NULL ELSE unixepoch() + ?7 END)"
 );
 
 // ---------------------------------------------------------------- claim
