@@ -1,5 +1,12 @@
 //! Every SQL statement honker-core issues, in one place.
 //!
+//! Some parameters are written `?1 || ''` or `?3 + 0`. The bundled SQLite is
+//! built with STAT4, which re-plans a statement (re-parsing it) every time a
+//! parameter that could change its plan is rebound. The claim runs many
+//! times a second with a different LIMIT; hiding those values from the
+//! planner keeps one prepared plan (the claim index either way), which
+//! `statements_are_never_reprepared` in the tests checks.
+//!
 //! Times are integer unix seconds from SQLite's `unixepoch()`, the clock
 //! every honker binding compares with. Statements that read "now" read it
 //! once per statement, so a statement sees one consistent instant.
@@ -173,13 +180,13 @@ pub const CLAIM: &str = "UPDATE _honker_live
       attempts = attempts + 1
   WHERE id IN (
     SELECT id FROM _honker_live INDEXED BY _honker_live_claim
-    WHERE queue = ?1
+    WHERE queue = ?1 || ''
       AND state IN ('pending', 'processing')
       AND (expires_at IS NULL OR expires_at > unixepoch())
       AND ((state = 'pending' AND run_at <= unixepoch())
         OR (state = 'processing' AND claim_expires_at < unixepoch()))
     ORDER BY priority DESC, run_at ASC, id ASC
-    LIMIT ?3
+    LIMIT ?3 + 0
   )
   RETURNING id, queue, payload, priority, run_at, worker_id, claim_expires_at,
             attempts, max_attempts, created_at, expires_at";
@@ -291,23 +298,23 @@ pub const SWEEP_EXPIRED_DELETE: &str = concat!("DELETE FROM _honker_live WHERE "
 /// Rows that are expired, or exhausted processing rows, are ignored.
 pub const NEXT_CLAIM_AT: &str = "SELECT MIN(t) FROM (
     SELECT MIN(run_at) AS t FROM _honker_live INDEXED BY _honker_live_pending_deadline
-    WHERE queue = ?1 AND state = 'pending' AND run_at > unixepoch()
+    WHERE queue = ?1 || '' AND state = 'pending' AND run_at > unixepoch()
       AND (expires_at IS NULL OR expires_at > run_at)
     UNION ALL
     SELECT MIN(claim_expires_at) + 1 FROM _honker_live INDEXED BY _honker_live_processing_deadline
-    WHERE queue = ?1 AND state = 'processing' AND claim_expires_at >= unixepoch()
+    WHERE queue = ?1 || '' AND state = 'processing' AND claim_expires_at >= unixepoch()
       AND attempts < max_attempts
       AND (expires_at IS NULL OR expires_at > claim_expires_at)
   )";
 
 /// Earliest `expires_at` still ahead among live rows of queue ?1.
 pub const NEXT_EXPIRY_AT: &str =
-    "SELECT MIN(expires_at) FROM _honker_live WHERE queue = ?1 AND expires_at > unixepoch()";
+    "SELECT MIN(expires_at) FROM _honker_live WHERE queue = ?1 || '' AND expires_at > unixepoch()";
 
 /// Dead rows of queue ?1, by id, ?2 rows from offset ?3.
 pub const LIST_DEAD: &str = "SELECT id, queue, payload, priority, run_at, attempts, max_attempts,
   last_error, created_at, died_at
-  FROM _honker_dead WHERE queue = ?1 ORDER BY id LIMIT ?2 OFFSET ?3";
+  FROM _honker_dead WHERE queue = ?1 || '' ORDER BY id LIMIT ?2 + 0 OFFSET ?3 + 0";
 
 /// Dead row ?1.
 pub const GET_DEAD: &str = "SELECT id, queue, payload, priority, run_at, attempts, max_attempts,

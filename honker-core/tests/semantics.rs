@@ -771,3 +771,50 @@ fn open_reports_a_directory_given_as_the_file() {
         "{e}"
     );
 }
+
+#[test]
+fn statements_are_never_reprepared() {
+    use rusqlite::StatementStatus;
+    let (_d, c) = db();
+    for i in 0..50 {
+        put(
+            &c,
+            "q",
+            "1",
+            opts()
+                .delay(Duration::from_secs(i % 3))
+                .expires(Duration::from_secs(600)),
+        );
+    }
+    // Run every hot-path operation with varying arguments, as a pool does.
+    for n in 1..=6usize {
+        let jobs = claim_batch(&c, "q", "w", n, VIS).unwrap();
+        let leases: Vec<_> = jobs.iter().map(|j| j.lease()).collect();
+        heartbeat_batch(&c, "w", &leases, Duration::from_secs(60)).unwrap();
+        ack_batch(&c, "w", &leases).unwrap();
+        next_claim_at(&c, if n % 2 == 0 { "q" } else { "other" }).unwrap();
+        honker_core::next_expiry_at(&c, if n % 2 == 0 { "q" } else { "other" }).unwrap();
+        honker_core::has_claimable(&c, "q").unwrap();
+        list_dead(&c, "q", n, n).unwrap();
+        put(&c, "q", "1", opts().delay(Duration::from_millis(n as u64)));
+    }
+    let checks = [
+        honker_core::sql::CLAIM,
+        honker_core::sql::ACK,
+        honker_core::sql::HEARTBEAT,
+        honker_core::sql::NEXT_CLAIM_AT,
+        honker_core::sql::NEXT_EXPIRY_AT,
+        honker_core::sql::HAS_CLAIMABLE,
+        honker_core::sql::LIST_DEAD,
+        honker_core::sql::ENQUEUE,
+    ];
+    for sql in checks {
+        let s = c.prepare_cached(sql).unwrap();
+        assert!(s.get_status(StatementStatus::Run) > 1, "exercised: {sql}");
+        assert_eq!(
+            s.get_status(StatementStatus::RePrepare),
+            0,
+            "re-prepared on rebind: {sql}"
+        );
+    }
+}
