@@ -8,11 +8,18 @@
 //! into the next one, so a busy pool writes many outcomes and its next
 //! claim in one transaction.
 //!
+//! Prefetch: a cycle claims up to `concurrency` jobs beyond the idle
+//! workers into a local buffer (claimed, heartbeated), so a worker that
+//! finishes takes the next job at once instead of waiting for a cycle, and
+//! cycles run back to back, each writing every outcome that came in during
+//! the last. A high-priority job enqueued meanwhile waits behind at most
+//! the buffer.
+//!
 //! Wake-ups: an enqueue by this process (claim at once), a commit by anyone
 //! else (one cheap read decides whether a claim is worth a write), a timer
 //! at the next due `run_at` / claim expiry / `expires_at`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -96,6 +103,8 @@ pub struct PoolStatus {
     pub workers: usize,
     /// Jobs running now.
     pub in_flight: usize,
+    /// Jobs claimed and waiting for a free worker.
+    pub prefetched: usize,
     /// Outcomes waiting to be written.
     pub pending_outcomes: usize,
     /// Workers replaced after a failure since start.
@@ -200,8 +209,14 @@ pub(crate) struct SupervisorState {
     queues: Vec<&'static str>,
     rotate: usize,
     slots: HashMap<ActorId, Slot>,
+    /// Workers with no job.
+    idle: Vec<ActorId>,
+    /// Claimed jobs not yet handed to a worker, in claim order.
+    ready: VecDeque<(ClaimedJob, &'static str)>,
+    /// Running jobs.
     in_flight: HashMap<i64, InFlight>,
-    in_flight_per_queue: HashMap<&'static str, usize>,
+    /// Claimed jobs (ready or running) per queue.
+    claimed_per_queue: HashMap<&'static str, usize>,
     leases: SharedLeases,
     pending: Vec<Outcome>,
     cycle_running: bool,
@@ -279,9 +294,11 @@ impl Actor for Supervisor {
         Ok(SupervisorState {
             queues,
             rotate: 0,
+            idle: slots.keys().cloned().collect(),
             slots,
+            ready: VecDeque::new(),
             in_flight: HashMap::new(),
-            in_flight_per_queue: HashMap::new(),
+            claimed_per_queue: HashMap::new(),
             leases,
             pending: Vec::new(),
             cycle_running: false,
@@ -373,9 +390,13 @@ impl Actor for Supervisor {
                 elapsed,
             } => {
                 if let Some(slot) = state.slots.get_mut(&worker) {
-                    slot.job = None;
+                    if slot.job == Some(job_id) {
+                        slot.job = None;
+                        state.idle.push(worker);
+                    }
                 }
                 state.finish(job_id, result, elapsed);
+                state.dispatch_ready();
             }
             SupervisorMsg::ClaimsLost(leases) => state.claims_lost(&leases),
             SupervisorMsg::Shutdown(reply) => state.begin_shutdown(&myself, reply),
@@ -407,6 +428,7 @@ impl Actor for Supervisor {
                 let _ = reply.send(PoolStatus {
                     workers: state.slots.len(),
                     in_flight: state.in_flight.len(),
+                    prefetched: state.ready.len(),
                     pending_outcomes: state.pending.len(),
                     restarts: state.restarts,
                     shutting_down: state.shutdown.is_some(),
@@ -454,6 +476,7 @@ impl Actor for Supervisor {
         let Some(slot) = state.slots.remove(&id) else {
             return Ok(());
         };
+        state.idle.retain(|w| *w != id);
         let why = why.unwrap_or_else(|| "worker stopped".into());
         if let Some(job_id) = slot.job {
             let error = if why.starts_with("panicked: ") {
@@ -474,10 +497,12 @@ impl Actor for Supervisor {
         if state.shutdown.is_none() {
             let (worker, _) =
                 Actor::spawn_linked(None, Worker, myself.clone(), myself.get_cell()).await?;
+            state.idle.push(worker.get_id());
             state
                 .slots
                 .insert(worker.get_id(), Slot { worker, job: None });
             state.restarts += 1;
+            state.dispatch_ready();
             tracing::warn!(reason = %why, "worker replaced");
         }
         state.pump(&myself);
@@ -507,8 +532,10 @@ fn listen_for_wakes(
 }
 
 impl SupervisorState {
-    fn idle_workers(&self) -> usize {
-        self.slots.values().filter(|s| s.job.is_none()).count()
+    /// How many more jobs the pool may hold claimed: the workers plus a
+    /// prefetch buffer of the same size, minus what it holds.
+    fn claim_room(&self) -> usize {
+        (self.args.concurrency * 2).saturating_sub(self.in_flight.len() + self.ready.len())
     }
 
     /// Start the next cycle or check if one is due.
@@ -534,17 +561,17 @@ impl SupervisorState {
                 self.commit_seen = false;
             }
             self.start_cycle(myself, claims);
-        } else if self.commit_seen && self.idle_workers() > 0 {
+        } else if self.commit_seen && self.claim_room() > 0 {
             self.commit_seen = false;
             self.start_check(myself);
         }
     }
 
-    /// What to claim: the idle workers as one budget, and each queue's
-    /// room under its own limit, in rotating order. The cycle spends the
-    /// budget queue by queue on what each actually returns.
+    /// What to claim: the pool's room as one budget, and each queue's room
+    /// under its own limit, in rotating order. The cycle spends the budget
+    /// queue by queue on what each actually returns.
     fn plan_claims(&mut self) -> ClaimPlan {
-        let budget = self.idle_workers();
+        let budget = self.claim_room();
         let mut queues = Vec::new();
         if budget == 0 || self.queues.is_empty() {
             return ClaimPlan { budget: 0, queues };
@@ -553,7 +580,7 @@ impl SupervisorState {
         self.rotate = (self.rotate + 1) % n;
         for i in 0..n {
             let q = self.queues[(self.rotate + i) % n];
-            let running = self.in_flight_per_queue.get(q).copied().unwrap_or(0);
+            let running = self.claimed_per_queue.get(q).copied().unwrap_or(0);
             let limit = self.args.queue_limits.get(q).copied().unwrap_or(usize::MAX);
             let room = budget.min(limit.saturating_sub(running));
             if room > 0 {
@@ -675,9 +702,18 @@ impl SupervisorState {
                 }
             }
         }
-        for job in out.claimed {
-            self.dispatch(job);
+        {
+            let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+            for job in out.claimed {
+                let Some(queue) = self.queues.iter().copied().find(|q| *q == job.queue) else {
+                    continue;
+                };
+                leases.insert(job.id, job.lease());
+                *self.claimed_per_queue.entry(queue).or_default() += 1;
+                self.ready.push_back((job, queue));
+            }
         }
+        self.dispatch_ready();
         if !out.maybe_more && self.wake_seq == self.cycle_seq {
             // Every queue gave less than asked: drained until the next wake.
             self.work_maybe = false;
@@ -685,16 +721,23 @@ impl SupervisorState {
         self.plan_wake(myself, out.next);
     }
 
-    fn dispatch(&mut self, job: ClaimedJob) {
-        let queue = match self.queues.iter().find(|q| **q == job.queue) {
-            Some(q) => *q,
-            None => return,
-        };
-        let handler = self.args.jobs[queue].clone();
+    /// Hand ready jobs to idle workers.
+    fn dispatch_ready(&mut self) {
+        while !self.ready.is_empty() {
+            let Some(worker) = self.idle.pop() else {
+                return;
+            };
+            let Some((job, queue)) = self.ready.pop_front() else {
+                return;
+            };
+            self.start_job(worker, job, queue);
+        }
+    }
+
+    fn start_job(&mut self, worker: ActorId, job: ClaimedJob, queue: &'static str) {
         let lease = job.lease();
-        let Some(slot) = self.slots.values_mut().find(|s| s.job.is_none()) else {
-            // Claimed more than the idle workers (a worker died meanwhile).
-            self.pending.push(Outcome::Release { lease, queue });
+        let Some(slot) = self.slots.get_mut(&worker) else {
+            self.ready.push_front((job, queue));
             return;
         };
         let signals = Arc::new(JobSignals::default());
@@ -710,13 +753,11 @@ impl SupervisorState {
         };
         if let Some(m) = self.metrics.get(queue) {
             m.wait.record((unix_now_f64() - job.run_at as f64).max(0.0));
+            m.in_flight.increment(1.0);
         }
         let id = job.id;
+        let handler = self.args.jobs[queue].clone();
         let assignment = Box::new(Assignment { job, handler, ctx });
-        if slot.worker.cast(WorkerMsg::Run(assignment)).is_err() {
-            self.pending.push(Outcome::Release { lease, queue });
-            return;
-        }
         slot.job = Some(id);
         self.in_flight.insert(
             id,
@@ -726,13 +767,10 @@ impl SupervisorState {
                 signals,
             },
         );
-        *self.in_flight_per_queue.entry(queue).or_default() += 1;
-        self.leases
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, lease);
-        if let Some(m) = self.metrics.get(queue) {
-            m.in_flight.increment(1.0);
+        if slot.worker.cast(WorkerMsg::Run(assignment)).is_err() {
+            // The worker is stopping; its supervision event will replace it.
+            slot.job = None;
+            self.finish(id, RunResult::Aborted, Duration::ZERO);
         }
     }
 
@@ -741,7 +779,7 @@ impl SupervisorState {
         let Some(f) = self.in_flight.remove(&job_id) else {
             return;
         };
-        if let Some(n) = self.in_flight_per_queue.get_mut(f.queue) {
+        if let Some(n) = self.claimed_per_queue.get_mut(f.queue) {
             *n = n.saturating_sub(1);
         }
         self.leases
@@ -797,6 +835,28 @@ impl SupervisorState {
     }
 
     fn claims_lost(&mut self, lost: &[Lease]) {
+        let lost_set: HashSet<Lease> = lost.iter().copied().collect();
+        let mut dropped = Vec::new();
+        self.ready.retain(|(job, queue)| {
+            let keep = !lost_set.contains(&job.lease());
+            if !keep {
+                dropped.push((job.id, *queue));
+            }
+            keep
+        });
+        if !dropped.is_empty() {
+            let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+            for (id, queue) in dropped {
+                leases.remove(&id);
+                if let Some(n) = self.claimed_per_queue.get_mut(queue) {
+                    *n = n.saturating_sub(1);
+                }
+                if let Some(m) = self.metrics.get(queue) {
+                    m.lost_claims.increment(1);
+                }
+                tracing::warn!(job_id = id, queue, "claim lost before the job started");
+            }
+        }
         let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
         for l in lost {
             let Some(f) = self.in_flight.get(&l.id) else {
@@ -831,6 +891,20 @@ impl SupervisorState {
         self.wake_guard = None;
         if let Some((_, t)) = self.timer.take() {
             t.abort();
+        }
+        // Jobs claimed but not started go back at once, attempt unburned.
+        while let Some((job, queue)) = self.ready.pop_front() {
+            self.leases
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&job.id);
+            if let Some(n) = self.claimed_per_queue.get_mut(queue) {
+                *n = n.saturating_sub(1);
+            }
+            self.pending.push(Outcome::Release {
+                lease: job.lease(),
+                queue,
+            });
         }
         for f in self.in_flight.values() {
             f.signals.stop.raise();
