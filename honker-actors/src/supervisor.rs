@@ -174,7 +174,8 @@ pub(crate) struct CycleOutput {
     /// A queue gave all that was asked, or was not asked for lack of
     /// budget: more may be waiting.
     maybe_more: bool,
-    next: NextTimes,
+    /// `None` when not read (more work was waiting).
+    next: Option<NextTimes>,
     depths: Option<Vec<(&'static str, i64)>>,
 }
 
@@ -718,7 +719,9 @@ impl SupervisorState {
             // Every queue gave less than asked: drained until the next wake.
             self.work_maybe = false;
         }
-        self.plan_wake(myself, out.next);
+        if let Some(next) = out.next {
+            self.plan_wake(myself, next);
+        }
     }
 
     /// Hand ready jobs to idle workers.
@@ -1020,11 +1023,18 @@ fn run_cycle(
         }
         depths = Some(d);
     }
+    // The next due times matter only once the queues run dry; while a
+    // claim comes back full, the next cycle follows at once anyway.
+    let next = if maybe_more {
+        None
+    } else {
+        Some(next_times(c, queues)?)
+    };
     Ok(CycleOutput {
         applied,
         claimed,
         maybe_more,
-        next: next_times(c, queues)?,
+        next,
         depths,
     })
 }

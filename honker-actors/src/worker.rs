@@ -1,14 +1,16 @@
 //! The worker actor: runs one job at a time through its handler.
 //!
-//! It decodes the payload, runs the handler as a task of its own under the
-//! job's timeout, catches a panic, and reports the outcome to the
-//! supervisor. It never touches SQLite. After a handler panic the worker
+//! It decodes the payload, runs the handler under the job's timeout (the
+//! handler future is polled right here and dropped on timeout or abort),
+//! catches a panic, and reports the outcome to the supervisor. It never touches SQLite. After a handler panic the worker
 //! fails on purpose, carrying the panic message, so the supervisor records
 //! the retry and replaces it.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use honker_core::ClaimedJob;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
@@ -33,15 +35,6 @@ pub(crate) enum WorkerMsg {
 
 pub(crate) struct WorkerState {
     supervisor: ActorRef<SupervisorMsg>,
-}
-
-/// Aborts the job task if the worker is dropped mid-run (pool killed).
-struct AbortOnDrop(tokio::task::JoinHandle<RunResult>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 impl Actor for Worker {
@@ -76,9 +69,9 @@ impl Actor for Worker {
             attempt = job.attempts,
         );
         let started = Instant::now();
-        let mut task = AbortOnDrop(tokio::spawn(
-            handler.run(ctx, job.payload).instrument(span.clone()),
-        ));
+        // Polled here, so a worker that is killed drops the run with it.
+        let run =
+            AssertUnwindSafe(handler.run(ctx, job.payload).instrument(span.clone())).catch_unwind();
         let timer = async {
             match timeout {
                 Some(d) => tokio::time::sleep(d).await,
@@ -86,24 +79,17 @@ impl Actor for Worker {
             }
         };
         let result = tokio::select! {
-            joined = &mut task.0 => match joined {
+            finished = run => match finished {
                 Ok(r) => r,
-                Err(e) if e.is_panic() => {
-                    let msg = panic_message(e.into_panic());
+                Err(payload) => {
+                    let msg = panic_message(payload);
                     span.in_scope(|| tracing::error!(panic = %msg, "job handler panicked"));
                     // Fail this worker: the supervisor records the retry and replaces it.
                     return Err(format!("panicked: {msg}").into());
                 }
-                Err(_) => RunResult::Aborted,
             },
-            () = timer => {
-                task.0.abort();
-                RunResult::TimedOut(timeout.unwrap_or(Duration::ZERO))
-            }
-            () = signals.abort.raised() => {
-                task.0.abort();
-                RunResult::Aborted
-            }
+            () = timer => RunResult::TimedOut(timeout.unwrap_or(Duration::ZERO)),
+            () = signals.abort.raised() => RunResult::Aborted,
         };
         let elapsed = started.elapsed();
         if state
