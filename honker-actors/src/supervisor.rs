@@ -48,6 +48,8 @@ const MAX_CYCLE_FAILURES: u32 = 5;
 /// After a forced abort at the end of the shutdown grace period, how long a
 /// handler that ignores it gets before its claim is released regardless.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
+/// Cycles in flight at once: one committing, one queued behind it.
+const MAX_CYCLES_IN_FLIGHT: usize = 2;
 
 /// Why the supervisor is woken.
 #[derive(Debug)]
@@ -69,6 +71,10 @@ pub(crate) enum SupervisorMsg {
     CycleDone {
         output: Result<CycleOutput>,
         outcomes: Arc<Vec<Outcome>>,
+        /// The claim budget it had reserved.
+        budget: usize,
+        /// `wake_seq` when it started.
+        seq: u64,
     },
     /// A back-off after a failed cycle or check is over.
     RetryNow,
@@ -220,7 +226,11 @@ pub(crate) struct SupervisorState {
     claimed_per_queue: HashMap<&'static str, usize>,
     leases: SharedLeases,
     pending: Vec<Outcome>,
-    cycle_running: bool,
+    /// Cycles sent to the writer and not yet back (at most two: the next
+    /// one is prepared while the last one commits).
+    cycles_running: usize,
+    /// Claim budget reserved by those cycles.
+    reserved: usize,
     check_running: bool,
     /// Something may be claimable (an enqueue, a timer, a full claim).
     work_maybe: bool,
@@ -229,7 +239,6 @@ pub(crate) struct SupervisorState {
     /// Bumped by every enqueue or timer wake; a cycle that saw none while
     /// it ran and filled no queue proves the queues drained.
     wake_seq: u64,
-    cycle_seq: u64,
     timer: Option<(i64, tokio::task::JoinHandle<()>)>,
     retry_timer: Option<tokio::task::JoinHandle<()>>,
     backoff: Duration,
@@ -302,12 +311,12 @@ impl Actor for Supervisor {
             claimed_per_queue: HashMap::new(),
             leases,
             pending: Vec::new(),
-            cycle_running: false,
+            cycles_running: 0,
+            reserved: 0,
             check_running: false,
             work_maybe: true,
             commit_seen: false,
             wake_seq: 0,
-            cycle_seq: 0,
             timer: None,
             retry_timer: None,
             backoff: MIN_RETRY_BACKOFF,
@@ -380,9 +389,15 @@ impl Actor for Supervisor {
                     }
                 }
             }
-            SupervisorMsg::CycleDone { output, outcomes } => {
-                state.cycle_running = false;
-                state.cycle_done(&myself, output, outcomes);
+            SupervisorMsg::CycleDone {
+                output,
+                outcomes,
+                budget,
+                seq,
+            } => {
+                state.cycles_running -= 1;
+                state.reserved -= budget;
+                state.cycle_done(&myself, output, outcomes, seq);
             }
             SupervisorMsg::Finished {
                 worker,
@@ -536,18 +551,35 @@ impl SupervisorState {
     /// How many more jobs the pool may hold claimed: the workers plus a
     /// prefetch buffer of the same size, minus what it holds.
     fn claim_room(&self) -> usize {
-        (self.args.concurrency * 2).saturating_sub(self.in_flight.len() + self.ready.len())
+        (self.args.concurrency * 2)
+            .saturating_sub(self.in_flight.len() + self.ready.len() + self.reserved)
     }
 
     /// Start the next cycle or check if one is due.
     fn pump(&mut self, myself: &ActorRef<SupervisorMsg>) {
-        if self.cycle_running || self.check_running || self.retry_timer.is_some() {
+        if self.cycles_running >= MAX_CYCLES_IN_FLIGHT
+            || self.check_running
+            || self.retry_timer.is_some()
+        {
             return;
+        }
+        if self.cycles_running > 0 {
+            // A second cycle only when it carries a worthwhile batch;
+            // otherwise wait for the running one to come back.
+            let worthwhile = (self.args.concurrency / 2).max(1);
+            let room = if self.work_maybe && self.shutdown.is_none() {
+                self.claim_room()
+            } else {
+                0
+            };
+            if self.pending.len() < worthwhile && room < worthwhile {
+                return;
+            }
         }
         if self.shutdown.is_some() {
             if !self.pending.is_empty() {
                 self.start_cycle(myself, ClaimPlan::default());
-            } else if self.in_flight.is_empty() {
+            } else if self.in_flight.is_empty() && self.cycles_running == 0 {
                 self.complete_shutdown();
             }
             return;
@@ -562,7 +594,7 @@ impl SupervisorState {
                 self.commit_seen = false;
             }
             self.start_cycle(myself, claims);
-        } else if self.commit_seen && self.claim_room() > 0 {
+        } else if self.commit_seen && self.claim_room() > 0 && self.cycles_running == 0 {
             self.commit_seen = false;
             self.start_check(myself);
         }
@@ -592,8 +624,10 @@ impl SupervisorState {
     }
 
     fn start_cycle(&mut self, myself: &ActorRef<SupervisorMsg>, claims: ClaimPlan) {
-        self.cycle_running = true;
-        self.cycle_seq = self.wake_seq;
+        self.cycles_running += 1;
+        let budget = claims.budget;
+        self.reserved += budget;
+        let seq = self.wake_seq;
         // Shared with the writer request so that a cycle that never ran
         // (the transaction could not begin) gives its outcomes back.
         let outcomes = Arc::new(std::mem::take(&mut self.pending));
@@ -625,7 +659,12 @@ impl SupervisorState {
                     )
                 })
                 .await;
-            let _ = me.cast(SupervisorMsg::CycleDone { output, outcomes });
+            let _ = me.cast(SupervisorMsg::CycleDone {
+                output,
+                outcomes,
+                budget,
+                seq,
+            });
         });
     }
 
@@ -654,6 +693,7 @@ impl SupervisorState {
         myself: &ActorRef<SupervisorMsg>,
         output: Result<CycleOutput>,
         outcomes: Arc<Vec<Outcome>>,
+        seq: u64,
     ) {
         let out = match output {
             Ok(out) => out,
@@ -715,7 +755,7 @@ impl SupervisorState {
             }
         }
         self.dispatch_ready();
-        if !out.maybe_more && self.wake_seq == self.cycle_seq {
+        if !out.maybe_more && self.wake_seq == seq && self.cycles_running == 0 {
             // Every queue gave less than asked: drained until the next wake.
             self.work_maybe = false;
         }
