@@ -6,6 +6,10 @@
 //! the file; a rollback does not advance it. Each change signals every
 //! subscriber once. Subscribers are coalescing: many commits between two
 //! looks are one signal.
+//!
+//! An idle watcher backs off: a second after the last change it polls at
+//! twice the interval, halving its cost for an idle process; the first
+//! change brings it back to the full rate.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +23,9 @@ use crate::{Error, Result};
 
 /// Default poll interval of a [`Watcher`].
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_millis(1);
+
+/// After this long without a change, poll at twice the interval.
+const IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// How often the watcher checks that the path still names the same file.
 const IDENTITY_CHECK_EVERY: Duration = Duration::from_millis(100);
@@ -399,11 +406,17 @@ fn poll_loop(
     shared: &Shared,
 ) {
     let mut conn = Some(conn);
+    let mut last_change = Instant::now();
     let mut next_identity_check = Instant::now() + IDENTITY_CHECK_EVERY;
     let mut reopen_backoff = interval;
     let mut next_reopen = Instant::now();
     while !shared.stop.load(Ordering::Acquire) {
-        std::thread::park_timeout(interval);
+        let pause = if last_change.elapsed() >= IDLE_AFTER {
+            interval * 2
+        } else {
+            interval
+        };
+        std::thread::park_timeout(pause);
         if shared.stop.load(Ordering::Acquire) {
             break;
         }
@@ -412,6 +425,7 @@ fn poll_loop(
             Some(c) => match data_version(c) {
                 Ok(v) if v != last => {
                     last = v;
+                    last_change = now;
                     shared.notify();
                 }
                 Ok(_) => {}
