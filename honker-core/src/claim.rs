@@ -17,7 +17,10 @@ pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(300);
 /// `priority DESC, run_at, id`, and increments `attempts`. Expired rows are
 /// never claimed. A row whose attempts were already exhausted is moved to
 /// `_honker_dead` (`'max attempts exceeded'`) instead of being returned, in
-/// the same transaction, and its slot is filled from the next rows.
+/// the same transaction, and its slot is filled from the next rows. So is a
+/// row whose payload is not text (a BLOB, bytes that are not UTF-8, written
+/// by a foreign program), with a message that says so: one such row never
+/// blocks its queue.
 ///
 /// ```
 /// use std::time::Duration;
@@ -53,9 +56,12 @@ pub fn claim_batch(
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let got = rows.len();
             let mut exhausted = 0;
-            for job in rows {
+            for (job, bad_payload) in rows {
                 if job.attempts > job.max_attempts {
                     dead_letter_exhausted(c, job.id)?;
+                    exhausted += 1;
+                } else if let Some(why) = bad_payload {
+                    dead_letter_unusable(c, job.id, &why)?;
                     exhausted += 1;
                 } else {
                     out.push(job);
@@ -74,6 +80,18 @@ pub fn claim_batch(
         });
         Ok(out)
     })
+}
+
+fn dead_letter_unusable(c: &Connection, id: i64, why: &str) -> Result<()> {
+    c.prepare_cached(sql::CLAIMED_TO_DEAD)?
+        .execute(rusqlite::params![id, why])?;
+    c.prepare_cached(sql::DELETE_LIVE)?.execute([id])?;
+    tracing::warn!(
+        job_id = id,
+        reason = why,
+        "job payload is unusable; moved to _honker_dead"
+    );
+    Ok(())
 }
 
 fn dead_letter_exhausted(c: &Connection, id: i64) -> Result<()> {

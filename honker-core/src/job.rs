@@ -3,6 +3,32 @@
 use rusqlite::types::{FromSql, FromSqlResult, ValueRef};
 use rusqlite::Row;
 
+/// A payload column as JSON text, or why it is not: foreign writers can
+/// store a BLOB, bytes that are not UTF-8, or a bare number.
+pub(crate) fn payload_text(v: ValueRef<'_>) -> Result<String, String> {
+    match v {
+        ValueRef::Text(bytes) => String::from_utf8(bytes.to_vec())
+            .map_err(|e| format!("payload is not valid UTF-8 text ({e})")),
+        ValueRef::Blob(b) => Err(format!(
+            "payload is a BLOB of {} bytes, not JSON text",
+            b.len()
+        )),
+        ValueRef::Integer(i) => Ok(i.to_string()),
+        ValueRef::Real(f) => Ok(f.to_string()),
+        ValueRef::Null => Err("payload is NULL".to_string()),
+    }
+}
+
+/// A payload for display: the text, or a lossy rendering of what is there.
+fn payload_lossy(v: ValueRef<'_>) -> String {
+    payload_text(v).unwrap_or_else(|why| match v {
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+        _ => format!("<{why}>"),
+    })
+}
+
 /// The fencing token of one claim: the job id and the `attempts` value the
 /// claim returned. Ack, retry, fail, heartbeat and release match both (and
 /// the worker id), so a stale completion from an earlier claim of the same
@@ -71,11 +97,16 @@ impl ClaimedJob {
         }
     }
 
-    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(ClaimedJob {
+    /// The claimed row, and why its payload is unusable if it is.
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<(Self, Option<String>)> {
+        let (payload, bad) = match payload_text(r.get_ref(2)?) {
+            Ok(p) => (p, None),
+            Err(why) => (String::new(), Some(why)),
+        };
+        let job = ClaimedJob {
             id: r.get(0)?,
             queue: r.get(1)?,
-            payload: r.get(2)?,
+            payload,
             priority: r.get(3)?,
             run_at: r.get(4)?,
             worker_id: r.get(5)?,
@@ -84,7 +115,8 @@ impl ClaimedJob {
             max_attempts: r.get(8)?,
             created_at: r.get(9)?,
             expires_at: r.get(10)?,
-        })
+        };
+        Ok((job, bad))
     }
 }
 
@@ -150,7 +182,7 @@ impl Job {
         Ok(Job {
             id: r.get(0)?,
             queue: r.get(1)?,
-            payload: r.get(2)?,
+            payload: payload_lossy(r.get_ref(2)?),
             state: r.get(3)?,
             priority: r.get(4)?,
             run_at: r.get(5)?,
@@ -176,7 +208,7 @@ pub struct DeadJob {
     pub id: i64,
     /// Queue name.
     pub queue: String,
-    /// JSON text, as enqueued.
+    /// JSON text, as enqueued (a payload that is not text is shown lossily).
     pub payload: String,
     /// Priority it had.
     pub priority: i64,
@@ -199,7 +231,7 @@ impl DeadJob {
         Ok(DeadJob {
             id: r.get(0)?,
             queue: r.get(1)?,
-            payload: r.get(2)?,
+            payload: payload_lossy(r.get_ref(2)?),
             priority: r.get(3)?,
             run_at: r.get(4)?,
             attempts: r.get(5)?,

@@ -210,6 +210,13 @@ pub const HAS_CLAIMABLE: &str = "SELECT EXISTS (
       AND ((state = 'pending' AND run_at <= unixepoch())
         OR (state = 'processing' AND claim_expires_at < unixepoch())))";
 
+/// Move a row the claim just took, whose payload is unusable, to dead with
+/// the reason ?2.
+pub const CLAIMED_TO_DEAD: &str = "INSERT INTO _honker_dead
+    (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
+  SELECT id, queue, payload, priority, run_at, attempts, max_attempts, ?2, created_at
+  FROM _honker_live WHERE id = ?1";
+
 /// Delete live row ?1 (after it was copied elsewhere).
 pub const DELETE_LIVE: &str = "DELETE FROM _honker_live WHERE id = ?1";
 

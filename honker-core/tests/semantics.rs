@@ -818,3 +818,47 @@ fn statements_are_never_reprepared() {
         );
     }
 }
+
+#[test]
+fn a_payload_that_is_not_text_goes_to_dead_and_never_blocks_its_queue() {
+    let (_d, c) = db();
+    // Foreign writers: a BLOB, bytes that are not UTF-8, a bare number.
+    c.execute(
+        "INSERT INTO _honker_live (queue, payload, priority) VALUES ('q', x'00ff10', 9)",
+        [],
+    )
+    .unwrap();
+    let blob = c.last_insert_rowid();
+    c.execute(
+        "INSERT INTO _honker_live (queue, payload, priority) VALUES ('q', CAST(x'c328' AS TEXT), 8)",
+        [],
+    )
+    .unwrap();
+    let not_utf8 = c.last_insert_rowid();
+    c.execute(
+        "INSERT INTO _honker_live (queue, payload, priority) VALUES ('q', 42, 7)",
+        [],
+    )
+    .unwrap();
+    let number = c.last_insert_rowid();
+    let good = put(&c, "q", r#"{"ok":true}"#, opts());
+
+    let got = claim_batch(&c, "q", "w", 2, VIS).unwrap();
+    let ids: Vec<i64> = got.iter().map(|j| j.id).collect();
+    assert_eq!(
+        ids,
+        vec![number, good],
+        "the unusable rows did not take the slots"
+    );
+    assert_eq!(got[0].payload, "42");
+    let why = |id| get_dead(&c, id).unwrap().unwrap().last_error.unwrap();
+    assert!(why(blob).contains("BLOB of 3 bytes"), "{}", why(blob));
+    assert!(
+        why(not_utf8).contains("not valid UTF-8"),
+        "{}",
+        why(not_utf8)
+    );
+    // Operators can still list them.
+    let listed = list_dead(&c, "q", 10, 0).unwrap();
+    assert_eq!(listed.len(), 2);
+}
