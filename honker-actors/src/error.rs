@@ -20,6 +20,16 @@ pub enum Error {
     /// commit; the write did not happen.
     #[error("the write was not committed: {0}")]
     NotCommitted(Arc<honker_core::Error>),
+    /// The database file was deleted or replaced while this process had it
+    /// open; writes are refused, since they would go to a file no one else
+    /// sees and be lost when the process exits.
+    #[error("database file {path} was {what} while in use; writes are refused (reopen it)")]
+    FileGone {
+        /// The path.
+        path: std::path::PathBuf,
+        /// `deleted` or `replaced`.
+        what: &'static str,
+    },
     /// The writer thread is gone (the `Honker` was shut down or it panicked).
     #[error("the honker writer thread has stopped")]
     WriterStopped,

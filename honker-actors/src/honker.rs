@@ -84,7 +84,7 @@ impl Honker {
             return Err(Error::Config("watch interval must be positive".into()));
         }
         let conn = honker_core::open(&path)?;
-        let writer = Writer::start(conn, "honker-writer".into())?;
+        let writer = Writer::start(conn, path.clone(), "honker-writer".into())?;
         Ok(Honker {
             inner: Arc::new(Inner {
                 path,

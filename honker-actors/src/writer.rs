@@ -8,6 +8,7 @@
 //! own (a failing request rolls back alone). Replies go out only after the
 //! commit, so a caller never sees a write that might still roll back.
 
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,12 +40,13 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Start the thread, owning `conn`.
-    pub(crate) fn start(conn: Connection, name: String) -> Result<Writer> {
+    /// Start the thread, owning `conn` on the file at `path`.
+    pub(crate) fn start(conn: Connection, path: PathBuf, name: String) -> Result<Writer> {
         let (tx, rx) = mpsc::channel();
+        let file = FileCheck::new(path);
         std::thread::Builder::new()
             .name(name)
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, file, rx))
             .map_err(|e| Error::Actor(format!("cannot spawn the writer thread: {e}")))?;
         Ok(Writer { tx })
     }
@@ -128,7 +130,58 @@ fn next_request(rx: &mpsc::Receiver<Request>) -> Option<Request> {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Request>) {
+/// Notices when the database file is deleted or replaced under us.
+struct FileCheck {
+    path: PathBuf,
+    identity: Option<(u64, u64)>,
+    next: Instant,
+    gone: Option<&'static str>,
+}
+
+/// How often the writer re-checks the file's identity (a `stat`).
+const FILE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+
+impl FileCheck {
+    fn new(path: PathBuf) -> Self {
+        let identity = file_identity(&path);
+        FileCheck {
+            path,
+            identity,
+            next: Instant::now(),
+            gone: None,
+        }
+    }
+
+    /// `Some("deleted" | "replaced")` once the path no longer names our file.
+    fn gone(&mut self) -> Option<&'static str> {
+        if self.gone.is_none() && self.identity.is_some() && Instant::now() >= self.next {
+            self.next = Instant::now() + FILE_CHECK_EVERY;
+            match file_identity(&self.path) {
+                None => self.gone = Some("deleted"),
+                Some(id) if Some(id) != self.identity => self.gone = Some("replaced"),
+                Some(_) => {}
+            }
+            if let Some(what) = self.gone {
+                tracing::error!(path = %self.path.display(), what,
+                    "database file changed under this process; refusing writes");
+            }
+        }
+        self.gone
+    }
+}
+
+#[cfg(unix)]
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|_| (0, 0))
+}
+
+fn run(conn: Connection, mut file: FileCheck, rx: mpsc::Receiver<Request>) {
     let mut reads: Vec<ReadFn> = Vec::new();
     let mut writes: Vec<WriteFn> = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = next_request(&rx) {
@@ -145,9 +198,20 @@ fn run(conn: Connection, rx: mpsc::Receiver<Request>) {
         for r in reads.drain(..) {
             r(&conn);
         }
-        if !writes.is_empty() {
-            commit_group(&conn, &mut writes);
+        if writes.is_empty() {
+            continue;
         }
+        if let Some(what) = file.gone() {
+            for w in writes.drain(..) {
+                let (_, finish) = w(None);
+                finish(Err(Error::FileGone {
+                    path: file.path.clone(),
+                    what,
+                }));
+            }
+            continue;
+        }
+        commit_group(&conn, &mut writes);
     }
     tracing::debug!("honker writer thread stopping");
 }

@@ -12,6 +12,12 @@
 //!   `mp_done`) until the queue is drained, then shut down.
 //! - `long DB`: run a pool (visibility 1 s) whose `long` job prints
 //!   `running ID` and never finishes, until killed.
+//! - `inflight DB`: a pool of 100 (visibility 1 s) whose `rel` jobs record
+//!   themselves in `started` and never finish, until killed.
+//! - `work DB TOTAL`: a pool on queue `mix` (each run recorded in `done`)
+//!   until `done` holds TOTAL distinct jobs.
+//! - `produce DB N`: enqueue N `mix` jobs with mixed priorities, 100 per
+//!   transaction.
 
 use std::io::Write;
 use std::time::Duration;
@@ -47,6 +53,7 @@ fn main() {
         }
         "churn" => churn(db),
         "pool" | "long" => runtime(cmd, db),
+        "inflight" | "work" | "produce" => reliability(cmd, db, args.get(3)),
         other => {
             eprintln!("unknown command {other}");
             std::process::exit(2);
@@ -187,4 +194,114 @@ fn into_core(e: honker_actors::Error) -> honker_core::Error {
         honker_actors::Error::Core(c) => c,
         other => honker_core::Error::InvalidOption(other.to_string()),
     }
+}
+
+/// Records its start, then never finishes (killed with its process).
+struct Slow;
+impl honker_actors::Job for Slow {
+    const NAME: &'static str = "slow";
+    const QUEUE: &'static str = "rel";
+    type Args = u32;
+    type Output = ();
+    async fn run(
+        &self,
+        ctx: honker_actors::JobContext,
+        _n: u32,
+    ) -> Result<(), honker_actors::JobError> {
+        let (id, pid) = (ctx.id(), std::process::id());
+        ctx.honker()
+            .transaction(move |tx| {
+                tx.execute(
+                    "INSERT INTO started (job_id, pid) VALUES (?1, ?2)",
+                    (id, pid),
+                )
+            })
+            .await
+            .map_err(honker_actors::JobError::retry)?;
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+/// Records each run in `done`.
+struct Mix;
+impl honker_actors::Job for Mix {
+    const NAME: &'static str = "mix";
+    const QUEUE: &'static str = "mix";
+    type Args = u32;
+    type Output = ();
+    async fn run(
+        &self,
+        ctx: honker_actors::JobContext,
+        _n: u32,
+    ) -> Result<(), honker_actors::JobError> {
+        let (id, pid) = (ctx.id(), std::process::id());
+        ctx.honker()
+            .transaction(move |tx| {
+                tx.execute("INSERT INTO done (job_id, pid) VALUES (?1, ?2)", (id, pid))
+            })
+            .await
+            .map_err(honker_actors::JobError::retry)?;
+        Ok(())
+    }
+}
+
+fn reliability(cmd: &str, db: &str, arg: Option<&String>) -> honker_core::Result<()> {
+    let n: u64 = arg.and_then(|a| a.parse().ok()).unwrap_or(0);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let honker = honker_actors::Honker::open(db).map_err(into_core)?;
+        match cmd {
+            "inflight" => {
+                let _pool = honker_actors::WorkerPool::builder(&honker)
+                    .register(Slow)
+                    .concurrency(100)
+                    .visibility_timeout(Duration::from_secs(1))
+                    .start()
+                    .await
+                    .map_err(into_core)?;
+                std::future::pending::<()>().await;
+            }
+            "work" => {
+                let pool = honker_actors::WorkerPool::builder(&honker)
+                    .register(Mix)
+                    .concurrency(8)
+                    .start()
+                    .await
+                    .map_err(into_core)?;
+                let conn = honker_core::open_connection(db)?;
+                loop {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let done: i64 =
+                        conn.query_row("SELECT count(DISTINCT job_id) FROM done", [], |r| {
+                            r.get(0)
+                        })?;
+                    if done as u64 >= n {
+                        break;
+                    }
+                }
+                pool.shutdown().await.map_err(into_core)?;
+            }
+            _ => {
+                let mut conn = honker_core::open_connection(db)?;
+                let mut i = 0u64;
+                while i < n {
+                    let tx = conn.transaction()?;
+                    for _ in 0..100.min(n - i) {
+                        let job = honker_actors::EnqueueBuilder::<Mix>::new(i as u32)
+                            .priority((i % 5) as i64);
+                        job.enqueue_tx(&tx).map_err(into_core)?;
+                        i += 1;
+                    }
+                    tx.commit()?;
+                }
+                println!("produced {n}");
+            }
+        }
+        Ok(())
+    })
 }

@@ -1,0 +1,744 @@
+//! Reliability: crashes, contention, bad input and broken environments lose
+//! nothing and explain themselves.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::child;
+use honker_actors::{
+    EnqueueOptions, Error, Honker, Job, JobContext, JobError, JobOptions, WorkerPool,
+};
+
+async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// Silence the deliberate panics whose message starts with `prefix`
+/// (thousands would flood the log); every other panic prints as usual.
+fn quiet_panics(prefix: &'static str) {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if !msg.starts_with(prefix) {
+            default(info);
+        }
+    }));
+}
+
+// ------------------------------------------------------------------ 1
+
+/// The parent's handler for the `rel` jobs the child was killed running.
+struct Finish;
+impl Job for Finish {
+    const NAME: &'static str = "slow";
+    const QUEUE: &'static str = "rel";
+    type Args = u32;
+    type Output = ();
+    async fn run(&self, ctx: JobContext, _n: u32) -> Result<(), JobError> {
+        let (id, pid) = (ctx.id(), std::process::id());
+        ctx.honker()
+            .transaction(move |tx| {
+                tx.execute(
+                    "INSERT INTO started (job_id, pid) VALUES (?1, ?2)",
+                    (id, pid),
+                )?;
+                tx.execute("INSERT INTO done (job_id, pid) VALUES (?1, ?2)", (id, pid))
+            })
+            .await
+            .map_err(JobError::retry)?;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_100_jobs_in_flight_loses_none_and_reruns_only_those() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kill.db");
+    let h = Honker::open(&db).unwrap();
+    h.transaction(|tx| {
+        tx.execute_batch(
+            "CREATE TABLE started (job_id INTEGER, pid INTEGER);
+             CREATE TABLE done (job_id INTEGER, pid INTEGER);",
+        )?;
+        for n in 0..150 {
+            honker_actors::enqueue_tx::<Finish>(tx, &n)?;
+        }
+        Ok::<_, Error>(())
+    })
+    .await
+    .unwrap();
+    let mut worker = child("inflight", &db)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let check = rusqlite::Connection::open(&db).unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), async || count(
+            &check,
+            "SELECT count(*) FROM started"
+        ) == 100)
+        .await,
+        "the child never had 100 jobs running"
+    );
+    worker.kill().unwrap(); // SIGKILL, mid-job
+    worker.wait().unwrap();
+    let child_started: HashSet<i64> = {
+        let mut s = check.prepare("SELECT job_id FROM started").unwrap();
+        s.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    assert_eq!(child_started.len(), 100);
+
+    let pool = WorkerPool::builder(&h)
+        .register(Finish)
+        .concurrency(16)
+        .visibility_timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(60), async || count(
+            &check,
+            "SELECT count(*) FROM done"
+        ) >= 150)
+        .await
+    );
+    pool.shutdown().await.unwrap();
+
+    assert_eq!(
+        count(&check, "SELECT count(DISTINCT job_id) FROM done"),
+        150,
+        "no job lost"
+    );
+    assert_eq!(
+        count(&check, "SELECT count(*) FROM done"),
+        150,
+        "each completed once"
+    );
+    let mut runs: HashMap<i64, usize> = HashMap::new();
+    let mut s = check.prepare("SELECT job_id FROM started").unwrap();
+    for id in s.query_map([], |r| r.get::<_, i64>(0)).unwrap() {
+        *runs.entry(id.unwrap()).or_default() += 1;
+    }
+    let twice: HashSet<i64> = runs
+        .iter()
+        .filter(|(_, &n)| n > 1)
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(
+        twice.is_subset(&child_started),
+        "only jobs in flight at the kill ran twice"
+    );
+    assert_eq!(
+        twice.len(),
+        100,
+        "every job in flight at the kill ran again"
+    );
+    assert_eq!(h.queue("rel").stats().await.unwrap().dead, 0);
+}
+
+// ------------------------------------------------------------------ 2
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_and_four_producers_on_one_file_run_50k_jobs_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("many.db");
+    let h = Honker::open(&db).unwrap();
+    h.transaction(|tx| tx.execute("CREATE TABLE done (job_id INTEGER, pid INTEGER)", []))
+        .await
+        .unwrap();
+    drop(h);
+    let total = 50_000;
+    let mut procs = Vec::new();
+    for _ in 0..4 {
+        procs.push(
+            child("work", &db)
+                .arg(total.to_string())
+                .stderr(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    for _ in 0..4 {
+        procs.push(
+            child("produce", &db)
+                .arg((total / 4).to_string())
+                .stderr(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    for p in procs {
+        let out = tokio::task::spawn_blocking(move || p.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "a process failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM done"),
+        total as i64,
+        "each job once"
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(DISTINCT job_id) FROM done"),
+        total as i64
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(DISTINCT pid) FROM done"),
+        4,
+        "all four workers took part"
+    );
+    assert_eq!(count(&conn, "SELECT count(*) FROM _honker_live"), 0);
+    assert_eq!(count(&conn, "SELECT count(*) FROM _honker_dead"), 0);
+}
+
+// ------------------------------------------------------------------ 3
+
+static CONTENDED: AtomicUsize = AtomicUsize::new(0);
+struct Contended;
+impl Job for Contended {
+    const NAME: &'static str = "contended";
+    const QUEUE: &'static str = "contended";
+    type Args = u32;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, _n: u32) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        CONTENDED.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_10_s_write_lock_elsewhere_gives_a_clear_busy_error_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lock.db");
+    let h = Honker::open(&db).unwrap();
+    let mut enqueued = 0;
+    for n in 0..200 {
+        h.enqueue::<Contended>(&n).await.unwrap();
+        enqueued += 1;
+    }
+    let pool = WorkerPool::builder(&h)
+        .register(Contended)
+        .concurrency(4)
+        .start()
+        .await
+        .unwrap();
+    // Another connection takes the write lock and keeps it for 10 s.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let path = db.clone();
+    let holder = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE; CREATE TABLE hold (x);")
+            .unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_secs(10));
+        c.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    // An enqueue meanwhile waits out the busy timeout, then says why.
+    let during = tokio::time::timeout(Duration::from_secs(30), h.enqueue::<Contended>(&999))
+        .await
+        .expect("the enqueue must not hang");
+    match during {
+        Ok(_) => enqueued += 1, // the lock was let go just in time
+        Err(e) => {
+            eprintln!("enqueue under a 10 s lock: {e}");
+            assert!(e.is_transient(), "{e}");
+            assert!(e.to_string().contains("busy"), "{e}");
+        }
+    }
+    holder.join().unwrap();
+    // Afterwards everything works again and the pool resumes.
+    h.enqueue::<Contended>(&1000).await.unwrap();
+    enqueued += 1;
+    assert!(
+        eventually(Duration::from_secs(60), async || CONTENDED
+            .load(Ordering::SeqCst)
+            == enqueued)
+        .await,
+        "ran {} of {enqueued}",
+        CONTENDED.load(Ordering::SeqCst)
+    );
+    pool.shutdown().await.unwrap();
+    let s = h.queue("contended").stats().await.unwrap();
+    assert_eq!(
+        (s.pending_due, s.processing, s.dead),
+        (0, 0, 0),
+        "nothing lost or stuck"
+    );
+}
+
+// ------------------------------------------------------------------ 4
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Named {
+    name: String,
+}
+static NAMED_OK: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+struct Typed;
+impl Job for Typed {
+    const NAME: &'static str = "typed";
+    const QUEUE: &'static str = "typed";
+    type Args = Named;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, a: Named) -> Result<(), JobError> {
+        NAMED_OK.lock().unwrap().push(a.name.len());
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_payloads_from_foreign_writers_end_in_dead_with_their_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bad.db");
+    let h = Honker::open(&db).unwrap();
+    let foreign = rusqlite::Connection::open(&db).unwrap();
+    let insert = |payload: &dyn rusqlite::ToSql, queue: &str| -> i64 {
+        foreign
+            .execute(
+                "INSERT INTO _honker_live (queue, payload) VALUES (?1, ?2)",
+                (queue, payload),
+            )
+            .unwrap();
+        foreign.last_insert_rowid()
+    };
+    let invalid_json = insert(&"{name: oops", "typed");
+    let wrong_shape = insert(&r#"{"title":"no name"}"#, "typed");
+    let huge = insert(
+        &format!(r#"{{"name":"{}"}}"#, "x".repeat(10 * 1024 * 1024)),
+        "typed",
+    );
+    let blob = insert(&vec![0u8, 159, 146, 150], "typed");
+    foreign
+        .execute(
+            "INSERT INTO _honker_live (queue, payload) VALUES ('typed', CAST(x'ff00fe' AS TEXT))",
+            [],
+        )
+        .unwrap();
+    let not_utf8 = foreign.last_insert_rowid();
+    let orphan = insert(&r#"{"name":"nobody handles me"}"#, "nobody");
+    let good = insert(&r#"{"name":"fine"}"#, "typed");
+
+    let pool = WorkerPool::builder(&h)
+        .register(Typed)
+        .start()
+        .await
+        .unwrap();
+    let q = h.queue("typed");
+    assert!(
+        eventually(Duration::from_secs(60), async || {
+            let s = q.stats().await.unwrap();
+            s.pending_due + s.processing == 0
+        })
+        .await
+    );
+    // The pool keeps working afterwards.
+    Typed::enqueue_named(&h, "after").await;
+    assert!(
+        eventually(Duration::from_secs(30), async || NAMED_OK
+            .lock()
+            .unwrap()
+            .len()
+            == 3)
+        .await
+    );
+    pool.shutdown().await.unwrap();
+
+    let dead: HashMap<i64, String> = q
+        .list_dead(100, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.id, d.last_error.unwrap_or_default()))
+        .collect();
+    assert_eq!(dead.len(), 4, "{dead:?}");
+    assert!(
+        dead[&invalid_json].contains("payload does not decode")
+            && dead[&invalid_json].contains("key must be a string"),
+        "{}",
+        dead[&invalid_json]
+    );
+    assert!(
+        dead[&wrong_shape].contains("missing field `name`"),
+        "{}",
+        dead[&wrong_shape]
+    );
+    assert!(dead[&blob].contains("BLOB of 4 bytes"), "{}", dead[&blob]);
+    assert!(
+        dead[&not_utf8].contains("not valid UTF-8"),
+        "{}",
+        dead[&not_utf8]
+    );
+    assert!(!dead.contains_key(&huge) && !dead.contains_key(&good));
+    assert!(
+        NAMED_OK.lock().unwrap().contains(&(10 * 1024 * 1024)),
+        "the 10 MB payload ran"
+    );
+    let untouched = h.queue("nobody").get_job(orphan).await.unwrap().unwrap();
+    assert_eq!(
+        (untouched.attempts, untouched.state),
+        (0, honker_core::JobState::Pending)
+    );
+}
+
+impl Typed {
+    async fn enqueue_named(h: &Honker, name: &str) {
+        h.enqueue::<Typed>(&Named { name: name.into() })
+            .await
+            .unwrap();
+    }
+}
+
+// ------------------------------------------------------------------ 5
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("").to_string();
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_paths_give_typed_errors_naming_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Honker::open(dir.path().join("missing/app.db")).unwrap_err();
+    assert!(
+        matches!(e, Error::Core(honker_core::Error::MissingDirectory { .. })),
+        "{e:?}"
+    );
+    let not_db = dir.path().join("notes.txt");
+    std::fs::write(&not_db, "plain text, not SQLite ".repeat(200)).unwrap();
+    let e = Honker::open(&not_db).unwrap_err();
+    assert!(
+        e.to_string().contains("not a SQLite database") && e.to_string().contains("notes.txt"),
+        "{e}"
+    );
+    // (Read-only files and directories: core_processes.rs, run as an unprivileged user.)
+}
+
+struct Quick;
+impl Job for Quick {
+    const NAME: &'static str = "quick";
+    const QUEUE: &'static str = "quick";
+    type Args = u32;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, _n: u32) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_a_typed_error_with_no_partial_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("tiny");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .output();
+    match mounted {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            eprintln!(
+                "SKIPPED disk-full scenario: cannot mount a tmpfs: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            return;
+        }
+        Err(e) => {
+            eprintln!("SKIPPED disk-full scenario: cannot run mount: {e}");
+            return;
+        }
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let h = Honker::open(mnt.join("app.db")).unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(Quick)
+        .start()
+        .await
+        .unwrap();
+    let q = h.queue("full");
+    let payload = serde_json::json!({ "blob": "y".repeat(8 * 1024) });
+    let mut ok = 0i64;
+    let err = loop {
+        match q.enqueue(&payload, EnqueueOptions::default()).await {
+            Ok(_) => ok += 1,
+            Err(e) => break e,
+        }
+        assert!(ok < 10_000, "1 MiB must fill up");
+    };
+    eprintln!("disk full after {ok} enqueues: {err}");
+    assert!(err.to_string().contains("full"), "{err}");
+    assert!(!err.is_transient());
+    // Everything that was acknowledged is there; the failed one is not.
+    let s = q.stats().await.unwrap();
+    assert_eq!(s.pending_due, ok, "no partial write");
+    // Still healthy: reads work, and the pool did not panic.
+    assert!(pool.status().await.unwrap().workers > 0);
+    pool.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_deleted_or_replaced_under_a_running_pool_is_reported_and_refused() {
+    for what in ["deleted", "replaced"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("gone.db");
+        let h = Honker::open(&db).unwrap();
+        let pool = WorkerPool::builder(&h)
+            .register(Quick)
+            .start()
+            .await
+            .unwrap();
+        h.enqueue::<Quick>(&1).await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        if what == "replaced" {
+            honker_core::open(&db).unwrap();
+        }
+        // Let the watcher notice; meanwhile there is no busy loop.
+        let (c0, t0) = (cpu_seconds(), Instant::now());
+        assert!(
+            eventually(Duration::from_secs(5), async || h
+                .watcher_error()
+                .is_some_and(|e| e.contains(what)))
+            .await,
+            "{what}: {:?}",
+            h.watcher_error()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let cpu = (cpu_seconds() - c0) / t0.elapsed().as_secs_f64();
+        assert!(
+            cpu < 0.5,
+            "{what}: the process burns {:.0} % of a core",
+            cpu * 100.0
+        );
+        // Writes are refused with the cause, instead of going to a file no one sees.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let e = h.enqueue::<Quick>(&2).await.unwrap_err();
+        eprintln!("enqueue after the file was {what}: {e}");
+        assert!(matches!(e, Error::FileGone { .. }), "{what}: {e:?}");
+        assert!(e.to_string().contains(what), "{e}");
+        pool.shutdown().await.unwrap();
+    }
+}
+
+// ------------------------------------------------------------------ 6
+
+static VOLUME_OK: AtomicUsize = AtomicUsize::new(0);
+struct Volatile;
+impl Job for Volatile {
+    const NAME: &'static str = "volatile";
+    const QUEUE: &'static str = "volatile";
+    type Args = u32;
+    type Output = ();
+    fn options() -> JobOptions {
+        JobOptions::default()
+            .max_attempts(1)
+            .timeout(Duration::from_millis(100))
+    }
+    async fn run(&self, _ctx: JobContext, n: u32) -> Result<(), JobError> {
+        match n % 10 {
+            0..=2 => panic!("volatile {n}"),
+            3 => tokio::time::sleep(Duration::from_secs(30)).await,
+            _ => {}
+        }
+        VOLUME_OK.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_jobs_with_30pct_panics_and_10pct_timeouts_all_end_right() {
+    quiet_panics("volatile ");
+    let dir = tempfile::tempdir().unwrap();
+    let h = Honker::open(dir.path().join("volume.db")).unwrap();
+    h.transaction(|tx| {
+        for n in 0..10_000u32 {
+            honker_actors::enqueue_tx::<Volatile>(tx, &n)?;
+        }
+        Ok::<_, Error>(())
+    })
+    .await
+    .unwrap();
+    let baseline = rss_mb();
+    let pool = WorkerPool::builder(&h)
+        .register(Volatile)
+        .concurrency(64)
+        .start()
+        .await
+        .unwrap();
+    let q = h.queue("volatile");
+    assert!(
+        eventually(Duration::from_secs(120), async || {
+            let s = q.stats().await.unwrap();
+            s.pending_due + s.processing == 0
+        })
+        .await
+    );
+    let status = pool.status().await.unwrap();
+    assert_eq!(status.workers, 64, "every panicked worker was replaced");
+    assert_eq!(status.restarts, 3000);
+    pool.shutdown().await.unwrap();
+    assert_eq!(
+        VOLUME_OK.load(Ordering::SeqCst),
+        6000,
+        "the rest were acked"
+    );
+    let dead = q.list_dead(10_000, 0).await.unwrap();
+    assert_eq!(dead.len(), 4000);
+    for d in &dead {
+        let n: u32 = d.payload.parse().unwrap();
+        let e = d.last_error.as_deref().unwrap_or_default();
+        match n % 10 {
+            0..=2 => assert_eq!(e, format!("panicked: volatile {n}")),
+            3 => assert_eq!(e, "timed out after 100ms"),
+            _ => panic!("job {n} should have succeeded: {e}"),
+        }
+    }
+    let grown = rss_mb() - baseline;
+    assert!(grown < 64.0, "memory grew by {grown:.0} MB and stayed");
+}
+
+// ------------------------------------------------------------------ 7
+
+static FLOWING: Mutex<Option<HashMap<u32, u32>>> = Mutex::new(None);
+struct Flowing;
+impl Job for Flowing {
+    const NAME: &'static str = "flowing";
+    const QUEUE: &'static str = "flowing";
+    type Args = u32;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, n: u32) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_micros(300)).await;
+        *FLOWING
+            .lock()
+            .unwrap()
+            .get_or_insert_with(HashMap::new)
+            .entry(n)
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+fn flowing_done() -> usize {
+    FLOWING.lock().unwrap().as_ref().map_or(0, |m| m.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_while_10k_jobs_flow_then_restart_runs_each_once_and_burns_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Honker::open(dir.path().join("flow.db")).unwrap();
+    let total = 10_000u32;
+    let producers: Vec<_> = (0..2u32)
+        .map(|p| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                for i in 0..total / 2 {
+                    h.enqueue::<Flowing>(&(p * (total / 2) + i)).await.unwrap();
+                    if i % 500 == 0 {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let pool = WorkerPool::builder(&h)
+        .register(Flowing)
+        .concurrency(16)
+        .start()
+        .await
+        .unwrap();
+    assert!(eventually(Duration::from_secs(60), async || flowing_done() >= 2000).await);
+    pool.shutdown().await.unwrap();
+    let at_shutdown = flowing_done();
+    for p in producers {
+        p.await.unwrap();
+    }
+    let conn = rusqlite::Connection::open(h.path()).unwrap();
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM _honker_live WHERE state = 'processing'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM _honker_live WHERE attempts > 0"
+        ),
+        0,
+        "no attempt burned"
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM _honker_live") as usize + at_shutdown,
+        total as usize
+    );
+    let pool = WorkerPool::builder(&h)
+        .register(Flowing)
+        .concurrency(16)
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(120), async || flowing_done()
+            == total as usize)
+        .await
+    );
+    pool.shutdown().await.unwrap();
+    let done = FLOWING.lock().unwrap().clone().unwrap();
+    assert!(done.values().all(|&n| n == 1), "a job ran twice");
+    assert_eq!(count(&conn, "SELECT count(*) FROM _honker_live"), 0);
+    assert_eq!(count(&conn, "SELECT count(*) FROM _honker_dead"), 0);
+}
