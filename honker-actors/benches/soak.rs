@@ -38,7 +38,9 @@ fn status_field(name: &str) -> f64 {
 }
 
 fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 #[derive(Clone, Copy)]
@@ -73,7 +75,12 @@ fn main() {
     let db = dir.path().join("soak.db");
     rt.block_on(async {
         let h = Honker::open(&db).unwrap();
-        let pool = WorkerPool::builder(&h).register(soak_job).concurrency(16).start().await.unwrap();
+        let pool = WorkerPool::builder(&h)
+            .register(soak_job)
+            .concurrency(16)
+            .start()
+            .await
+            .unwrap();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         // Typed producers: 2 000 jobs/s in all, some delayed.
         let mut tasks = Vec::new();
@@ -85,7 +92,11 @@ fn main() {
                 while !stop.load(Ordering::Relaxed) {
                     tick.tick().await;
                     let b = soak_job::builder(n);
-                    let b = if n % 13 == 0 { b.delay(Duration::from_secs(1)) } else { b };
+                    let b = if n % 13 == 0 {
+                        b.delay(Duration::from_secs(1))
+                    } else {
+                        b
+                    };
                     b.enqueue(&h).await.unwrap();
                     n += 4;
                 }
@@ -98,12 +109,16 @@ fn main() {
                 let q = h.queue("raw");
                 while !stop.load(Ordering::Relaxed) {
                     for i in 0..20 {
-                        q.enqueue(&serde_json::json!({ "i": i }), EnqueueOptions::default()).await.unwrap();
+                        q.enqueue(&serde_json::json!({ "i": i }), EnqueueOptions::default())
+                            .await
+                            .unwrap();
                     }
                     let jobs = q.claim_batch("soak-raw", 20).await.unwrap();
                     let (retry, ack): (Vec<_>, Vec<_>) = jobs.iter().partition(|j| j.id % 9 == 0);
                     for j in retry {
-                        q.retry(j.lease(), "soak-raw", Duration::ZERO, "again").await.unwrap();
+                        q.retry(j.lease(), "soak-raw", Duration::ZERO, "again")
+                            .await
+                            .unwrap();
                     }
                     let leases: Vec<_> = ack.iter().map(|j| j.lease()).collect();
                     q.ack_batch(&leases, "soak-raw").await.unwrap();

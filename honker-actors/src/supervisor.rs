@@ -282,19 +282,7 @@ impl Actor for Supervisor {
                 Actor::spawn_linked(None, Worker, myself.clone(), myself.get_cell()).await?;
             slots.insert(worker.get_id(), Slot { worker, job: None });
         }
-        let (heartbeat, _) = Actor::spawn_linked(
-            None,
-            Heartbeat,
-            HeartbeatArgs {
-                honker: args.honker.clone(),
-                worker_id: args.worker_id.clone(),
-                visibility: args.visibility,
-                leases: leases.clone(),
-                supervisor: myself.clone(),
-            },
-            myself.get_cell(),
-        )
-        .await?;
+        let heartbeat = spawn_heartbeat(&myself, &args, &leases).await?;
         let wake_flags = Arc::new(WakeFlags::default());
         let wake_guard = listen_for_wakes(&args.honker, &myself, &queues, wake_flags.clone());
         tracing::info!(worker_id = %args.worker_id, queues = ?queues,
@@ -472,20 +460,7 @@ impl Actor for Supervisor {
             state.heartbeat = None;
             if state.shutdown.is_none() {
                 tracing::error!(reason = ?why, "heartbeat actor stopped; restarting it");
-                let (hb, _) = Actor::spawn_linked(
-                    None,
-                    Heartbeat,
-                    HeartbeatArgs {
-                        honker: state.args.honker.clone(),
-                        worker_id: state.args.worker_id.clone(),
-                        visibility: state.args.visibility,
-                        leases: state.leases.clone(),
-                        supervisor: myself.clone(),
-                    },
-                    myself.get_cell(),
-                )
-                .await?;
-                state.heartbeat = Some(hb);
+                state.heartbeat = Some(spawn_heartbeat(&myself, &state.args, &state.leases).await?);
             }
             return Ok(());
         }
@@ -524,6 +499,22 @@ impl Actor for Supervisor {
         state.pump(&myself);
         Ok(())
     }
+}
+
+async fn spawn_heartbeat(
+    myself: &ActorRef<SupervisorMsg>,
+    args: &SupervisorArgs,
+    leases: &SharedLeases,
+) -> Result<ActorRef<HeartbeatMsg>, ActorProcessingErr> {
+    let hb_args = HeartbeatArgs {
+        honker: args.honker.clone(),
+        worker_id: args.worker_id.clone(),
+        visibility: args.visibility,
+        leases: leases.clone(),
+        supervisor: myself.clone(),
+    };
+    let (hb, _) = Actor::spawn_linked(None, Heartbeat, hb_args, myself.get_cell()).await?;
+    Ok(hb)
 }
 
 fn listen_for_wakes(

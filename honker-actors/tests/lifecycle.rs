@@ -2,35 +2,16 @@
 //! shutdown under load, several pools on one file, dropping a pool, and
 //! every kind of wake-up (pools and the claim stream).
 
+mod common;
+
+use common::{drained, eventually, honker};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use honker_actors::{EnqueueOptions, Honker, Job, JobContext, JobError, JobOptions, WorkerPool};
-
-fn honker() -> (tempfile::TempDir, Honker) {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Honker::open(dir.path().join("app.db")).unwrap();
-    (dir, h)
-}
-
-async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
-}
-
-async fn drained(h: &Honker, queue: &str) -> bool {
-    let s = h.queue(queue).stats().await.unwrap();
-    s.pending_due + s.scheduled + s.processing == 0
-}
 
 static LONG_RUNS: AtomicUsize = AtomicUsize::new(0);
 struct Long;

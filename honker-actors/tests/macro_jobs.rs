@@ -1,10 +1,13 @@
 //! `#[job]`: generated types, options, enqueue functions, error types and
 //! results, run through a real pool.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+mod common;
 
-use honker_actors::{job, Backoff, Honker, Job, JobContext, JobError, WorkerPool};
+use common::{eventually, honker};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use honker_actors::{job, Backoff, Job, JobContext, JobError, WorkerPool};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -56,23 +59,6 @@ async fn gives_up(ctx: JobContext, _n: u32) -> Result<(), JobError> {
         "attempt {} gives up",
         ctx.attempt()
     )))
-}
-
-async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
-}
-
-fn honker() -> (tempfile::TempDir, Honker) {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Honker::open(dir.path().join("app.db")).unwrap();
-    (dir, h)
 }
 
 #[test]

@@ -2,42 +2,15 @@
 //! explicit retry delay, permanent failure, bad payload, panic, timeout,
 //! plus results, application data and per-queue concurrency.
 
+mod common;
+
+use common::{drained, eventually, honker};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use honker_actors::{
-    Backoff, Honker, Job, JobContext, JobError, JobOptions, StopReason, WorkerPool,
-};
+use honker_actors::{Backoff, Job, JobContext, JobError, JobOptions, StopReason, WorkerPool};
 use serde::{Deserialize, Serialize};
-
-fn honker() -> (tempfile::TempDir, Honker) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let dir = tempfile::tempdir().unwrap();
-    let h = Honker::open(dir.path().join("app.db")).unwrap();
-    (dir, h)
-}
-
-/// Poll `f` until it is true or `limit` passes; the limit is a safety net
-/// for a hung test, not a speed assertion.
-async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
-}
-
-async fn drained(h: &Honker, queue: &str) -> bool {
-    let s = h.queue(queue).stats().await.unwrap();
-    s.pending_due + s.scheduled + s.processing == 0
-}
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
 struct Args {

@@ -155,11 +155,7 @@ impl honker_actors::Job for Long {
 }
 
 fn runtime(cmd: &str, db: &str) -> honker_core::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = tokio_runtime();
     rt.block_on(async {
         let honker = honker_actors::Honker::open(db).map_err(into_core)?;
         let builder = honker_actors::WorkerPool::builder(&honker);
@@ -248,11 +244,7 @@ impl honker_actors::Job for Mix {
 
 fn reliability(cmd: &str, db: &str, arg: Option<&String>) -> honker_core::Result<()> {
     let n: u64 = arg.and_then(|a| a.parse().ok()).unwrap_or(0);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = tokio_runtime();
     rt.block_on(async {
         let honker = honker_actors::Honker::open(db).map_err(into_core)?;
         match cmd {
@@ -304,4 +296,12 @@ fn reliability(cmd: &str, db: &str, arg: Option<&String>) -> honker_core::Result
         }
         Ok(())
     })
+}
+
+fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }

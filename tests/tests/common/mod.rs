@@ -60,3 +60,16 @@ pub fn run_python(python: &std::path::Path, script: &str, args: &[&str]) -> Stri
     );
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
+
+/// Poll `f` until it is true or `limit` passes; the limit is a safety net
+/// for a hung test, not a speed assertion.
+pub async fn eventually(limit: std::time::Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}

@@ -1,0 +1,36 @@
+//! Helpers shared by the runtime's integration tests.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use honker_actors::Honker;
+
+/// A database in a fresh temp dir (keep the dir alive with the handle).
+pub fn honker() -> (tempfile::TempDir, Honker) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().unwrap();
+    let h = Honker::open(dir.path().join("app.db")).unwrap();
+    (dir, h)
+}
+
+/// Poll `f` until it is true or `limit` passes; the limit is a safety net
+/// for a hung test, not a speed assertion.
+pub async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// Nothing of `queue` is waiting or running.
+pub async fn drained(h: &Honker, queue: &str) -> bool {
+    let s = h.queue(queue).stats().await.unwrap();
+    s.pending_due + s.scheduled + s.processing == 0
+}
