@@ -113,7 +113,9 @@ fn main() {
                             .await
                             .unwrap();
                     }
-                    let jobs = q.claim_batch("soak-raw", 20).await.unwrap();
+                    // Room for the retries too (each ninth job runs three
+                    // times), so the queue holds a steady state, not a backlog.
+                    let jobs = q.claim_batch("soak-raw", 40).await.unwrap();
                     let (retry, ack): (Vec<_>, Vec<_>) = jobs.iter().partition(|j| j.id % 9 == 0);
                     for j in retry {
                         q.retry(j.lease(), "soak-raw", Duration::ZERO, "again")
@@ -138,8 +140,9 @@ fn main() {
             max.wal_mb = max.wal_mb.max(last.wal_mb);
             max.fds = max.fds.max(last.fds);
             max.threads = max.threads.max(last.threads);
+            let backlog = h.queue("raw").stats().await.map_or(-1, |s| s.pending_due);
             println!(
-                "soak_sample t={}s ran={} retried={} rss={:.1}MB wal={:.1}MB fds={} threads={}",
+                "soak_sample t={}s ran={} retried={} raw_backlog={backlog} rss={:.1}MB wal={:.1}MB fds={} threads={}",
                 started.elapsed().as_secs(),
                 RAN.load(Ordering::Relaxed),
                 RETRIED.load(Ordering::Relaxed),
@@ -155,6 +158,7 @@ fn main() {
         }
         pool.shutdown().await.unwrap();
         let live = h.queue("soak").stats().await.unwrap();
+        let raw = h.queue("raw").stats().await.unwrap();
         println!("soak_seconds {secs} s");
         println!("soak_job_runs {} runs", RAN.load(Ordering::Relaxed));
         println!("soak_rss_after_warmup {:.1} MB", warm.rss_mb);
@@ -166,5 +170,6 @@ fn main() {
         println!("soak_threads_after_warmup {} threads", warm.threads);
         println!("soak_threads_max {} threads", max.threads);
         println!("soak_dead_at_end {} jobs", live.dead);
+        println!("soak_raw_backlog_at_end {} jobs", raw.pending_due + raw.scheduled);
     });
 }
