@@ -635,28 +635,28 @@ impl SupervisorState {
         let honker = self.args.honker.clone();
         let me = myself.clone();
         let for_writer = outcomes.clone();
-        tokio::spawn(async move {
-            let output = honker
-                .writer()
-                .write(move |c| {
-                    run_cycle(
-                        c,
-                        &worker_id,
-                        &for_writer,
-                        &claims,
-                        visibility,
-                        &queues,
-                        housekeeping,
-                    )
-                })
-                .await;
-            let _ = me.cast(SupervisorMsg::CycleDone {
-                output,
-                outcomes,
-                budget,
-                seq,
-            });
-        });
+        honker.writer().write_then(
+            move |c| {
+                run_cycle(
+                    c,
+                    &worker_id,
+                    &for_writer,
+                    &claims,
+                    visibility,
+                    &queues,
+                    housekeeping,
+                )
+            },
+            move |output| {
+                // A stopped pool cannot take the answer; nothing to do then.
+                let _ = me.cast(SupervisorMsg::CycleDone {
+                    output,
+                    outcomes,
+                    budget,
+                    seq,
+                });
+            },
+        );
     }
 
     fn start_check(&mut self, myself: &ActorRef<SupervisorMsg>) {

@@ -78,6 +78,35 @@ impl Writer {
         reply_of(rx).await
     }
 
+    /// Run `f` inside the next group transaction and hand its result (or
+    /// the commit's failure) to `done`, on the writer thread, after the
+    /// commit. For an actor that wants the answer as a message: no task
+    /// waits in between. `done` must be quick (send a message).
+    pub(crate) fn write_then<T, F, D>(&self, f: F, done: D)
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        D: FnOnce(Result<T>) + Send + 'static,
+    {
+        let op: WriteFn = Box::new(move |conn| {
+            let out = conn.map(f);
+            let ok = matches!(out, Some(Ok(_)));
+            let finish: Finish = Box::new(move |commit| {
+                done(match (commit, out) {
+                    (Err(e), _) => Err(e),
+                    (Ok(()), Some(r)) => r,
+                    (Ok(()), None) => Err(Error::WriterStopped),
+                })
+            });
+            (ok, finish)
+        });
+        if let Err(mpsc::SendError(Request::Write(op))) = self.tx.send(Request::Write(op)) {
+            // The thread is gone: answer now, so the caller is not left waiting.
+            let (_, finish) = op(None);
+            finish(Err(Error::WriterStopped));
+        }
+    }
+
     /// Run read-only `f` on the writer's connection, outside any transaction.
     pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
     where
