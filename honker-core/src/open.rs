@@ -1,6 +1,7 @@
 //! Opening a database: pragmas, schema creation and migration, typed errors.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rusqlite::ffi::ErrorCode;
 use rusqlite::{Connection, OpenFlags};
@@ -22,8 +23,29 @@ use crate::{sql, Error, Result};
 pub fn open(path: impl AsRef<Path>) -> Result<Connection> {
     let path = path.as_ref();
     let conn = open_connection(path)?;
-    migrate(&conn).map_err(|e| classify(path, e))?;
+    retry_busy(|| migrate(&conn)).map_err(|e| classify(path, e))?;
     Ok(conn)
+}
+
+/// How long opening keeps retrying lock conflicts: the format's busy timeout.
+const OPEN_BUSY_BUDGET: Duration = Duration::from_millis(5000);
+
+/// Retry `f` while it fails with a lock conflict. Switching a new file to
+/// WAL, and WAL recovery when the first connections arrive together, can
+/// return `SQLITE_BUSY` without waiting on the busy handler; several
+/// processes bootstrapping one new file at once must all succeed.
+fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let deadline = Instant::now() + OPEN_BUSY_BUDGET;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match f() {
+            Err(e) if e.is_transient() && Instant::now() + pause < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Open the database at `path` with the format's pragmas, without touching
@@ -43,20 +65,19 @@ pub fn open_connection(path: impl AsRef<Path>) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e.into()))?;
+    let conn = retry_busy(|| Ok(Connection::open_with_flags(path, flags)?))
+        .map_err(|e| classify(path, e))?;
     if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
         return Err(Error::ReadOnly {
             path: path.to_path_buf(),
             cause: "the file is not writable (SQLite opened it read-only)".into(),
         });
     }
-    conn.execute_batch(sql::PRAGMAS)
-        .map_err(|e| classify(path, e.into()))?;
+    retry_busy(|| Ok(conn.execute_batch(sql::PRAGMAS)?)).map_err(|e| classify(path, e))?;
     // A read-only directory lets SQLite open an existing file but not create
     // its `-wal`: journal_mode then silently stays as it was.
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .map_err(|e| classify(path, e.into()))?;
+    let mode: String = retry_busy(|| Ok(conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+        .map_err(|e| classify(path, e))?;
     if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
         return Err(Error::ReadOnly {
             path: path.to_path_buf(),

@@ -170,7 +170,7 @@ fn watcher_stops_and_no_longer_calls_back() {
 fn many_processes_bootstrap_one_new_file_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("fresh.db");
-    let children: Vec<_> = (0..8)
+    let children: Vec<_> = (0..16)
         .map(|_| {
             child("bootstrap", &db)
                 .stdout(Stdio::piped())
@@ -188,7 +188,7 @@ fn many_processes_bootstrap_one_new_file_at_once() {
         );
     }
     let conn = honker_core::open(&db).unwrap();
-    assert_eq!(ids(&conn, "_honker_live").len(), 8);
+    assert_eq!(ids(&conn, "_honker_live").len(), 16);
 }
 
 fn is_root() -> bool {
