@@ -8,12 +8,16 @@
 //! into the next one, so a busy pool writes many outcomes and its next
 //! claim in one transaction.
 //!
-//! Prefetch: a cycle claims up to `concurrency` jobs beyond the idle
-//! workers into a local buffer (claimed, heartbeated), so a worker that
-//! finishes takes the next job at once instead of waiting for a cycle, and
-//! cycles run back to back, each writing every outcome that came in during
-//! the last. A high-priority job enqueued meanwhile waits behind at most
-//! the buffer.
+//! Prefetch: a cycle claims jobs beyond the idle workers into a local
+//! buffer (claimed, heartbeated), so a worker that finishes takes the next
+//! job at once instead of waiting for a cycle, and cycles run back to back,
+//! each writing every outcome that came in during the last. The buffer
+//! follows the jobs' run time: up to twice the concurrency while jobs take
+//! under 5 ms (there the cycle, not the job, is the cost), a quarter of it
+//! for slower jobs (there a buffer buys nothing, while a high-priority job
+//! enqueued meanwhile would wait behind it, and a crash would burn the
+//! attempts of jobs that never ran), and the concurrency itself until the
+//! first runs are measured.
 //!
 //! Wake-ups: an enqueue by this process (claim at once), a commit by anyone
 //! else (one cheap read decides whether a claim is worth a write), a timer
@@ -48,6 +52,11 @@ const MAX_CYCLE_FAILURES: u32 = 5;
 /// After a forced abort at the end of the shutdown grace period, how long a
 /// handler that ignores it gets before its claim is released regardless.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
+/// Jobs faster than this on average get the large prefetch buffer.
+const FAST_JOB: f64 = 0.005;
+/// Weight of the newest run in the moving average of run time.
+const RUN_TIME_WEIGHT: f64 = 0.05;
+
 /// Cycles in flight at once: one committing, one queued behind it.
 const MAX_CYCLES_IN_FLIGHT: usize = 2;
 
@@ -251,6 +260,8 @@ pub(crate) struct SupervisorState {
     shutdown: Option<ShutdownState>,
     metrics: HashMap<&'static str, QueueMetrics>,
     restarts: u64,
+    /// Moving average of job run time, seconds; `None` before the first.
+    avg_run: Option<f64>,
 }
 
 /// Coalesce wakes: at most one of each kind waits in the mailbox.
@@ -317,6 +328,7 @@ impl Actor for Supervisor {
             shutdown: None,
             metrics,
             restarts: 0,
+            avg_run: None,
             args,
         })
     }
@@ -539,11 +551,16 @@ fn listen_for_wakes(
 }
 
 impl SupervisorState {
-    /// How many more jobs the pool may hold claimed: the workers plus a
-    /// prefetch buffer of the same size, minus what it holds.
+    /// How many more jobs the pool may hold claimed: the workers plus the
+    /// prefetch buffer, minus what it holds.
     fn claim_room(&self) -> usize {
-        (self.args.concurrency * 2)
-            .saturating_sub(self.in_flight.len() + self.ready.len() + self.reserved)
+        let c = self.args.concurrency;
+        let buffer = match self.avg_run {
+            None => c,
+            Some(t) if t < FAST_JOB => 2 * c,
+            Some(_) => (c / 4).max(1),
+        };
+        (c + buffer).saturating_sub(self.in_flight.len() + self.ready.len() + self.reserved)
     }
 
     /// Start the next cycle or check if one is due.
@@ -827,6 +844,13 @@ impl SupervisorState {
             if !elapsed.is_zero() {
                 m.duration.record(elapsed.as_secs_f64());
             }
+        }
+        if !elapsed.is_zero() {
+            let t = elapsed.as_secs_f64();
+            self.avg_run = Some(match self.avg_run {
+                None => t,
+                Some(avg) => avg + RUN_TIME_WEIGHT * (t - avg),
+            });
         }
         let (lease, queue) = (f.lease, f.queue);
         let outcome = match result {
