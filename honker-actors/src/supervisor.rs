@@ -80,8 +80,9 @@ pub(crate) enum SupervisorMsg {
     CycleDone {
         output: Result<CycleOutput>,
         outcomes: Arc<Vec<Outcome>>,
-        /// The claim budget it had reserved.
+        /// The claim budget it had reserved, in all and per queue.
         budget: usize,
+        per_queue: Vec<(&'static str, usize)>,
         /// `wake_seq` when it started.
         seq: u64,
     },
@@ -238,8 +239,10 @@ pub(crate) struct SupervisorState {
     /// Cycles sent to the writer and not yet back (at most two: the next
     /// one is prepared while the last one commits).
     cycles_running: usize,
-    /// Claim budget reserved by those cycles.
+    /// Claim budget reserved by those cycles, in all and per queue (so two
+    /// cycles in flight never claim the same room twice).
     reserved: usize,
+    reserved_per_queue: HashMap<&'static str, usize>,
     check_running: bool,
     /// Something may be claimable (an enqueue, a timer, a full claim).
     work_maybe: bool,
@@ -312,6 +315,7 @@ impl Actor for Supervisor {
             pending: Vec::new(),
             cycles_running: 0,
             reserved: 0,
+            reserved_per_queue: HashMap::new(),
             check_running: false,
             work_maybe: true,
             commit_seen: false,
@@ -393,10 +397,16 @@ impl Actor for Supervisor {
                 output,
                 outcomes,
                 budget,
+                per_queue,
                 seq,
             } => {
                 state.cycles_running -= 1;
                 state.reserved -= budget;
+                for (q, room) in per_queue {
+                    if let Some(r) = state.reserved_per_queue.get_mut(q) {
+                        *r = r.saturating_sub(room);
+                    }
+                }
                 state.cycle_done(&myself, output, outcomes, seq);
             }
             SupervisorMsg::Finished {
@@ -621,7 +631,8 @@ impl SupervisorState {
         self.rotate = (self.rotate + 1) % n;
         for i in 0..n {
             let q = self.queues[(self.rotate + i) % n];
-            let running = self.claimed_per_queue.get(q).copied().unwrap_or(0);
+            let running = self.claimed_per_queue.get(q).copied().unwrap_or(0)
+                + self.reserved_per_queue.get(q).copied().unwrap_or(0);
             let limit = self.args.queue_limits.get(q).copied().unwrap_or(usize::MAX);
             let room = budget.min(limit.saturating_sub(running));
             if room > 0 {
@@ -635,6 +646,10 @@ impl SupervisorState {
         self.cycles_running += 1;
         let budget = claims.budget;
         self.reserved += budget;
+        let per_queue = claims.queues.clone();
+        for (q, room) in &per_queue {
+            *self.reserved_per_queue.entry(q).or_default() += room;
+        }
         let seq = self.wake_seq;
         // Shared with the writer request so that a cycle that never ran
         // (the transaction could not begin) gives its outcomes back.
@@ -670,6 +685,7 @@ impl SupervisorState {
                     output,
                     outcomes,
                     budget,
+                    per_queue,
                     seq,
                 });
             },

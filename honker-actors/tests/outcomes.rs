@@ -563,3 +563,66 @@ async fn a_job_whose_claim_is_lost_is_told_and_its_ack_does_nothing() {
     assert!(q.get_job(id).await.unwrap().is_none());
     assert_eq!(q.stats().await.unwrap().dead, 0);
 }
+
+static SOLO_RUNNING: AtomicUsize = AtomicUsize::new(0);
+static SOLO_MAX: AtomicUsize = AtomicUsize::new(0);
+struct Solo;
+impl Job for Solo {
+    const NAME: &'static str = "solo";
+    const QUEUE: &'static str = "solo";
+    type Args = Args;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, _a: Args) -> Result<(), JobError> {
+        let now = SOLO_RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+        SOLO_MAX.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        SOLO_RUNNING.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+struct Busy;
+impl Job for Busy {
+    const NAME: &'static str = "busy";
+    const QUEUE: &'static str = "busy";
+    type Args = Args;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, _a: Args) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_limit_holds_while_a_busy_queue_keeps_two_cycles_in_flight() {
+    let (_d, h) = honker();
+    h.transaction(|tx| {
+        for n in 0..300 {
+            honker_actors::enqueue_tx::<Solo>(tx, &Args { n })?;
+        }
+        for n in 0..20_000 {
+            honker_actors::enqueue_tx::<Busy>(tx, &Args { n })?;
+        }
+        Ok::<_, honker_actors::Error>(())
+    })
+    .await
+    .unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(Solo)
+        .register(Busy)
+        .concurrency(16)
+        .queue_concurrency("solo", 1)
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(60), async || drained(&h, "solo").await
+            && drained(&h, "busy").await)
+        .await
+    );
+    pool.shutdown().await.unwrap();
+    assert_eq!(
+        SOLO_MAX.load(Ordering::SeqCst),
+        1,
+        "queue_concurrency 1 was exceeded"
+    );
+}
