@@ -773,6 +773,15 @@ impl SupervisorState {
                 let Some(queue) = self.queues.iter().copied().find(|q| *q == job.queue) else {
                     continue;
                 };
+                if self.shutdown.is_some() {
+                    // Claimed by a cycle sent before the shutdown began:
+                    // straight back, attempt unburned, never started.
+                    self.pending.push(Outcome::Release {
+                        lease: job.lease(),
+                        queue,
+                    });
+                    continue;
+                }
                 leases.insert(job.id, job.lease());
                 *self.claimed_per_queue.entry(queue).or_default() += 1;
                 self.ready.push_back((job, queue));
