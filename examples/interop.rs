@@ -9,7 +9,6 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use honker_actors::{job, Honker, JobContext, JobError, WorkerPool};
 use serde::{Deserialize, Serialize};
@@ -80,12 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .concurrency(1)
         .start()
         .await?;
-    while honker.queue("signups").stats().await?.pending_due
-        + honker.queue("signups").stats().await?.processing
-        > 0
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    honker_examples::wait_until_drained(&honker, "signups").await?;
     pool.shutdown().await?;
     println!("all Python-enqueued jobs done, highest priority first");
     Ok(())

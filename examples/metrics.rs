@@ -4,7 +4,6 @@
 //! Run: `cargo run --example metrics`
 
 use std::io::{Read, Write};
-use std::time::Duration;
 
 use honker_actors::{job, Honker, JobContext, JobError, WorkerPool};
 
@@ -41,13 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register(thumbnail)
         .start()
         .await?;
-    loop {
-        let s = honker.queue("thumbnails").stats().await?;
-        if s.pending_due + s.scheduled + s.processing == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    honker_examples::wait_until_drained(&honker, "thumbnails").await?;
     pool.shutdown().await?;
 
     // Scrape our own endpoint, as Prometheus would.

@@ -120,13 +120,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let path_of_thumb: String = honker.result(thumb, Duration::from_secs(30)).await?;
     println!("  result of job {thumb}: {path_of_thumb}");
-    loop {
-        let s = honker.queue("emails").stats().await?;
-        if s.pending_due + s.scheduled + s.processing == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    honker_examples::wait_until_drained(&honker, "emails").await?;
     pool.shutdown().await?;
     println!(
         "\npool shut down gracefully after {:.1} s",

@@ -3,8 +3,6 @@
 //!
 //! Run: `cargo run --example transactional`
 
-use std::time::Duration;
-
 use honker_actors::{job, Honker, JobError, WorkerPool};
 
 #[job(queue = "order_emails")]
@@ -60,12 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register(confirm_order)
         .start()
         .await?;
-    while honker.queue("order_emails").stats().await?.pending_due
-        + honker.queue("order_emails").stats().await?.processing
-        > 0
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    honker_examples::wait_until_drained(&honker, "order_emails").await?;
     pool.shutdown().await?;
     println!("done: every committed order got exactly one email");
     Ok(())

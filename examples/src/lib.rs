@@ -23,3 +23,24 @@ pub fn fresh_db_path(name: &str) -> PathBuf {
     }
     path
 }
+
+/// Wait until `queue` has nothing waiting or running (polling its counts).
+///
+/// ```no_run
+/// # async fn f(honker: &honker_actors::Honker) -> Result<(), honker_actors::Error> {
+/// honker_examples::wait_until_drained(honker, "emails").await?;
+/// # Ok(()) }
+/// ```
+pub async fn wait_until_drained(
+    honker: &honker_actors::Honker,
+    queue: &str,
+) -> Result<(), honker_actors::Error> {
+    let q = honker.queue(queue);
+    loop {
+        let s = q.stats().await?;
+        if s.pending_due + s.scheduled + s.processing == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

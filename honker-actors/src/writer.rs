@@ -58,23 +58,10 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel::<Result<T>>();
-        let op: WriteFn = Box::new(move |conn| {
-            let out = conn.map(f);
-            let ok = matches!(out, Some(Ok(_)));
-            let finish: Finish = Box::new(move |commit| {
-                let result = match (commit, out) {
-                    (Err(e), _) => Err(e),
-                    (Ok(()), Some(r)) => r,
-                    (Ok(()), None) => Err(Error::WriterStopped),
-                };
-                // The caller may have stopped waiting; nothing to do then.
-                let _ = reply.send(result);
-            });
-            (ok, finish)
+        self.write_then(f, move |result| {
+            // The caller may have stopped waiting; nothing to do then.
+            let _ = reply.send(result);
         });
-        self.tx
-            .send(Request::Write(op))
-            .map_err(|_| Error::WriterStopped)?;
         reply_of(rx).await
     }
 

@@ -45,18 +45,14 @@ impl Job for Finish {
     type Args = u32;
     type Output = ();
     async fn run(&self, ctx: JobContext, _n: u32) -> Result<(), JobError> {
-        let (id, pid) = (ctx.id(), std::process::id());
-        ctx.honker()
-            .transaction(move |tx| {
-                tx.execute(
-                    "INSERT INTO started (job_id, pid) VALUES (?1, ?2)",
-                    (id, pid),
-                )?;
-                tx.execute("INSERT INTO done (job_id, pid) VALUES (?1, ?2)", (id, pid))
-            })
-            .await
-            .map_err(JobError::retry)?;
-        Ok(())
+        honker_tests::record_run(
+            &ctx,
+            &[
+                "INSERT INTO started (job_id, pid) VALUES (?1, ?2)",
+                "INSERT INTO done (job_id, pid) VALUES (?1, ?2)",
+            ],
+        )
+        .await
     }
 }
 

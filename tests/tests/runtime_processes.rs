@@ -10,28 +10,7 @@ use std::time::Duration;
 
 use common::{child, eventually};
 use honker_actors::{Honker, Job, JobContext, JobError, WorkerPool};
-
-/// The same job as the child's `pool` command: records its run in `mp_done`.
-struct Record;
-impl Job for Record {
-    const NAME: &'static str = "record";
-    const QUEUE: &'static str = "mp";
-    type Args = u32;
-    type Output = ();
-    async fn run(&self, ctx: JobContext, _n: u32) -> Result<(), JobError> {
-        let (id, pid) = (ctx.id(), std::process::id());
-        ctx.honker()
-            .transaction(move |tx| {
-                tx.execute(
-                    "INSERT INTO mp_done (job_id, pid) VALUES (?1, ?2)",
-                    (id, pid),
-                )
-            })
-            .await
-            .map_err(JobError::retry)?;
-        Ok(())
-    }
-}
+use honker_tests::Record;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pools_in_two_processes_run_each_job_exactly_once() {
@@ -53,6 +32,19 @@ async fn pools_in_two_processes_run_each_job_exactly_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Start this process's pool once the child is working, so that both
+    // compete for the queue (a loaded machine may start the child late).
+    let watch = rusqlite::Connection::open(&db).unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), async || {
+            watch
+                .query_row("SELECT count(*) FROM mp_done", [], |r| r.get::<_, i64>(0))
+                .unwrap()
+                > 0
+        })
+        .await,
+        "the child process never ran a job"
+    );
     let pool = WorkerPool::builder(&h)
         .register(Record)
         .concurrency(8)

@@ -23,6 +23,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use honker_core::{EnqueueOptions, Error};
+use honker_tests::{Mix, Record, Slow};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -111,31 +112,6 @@ fn churn(db: &str) -> honker_core::Result<()> {
     }
 }
 
-struct Record;
-impl honker_actors::Job for Record {
-    const NAME: &'static str = "record";
-    const QUEUE: &'static str = "mp";
-    type Args = u32;
-    type Output = ();
-    async fn run(
-        &self,
-        ctx: honker_actors::JobContext,
-        _n: u32,
-    ) -> Result<(), honker_actors::JobError> {
-        let (id, pid) = (ctx.id(), std::process::id());
-        ctx.honker()
-            .transaction(move |tx| {
-                tx.execute(
-                    "INSERT INTO mp_done (job_id, pid) VALUES (?1, ?2)",
-                    (id, pid),
-                )
-            })
-            .await
-            .map_err(honker_actors::JobError::retry)?;
-        Ok(())
-    }
-}
-
 struct Long;
 impl honker_actors::Job for Long {
     const NAME: &'static str = "long";
@@ -189,56 +165,6 @@ fn into_core(e: honker_actors::Error) -> honker_core::Error {
     match e {
         honker_actors::Error::Core(c) => c,
         other => honker_core::Error::InvalidOption(other.to_string()),
-    }
-}
-
-/// Records its start, then never finishes (killed with its process).
-struct Slow;
-impl honker_actors::Job for Slow {
-    const NAME: &'static str = "slow";
-    const QUEUE: &'static str = "rel";
-    type Args = u32;
-    type Output = ();
-    async fn run(
-        &self,
-        ctx: honker_actors::JobContext,
-        _n: u32,
-    ) -> Result<(), honker_actors::JobError> {
-        let (id, pid) = (ctx.id(), std::process::id());
-        ctx.honker()
-            .transaction(move |tx| {
-                tx.execute(
-                    "INSERT INTO started (job_id, pid) VALUES (?1, ?2)",
-                    (id, pid),
-                )
-            })
-            .await
-            .map_err(honker_actors::JobError::retry)?;
-        std::future::pending::<()>().await;
-        Ok(())
-    }
-}
-
-/// Records each run in `done`.
-struct Mix;
-impl honker_actors::Job for Mix {
-    const NAME: &'static str = "mix";
-    const QUEUE: &'static str = "mix";
-    type Args = u32;
-    type Output = ();
-    async fn run(
-        &self,
-        ctx: honker_actors::JobContext,
-        _n: u32,
-    ) -> Result<(), honker_actors::JobError> {
-        let (id, pid) = (ctx.id(), std::process::id());
-        ctx.honker()
-            .transaction(move |tx| {
-                tx.execute("INSERT INTO done (job_id, pid) VALUES (?1, ?2)", (id, pid))
-            })
-            .await
-            .map_err(honker_actors::JobError::retry)?;
-        Ok(())
     }
 }
 
