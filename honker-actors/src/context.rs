@@ -141,10 +141,12 @@ impl JobContext {
     }
 
     /// Application state of type `T` given to the pool with `.data(..)`.
-    /// An error (retryable, with a message naming the type) when none was.
+    /// When none was, a permanent error (the job goes to `_honker_dead` at
+    /// once; retrying cannot help a configuration error) with a message
+    /// naming the type and `WorkerPoolBuilder::data`.
     pub fn data<T: Send + Sync + 'static>(&self) -> Result<&T, JobError> {
         self.data.get::<T>().ok_or_else(|| {
-            JobError::retry(format!(
+            JobError::fail(format!(
                 "no application data of type {} was given to the worker pool (WorkerPoolBuilder::data)",
                 std::any::type_name::<T>()
             ))

@@ -30,6 +30,25 @@ pub enum Error {
         /// `deleted` or `replaced`.
         what: &'static str,
     },
+    /// SQLite rolled back the whole group transaction this write ran in
+    /// (another write in it hit a full disk or an I/O error): nothing of
+    /// this write is on disk. Trying again is safe.
+    #[error("the write was rolled back with its group: {0}")]
+    RolledBack(String),
+    /// The write request (a closure passed to
+    /// [`Honker::transaction`](crate::Honker::transaction), or an
+    /// operation given an input it could not handle) panicked; it was
+    /// rolled back, and the handle keeps working.
+    #[error("the write panicked and was rolled back: {0}")]
+    Panicked(String),
+    /// A shutdown could not record every finished job's outcome (another
+    /// connection held the write lock, the disk was full); those jobs will
+    /// run again once their claims lapse.
+    #[error("shutdown could not record {unwritten} job outcome(s); those jobs will run again")]
+    ShutdownIncomplete {
+        /// Outcomes not written.
+        unwritten: usize,
+    },
     /// The writer thread is gone (the `Honker` was shut down or it panicked).
     #[error("the honker writer thread has stopped")]
     WriterStopped,
@@ -55,6 +74,28 @@ pub enum Error {
         job_id: i64,
         /// How long we waited.
         waited: Duration,
+    },
+    /// The job is in `_honker_dead`: it will not produce a result.
+    #[error("job {job_id} is dead: {}", last_error.as_deref().unwrap_or("no error recorded"))]
+    JobDead {
+        /// The job.
+        job_id: i64,
+        /// Why it died.
+        last_error: Option<String>,
+    },
+    /// The job was cancelled: it will not produce a result.
+    #[error("job {job_id} was cancelled")]
+    JobCancelled {
+        /// The job.
+        job_id: i64,
+    },
+    /// The job is neither queued, running nor dead, and saved no result:
+    /// it finished without one (its output is `()`), its result expired,
+    /// or there never was such a job.
+    #[error("job {job_id} has no result: it finished without one, or does not exist")]
+    NoResult {
+        /// The job.
+        job_id: i64,
     },
     /// A closure passed to [`Honker::transaction`](crate::Honker::transaction) failed; it was rolled back.
     #[error("transaction closure failed: {0}")]
@@ -83,6 +124,7 @@ impl Error {
         match self {
             Error::Core(e) => e.is_transient(),
             Error::NotCommitted(e) => e.is_transient(),
+            Error::RolledBack(_) => true,
             _ => false,
         }
     }

@@ -5,18 +5,14 @@
 //! It runs beside the workers, so a long job never blocks its own
 //! heartbeat.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use honker_core::Lease;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::supervisor::SupervisorMsg;
+use crate::supervisor::{SharedLeases, SupervisorMsg};
 use crate::Honker;
-
-/// The leases of the pool's running jobs, shared with the supervisor.
-pub(crate) type SharedLeases = Arc<Mutex<HashMap<i64, Lease>>>;
 
 pub(crate) struct Heartbeat;
 
@@ -78,33 +74,36 @@ impl Actor for Heartbeat {
             .leases
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .values()
+            .iter()
             .copied()
             .collect();
         if leases.is_empty() {
             return Ok(());
         }
-        let (worker, extend, sent) = (a.worker_id.clone(), a.visibility, leases.clone());
-        let held = a
+        let (worker, extend) = (a.worker_id.clone(), a.visibility);
+        // Each lease on its own: two attempts of one job (an earlier one
+        // whose claim lapsed) must not pass for each other.
+        let lost = a
             .honker
             .writer()
-            .write(move |c| Ok(honker_core::heartbeat_batch(c, &worker, &sent, extend)?))
+            .write(move |c| {
+                let mut lost = Vec::new();
+                for l in leases {
+                    if honker_core::heartbeat(c, &worker, l, extend)?.is_none() {
+                        lost.push(l);
+                    }
+                }
+                Ok(lost)
+            })
             .await;
-        match held {
-            Ok(held) => {
-                if held.len() < leases.len() {
-                    let held: std::collections::HashSet<i64> = held.into_iter().collect();
-                    let lost: Vec<Lease> = leases
-                        .into_iter()
-                        .filter(|l| !held.contains(&l.id))
-                        .collect();
-                    // The supervisor checks each against what is still running.
+        match lost {
+            Ok(lost) => {
+                if !lost.is_empty() {
+                    // The supervisor checks each against what it still holds.
                     let _ = a.supervisor.cast(SupervisorMsg::ClaimsLost(lost));
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, jobs = leases.len(), "heartbeat failed; will try again")
-            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed; will try again"),
         }
         Ok(())
     }

@@ -144,8 +144,12 @@ impl Honker {
     }
 
     /// Run `f` on the writer thread inside the next group transaction, in a
-    /// savepoint of its own: an `Err` rolls back everything `f` did, `Ok`
-    /// commits it with the group. Pools of this `Honker` wake at once.
+    /// savepoint of its own: an `Err` (or a panic, reported as
+    /// [`Error::Panicked`]) rolls back everything `f` did, `Ok` commits it
+    /// with the group. `f` cannot end the group's transaction: statements
+    /// that begin, commit or roll back a transaction are refused ("not
+    /// authorized"); use savepoints of your own inside it. Pools of this
+    /// `Honker` wake at once.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -175,6 +179,12 @@ impl Honker {
 
     /// Wait up to `timeout` for the saved result of job `id` and decode it.
     ///
+    /// A job that can no longer produce a result is answered at once, not
+    /// after the timeout: [`Error::JobDead`] (with its last error) for a job
+    /// in `_honker_dead`, [`Error::JobCancelled`] for a cancelled one, and
+    /// [`Error::NoResult`] for one that finished without saving a result
+    /// (or never existed).
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -191,13 +201,40 @@ impl Honker {
         // Listen before the first look, so a save in between is not missed.
         let _guard = self.listen(move |_| n.notify_one());
         loop {
-            let raw = self
+            let (raw, fate) = self
                 .writer()
-                .read(move |c| Ok(honker_core::get_result(c, id)?))
+                .read(move |c| {
+                    if let Some(raw) = honker_core::get_result(c, id)? {
+                        return Ok((Some(raw), None));
+                    }
+                    let fate = honker_core::job_fate(c, id)?;
+                    // The ack and the result commit together: a job gone
+                    // from the tables may have saved its result meanwhile.
+                    let raw = match fate {
+                        honker_core::JobFate::Gone => honker_core::get_result(c, id)?,
+                        _ => None,
+                    };
+                    Ok((raw, Some(fate)))
+                })
                 .await?;
             if let Some(raw) = raw {
                 return serde_json::from_str(&raw)
                     .map_err(|source| Error::ResultDecode { job_id: id, source });
+            }
+            match fate {
+                Some(honker_core::JobFate::Dead { last_error })
+                    if last_error.as_deref() == Some(honker_core::CANCELLED) =>
+                {
+                    return Err(Error::JobCancelled { job_id: id })
+                }
+                Some(honker_core::JobFate::Dead { last_error }) => {
+                    return Err(Error::JobDead {
+                        job_id: id,
+                        last_error,
+                    })
+                }
+                Some(honker_core::JobFate::Gone) => return Err(Error::NoResult { job_id: id }),
+                _ => {}
             }
             if tokio::time::timeout_at(deadline, notify.notified())
                 .await
@@ -222,6 +259,13 @@ impl Honker {
     /// ```
     pub async fn stats(&self) -> Result<Vec<QueueStats>> {
         self.writer().read(|c| Ok(honker_core::stats(c)?)).await
+    }
+
+    /// Inject faults into this handle's writer, for fault-injection tests:
+    /// `hook(k)` decides the fate of the k-th write request. Not an API.
+    #[doc(hidden)]
+    pub fn inject_writer_faults(&self, hook: Option<crate::writer::FaultHook>) {
+        self.inner.writer.inject_faults(hook);
     }
 
     pub(crate) fn writer(&self) -> &Writer {
@@ -467,10 +511,23 @@ impl Queue {
     }
 
     /// Claim up to `n` jobs for `worker_id`.
+    ///
+    /// Dropping the returned future while the claim is in flight loses
+    /// nothing: claims whose caller stopped waiting are given back at once
+    /// (attempt unburned).
     pub async fn claim_batch(&self, worker_id: &str, n: usize) -> Result<Vec<ClaimedJob>> {
         let (q, w, vis) = (self.name.clone(), worker_id.to_string(), self.visibility);
-        self.write(move |c| Ok(honker_core::claim_batch(c, &q, &w, n, vis)?))
-            .await
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let writer = self.honker.writer().clone();
+        self.honker.writer().write_then(
+            move |c| Ok(honker_core::claim_batch(c, &q, &w, n, vis)?),
+            move |result: Result<Vec<ClaimedJob>>| {
+                if let Err(Ok(jobs)) = reply.send(result) {
+                    give_back(&writer, jobs);
+                }
+            },
+        );
+        rx.await.map_err(|_| Error::WriterStopped)?
     }
 
     /// Ack many claims in one transaction; returns the ids acked.
@@ -520,16 +577,21 @@ impl Queue {
             .await
     }
 
-    /// Delete a pending or processing job.
+    /// Cancel a pending or processing job of this queue: it moves to
+    /// `_honker_dead` as `cancelled`. `false` when this queue has no such
+    /// live job (a job of another queue is never touched).
     pub async fn cancel(&self, id: i64) -> Result<bool> {
-        self.write(move |c| Ok(honker_core::cancel(c, id)?)).await
+        let q = self.name.clone();
+        self.write(move |c| Ok(honker_core::cancel_in(c, &q, id)?))
+            .await
     }
 
-    /// Read a live job.
+    /// Read a live job of this queue (`None` for a job of another queue).
     pub async fn get_job(&self, id: i64) -> Result<Option<honker_core::Job>> {
+        let q = self.name.clone();
         self.honker
             .writer()
-            .read(move |c| Ok(honker_core::get_job(c, id)?))
+            .read(move |c| Ok(honker_core::get_job_in(c, &q, id)?))
             .await
     }
 
@@ -551,10 +613,12 @@ impl Queue {
             .await
     }
 
-    /// Move a dead job back to live with fresh attempts.
+    /// Move a dead job of this queue back to live with fresh attempts
+    /// (`false` when this queue has no dead job `id`).
     pub async fn requeue_dead(&self, id: i64) -> Result<bool> {
+        let q = self.name.clone();
         let requeued = self
-            .write(move |c| Ok(honker_core::requeue_dead(c, id)?))
+            .write(move |c| Ok(honker_core::requeue_dead_in(c, &q, id)?))
             .await?;
         if requeued {
             self.honker.notify_enqueued(&self.name);
@@ -576,4 +640,22 @@ impl Queue {
     {
         self.honker.writer().write(f).await
     }
+}
+
+/// Release claims whose caller stopped waiting for them.
+fn give_back(writer: &Writer, jobs: Vec<ClaimedJob>) {
+    let Some(first) = jobs.first() else {
+        return;
+    };
+    let worker = first.worker_id.clone();
+    let leases: Vec<Lease> = jobs.iter().map(ClaimedJob::lease).collect();
+    writer.write_then(
+        move |c| Ok(honker_core::release(c, &worker, &leases)?),
+        |released: Result<usize>| {
+            if let Err(e) = released {
+                tracing::warn!(error = %e,
+                    "could not give back claims nobody waited for; they run again once they lapse");
+            }
+        },
+    );
 }

@@ -199,7 +199,10 @@ impl Backoff {
             self.base
         };
         if self.jitter && !d.is_zero() {
-            d.mul_f64(rand::random_range(0.75..1.25)).min(self.max)
+            // Checked: `mul_f64` panics when the product overflows.
+            Duration::try_from_secs_f64(d.as_secs_f64() * rand::random_range(0.75..1.25))
+                .unwrap_or(self.max)
+                .min(self.max)
         } else {
             d
         }

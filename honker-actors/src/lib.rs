@@ -64,6 +64,8 @@ pub use job::{Backoff, Job, JobError, JobOptions};
 pub use pool::{WorkerPool, WorkerPoolBuilder, DEFAULT_CONCURRENCY, DEFAULT_SHUTDOWN_TIMEOUT};
 pub use stream::{ClaimStream, StreamJob};
 pub use supervisor::PoolStatus;
+#[doc(hidden)]
+pub use writer::{Fault, FaultHook};
 
 /// Support for the code `#[job]` generates. Not a public API.
 #[doc(hidden)]

@@ -104,8 +104,18 @@ impl WorkerPoolBuilder {
                 self.visibility
             )));
         }
+        if self.visibility > honker_core::MAX_DURATION {
+            return Err(Error::Config(format!(
+                "visibility timeout must be at most {} s, got {:?}",
+                honker_core::MAX_DURATION.as_secs(),
+                self.visibility
+            )));
+        }
         let mut jobs: HashMap<&'static str, Arc<dyn ErasedJob>> = HashMap::new();
         for j in self.jobs {
+            if let Err(e) = honker_core::validate_queue_name(j.queue()) {
+                return Err(Error::Config(format!("job {}: {e}", j.name())));
+            }
             if j.options().max_attempts == 0 {
                 return Err(Error::Config(format!(
                     "job {} has max_attempts 0",
@@ -228,8 +238,12 @@ impl WorkerPool {
         let Some(join) = self.join.take() else {
             return Ok(());
         };
-        // The supervisor itself bounds the wait (grace + abort grace).
-        let budget = self.shutdown_timeout + Duration::from_secs(10);
+        // The supervisor itself bounds the wait (grace, abort grace, write
+        // grace); this is a safety net above it.
+        let budget = self
+            .shutdown_timeout
+            .saturating_add(crate::supervisor::SHUTDOWN_OVERHEAD)
+            .saturating_add(Duration::from_secs(10));
         let asked = ractor::call_t!(
             self.supervisor,
             SupervisorMsg::Shutdown,
@@ -240,7 +254,11 @@ impl WorkerPool {
             .await;
         self.supervisor.stop(None);
         let _ = join.await;
-        asked.map_err(|e| Error::Actor(format!("pool shutdown: {e}")))
+        match asked {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(unwritten)) => Err(Error::ShutdownIncomplete { unwritten }),
+            Err(e) => Err(Error::Actor(format!("pool shutdown: {e}"))),
+        }
     }
 }
 

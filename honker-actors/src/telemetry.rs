@@ -2,8 +2,34 @@
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
+/// The most distinct queue labels untyped enqueues create; the rest are
+/// counted under [`OTHER_QUEUES`], so arbitrary names cannot grow the
+/// number of series without bound.
+pub(crate) const MAX_QUEUE_LABELS: usize = 256;
+/// The label of queues beyond [`MAX_QUEUE_LABELS`].
+pub(crate) const OTHER_QUEUES: &str = "_other";
+
+static LABELS: std::sync::Mutex<Option<std::collections::HashSet<String>>> =
+    std::sync::Mutex::new(None);
+
+/// The label for `queue`: the name itself (queue names are validated at
+/// enqueue, so they are safe label values) while the process has seen
+/// fewer than [`MAX_QUEUE_LABELS`] names, else [`OTHER_QUEUES`].
+pub(crate) fn queue_label(queue: &str) -> String {
+    let mut labels = LABELS.lock().unwrap_or_else(|p| p.into_inner());
+    let labels = labels.get_or_insert_with(Default::default);
+    if labels.contains(queue) {
+        return queue.to_string();
+    }
+    if labels.len() < MAX_QUEUE_LABELS {
+        labels.insert(queue.to_string());
+        return queue.to_string();
+    }
+    OTHER_QUEUES.to_string()
+}
+
 pub(crate) fn enqueued(queue: &str) {
-    counter!("honker_jobs_enqueued_total", "queue" => queue.to_string()).increment(1);
+    counter!("honker_jobs_enqueued_total", "queue" => queue_label(queue)).increment(1);
 }
 
 /// [`enqueued`] for a typed job's queue: a static label, no allocation.
@@ -13,7 +39,8 @@ pub(crate) fn enqueued_static(queue: &'static str) {
 
 pub(crate) fn lost_claims(queue: &str, n: usize) {
     if n > 0 {
-        counter!("honker_jobs_lost_claims_total", "queue" => queue.to_string()).increment(n as u64);
+        counter!("honker_jobs_lost_claims_total", "queue" => queue_label(queue))
+            .increment(u64::try_from(n).unwrap_or(u64::MAX));
     }
 }
 
@@ -34,7 +61,7 @@ pub(crate) struct QueueMetrics {
 
 impl QueueMetrics {
     pub(crate) fn new(queue: &str) -> Self {
-        let q = queue.to_string();
+        let q = queue_label(queue);
         let done = |outcome: &'static str| counter!("honker_jobs_completed_total", "queue" => q.clone(), "outcome" => outcome);
         QueueMetrics {
             success: done("success"),
@@ -49,5 +76,19 @@ impl QueueMetrics {
             in_flight: gauge!("honker_jobs_in_flight", "queue" => q.clone()),
             depth: gauge!("honker_queue_depth", "queue" => q),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_bounded() {
+        for i in 0..MAX_QUEUE_LABELS + 10 {
+            queue_label(&format!("label-test-{i}"));
+        }
+        assert_eq!(queue_label("label-test-never-seen"), OTHER_QUEUES);
+        assert_eq!(queue_label("label-test-0"), "label-test-0");
     }
 }

@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use crate::job::{ErasedJob, RunResult};
 use crate::supervisor::SupervisorMsg;
+use crate::writer::panic_message;
 use crate::JobContext;
 
 pub(crate) struct Worker;
@@ -58,14 +59,14 @@ impl Actor for Worker {
     ) -> Result<(), ActorProcessingErr> {
         let WorkerMsg::Run(a) = message;
         let Assignment { job, handler, ctx } = *a;
-        let job_id = job.id;
+        let lease = job.lease();
         let signals = ctx.signals.clone();
         let timeout = handler.options().timeout;
         let span = tracing::info_span!(
             "honker.job",
             job = handler.name(),
             queue = %job.queue,
-            job_id,
+            job_id = job.id,
             attempt = job.attempts,
         );
         let started = Instant::now();
@@ -82,7 +83,7 @@ impl Actor for Worker {
             finished = run => match finished {
                 Ok(r) => r,
                 Err(payload) => {
-                    let msg = panic_message(payload);
+                    let msg = panic_message(&*payload);
                     span.in_scope(|| tracing::error!(panic = %msg, "job handler panicked"));
                     // Fail this worker: the supervisor records the retry and replaces it.
                     return Err(format!("panicked: {msg}").into());
@@ -96,7 +97,7 @@ impl Actor for Worker {
             .supervisor
             .cast(SupervisorMsg::Finished {
                 worker: myself.get_id(),
-                job_id,
+                lease,
                 result,
                 elapsed,
             })
@@ -106,15 +107,5 @@ impl Actor for Worker {
             span.in_scope(|| tracing::warn!("pool stopped before the outcome could be recorded"));
         }
         Ok(())
-    }
-}
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
     }
 }

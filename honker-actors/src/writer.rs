@@ -7,12 +7,29 @@
 //! writes inside one `BEGIN IMMEDIATE .. COMMIT`, each in a savepoint of its
 //! own (a failing request rolls back alone). Replies go out only after the
 //! commit, so a caller never sees a write that might still roll back.
+//!
+//! Fault semantics: a request either commits or its caller gets an error.
+//! - A request that returns `Err` or panics (each runs under
+//!   `catch_unwind`) is rolled back to its savepoint; the others commit.
+//! - A request cannot end the group transaction: statements that begin,
+//!   commit or roll back a transaction, or touch the group's savepoint, are
+//!   refused by an authorizer while a request runs.
+//! - When SQLite itself rolls the whole transaction back (`SQLITE_FULL`, an
+//!   I/O error), every request that ran in it is told
+//!   [`Error::RolledBack`]; the requests after it run in a new transaction.
+//! - Nothing that runs after `COMMIT` (logging, metrics) can change an
+//!   answer: the replies go out first, and logging runs under
+//!   `catch_unwind`.
 
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use honker_core::rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use honker_core::rusqlite::{self as rusqlite, Connection};
 use tokio::sync::oneshot;
 
@@ -21,10 +38,50 @@ use crate::{Error, Result};
 /// The most writes folded into one transaction.
 const MAX_GROUP: usize = 1024;
 
+/// The savepoint each request of a group runs in.
+const GROUP_SAVEPOINT: &str = "honker_group_op";
+
+// Control statements carry a comment so that their text, the key of the
+// statement cache, never matches a statement a request prepares itself.
+const BEGIN: &str = "BEGIN IMMEDIATE /* honker writer */";
+const COMMIT: &str = "COMMIT /* honker writer */";
+const ROLLBACK: &str = "ROLLBACK /* honker writer */";
+const SAVEPOINT: &str = "SAVEPOINT honker_group_op /* honker writer */";
+const RELEASE: &str = "RELEASE honker_group_op /* honker writer */";
+const ROLLBACK_TO: &str = "ROLLBACK TO honker_group_op /* honker writer */";
+
 type Finish = Box<dyn FnOnce(Result<(), Error>) + Send>;
-/// Runs the write (given a connection) or is told it will not run (`None`);
-/// returns whether it succeeded and how to deliver its reply.
-type WriteFn = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
+
+/// A fault to inject into the writer, for fault-injection tests.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The request's statements ran, then SQLite reported `SQLITE_FULL`
+    /// and rolled the whole group transaction back.
+    DiskFull,
+    /// As `DiskFull`, with `SQLITE_IOERR`.
+    IoError,
+    /// The request failed with `SQLITE_BUSY` (its savepoint rolls back).
+    Busy,
+    /// The request panicked after its statements ran.
+    Panic,
+}
+
+/// Decides, by the sequence number of a write request (from 0, in the
+/// order the writer runs them), whether to inject a fault into it.
+#[doc(hidden)]
+pub type FaultHook = Arc<dyn Fn(u64) -> Option<Fault> + Send + Sync>;
+
+/// How running one write request went.
+struct Ran {
+    /// `Err(why)` when the request failed (an error or a panic).
+    result: std::result::Result<(), String>,
+    finish: Reply,
+}
+
+/// Runs the write (given a connection; `panic` injects a panic after it)
+/// or is told it will not run (`None`).
+type WriteFn = Box<dyn FnOnce(Option<&Connection>, bool) -> Ran + Send>;
 type ReadFn = Box<dyn FnOnce(&Connection) + Send>;
 
 enum Request {
@@ -32,23 +89,98 @@ enum Request {
     Read(ReadFn),
 }
 
+/// A request's reply. Sent exactly once; if it is dropped unsent (the
+/// writer unwound past it), the caller is told its write did not commit.
+struct Reply(Option<Finish>);
+
+impl Reply {
+    fn send(mut self, r: Result<()>) {
+        if let Some(f) = self.0.take() {
+            quietly(|| f(r));
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            quietly(|| {
+                f(Err(Error::RolledBack(
+                    "the writer failed before this write committed".into(),
+                )))
+            });
+        }
+    }
+}
+
+/// Run `f`, ignoring a panic (from a logging subscriber, a metrics
+/// recorder, a reply callback): nothing it does may change an answer.
+fn quietly(f: impl FnOnce()) {
+    let _ = catch_unwind(AssertUnwindSafe(f));
+}
+
+/// Run `f`, turning a panic into [`Error::Panicked`].
+fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(Error::Panicked(panic_message(&*p))))
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
 /// Handle to the writer thread; cheap to clone. The thread ends when the
 /// last handle is dropped.
 #[derive(Clone)]
 pub(crate) struct Writer {
     tx: mpsc::Sender<Request>,
+    faults: Arc<Mutex<Option<FaultHook>>>,
 }
 
 impl Writer {
     /// Start the thread, owning `conn` on the file at `path`.
-    pub(crate) fn start(conn: Connection, path: PathBuf, name: String) -> Result<Writer> {
+    pub(crate) fn start(mut conn: Connection, path: PathBuf, name: String) -> Result<Writer> {
+        let in_request = Arc::new(AtomicBool::new(false));
+        let flag = in_request.clone();
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            if !flag.load(Ordering::Relaxed) {
+                return Authorization::Allow;
+            }
+            match ctx.action {
+                AuthAction::Transaction { .. } => Authorization::Deny,
+                AuthAction::Savepoint { savepoint_name, .. }
+                    if savepoint_name.eq_ignore_ascii_case(GROUP_SAVEPOINT) =>
+                {
+                    Authorization::Deny
+                }
+                _ => Authorization::Allow,
+            }
+        }))?;
         let (tx, rx) = mpsc::channel();
-        let file = FileCheck::new(path);
+        let faults: Arc<Mutex<Option<FaultHook>>> = Arc::default();
+        let state = Thread {
+            conn,
+            file: FileCheck::new(path),
+            in_request,
+            faults: faults.clone(),
+            seq: AtomicU64::new(0),
+        };
         std::thread::Builder::new()
             .name(name)
-            .spawn(move || run(conn, file, rx))
+            .spawn(move || state.run(rx))
             .map_err(|e| Error::Actor(format!("cannot spawn the writer thread: {e}")))?;
-        Ok(Writer { tx })
+        Ok(Writer { tx, faults })
+    }
+
+    /// Install (or remove) a fault-injection hook.
+    pub(crate) fn inject_faults(&self, hook: Option<FaultHook>) {
+        *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = hook;
     }
 
     /// Run `f` inside the next group transaction; resolves after the commit.
@@ -75,9 +207,21 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
         D: FnOnce(Result<T>) + Send + 'static,
     {
-        let op: WriteFn = Box::new(move |conn| {
-            let out = conn.map(f);
-            let ok = matches!(out, Some(Ok(_)));
+        let op: WriteFn = Box::new(move |conn, panic| {
+            let out = conn.map(|c| {
+                guarded(|| {
+                    let r = f(c);
+                    if panic {
+                        panic!("injected fault: a panic in a write request");
+                    }
+                    r
+                })
+            });
+            let result = match &out {
+                Some(Ok(_)) => Ok(()),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("not run".to_string()),
+            };
             let finish: Finish = Box::new(move |commit| {
                 done(match (commit, out) {
                     (Err(e), _) => Err(e),
@@ -85,12 +229,14 @@ impl Writer {
                     (Ok(()), None) => Err(Error::WriterStopped),
                 })
             });
-            (ok, finish)
+            Ran {
+                result,
+                finish: Reply(Some(finish)),
+            }
         });
         if let Err(mpsc::SendError(Request::Write(op))) = self.tx.send(Request::Write(op)) {
             // The thread is gone: answer now, so the caller is not left waiting.
-            let (_, finish) = op(None);
-            finish(Err(Error::WriterStopped));
+            op(None, false).finish.send(Err(Error::WriterStopped));
         }
     }
 
@@ -102,7 +248,7 @@ impl Writer {
     {
         let (reply, rx) = oneshot::channel::<Result<T>>();
         let op: ReadFn = Box::new(move |conn| {
-            let _ = reply.send(f(conn));
+            let _ = reply.send(guarded(|| f(conn)));
         });
         self.tx
             .send(Request::Read(op))
@@ -178,8 +324,11 @@ impl FileCheck {
                 Some(_) => {}
             }
             if let Some(what) = self.gone {
-                tracing::error!(path = %self.path.display(), what,
-                    "database file changed under this process; refusing writes");
+                let path = &self.path;
+                quietly(|| {
+                    tracing::error!(path = %path.display(), what,
+                        "database file changed under this process; refusing writes")
+                });
             }
         }
         self.gone
@@ -197,39 +346,16 @@ fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|_| (0, 0))
 }
 
-fn run(conn: Connection, mut file: FileCheck, rx: mpsc::Receiver<Request>) {
-    let mut reads: Vec<ReadFn> = Vec::new();
-    let mut writes: Vec<WriteFn> = Vec::with_capacity(MAX_GROUP);
-    while let Some(first) = next_request(&rx) {
-        let mut next = Some(first);
-        while let Some(req) = next.take() {
-            match req {
-                Request::Read(r) => reads.push(r),
-                Request::Write(w) => writes.push(w),
-            }
-            if writes.len() < MAX_GROUP {
-                next = rx.try_recv().ok();
-            }
-        }
-        for r in reads.drain(..) {
-            r(&conn);
-        }
-        if writes.is_empty() {
-            continue;
-        }
-        if let Some(what) = file.gone() {
-            for w in writes.drain(..) {
-                let (_, finish) = w(None);
-                finish(Err(Error::FileGone {
-                    path: file.path.clone(),
-                    what,
-                }));
-            }
-            continue;
-        }
-        commit_group(&conn, &mut writes);
-    }
-    tracing::debug!("honker writer thread stopping");
+/// What the writer thread owns.
+struct Thread {
+    conn: Connection,
+    file: FileCheck,
+    /// Set while a request runs: the authorizer then refuses transaction
+    /// control.
+    in_request: Arc<AtomicBool>,
+    faults: Arc<Mutex<Option<FaultHook>>>,
+    /// Write requests run so far.
+    seq: AtomicU64,
 }
 
 /// Run a control statement (`BEGIN`, `SAVEPOINT`, ...) from the statement
@@ -238,78 +364,185 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-fn commit_group(conn: &Connection, writes: &mut Vec<WriteFn>) {
-    let started = Instant::now();
-    let n = writes.len();
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-        let e = Arc::new(honker_core::Error::from(e));
-        tracing::warn!(error = %e, writes = n, "could not begin a write transaction");
-        for w in writes.drain(..) {
-            let (_, finish) = w(None);
-            finish(Err(Error::NotCommitted(e.clone())));
+/// An error as SQLite would report it, for injected faults.
+fn sqlite_error(code: std::ffi::c_int, what: &str) -> honker_core::Error {
+    honker_core::Error::from(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(code),
+        Some(format!("injected fault: {what}")),
+    ))
+}
+
+impl Thread {
+    fn run(self, rx: mpsc::Receiver<Request>) {
+        let mut me = self;
+        let mut reads: Vec<ReadFn> = Vec::new();
+        let mut writes: VecDeque<WriteFn> = VecDeque::with_capacity(MAX_GROUP);
+        while let Some(first) = next_request(&rx) {
+            let mut next = Some(first);
+            while let Some(req) = next.take() {
+                match req {
+                    Request::Read(r) => reads.push(r),
+                    Request::Write(w) => writes.push_back(w),
+                }
+                if writes.len() < MAX_GROUP {
+                    next = rx.try_recv().ok();
+                }
+            }
+            for r in reads.drain(..) {
+                quietly(|| r(&me.conn));
+            }
+            while !writes.is_empty() {
+                if let Some(what) = me.file.gone() {
+                    for w in writes.drain(..) {
+                        op_refused(w, &me.file.path, what);
+                    }
+                    break;
+                }
+                // Last line of defence: a panic escaping the group (none is
+                // expected) rolls it back; its unsent replies say so.
+                let unwound = catch_unwind(AssertUnwindSafe(|| me.commit_group(&mut writes)));
+                if unwound.is_err() {
+                    me.in_request.store(false, Ordering::Relaxed);
+                    if !me.conn.is_autocommit() {
+                        let _ = exec(&me.conn, ROLLBACK);
+                    }
+                    quietly(|| tracing::error!("the writer recovered from a panic in a group"));
+                }
+            }
         }
-        return;
+        quietly(|| tracing::debug!("honker writer thread stopping"));
     }
-    // A lone write needs no savepoint: if it fails, the group is just it.
-    let isolate = n > 1;
-    let mut finishers: Vec<Finish> = Vec::with_capacity(n);
-    let mut failed_alone = false;
-    for w in writes.drain(..) {
-        if isolate {
-            if let Err(e) = exec(conn, "SAVEPOINT honker_group_op") {
-                let (_, finish) = w(None);
-                let e = Arc::new(honker_core::Error::from(e));
-                finishers.push(Box::new(move |_| finish(Err(Error::NotCommitted(e)))));
+
+    /// Commit the writes at the front of `writes` as one group. Returns
+    /// when the group is done; when SQLite rolled the group back part-way,
+    /// the requests not yet run stay in `writes` for the next group.
+    fn commit_group(&mut self, writes: &mut VecDeque<WriteFn>) {
+        let conn = &self.conn;
+        let started = Instant::now();
+        if let Err(e) = exec(conn, BEGIN) {
+            let e = Arc::new(honker_core::Error::from(e));
+            let n = writes.len();
+            quietly(
+                || tracing::warn!(error = %e, writes = n, "could not begin a write transaction"),
+            );
+            for w in writes.drain(..) {
+                w(None, false)
+                    .finish
+                    .send(Err(Error::NotCommitted(e.clone())));
+            }
+            return;
+        }
+        let hook = self
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        // A lone write needs no savepoint: if it fails, the group is just it.
+        let isolate = writes.len() > 1;
+        let mut finishers: Vec<Reply> = Vec::with_capacity(writes.len());
+        let mut failed_alone = false;
+        while let Some(w) = writes.pop_front() {
+            let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+            let fault = hook.as_ref().and_then(|h| h(seq));
+            if isolate {
+                if let Err(e) = exec(conn, SAVEPOINT) {
+                    let e = Arc::new(honker_core::Error::from(e));
+                    w(None, false).finish.send(Err(Error::NotCommitted(e)));
+                    continue;
+                }
+            }
+            self.in_request.store(true, Ordering::Relaxed);
+            let Ran { mut result, finish } = w(Some(conn), fault == Some(Fault::Panic));
+            self.in_request.store(false, Ordering::Relaxed);
+            let mut finish = finish;
+            match fault {
+                Some(Fault::DiskFull | Fault::IoError) if !conn.is_autocommit() => {
+                    // What SQLite does on these errors: the whole
+                    // transaction is rolled back.
+                    let _ = exec(conn, ROLLBACK);
+                    result = Err("injected fault: SQLite rolled the transaction back".into());
+                }
+                Some(Fault::Busy) => {
+                    let e = Arc::new(sqlite_error(rusqlite::ffi::SQLITE_BUSY, "busy"));
+                    let Reply(f) = &mut finish;
+                    if let Some(f) = f.take() {
+                        finish = Reply(Some(Box::new(move |_| f(Err(Error::NotCommitted(e))))));
+                    }
+                    result = Err("injected fault: busy".into());
+                }
+                _ => {}
+            }
+            if conn.is_autocommit() {
+                // SQLite rolled the whole group back (disk full, I/O error):
+                // nothing that ran in it is on disk. Tell each of them; the
+                // requests not yet run go into a new transaction.
+                let why = match &result {
+                    Err(e) => format!("the group transaction was rolled back by SQLite: {e}"),
+                    Ok(()) => "the group transaction was rolled back by SQLite".to_string(),
+                };
+                match result {
+                    // Its own error says best what happened to it.
+                    Err(_) => finish.send(Ok(())),
+                    Ok(()) => finish.send(Err(Error::RolledBack(why.clone()))),
+                }
+                for f in finishers {
+                    f.send(Err(Error::RolledBack(why.clone())));
+                }
+                quietly(|| tracing::error!(reason = %why, "group rolled back"));
+                return;
+            }
+            let ok = result.is_ok();
+            finishers.push(finish);
+            if !isolate {
+                failed_alone = !ok;
                 continue;
             }
+            let closed = if ok {
+                exec(conn, RELEASE)
+            } else {
+                exec(conn, ROLLBACK_TO).and_then(|()| exec(conn, RELEASE))
+            };
+            if let Err(e) = closed {
+                quietly(|| tracing::error!(error = %e, "could not close a savepoint"));
+            }
         }
-        let (ok, finish) = w(Some(conn));
-        finishers.push(finish);
-        if conn.is_autocommit() {
-            // The request ended our transaction itself (or SQLite rolled it
-            // back on a fatal error); later requests run in autocommit.
-            tracing::warn!("a write request ended the group transaction");
-            continue;
-        }
-        if !isolate {
-            failed_alone = !ok;
-            continue;
-        }
-        let closed = if ok {
-            exec(conn, "RELEASE honker_group_op")
+        let n = finishers.len();
+        let commit = if failed_alone {
+            // Its error is its answer; nothing of it may be kept.
+            exec(conn, ROLLBACK)
         } else {
-            exec(conn, "ROLLBACK TO honker_group_op")
-                .and_then(|()| exec(conn, "RELEASE honker_group_op"))
+            exec(conn, COMMIT)
         };
-        if let Err(e) = closed {
-            tracing::error!(error = %e, "could not close a savepoint");
-        }
-    }
-    let commit = if conn.is_autocommit() {
-        Ok(())
-    } else if failed_alone {
-        // Its error is its answer; nothing of it may be kept.
-        exec(conn, "ROLLBACK")
-    } else {
-        exec(conn, "COMMIT")
-    };
-    match commit {
-        Ok(()) => {
-            metrics::histogram!("honker_group_commit_size").record(n as f64);
-            tracing::trace!(writes = n, elapsed = ?started.elapsed(), "group committed");
-            for f in finishers {
-                f(Ok(()));
+        match commit {
+            Ok(()) => {
+                for f in finishers {
+                    f.send(Ok(()));
+                }
+                quietly(|| {
+                    metrics::histogram!("honker_group_commit_size").record(n as f64);
+                    tracing::trace!(writes = n, elapsed = ?started.elapsed(), "group committed");
+                });
             }
-        }
-        Err(e) => {
-            if !conn.is_autocommit() {
-                let _ = exec(conn, "ROLLBACK");
-            }
-            let e = Arc::new(honker_core::Error::from(e));
-            tracing::error!(error = %e, writes = n, "group commit failed; every write in it rolled back");
-            for f in finishers {
-                f(Err(Error::NotCommitted(e.clone())));
+            Err(e) => {
+                if !conn.is_autocommit() {
+                    let _ = exec(conn, ROLLBACK);
+                }
+                let e = Arc::new(honker_core::Error::from(e));
+                for f in finishers {
+                    f.send(Err(Error::NotCommitted(e.clone())));
+                }
+                quietly(|| {
+                    tracing::error!(error = %e, writes = n,
+                        "group commit failed; every write in it rolled back")
+                });
             }
         }
     }
+}
+
+fn op_refused(w: WriteFn, path: &std::path::Path, what: &'static str) {
+    w(None, false).finish.send(Err(Error::FileGone {
+        path: path.to_path_buf(),
+        what,
+    }));
 }

@@ -561,7 +561,21 @@ async fn a_job_whose_claim_is_lost_is_told_and_its_ack_does_nothing() {
     pool.shutdown().await.unwrap();
     let q = h.queue("self_cancelling");
     assert!(q.get_job(id).await.unwrap().is_none());
-    assert_eq!(q.stats().await.unwrap().dead, 0);
+    // The cancelled row is kept as cancelled; the run's Ok did not turn it
+    // into a success or remove it.
+    let dead = q.list_dead(10, 0).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("cancelled"));
+    let asked = std::time::Instant::now();
+    let r = h.result::<()>(id, Duration::from_secs(30)).await;
+    assert!(
+        matches!(r, Err(honker_actors::Error::JobCancelled { job_id }) if job_id == id),
+        "{r:?}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "answered at once, not after the timeout"
+    );
 }
 
 static SOLO_RUNNING: AtomicUsize = AtomicUsize::new(0);

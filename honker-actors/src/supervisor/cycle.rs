@@ -1,0 +1,401 @@
+//! One cycle of a pool, run on the writer thread inside the group
+//! transaction: write the outcomes that came in, claim for the room the
+//! supervisor planned, sweep when asked, and read when something is next
+//! due. Synchronous code over a `&Connection`, tested on a file of its own.
+//!
+//! Isolation: each outcome and each queue's claim runs in a savepoint of
+//! its own. One that fails is rolled back alone and reported; the others
+//! commit. Only a failure that ends the whole transaction (SQLite rolled
+//! it back) fails the cycle.
+
+use std::time::Duration;
+
+use honker_core::rusqlite::Connection;
+use honker_core::{atomically, ClaimedJob, Lease, RetryOutcome};
+
+use crate::Result;
+
+/// A result to write down for one claim.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    Ack {
+        lease: Lease,
+        queue: &'static str,
+        result: Option<(String, Option<Duration>)>,
+    },
+    Retry {
+        lease: Lease,
+        queue: &'static str,
+        delay: Duration,
+        error: String,
+    },
+    Fail {
+        lease: Lease,
+        queue: &'static str,
+        error: String,
+    },
+    Release {
+        lease: Lease,
+        queue: &'static str,
+    },
+}
+
+impl Outcome {
+    pub(crate) fn queue(&self) -> &'static str {
+        match self {
+            Outcome::Ack { queue, .. }
+            | Outcome::Retry { queue, .. }
+            | Outcome::Fail { queue, .. }
+            | Outcome::Release { queue, .. } => queue,
+        }
+    }
+
+    pub(crate) fn lease(&self) -> Lease {
+        match self {
+            Outcome::Ack { lease, .. }
+            | Outcome::Retry { lease, .. }
+            | Outcome::Fail { lease, .. }
+            | Outcome::Release { lease, .. } => *lease,
+        }
+    }
+}
+
+/// What a cycle should claim.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct ClaimPlan {
+    /// The most to claim in all.
+    pub(crate) budget: usize,
+    /// Queues in the order to try, each with its room.
+    pub(crate) queues: Vec<(&'static str, usize)>,
+}
+
+/// What writing one outcome did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applied {
+    Acked,
+    Retried,
+    Dead,
+    Released,
+    /// The claim was no longer ours: nothing changed.
+    Lost,
+}
+
+/// What a cycle did.
+#[derive(Debug, Default)]
+pub(crate) struct CycleOutput {
+    /// One entry per outcome, in order: what it did, or why it failed
+    /// (then it was rolled back alone and should be tried again).
+    pub(crate) applied: Vec<std::result::Result<Applied, String>>,
+    pub(crate) claimed: Vec<ClaimedJob>,
+    /// Queues whose claim failed, with the error (rolled back alone).
+    pub(crate) claim_errors: Vec<(&'static str, String)>,
+    /// A queue gave all that was asked, or was not asked for lack of
+    /// budget: more may be waiting.
+    pub(crate) maybe_more: bool,
+    /// `None` when not read (more work was waiting).
+    pub(crate) next: Option<NextTimes>,
+    /// Rows the expiry sweep moved to dead.
+    pub(crate) swept: usize,
+}
+
+/// When something next happens on the pool's queues (unix seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct NextTimes {
+    /// A `run_at` falls due or a claim lapses.
+    pub(crate) claim: Option<i64>,
+    /// A job expires and wants sweeping.
+    pub(crate) expiry: Option<i64>,
+}
+
+impl NextTimes {
+    /// The earlier of the two.
+    pub(crate) fn first(&self) -> Option<i64> {
+        earliest(self.claim, self.expiry)
+    }
+}
+
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// The inputs of one cycle.
+pub(crate) struct Cycle<'a> {
+    pub(crate) worker_id: &'a str,
+    pub(crate) outcomes: &'a [Outcome],
+    pub(crate) plan: &'a ClaimPlan,
+    pub(crate) visibility: Duration,
+    pub(crate) queues: &'a [&'static str],
+    /// Sweep expired jobs (and results) this time.
+    pub(crate) sweep: bool,
+}
+
+/// Run one cycle on `c`, inside the caller's transaction.
+pub(crate) fn run_cycle(c: &Connection, cy: &Cycle<'_>) -> Result<CycleOutput> {
+    let mut out = CycleOutput {
+        applied: Vec::with_capacity(cy.outcomes.len()),
+        ..CycleOutput::default()
+    };
+    for o in cy.outcomes {
+        match atomically(c, |c| apply(c, cy.worker_id, o)) {
+            Ok(a) => out.applied.push(Ok(a)),
+            Err(e) if c.is_autocommit() => return Err(e.into()),
+            Err(e) => out.applied.push(Err(e.to_string())),
+        }
+    }
+    let mut budget = cy.plan.budget;
+    for (q, room) in &cy.plan.queues {
+        let n = budget.min(*room);
+        if n == 0 {
+            out.maybe_more = true;
+            continue;
+        }
+        match honker_core::claim_batch(c, q, cy.worker_id, n, cy.visibility) {
+            Ok(jobs) => {
+                out.maybe_more |= jobs.len() == n;
+                budget -= jobs.len();
+                out.claimed.extend(jobs);
+            }
+            Err(e) if c.is_autocommit() => return Err(e.into()),
+            Err(e) => out.claim_errors.push((q, e.to_string())),
+        }
+    }
+    if cy.sweep {
+        // One statement for every queue, through the expiry index.
+        out.swept = honker_core::sweep_expired(c, None)?;
+        honker_core::sweep_results(c)?;
+    }
+    // The next due times matter only once the queues run dry; while a
+    // claim comes back full, the next cycle follows at once anyway.
+    if !out.maybe_more {
+        out.next = Some(next_times(c, cy.queues)?);
+    }
+    Ok(out)
+}
+
+/// When something next happens on `queues`.
+pub(crate) fn next_times(c: &Connection, queues: &[&'static str]) -> Result<NextTimes> {
+    let mut next = NextTimes::default();
+    for q in queues {
+        next.claim = earliest(next.claim, honker_core::next_claim_at(c, q)?);
+        next.expiry = earliest(next.expiry, honker_core::next_expiry_at(c, q)?);
+    }
+    Ok(next)
+}
+
+fn apply(c: &Connection, worker_id: &str, o: &Outcome) -> honker_core::Result<Applied> {
+    Ok(match o {
+        Outcome::Ack { lease, result, .. } => {
+            if honker_core::ack(c, worker_id, *lease)? {
+                if let Some((value, ttl)) = result {
+                    honker_core::save_result(c, lease.id, value, *ttl)?;
+                }
+                Applied::Acked
+            } else {
+                Applied::Lost
+            }
+        }
+        Outcome::Retry {
+            lease,
+            delay,
+            error,
+            ..
+        } => match honker_core::retry(c, worker_id, *lease, *delay, error)? {
+            RetryOutcome::Retried => Applied::Retried,
+            RetryOutcome::Dead => Applied::Dead,
+            RetryOutcome::Lost => Applied::Lost,
+        },
+        Outcome::Fail { lease, error, .. } => {
+            if honker_core::fail(c, worker_id, *lease, error)? {
+                Applied::Dead
+            } else {
+                Applied::Lost
+            }
+        }
+        Outcome::Release { lease, .. } => {
+            if honker_core::release(c, worker_id, &[*lease])? == 1 {
+                Applied::Released
+            } else {
+                Applied::Lost
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use honker_core::EnqueueOptions;
+
+    const W: &str = "pool-1";
+    const VIS: Duration = Duration::from_secs(60);
+
+    fn db() -> Connection {
+        honker_core::open_in_memory().expect("in-memory database")
+    }
+
+    fn enqueue(c: &Connection, q: &str) -> i64 {
+        honker_core::enqueue(c, q, "{}", &EnqueueOptions::default()).expect("enqueue")
+    }
+
+    fn cycle<'a>(
+        outcomes: &'a [Outcome],
+        plan: &'a ClaimPlan,
+        queues: &'a [&'static str],
+    ) -> Cycle<'a> {
+        Cycle {
+            worker_id: W,
+            outcomes,
+            plan,
+            visibility: VIS,
+            queues,
+            sweep: false,
+        }
+    }
+
+    fn in_tx<T>(c: &Connection, f: impl FnOnce(&Connection) -> T) -> T {
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let out = f(c);
+        if !c.is_autocommit() {
+            c.execute_batch("COMMIT").unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn claims_within_the_budget_across_queues_in_plan_order() {
+        let c = db();
+        for _ in 0..3 {
+            enqueue(&c, "a");
+            enqueue(&c, "b");
+        }
+        let plan = ClaimPlan {
+            budget: 4,
+            queues: vec![("b", 3), ("a", 3)],
+        };
+        let out = in_tx(&c, |c| run_cycle(c, &cycle(&[], &plan, &["a", "b"]))).unwrap();
+        let queues: Vec<&str> = out.claimed.iter().map(|j| j.queue.as_str()).collect();
+        assert_eq!(queues, ["b", "b", "b", "a"]);
+        assert!(out.maybe_more, "queue b gave all it was asked");
+        assert!(out.next.is_none());
+    }
+
+    #[test]
+    fn a_drained_queue_reports_the_next_due_time() {
+        let c = db();
+        let opts = EnqueueOptions::default().delay(Duration::from_secs(30));
+        honker_core::enqueue(&c, "a", "{}", &opts).unwrap();
+        let plan = ClaimPlan {
+            budget: 4,
+            queues: vec![("a", 4)],
+        };
+        let out = in_tx(&c, |c| run_cycle(c, &cycle(&[], &plan, &["a"]))).unwrap();
+        assert!(out.claimed.is_empty());
+        assert!(!out.maybe_more);
+        let now = honker_core::now(&c).unwrap();
+        let next = out
+            .next
+            .expect("read when drained")
+            .claim
+            .expect("a delayed job");
+        assert!((now + 29..=now + 31).contains(&next), "{next} vs {now}");
+    }
+
+    #[test]
+    fn outcomes_are_written_and_a_stale_lease_changes_nothing() {
+        let c = db();
+        let a = enqueue(&c, "a");
+        let b = enqueue(&c, "a");
+        let plan = ClaimPlan {
+            budget: 2,
+            queues: vec![("a", 2)],
+        };
+        let jobs = in_tx(&c, |c| run_cycle(c, &cycle(&[], &plan, &["a"])))
+            .unwrap()
+            .claimed;
+        let lease = |id| jobs.iter().find(|j| j.id == id).unwrap().lease();
+        let stale = Lease {
+            id: b,
+            attempts: lease(b).attempts - 1,
+        };
+        let outcomes = [
+            Outcome::Ack {
+                lease: lease(a),
+                queue: "a",
+                result: Some(("42".into(), None)),
+            },
+            Outcome::Fail {
+                lease: stale,
+                queue: "a",
+                error: "stale".into(),
+            },
+        ];
+        let none = ClaimPlan::default();
+        let out = in_tx(&c, |c| run_cycle(c, &cycle(&outcomes, &none, &["a"]))).unwrap();
+        assert_eq!(out.applied, vec![Ok(Applied::Acked), Ok(Applied::Lost)]);
+        assert_eq!(
+            honker_core::get_result(&c, a).unwrap().as_deref(),
+            Some("42")
+        );
+        let row = honker_core::get_job(&c, b).unwrap().expect("b untouched");
+        assert_eq!(row.attempts, 1);
+        assert_eq!(row.state, honker_core::JobState::Processing);
+    }
+
+    #[test]
+    fn a_failing_outcome_rolls_back_alone_and_the_rest_commit() {
+        let c = db();
+        let a = enqueue(&c, "a");
+        let b = enqueue(&c, "a");
+        let plan = ClaimPlan {
+            budget: 2,
+            queues: vec![("a", 2)],
+        };
+        let jobs = in_tx(&c, |c| run_cycle(c, &cycle(&[], &plan, &["a"])))
+            .unwrap()
+            .claimed;
+        let lease = |id| jobs.iter().find(|j| j.id == id).unwrap().lease();
+        // A result that is not JSON makes that ack fail after its DELETE.
+        let outcomes = [
+            Outcome::Ack {
+                lease: lease(a),
+                queue: "a",
+                result: Some(("{not json".into(), None)),
+            },
+            Outcome::Ack {
+                lease: lease(b),
+                queue: "a",
+                result: None,
+            },
+        ];
+        let none = ClaimPlan::default();
+        let out = in_tx(&c, |c| run_cycle(c, &cycle(&outcomes, &none, &["a"]))).unwrap();
+        assert!(out.applied[0].is_err(), "{:?}", out.applied);
+        assert_eq!(out.applied[1], Ok(Applied::Acked));
+        assert!(
+            honker_core::get_job(&c, a).unwrap().is_some(),
+            "the failed ack was rolled back, row kept"
+        );
+        assert!(honker_core::get_job(&c, b).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_sweep_moves_expired_jobs_of_every_queue() {
+        let c = db();
+        let a = enqueue(&c, "a");
+        let b = enqueue(&c, "other");
+        c.execute(
+            "UPDATE _honker_live SET expires_at = unixepoch() - 1 WHERE id IN (?1, ?2)",
+            [a, b],
+        )
+        .unwrap();
+        let none = ClaimPlan::default();
+        let mut cy = cycle(&[], &none, &["a"]);
+        cy.sweep = true;
+        let out = in_tx(&c, |c| run_cycle(c, &cy)).unwrap();
+        assert_eq!(out.swept, 2);
+        assert!(honker_core::get_dead(&c, a).unwrap().is_some());
+    }
+}

@@ -1,0 +1,583 @@
+//! When the supervisor runs a cycle, what it does with the answer, how
+//! claimed jobs reach workers, and the wake-up timers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use honker_core::Lease;
+use ractor::{ActorId, ActorRef};
+
+use super::book::{outcome_of, NotStarted, Ready};
+use super::cycle::{self, Applied, ClaimPlan, Cycle, CycleOutput, NextTimes, Outcome};
+use super::{SupervisorMsg, SupervisorState};
+use crate::context::JobSignals;
+use crate::job::RunResult;
+use crate::worker::{Assignment, WorkerMsg};
+use crate::{JobContext, Result};
+
+/// Housekeeping (expiry sweep, result sweep, queue depth) at least this
+/// often while the pool is active.
+pub(super) const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
+/// Back-off after a failed cycle or check, doubling up to the maximum.
+pub(super) const MIN_RETRY_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+/// Jobs faster than this on average get the large prefetch buffer.
+const FAST_JOB: f64 = 0.005;
+/// Weight of the newest run in the moving average of run time.
+const RUN_TIME_WEIGHT: f64 = 0.05;
+/// Cycles in flight at once: one committing, one queued behind it.
+const MAX_CYCLES_IN_FLIGHT: usize = 2;
+
+/// What a cycle carried to the writer, handed back with its answer.
+#[derive(Clone)]
+pub(crate) struct Sent {
+    outcomes: Vec<Outcome>,
+    plan: ClaimPlan,
+    /// `wake_seq` when it started.
+    seq: u64,
+}
+
+impl SupervisorState {
+    /// The prefetch buffer for the jobs' measured run time.
+    fn buffer(&self) -> usize {
+        let c = self.args.concurrency;
+        match self.avg_run {
+            None => c,
+            Some(t) if t < FAST_JOB => 2 * c,
+            Some(_) => (c / 4).max(1),
+        }
+    }
+
+    /// Start the next cycle or check if one is due.
+    pub(super) fn pump(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        if self.cycles_running >= MAX_CYCLES_IN_FLIGHT
+            || self.check_running
+            || self.retry_timer.is_some()
+        {
+            return;
+        }
+        if self.shutdown.is_some() {
+            if !self.pending.is_empty() {
+                if self.cycles_running == 0 {
+                    self.start_cycle(myself, ClaimPlan::default());
+                }
+            } else if self.book.running_len() == 0 && self.cycles_running == 0 {
+                self.complete_shutdown(Ok(()));
+            }
+            return;
+        }
+        self.maybe_read_depths(myself);
+        let room = if self.work_maybe || self.commit_seen {
+            self.book.room(self.buffer())
+        } else {
+            0
+        };
+        if self.cycles_running > 0 {
+            // A second cycle only when it carries a worthwhile batch;
+            // otherwise wait for the running one to come back.
+            let worthwhile = (self.args.concurrency / 2).max(1);
+            let claimable = if self.work_maybe { room } else { 0 };
+            if self.pending.len() < worthwhile && claimable < worthwhile {
+                return;
+            }
+        }
+        let plan = if self.work_maybe || (self.commit_seen && !self.pending.is_empty()) {
+            self.plan_claims(room)
+        } else {
+            ClaimPlan::default()
+        };
+        let housekeeping = self.sweep_due
+            || self
+                .last_housekeeping
+                .is_none_or(|t| t.elapsed() >= HOUSEKEEPING_EVERY);
+        if !self.pending.is_empty() || !plan.queues.is_empty() || housekeeping {
+            if !plan.queues.is_empty() {
+                self.commit_seen = false;
+            }
+            self.start_cycle(myself, plan);
+        } else if self.commit_seen && room > 0 && self.cycles_running == 0 {
+            self.commit_seen = false;
+            self.start_check(myself);
+        }
+    }
+
+    /// The pool's room as one budget, each queue's room under its own
+    /// limit, in rotating order; reserved in the book until the cycle
+    /// comes back.
+    fn plan_claims(&mut self, budget: usize) -> ClaimPlan {
+        if budget == 0 || self.queues.is_empty() {
+            return ClaimPlan::default();
+        }
+        let n = self.queues.len();
+        self.rotate = (self.rotate + 1) % n;
+        let order: Vec<&'static str> = (0..n).map(|i| self.queues[(self.rotate + i) % n]).collect();
+        self.book.plan(budget, &order)
+    }
+
+    fn start_cycle(&mut self, myself: &ActorRef<SupervisorMsg>, plan: ClaimPlan) {
+        self.cycles_running += 1;
+        let sweep = self.sweep_due
+            || self
+                .last_housekeeping
+                .is_none_or(|t| t.elapsed() >= HOUSEKEEPING_EVERY);
+        if sweep {
+            self.sweep_due = false;
+            self.last_housekeeping = Some(Instant::now());
+        }
+        let sent = Arc::new(Sent {
+            outcomes: std::mem::take(&mut self.pending),
+            plan,
+            seq: self.wake_seq,
+        });
+        let worker_id = self.args.worker_id.clone();
+        let visibility = self.args.visibility;
+        let queues = self.queues.clone();
+        let me = myself.clone();
+        let for_writer = sent.clone();
+        self.args.honker.writer().write_then(
+            move |c| {
+                cycle::run_cycle(
+                    c,
+                    &Cycle {
+                        worker_id: &worker_id,
+                        outcomes: &for_writer.outcomes,
+                        plan: &for_writer.plan,
+                        visibility,
+                        queues: &queues,
+                        sweep,
+                    },
+                )
+            },
+            move |output| {
+                let sent = Box::new(Arc::try_unwrap(sent).unwrap_or_else(|a| (*a).clone()));
+                // A stopped pool cannot take the answer; nothing to do then.
+                let _ = me.cast(SupervisorMsg::CycleDone { output, sent });
+            },
+        );
+    }
+
+    fn start_check(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        self.check_running = true;
+        let queues = self.queues.clone();
+        let honker = self.args.honker.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let result = honker
+                .writer()
+                .read(move |c| {
+                    let mut claimable = false;
+                    for q in &queues {
+                        claimable |= honker_core::has_claimable(c, q)?;
+                    }
+                    Ok((claimable, cycle::next_times(c, &queues)?))
+                })
+                .await;
+            let _ = me.cast(SupervisorMsg::Checked(result));
+        });
+    }
+
+    pub(super) fn checked(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        result: Result<(bool, NextTimes)>,
+    ) {
+        self.check_running = false;
+        match result {
+            Ok((claimable, next)) => {
+                self.backoff = MIN_RETRY_BACKOFF;
+                self.work_maybe |= claimable;
+                self.plan_wake(myself, next);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "checking for claimable jobs failed");
+                self.commit_seen = true;
+                self.retry_later(myself);
+            }
+        }
+    }
+
+    /// Read each queue's depth for the gauge, outside any write
+    /// transaction, at most every few seconds.
+    fn maybe_read_depths(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        if self.depth_read_running
+            || self
+                .last_depths
+                .is_some_and(|t| t.elapsed() < HOUSEKEEPING_EVERY)
+        {
+            return;
+        }
+        self.depth_read_running = true;
+        self.last_depths = Some(Instant::now());
+        let queues = self.queues.clone();
+        let honker = self.args.honker.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let result = honker
+                .writer()
+                .read(move |c| {
+                    let mut d = Vec::with_capacity(queues.len());
+                    for q in queues {
+                        d.push((q, honker_core::queue_stats(c, q)?.pending_due));
+                    }
+                    Ok(d)
+                })
+                .await;
+            let _ = me.cast(SupervisorMsg::Depths(result));
+        });
+    }
+
+    pub(super) fn depths_read(&mut self, result: Result<Vec<(&'static str, i64)>>) {
+        self.depth_read_running = false;
+        match result {
+            Ok(depths) => {
+                for (q, d) in depths {
+                    if let Some(m) = self.metrics.get(q) {
+                        m.depth.set(d as f64);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading queue depths failed"),
+        }
+    }
+
+    pub(super) fn cycle_done(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        output: Result<CycleOutput>,
+        sent: Sent,
+    ) {
+        self.cycles_running -= 1;
+        self.book.unreserve(&sent.plan);
+        let out = match output {
+            Ok(out) => out,
+            Err(e) => {
+                self.cycle_failures += 1;
+                tracing::warn!(error = %e, outcomes = sent.outcomes.len(),
+                    failures = self.cycle_failures, "pool cycle failed; will retry");
+                // Never dropped: oldest first, ahead of anything newer.
+                let newer = std::mem::replace(&mut self.pending, sent.outcomes);
+                self.pending.extend(newer);
+                self.work_maybe = true;
+                if self.shutdown_gives_up() {
+                    return;
+                }
+                self.retry_later(myself);
+                return;
+            }
+        };
+        self.cycle_failures = 0;
+        let mut trouble = !out.claim_errors.is_empty();
+        for (o, applied) in sent.outcomes.into_iter().zip(out.applied) {
+            match applied {
+                Ok(applied) => self.count_applied(&o, applied),
+                Err(why) => {
+                    tracing::warn!(queue = o.queue(), job_id = o.lease().id, error = %why,
+                        "could not record a job outcome; will retry");
+                    self.pending.push(o);
+                    trouble = true;
+                }
+            }
+        }
+        for (q, why) in &out.claim_errors {
+            tracing::warn!(queue = q, error = %why, "claiming failed for this queue; will retry");
+        }
+        for job in out.claimed {
+            let Some(queue) = self.queues.iter().copied().find(|q| *q == job.queue) else {
+                continue;
+            };
+            if self.shutdown.is_some() {
+                // Claimed by a cycle sent before the shutdown began:
+                // straight back, attempt unburned, never started.
+                self.pending.push(Outcome::Release {
+                    lease: job.lease(),
+                    queue,
+                });
+                continue;
+            }
+            self.book.claimed(job, queue);
+        }
+        self.dispatch_ready();
+        if !out.maybe_more && self.wake_seq == sent.seq && self.cycles_running == 0 {
+            // Every queue gave less than asked: drained until the next wake.
+            self.work_maybe = false;
+        }
+        if let Some(next) = out.next {
+            self.plan_wake(myself, next);
+        }
+        if trouble {
+            self.work_maybe = true;
+            self.retry_later(myself);
+        } else {
+            self.backoff = MIN_RETRY_BACKOFF;
+        }
+    }
+
+    fn count_applied(&self, o: &Outcome, applied: Applied) {
+        let Some(m) = self.metrics.get(o.queue()) else {
+            return;
+        };
+        let lease = o.lease();
+        match applied {
+            Applied::Acked => m.success.increment(1),
+            Applied::Retried => m.retried.increment(1),
+            Applied::Released => m.released.increment(1),
+            Applied::Dead => {
+                m.dead.increment(1);
+                let error = match o {
+                    Outcome::Retry { error, .. } | Outcome::Fail { error, .. } => error.as_str(),
+                    _ => "",
+                };
+                tracing::warn!(
+                    queue = o.queue(),
+                    job_id = lease.id,
+                    attempt = lease.attempts,
+                    error,
+                    "job moved to _honker_dead"
+                );
+            }
+            Applied::Lost => {
+                m.lost.increment(1);
+                tracing::warn!(
+                    queue = o.queue(),
+                    job_id = lease.id,
+                    attempt = lease.attempts,
+                    "claim was lost before the outcome was recorded; nothing written"
+                );
+            }
+        }
+    }
+
+    /// Hand ready jobs to idle workers; give back those that expired.
+    pub(super) fn dispatch_ready(&mut self) {
+        let now = unix_now();
+        let mut gone = Vec::new();
+        while let Some(&worker) = self.idle.last() {
+            let Some(r) = self.book.next_ready(now, &mut gone) else {
+                break;
+            };
+            self.idle.pop();
+            self.start_job(worker, r);
+        }
+        for (r, why) in gone {
+            let NotStarted::Expired = why;
+            tracing::info!(
+                queue = r.queue,
+                job_id = r.job.id,
+                "job expired while waiting for a worker; not started"
+            );
+            self.sweep_due = true;
+            self.pending.push(Outcome::Release {
+                lease: r.job.lease(),
+                queue: r.queue,
+            });
+        }
+    }
+
+    fn start_job(&mut self, worker: ActorId, r: Ready) {
+        let Some(slot) = self.slots.get_mut(&worker) else {
+            self.book.unready(r);
+            return;
+        };
+        let lease = r.job.lease();
+        let signals = Arc::new(JobSignals::default());
+        let ctx = JobContext {
+            id: r.job.id,
+            queue: Arc::from(r.queue),
+            attempt: u32::try_from(r.job.attempts).unwrap_or(u32::MAX),
+            max_attempts: u32::try_from(r.job.max_attempts).unwrap_or(u32::MAX),
+            worker_id: self.args.worker_id.clone(),
+            honker: self.args.honker.clone(),
+            data: self.args.data.clone(),
+            signals: signals.clone(),
+        };
+        if let Some(m) = self.metrics.get(r.queue) {
+            // Whole seconds: the format keeps no finer time.
+            m.wait
+                .record(unix_now().saturating_sub(r.job.run_at).max(0) as f64);
+            m.in_flight.increment(1.0);
+        }
+        self.book.start(&r, signals);
+        let handler = self.args.jobs[r.queue].clone();
+        let assignment = Box::new(Assignment {
+            job: r.job,
+            handler,
+            ctx,
+        });
+        slot.job = Some(lease);
+        if slot.worker.cast(WorkerMsg::Run(assignment)).is_err() {
+            // The worker is stopping; its supervision event will replace it.
+            slot.job = None;
+            self.record(lease, RunResult::Aborted, Duration::ZERO);
+        }
+    }
+
+    pub(super) fn finished(
+        &mut self,
+        worker: ActorId,
+        lease: Lease,
+        result: RunResult,
+        elapsed: Duration,
+    ) {
+        if let Some(slot) = self.slots.get_mut(&worker) {
+            if slot.job == Some(lease) {
+                slot.job = None;
+                self.idle.push(worker);
+            }
+        }
+        self.record(lease, result, elapsed);
+        self.dispatch_ready();
+    }
+
+    /// A worker died (a handler panicked) while running `lease`.
+    pub(super) fn worker_failed(&mut self, lease: Lease, why: &str) {
+        let error = if why.starts_with("panicked: ") {
+            why.to_string()
+        } else {
+            format!("worker failed: {why}")
+        };
+        let queue = self
+            .book
+            .running()
+            .find(|(l, _)| **l == lease)
+            .map(|(_, r)| r.queue);
+        if let Some(m) = queue.and_then(|q| self.metrics.get(q)) {
+            m.restarts.increment(1);
+        }
+        self.record(
+            lease,
+            RunResult::Retry { after: None, error },
+            Duration::ZERO,
+        );
+    }
+
+    /// Turn a finished run into an outcome to write.
+    pub(super) fn record(&mut self, lease: Lease, result: RunResult, elapsed: Duration) {
+        let Some(run) = self.book.finish(lease) else {
+            tracing::warn!(
+                job_id = lease.id,
+                attempt = lease.attempts,
+                "a run finished whose claim the pool no longer holds; outcome dropped"
+            );
+            return;
+        };
+        if let Some(m) = self.metrics.get(run.queue) {
+            m.in_flight.decrement(1.0);
+            if !elapsed.is_zero() {
+                m.duration.record(elapsed.as_secs_f64());
+            }
+        }
+        if !elapsed.is_zero() {
+            let t = elapsed.as_secs_f64();
+            self.avg_run = Some(match self.avg_run {
+                None => t,
+                Some(avg) => avg + RUN_TIME_WEIGHT * (t - avg),
+            });
+        }
+        let opts = self.args.jobs[run.queue].options();
+        let shutting_down = self.shutdown.is_some();
+        match outcome_of(lease, &run, result, opts, shutting_down) {
+            Some(o) => {
+                match &o {
+                    Outcome::Retry { delay, error, .. } => {
+                        tracing::info!(job_id = lease.id, queue = run.queue,
+                            attempt = lease.attempts, ?delay, error = %error, "job failed; will retry")
+                    }
+                    Outcome::Fail { error, .. } => {
+                        tracing::warn!(job_id = lease.id, queue = run.queue,
+                            attempt = lease.attempts, error = %error, "job failed permanently")
+                    }
+                    _ => {}
+                }
+                self.pending.push(o);
+            }
+            None => tracing::warn!(
+                job_id = lease.id,
+                queue = run.queue,
+                attempt = lease.attempts,
+                "run ended after its claim was lost; nothing written"
+            ),
+        }
+    }
+
+    pub(super) fn claims_lost(&mut self, lost: &[Lease]) {
+        let (dropped, stopped) = self.book.lost(lost);
+        for (lease, queue) in dropped {
+            if let Some(m) = self.metrics.get(queue) {
+                m.lost_claims.increment(1);
+            }
+            tracing::warn!(
+                job_id = lease.id,
+                queue,
+                "claim lost before the job started"
+            );
+        }
+        for (lease, queue) in stopped {
+            if let Some(m) = self.metrics.get(queue) {
+                m.lost_claims.increment(1);
+            }
+            tracing::warn!(
+                job_id = lease.id,
+                queue,
+                "claim lost while the job was running"
+            );
+        }
+    }
+
+    /// Wake at the next due time.
+    pub(super) fn plan_wake(&mut self, myself: &ActorRef<SupervisorMsg>, next: NextTimes) {
+        self.schedule_timer(myself, next.first());
+    }
+
+    /// Wake at `at` (unix seconds), replacing a later timer.
+    fn schedule_timer(&mut self, myself: &ActorRef<SupervisorMsg>, at: Option<i64>) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        let Some(at) = at else {
+            return;
+        };
+        if let Some((current, handle)) = &self.timer {
+            if *current <= at && !handle.is_finished() {
+                return;
+            }
+            handle.abort();
+        }
+        // unixepoch() must read `at` when the claim runs: a few ms past it.
+        let delay = until_unix(at) + Duration::from_millis(5);
+        let me = myself.clone();
+        let handle = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = me.cast(SupervisorMsg::Wake(super::WakeKind::Timer));
+        });
+        self.timer = Some((at, handle));
+    }
+
+    pub(super) fn retry_later(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        if self.retry_timer.is_some() {
+            return;
+        }
+        let delay = self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_RETRY_BACKOFF);
+        let me = myself.clone();
+        self.retry_timer = Some(tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = me.cast(SupervisorMsg::RetryNow);
+        }));
+    }
+}
+
+/// The time from now until unix second `at` (zero if past).
+fn until_unix(at: i64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let at = Duration::from_secs(u64::try_from(at).unwrap_or(0));
+    at.saturating_sub(now)
+}
+
+pub(super) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

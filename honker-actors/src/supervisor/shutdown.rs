@@ -1,0 +1,139 @@
+//! The graceful stop: stop claiming, give back jobs not started, let
+//! running jobs finish within the grace period (then abort them), write
+//! every outcome, and only then reply; `Err(n)` when `n` outcomes could not
+//! be written before giving up.
+
+use std::time::{Duration, Instant};
+
+use ractor::ActorRef;
+
+use super::cycle::Outcome;
+use super::{ShutdownReply, SupervisorMsg, SupervisorState};
+use crate::job::RunResult;
+
+/// After a forced abort at the end of the shutdown grace period, how long a
+/// handler that ignores it gets before its claim is released regardless.
+pub(crate) const ABORT_GRACE: Duration = Duration::from_secs(1);
+/// How long after the jobs' grace (and the abort grace) a shutdown keeps
+/// trying to write outcomes before it gives up and reports them.
+pub(crate) const WRITE_GRACE: Duration = Duration::from_secs(5);
+
+pub(super) struct ShutdownState {
+    replies: Vec<ShutdownReply>,
+    /// Past this, failed writes are given up and reported.
+    give_up_at: Option<Instant>,
+}
+
+impl SupervisorState {
+    pub(super) fn begin_shutdown(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        reply: ShutdownReply,
+    ) {
+        if let Some(s) = &mut self.shutdown {
+            s.replies.push(reply);
+            return;
+        }
+        tracing::info!(
+            running = self.book.running_len(),
+            "worker pool shutting down"
+        );
+        let grace = self.args.shutdown_timeout;
+        self.shutdown = Some(ShutdownState {
+            replies: vec![reply],
+            give_up_at: Instant::now().checked_add(
+                grace
+                    .saturating_add(ABORT_GRACE)
+                    .saturating_add(WRITE_GRACE),
+            ),
+        });
+        self.wake_guard = None;
+        if let Some((_, t)) = self.timer.take() {
+            t.abort();
+        }
+        // Jobs claimed but not started go back at once, attempt unburned.
+        for r in self.book.drain_ready() {
+            self.pending.push(Outcome::Release {
+                lease: r.job.lease(),
+                queue: r.queue,
+            });
+        }
+        for (_, run) in self.book.running() {
+            run.signals.stop.raise();
+        }
+        if self.book.running_len() > 0 {
+            let me = myself.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                let _ = me.cast(SupervisorMsg::ShutdownDeadline);
+            });
+        }
+    }
+
+    /// The grace period ended: abort the runs still going.
+    pub(super) fn shutdown_deadline(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        tracing::warn!(
+            running = self.book.running_len(),
+            "shutdown grace period over; stopping the jobs still running"
+        );
+        for (_, run) in self.book.running() {
+            run.signals.abort.raise();
+        }
+        let me = myself.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ABORT_GRACE).await;
+            let _ = me.cast(SupervisorMsg::ShutdownForce);
+        });
+    }
+
+    /// The abort grace ended: give back the claims of runs that ignored it.
+    pub(super) fn shutdown_force(&mut self) {
+        let leases: Vec<_> = self.book.running().map(|(l, _)| *l).collect();
+        for lease in leases {
+            tracing::error!(
+                job_id = lease.id,
+                "handler ignored the abort; releasing its claim anyway"
+            );
+            for slot in self.slots.values_mut() {
+                if slot.job == Some(lease) {
+                    slot.job = None;
+                }
+            }
+            self.record(lease, RunResult::Aborted, Duration::ZERO);
+        }
+    }
+
+    /// A cycle failed during a shutdown: past the give-up time, report the
+    /// outcomes still unwritten and finish. Returns whether it gave up.
+    pub(super) fn shutdown_gives_up(&mut self) -> bool {
+        let Some(s) = &self.shutdown else {
+            return false;
+        };
+        if s.give_up_at.is_some_and(|t| Instant::now() < t) || s.give_up_at.is_none() {
+            return false;
+        }
+        let unwritten = self.pending.len();
+        tracing::error!(
+            unwritten,
+            "shutdown could not write every job outcome; those jobs will run again"
+        );
+        self.pending.clear();
+        self.complete_shutdown(Err(unwritten));
+        true
+    }
+
+    pub(super) fn complete_shutdown(&mut self, result: Result<(), usize>) {
+        if let Some(s) = self.shutdown.as_mut() {
+            if s.replies.is_empty() {
+                return;
+            }
+            if let Some(hb) = self.heartbeat.take() {
+                hb.stop(None);
+            }
+            tracing::info!(worker_id = %self.args.worker_id, "worker pool stopped");
+            for r in s.replies.drain(..) {
+                let _ = r.send(result);
+            }
+        }
+    }
+}
