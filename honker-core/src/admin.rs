@@ -1,11 +1,28 @@
 //! Inspecting and managing jobs: get, cancel, sweep, dead jobs, stats.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, Row};
 
-use crate::{atomically, sql, DeadJob, Job, QueueStats, Result};
+use crate::job::{lenient_int, opt_text_lossy, text_lossy};
+use crate::{atomically, sql, DeadJob, Job, JobFate, JobState, QueueStats, Result};
+
+/// The `last_error` of a job that [`cancel`] moved to `_honker_dead`.
+///
+/// ```
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let id = honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+/// honker_core::cancel(&conn, id).unwrap();
+/// let dead = honker_core::get_dead(&conn, id).unwrap().unwrap();
+/// assert_eq!(dead.last_error.as_deref(), Some(honker_core::CANCELLED));
+/// ```
+pub const CANCELLED: &str = "cancelled";
 
 /// Read a live job by id. `None` once it was acked, cancelled or moved to
 /// dead (see [`get_dead`]).
+///
+/// Never fails because of what the row holds: an integer column holding a
+/// REAL is read as a saturating `i64`, one holding integer-looking TEXT as
+/// that integer, anything else as 0 (each logged with `tracing::warn`);
+/// text that is not UTF-8 is shown lossily.
 ///
 /// ```
 /// let conn = honker_core::open_in_memory().unwrap();
@@ -18,17 +35,100 @@ pub fn get_job(conn: &Connection, id: i64) -> Result<Option<Job>> {
     Ok(stmt.query_row([id], Job::from_row).optional()?)
 }
 
-/// Delete a pending or processing job. `true` when a row was removed. A
-/// worker still running it finds its claim lost when it acks.
+/// [`get_job`], only if the job belongs to `queue`: `None` for a job of
+/// another queue.
 ///
 /// ```
 /// let conn = honker_core::open_in_memory().unwrap();
+/// let id = honker_core::enqueue(&conn, "a", "1", &Default::default()).unwrap();
+/// assert!(honker_core::get_job_in(&conn, "a", id).unwrap().is_some());
+/// assert!(honker_core::get_job_in(&conn, "b", id).unwrap().is_none());
+/// ```
+pub fn get_job_in(conn: &Connection, queue: &str, id: i64) -> Result<Option<Job>> {
+    let mut stmt = conn.prepare_cached(sql::GET_JOB_IN)?;
+    Ok(stmt
+        .query_row(rusqlite::params![id, queue], Job::from_row)
+        .optional()?)
+}
+
+/// Cancel a pending or processing job: move it to `_honker_dead` with
+/// `last_error` [`CANCELLED`], atomically. `true` when a row was moved.
+///
+/// The record stays, so a caller waiting for the job's outcome learns it
+/// was cancelled ([`job_fate`]), and an operator can bring it back
+/// ([`requeue_dead`]). A worker still running it finds its claim lost when
+/// it acks, retries, fails or heartbeats.
+///
+/// ```
+/// use honker_core::{cancel, get_dead, CANCELLED};
+/// let conn = honker_core::open_in_memory().unwrap();
 /// let id = honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
-/// assert!(honker_core::cancel(&conn, id).unwrap());
-/// assert!(!honker_core::cancel(&conn, id).unwrap());
+/// assert!(cancel(&conn, id).unwrap());
+/// assert!(!cancel(&conn, id).unwrap());
+/// assert_eq!(get_dead(&conn, id).unwrap().unwrap().last_error.as_deref(), Some(CANCELLED));
 /// ```
 pub fn cancel(conn: &Connection, id: i64) -> Result<bool> {
-    Ok(conn.prepare_cached(sql::CANCEL)?.execute([id])? == 1)
+    cancel_where(conn, None, id)
+}
+
+/// [`cancel`], only if the job belongs to `queue`: `false`, touching
+/// nothing, for a job of another queue.
+///
+/// ```
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let id = honker_core::enqueue(&conn, "a", "1", &Default::default()).unwrap();
+/// assert!(!honker_core::cancel_in(&conn, "b", id).unwrap());
+/// assert!(honker_core::cancel_in(&conn, "a", id).unwrap());
+/// ```
+pub fn cancel_in(conn: &Connection, queue: &str, id: i64) -> Result<bool> {
+    cancel_where(conn, Some(queue), id)
+}
+
+fn cancel_where(conn: &Connection, queue: Option<&str>, id: i64) -> Result<bool> {
+    atomically(conn, |c| {
+        let copied = c
+            .prepare_cached(sql::CANCEL_TO_DEAD)?
+            .execute(rusqlite::params![id, queue, CANCELLED])?;
+        if copied == 0 {
+            return Ok(false);
+        }
+        c.prepare_cached(sql::DELETE_LIVE)?.execute([id])?;
+        Ok(true)
+    })
+}
+
+/// Where job `id` is now, for a caller waiting on its outcome: still live
+/// (in which state), dead (with its `last_error`: failed, exhausted,
+/// expired, or [`CANCELLED`]), or [`JobFate::Gone`]. Reads the live table
+/// first, then the dead one, in one statement (one snapshot).
+///
+/// `Gone` means the job was acked, or never existed: the format keeps no
+/// record of acked jobs. A result it saved ([`get_result`](crate::get_result))
+/// tells the two apart.
+///
+/// ```
+/// use std::time::Duration;
+/// use honker_core::{job_fate, JobFate};
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let id = honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+/// let job = honker_core::claim_batch(&conn, "q", "w", 1, Duration::from_secs(60)).unwrap().remove(0);
+/// honker_core::ack(&conn, "w", job.lease()).unwrap();
+/// assert_eq!(job_fate(&conn, id).unwrap(), JobFate::Gone);
+/// ```
+pub fn job_fate(conn: &Connection, id: i64) -> Result<JobFate> {
+    let mut stmt = conn.prepare_cached(sql::JOB_FATE)?;
+    let fate = stmt
+        .query_row([id], |r| {
+            Ok(if lenient_int(r.get_ref(0)?, "table", id) == 1 {
+                JobFate::Live(JobState::from_value(r.get_ref(1)?))
+            } else {
+                JobFate::Dead {
+                    last_error: opt_text_lossy(r.get_ref(2)?),
+                }
+            })
+        })
+        .optional()?;
+    Ok(fate.unwrap_or(JobFate::Gone))
 }
 
 /// Move expired rows of `queue` (or of every queue) to `_honker_dead`
@@ -60,7 +160,8 @@ pub fn sweep_expired(conn: &Connection, queue: Option<&str>) -> Result<usize> {
     })
 }
 
-/// Dead jobs of `queue`, oldest id first, `limit` from `offset`.
+/// Dead jobs of `queue`, oldest id first, `limit` from `offset` (each
+/// saturating at `i64::MAX`). Rows are read leniently, as by [`get_job`].
 ///
 /// ```
 /// let conn = honker_core::open_in_memory().unwrap();
@@ -73,14 +174,13 @@ pub fn list_dead(
     offset: usize,
 ) -> Result<Vec<DeadJob>> {
     let mut stmt = conn.prepare_cached(sql::LIST_DEAD)?;
-    let rows = stmt.query_map(
-        rusqlite::params![queue, limit as i64, offset as i64],
-        DeadJob::from_row,
-    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(rusqlite::params![queue, limit, offset], DeadJob::from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// Read a dead job by id.
+/// Read a dead job by id. Read leniently, as by [`get_job`].
 ///
 /// ```
 /// let conn = honker_core::open_in_memory().unwrap();
@@ -113,7 +213,33 @@ pub fn requeue_dead(conn: &Connection, id: i64) -> Result<bool> {
     })
 }
 
+/// [`requeue_dead`], only if the dead job belongs to `queue`: `false`,
+/// touching nothing, for a job of another queue.
+///
+/// ```
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let id = honker_core::enqueue(&conn, "a", "1", &Default::default()).unwrap();
+/// honker_core::cancel(&conn, id).unwrap();
+/// assert!(!honker_core::requeue_dead_in(&conn, "b", id).unwrap());
+/// assert!(honker_core::requeue_dead_in(&conn, "a", id).unwrap());
+/// assert!(honker_core::get_job(&conn, id).unwrap().is_some());
+/// ```
+pub fn requeue_dead_in(conn: &Connection, queue: &str, id: i64) -> Result<bool> {
+    atomically(conn, |c| {
+        let moved = c
+            .prepare_cached(sql::REQUEUE_DEAD_INSERT_IN)?
+            .execute(rusqlite::params![id, queue])?;
+        if moved == 0 {
+            return Ok(false);
+        }
+        c.prepare_cached(sql::DELETE_DEAD)?.execute([id])?;
+        Ok(true)
+    })
+}
+
 /// Counts for every queue that has a live or dead row, by queue name.
+/// Reads every row. Never fails because of what a row holds (a queue name
+/// that is not UTF-8 text is shown lossily).
 ///
 /// ```
 /// let conn = honker_core::open_in_memory().unwrap();
@@ -123,34 +249,59 @@ pub fn requeue_dead(conn: &Connection, id: i64) -> Result<bool> {
 /// assert_eq!(names, ["a", "b"]);
 /// ```
 pub fn stats(conn: &Connection) -> Result<Vec<QueueStats>> {
-    stats_where(conn, None)
+    let mut stmt = conn.prepare_cached(sql::STATS_ALL)?;
+    let rows = stmt.query_map([], |r| {
+        let queue = text_lossy(r.get_ref(0)?);
+        counts(r, 1, queue)
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// Counts for one queue (zeros when it has no rows).
+/// Counts for one queue (zeros when it has no rows), each read through an
+/// index that starts with the queue name: the cost grows with the rows of
+/// this queue, not of the whole file. Pending rows are checked against
+/// their `expires_at`; for the cheapest depth read see
+/// [`pending_due_count`].
 ///
 /// ```
 /// let conn = honker_core::open_in_memory().unwrap();
 /// assert_eq!(honker_core::queue_stats(&conn, "none").unwrap().pending_due, 0);
 /// ```
 pub fn queue_stats(conn: &Connection, queue: &str) -> Result<QueueStats> {
-    Ok(stats_where(conn, Some(queue))?
-        .pop()
-        .unwrap_or_else(|| QueueStats {
-            queue: queue.to_string(),
-            ..QueueStats::default()
-        }))
+    let mut stmt = conn.prepare_cached(sql::STATS_QUEUE)?;
+    Ok(stmt.query_row([queue], |r| counts(r, 0, queue.to_string()))?)
 }
 
-fn stats_where(conn: &Connection, queue: Option<&str>) -> Result<Vec<QueueStats>> {
-    let mut stmt = conn.prepare_cached(sql::STATS)?;
-    let rows = stmt.query_map([queue], |r| {
-        Ok(QueueStats {
-            queue: r.get(0)?,
-            pending_due: r.get(1)?,
-            scheduled: r.get(2)?,
-            processing: r.get(3)?,
-            dead: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+/// The four counts from column `first` on.
+fn counts(r: &Row<'_>, first: usize, queue: String) -> rusqlite::Result<QueueStats> {
+    let n = |i: usize, column: &'static str| -> rusqlite::Result<i64> {
+        Ok(lenient_int(r.get_ref(first + i)?, column, 0))
+    };
+    Ok(QueueStats {
+        pending_due: n(0, "pending_due")?,
+        scheduled: n(1, "scheduled")?,
+        processing: n(2, "processing")?,
+        dead: n(3, "dead")?,
+        queue,
+    })
+}
+
+/// How many pending jobs of `queue` are due now: a queue-depth gauge.
+///
+/// Counted on the index `_honker_live_pending_deadline` alone (a range of
+/// one covering index, no table lookups), so it is cheap at any table
+/// size. Unlike [`queue_stats`] it does not look at `expires_at`: a job
+/// that expired but was not yet swept ([`sweep_expired`]) is still counted.
+///
+/// ```
+/// use std::time::Duration;
+/// use honker_core::{enqueue, pending_due_count, EnqueueOptions};
+/// let conn = honker_core::open_in_memory().unwrap();
+/// enqueue(&conn, "q", "1", &EnqueueOptions::default()).unwrap();
+/// enqueue(&conn, "q", "2", &EnqueueOptions::default().delay(Duration::from_secs(60))).unwrap();
+/// assert_eq!(pending_due_count(&conn, "q").unwrap(), 1);
+/// ```
+pub fn pending_due_count(conn: &Connection, queue: &str) -> Result<i64> {
+    let mut stmt = conn.prepare_cached(sql::PENDING_DUE_COUNT)?;
+    Ok(stmt.query_row([queue], |r| Ok(lenient_int(r.get_ref(0)?, "count", 0)))?)
 }

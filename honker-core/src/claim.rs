@@ -1,11 +1,17 @@
 //! Claiming jobs, and knowing when the next one can be claimed.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::enqueue::ceil_secs;
+use crate::enqueue::clamped_secs;
+use crate::job::{describe, exact_int};
 use crate::{atomically, sql, ClaimedJob, Result};
+
+/// The most result slots [`claim_batch`] reserves up front, whatever `n`.
+const MAX_RESERVED: usize = 1024;
 
 /// Claim visibility when none is given: 300 s, as in every honker binding.
 pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -19,8 +25,15 @@ pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(300);
 /// `_honker_dead` (`'max attempts exceeded'`) instead of being returned, in
 /// the same transaction, and its slot is filled from the next rows. So is a
 /// row whose payload is not text (a BLOB, bytes that are not UTF-8, written
-/// by a foreign program), with a message that says so: one such row never
-/// blocks its queue.
+/// by a foreign program), with a message that says so, and so is a row
+/// whose integer column holds something else (`expires_at` stored as REAL
+/// `1e30`, `priority` as TEXT `'soon'`; an integral REAL within `i64` is
+/// read as that integer), with a `last_error` naming the column and what it
+/// held: one such row never blocks its queue.
+///
+/// `visibility` is clamped to [`MAX_DURATION`](crate::MAX_DURATION) (and
+/// is at least 1 s); any `n` is accepted (`usize::MAX` claims everything
+/// claimable).
 ///
 /// ```
 /// use std::time::Duration;
@@ -42,26 +55,27 @@ pub fn claim_batch(
     if n == 0 {
         return Ok(Vec::new());
     }
-    let visibility = ceil_secs(visibility).max(1);
+    let visibility = clamped_secs(visibility).max(1);
     atomically(conn, |c| {
-        let mut out: Vec<ClaimedJob> = Vec::with_capacity(n);
+        let mut out: Vec<ClaimedJob> = Vec::with_capacity(n.min(MAX_RESERVED));
         let mut stmt = c.prepare_cached(sql::CLAIM)?;
         loop {
             let want = n - out.len();
+            let limit = i64::try_from(want).unwrap_or(i64::MAX);
             let rows = stmt
                 .query_map(
-                    rusqlite::params![queue, worker_id, want as i64, visibility],
+                    rusqlite::params![queue, worker_id, limit, visibility],
                     ClaimedJob::from_row,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let got = rows.len();
             let mut exhausted = 0;
-            for (job, bad_payload) in rows {
-                if job.attempts > job.max_attempts {
-                    dead_letter_exhausted(c, job.id)?;
-                    exhausted += 1;
-                } else if let Some(why) = bad_payload {
+            for (job, unusable) in rows {
+                if let Some(why) = unusable {
                     dead_letter_unusable(c, job.id, &why)?;
+                    exhausted += 1;
+                } else if job.attempts > job.max_attempts {
+                    dead_letter_exhausted(c, job.id)?;
                     exhausted += 1;
                 } else {
                     out.push(job);
@@ -89,7 +103,7 @@ fn dead_letter_unusable(c: &Connection, id: i64, why: &str) -> Result<()> {
     tracing::warn!(
         job_id = id,
         reason = why,
-        "job payload is unusable; moved to _honker_dead"
+        "job row is unusable; moved to _honker_dead"
     );
     Ok(())
 }
@@ -120,10 +134,20 @@ pub fn has_claimable(conn: &Connection, queue: &str) -> Result<bool> {
     Ok(stmt.query_row([queue], |r| r.get(0))?)
 }
 
-/// The earliest future unix second at which `queue` may have a job to
-/// claim: the next pending `run_at`, or one second after the earliest
-/// claim expiry. `None` when nothing is scheduled. Expired rows and
-/// processing rows with exhausted attempts are ignored.
+/// The earliest future unix second at which a claim of `queue` may have
+/// work: the next pending `run_at` (of a row that will not have expired by
+/// then), or one second after the earliest claim of any processing row
+/// lapses. `None` when nothing is scheduled.
+///
+/// Every processing row counts, so an idle pool wakes when a claim lapses
+/// even if there is nothing to re-claim: the claim then moves a row whose
+/// attempts are exhausted to `_honker_dead`, and
+/// [`sweep_expired`](crate::sweep_expired) moves one that expired
+/// meanwhile.
+///
+/// Never fails because of what a row holds: times that are not integers
+/// (TEXT, a REAL such as `1e30`; an integral REAL within `i64` counts as
+/// its integer) are ignored, and logged once per process.
 ///
 /// ```
 /// use std::time::Duration;
@@ -135,11 +159,39 @@ pub fn has_claimable(conn: &Connection, queue: &str) -> Result<bool> {
 /// ```
 pub fn next_claim_at(conn: &Connection, queue: &str) -> Result<Option<i64>> {
     let mut stmt = conn.prepare_cached(sql::NEXT_CLAIM_AT)?;
-    Ok(stmt.query_row([queue], |r| r.get(0))?)
+    Ok(stmt
+        .query_row([queue], |r| {
+            Ok(lenient_time(r.get_ref(0)?, "next_claim_at"))
+        })
+        .optional()?
+        .flatten())
+}
+
+/// Set once an odd deadline has been logged.
+static WARNED_ODD_TIME: AtomicBool = AtomicBool::new(false);
+
+/// A MIN(..) of integer times, read leniently: an integer (or integral REAL
+/// within `i64`) as is, NULL as `None`, anything else ignored (`None`) with
+/// a warning the first time.
+fn lenient_time(v: ValueRef<'_>, what: &'static str) -> Option<i64> {
+    if matches!(v, ValueRef::Null) {
+        return None;
+    }
+    let t = exact_int(v);
+    if t.is_none() && !WARNED_ODD_TIME.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            what,
+            held = %describe(v),
+            "a honker deadline is not an integer unix time; ignored (logged once)"
+        );
+    }
+    t
 }
 
 /// The earliest future `expires_at` among the live rows of `queue`: when a
-/// [`sweep_expired`](crate::sweep_expired) next has work.
+/// [`sweep_expired`](crate::sweep_expired) next has work. Like
+/// [`next_claim_at`], never fails because of what a row holds (values that
+/// are not integers are ignored).
 ///
 /// ```
 /// use std::time::Duration;
@@ -150,5 +202,10 @@ pub fn next_claim_at(conn: &Connection, queue: &str) -> Result<Option<i64>> {
 /// ```
 pub fn next_expiry_at(conn: &Connection, queue: &str) -> Result<Option<i64>> {
     let mut stmt = conn.prepare_cached(sql::NEXT_EXPIRY_AT)?;
-    Ok(stmt.query_row([queue], |r| r.get(0)).optional()?.flatten())
+    Ok(stmt
+        .query_row([queue], |r| {
+            Ok(lenient_time(r.get_ref(0)?, "next_expiry_at"))
+        })
+        .optional()?
+        .flatten())
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::enqueue::{ceil_millis, ceil_secs};
+use crate::enqueue::{clamped_millis, clamped_secs};
 use crate::{atomically, sql, Lease, Result};
 
 /// What [`retry`] did.
@@ -62,7 +62,9 @@ pub fn ack_batch(conn: &Connection, worker_id: &str, leases: &[Lease]) -> Result
 }
 
 /// Put a claimed job back to pending, due after `delay`; when its attempts
-/// are exhausted, move it to `_honker_dead` with `error` instead.
+/// are exhausted, move it to `_honker_dead` with `error` instead. `delay`
+/// is clamped to [`MAX_DURATION`](crate::MAX_DURATION), so the outcome is
+/// always recorded.
 ///
 /// ```
 /// use std::time::Duration;
@@ -87,7 +89,7 @@ pub fn retry(
                 lease.id,
                 worker_id,
                 lease.attempts,
-                ceil_millis(delay)
+                clamped_millis(delay)
             ])?;
         if retried == 1 {
             return Ok(RetryOutcome::Retried);
@@ -137,6 +139,7 @@ fn move_to_dead(c: &Connection, worker_id: &str, lease: Lease, error: &str) -> R
 /// Extend a claim that is still ours and still valid to at least
 /// `now + extend`; never shortens it. Returns the new deadline, or `None`
 /// when the claim was lost (a late heartbeat never takes a job back).
+/// `extend` is clamped to [`MAX_DURATION`](crate::MAX_DURATION).
 ///
 /// ```
 /// use std::time::Duration;
@@ -155,7 +158,7 @@ pub fn heartbeat(
     let mut stmt = conn.prepare_cached(sql::HEARTBEAT)?;
     Ok(stmt
         .query_row(
-            rusqlite::params![lease.id, worker_id, lease.attempts, ceil_secs(extend)],
+            rusqlite::params![lease.id, worker_id, lease.attempts, clamped_secs(extend)],
             |r| r.get(0),
         )
         .optional()?)

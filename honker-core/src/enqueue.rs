@@ -9,6 +9,67 @@ use crate::{sql, Error, Result};
 /// Claims allowed when an enqueue does not say (the format's default).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
+/// The longest duration honker accepts or writes: 200 years of 365 days
+/// (6,307,200,000 s).
+///
+/// An enqueue whose `delay` or `expires` is longer is rejected
+/// ([`Error::InvalidOption`]); a claim visibility, heartbeat extension,
+/// retry delay or result time-to-live that is longer is clamped to it, so
+/// the times written stay integers that every binding can compare (a
+/// longer one could overflow SQLite's `unixepoch() + ?` into a REAL).
+///
+/// ```
+/// use std::time::Duration;
+/// use honker_core::{enqueue, EnqueueOptions, Error, MAX_DURATION};
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let ok = EnqueueOptions::default().expires(MAX_DURATION);
+/// assert!(enqueue(&conn, "q", "1", &ok).is_ok());
+/// let too_long = EnqueueOptions::default().expires(Duration::MAX);
+/// assert!(matches!(enqueue(&conn, "q", "1", &too_long), Err(Error::InvalidOption(_))));
+/// ```
+pub const MAX_DURATION: Duration = Duration::from_secs(200 * 365 * 86_400);
+
+/// The latest `run_at` an enqueue accepts: 9999-12-31T23:59:59Z.
+const MAX_RUN_AT: i64 = 253_402_300_799;
+
+/// The longest queue name, in bytes.
+const MAX_QUEUE_NAME: usize = 128;
+
+/// Check a queue name: 1 to 128 bytes, only ASCII letters, digits and
+/// `_ - . : /`.
+///
+/// Queue names are metric labels and log fields: names that differ only by
+/// characters a label sanitiser drops (a backslash, a space) would merge
+/// into one series. [`enqueue`] and [`enqueue_json`] reject other names
+/// with [`Error::InvalidQueueName`].
+///
+/// ```
+/// use honker_core::{validate_queue_name, Error};
+/// assert!(validate_queue_name("emails").is_ok());
+/// assert!(validate_queue_name("billing.v2:invoices/eu-west_1").is_ok());
+/// for bad in ["", "a b", "a\\b", "é", &"x".repeat(129)] {
+///     assert!(matches!(validate_queue_name(bad), Err(Error::InvalidQueueName { .. })));
+/// }
+/// ```
+pub fn validate_queue_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "must not be empty"
+    } else if name.len() > MAX_QUEUE_NAME {
+        "must be at most 128 bytes"
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b))
+    {
+        "may hold only ASCII letters, digits and _ - . : /"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidQueueName {
+        name: name.to_string(),
+        reason,
+    })
+}
+
 /// How to enqueue one job. All fields are optional.
 ///
 /// Times on disk are whole seconds; a delayed job is due at the first whole
@@ -66,22 +127,52 @@ impl EnqueueOptions {
     }
 }
 
-/// Whole milliseconds, rounded up.
+/// Whole milliseconds, rounded up; saturating (the same in debug and
+/// release builds).
 pub(crate) fn ceil_millis(d: Duration) -> i64 {
-    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 > 0);
-    i64::try_from(ms).unwrap_or(i64::MAX / 4)
+    let ms = d
+        .as_millis()
+        .saturating_add(u128::from(d.subsec_nanos() % 1_000_000 > 0));
+    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
-/// Whole seconds, rounded up.
+/// Whole seconds, rounded up; saturating (the same in debug and release
+/// builds).
 pub(crate) fn ceil_secs(d: Duration) -> i64 {
-    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    i64::try_from(s).unwrap_or(i64::MAX / 4)
+    let s = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
+    i64::try_from(s).unwrap_or(i64::MAX)
+}
+
+/// Whole seconds, rounded up, of `d` clamped to [`MAX_DURATION`].
+pub(crate) fn clamped_secs(d: Duration) -> i64 {
+    ceil_secs(d.min(MAX_DURATION))
+}
+
+/// Whole milliseconds, rounded up, of `d` clamped to [`MAX_DURATION`].
+pub(crate) fn clamped_millis(d: Duration) -> i64 {
+    ceil_millis(d.min(MAX_DURATION))
+}
+
+/// Reject a duration option longer than [`MAX_DURATION`].
+fn check_duration(option: &str, d: Option<Duration>) -> Result<()> {
+    match d {
+        Some(d) if d > MAX_DURATION => Err(Error::InvalidOption(format!(
+            "{option} must be at most MAX_DURATION (200 years, {} s); got {d:?}",
+            MAX_DURATION.as_secs()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Insert one job; returns its id. `payload` must be JSON text.
 ///
 /// A single `INSERT`, so it commits or rolls back with the caller's
 /// transaction when `conn` is inside one.
+///
+/// Rejected, writing nothing: a queue name that [`validate_queue_name`]
+/// refuses ([`Error::InvalidQueueName`]); `max_attempts = 0`, a `delay` or
+/// `expires` longer than [`MAX_DURATION`], a `run_at` before 1970 or after
+/// 9999-12-31T23:59:59Z ([`Error::InvalidOption`]).
 ///
 /// ```
 /// let conn = honker_core::open_in_memory().unwrap();
@@ -117,22 +208,29 @@ pub fn enqueue_json(
     payload: &str,
     opts: &EnqueueOptions,
 ) -> Result<i64> {
-    if queue.is_empty() {
-        return Err(Error::InvalidOption("queue name must not be empty".into()));
-    }
+    validate_queue_name(queue)?;
     let max_attempts = opts.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
     if max_attempts == 0 {
         return Err(Error::InvalidOption(
             "max_attempts must be at least 1".into(),
         ));
     }
+    check_duration("delay", opts.delay)?;
+    check_duration("expires", opts.expires)?;
     let run_at = match opts.run_at {
         None => None,
-        Some(t) => Some(
-            t.duration_since(UNIX_EPOCH)
+        Some(t) => {
+            let secs = t
+                .duration_since(UNIX_EPOCH)
                 .map(ceil_secs)
-                .map_err(|_| Error::InvalidOption("run_at is before 1970".into()))?,
-        ),
+                .map_err(|_| Error::InvalidOption("run_at is before 1970".into()))?;
+            if secs > MAX_RUN_AT {
+                return Err(Error::InvalidOption(format!(
+                    "run_at must be at most {MAX_RUN_AT} (9999-12-31T23:59:59Z); got {secs}"
+                )));
+            }
+            Some(secs)
+        }
     };
     let mut stmt = conn.prepare_cached(sql::ENQUEUE)?;
     stmt.execute(rusqlite::params![

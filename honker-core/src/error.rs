@@ -58,9 +58,27 @@ pub enum Error {
     /// A payload that is not JSON text.
     #[error("payload is not valid JSON: {0}")]
     InvalidPayload(#[source] serde_json::Error),
-    /// An option out of range (for example `max_attempts = 0`).
+    /// An option out of range (for example `max_attempts = 0`, or a
+    /// `delay` longer than [`MAX_DURATION`](crate::MAX_DURATION)). The
+    /// message names the option and its limit.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// A queue name that [`validate_queue_name`](crate::validate_queue_name)
+    /// rejects: queue names are metric labels and must be 1 to 128 bytes of
+    /// ASCII letters, digits and `_ - . : /`.
+    ///
+    /// ```
+    /// let e = honker_core::validate_queue_name("a b").unwrap_err();
+    /// assert!(matches!(e, honker_core::Error::InvalidQueueName { .. }));
+    /// assert!(e.to_string().contains("queue name"));
+    /// ```
+    #[error("invalid queue name {name:?}: {reason}")]
+    InvalidQueueName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Any other SQLite error.
     #[error("sqlite error: {0}")]
     Sqlite(#[source] rusqlite::Error),

@@ -19,6 +19,139 @@ pub(crate) fn payload_text(v: ValueRef<'_>) -> Result<String, String> {
     }
 }
 
+/// What a value holds, for a message about a column that should hold an
+/// integer: `REAL 1e30`, `TEXT 'soon'`, `BLOB of 3 bytes`, `NULL`.
+pub(crate) fn describe(v: ValueRef<'_>) -> String {
+    match v {
+        ValueRef::Null => "NULL".to_string(),
+        ValueRef::Integer(i) => format!("INTEGER {i}"),
+        ValueRef::Real(f) => format!("REAL {f:?}"),
+        ValueRef::Text(bytes) => {
+            let text = String::from_utf8_lossy(bytes);
+            let mut shown: String = text.chars().take(40).collect();
+            if shown.len() < text.len() {
+                shown.push_str("...");
+            }
+            format!("TEXT {shown:?}")
+        }
+        ValueRef::Blob(b) => format!("BLOB of {} bytes", b.len()),
+    }
+}
+
+/// A REAL that is a whole number within `i64`, as that integer.
+pub(crate) fn integral_real(f: f64) -> Option<i64> {
+    // i64 spans [-2^63, 2^63); both bounds are exact in f64.
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    if f.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&f) {
+        // Exact: integral and in range.
+        Some(f as i64)
+    } else {
+        None
+    }
+}
+
+/// An integer column read strictly: an INTEGER as is, a REAL that is
+/// integral and within `i64` converted; anything else is `None`.
+pub(crate) fn exact_int(v: ValueRef<'_>) -> Option<i64> {
+    match v {
+        ValueRef::Integer(i) => Some(i),
+        ValueRef::Real(f) => integral_real(f),
+        _ => None,
+    }
+}
+
+/// An integer column read leniently, for reads that must not fail because
+/// of one odd row written by a foreign program: a REAL becomes a saturating
+/// `i64` (NaN 0), an integer-looking TEXT its value, anything else 0. Every
+/// value that was not an exact integer is logged (`tracing::warn`).
+pub(crate) fn lenient_int(v: ValueRef<'_>, column: &'static str, id: i64) -> i64 {
+    if let Some(i) = exact_int(v) {
+        return i;
+    }
+    let coerced = match v {
+        // `as` saturates at the bounds and maps NaN to 0: the documented coercion.
+        ValueRef::Real(f) => f as i64,
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0),
+        _ => 0,
+    };
+    tracing::warn!(
+        job_id = id,
+        column,
+        held = %describe(v),
+        read_as = coerced,
+        "a honker row holds a value that is not an integer; read leniently"
+    );
+    coerced
+}
+
+/// [`lenient_int`] for a nullable column: NULL is `None`.
+pub(crate) fn lenient_opt_int(v: ValueRef<'_>, column: &'static str, id: i64) -> Option<i64> {
+    match v {
+        ValueRef::Null => None,
+        v => Some(lenient_int(v, column, id)),
+    }
+}
+
+/// A text column read leniently: bytes that are not UTF-8 are replaced,
+/// a number is rendered, NULL is empty.
+pub(crate) fn text_lossy(v: ValueRef<'_>) -> String {
+    match v {
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Null => String::new(),
+    }
+}
+
+/// [`text_lossy`] for a nullable column.
+pub(crate) fn opt_text_lossy(v: ValueRef<'_>) -> Option<String> {
+    match v {
+        ValueRef::Null => None,
+        v => Some(text_lossy(v)),
+    }
+}
+
+/// Reads the integer columns of a claimed row strictly, remembering the
+/// first one that does not hold an integer.
+struct StrictRow<'a, 'r> {
+    row: &'a Row<'r>,
+    bad: Option<String>,
+}
+
+impl StrictRow<'_, '_> {
+    /// A NOT NULL integer column; 0 (and the row marked unusable) when it
+    /// holds anything but an integer.
+    fn int(&mut self, idx: usize, column: &str) -> rusqlite::Result<i64> {
+        let v = self.row.get_ref(idx)?;
+        Ok(self.check(v, column).unwrap_or(0))
+    }
+
+    /// A nullable integer column: NULL is `None`.
+    fn opt_int(&mut self, idx: usize, column: &str) -> rusqlite::Result<Option<i64>> {
+        let v = self.row.get_ref(idx)?;
+        if matches!(v, ValueRef::Null) {
+            return Ok(None);
+        }
+        Ok(Some(self.check(v, column).unwrap_or(0)))
+    }
+
+    fn check(&mut self, v: ValueRef<'_>, column: &str) -> Option<i64> {
+        let exact = exact_int(v);
+        if exact.is_none() && self.bad.is_none() {
+            self.bad = Some(format!(
+                "column {column} holds {}, not an integer",
+                describe(v)
+            ));
+        }
+        exact
+    }
+}
+
 /// A payload for display: the text, or a lossy rendering of what is there.
 fn payload_lossy(v: ValueRef<'_>) -> String {
     payload_text(v).unwrap_or_else(|why| match v {
@@ -97,26 +230,34 @@ impl ClaimedJob {
         }
     }
 
-    /// The claimed row, and why its payload is unusable if it is.
+    /// The claimed row, and why it is unusable if it is: a payload that is
+    /// not text, or an integer column holding something else (a REAL that
+    /// is not a whole number within `i64`, TEXT, a BLOB). Never fails
+    /// because of what a row holds, so one odd row never fails its queue's
+    /// claim.
     pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<(Self, Option<String>)> {
-        let (payload, bad) = match payload_text(r.get_ref(2)?) {
+        let (payload, payload_bad) = match payload_text(r.get_ref(2)?) {
             Ok(p) => (p, None),
             Err(why) => (String::new(), Some(why)),
         };
-        let job = ClaimedJob {
-            id: r.get(0)?,
-            queue: r.get(1)?,
-            payload,
-            priority: r.get(3)?,
-            run_at: r.get(4)?,
-            worker_id: r.get(5)?,
-            claim_expires_at: r.get(6)?,
-            attempts: r.get(7)?,
-            max_attempts: r.get(8)?,
-            created_at: r.get(9)?,
-            expires_at: r.get(10)?,
+        let mut strict = StrictRow {
+            row: r,
+            bad: payload_bad,
         };
-        Ok((job, bad))
+        let job = ClaimedJob {
+            id: strict.int(0, "id")?,
+            queue: text_lossy(r.get_ref(1)?),
+            payload,
+            priority: strict.int(3, "priority")?,
+            run_at: strict.int(4, "run_at")?,
+            worker_id: text_lossy(r.get_ref(5)?),
+            claim_expires_at: strict.int(6, "claim_expires_at")?,
+            attempts: strict.int(7, "attempts")?,
+            max_attempts: strict.int(8, "max_attempts")?,
+            created_at: strict.int(9, "created_at")?,
+            expires_at: strict.opt_int(10, "expires_at")?,
+        };
+        Ok((job, strict.bad))
     }
 }
 
@@ -131,13 +272,32 @@ pub enum JobState {
     Other(String),
 }
 
-impl FromSql for JobState {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        Ok(match v.as_str()? {
+impl JobState {
+    /// The state a `state` column value names.
+    fn from_text(s: &str) -> Self {
+        match s {
             "pending" => JobState::Pending,
             "processing" => JobState::Processing,
             other => JobState::Other(other.to_string()),
-        })
+        }
+    }
+
+    /// Any `state` value, read leniently (bytes that are not UTF-8 are
+    /// replaced; a non-text value is rendered).
+    pub(crate) fn from_value(v: ValueRef<'_>) -> Self {
+        match v {
+            ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                Ok(s) => JobState::from_text(s),
+                Err(_) => JobState::Other(text_lossy(v)),
+            },
+            other => JobState::Other(text_lossy(other)),
+        }
+    }
+}
+
+impl FromSql for JobState {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        Ok(JobState::from_text(v.as_str()?))
     }
 }
 
@@ -178,20 +338,29 @@ pub struct Job {
 }
 
 impl Job {
+    /// A live row, read leniently (see [`get_job`](crate::get_job)): never
+    /// fails because of what the row holds.
     pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        let id = lenient_int(r.get_ref(0)?, "id", 0);
+        let int = |idx: usize, column: &'static str| -> rusqlite::Result<i64> {
+            Ok(lenient_int(r.get_ref(idx)?, column, id))
+        };
+        let opt_int = |idx: usize, column: &'static str| -> rusqlite::Result<Option<i64>> {
+            Ok(lenient_opt_int(r.get_ref(idx)?, column, id))
+        };
         Ok(Job {
-            id: r.get(0)?,
-            queue: r.get(1)?,
+            id,
+            queue: text_lossy(r.get_ref(1)?),
             payload: payload_lossy(r.get_ref(2)?),
-            state: r.get(3)?,
-            priority: r.get(4)?,
-            run_at: r.get(5)?,
-            worker_id: r.get(6)?,
-            claim_expires_at: r.get(7)?,
-            attempts: r.get(8)?,
-            max_attempts: r.get(9)?,
-            created_at: r.get(10)?,
-            expires_at: r.get(11)?,
+            state: JobState::from_value(r.get_ref(3)?),
+            priority: int(4, "priority")?,
+            run_at: int(5, "run_at")?,
+            worker_id: opt_text_lossy(r.get_ref(6)?),
+            claim_expires_at: opt_int(7, "claim_expires_at")?,
+            attempts: int(8, "attempts")?,
+            max_attempts: int(9, "max_attempts")?,
+            created_at: int(10, "created_at")?,
+            expires_at: opt_int(11, "expires_at")?,
         })
     }
 }
@@ -227,18 +396,24 @@ pub struct DeadJob {
 }
 
 impl DeadJob {
+    /// A dead row, read leniently (see [`get_dead`](crate::get_dead)):
+    /// never fails because of what the row holds.
     pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        let id = lenient_int(r.get_ref(0)?, "id", 0);
+        let int = |idx: usize, column: &'static str| -> rusqlite::Result<i64> {
+            Ok(lenient_int(r.get_ref(idx)?, column, id))
+        };
         Ok(DeadJob {
-            id: r.get(0)?,
-            queue: r.get(1)?,
+            id,
+            queue: text_lossy(r.get_ref(1)?),
             payload: payload_lossy(r.get_ref(2)?),
-            priority: r.get(3)?,
-            run_at: r.get(4)?,
-            attempts: r.get(5)?,
-            max_attempts: r.get(6)?,
-            last_error: r.get(7)?,
-            created_at: r.get(8)?,
-            died_at: r.get(9)?,
+            priority: int(3, "priority")?,
+            run_at: int(4, "run_at")?,
+            attempts: int(5, "attempts")?,
+            max_attempts: int(6, "max_attempts")?,
+            last_error: opt_text_lossy(r.get_ref(7)?),
+            created_at: int(8, "created_at")?,
+            died_at: int(9, "died_at")?,
         })
     }
 }
@@ -263,4 +438,35 @@ pub struct QueueStats {
     pub processing: i64,
     /// In `_honker_dead`.
     pub dead: i64,
+}
+
+/// Where a job is now, for a caller waiting on its outcome (see
+/// [`job_fate`](crate::job_fate)).
+///
+/// ```
+/// use honker_core::{job_fate, JobFate, JobState};
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let id = honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+/// assert_eq!(job_fate(&conn, id).unwrap(), JobFate::Live(JobState::Pending));
+/// honker_core::cancel(&conn, id).unwrap();
+/// assert_eq!(
+///     job_fate(&conn, id).unwrap(),
+///     JobFate::Dead { last_error: Some(honker_core::CANCELLED.to_string()) }
+/// );
+/// assert_eq!(job_fate(&conn, id + 1).unwrap(), JobFate::Gone);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobFate {
+    /// Still in `_honker_live`, in this state: not finished yet.
+    Live(JobState),
+    /// In `_honker_dead`: failed, exhausted, expired or cancelled
+    /// ([`CANCELLED`](crate::CANCELLED)); `last_error` says which.
+    Dead {
+        /// Why it died.
+        last_error: Option<String>,
+    },
+    /// In neither table: it was acked (completed), or never existed. The
+    /// format keeps no record of acked jobs; a saved result
+    /// ([`get_result`](crate::get_result)) tells the two apart.
+    Gone,
 }

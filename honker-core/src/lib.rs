@@ -36,7 +36,8 @@ mod tx;
 mod watcher;
 
 pub use admin::{
-    cancel, get_dead, get_job, list_dead, queue_stats, requeue_dead, stats, sweep_expired,
+    cancel, cancel_in, get_dead, get_job, get_job_in, job_fate, list_dead, pending_due_count,
+    queue_stats, requeue_dead, requeue_dead_in, stats, sweep_expired, CANCELLED,
 };
 pub use claim::{
     claim_batch, has_claimable, next_claim_at, next_expiry_at, DEFAULT_VISIBILITY_TIMEOUT,
@@ -44,9 +45,11 @@ pub use claim::{
 pub use complete::{
     ack, ack_batch, fail, heartbeat, heartbeat_batch, release, retry, RetryOutcome,
 };
-pub use enqueue::{enqueue, enqueue_json, EnqueueOptions, DEFAULT_MAX_ATTEMPTS};
+pub use enqueue::{
+    enqueue, enqueue_json, validate_queue_name, EnqueueOptions, DEFAULT_MAX_ATTEMPTS, MAX_DURATION,
+};
 pub use error::{Error, Result};
-pub use job::{ClaimedJob, DeadJob, Job, JobState, Lease, QueueStats};
+pub use job::{ClaimedJob, DeadJob, Job, JobFate, JobState, Lease, QueueStats};
 pub use open::{migrate, open, open_connection, open_in_memory};
 pub use results::{get_result, save_result, sweep_results};
 pub use rusqlite;

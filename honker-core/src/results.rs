@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::enqueue::ceil_secs;
+use crate::enqueue::clamped_secs;
 use crate::{sql, Error, Result};
 
 /// Save (or replace) the JSON result of job `job_id`, kept for `ttl`
-/// (`None`: until swept by hand).
+/// (`None`: until swept by hand; a `ttl` longer than
+/// [`MAX_DURATION`](crate::MAX_DURATION) is clamped to it).
 ///
 /// ```
 /// let conn = honker_core::open_in_memory().unwrap();
@@ -23,7 +24,7 @@ pub fn save_result(
 ) -> Result<()> {
     serde_json::from_str::<serde::de::IgnoredAny>(value).map_err(Error::InvalidPayload)?;
     conn.prepare_cached(sql::RESULT_SAVE)?
-        .execute(rusqlite::params![job_id, value, ttl.map(ceil_secs)])?;
+        .execute(rusqlite::params![job_id, value, ttl.map(clamped_secs)])?;
     Ok(())
 }
 

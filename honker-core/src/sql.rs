@@ -59,6 +59,9 @@ CREATE TABLE IF NOT EXISTS _honker_dead (
   created_at INTEGER NOT NULL DEFAULT (unixepoch()),
   died_at INTEGER NOT NULL DEFAULT (unixepoch())
 );
+-- honker-rs addition (additive; peers ignore it): a queue's dead rows, by id,
+-- for its dead count and for listing them without scanning every dead row.
+CREATE INDEX IF NOT EXISTS _honker_dead_queue ON _honker_dead(queue);
 
 CREATE TABLE IF NOT EXISTS _honker_results (
   job_id INTEGER PRIMARY KEY,
@@ -269,14 +272,37 @@ pub const RELEASE: &str = concat!(
 
 // ---------------------------------------------------------------- admin
 
-/// Delete pending or processing job ?1.
+/// Delete pending or processing job ?1, keeping no record.
+#[deprecated(note = "cancel now moves the job to _honker_dead (CANCEL_TO_DEAD, then DELETE_LIVE)")]
 pub const CANCEL: &str =
     "DELETE FROM _honker_live WHERE id = ?1 AND state IN ('pending', 'processing')";
+
+/// Copy pending or processing job ?1 of queue ?2 (NULL = any queue) to dead
+/// with last_error ?3 (`'cancelled'`). `DELETE_LIVE` follows, in the same
+/// transaction.
+pub const CANCEL_TO_DEAD: &str = "INSERT INTO _honker_dead
+    (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
+  SELECT id, queue, payload, priority, run_at, attempts, max_attempts, ?3, created_at
+  FROM _honker_live
+  WHERE id = ?1 AND (?2 IS NULL OR queue = ?2) AND state IN ('pending', 'processing')";
 
 /// Live row ?1.
 pub const GET_JOB: &str = "SELECT id, queue, payload, state, priority, run_at, worker_id,
   claim_expires_at, attempts, max_attempts, created_at, expires_at
   FROM _honker_live WHERE id = ?1";
+
+/// Live row ?1, only if it belongs to queue ?2.
+pub const GET_JOB_IN: &str = "SELECT id, queue, payload, state, priority, run_at, worker_id,
+  claim_expires_at, attempts, max_attempts, created_at, expires_at
+  FROM _honker_live WHERE id = ?1 AND queue = ?2";
+
+/// Where job ?1 is: `(1, state, NULL)` from live, else `(2, NULL, last_error)`
+/// from dead, else no row. One statement, so one snapshot: a job moving
+/// between the tables is never missed.
+pub const JOB_FATE: &str = "SELECT 1, state, NULL FROM _honker_live WHERE id = ?1
+  UNION ALL
+  SELECT 2, NULL, last_error FROM _honker_dead WHERE id = ?1
+  ORDER BY 1 LIMIT 1";
 
 /// The expired rows of queue ?1 (NULL = every queue) at time ?2: pending
 /// past `expires_at`, or processing whose claim lapsed after `expires_at`.
@@ -301,22 +327,31 @@ pub const SWEEP_EXPIRED_TO_DEAD: &str = concat!(
 /// Delete the expired rows (queue ?1, now ?2) just copied.
 pub const SWEEP_EXPIRED_DELETE: &str = concat!("DELETE FROM _honker_live WHERE ", expired!());
 
-/// Earliest future moment at which queue ?1 may have something to claim.
-/// Rows that are expired, or exhausted processing rows, are ignored.
+/// Earliest future moment at which queue ?1 may have something to do for
+/// a claim: the next due `run_at` of a pending row that will not have
+/// expired by then, or one second after the claim of ANY processing row
+/// lapses (the claim re-takes it, or dead-letters it when its attempts are
+/// exhausted; the sweep moves it when it expired meanwhile).
+///
+/// `x = CAST(x AS INTEGER)` keeps only integers (and integral REALs within
+/// `i64`): a value some foreign writer left there (TEXT, `1e30`) never hides
+/// the next real deadline behind it, and the range stays on the index.
 pub const NEXT_CLAIM_AT: &str = "SELECT MIN(t) FROM (
     SELECT MIN(run_at) AS t FROM _honker_live INDEXED BY _honker_live_pending_deadline
     WHERE queue = ?1 || '' AND state = 'pending' AND run_at > unixepoch()
+      AND run_at = CAST(run_at AS INTEGER)
       AND (expires_at IS NULL OR expires_at > run_at)
     UNION ALL
     SELECT MIN(claim_expires_at) + 1 FROM _honker_live INDEXED BY _honker_live_processing_deadline
     WHERE queue = ?1 || '' AND state = 'processing' AND claim_expires_at >= unixepoch()
-      AND attempts < max_attempts
-      AND (expires_at IS NULL OR expires_at > claim_expires_at)
+      AND claim_expires_at = CAST(claim_expires_at AS INTEGER)
   )";
 
-/// Earliest `expires_at` still ahead among live rows of queue ?1.
-pub const NEXT_EXPIRY_AT: &str =
-    "SELECT MIN(expires_at) FROM _honker_live WHERE queue = ?1 || '' AND expires_at > unixepoch()";
+/// Earliest `expires_at` still ahead among live rows of queue ?1 (integers
+/// only, as in `NEXT_CLAIM_AT`).
+pub const NEXT_EXPIRY_AT: &str = "SELECT MIN(expires_at) FROM _honker_live
+  WHERE queue = ?1 || '' AND expires_at > unixepoch()
+    AND expires_at = CAST(expires_at AS INTEGER)";
 
 /// Dead rows of queue ?1, by id, ?2 rows from offset ?3.
 pub const LIST_DEAD: &str = "SELECT id, queue, payload, priority, run_at, attempts, max_attempts,
@@ -333,10 +368,19 @@ pub const REQUEUE_DEAD_INSERT: &str = "INSERT INTO _honker_live
   SELECT id, queue, payload, 'pending', priority, unixepoch(), 0, max_attempts, created_at
   FROM _honker_dead WHERE id = ?1";
 
+/// `REQUEUE_DEAD_INSERT`, only if dead ?1 belongs to queue ?2.
+pub const REQUEUE_DEAD_INSERT_IN: &str = "INSERT INTO _honker_live
+    (id, queue, payload, state, priority, run_at, attempts, max_attempts, created_at)
+  SELECT id, queue, payload, 'pending', priority, unixepoch(), 0, max_attempts, created_at
+  FROM _honker_dead WHERE id = ?1 AND queue = ?2";
+
 /// Delete dead row ?1 (after it was requeued).
 pub const DELETE_DEAD: &str = "DELETE FROM _honker_dead WHERE id = ?1";
 
-/// Per-queue counts. ?1 queue, NULL = every queue that has a row.
+/// Per-queue counts. ?1 queue, NULL = every queue that has a row. The
+/// `?1 IS NULL OR` filter defeats the indexes: `STATS_ALL` and
+/// `STATS_QUEUE` replace it.
+#[deprecated(note = "use STATS_ALL (every queue) or STATS_QUEUE (one queue, indexed)")]
 pub const STATS: &str = "SELECT queue,
     SUM(pending_due), SUM(scheduled), SUM(processing), SUM(dead)
   FROM (
@@ -352,6 +396,48 @@ pub const STATS: &str = "SELECT queue,
     SELECT queue, 0, 0, 0, COUNT(*) FROM _honker_dead
     WHERE ?1 IS NULL OR queue = ?1 GROUP BY queue
   ) GROUP BY queue ORDER BY queue";
+
+/// Per-queue counts of every queue that has a live or dead row, by name:
+/// queue, pending and due (not expired), scheduled (not expired),
+/// processing, dead. Reads every row (it counts every queue).
+pub const STATS_ALL: &str = "SELECT queue,
+    SUM(pending_due), SUM(scheduled), SUM(processing), SUM(dead)
+  FROM (
+    SELECT queue,
+      SUM(state = 'pending' AND run_at <= unixepoch()
+          AND (expires_at IS NULL OR expires_at > unixepoch())) AS pending_due,
+      SUM(state = 'pending' AND run_at > unixepoch()
+          AND (expires_at IS NULL OR expires_at > unixepoch())) AS scheduled,
+      SUM(state = 'processing') AS processing,
+      0 AS dead
+    FROM _honker_live GROUP BY queue
+    UNION ALL
+    SELECT queue, 0, 0, 0, COUNT(*) FROM _honker_dead GROUP BY queue
+  ) GROUP BY queue ORDER BY queue";
+
+/// The counts of `STATS_ALL` for queue ?1 alone, each through an index
+/// that starts with the queue: the pending rows of the queue through
+/// `_honker_live_pending_deadline` (a lookup per pending row for
+/// `expires_at`), its processing rows through
+/// `_honker_live_processing_deadline` (covering), its dead rows through
+/// `_honker_dead_queue` (covering). Other queues' rows are never read.
+pub const STATS_QUEUE: &str = "SELECT
+  (SELECT COUNT(*) FROM _honker_live INDEXED BY _honker_live_pending_deadline
+    WHERE queue = ?1 || '' AND state = 'pending' AND run_at <= unixepoch()
+      AND (expires_at IS NULL OR expires_at > unixepoch())),
+  (SELECT COUNT(*) FROM _honker_live INDEXED BY _honker_live_pending_deadline
+    WHERE queue = ?1 || '' AND state = 'pending' AND run_at > unixepoch()
+      AND (expires_at IS NULL OR expires_at > unixepoch())),
+  (SELECT COUNT(*) FROM _honker_live INDEXED BY _honker_live_processing_deadline
+    WHERE queue = ?1 || '' AND state = 'processing'),
+  (SELECT COUNT(*) FROM _honker_dead WHERE queue = ?1 || '')";
+
+/// The pending rows of queue ?1 that are due now, counted on
+/// `_honker_live_pending_deadline` alone (a covering index range, no table
+/// lookups). Counts rows that expired but were not yet swept.
+pub const PENDING_DUE_COUNT: &str = "SELECT COUNT(*)
+  FROM _honker_live INDEXED BY _honker_live_pending_deadline
+  WHERE queue = ?1 || '' AND state = 'pending' AND run_at <= unixepoch()";
 
 // ---------------------------------------------------------------- results
 

@@ -31,6 +31,8 @@ const IDLE_AFTER: Duration = Duration::from_secs(1);
 const IDENTITY_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// Longest wait between attempts to reopen a connection that failed.
 const MAX_REOPEN_BACKOFF: Duration = Duration::from_secs(1);
+/// How long one wait lasts when a caller waits without a deadline.
+const FOREVER_SLICE: Duration = Duration::from_secs(3600);
 
 type Callback = Arc<dyn Fn() + Send + Sync>;
 
@@ -311,16 +313,23 @@ impl Subscription {
         let Some(signal) = &self.signal else {
             return false;
         };
-        let deadline = Instant::now() + timeout;
+        // A timeout too long for the clock (`Duration::MAX`) waits forever.
+        let deadline = Instant::now().checked_add(timeout);
         let mut raised = lock(&signal.raised);
         while !*raised {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
+            let wait = match deadline {
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    deadline - now
+                }
+                None => FOREVER_SLICE,
+            };
             raised = signal
                 .cv
-                .wait_timeout(raised, deadline - now)
+                .wait_timeout(raised, wait)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
@@ -408,11 +417,11 @@ fn poll_loop(
     let mut conn = Some(conn);
     let mut last_change = Instant::now();
     let mut next_identity_check = Instant::now() + IDENTITY_CHECK_EVERY;
-    let mut reopen_backoff = interval;
+    let mut reopen_backoff = interval.min(MAX_REOPEN_BACKOFF);
     let mut next_reopen = Instant::now();
     while !shared.stop.load(Ordering::Acquire) {
         let pause = if last_change.elapsed() >= IDLE_AFTER {
-            interval * 2
+            interval.saturating_mul(2)
         } else {
             interval
         };
@@ -444,12 +453,12 @@ fn poll_loop(
                 Ok((c, v)) => {
                     last = v;
                     conn = Some(c);
-                    reopen_backoff = interval;
+                    reopen_backoff = interval.min(MAX_REOPEN_BACKOFF);
                     shared.notify();
                 }
                 Err(e) => {
                     shared.set_error(format!("reopening {}: {e}", path.display()));
-                    reopen_backoff = (reopen_backoff * 2).min(MAX_REOPEN_BACKOFF);
+                    reopen_backoff = reopen_backoff.saturating_mul(2).min(MAX_REOPEN_BACKOFF);
                     next_reopen = now + reopen_backoff;
                 }
             },

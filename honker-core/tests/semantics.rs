@@ -6,10 +6,11 @@
 use std::time::{Duration, SystemTime};
 
 use honker_core::{
-    ack, ack_batch, cancel, claim_batch, enqueue, fail, get_dead, get_job, get_result, heartbeat,
-    heartbeat_batch, list_dead, next_claim_at, queue_stats, release, requeue_dead, retry,
-    save_result, stats, sweep_expired, sweep_results, EnqueueOptions, Error, JobState,
-    RetryOutcome,
+    ack, ack_batch, cancel, cancel_in, claim_batch, enqueue, enqueue_json, fail, get_dead, get_job,
+    get_job_in, get_result, heartbeat, heartbeat_batch, job_fate, list_dead, next_claim_at,
+    next_expiry_at, pending_due_count, queue_stats, release, requeue_dead, requeue_dead_in, retry,
+    save_result, stats, sweep_expired, sweep_results, validate_queue_name, EnqueueOptions, Error,
+    JobFate, JobState, RetryOutcome, CANCELLED, MAX_DURATION,
 };
 use rusqlite::Connection;
 
@@ -371,7 +372,7 @@ fn exhausted_row_is_dead_lettered_by_the_claim_and_its_slot_refilled() {
     assert_eq!(
         next_claim_at(&c, "q").unwrap(),
         None,
-        "exhausted rows are ignored"
+        "a lapsed claim is due now, not in the future"
     );
     let got = claim_batch(&c, "q", "w2", 1, VIS).unwrap();
     assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![next]);
@@ -396,7 +397,7 @@ fn fail_moves_to_dead_at_once() {
 }
 
 #[test]
-fn cancel_removes_pending_and_processing_jobs() {
+fn cancel_moves_pending_and_processing_jobs_to_dead_as_cancelled() {
     let (_d, c) = db();
     let p = put(&c, "q", "1", opts().delay(Duration::from_secs(60)));
     let r = put(&c, "q", "2", opts());
@@ -404,13 +405,52 @@ fn cancel_removes_pending_and_processing_jobs() {
     assert_eq!(j.id, r);
     assert!(cancel(&c, p).unwrap());
     assert!(cancel(&c, r).unwrap());
-    assert!(!cancel(&c, r).unwrap());
+    assert!(!cancel(&c, r).unwrap(), "a dead job is not cancelled twice");
     assert!(
         !ack(&c, "w", j.lease()).unwrap(),
         "the worker finds its claim lost"
     );
+    assert_eq!(
+        heartbeat(&c, "w", j.lease(), VIS).unwrap(),
+        None,
+        "and its heartbeat too"
+    );
     assert!(live_ids(&c).is_empty());
-    assert!(list_dead(&c, "q", 10, 0).unwrap().is_empty());
+    // The record stays, with the reason, the attempts made and the payload.
+    let dead = list_dead(&c, "q", 10, 0).unwrap();
+    let got: Vec<_> = dead
+        .iter()
+        .map(|d| {
+            (
+                d.id,
+                d.last_error.as_deref(),
+                d.attempts,
+                d.payload.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(p, Some(CANCELLED), 0, "1"), (r, Some(CANCELLED), 1, "2")]
+    );
+    assert_eq!(CANCELLED, "cancelled");
+    // An operator can bring it back.
+    assert!(requeue_dead(&c, r).unwrap());
+    assert_eq!(claim_batch(&c, "q", "w", 1, VIS).unwrap()[0].id, r);
+}
+
+#[test]
+fn cancel_is_atomic_and_rolls_back_with_the_callers_transaction() {
+    let (_d, mut c) = db();
+    let id = put(&c, "q", "1", opts());
+    {
+        let tx = c.transaction().unwrap();
+        assert!(cancel(&tx, id).unwrap());
+        assert!(get_dead(&tx, id).unwrap().is_some());
+        tx.rollback().unwrap();
+    }
+    assert!(get_dead(&c, id).unwrap().is_none());
+    assert_eq!(live_ids(&c), vec![id]);
 }
 
 #[test]
@@ -796,6 +836,8 @@ fn statements_are_never_reprepared() {
         honker_core::next_expiry_at(&c, if n % 2 == 0 { "q" } else { "other" }).unwrap();
         honker_core::has_claimable(&c, "q").unwrap();
         list_dead(&c, "q", n, n).unwrap();
+        queue_stats(&c, if n % 2 == 0 { "q" } else { "other" }).unwrap();
+        pending_due_count(&c, if n % 2 == 0 { "q" } else { "other" }).unwrap();
         put(&c, "q", "1", opts().delay(Duration::from_millis(n as u64)));
     }
     let checks = [
@@ -806,6 +848,8 @@ fn statements_are_never_reprepared() {
         honker_core::sql::NEXT_EXPIRY_AT,
         honker_core::sql::HAS_CLAIMABLE,
         honker_core::sql::LIST_DEAD,
+        honker_core::sql::STATS_QUEUE,
+        honker_core::sql::PENDING_DUE_COUNT,
         honker_core::sql::ENQUEUE,
     ];
     for sql in checks {
@@ -861,4 +905,606 @@ fn a_payload_that_is_not_text_goes_to_dead_and_never_blocks_its_queue() {
     // Operators can still list them.
     let listed = list_dead(&c, "q", 10, 0).unwrap();
     assert_eq!(listed.len(), 2);
+}
+
+// ------------------------------------------------------------ poison rows
+
+/// Write `value` (an SQL literal) into `column` of live row `id`, as a
+/// foreign program might.
+fn poison(conn: &Connection, id: i64, column: &str, value: &str) {
+    conn.execute(
+        &format!("UPDATE _honker_live SET {column} = {value} WHERE id = ?1"),
+        [id],
+    )
+    .unwrap();
+}
+
+fn type_of(conn: &Connection, table: &str, column: &str, id: i64) -> String {
+    conn.query_row(
+        &format!("SELECT typeof({column}) FROM {table} WHERE id = ?1"),
+        [id],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_row_with_an_odd_column_type_goes_to_dead_and_never_blocks_its_queue() {
+    let (_d, c) = db();
+    // Every integer column the claim returns, holding what a foreign writer
+    // or an overflow can leave there. Priority 5 puts them before the good rows.
+    let cases = [
+        ("expires_at", "1e30", "column expires_at holds REAL 1e30"),
+        (
+            "expires_at",
+            "'soon'",
+            "column expires_at holds TEXT \"soon\"",
+        ),
+        ("priority", "'soon'", "column priority holds TEXT \"soon\""),
+        ("priority", "1e30", "column priority holds REAL 1e30"),
+        ("run_at", "-1e30", "column run_at holds REAL -1e30"),
+        ("run_at", "unixepoch() - 0.5", "column run_at holds REAL"),
+        ("attempts", "1e30", "column attempts holds REAL 1e30"),
+        ("max_attempts", "2.5", "column max_attempts holds REAL 2.5"),
+        (
+            "max_attempts",
+            "'three'",
+            "column max_attempts holds TEXT \"three\"",
+        ),
+        (
+            "created_at",
+            "x'0102'",
+            "column created_at holds BLOB of 2 bytes",
+        ),
+    ];
+    let mut bad = Vec::new();
+    for (column, value, why) in cases {
+        let id = put(&c, "q", "1", opts().priority(5));
+        poison(&c, id, column, value);
+        bad.push((id, column, why));
+    }
+    let good: Vec<i64> = (0..3).map(|_| put(&c, "q", "2", opts())).collect();
+
+    // Reads work before the claim.
+    for &(id, column, _) in &bad {
+        let job = get_job(&c, id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{column}"));
+        assert_eq!(job.id, id);
+    }
+    let s = queue_stats(&c, "q").unwrap();
+    assert_eq!(s.pending_due + s.scheduled, 13, "{s:?}");
+    assert_eq!(stats(&c).unwrap().len(), 1);
+    next_claim_at(&c, "q").unwrap();
+    next_expiry_at(&c, "q").unwrap();
+
+    // The good rows are claimed, the bad ones take no slot.
+    let got = claim_batch(&c, "q", "w", 2, VIS).unwrap();
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), good[..2]);
+    let got = claim_batch(&c, "q", "w", 10, VIS).unwrap();
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), good[2..]);
+
+    // Each bad row is in dead with a reason naming the column and its value.
+    for &(id, column, why) in &bad {
+        let dead = get_dead(&c, id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{column} row not dead"));
+        let err = dead.last_error.unwrap();
+        assert!(err.contains(why), "{column}: {err:?} lacks {why:?}");
+        assert!(get_job(&c, id).unwrap().is_none());
+    }
+    // Dead rows keep what they held, and reading them still works.
+    assert_eq!(list_dead(&c, "q", 100, 0).unwrap().len(), bad.len());
+    assert_eq!(queue_stats(&c, "q").unwrap().dead, bad.len() as i64);
+    assert_eq!(stats(&c).unwrap()[0].dead, bad.len() as i64);
+}
+
+#[test]
+fn reads_coerce_odd_values_instead_of_failing() {
+    let (_d, c) = db();
+    let id = put(&c, "q", "1", opts());
+    poison(&c, id, "priority", "1e30");
+    poison(&c, id, "max_attempts", "'7'");
+    poison(&c, id, "created_at", "'yesterday'");
+    poison(&c, id, "expires_at", "-1e300");
+    poison(&c, id, "queue", "CAST(x'71ff' AS TEXT)");
+    let job = get_job(&c, id).unwrap().unwrap();
+    assert_eq!(job.priority, i64::MAX, "REAL saturates");
+    assert_eq!(job.max_attempts, 7, "integer-looking TEXT is its value");
+    assert_eq!(job.created_at, 0, "anything else is 0");
+    assert_eq!(job.expires_at, Some(i64::MIN));
+    assert_eq!(
+        job.queue, "q\u{fffd}",
+        "text that is not UTF-8 is shown lossily"
+    );
+    assert_eq!(stats(&c).unwrap()[0].queue, "q\u{fffd}");
+    // A dead row written by a foreign program.
+    c.execute(
+        "INSERT INTO _honker_dead (id, queue, payload, priority, run_at, attempts, died_at)
+         VALUES (99, 'q', '{}', 'high', 1.5, 1e30, ' 12 ')",
+        [],
+    )
+    .unwrap();
+    let d = get_dead(&c, 99).unwrap().unwrap();
+    assert_eq!(
+        (d.priority, d.run_at, d.attempts, d.died_at),
+        (0, 1, i64::MAX, 12)
+    );
+    assert_eq!(list_dead(&c, "q", 10, 0).unwrap().len(), 1);
+    assert_eq!(queue_stats(&c, "q").unwrap().dead, 1);
+}
+
+#[test]
+fn deadlines_that_are_not_integers_are_ignored_not_fatal() {
+    let (_d, c) = db();
+    let t = now(&c);
+    // Only odd future times: MIN(..) would be TEXT or a non-integral REAL.
+    let text = put(&c, "sched", "1", opts().delay(Duration::from_secs(60)));
+    poison(&c, text, "run_at", "'later'");
+    assert_eq!(next_claim_at(&c, "sched").unwrap(), None);
+    let real = put(&c, "sched", "1", opts().delay(Duration::from_secs(60)));
+    poison(&c, real, "run_at", "unixepoch() + 10.5");
+    let good = put(&c, "sched", "1", opts().delay(Duration::from_secs(100)));
+    let good_at = get_job(&c, good).unwrap().unwrap().run_at;
+    assert!(good_at >= t + 100);
+    assert_eq!(
+        next_claim_at(&c, "sched").unwrap(),
+        Some(good_at),
+        "the odd rows never hide a real deadline"
+    );
+    // A processing row whose claim deadline is odd.
+    let p = put(&c, "proc", "1", opts());
+    claim_batch(&c, "proc", "w", 1, VIS).unwrap();
+    poison(&c, p, "claim_expires_at", "1e30");
+    assert_eq!(next_claim_at(&c, "proc").unwrap(), None);
+    // Expiry times.
+    let e = put(&c, "exp", "1", opts().expires(Duration::from_secs(60)));
+    poison(&c, e, "expires_at", "'never'");
+    assert_eq!(next_expiry_at(&c, "exp").unwrap(), None);
+    poison(&c, e, "expires_at", "unixepoch() + 0.5");
+    assert_eq!(next_expiry_at(&c, "exp").unwrap(), None);
+    let e2 = put(&c, "exp", "1", opts().expires(Duration::from_secs(60)));
+    let e2_at = get_job(&c, e2).unwrap().unwrap().expires_at;
+    assert_eq!(next_expiry_at(&c, "exp").unwrap(), e2_at);
+}
+
+#[test]
+fn a_foreign_table_without_column_types_holding_integral_reals_is_claimed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("foreign.db");
+    {
+        // No declared types: no affinity, so 5.0 stays a REAL on disk.
+        let c = Connection::open(&p).unwrap();
+        c.execute_batch(
+            "CREATE TABLE _honker_live (
+               id INTEGER PRIMARY KEY AUTOINCREMENT, queue, payload,
+               state DEFAULT 'pending', priority DEFAULT 0,
+               run_at DEFAULT (unixepoch()), worker_id, claim_expires_at,
+               attempts DEFAULT 0, max_attempts DEFAULT 3,
+               created_at DEFAULT (unixepoch()), expires_at);
+             INSERT INTO _honker_live (queue, payload, priority, run_at, attempts,
+                                       max_attempts, created_at, expires_at)
+               VALUES ('q', '{}', 5.0, unixepoch() - 10.0, 0.0, 3.0,
+                       unixepoch() - 20.0, unixepoch() + 3600.0);",
+        )
+        .unwrap();
+    }
+    let c = honker_core::open(&p).unwrap();
+    assert_eq!(type_of(&c, "_honker_live", "priority", 1), "real");
+    let j = claim_batch(&c, "q", "w", 1, VIS).unwrap().remove(0);
+    assert_eq!((j.priority, j.attempts, j.max_attempts), (5, 1, 3));
+    assert!(j.expires_at.unwrap() > j.run_at);
+    assert!(ack(&c, "w", j.lease()).unwrap());
+    assert!(list_dead(&c, "q", 10, 0).unwrap().is_empty());
+}
+
+// ------------------------------------------------------------ limits
+
+#[test]
+fn enqueue_rejects_durations_and_times_beyond_the_limits_and_writes_nothing() {
+    let (_d, c) = db();
+    let epoch = SystemTime::UNIX_EPOCH;
+    let past_limit = MAX_DURATION + Duration::from_secs(1);
+    let cases = [
+        (opts().delay(Duration::MAX), "delay"),
+        (opts().delay(past_limit), "delay"),
+        (opts().expires(Duration::MAX), "expires"),
+        (opts().expires(past_limit), "expires"),
+        (
+            opts().run_at(epoch + Duration::from_secs(253_402_300_800)),
+            "run_at",
+        ),
+        (
+            opts().run_at(epoch + Duration::from_millis(253_402_300_799_001)),
+            "run_at",
+        ),
+    ];
+    for (o, option) in cases {
+        for e in [
+            enqueue(&c, "q", "1", &o).unwrap_err(),
+            enqueue_json(&c, "q", "1", &o).unwrap_err(),
+        ] {
+            assert!(matches!(e, Error::InvalidOption(_)), "{option}: {e:?}");
+            let msg = e.to_string();
+            assert!(msg.contains(option), "{msg}");
+            assert!(
+                msg.contains("200 years") || msg.contains("253402300799"),
+                "names the limit: {msg}"
+            );
+        }
+    }
+    assert!(live_ids(&c).is_empty());
+
+    // The limits themselves are accepted, and stored as integers.
+    let a = put(&c, "q", "1", opts().delay(MAX_DURATION));
+    let b = put(&c, "q", "1", opts().expires(MAX_DURATION));
+    let r = put(
+        &c,
+        "q",
+        "1",
+        opts().run_at(epoch + Duration::from_secs(253_402_300_799)),
+    );
+    let t = now(&c);
+    let limit = MAX_DURATION.as_secs() as i64;
+    assert_eq!(type_of(&c, "_honker_live", "run_at", a), "integer");
+    let a_at = get_job(&c, a).unwrap().unwrap().run_at;
+    assert!(a_at >= t + limit - 2 && a_at <= t + limit + 1, "{a_at}");
+    assert_eq!(type_of(&c, "_honker_live", "expires_at", b), "integer");
+    assert_eq!(get_job(&c, r).unwrap().unwrap().run_at, 253_402_300_799);
+}
+
+#[test]
+fn durations_past_the_limit_are_clamped_and_times_stay_integers() {
+    let (_d, c) = db();
+    let limit = MAX_DURATION.as_secs() as i64;
+    let sane = |at: i64| {
+        let t = now(&c);
+        at >= t + limit - 2 && at <= t + limit + 1
+    };
+    let id = put(&c, "q", "1", opts());
+    let j = claim_batch(&c, "q", "w", 1, Duration::MAX)
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        type_of(&c, "_honker_live", "claim_expires_at", id),
+        "integer"
+    );
+    assert!(sane(j.claim_expires_at), "{}", j.claim_expires_at);
+
+    let until = heartbeat(&c, "w", j.lease(), Duration::MAX)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        type_of(&c, "_honker_live", "claim_expires_at", id),
+        "integer"
+    );
+    assert!(sane(until), "{until}");
+    assert_eq!(
+        heartbeat_batch(&c, "w", &[j.lease()], Duration::MAX).unwrap(),
+        vec![id]
+    );
+
+    assert_eq!(
+        retry(&c, "w", j.lease(), Duration::MAX, "later").unwrap(),
+        RetryOutcome::Retried
+    );
+    assert_eq!(type_of(&c, "_honker_live", "run_at", id), "integer");
+    let run_at = get_job(&c, id).unwrap().unwrap().run_at;
+    assert!(sane(run_at), "{run_at}");
+
+    save_result(&c, id, "1", Some(Duration::MAX)).unwrap();
+    let (kind, at): (String, i64) = c
+        .query_row(
+            "SELECT typeof(expires_at), expires_at FROM _honker_results WHERE job_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(kind, "integer");
+    assert!(sane(at), "{at}");
+    assert_eq!(get_result(&c, id).unwrap().as_deref(), Some("1"));
+}
+
+#[test]
+fn claim_batch_of_usize_max_claims_everything_without_panicking() {
+    let (_d, c) = db();
+    let ids: Vec<i64> = (0..5)
+        .map(|i| put(&c, "q", &i.to_string(), opts()))
+        .collect();
+    let got = claim_batch(&c, "q", "w", usize::MAX, VIS).unwrap();
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), ids);
+    assert!(claim_batch(&c, "q", "w", usize::MAX, VIS)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn list_dead_limit_and_offset_saturate_instead_of_wrapping() {
+    let (_d, c) = db();
+    for i in 0..3 {
+        put(&c, "q", &i.to_string(), opts());
+    }
+    for j in claim_batch(&c, "q", "w", 3, VIS).unwrap() {
+        fail(&c, "w", j.lease(), "x").unwrap();
+    }
+    assert_eq!(list_dead(&c, "q", usize::MAX, 0).unwrap().len(), 3);
+    assert_eq!(list_dead(&c, "q", usize::MAX, 2).unwrap().len(), 1);
+    assert!(
+        list_dead(&c, "q", 10, usize::MAX).unwrap().is_empty(),
+        "an offset past every row is past every row, not -1"
+    );
+}
+
+#[test]
+fn waiting_without_a_deadline_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.db");
+    let c = honker_core::open(&p).unwrap();
+    let w = honker_core::Watcher::start(&p).unwrap();
+    let sub = w.subscribe();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        put(&c, "q", "1", opts());
+    });
+    assert!(sub.wait_timeout(Duration::MAX));
+    writer.join().unwrap();
+}
+
+// ------------------------------------------------------------ wake-ups
+
+#[test]
+fn next_claim_at_wakes_for_an_exhausted_or_expiring_claim_when_it_lapses() {
+    let (_d, c) = db();
+    let id = put(&c, "q", "1", opts().max_attempts(1));
+    let j = claim_batch(&c, "q", "w", 1, Duration::from_secs(1))
+        .unwrap()
+        .remove(0);
+    assert_eq!(j.attempts, j.max_attempts, "exhausted");
+    let wake = next_claim_at(&c, "q").unwrap();
+    assert_eq!(wake, Some(j.claim_expires_at + 1));
+    // Wait until then, for real: the claim dead-letters the row.
+    while now(&c) < j.claim_expires_at + 1 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(claim_batch(&c, "q", "w2", 1, VIS).unwrap().is_empty());
+    assert_eq!(
+        get_dead(&c, id).unwrap().unwrap().last_error.as_deref(),
+        Some("max attempts exceeded")
+    );
+    assert_eq!(next_claim_at(&c, "q").unwrap(), None);
+
+    // A processing row that expires before its claim lapses: the wake-up
+    // comes when the claim lapses, and the sweep then moves it.
+    let e = put(&c, "e", "1", opts().expires(Duration::from_secs(3600)));
+    let j = claim_batch(&c, "e", "w", 1, VIS).unwrap().remove(0);
+    c.execute(
+        "UPDATE _honker_live SET expires_at = unixepoch() + 5 WHERE id = ?1",
+        [e],
+    )
+    .unwrap();
+    assert_eq!(
+        next_claim_at(&c, "e").unwrap(),
+        Some(j.claim_expires_at + 1)
+    );
+    c.execute(
+        "UPDATE _honker_live SET expires_at = unixepoch() - 2 WHERE id = ?1",
+        [e],
+    )
+    .unwrap();
+    lapse(&c, e);
+    assert_eq!(sweep_expired(&c, Some("e")).unwrap(), 1);
+    assert_eq!(
+        get_dead(&c, e).unwrap().unwrap().last_error.as_deref(),
+        Some("expired")
+    );
+}
+
+// ------------------------------------------------------------ queue-scoped admin
+
+#[test]
+fn queue_scoped_admin_acts_only_on_its_own_queue() {
+    let (_d, c) = db();
+    let a = put(&c, "a", "1", opts());
+    let b = put(&c, "b", "1", opts());
+    assert!(get_job_in(&c, "b", a).unwrap().is_none());
+    assert_eq!(get_job_in(&c, "a", a).unwrap().unwrap().id, a);
+
+    assert!(!cancel_in(&c, "b", a).unwrap(), "another queue's job");
+    assert_eq!(live_ids(&c), vec![a, b], "touched nothing");
+    assert!(get_dead(&c, a).unwrap().is_none());
+    assert!(cancel_in(&c, "a", a).unwrap());
+    assert_eq!(
+        get_dead(&c, a).unwrap().unwrap().last_error.as_deref(),
+        Some(CANCELLED)
+    );
+
+    assert!(!requeue_dead_in(&c, "b", a).unwrap(), "another queue's job");
+    assert!(get_dead(&c, a).unwrap().is_some(), "touched nothing");
+    assert!(get_job(&c, a).unwrap().is_none());
+    assert!(requeue_dead_in(&c, "a", a).unwrap());
+    assert!(get_dead(&c, a).unwrap().is_none());
+    assert_eq!(get_job_in(&c, "a", a).unwrap().unwrap().attempts, 0);
+    assert!(!requeue_dead_in(&c, "a", a).unwrap(), "no longer dead");
+    assert!(!cancel_in(&c, "a", 12345).unwrap());
+}
+
+// ------------------------------------------------------------ job fate
+
+#[test]
+fn job_fate_tells_live_dead_and_gone_apart() {
+    let (_d, c) = db();
+    let pending = put(&c, "q", "1", opts().delay(Duration::from_secs(60)));
+    let running = put(&c, "q", "2", opts());
+    let failing = put(&c, "q", "3", opts());
+    let acked = put(&c, "q", "4", opts());
+    let jobs = claim_batch(&c, "q", "w", 3, VIS).unwrap();
+    assert_eq!(jobs.len(), 3);
+    let lease = |id| jobs.iter().find(|j| j.id == id).unwrap().lease();
+    fail(&c, "w", lease(failing), "bad input").unwrap();
+    ack(&c, "w", lease(acked)).unwrap();
+
+    assert_eq!(
+        job_fate(&c, pending).unwrap(),
+        JobFate::Live(JobState::Pending)
+    );
+    assert_eq!(
+        job_fate(&c, running).unwrap(),
+        JobFate::Live(JobState::Processing)
+    );
+    assert_eq!(
+        job_fate(&c, failing).unwrap(),
+        JobFate::Dead {
+            last_error: Some("bad input".into())
+        }
+    );
+    assert_eq!(job_fate(&c, acked).unwrap(), JobFate::Gone);
+    assert_eq!(job_fate(&c, 9999).unwrap(), JobFate::Gone);
+    cancel(&c, running).unwrap();
+    assert_eq!(
+        job_fate(&c, running).unwrap(),
+        JobFate::Dead {
+            last_error: Some(CANCELLED.into())
+        }
+    );
+}
+
+// ------------------------------------------------------------ depth reads
+
+fn plan(c: &Connection, sql: &str, queue: &str) -> String {
+    let lines: Vec<String> = c
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap()
+        .query_map([queue], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    lines.join("\n")
+}
+
+#[test]
+fn per_queue_depth_reads_use_indexes_with_100k_rows() {
+    let (_d, c) = db();
+    c.execute_batch(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+         INSERT INTO _honker_dead (id, queue, payload, last_error)
+           SELECT i, CASE WHEN i % 100 = 0 THEN 'q' ELSE 'other' END, '{}', 'x' FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+         INSERT INTO _honker_live (id, queue, payload, state, run_at, claim_expires_at)
+           SELECT 100000 + i, CASE WHEN i % 100 = 0 THEN 'q' ELSE 'other' END, '{}',
+                  CASE WHEN i % 3 = 0 THEN 'processing' ELSE 'pending' END,
+                  CASE WHEN i % 7 = 0 THEN unixepoch() + 60 ELSE unixepoch() END,
+                  CASE WHEN i % 3 = 0 THEN unixepoch() + 300 END
+           FROM n;
+         ANALYZE;",
+    )
+    .unwrap();
+    for (name, sql) in [
+        ("queue_stats", honker_core::sql::STATS_QUEUE),
+        ("pending_due_count", honker_core::sql::PENDING_DUE_COUNT),
+    ] {
+        let text = plan(&c, sql, "q");
+        assert!(
+            text.lines()
+                .all(|l| !l.starts_with("SCAN") || l == "SCAN CONSTANT ROW"),
+            "{name}: no table scan:\n{text}"
+        );
+        assert!(text.contains("USING"), "{name}: through an index:\n{text}");
+    }
+    let text = plan(&c, honker_core::sql::PENDING_DUE_COUNT, "q");
+    assert!(
+        text.contains("USING COVERING INDEX _honker_live_pending_deadline (queue=? AND run_at<?)"),
+        "pending_due_count reads the index alone:\n{text}"
+    );
+    let text = plan(&c, honker_core::sql::STATS_QUEUE, "q");
+    assert!(
+        text.contains("USING COVERING INDEX _honker_live_processing_deadline (queue=?)")
+            && text.contains("USING COVERING INDEX _honker_dead_queue (queue=?)"),
+        "{text}"
+    );
+    // And the numbers agree with a plain count.
+    let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let s = queue_stats(&c, "q").unwrap();
+    assert_eq!(
+        s.pending_due,
+        count("SELECT count(*) FROM _honker_live WHERE queue = 'q' AND state = 'pending' AND run_at <= unixepoch()")
+    );
+    assert_eq!(
+        s.scheduled,
+        count("SELECT count(*) FROM _honker_live WHERE queue = 'q' AND state = 'pending' AND run_at > unixepoch()")
+    );
+    assert_eq!(
+        s.processing,
+        count("SELECT count(*) FROM _honker_live WHERE queue = 'q' AND state = 'processing'")
+    );
+    assert_eq!(s.dead, 1000);
+    assert_eq!(pending_due_count(&c, "q").unwrap(), s.pending_due);
+    let all = stats(&c).unwrap();
+    assert_eq!(all.iter().find(|s| s.queue == "q").unwrap(), &s);
+}
+
+#[test]
+fn pending_due_count_counts_due_pending_rows_even_expired_ones() {
+    let (_d, c) = db();
+    put(&c, "q", "1", opts());
+    put(&c, "q", "1", opts().delay(Duration::from_secs(60)));
+    let expired = put(&c, "q", "1", opts().expires(Duration::from_secs(60)));
+    put(&c, "other", "1", opts());
+    let running = put(&c, "q", "1", opts().priority(9));
+    assert_eq!(claim_batch(&c, "q", "w", 1, VIS).unwrap()[0].id, running);
+    c.execute(
+        "UPDATE _honker_live SET expires_at = unixepoch() - 1 WHERE id = ?1",
+        [expired],
+    )
+    .unwrap();
+    assert_eq!(pending_due_count(&c, "q").unwrap(), 2, "expired, not swept");
+    assert_eq!(queue_stats(&c, "q").unwrap().pending_due, 1);
+    sweep_expired(&c, None).unwrap();
+    assert_eq!(pending_due_count(&c, "q").unwrap(), 1);
+    assert_eq!(pending_due_count(&c, "none").unwrap(), 0);
+}
+
+// ------------------------------------------------------------ queue names
+
+#[test]
+fn queue_names_are_checked_and_bad_ones_write_nothing() {
+    let (_d, c) = db();
+    let longest = "x".repeat(128);
+    for good in [
+        "a",
+        "emails",
+        "Billing.v2:eu-west/invoices_1",
+        longest.as_str(),
+    ] {
+        validate_queue_name(good).unwrap();
+        put(&c, good, "1", opts());
+    }
+    let n = live_ids(&c).len();
+    let too_long = "x".repeat(129);
+    for (bad, reason) in [
+        ("", "empty"),
+        (too_long.as_str(), "128 bytes"),
+        ("a\\b", "ASCII"),
+        ("a b", "ASCII"),
+        ("emails\n", "ASCII"),
+        ("é", "ASCII"),
+        ("q*", "ASCII"),
+        ("{q=\"x\"}", "ASCII"),
+    ] {
+        let e = validate_queue_name(bad).unwrap_err();
+        match &e {
+            Error::InvalidQueueName { name, reason: why } => {
+                assert_eq!(name, bad);
+                assert!(why.contains(reason), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        for e in [
+            enqueue(&c, bad, "1", &opts()).unwrap_err(),
+            enqueue_json(&c, bad, "1", &opts()).unwrap_err(),
+        ] {
+            assert!(matches!(e, Error::InvalidQueueName { .. }), "{e:?}");
+            assert!(e.to_string().contains("queue name"), "{e}");
+        }
+    }
+    assert_eq!(live_ids(&c).len(), n, "nothing written");
 }
