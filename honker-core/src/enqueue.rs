@@ -244,3 +244,26 @@ pub fn enqueue_json(
     ])?;
     Ok(conn.last_insert_rowid())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_up_saturates_the_same_in_debug_and_release() {
+        assert_eq!(ceil_secs(Duration::MAX), i64::MAX);
+        assert_eq!(ceil_millis(Duration::MAX), i64::MAX);
+        assert_eq!(ceil_secs(Duration::from_millis(1001)), 2);
+        assert_eq!(ceil_millis(Duration::from_nanos(1_000_001)), 2);
+        assert_eq!(ceil_secs(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn clamping_stops_at_max_duration() {
+        let max_secs = i64::try_from(MAX_DURATION.as_secs()).unwrap();
+        assert_eq!(clamped_secs(Duration::MAX), max_secs);
+        assert_eq!(clamped_millis(Duration::MAX), max_secs * 1000);
+        assert_eq!(clamped_secs(Duration::from_secs(5)), 5);
+        assert_eq!(MAX_DURATION.as_secs(), 6_307_200_000);
+    }
+}

@@ -470,3 +470,55 @@ pub enum JobFate {
     /// ([`get_result`](crate::get_result)) tells the two apart.
     Gone,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_int_takes_integers_and_integral_reals_within_i64_only() {
+        assert_eq!(exact_int(ValueRef::Integer(-3)), Some(-3));
+        assert_eq!(exact_int(ValueRef::Real(5.0)), Some(5));
+        assert_eq!(exact_int(ValueRef::Real(-0.0)), Some(0));
+        assert_eq!(
+            exact_int(ValueRef::Real(-9_223_372_036_854_775_808.0)),
+            Some(i64::MIN)
+        );
+        for odd in [
+            ValueRef::Real(9_223_372_036_854_775_808.0), // 2^63: one past i64::MAX
+            ValueRef::Real(1e30),
+            ValueRef::Real(2.5),
+            ValueRef::Real(f64::INFINITY),
+            ValueRef::Real(f64::NAN),
+            ValueRef::Text(b"12"),
+            ValueRef::Blob(b"\x01"),
+            ValueRef::Null,
+        ] {
+            assert_eq!(exact_int(odd), None, "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn lenient_int_coerces_and_never_fails() {
+        assert_eq!(lenient_int(ValueRef::Real(1e30), "c", 1), i64::MAX);
+        assert_eq!(lenient_int(ValueRef::Real(-1e30), "c", 1), i64::MIN);
+        assert_eq!(lenient_int(ValueRef::Real(2.7), "c", 1), 2);
+        assert_eq!(lenient_int(ValueRef::Real(f64::NAN), "c", 1), 0);
+        assert_eq!(lenient_int(ValueRef::Text(b" 42 "), "c", 1), 42);
+        assert_eq!(lenient_int(ValueRef::Text(b"soon"), "c", 1), 0);
+        assert_eq!(lenient_int(ValueRef::Text(b"\xff"), "c", 1), 0);
+        assert_eq!(lenient_int(ValueRef::Blob(b"1"), "c", 1), 0);
+        assert_eq!(lenient_int(ValueRef::Null, "c", 1), 0);
+        assert_eq!(lenient_opt_int(ValueRef::Null, "c", 1), None);
+    }
+
+    #[test]
+    fn describe_names_the_type_and_a_short_value() {
+        assert_eq!(describe(ValueRef::Real(1e30)), "REAL 1e30");
+        assert_eq!(describe(ValueRef::Text(b"soon")), "TEXT \"soon\"");
+        assert_eq!(describe(ValueRef::Blob(b"ab")), "BLOB of 2 bytes");
+        let long = "x".repeat(100);
+        let shown = describe(ValueRef::Text(long.as_bytes()));
+        assert!(shown.len() < 60 && shown.ends_with("...\""), "{shown}");
+    }
+}

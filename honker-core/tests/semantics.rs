@@ -440,6 +440,23 @@ fn cancel_moves_pending_and_processing_jobs_to_dead_as_cancelled() {
 }
 
 #[test]
+fn a_cancel_that_fails_half_way_leaves_no_copy_in_dead() {
+    let (_d, c) = db();
+    let id = put(&c, "q", "1", opts());
+    // The delete from live fails after the copy to dead succeeded.
+    c.execute_batch(
+        "CREATE TEMP TRIGGER no_delete BEFORE DELETE ON main._honker_live
+         BEGIN SELECT RAISE(ABORT, 'delete refused'); END;",
+    )
+    .unwrap();
+    let e = cancel(&c, id).unwrap_err();
+    assert!(e.to_string().contains("delete refused"), "{e}");
+    assert!(get_dead(&c, id).unwrap().is_none(), "the copy was undone");
+    assert_eq!(live_ids(&c), vec![id]);
+    assert!(c.is_autocommit(), "no transaction left open");
+}
+
+#[test]
 fn cancel_is_atomic_and_rolls_back_with_the_callers_transaction() {
     let (_d, mut c) = db();
     let id = put(&c, "q", "1", opts());
@@ -1056,6 +1073,9 @@ fn deadlines_that_are_not_integers_are_ignored_not_fatal() {
     let p = put(&c, "proc", "1", opts());
     claim_batch(&c, "proc", "w", 1, VIS).unwrap();
     poison(&c, p, "claim_expires_at", "1e30");
+    assert_eq!(next_claim_at(&c, "proc").unwrap(), None);
+    // The largest integer deadline: one second after it is past i64.
+    poison(&c, p, "claim_expires_at", "9223372036854775807");
     assert_eq!(next_claim_at(&c, "proc").unwrap(), None);
     // Expiry times.
     let e = put(&c, "exp", "1", opts().expires(Duration::from_secs(60)));
