@@ -527,7 +527,14 @@ impl Queue {
                 }
             },
         );
-        rx.await.map_err(|_| Error::WriterStopped)?
+        let mut pending = PendingClaim {
+            rx: Some(rx),
+            writer: self.honker.writer().clone(),
+        };
+        let rx = pending.rx.as_mut().ok_or(Error::WriterStopped)?;
+        let out = rx.await.map_err(|_| Error::WriterStopped)?;
+        pending.rx = None;
+        out
     }
 
     /// Ack many claims in one transaction; returns the ids acked.
@@ -639,6 +646,25 @@ impl Queue {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         self.honker.writer().write(f).await
+    }
+}
+
+/// A claim's reply not yet taken. Dropped before it is taken (the caller
+/// stopped waiting), it gives back whatever the claim returned; a claim
+/// that returns after the drop is given back by the writer side.
+struct PendingClaim {
+    rx: Option<tokio::sync::oneshot::Receiver<Result<Vec<ClaimedJob>>>>,
+    writer: Writer,
+}
+
+impl Drop for PendingClaim {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if let Ok(Ok(jobs)) = rx.try_recv() {
+                give_back(&self.writer, jobs);
+            }
+        }
     }
 }
 

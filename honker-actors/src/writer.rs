@@ -455,22 +455,24 @@ impl Thread {
             let Ran { mut result, finish } = w(Some(conn), fault == Some(Fault::Panic));
             self.in_request.store(false, Ordering::Relaxed);
             let mut finish = finish;
-            match fault {
-                Some(Fault::DiskFull | Fault::IoError) if !conn.is_autocommit() => {
+            if let Some(code) = match fault {
+                Some(Fault::DiskFull) => Some((rusqlite::ffi::SQLITE_FULL, "disk full")),
+                Some(Fault::IoError) => Some((rusqlite::ffi::SQLITE_IOERR, "I/O error")),
+                Some(Fault::Busy) => Some((rusqlite::ffi::SQLITE_BUSY, "busy")),
+                _ => None,
+            } {
+                // The request's statements ran, then "SQLite" failed: the
+                // request is told that error, whatever it returned.
+                let e = Arc::new(sqlite_error(code.0, code.1));
+                if let Some(f) = finish.0.take() {
+                    finish = Reply(Some(Box::new(move |_| f(Err(Error::NotCommitted(e))))));
+                }
+                result = Err(format!("injected fault: {}", code.1));
+                if fault != Some(Fault::Busy) && !conn.is_autocommit() {
                     // What SQLite does on these errors: the whole
                     // transaction is rolled back.
                     let _ = exec(conn, ROLLBACK);
-                    result = Err("injected fault: SQLite rolled the transaction back".into());
                 }
-                Some(Fault::Busy) => {
-                    let e = Arc::new(sqlite_error(rusqlite::ffi::SQLITE_BUSY, "busy"));
-                    let Reply(f) = &mut finish;
-                    if let Some(f) = f.take() {
-                        finish = Reply(Some(Box::new(move |_| f(Err(Error::NotCommitted(e))))));
-                    }
-                    result = Err("injected fault: busy".into());
-                }
-                _ => {}
             }
             if conn.is_autocommit() {
                 // SQLite rolled the whole group back (disk full, I/O error):

@@ -318,6 +318,7 @@ async fn a_panic_is_a_retryable_error() {
     pool.shutdown().await.unwrap();
 }
 
+static SLOW_ATTEMPTS: AtomicUsize = AtomicUsize::new(0);
 struct Slow;
 impl Job for Slow {
     const NAME: &'static str = "slow";
@@ -326,11 +327,16 @@ impl Job for Slow {
     type Output = ();
     fn options() -> JobOptions {
         JobOptions::default()
-            .max_attempts(1)
+            .max_attempts(2)
+            .backoff(honker_actors::Backoff::fixed(Duration::ZERO))
             .timeout(Duration::from_millis(200))
     }
-    async fn run(&self, _ctx: JobContext, _a: Args) -> Result<(), JobError> {
-        tokio::time::sleep(Duration::from_secs(60)).await;
+    async fn run(&self, ctx: JobContext, _a: Args) -> Result<(), JobError> {
+        SLOW_ATTEMPTS.fetch_add(1, Ordering::SeqCst);
+        // The first run overruns its timeout; the retry succeeds.
+        if ctx.attempt() == 1 {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
         Ok(())
     }
 }
@@ -345,18 +351,11 @@ async fn a_timeout_drops_the_handler_and_counts_as_a_retryable_error() {
         .await
         .unwrap();
     let q = h.queue("slow");
-    assert!(
-        eventually(Duration::from_secs(30), async || q
-            .stats()
-            .await
-            .unwrap()
-            .dead
-            == 1)
-        .await
-    );
+    assert!(eventually(Duration::from_secs(30), async || drained(&h, "slow").await).await);
     pool.shutdown().await.unwrap();
-    let dead = q.list_dead(1, 0).await.unwrap();
-    assert_eq!(dead[0].last_error.as_deref(), Some("timed out after 200ms"));
+    // Retried, not failed: the second attempt ran and succeeded.
+    assert_eq!(SLOW_ATTEMPTS.load(Ordering::SeqCst), 2);
+    assert_eq!(q.stats().await.unwrap().dead, 0);
 }
 
 #[derive(Serialize, Deserialize)]
@@ -431,9 +430,11 @@ async fn missing_application_data_is_a_clear_error() {
         .clone()
         .unwrap();
     assert!(
-        msg.contains("Vec<alloc::string::String>") && msg.contains("data"),
+        msg.contains("Vec<alloc::string::String>") && msg.contains("WorkerPoolBuilder::data"),
         "{msg}"
     );
+    // A configuration error: failed at once, never retried.
+    assert_eq!(q.list_dead(1, 0).await.unwrap()[0].attempts, 1);
 }
 
 static RUNNING: AtomicUsize = AtomicUsize::new(0);

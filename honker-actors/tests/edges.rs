@@ -1,0 +1,772 @@
+//! The promises at the edges: lapsed claims, rolled-back groups, poison
+//! rows, panics, extreme inputs, expiry, cooperative stops, queue scoping,
+//! result waits, dropped claims and shutdowns that cannot write. Each test
+//! here failed before its fix.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{drained, eventually, honker};
+use honker_actors::core::rusqlite;
+use honker_actors::{EnqueueOptions, Error, Job, JobContext, JobError, JobOptions, WorkerPool};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone)]
+struct Args {
+    n: u32,
+}
+
+fn foreign(h: &honker_actors::Honker) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(h.path()).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c
+}
+
+// ------------------------------------------------------------ 1. stale run
+
+static LAPSE_RUNS: AtomicUsize = AtomicUsize::new(0);
+static SECOND_STARTED: AtomicBool = AtomicBool::new(false);
+static FIRST_RETURNED: AtomicBool = AtomicBool::new(false);
+struct Lapses;
+impl Job for Lapses {
+    const NAME: &'static str = "lapses";
+    const QUEUE: &'static str = "lapses";
+    type Args = Args;
+    type Output = ();
+    async fn run(&self, ctx: JobContext, a: Args) -> Result<(), JobError> {
+        LAPSE_RUNS.fetch_add(1, Ordering::SeqCst);
+        if a.n == 0 {
+            return Ok(()); // the follow-up job
+        }
+        if ctx.attempt() == 1 {
+            // The claim lapses under the running handler (a paused
+            // process, a clock jump, a stalled writer).
+            let c = rusqlite::Connection::open(ctx.honker().path()).unwrap();
+            c.execute(
+                "UPDATE _honker_live SET claim_expires_at = unixepoch() - 1 WHERE id = ?1",
+                [ctx.id()],
+            )
+            .unwrap();
+            let started = eventually(Duration::from_secs(20), async || {
+                SECOND_STARTED.load(Ordering::SeqCst)
+            })
+            .await;
+            assert!(started, "the pool re-claims the lapsed job");
+            FIRST_RETURNED.store(true, Ordering::SeqCst);
+            return Ok(());
+        }
+        SECOND_STARTED.store(true, Ordering::SeqCst);
+        // Attempt 2 runs on past attempt 1's return.
+        eventually(Duration::from_secs(20), async || {
+            FIRST_RETURNED.load(Ordering::SeqCst)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let row = ctx
+            .honker()
+            .queue("lapses")
+            .get_job(ctx.id())
+            .await
+            .unwrap();
+        let row = row.expect("attempt 1's Ok did not ack the row attempt 2 holds");
+        assert_eq!(row.attempts, 2);
+        Err(JobError::retry(
+            "attempt 2 fails; its own outcome must be recorded",
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_run_never_completes_the_reclaimed_attempt() {
+    let (_d, h) = honker();
+    let id = h.enqueue::<Lapses>(&Args { n: 1 }).await.unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(Lapses)
+        .concurrency(4)
+        .queue_concurrency("lapses", 2)
+        .start()
+        .await
+        .unwrap();
+    let q = h.queue("lapses");
+    // Attempt 2's retry is recorded: the row is pending again with 2 attempts.
+    let retried = eventually(Duration::from_secs(30), async || {
+        q.get_job(id)
+            .await
+            .unwrap()
+            .is_some_and(|j| j.attempts == 2 && j.state == honker_actors::core::JobState::Pending)
+    })
+    .await;
+    assert!(retried, "attempt 2's own outcome was recorded");
+    // No slot leaked: with a limit of 2 the queue still runs new jobs.
+    q.cancel(id).await.unwrap();
+    for _ in 0..3 {
+        h.enqueue::<Lapses>(&Args { n: 0 }).await.unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(30), async || drained(&h, "lapses")
+            .await)
+        .await
+    );
+    let status = pool.status().await.unwrap();
+    assert_eq!((status.in_flight, status.prefetched), (0, 0));
+    pool.shutdown().await.unwrap();
+    assert_eq!(LAPSE_RUNS.load(Ordering::SeqCst), 5);
+}
+
+// ------------------------------------------------------------ 2. rolled-back groups
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_transaction_closure_commits_nothing_and_the_rest_of_its_group_does() {
+    let (_d, h) = honker();
+    h.transaction(|tx| tx.execute_batch("CREATE TABLE orders(id INTEGER PRIMARY KEY)"))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40u32 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            match i % 4 {
+                // Writes, then fails: nothing of it may be kept.
+                0 => h
+                    .transaction(move |tx| {
+                        tx.execute("INSERT INTO orders(id) VALUES (?1)", [i])
+                            .map_err(std::io::Error::other)?;
+                        Err::<(), _>(std::io::Error::other("refused"))
+                    })
+                    .await
+                    .map(|_| None),
+                // Tries to end the group's transaction itself: refused.
+                1 => h
+                    .transaction(move |tx| {
+                        tx.execute("INSERT INTO orders(id) VALUES (?1)", [i])?;
+                        tx.execute_batch("ROLLBACK")
+                    })
+                    .await
+                    .map(|_| None),
+                2 => h
+                    .transaction(move |tx| {
+                        tx.execute("INSERT INTO orders(id) VALUES (?1)", [i])?;
+                        tx.execute_batch("COMMIT")
+                    })
+                    .await
+                    .map(|_| None),
+                _ => h
+                    .queue("g")
+                    .enqueue(&i, EnqueueOptions::default())
+                    .await
+                    .map(Some),
+            }
+        }));
+    }
+    let mut told_ok = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match (i % 4, t.await.unwrap()) {
+            (3, Ok(Some(id))) => told_ok.push(id),
+            (3, other) => panic!("a plain enqueue failed: {other:?}"),
+            (_, Ok(_)) => panic!("request {i} should have failed"),
+            (_, Err(_)) => {}
+        }
+    }
+    let c = foreign(&h);
+    let orders: i64 = c
+        .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(orders, 0, "no failed or refused closure left a row");
+    for id in &told_ok {
+        let n: i64 = c
+            .query_row(
+                "SELECT count(*) FROM _honker_live WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1, "enqueue {id} was reported committed");
+    }
+    assert_eq!(told_ok.len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_sqlite_rolls_a_group_back_no_request_in_it_is_told_ok() {
+    let (_d, h) = honker();
+    for fault in [
+        honker_actors::Fault::DiskFull,
+        honker_actors::Fault::IoError,
+    ] {
+        let at = Arc::new(AtomicUsize::new(usize::MAX));
+        let hook_at = at.clone();
+        let base = Arc::new(std::sync::Mutex::new(None::<u64>));
+        let hook_base = base.clone();
+        h.inject_writer_faults(Some(Arc::new(move |k| {
+            let mut b = hook_base.lock().unwrap();
+            let first = *b.get_or_insert(k);
+            (k - first == hook_at.load(Ordering::SeqCst) as u64).then_some(fault)
+        })));
+        at.store(20, Ordering::SeqCst);
+        let mut tasks = Vec::new();
+        for i in 0..60u32 {
+            let q = h.queue("rb");
+            tasks.push(tokio::spawn(async move {
+                (i, q.enqueue(&i, EnqueueOptions::default()).await)
+            }));
+        }
+        let mut failed = 0;
+        let c = foreign(&h);
+        for t in tasks {
+            let (i, r) = t.await.unwrap();
+            let on_disk: i64 = c
+                .query_row(
+                    "SELECT count(*) FROM _honker_live WHERE queue = 'rb' AND payload = ?1",
+                    [i.to_string()],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            match r {
+                Ok(_) => assert_eq!(on_disk, 1, "enqueue {i} told Ok must be on disk"),
+                Err(e) => {
+                    failed += 1;
+                    assert_eq!(on_disk, 0, "enqueue {i} told {e} must not be on disk");
+                }
+            }
+        }
+        assert!(
+            failed >= 1,
+            "the injected fault failed at least its own request"
+        );
+        h.inject_writer_faults(None);
+        // The handle keeps working.
+        h.queue("rb")
+            .enqueue(&"after", EnqueueOptions::default())
+            .await
+            .unwrap();
+        c.execute("DELETE FROM _honker_live WHERE queue = 'rb'", [])
+            .unwrap();
+    }
+}
+
+// ------------------------------------------------------------ 3. poison rows
+
+static POISON_OK: AtomicUsize = AtomicUsize::new(0);
+struct PoisonA;
+impl Job for PoisonA {
+    const NAME: &'static str = "poison_a";
+    const QUEUE: &'static str = "poison_a";
+    type Args = Args;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, _a: Args) -> Result<(), JobError> {
+        POISON_OK.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+struct PoisonB;
+impl Job for PoisonB {
+    const NAME: &'static str = "poison_b";
+    const QUEUE: &'static str = "poison_b";
+    type Args = Args;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, _a: Args) -> Result<(), JobError> {
+        POISON_OK.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_with_odd_column_types_is_dead_lettered_alone() {
+    let (_d, h) = honker();
+    let c = foreign(&h);
+    let bad_expiry = h.enqueue::<PoisonA>(&Args { n: 1 }).await.unwrap();
+    let bad_priority = h.enqueue::<PoisonA>(&Args { n: 2 }).await.unwrap();
+    c.execute(
+        "UPDATE _honker_live SET expires_at = 1e30 WHERE id = ?1",
+        [bad_expiry],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE _honker_live SET priority = 'high' WHERE id = ?1",
+        [bad_priority],
+    )
+    .unwrap();
+    for n in 0..20 {
+        h.enqueue::<PoisonA>(&Args { n }).await.unwrap();
+        h.enqueue::<PoisonB>(&Args { n }).await.unwrap();
+    }
+    let pool = WorkerPool::builder(&h)
+        .register(PoisonA)
+        .register(PoisonB)
+        .start()
+        .await
+        .unwrap();
+    let done = eventually(Duration::from_secs(30), async || {
+        drained(&h, "poison_a").await && drained(&h, "poison_b").await
+    })
+    .await;
+    assert!(done, "both queues drained around the poison rows");
+    pool.shutdown().await.unwrap();
+    assert_eq!(POISON_OK.load(Ordering::SeqCst), 40);
+    let dead = h.queue("poison_a").list_dead(10, 0).await.unwrap();
+    let ids: Vec<i64> = dead.iter().map(|d| d.id).collect();
+    assert!(
+        ids.contains(&bad_expiry) && ids.contains(&bad_priority),
+        "{dead:?}"
+    );
+    for d in &dead {
+        assert!(
+            d.last_error.as_deref().is_some_and(|e| !e.is_empty()),
+            "{d:?}"
+        );
+    }
+}
+
+// ------------------------------------------------------------ 4. panics in requests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_request_fails_alone_and_the_handle_lives_on() {
+    let (_d, h) = honker();
+    let r = h
+        .transaction(|_tx| -> Result<(), std::io::Error> { panic!("boom in a closure") })
+        .await;
+    assert!(
+        matches!(&r, Err(Error::Panicked(m)) if m.contains("boom")),
+        "{r:?}"
+    );
+    let q = h.queue("p");
+    q.enqueue(&1, EnqueueOptions::default()).await.unwrap();
+    let all = q.claim_batch("w", usize::MAX).await.unwrap();
+    assert_eq!(all.len(), 1);
+    q.enqueue(&2, EnqueueOptions::default()).await.unwrap();
+    assert_eq!(q.stats().await.unwrap().pending_due, 1);
+}
+
+// ------------------------------------------------------------ 5. extreme durations
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_durations_are_refused_or_clamped_never_wrapped() {
+    let (_d, h) = honker();
+    let q = h.queue("far");
+    for opts in [
+        EnqueueOptions::default().delay(Duration::MAX),
+        EnqueueOptions::default().expires(Duration::MAX),
+        EnqueueOptions::default().delay(Duration::from_secs(u64::MAX / 2)),
+    ] {
+        let r = q.enqueue(&1, opts.clone()).await;
+        assert!(
+            matches!(
+                &r,
+                Err(Error::Core(honker_actors::core::Error::InvalidOption(_)))
+            ),
+            "{opts:?}: {r:?}"
+        );
+    }
+    assert_eq!(q.stats().await.unwrap().pending_due, 0, "nothing written");
+    // A claim of "forever" is clamped, stays an integer, and is long.
+    q.enqueue(&1, EnqueueOptions::default()).await.unwrap();
+    let job = q
+        .clone()
+        .with_visibility_timeout(Duration::MAX)
+        .claim_batch("w", 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        job.claim_expires_at > job.run_at + 100 * 365 * 86400,
+        "{job:?}"
+    );
+    let until = q.heartbeat(job.lease(), "w", Duration::MAX).await.unwrap();
+    assert!(until.is_some());
+    let out = q
+        .retry(job.lease(), "w", Duration::MAX, "later")
+        .await
+        .unwrap();
+    assert_eq!(out, honker_actors::RetryOutcome::Retried);
+    let typeof_run_at: String = foreign(&h)
+        .query_row("SELECT typeof(run_at) FROM _honker_live", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(typeof_run_at, "integer");
+    // Pool options.
+    let e = WorkerPool::builder(&h)
+        .register(PoisonA)
+        .visibility_timeout(Duration::MAX)
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e}");
+    let pool = WorkerPool::builder(&h)
+        .register(PoisonA)
+        .shutdown_timeout(Duration::MAX)
+        .start()
+        .await
+        .unwrap();
+    pool.shutdown().await.unwrap();
+    // Backoff arithmetic never panics.
+    let b = honker_actors::Backoff::exponential(Duration::MAX, Duration::MAX);
+    assert!(b.delay(u32::MAX) >= Duration::from_secs(u64::MAX / 2));
+    let d = honker_actors::Backoff::exponential(Duration::from_secs(3600), Duration::MAX).delay(40);
+    assert!(d >= Duration::from_secs(3600));
+}
+
+// ------------------------------------------------------------ 6. expiry in the prefetch buffer
+
+static HOG_DONE: AtomicBool = AtomicBool::new(false);
+static SHORT_LIVED_RAN: AtomicBool = AtomicBool::new(false);
+struct Hog;
+impl Job for Hog {
+    const NAME: &'static str = "hog";
+    const QUEUE: &'static str = "hog";
+    type Args = Args;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, a: Args) -> Result<(), JobError> {
+        if a.n == 1 {
+            SHORT_LIVED_RAN.store(true, Ordering::SeqCst);
+        } else {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            HOG_DONE.store(true, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefetched_job_never_starts_after_it_expired() {
+    let (_d, h) = honker();
+    h.enqueue::<Hog>(&Args { n: 0 }).await.unwrap();
+    let short = EnqueueOptions::default().expires(Duration::from_secs(1));
+    let id = h.queue("hog").enqueue(&Args { n: 1 }, short).await.unwrap();
+    // One worker: the hog holds it while the short-lived job waits,
+    // claimed, in the prefetch buffer.
+    let pool = WorkerPool::builder(&h)
+        .register(Hog)
+        .concurrency(1)
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), async || HOG_DONE
+            .load(Ordering::SeqCst))
+        .await
+    );
+    let q = h.queue("hog");
+    let dead = eventually(Duration::from_secs(20), async || {
+        q.list_dead(10, 0).await.unwrap().iter().any(|d| d.id == id)
+    })
+    .await;
+    pool.shutdown().await.unwrap();
+    assert!(dead, "the expired job is swept to dead");
+    assert!(!SHORT_LIVED_RAN.load(Ordering::SeqCst), "it never started");
+    let d = q.list_dead(10, 0).await.unwrap();
+    assert_eq!(d[0].last_error.as_deref(), Some("expired"));
+    assert_eq!(d[0].attempts, 0, "its claim was given back unburned");
+}
+
+// ------------------------------------------------------------ 7. cooperative stop
+
+static COOP_STARTED: AtomicBool = AtomicBool::new(false);
+struct Cooperative;
+impl Job for Cooperative {
+    const NAME: &'static str = "cooperative";
+    const QUEUE: &'static str = "cooperative";
+    type Args = Args;
+    type Output = ();
+    fn options() -> JobOptions {
+        JobOptions::default().max_attempts(1)
+    }
+    async fn run(&self, ctx: JobContext, _a: Args) -> Result<(), JobError> {
+        COOP_STARTED.store(true, Ordering::SeqCst);
+        loop {
+            if ctx.is_stopping() {
+                // As the docs suggest.
+                return Err(JobError::retry("stopping; will resume"));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cooperative_stop_on_shutdown_burns_no_attempt() {
+    let (_d, h) = honker();
+    let id = h.enqueue::<Cooperative>(&Args { n: 1 }).await.unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(Cooperative)
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), async || COOP_STARTED
+            .load(Ordering::SeqCst))
+        .await
+    );
+    pool.shutdown().await.unwrap();
+    let job = h.queue("cooperative").get_job(id).await.unwrap();
+    let job = job.expect("still live, not dead, with max_attempts 1");
+    assert_eq!(job.attempts, 0);
+    assert_eq!(job.state, honker_actors::core::JobState::Pending);
+}
+
+// ------------------------------------------------------------ 8. exhausted lapsed rows
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_pool_dead_letters_an_exhausted_row_whose_claim_lapsed() {
+    let dir = tempfile::tempdir().unwrap();
+    // The watcher is effectively off: only the due-time timer can wake the pool.
+    let h = honker_actors::Honker::open_with_watch_interval(
+        dir.path().join("app.db"),
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    let q = h
+        .queue("lapses")
+        .with_visibility_timeout(Duration::from_secs(1));
+    let id = q
+        .enqueue(&Args { n: 0 }, EnqueueOptions::default().max_attempts(1))
+        .await
+        .unwrap();
+    q.claim_batch("a-crashed-worker", 1).await.unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(Lapses)
+        .start()
+        .await
+        .unwrap();
+    let dead = eventually(Duration::from_secs(10), async || {
+        honker_actors::core::get_dead(&foreign(&h), id)
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    pool.shutdown().await.unwrap();
+    assert!(
+        dead,
+        "the exhausted row was dead-lettered once its claim lapsed"
+    );
+}
+
+// ------------------------------------------------------------ 9. queue scoping
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_handle_never_acts_on_another_queues_job() {
+    let (_d, h) = honker();
+    let (a, b) = (h.queue("a"), h.queue("b"));
+    let id = b.enqueue(&1, EnqueueOptions::default()).await.unwrap();
+    assert!(a.get_job(id).await.unwrap().is_none());
+    assert!(!a.cancel(id).await.unwrap());
+    assert!(b.get_job(id).await.unwrap().is_some(), "untouched");
+    let job = b.claim_batch("w", 1).await.unwrap().remove(0);
+    assert!(b.fail(job.lease(), "w", "bad").await.unwrap());
+    assert!(!a.requeue_dead(id).await.unwrap());
+    assert_eq!(b.list_dead(10, 0).await.unwrap().len(), 1, "still dead");
+    assert!(b.requeue_dead(id).await.unwrap());
+}
+
+// ------------------------------------------------------------ 10. result waits
+
+struct Doomed;
+impl Job for Doomed {
+    const NAME: &'static str = "doomed";
+    const QUEUE: &'static str = "doomed";
+    type Args = Args;
+    type Output = u32;
+    async fn run(&self, _ctx: JobContext, a: Args) -> Result<u32, JobError> {
+        match a.n {
+            0 => Err(JobError::fail("no such customer")),
+            n => Ok(n),
+        }
+    }
+}
+struct Silent;
+impl Job for Silent {
+    const NAME: &'static str = "silent";
+    const QUEUE: &'static str = "silent";
+    type Args = Args;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, _a: Args) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_the_result_of_a_job_that_cannot_have_one_answers_at_once() {
+    let (_d, h) = honker();
+    let dead = h.enqueue::<Doomed>(&Args { n: 0 }).await.unwrap();
+    let ok = h.enqueue::<Doomed>(&Args { n: 7 }).await.unwrap();
+    let silent = h.enqueue::<Silent>(&Args { n: 0 }).await.unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(Doomed)
+        .register(Silent)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        h.result::<u32>(ok, Duration::from_secs(30)).await.unwrap(),
+        7
+    );
+    assert!(
+        eventually(Duration::from_secs(30), async || drained(&h, "doomed")
+            .await
+            && drained(&h, "silent").await)
+        .await
+    );
+    pool.shutdown().await.unwrap();
+    let t = Instant::now();
+    let r = h.result::<u32>(dead, Duration::from_secs(30)).await;
+    assert!(
+        matches!(&r, Err(Error::JobDead { job_id, last_error: Some(e) }) if *job_id == dead && e == "no such customer"),
+        "{r:?}"
+    );
+    let r = h.result::<()>(silent, Duration::from_secs(30)).await;
+    assert!(matches!(r, Err(Error::NoResult { .. })), "{r:?}");
+    let r = h.result::<u32>(999_999, Duration::from_secs(30)).await;
+    assert!(matches!(r, Err(Error::NoResult { .. })), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(10), "answered at once");
+}
+
+// ------------------------------------------------------------ 13. dropped claims
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_dropped_while_in_flight_is_given_back() {
+    let (_d, h) = honker();
+    let q = h.queue("dropped");
+    let id = q.enqueue(&1, EnqueueOptions::default()).await.unwrap();
+    // Keep the writer busy so the claim is in flight when dropped.
+    let busy = h.transaction(|_| {
+        std::thread::sleep(Duration::from_millis(300));
+        Ok::<_, std::io::Error>(())
+    });
+    let claim = q.claim_batch("w", 1);
+    let (busy, claimed) =
+        tokio::join!(busy, tokio::time::timeout(Duration::from_millis(50), claim));
+    busy.unwrap();
+    assert!(
+        claimed.is_err(),
+        "the claim was dropped before it came back"
+    );
+    let back = eventually(Duration::from_secs(5), async || {
+        q.get_job(id)
+            .await
+            .unwrap()
+            .is_some_and(|j| j.state == honker_actors::core::JobState::Pending && j.attempts == 0)
+    })
+    .await;
+    assert!(back, "{:?}", q.get_job(id).await.unwrap());
+    // The claim stream is built on the same claim.
+    use futures::StreamExt;
+    let busy = h.transaction(|_| {
+        std::thread::sleep(Duration::from_millis(300));
+        Ok::<_, std::io::Error>(())
+    });
+    let mut stream = q.claim("w2");
+    let (busy, got) = tokio::join!(
+        busy,
+        tokio::time::timeout(Duration::from_millis(50), stream.next())
+    );
+    busy.unwrap();
+    assert!(got.is_err());
+    drop(stream);
+    let back = eventually(Duration::from_secs(5), async || {
+        q.get_job(id)
+            .await
+            .unwrap()
+            .is_some_and(|j| j.attempts == 0 && j.worker_id.is_none())
+    })
+    .await;
+    assert!(back, "{:?}", q.get_job(id).await.unwrap());
+}
+
+// ------------------------------------------------------------ 14. shutdown that cannot write
+
+static LOCKED_STARTED: AtomicBool = AtomicBool::new(false);
+static LOCKED_RELEASE: AtomicBool = AtomicBool::new(false);
+struct UnderLock;
+impl Job for UnderLock {
+    const NAME: &'static str = "under_lock";
+    const QUEUE: &'static str = "under_lock";
+    type Args = Args;
+    type Output = ();
+    async fn run(&self, _ctx: JobContext, _a: Args) -> Result<(), JobError> {
+        LOCKED_STARTED.store(true, Ordering::SeqCst);
+        eventually(Duration::from_secs(30), async || {
+            LOCKED_RELEASE.load(Ordering::SeqCst)
+        })
+        .await;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_that_cannot_write_its_outcomes_says_so() {
+    let (_d, h) = honker();
+    let id = h.enqueue::<UnderLock>(&Args { n: 1 }).await.unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(UnderLock)
+        .shutdown_timeout(Duration::from_millis(500))
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), async || LOCKED_STARTED
+            .load(Ordering::SeqCst))
+        .await
+    );
+    // Another program holds the write lock through the whole shutdown.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (unlock_tx, unlock_rx) = std::sync::mpsc::channel::<()>();
+    let path = h.path().to_path_buf();
+    let holder = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = unlock_rx.recv_timeout(Duration::from_secs(60));
+        c.execute_batch("ROLLBACK").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    LOCKED_RELEASE.store(true, Ordering::SeqCst);
+    let r = pool.shutdown().await;
+    unlock_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert!(
+        matches!(r, Err(Error::ShutdownIncomplete { unwritten: 1 })),
+        "{r:?}"
+    );
+    // The job was not acked: it will run again.
+    let job = h.queue("under_lock").get_job(id).await.unwrap();
+    assert!(job.is_some());
+}
+
+// ------------------------------------------------------------ 16. queue names
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_names_that_are_not_safe_labels_are_refused() {
+    let (_d, h) = honker();
+    for bad in ["a\\b", "", "with space", "é", &"x".repeat(129)] {
+        let r = h.queue(bad).enqueue(&1, EnqueueOptions::default()).await;
+        assert!(
+            matches!(
+                &r,
+                Err(Error::Core(
+                    honker_actors::core::Error::InvalidQueueName { .. }
+                ))
+            ),
+            "{bad:?}: {r:?}"
+        );
+    }
+    struct BadQueue;
+    impl Job for BadQueue {
+        const NAME: &'static str = "bad_queue";
+        const QUEUE: &'static str = "bad\\queue";
+        type Args = Args;
+        type Output = ();
+        async fn run(&self, _ctx: JobContext, _a: Args) -> Result<(), JobError> {
+            Ok(())
+        }
+    }
+    let e = WorkerPool::builder(&h)
+        .register(BadQueue)
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e}");
+    h.queue("emails.v2:eu/high-priority_1")
+        .enqueue(&1, EnqueueOptions::default())
+        .await
+        .unwrap();
+}
