@@ -1,0 +1,761 @@
+//! A model-based randomized test: random sequences of queue operations are
+//! applied to a real file database and to a small reference model of the
+//! honker semantics (DESIGN §1), and the two are compared after every step.
+//!
+//! Time: SQLite's clock cannot be stopped, so every time the test writes is
+//! a whole number of `U` (500 s) away from "now" (a claim visibility, a
+//! heartbeat, an expiry, a delay), and the passing of time is simulated by
+//! shifting every stored time of `_honker_live` back by `2U`. Real time
+//! moves a few seconds at most during a case, far less than `U`, so whether
+//! a time has passed is never in doubt: deadlines (claims, expiries,
+//! delays) sit an odd number of `U` from now and never on it, and the only
+//! time that sits on "now" is a `run_at` of "due now", which is due.
+//!
+//! Runs 256 cases by default; `HONKER_MODEL_CASES=n` runs `n`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use honker_core::{
+    ack, cancel, claim_batch, enqueue, fail, has_claimable, heartbeat, next_claim_at,
+    next_expiry_at, pending_due_count, queue_stats, release, retry, sweep_expired, EnqueueOptions,
+    Lease, RetryOutcome, CANCELLED,
+};
+use proptest::prelude::*;
+use rusqlite::Connection;
+
+/// The unit of model time, in seconds.
+const U: i64 = 500;
+const QUEUES: [&str; 2] = ["a", "b"];
+const POOLS: [&str; 2] = ["p1", "p2"];
+
+fn units(n: u8) -> Duration {
+    Duration::from_secs(U as u64 * u64::from(n))
+}
+
+// ------------------------------------------------------------------ ops
+
+#[derive(Clone, Debug)]
+enum Outcome {
+    Ack,
+    /// Delay in units: 0 (due now) or odd.
+    Retry(u8),
+    Fail,
+    /// Extension in odd units.
+    Heartbeat(u8),
+    Release,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Enqueue {
+        queue: usize,
+        /// None: due now; else odd units.
+        delay: Option<u8>,
+        max_attempts: u32,
+        /// Odd units.
+        expires: Option<u8>,
+        priority: i64,
+    },
+    Claim {
+        pool: usize,
+        queue: usize,
+        n: usize,
+        /// Odd units.
+        visibility: u8,
+    },
+    Outcome {
+        pool: usize,
+        /// Index into the leases the pool holds, or into every lease it
+        /// ever held when `stale`.
+        pick: usize,
+        stale: bool,
+        outcome: Outcome,
+    },
+    Cancel {
+        pick: usize,
+    },
+    /// Shift every stored live time back by `2U * k`.
+    Advance(u8),
+    /// Move a pool's claim deadlines into the past.
+    Lapse {
+        pool: usize,
+    },
+    /// The pool forgets its leases; its rows stay processing until they lapse.
+    Crash {
+        pool: usize,
+    },
+    /// The pool releases every lease it holds.
+    Shutdown {
+        pool: usize,
+    },
+    Sweep,
+}
+
+fn odd(max: u8) -> impl Strategy<Value = u8> {
+    (0..=max / 2).prop_map(|k| 2 * k + 1)
+}
+
+fn outcome() -> impl Strategy<Value = Outcome> {
+    prop_oneof![
+        3 => Just(Outcome::Ack),
+        2 => prop_oneof![Just(0u8), odd(3)].prop_map(Outcome::Retry),
+        1 => Just(Outcome::Fail),
+        2 => odd(5).prop_map(Outcome::Heartbeat),
+        1 => Just(Outcome::Release),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (
+            0..2usize,
+            prop::option::of(odd(5)),
+            1..=3u32,
+            prop::option::weighted(0.3, odd(7)),
+            -1..=2i64,
+        )
+            .prop_map(|(queue, delay, max_attempts, expires, priority)| Op::Enqueue {
+                queue,
+                delay,
+                max_attempts,
+                expires,
+                priority,
+            }),
+        4 => (0..2usize, 0..2usize, 1..=4usize, odd(3)).prop_map(|(pool, queue, n, visibility)| {
+            Op::Claim { pool, queue, n, visibility }
+        }),
+        5 => (0..2usize, any::<usize>(), prop::bool::weighted(0.25), outcome()).prop_map(
+            |(pool, pick, stale, outcome)| Op::Outcome { pool, pick, stale, outcome }
+        ),
+        1 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
+        1 => (1..=3u8).prop_map(Op::Advance),
+        1 => (0..2usize).prop_map(|pool| Op::Lapse { pool }),
+        1 => (0..2usize).prop_map(|pool| Op::Crash { pool }),
+        1 => (0..2usize).prop_map(|pool| Op::Shutdown { pool }),
+        1 => Just(Op::Sweep),
+    ]
+}
+
+// ------------------------------------------------------------------ model
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Pending,
+    Processing,
+}
+
+/// A live row as stored, times in unix seconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Live {
+    queue: String,
+    state: State,
+    priority: i64,
+    run_at: i64,
+    worker: Option<String>,
+    claim_expires_at: Option<i64>,
+    attempts: i64,
+    max_attempts: i64,
+    expires_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Dead {
+    queue: String,
+    priority: i64,
+    attempts: i64,
+    max_attempts: i64,
+    last_error: String,
+}
+
+#[derive(Default)]
+struct Pool {
+    held: Vec<Lease>,
+    history: Vec<Lease>,
+}
+
+#[derive(Default)]
+struct Model {
+    live: BTreeMap<i64, Live>,
+    dead: BTreeMap<i64, Dead>,
+    acked: BTreeSet<i64>,
+    enqueued: Vec<i64>,
+    pools: [Pool; 2],
+}
+
+/// How many units `t` lies from `now`, rounded: real time moving a few
+/// seconds never changes it.
+fn pos(t: i64, now: i64) -> i64 {
+    let d = t - now;
+    (d + d.signum() * U / 2) / U
+}
+
+/// [`pos`] of a deadline, which never sits on "now".
+fn deadline_pos(t: i64, now: i64, what: &str) -> i64 {
+    let p = pos(t, now);
+    assert_ne!(p, 0, "test design: {what} {t} sits on now {now}");
+    p
+}
+
+impl Live {
+    fn expired(&self, now: i64) -> bool {
+        self.expires_at
+            .is_some_and(|e| deadline_pos(e, now, "expires_at") < 0)
+    }
+    fn lapsed(&self, now: i64) -> bool {
+        self.claim_expires_at
+            .is_some_and(|c| deadline_pos(c, now, "claim_expires_at") < 0)
+    }
+    fn due(&self, now: i64) -> bool {
+        pos(self.run_at, now) <= 0
+    }
+    /// What the claim would take (or dead-letter).
+    fn claimable(&self, now: i64) -> bool {
+        !self.expired(now)
+            && match self.state {
+                State::Pending => self.due(now),
+                State::Processing => self.lapsed(now),
+            }
+    }
+}
+
+impl Model {
+    /// A valid claim given back: pending, its attempt returned.
+    fn release(&mut self, id: i64) {
+        let r = self.live.get_mut(&id).unwrap();
+        r.state = State::Pending;
+        r.attempts -= 1;
+        r.worker = None;
+        r.claim_expires_at = None;
+    }
+
+    fn move_to_dead(&mut self, id: i64, attempts: i64, why: &str) {
+        let row = self.live.remove(&id).expect("live row");
+        self.dead.insert(
+            id,
+            Dead {
+                queue: row.queue,
+                priority: row.priority,
+                attempts,
+                max_attempts: row.max_attempts,
+                last_error: why.to_string(),
+            },
+        );
+    }
+
+    /// Whether `lease` is the valid claim of `pool` now.
+    fn holds(&self, pool: &str, lease: Lease, now: i64) -> bool {
+        self.live.get(&lease.id).is_some_and(|r| {
+            r.state == State::Processing
+                && r.worker.as_deref() == Some(pool)
+                && r.attempts == lease.attempts
+                && !r.lapsed(now)
+        })
+    }
+
+    /// The claim's candidates of `queue` in claim order.
+    fn candidates(&self, queue: &str, now: i64) -> Vec<i64> {
+        let mut c: Vec<(&i64, &Live)> = self
+            .live
+            .iter()
+            .filter(|(_, r)| r.queue == queue && r.claimable(now))
+            .collect();
+        c.sort_by(|(ia, a), (ib, b)| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.run_at.cmp(&b.run_at))
+                .then(ia.cmp(ib))
+        });
+        c.into_iter().map(|(id, _)| *id).collect()
+    }
+
+    fn next_claim_at(&self, queue: &str, now: i64) -> Option<i64> {
+        self.live
+            .values()
+            .filter(|r| r.queue == queue)
+            .filter_map(|r| match r.state {
+                State::Pending => (pos(r.run_at, now) > 0
+                    && r.expires_at.is_none_or(|e| e > r.run_at))
+                .then_some(r.run_at),
+                State::Processing => (!r.lapsed(now)).then(|| r.claim_expires_at.unwrap() + 1),
+            })
+            .min()
+    }
+
+    fn next_expiry_at(&self, queue: &str, now: i64) -> Option<i64> {
+        self.live
+            .values()
+            .filter(|r| r.queue == queue)
+            .filter_map(|r| r.expires_at)
+            .filter(|&e| deadline_pos(e, now, "expires_at") > 0)
+            .min()
+    }
+}
+
+// ------------------------------------------------------------------ the database
+
+fn db_live(c: &Connection) -> BTreeMap<i64, Live> {
+    let mut s = c
+        .prepare(
+            "SELECT id, queue, state, priority, run_at, worker_id, claim_expires_at,
+                    attempts, max_attempts, expires_at, typeof(run_at),
+                    typeof(claim_expires_at), typeof(expires_at)
+             FROM _honker_live ORDER BY id",
+        )
+        .unwrap();
+    s.query_map([], |r| {
+        for (i, col) in [(10, "run_at"), (11, "claim_expires_at"), (12, "expires_at")] {
+            let t: String = r.get(i)?;
+            assert!(t == "integer" || t == "null", "{col} stored as {t}");
+        }
+        let state: String = r.get(2)?;
+        Ok((
+            r.get(0)?,
+            Live {
+                queue: r.get(1)?,
+                state: match state.as_str() {
+                    "pending" => State::Pending,
+                    "processing" => State::Processing,
+                    other => panic!("state {other}"),
+                },
+                priority: r.get(3)?,
+                run_at: r.get(4)?,
+                worker: r.get(5)?,
+                claim_expires_at: r.get(6)?,
+                attempts: r.get(7)?,
+                max_attempts: r.get(8)?,
+                expires_at: r.get(9)?,
+            },
+        ))
+    })
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
+}
+
+fn db_dead(c: &Connection) -> BTreeMap<i64, Dead> {
+    let mut s = c
+        .prepare(
+            "SELECT id, queue, priority, attempts, max_attempts, last_error
+             FROM _honker_dead ORDER BY id",
+        )
+        .unwrap();
+    s.query_map([], |r| {
+        let last_error: Option<String> = r.get(5)?;
+        let last_error = last_error.expect("a dead row carries a reason");
+        assert!(!last_error.is_empty(), "a dead row carries a reason");
+        Ok((
+            r.get(0)?,
+            Dead {
+                queue: r.get(1)?,
+                priority: r.get(2)?,
+                attempts: r.get(3)?,
+                max_attempts: r.get(4)?,
+                last_error,
+            },
+        ))
+    })
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
+}
+
+fn now(c: &Connection) -> i64 {
+    honker_core::now(c).unwrap()
+}
+
+// ------------------------------------------------------------------ the run
+
+struct Run {
+    c: Connection,
+    m: Model,
+    /// attempts of every row last seen, to check they never decrease.
+    attempts: HashMap<i64, i64>,
+    /// ids whose claim a step released (their attempts go back by one).
+    released: BTreeSet<i64>,
+    _dir: tempfile::TempDir,
+}
+
+impl Run {
+    fn new() -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let c = honker_core::open(dir.path().join("model.db")).unwrap();
+        Run {
+            c,
+            m: Model::default(),
+            attempts: HashMap::new(),
+            released: BTreeSet::new(),
+            _dir: dir,
+        }
+    }
+
+    fn step(&mut self, op: &Op) {
+        self.released.clear();
+        let c = &self.c;
+        let t = now(c);
+        match *op {
+            Op::Enqueue {
+                queue,
+                delay,
+                max_attempts,
+                expires,
+                priority,
+            } => {
+                let mut o = EnqueueOptions::default()
+                    .max_attempts(max_attempts)
+                    .priority(priority);
+                if let Some(d) = delay {
+                    o = o.delay(units(d));
+                }
+                if let Some(e) = expires {
+                    o = o.expires(units(e));
+                }
+                let id = enqueue(c, QUEUES[queue], "{}", &o).unwrap();
+                let job = honker_core::get_job(c, id).unwrap().unwrap();
+                let t = now(c);
+                assert_eq!(pos(job.run_at, t), delay.map_or(0, i64::from));
+                if let Some(e) = expires {
+                    assert_eq!(
+                        deadline_pos(job.expires_at.unwrap(), t, "expires_at"),
+                        i64::from(e)
+                    );
+                }
+                self.m.enqueued.push(id);
+                self.m.live.insert(
+                    id,
+                    Live {
+                        queue: QUEUES[queue].to_string(),
+                        state: State::Pending,
+                        priority,
+                        run_at: job.run_at,
+                        worker: None,
+                        claim_expires_at: None,
+                        attempts: 0,
+                        max_attempts: i64::from(max_attempts),
+                        expires_at: job.expires_at,
+                    },
+                );
+            }
+            Op::Claim {
+                pool,
+                queue,
+                n,
+                visibility,
+            } => {
+                let q = QUEUES[queue];
+                // The model's claim: walk the candidates in claim order,
+                // dead-lettering exhausted rows, until n are claimed.
+                let mut expected = Vec::new();
+                let mut exhausted = Vec::new();
+                for id in self.m.candidates(q, t) {
+                    if expected.len() == n {
+                        break;
+                    }
+                    let r = &self.m.live[&id];
+                    if r.attempts >= r.max_attempts {
+                        exhausted.push((id, r.attempts));
+                    } else {
+                        expected.push(id);
+                    }
+                }
+                let before = now(c);
+                let jobs = claim_batch(c, q, POOLS[pool], n, units(visibility)).unwrap();
+                let after = now(c);
+                let got: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+                assert_eq!(got, expected, "claimed ids in claim order");
+                for w in jobs.windows(2) {
+                    let key = |j: &honker_core::ClaimedJob| (-j.priority, j.run_at, j.id);
+                    assert!(key(&w[0]) < key(&w[1]), "claim order");
+                }
+                for (id, attempts) in exhausted {
+                    self.m.move_to_dead(id, attempts, "max attempts exceeded");
+                }
+                for j in jobs {
+                    assert!(j.run_at <= after, "claimed before its run_at");
+                    assert!(
+                        j.expires_at.is_none_or(|e| e > before),
+                        "claimed after expiry"
+                    );
+                    assert_eq!(
+                        deadline_pos(j.claim_expires_at, after, "claim_expires_at"),
+                        i64::from(visibility)
+                    );
+                    let r = self.m.live.get_mut(&j.id).unwrap();
+                    r.state = State::Processing;
+                    r.worker = Some(POOLS[pool].to_string());
+                    r.attempts += 1;
+                    r.claim_expires_at = Some(j.claim_expires_at);
+                    assert_eq!(j.attempts, r.attempts);
+                    let lease = j.lease();
+                    self.m.pools[pool].held.push(lease);
+                    self.m.pools[pool].history.push(lease);
+                }
+            }
+            Op::Outcome {
+                pool,
+                pick,
+                stale,
+                ref outcome,
+            } => {
+                let p = &self.m.pools[pool];
+                let from = if stale { &p.history } else { &p.held };
+                if from.is_empty() {
+                    return;
+                }
+                let lease = from[pick % from.len()];
+                let worker = POOLS[pool];
+                let valid = self.m.holds(worker, lease, t);
+                let snapshot = (db_live(c), db_dead(c));
+                let done = |m: &mut Model| m.pools[pool].held.retain(|l| *l != lease);
+                match outcome {
+                    Outcome::Ack => {
+                        assert_eq!(ack(c, worker, lease).unwrap(), valid, "ack");
+                        if valid {
+                            self.m.live.remove(&lease.id);
+                            self.m.acked.insert(lease.id);
+                        }
+                        done(&mut self.m);
+                    }
+                    Outcome::Retry(d) => {
+                        let got = retry(c, worker, lease, units(*d), "retry error").unwrap();
+                        let want = if !valid {
+                            RetryOutcome::Lost
+                        } else if lease.attempts < self.m.live[&lease.id].max_attempts {
+                            RetryOutcome::Retried
+                        } else {
+                            RetryOutcome::Dead
+                        };
+                        assert_eq!(got, want, "retry");
+                        match want {
+                            RetryOutcome::Retried => {
+                                let run_at =
+                                    honker_core::get_job(c, lease.id).unwrap().unwrap().run_at;
+                                assert_eq!(pos(run_at, now(c)), i64::from(*d));
+                                let r = self.m.live.get_mut(&lease.id).unwrap();
+                                r.state = State::Pending;
+                                r.run_at = run_at;
+                                r.worker = None;
+                                r.claim_expires_at = None;
+                            }
+                            RetryOutcome::Dead => {
+                                self.m.move_to_dead(lease.id, lease.attempts, "retry error")
+                            }
+                            RetryOutcome::Lost => {}
+                        }
+                        done(&mut self.m);
+                    }
+                    Outcome::Fail => {
+                        assert_eq!(fail(c, worker, lease, "fail error").unwrap(), valid, "fail");
+                        if valid {
+                            self.m.move_to_dead(lease.id, lease.attempts, "fail error");
+                        }
+                        done(&mut self.m);
+                    }
+                    Outcome::Heartbeat(e) => {
+                        let got = heartbeat(c, worker, lease, units(*e)).unwrap();
+                        assert_eq!(got.is_some(), valid, "heartbeat");
+                        if let Some(until) = got {
+                            let r = self.m.live.get_mut(&lease.id).unwrap();
+                            let old = r.claim_expires_at.unwrap();
+                            assert!(until >= old, "a heartbeat never shortens a claim");
+                            let t = now(c);
+                            assert_eq!(
+                                deadline_pos(until, t, "claim_expires_at"),
+                                deadline_pos(old, t, "claim_expires_at").max(i64::from(*e))
+                            );
+                            r.claim_expires_at = Some(until);
+                        }
+                    }
+                    Outcome::Release => {
+                        let n = release(c, worker, &[lease]).unwrap();
+                        assert_eq!(n, usize::from(valid), "release");
+                        if valid {
+                            self.m.release(lease.id);
+                            self.released.insert(lease.id);
+                        }
+                        done(&mut self.m);
+                    }
+                }
+                if !valid {
+                    assert_eq!(
+                        (db_live(c), db_dead(c)),
+                        snapshot,
+                        "an outcome with a lost lease changes no row"
+                    );
+                }
+            }
+            Op::Cancel { pick } => {
+                if self.m.enqueued.is_empty() {
+                    return;
+                }
+                let id = self.m.enqueued[pick % self.m.enqueued.len()];
+                let live = self.m.live.contains_key(&id);
+                assert_eq!(cancel(c, id).unwrap(), live, "cancel");
+                if live {
+                    let attempts = self.m.live[&id].attempts;
+                    self.m.move_to_dead(id, attempts, CANCELLED);
+                }
+            }
+            Op::Advance(k) => {
+                let by = 2 * U * i64::from(k);
+                c.execute(
+                    "UPDATE _honker_live SET run_at = run_at - ?1,
+                       claim_expires_at = claim_expires_at - ?1, expires_at = expires_at - ?1",
+                    [by],
+                )
+                .unwrap();
+                for r in self.m.live.values_mut() {
+                    r.run_at -= by;
+                    r.claim_expires_at = r.claim_expires_at.map(|x| x - by);
+                    r.expires_at = r.expires_at.map(|x| x - by);
+                }
+            }
+            Op::Lapse { pool } => {
+                c.execute(
+                    "UPDATE _honker_live SET claim_expires_at = unixepoch() - ?2
+                     WHERE worker_id = ?1 AND state = 'processing'",
+                    rusqlite::params![POOLS[pool], U],
+                )
+                .unwrap();
+                let db = db_live(c);
+                for (id, r) in self.m.live.iter_mut() {
+                    if r.state == State::Processing && r.worker.as_deref() == Some(POOLS[pool]) {
+                        r.claim_expires_at = db[id].claim_expires_at;
+                    }
+                }
+            }
+            Op::Crash { pool } => self.m.pools[pool].held.clear(),
+            Op::Shutdown { pool } => {
+                let held = std::mem::take(&mut self.m.pools[pool].held);
+                let valid: Vec<i64> = held
+                    .iter()
+                    .filter(|l| self.m.holds(POOLS[pool], **l, t))
+                    .map(|l| l.id)
+                    .collect();
+                assert_eq!(
+                    release(c, POOLS[pool], &held).unwrap(),
+                    valid.len(),
+                    "shutdown"
+                );
+                for id in valid {
+                    self.m.release(id);
+                    self.released.insert(id);
+                }
+            }
+            Op::Sweep => {
+                let expired: Vec<i64> = self
+                    .m
+                    .live
+                    .iter()
+                    .filter(|(_, r)| r.expired(t) && (r.state == State::Pending || r.lapsed(t)))
+                    .map(|(id, _)| *id)
+                    .collect();
+                assert_eq!(sweep_expired(c, None).unwrap(), expired.len(), "sweep");
+                for id in expired {
+                    let attempts = self.m.live[&id].attempts;
+                    self.m.move_to_dead(id, attempts, "expired");
+                }
+            }
+        }
+    }
+
+    fn check(&mut self, op: &Op) {
+        let c = &self.c;
+        let live = db_live(c);
+        let dead = db_dead(c);
+        assert_eq!(live, self.m.live, "live rows after {op:?}");
+        assert_eq!(dead, self.m.dead, "dead rows after {op:?}");
+        // Every enqueued id is in exactly one of live, dead, acked.
+        for id in &self.m.enqueued {
+            let places = usize::from(live.contains_key(id))
+                + usize::from(dead.contains_key(id))
+                + usize::from(self.m.acked.contains(id));
+            assert_eq!(places, 1, "job {id} is in {places} places after {op:?}");
+        }
+        assert_eq!(
+            live.len() + dead.len() + self.m.acked.len(),
+            self.m.enqueued.len()
+        );
+        // Attempts never decrease, except that a release gives back the
+        // attempt of the claim it releases.
+        let seen = live
+            .iter()
+            .map(|(id, r)| (*id, r.attempts))
+            .chain(dead.iter().map(|(id, d)| (*id, d.attempts)));
+        for (id, a) in seen {
+            if let Some(&before) = self.attempts.get(&id) {
+                let floor = if self.released.contains(&id) {
+                    before - 1
+                } else {
+                    before
+                };
+                assert!(
+                    a >= floor,
+                    "attempts of {id} went {before} -> {a} after {op:?}"
+                );
+            }
+            self.attempts.insert(id, a);
+        }
+        // The read paths agree with the model.
+        let t = now(c);
+        for q in QUEUES {
+            let rows = || self.m.live.values().filter(|r| r.queue == q);
+            let s = queue_stats(c, q).unwrap();
+            let pending = || rows().filter(|r| r.state == State::Pending);
+            let due = pending().filter(|r| r.due(t) && !r.expired(t)).count() as i64;
+            let scheduled = pending().filter(|r| !r.due(t) && !r.expired(t)).count() as i64;
+            let processing = rows().filter(|r| r.state == State::Processing).count() as i64;
+            let dead_n = self.m.dead.values().filter(|d| d.queue == q).count() as i64;
+            assert_eq!(
+                (s.pending_due, s.scheduled, s.processing, s.dead),
+                (due, scheduled, processing, dead_n),
+                "queue_stats({q}) after {op:?}"
+            );
+            let due_any = pending().filter(|r| r.due(t)).count() as i64;
+            assert_eq!(
+                pending_due_count(c, q).unwrap(),
+                due_any,
+                "pending_due_count({q})"
+            );
+            assert_eq!(
+                has_claimable(c, q).unwrap(),
+                rows().any(|r| r.claimable(t)),
+                "has_claimable({q}) after {op:?}"
+            );
+            assert_eq!(
+                next_claim_at(c, q).unwrap(),
+                self.m.next_claim_at(q, t),
+                "next_claim_at({q}) after {op:?}"
+            );
+            assert_eq!(
+                next_expiry_at(c, q).unwrap(),
+                self.m.next_expiry_at(q, t),
+                "next_expiry_at({q}) after {op:?}"
+            );
+        }
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("HONKER_MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_database_behaves_like_the_model(ops in prop::collection::vec(op(), 1..80)) {
+        let mut run = Run::new();
+        for op in &ops {
+            run.step(op);
+            run.check(op);
+        }
+    }
+}
