@@ -1,0 +1,192 @@
+//! The writer fault sweep: a fixed workload (typed enqueues, application
+//! transactions that enqueue, a pool that claims and acks) runs once per
+//! fault kind and per write request k, with that fault injected into the
+//! k-th request: SQLite reporting a full disk or an I/O error (and rolling
+//! the whole group back), SQLITE_BUSY, or a panic. After each run the file
+//! is reopened and checked: every write a caller was told committed is
+//! there, no write it was told failed is, every committed job ran exactly
+//! once, and the pool recovered (it drained the queue, a job enqueued after
+//! the fault ran, and its shutdown reported success).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{drained, eventually};
+use honker_actors::core::rusqlite;
+use honker_actors::{Fault, Honker, Job, JobContext, JobError, WorkerPool};
+
+/// How often each payload ran, per case.
+#[derive(Default)]
+struct Runs(Mutex<HashMap<u32, usize>>);
+
+struct Sweep;
+impl Job for Sweep {
+    const NAME: &'static str = "sweep";
+    const QUEUE: &'static str = "sweep";
+    type Args = u32;
+    type Output = ();
+    async fn run(&self, ctx: JobContext, n: u32) -> Result<(), JobError> {
+        *ctx.data::<Arc<Runs>>()?
+            .0
+            .lock()
+            .unwrap()
+            .entry(n)
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+/// What the workload was told about each write.
+struct Told {
+    /// payload, job id if told committed.
+    enqueues: Vec<(u32, Option<i64>)>,
+    /// order id, told committed.
+    orders: Vec<(u32, bool)>,
+}
+
+const FINAL: u32 = 999;
+
+async fn workload(h: &Honker) -> Told {
+    let mut told = Told {
+        enqueues: Vec::new(),
+        orders: Vec::new(),
+    };
+    for i in 0..8u32 {
+        if i % 2 == 0 {
+            let r = h.enqueue::<Sweep>(&i).await;
+            told.enqueues.push((i, r.ok()));
+        } else {
+            let r = h
+                .transaction(move |tx| {
+                    tx.execute("INSERT INTO orders(id) VALUES (?1)", [i])
+                        .map_err(honker_actors::core::Error::from)?;
+                    honker_actors::core::enqueue(tx, "sweep", &i.to_string(), &Default::default())
+                })
+                .await;
+            told.orders.push((i, r.is_ok()));
+            told.enqueues.push((i, r.ok()));
+        }
+    }
+    told
+}
+
+/// Run the workload with `fault` at request `k` (after the hook is
+/// installed); `None`: count the requests instead. Returns how many
+/// requests the writer ran.
+async fn run_case(fault: Option<(Fault, u64)>) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let h = Honker::open(&path).unwrap();
+    h.transaction(|tx| tx.execute_batch("CREATE TABLE orders(id INTEGER PRIMARY KEY)"))
+        .await
+        .unwrap();
+    let seen = Arc::new(AtomicU64::new(0));
+    let base = Arc::new(Mutex::new(None::<u64>));
+    {
+        let (seen, base) = (seen.clone(), base.clone());
+        h.inject_writer_faults(Some(Arc::new(move |k| {
+            let first = *base.lock().unwrap().get_or_insert(k);
+            let i = k - first;
+            seen.fetch_max(i + 1, Ordering::SeqCst);
+            fault.and_then(|(f, at)| (i == at).then_some(f))
+        })));
+    }
+    let runs = Arc::new(Runs::default());
+    let pool = WorkerPool::builder(&h)
+        .register(Sweep)
+        .concurrency(2)
+        .data(runs.clone())
+        .start()
+        .await
+        .unwrap();
+    let told = workload(&h).await;
+    let last = h.enqueue::<Sweep>(&FINAL).await;
+    // The requests that matter: up to the last enqueue (the pool's later
+    // cycles repeat what came before).
+    let requests = seen.load(Ordering::SeqCst);
+    let ran_final = eventually(Duration::from_secs(20), async || {
+        runs.0.lock().unwrap().contains_key(&FINAL) && drained(&h, "sweep").await
+    })
+    .await;
+    let stopped = pool.shutdown().await;
+    h.inject_writer_faults(None);
+    drop(h);
+    let case = format!("{fault:?}");
+    assert!(last.is_ok() || fault.is_some(), "{case}: {last:?}");
+    if last.is_ok() {
+        assert!(ran_final, "{case}: the pool recovered and ran a later job");
+    }
+    assert!(stopped.is_ok(), "{case}: shutdown {stopped:?}");
+
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok", "{case}");
+    for (id, committed) in &told.orders {
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM orders WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(
+            n,
+            i64::from(*committed),
+            "{case}: order {id}, told committed={committed}"
+        );
+    }
+    let runs = runs.0.lock().unwrap();
+    for (n, id) in &told.enqueues {
+        let ran = runs.get(n).copied().unwrap_or(0);
+        let stored: i64 = c
+            .query_row(
+                "SELECT (SELECT count(*) FROM _honker_live WHERE payload = ?1)
+                      + (SELECT count(*) FROM _honker_dead WHERE payload = ?1)",
+                [n.to_string()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        match id {
+            Some(_) => assert_eq!((ran, stored), (1, 0), "{case}: job {n} told committed"),
+            None => assert_eq!((ran, stored), (0, 0), "{case}: job {n} told failed"),
+        }
+    }
+    requests
+}
+
+/// Injected panics are expected; keep them out of the test output.
+fn quiet_injected_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .unwrap_or_default();
+        if !msg.starts_with("injected fault") {
+            default(info);
+        }
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_at_every_write_keeps_every_promise() {
+    quiet_injected_panics();
+    let requests = run_case(None).await;
+    assert!(
+        requests >= 10,
+        "the workload makes {requests} write requests"
+    );
+    let mut cases = 0;
+    for fault in [Fault::DiskFull, Fault::IoError, Fault::Busy, Fault::Panic] {
+        for k in 0..requests + 2 {
+            run_case(Some((fault, k))).await;
+            cases += 1;
+        }
+    }
+    eprintln!("fault sweep: {cases} cases over {requests} write requests");
+}
