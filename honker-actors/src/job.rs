@@ -392,3 +392,36 @@ fn encode_output<O: Serialize + 'static>(out: &O) -> Option<String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_spreads_retries_within_a_quarter_of_the_delay() {
+        let b = Backoff::exponential(Duration::from_secs(2), Duration::from_secs(3600));
+        let delays: Vec<f64> = (0..2000).map(|_| b.delay(1).as_secs_f64()).collect();
+        assert!(
+            delays.iter().all(|d| (1.5..2.5).contains(d)),
+            "within ±25 %"
+        );
+        let below = delays.iter().filter(|d| **d < 2.0).count();
+        // Both halves are used, roughly evenly: a spread, not a constant.
+        assert!(
+            (700..1300).contains(&below),
+            "{below} of 2000 below the base"
+        );
+        let b = b.without_jitter();
+        assert_eq!(b.delay(1), Duration::from_secs(2));
+        assert_eq!(b.delay(2), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn jitter_never_exceeds_the_cap_and_extreme_inputs_never_panic() {
+        let b = Backoff::exponential(Duration::from_secs(60), Duration::from_secs(100));
+        assert!((0..500).all(|_| b.delay(10) <= Duration::from_secs(100)));
+        let huge = Backoff::exponential(Duration::MAX, Duration::MAX);
+        assert!(huge.delay(u32::MAX) >= Duration::from_secs(u64::MAX / 2));
+        assert_eq!(Backoff::fixed(Duration::MAX).delay(0), Duration::MAX);
+    }
+}

@@ -31,6 +31,17 @@ impl Job for Mixed {
                     .map_err(JobError::retry)?;
                 Ok(())
             }
+            "lost_hb" => {
+                // Cancelled while it runs; the pool's heartbeat finds the
+                // claim lost and tells the run to stop.
+                ctx.honker()
+                    .queue("mixed")
+                    .cancel(ctx.id())
+                    .await
+                    .map_err(JobError::retry)?;
+                let _ = tokio::time::timeout(Duration::from_secs(20), ctx.stopping()).await;
+                Ok(())
+            }
             other => Err(JobError::fail(format!("unknown {other}"))),
         }
     }
@@ -44,23 +55,37 @@ async fn the_pool_emits_counters_histograms_and_gauges_labelled_by_queue() {
 
     let dir = tempfile::tempdir().unwrap();
     let h = Honker::open(dir.path().join("m.db")).unwrap();
-    for what in ["ok", "ok", "fail", "retry", "panic", "lost"] {
+    for what in ["ok", "ok", "fail", "retry", "panic", "lost", "lost_hb"] {
         h.enqueue::<Mixed>(&what.to_string()).await.unwrap();
     }
     let pool = WorkerPool::builder(&h)
         .register(Mixed)
         .concurrency(2)
+        .visibility_timeout(Duration::from_secs(3))
         .start()
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = h.queue("mixed").stats().await.unwrap();
-        if s.pending_due + s.scheduled + s.processing == 0 || Instant::now() > deadline {
+        if s.pending_due + s.scheduled + s.processing == 0 {
             break;
         }
+        assert!(Instant::now() < deadline, "the queue drained: {s:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The depth gauge is read every 5 s, outside write transactions: wait
+    // for the next read, woken by a job that is not due (depth counts due
+    // jobs only).
+    tokio::time::sleep(Duration::from_millis(5200)).await;
+    h.queue("mixed")
+        .enqueue(
+            &"later",
+            honker_actors::EnqueueOptions::default().delay(Duration::from_secs(600)),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
     pool.shutdown().await.unwrap();
 
     let snap = snapshotter.snapshot().into_vec();
@@ -82,7 +107,7 @@ async fn the_pool_emits_counters_histograms_and_gauges_labelled_by_queue() {
         Some(DebugValue::Counter(n)) => *n,
         other => panic!("{name} {outcome:?}: {other:?}"),
     };
-    assert_eq!(counter("honker_jobs_enqueued_total", None), 6);
+    assert_eq!(counter("honker_jobs_enqueued_total", None), 8);
     assert_eq!(counter("honker_jobs_completed_total", Some("success")), 2);
     // fail -> dead; retry and panic: retried once, then dead (max_attempts 2)
     assert_eq!(counter("honker_jobs_completed_total", Some("retried")), 2);
@@ -98,19 +123,28 @@ async fn the_pool_emits_counters_histograms_and_gauges_labelled_by_queue() {
         "the panicking job ran twice"
     );
     match find("honker_job_duration_seconds", None) {
-        Some(DebugValue::Histogram(v)) => assert!(v.len() >= 6, "{v:?}"),
+        Some(DebugValue::Histogram(v)) => assert!(v.len() >= 7, "{v:?}"),
         other => panic!("duration: {other:?}"),
     }
     match find("honker_job_wait_seconds", None) {
-        Some(DebugValue::Histogram(v)) => assert!(v.len() >= 8, "{v:?}"),
+        Some(DebugValue::Histogram(v)) => {
+            assert!(v.len() >= 9, "{v:?}");
+            // Whole seconds: the format keeps no finer time.
+            assert!(v.iter().all(|w| w.0.fract() == 0.0), "{v:?}");
+        }
         other => panic!("wait: {other:?}"),
     }
     match find("honker_jobs_in_flight", None) {
         Some(DebugValue::Gauge(g)) => assert_eq!(g.0, 0.0),
         other => panic!("in flight: {other:?}"),
     }
-    assert!(matches!(
-        find("honker_queue_depth", None),
-        Some(DebugValue::Gauge(_))
-    ));
+    assert_eq!(
+        counter("honker_jobs_lost_claims_total", None),
+        1,
+        "the heartbeat found one claim lost"
+    );
+    match find("honker_queue_depth", None) {
+        Some(DebugValue::Gauge(g)) => assert_eq!(g.0, 0.0, "nothing due is waiting"),
+        other => panic!("depth: {other:?}"),
+    }
 }
