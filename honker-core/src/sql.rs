@@ -7,6 +7,12 @@
 //! planner keeps one prepared plan (the claim index either way), which
 //! `statements_are_never_reprepared` in the tests checks.
 //!
+//! Every move to `_honker_dead` is `INSERT OR REPLACE`: the dead row keeps
+//! the live row's id, and a stale dead record under the same id (left by a
+//! peer that requeued the job without deleting it) must not make the move
+//! fail, which would block the claim of the whole queue or a worker's
+//! outcome. The latest death is the record.
+//!
 //! Times are integer unix seconds from SQLite's `unixepoch()`, the clock
 //! every honker binding compares with. Statements that read "now" read it
 //! once per statement, so a statement sees one consistent instant.
@@ -197,7 +203,7 @@ pub const CLAIM: &str = "UPDATE _honker_live
 /// Move a row the claim just took, whose attempts were already exhausted
 /// before this claim, to dead. ?1 id. The claim incremented `attempts`;
 /// the dead row records the attempts actually made.
-pub const CLAIM_EXHAUSTED_TO_DEAD: &str = "INSERT INTO _honker_dead
+pub const CLAIM_EXHAUSTED_TO_DEAD: &str = "INSERT OR REPLACE INTO _honker_dead
     (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
   SELECT id, queue, payload, priority, run_at, attempts - 1, max_attempts,
          'max attempts exceeded', created_at
@@ -215,7 +221,7 @@ pub const HAS_CLAIMABLE: &str = "SELECT EXISTS (
 
 /// Move a row the claim just took, whose payload is unusable, to dead with
 /// the reason ?2.
-pub const CLAIMED_TO_DEAD: &str = "INSERT INTO _honker_dead
+pub const CLAIMED_TO_DEAD: &str = "INSERT OR REPLACE INTO _honker_dead
     (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
   SELECT id, queue, payload, priority, run_at, attempts, max_attempts, ?2, created_at
   FROM _honker_live WHERE id = ?1";
@@ -247,7 +253,7 @@ pub const RETRY_TO_PENDING: &str = concat!(
 
 /// ?1 id, ?2 worker, ?3 attempts, ?4 error.
 pub const FENCED_TO_DEAD: &str = concat!(
-    "INSERT INTO _honker_dead
+    "INSERT OR REPLACE INTO _honker_dead
        (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
      SELECT id, queue, payload, priority, run_at, attempts, max_attempts, ?4, created_at
      FROM _honker_live WHERE ",
@@ -280,7 +286,7 @@ pub const CANCEL: &str =
 /// Copy pending or processing job ?1 of queue ?2 (NULL = any queue) to dead
 /// with last_error ?3 (`'cancelled'`). `DELETE_LIVE` follows, in the same
 /// transaction.
-pub const CANCEL_TO_DEAD: &str = "INSERT INTO _honker_dead
+pub const CANCEL_TO_DEAD: &str = "INSERT OR REPLACE INTO _honker_dead
     (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
   SELECT id, queue, payload, priority, run_at, attempts, max_attempts, ?3, created_at
   FROM _honker_live
@@ -317,7 +323,7 @@ macro_rules! expired {
 
 /// Copy the expired rows (queue ?1, now ?2) to dead as `expired`.
 pub const SWEEP_EXPIRED_TO_DEAD: &str = concat!(
-    "INSERT INTO _honker_dead
+    "INSERT OR REPLACE INTO _honker_dead
        (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
      SELECT id, queue, payload, priority, run_at, attempts, max_attempts, 'expired', created_at
      FROM _honker_live WHERE ",

@@ -1528,3 +1528,44 @@ fn queue_names_are_checked_and_bad_ones_write_nothing() {
     }
     assert_eq!(live_ids(&c).len(), n, "nothing written");
 }
+
+#[test]
+fn a_stale_dead_row_with_the_same_id_never_blocks_a_move_to_dead() {
+    let (_d, c) = db();
+    // A peer requeued these jobs without deleting their dead records.
+    let exhausted = put(&c, "q", "1", opts().max_attempts(1).priority(9));
+    let failing = put(&c, "q", "2", opts().priority(8));
+    let next = put(&c, "q", "3", opts());
+    for id in [exhausted, failing] {
+        c.execute(
+            "INSERT INTO _honker_dead (id, queue, payload, last_error) VALUES (?1, 'q', '{}', 'old')",
+            [id],
+        )
+        .unwrap();
+    }
+    let jobs = claim_batch(&c, "q", "w", 2, VIS).unwrap();
+    assert_eq!(jobs[0].id, exhausted);
+    lapse(&c, exhausted);
+    // The claim dead-letters the exhausted row and still serves the queue.
+    let got = claim_batch(&c, "q", "w2", 1, VIS).unwrap();
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![next]);
+    assert_eq!(
+        get_dead(&c, exhausted)
+            .unwrap()
+            .unwrap()
+            .last_error
+            .as_deref(),
+        Some("max attempts exceeded"),
+        "the latest death is the record"
+    );
+    // A worker can still record its outcome.
+    assert!(fail(&c, "w", jobs[1].lease(), "new").unwrap());
+    assert_eq!(
+        get_dead(&c, failing)
+            .unwrap()
+            .unwrap()
+            .last_error
+            .as_deref(),
+        Some("new")
+    );
+}
