@@ -16,6 +16,18 @@
 //! Times are integer unix seconds from SQLite's `unixepoch()`, the clock
 //! every honker binding compares with. Statements that read "now" read it
 //! once per statement, so a statement sees one consistent instant.
+//!
+//! The statements are public for tools that inspect plans or run them by
+//! hand; the functions of this crate are the supported way to use them.
+//!
+//! ```
+//! let conn = honker_core::open_in_memory().unwrap();
+//! honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+//! let due: i64 = conn
+//!     .query_row(honker_core::sql::PENDING_DUE_COUNT, ["q"], |r| r.get(0))
+//!     .unwrap();
+//! assert_eq!(due, 1);
+//! ```
 
 /// Connection pragmas shared with the format's other bindings.
 pub const PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
@@ -422,18 +434,26 @@ pub const STATS_ALL: &str = "SELECT queue,
   ) GROUP BY queue ORDER BY queue";
 
 /// The counts of `STATS_ALL` for queue ?1 alone, each through an index
-/// that starts with the queue: the pending rows of the queue through
-/// `_honker_live_pending_deadline` (a lookup per pending row for
-/// `expires_at`), its processing rows through
-/// `_honker_live_processing_deadline` (covering), its dead rows through
-/// `_honker_dead_queue` (covering). Other queues' rows are never read.
+/// that starts with the queue, so other queues' rows are never read:
+///
+/// - pending due and scheduled: counted on `_honker_live_pending_deadline`
+///   alone (covering ranges), minus the rows among them that expired but
+///   were not yet swept, found through `_honker_live_expiry` (every queue's
+///   expired rows, which the sweep keeps few; the `+` keeps the planner on
+///   that index);
+/// - processing: `_honker_live_processing_deadline` (covering);
+/// - dead: `_honker_dead_queue` (covering).
 pub const STATS_QUEUE: &str = "SELECT
   (SELECT COUNT(*) FROM _honker_live INDEXED BY _honker_live_pending_deadline
-    WHERE queue = ?1 || '' AND state = 'pending' AND run_at <= unixepoch()
-      AND (expires_at IS NULL OR expires_at > unixepoch())),
+    WHERE queue = ?1 || '' AND state = 'pending' AND run_at <= unixepoch())
+  - (SELECT COUNT(*) FROM _honker_live
+    WHERE expires_at <= unixepoch() AND +queue = ?1 || '' AND +state = 'pending'
+      AND +run_at <= unixepoch()),
   (SELECT COUNT(*) FROM _honker_live INDEXED BY _honker_live_pending_deadline
-    WHERE queue = ?1 || '' AND state = 'pending' AND run_at > unixepoch()
-      AND (expires_at IS NULL OR expires_at > unixepoch())),
+    WHERE queue = ?1 || '' AND state = 'pending' AND run_at > unixepoch())
+  - (SELECT COUNT(*) FROM _honker_live
+    WHERE expires_at <= unixepoch() AND +queue = ?1 || '' AND +state = 'pending'
+      AND +run_at > unixepoch()),
   (SELECT COUNT(*) FROM _honker_live INDEXED BY _honker_live_processing_deadline
     WHERE queue = ?1 || '' AND state = 'processing'),
   (SELECT COUNT(*) FROM _honker_dead WHERE queue = ?1 || '')";

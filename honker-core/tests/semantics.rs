@@ -1415,6 +1415,8 @@ fn per_queue_depth_reads_use_indexes_with_100k_rows() {
                   CASE WHEN i % 7 = 0 THEN unixepoch() + 60 ELSE unixepoch() END,
                   CASE WHEN i % 3 = 0 THEN unixepoch() + 300 END
            FROM n;
+         UPDATE _honker_live SET expires_at = unixepoch() + (id % 5) * 60 - 120
+           WHERE id % 11 = 0;
          ANALYZE;",
     )
     .unwrap();
@@ -1436,28 +1438,42 @@ fn per_queue_depth_reads_use_indexes_with_100k_rows() {
         "pending_due_count reads the index alone:\n{text}"
     );
     let text = plan(&c, honker_core::sql::STATS_QUEUE, "q");
-    assert!(
-        text.contains("USING COVERING INDEX _honker_live_processing_deadline (queue=?)")
-            && text.contains("USING COVERING INDEX _honker_dead_queue (queue=?)"),
-        "{text}"
-    );
+    for index in [
+        "USING COVERING INDEX _honker_live_pending_deadline (queue=? AND run_at<?)",
+        "USING COVERING INDEX _honker_live_pending_deadline (queue=? AND run_at>?)",
+        "USING INDEX _honker_live_expiry (expires_at<?)",
+        "USING COVERING INDEX _honker_live_processing_deadline (queue=?)",
+        "USING COVERING INDEX _honker_dead_queue (queue=?)",
+    ] {
+        assert!(
+            text.contains(index),
+            "queue_stats plan lacks {index}:\n{text}"
+        );
+    }
     // And the numbers agree with a plain count.
     let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
     let s = queue_stats(&c, "q").unwrap();
+    let unexpired = "(expires_at IS NULL OR expires_at > unixepoch())";
     assert_eq!(
         s.pending_due,
-        count("SELECT count(*) FROM _honker_live WHERE queue = 'q' AND state = 'pending' AND run_at <= unixepoch()")
+        count(&format!("SELECT count(*) FROM _honker_live WHERE queue = 'q' AND state = 'pending' AND run_at <= unixepoch() AND {unexpired}"))
     );
     assert_eq!(
         s.scheduled,
-        count("SELECT count(*) FROM _honker_live WHERE queue = 'q' AND state = 'pending' AND run_at > unixepoch()")
+        count(&format!("SELECT count(*) FROM _honker_live WHERE queue = 'q' AND state = 'pending' AND run_at > unixepoch() AND {unexpired}"))
     );
+    let expired_due = count("SELECT count(*) FROM _honker_live WHERE queue = 'q' AND state = 'pending' AND run_at <= unixepoch() AND expires_at <= unixepoch()");
+    assert!(expired_due > 0, "the fixture has expired rows");
     assert_eq!(
         s.processing,
         count("SELECT count(*) FROM _honker_live WHERE queue = 'q' AND state = 'processing'")
     );
     assert_eq!(s.dead, 1000);
-    assert_eq!(pending_due_count(&c, "q").unwrap(), s.pending_due);
+    assert_eq!(
+        pending_due_count(&c, "q").unwrap(),
+        s.pending_due + expired_due,
+        "pending_due_count also counts expired rows not yet swept"
+    );
     let all = stats(&c).unwrap();
     assert_eq!(all.iter().find(|s| s.queue == "q").unwrap(), &s);
 }
