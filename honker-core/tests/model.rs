@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use honker_core::{
     ack, cancel, claim_batch, enqueue, fail, has_claimable, heartbeat, next_claim_at,
-    next_expiry_at, pending_due_count, queue_stats, release, retry, sweep_expired, EnqueueOptions,
-    Lease, RetryOutcome, CANCELLED,
+    next_expiry_at, pending_due_count, queue_stats, release, requeue_dead, retry, sweep_expired,
+    EnqueueOptions, Lease, RetryOutcome, CANCELLED,
 };
 use proptest::prelude::*;
 use rusqlite::Connection;
@@ -90,6 +90,10 @@ enum Op {
         pool: usize,
     },
     Sweep,
+    /// An operator requeues a dead job (fresh attempts, due now).
+    Requeue {
+        pick: usize,
+    },
 }
 
 fn odd(max: u8) -> impl Strategy<Value = u8> {
@@ -134,6 +138,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..2usize).prop_map(|pool| Op::Crash { pool }),
         1 => (0..2usize).prop_map(|pool| Op::Shutdown { pool }),
         1 => Just(Op::Sweep),
+        1 => any::<usize>().prop_map(|pick| Op::Requeue { pick }),
     ]
 }
 
@@ -244,6 +249,13 @@ impl Model {
     }
 
     /// Whether `lease` is the valid claim of `pool` now.
+    ///
+    /// A lease is its token (id, attempts) and the worker, as in the
+    /// database. Note: a requeue from dead resets attempts to 0, so a later
+    /// claim of the same job by the same pool hands out a token an earlier
+    /// claim already had; a stale lease from before the requeue then
+    /// completes the new claim. The model agrees with the database there (it
+    /// cannot tell the two claims apart either); the pool must.
     fn holds(&self, pool: &str, lease: Lease, now: i64) -> bool {
         self.live.get(&lease.id).is_some_and(|r| {
             r.state == State::Processing
@@ -373,6 +385,8 @@ struct Run {
     attempts: HashMap<i64, i64>,
     /// ids whose claim a step released (their attempts go back by one).
     released: BTreeSet<i64>,
+    /// ids a step requeued from dead (their attempts start again at 0).
+    requeued: BTreeSet<i64>,
     _dir: tempfile::TempDir,
 }
 
@@ -385,12 +399,14 @@ impl Run {
             m: Model::default(),
             attempts: HashMap::new(),
             released: BTreeSet::new(),
+            requeued: BTreeSet::new(),
             _dir: dir,
         }
     }
 
     fn step(&mut self, op: &Op) {
         self.released.clear();
+        self.requeued.clear();
         let c = &self.c;
         let t = now(c);
         match *op {
@@ -642,6 +658,34 @@ impl Run {
                     self.released.insert(id);
                 }
             }
+            Op::Requeue { pick } => {
+                if self.m.enqueued.is_empty() {
+                    return;
+                }
+                let id = self.m.enqueued[pick % self.m.enqueued.len()];
+                let dead = self.m.dead.contains_key(&id);
+                assert_eq!(requeue_dead(c, id).unwrap(), dead, "requeue_dead");
+                if dead {
+                    let d = self.m.dead.remove(&id).unwrap();
+                    let run_at = honker_core::get_job(c, id).unwrap().unwrap().run_at;
+                    assert_eq!(pos(run_at, now(c)), 0, "due now");
+                    self.m.live.insert(
+                        id,
+                        Live {
+                            queue: d.queue,
+                            state: State::Pending,
+                            priority: d.priority,
+                            run_at,
+                            worker: None,
+                            claim_expires_at: None,
+                            attempts: 0,
+                            max_attempts: d.max_attempts,
+                            expires_at: None,
+                        },
+                    );
+                    self.requeued.insert(id);
+                }
+            }
             Op::Sweep => {
                 let expired: Vec<i64> = self
                     .m
@@ -677,14 +721,18 @@ impl Run {
             self.m.enqueued.len()
         );
         // Attempts never decrease, except that a release gives back the
-        // attempt of the claim it releases.
+        // attempt of the claim it releases, and a requeue from dead starts
+        // them again at 0 (which reuses fencing tokens: see the note on
+        // `Model::holds`).
         let seen = live
             .iter()
             .map(|(id, r)| (*id, r.attempts))
             .chain(dead.iter().map(|(id, d)| (*id, d.attempts)));
         for (id, a) in seen {
             if let Some(&before) = self.attempts.get(&id) {
-                let floor = if self.released.contains(&id) {
+                let floor = if self.requeued.contains(&id) {
+                    0
+                } else if self.released.contains(&id) {
                     before - 1
                 } else {
                     before
