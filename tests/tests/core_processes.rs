@@ -1,21 +1,38 @@
-//! honker-core across processes: atomicity under SIGKILL, the watcher,
-//! concurrent bootstrap, and files that cannot be written.
+//! honker-core across processes: atomicity under SIGKILL and at exact
+//! crash points, the watcher, concurrent bootstrap, and files that cannot
+//! be written.
 
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::child;
+use common::{child, run, ChildGuard};
 use honker_core::{EnqueueOptions, Watcher};
+use rusqlite::types::Value;
 use rusqlite::Connection;
+
+/// How long a child may take before the test gives up on it (and kills it).
+const CHILD_LIMIT: Duration = Duration::from_secs(60);
 
 fn ids(conn: &Connection, table: &str) -> Vec<i64> {
     let mut s = conn.prepare(&format!("SELECT id FROM {table}")).unwrap();
     s.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+/// Every row of `table`, every column, by id.
+fn rows(conn: &Connection, table: &str) -> Vec<Vec<Value>> {
+    let mut s = conn
+        .prepare(&format!("SELECT * FROM {table} ORDER BY id"))
+        .unwrap();
+    let n = s.column_count();
+    s.query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect())
         .unwrap()
         .map(|r| r.unwrap())
         .collect()
@@ -46,22 +63,24 @@ fn sigkill_during_multi_row_operations_loses_no_job() {
     // Kill the churning child at several points in its run.
     let mut kills = 0;
     for (round, wait_rounds) in [3u64, 17, 31, 45].into_iter().enumerate() {
-        let mut c = child("churn", &db).stdout(Stdio::piped()).spawn().unwrap();
-        let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
+        let mut c = ChildGuard::spawn(child("churn", &db).stdout(Stdio::piped()));
+        let lines = c.stdout_lines();
         let mut seen = 0;
         while seen < wait_rounds {
-            match lines.next() {
-                Some(Ok(_)) => seen += 1,
-                _ => break,
+            match lines.next_within(CHILD_LIMIT) {
+                Some(_) => seen += 1,
+                None => break,
             }
         }
         // Land the kill at a different offset inside the next batches.
         std::thread::sleep(Duration::from_micros(300 * round as u64));
         if c.try_wait().unwrap().is_none() {
-            c.kill().unwrap(); // SIGKILL
+            c.kill(); // SIGKILL
             kills += 1;
+        } else {
+            let status = c.wait_for_exit(CHILD_LIMIT);
+            assert!(status.success(), "churn failed: {status}");
         }
-        c.wait().unwrap();
     }
     assert!(
         kills >= 2,
@@ -81,6 +100,218 @@ fn sigkill_during_multi_row_operations_loses_no_job() {
     assert!(!dead.is_empty());
 }
 
+/// The worker id the `crash-move` child claims under (see honker-child).
+const CRASH_WORKER: &str = "crash-worker";
+
+/// One multi-row operation of honker-core, set up on a fresh file so that
+/// its next call moves job `moved` between live and dead; returns the
+/// arguments of `honker-child crash-move` that run it.
+struct MoveCase {
+    name: &'static str,
+    setup: fn(&Connection) -> (i64, Vec<String>),
+    /// Whether the operation must move a row between the tables (`cancel`
+    /// may also just delete; then there is no crash point to land on).
+    must_move: bool,
+}
+
+fn claim_one(conn: &Connection) -> honker_core::ClaimedJob {
+    let mut jobs =
+        honker_core::claim_batch(conn, "crash", CRASH_WORKER, 1, Duration::from_secs(60)).unwrap();
+    assert_eq!(jobs.len(), 1, "setup: one job claimed");
+    jobs.remove(0)
+}
+
+fn lease_args(op: &str, job: &honker_core::ClaimedJob) -> Vec<String> {
+    vec![op.into(), job.id.to_string(), job.attempts.to_string()]
+}
+
+const MOVE_CASES: &[MoveCase] = &[
+    MoveCase {
+        name: "retry with attempts exhausted",
+        setup: |c| {
+            let o = EnqueueOptions::default().max_attempts(1);
+            honker_core::enqueue(c, "crash", "{}", &o).unwrap();
+            let job = claim_one(c);
+            (job.id, lease_args("retry", &job))
+        },
+        must_move: true,
+    },
+    MoveCase {
+        name: "fail",
+        setup: |c| {
+            honker_core::enqueue(c, "crash", "{}", &EnqueueOptions::default()).unwrap();
+            let job = claim_one(c);
+            (job.id, lease_args("fail", &job))
+        },
+        must_move: true,
+    },
+    MoveCase {
+        name: "sweep of expired rows",
+        setup: |c| {
+            let o = EnqueueOptions::default().expires(Duration::from_secs(3600));
+            let pending = honker_core::enqueue(c, "crash", "{}", &o).unwrap();
+            honker_core::enqueue(c, "crash", "{}", &o).unwrap();
+            // A processing row whose claim lapsed after it expired.
+            let job = claim_one(c);
+            c.execute(
+                "UPDATE _honker_live SET claim_expires_at = unixepoch() - 5 WHERE id = ?1",
+                [job.id],
+            )
+            .unwrap();
+            c.execute(
+                "UPDATE _honker_live SET expires_at = unixepoch() - 10 WHERE expires_at IS NOT NULL",
+                [],
+            )
+            .unwrap();
+            (pending, vec!["sweep".into()])
+        },
+        must_move: true,
+    },
+    MoveCase {
+        name: "claim dead-lettering an exhausted row",
+        setup: |c| {
+            let o = EnqueueOptions::default().max_attempts(1);
+            honker_core::enqueue(c, "crash", "{}", &o).unwrap();
+            let job = claim_one(c);
+            // Its claim lapsed: the next claim takes attempt 2 of 1.
+            c.execute(
+                "UPDATE _honker_live SET claim_expires_at = unixepoch() - 5 WHERE id = ?1",
+                [job.id],
+            )
+            .unwrap();
+            (job.id, vec!["claim".into()])
+        },
+        must_move: true,
+    },
+    MoveCase {
+        name: "claim dead-lettering an unusable payload",
+        setup: |c| {
+            c.execute(
+                "INSERT INTO _honker_live (queue, payload) VALUES ('crash', x'00ff')",
+                [],
+            )
+            .unwrap();
+            (c.last_insert_rowid(), vec!["claim".into()])
+        },
+        must_move: true,
+    },
+    MoveCase {
+        name: "requeue of a dead job",
+        setup: |c| {
+            honker_core::enqueue(c, "crash", "{}", &EnqueueOptions::default()).unwrap();
+            let job = claim_one(c);
+            assert!(honker_core::fail(c, CRASH_WORKER, job.lease(), "setup").unwrap());
+            (job.id, vec!["requeue".into(), job.id.to_string()])
+        },
+        must_move: true,
+    },
+    MoveCase {
+        name: "cancel",
+        setup: |c| {
+            let id = honker_core::enqueue(c, "crash", "{}", &EnqueueOptions::default()).unwrap();
+            (id, vec!["cancel".into(), id.to_string()])
+        },
+        must_move: false,
+    },
+];
+
+/// A child runs each operation that moves a job between `_honker_live` and
+/// `_honker_dead`, and aborts exactly after the copy and before the delete
+/// (a SQLite update hook, see `honker-child crash-move`). The operation
+/// must have been one transaction: after the crash both tables are exactly
+/// as before, and every job is in one of them.
+#[test]
+fn a_crash_between_the_copy_and_the_delete_of_a_move_loses_no_job() {
+    for case in MOVE_CASES {
+        let name = case.name;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("move.db");
+        let conn = honker_core::open(&db).unwrap();
+        // Bystanders in another queue, one of them already dead.
+        for _ in 0..2 {
+            honker_core::enqueue(&conn, "other", "{}", &EnqueueOptions::default()).unwrap();
+        }
+        let gone = honker_core::claim_batch(&conn, "other", "w", 1, Duration::from_secs(60))
+            .unwrap()
+            .remove(0);
+        assert!(honker_core::fail(&conn, "w", gone.lease(), "bystander").unwrap());
+        let (moved, args) = (case.setup)(&conn);
+        let live_before = rows(&conn, "_honker_live");
+        let dead_before = rows(&conn, "_honker_dead");
+        let all: HashSet<i64> = ids(&conn, "_honker_live")
+            .into_iter()
+            .chain(ids(&conn, "_honker_dead"))
+            .collect();
+        drop(conn);
+
+        let out = run(child("crash-move", &db).args(&args), CHILD_LIMIT);
+        let said = format!(
+            "{name}: {}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+
+        let check = honker_core::open(&db).unwrap();
+        let integrity: String = check
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(integrity, "ok", "{said}");
+        let live: HashSet<i64> = ids(&check, "_honker_live").into_iter().collect();
+        let dead: HashSet<i64> = ids(&check, "_honker_dead").into_iter().collect();
+        let both: Vec<_> = live.intersection(&dead).collect();
+        assert!(
+            both.is_empty(),
+            "jobs {both:?} are in live and dead\n{said}"
+        );
+
+        if out.status.signal() == Some(libc::SIGABRT) {
+            let now: HashSet<i64> = live.union(&dead).copied().collect();
+            assert_eq!(now, all, "every job is in exactly one table\n{said}");
+            assert_eq!(
+                rows(&check, "_honker_live"),
+                live_before,
+                "live rows unchanged: the move rolled back\n{said}"
+            );
+            assert_eq!(
+                rows(&check, "_honker_dead"),
+                dead_before,
+                "dead rows unchanged: the move rolled back\n{said}"
+            );
+            // The same call, uninterrupted, does move the job: the crash
+            // point was inside a real move.
+            drop(check);
+            let out = run(child("move", &db).args(&args), CHILD_LIMIT);
+            assert!(
+                out.status.success(),
+                "{name}, uninterrupted: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let check = Connection::open(&db).unwrap();
+            let (in_live, in_dead) = (
+                ids(&check, "_honker_live").contains(&moved),
+                ids(&check, "_honker_dead").contains(&moved),
+            );
+            let was_dead = dead_before.iter().any(|r| r[0] == Value::Integer(moved));
+            assert_eq!(
+                (in_live, in_dead),
+                (was_dead, !was_dead),
+                "{name}: job {moved} moves when uninterrupted"
+            );
+        } else {
+            // No crash point was reached: only a single-statement delete may
+            // do that, and then it removed the job from live without a copy.
+            assert!(!case.must_move, "the child did not abort mid-move\n{said}");
+            assert!(out.status.success(), "{said}");
+            assert!(!live.contains(&moved) && !dead.contains(&moved), "{said}");
+            let mut expected = all.clone();
+            expected.remove(&moved);
+            assert_eq!(live.union(&dead).copied().collect::<HashSet<_>>(), expected);
+            eprintln!("{name}: a single-statement delete, no move to crash in");
+        }
+    }
+}
+
 #[test]
 fn watcher_signals_a_commit_from_another_process_but_not_a_rollback() {
     let dir = tempfile::tempdir().unwrap();
@@ -89,7 +320,7 @@ fn watcher_signals_a_commit_from_another_process_but_not_a_rollback() {
     let watcher = Watcher::start(&db).unwrap();
     let sub = watcher.subscribe();
 
-    let out = child("rollback", &db).output().unwrap();
+    let out = run(&mut child("rollback", &db), CHILD_LIMIT);
     assert!(
         out.status.success(),
         "{}",
@@ -100,7 +331,7 @@ fn watcher_signals_a_commit_from_another_process_but_not_a_rollback() {
         "a rollback must not signal"
     );
 
-    let out = child("commit", &db).output().unwrap();
+    let out = run(&mut child("commit", &db), CHILD_LIMIT);
     assert!(
         out.status.success(),
         "{}",
@@ -172,15 +403,15 @@ fn many_processes_bootstrap_one_new_file_at_once() {
     let db = dir.path().join("fresh.db");
     let children: Vec<_> = (0..16)
         .map(|_| {
-            child("bootstrap", &db)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            ChildGuard::spawn(
+                child("bootstrap", &db)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+            )
         })
         .collect();
     for c in children {
-        let out = c.wait_with_output().unwrap();
+        let out = c.output(CHILD_LIMIT);
         assert!(
             out.status.success(),
             "bootstrap failed: {}",
@@ -201,7 +432,7 @@ fn is_root() -> bool {
 fn open_as_user(path: &Path) -> String {
     if is_root() {
         use std::os::unix::process::CommandExt;
-        let out = child("open", path).uid(65534).gid(65534).output().unwrap();
+        let out = run(child("open", path).uid(65534).gid(65534), CHILD_LIMIT);
         assert!(
             out.status.success(),
             "{}",

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{child, eventually};
+use common::{child, eventually, ChildGuard};
 use honker_actors::{
     EnqueueOptions, Error, Honker, Job, JobContext, JobError, JobOptions, WorkerPool,
 };
@@ -73,10 +73,7 @@ async fn kill_9_with_100_jobs_in_flight_loses_none_and_reruns_only_those() {
     })
     .await
     .unwrap();
-    let mut worker = child("inflight", &db)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut worker = ChildGuard::spawn(child("inflight", &db).stdout(Stdio::null()));
     let check = rusqlite::Connection::open(&db).unwrap();
     assert!(
         eventually(Duration::from_secs(30), async || count(
@@ -86,8 +83,7 @@ async fn kill_9_with_100_jobs_in_flight_loses_none_and_reruns_only_those() {
         .await,
         "the child never had 100 jobs running"
     );
-    worker.kill().unwrap(); // SIGKILL, mid-job
-    worker.wait().unwrap();
+    worker.kill(); // SIGKILL, mid-job
     let child_started: HashSet<i64> = {
         let mut s = check.prepare("SELECT job_id FROM started").unwrap();
         s.query_map([], |r| r.get(0))
@@ -159,29 +155,23 @@ async fn four_workers_and_four_producers_on_one_file_run_50k_jobs_once_each() {
     let total = 50_000;
     let mut procs = Vec::new();
     for _ in 0..4 {
-        procs.push(
+        procs.push(ChildGuard::spawn(
             child("work", &db)
                 .arg(total.to_string())
                 .stderr(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
+                .stdout(Stdio::null()),
+        ));
     }
     for _ in 0..4 {
-        procs.push(
+        procs.push(ChildGuard::spawn(
             child("produce", &db)
                 .arg((total / 4).to_string())
                 .stderr(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
+                .stdout(Stdio::null()),
+        ));
     }
     for p in procs {
-        let out = tokio::task::spawn_blocking(move || p.wait_with_output().unwrap())
-            .await
-            .unwrap();
+        let out = p.output_async(Duration::from_secs(600)).await;
         assert!(
             out.status.success(),
             "a process failed: {}",
@@ -209,18 +199,42 @@ async fn four_workers_and_four_producers_on_one_file_run_50k_jobs_once_each() {
 
 // ------------------------------------------------------------------ 3
 
-static CONTENDED: AtomicUsize = AtomicUsize::new(0);
+/// The argument of each run of `contended`.
+static CONTENDED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 struct Contended;
 impl Job for Contended {
     const NAME: &'static str = "contended";
     const QUEUE: &'static str = "contended";
     type Args = u32;
     type Output = ();
-    async fn run(&self, _ctx: JobContext, _n: u32) -> Result<(), JobError> {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        CONTENDED.fetch_add(1, Ordering::SeqCst);
+    async fn run(&self, _ctx: JobContext, n: u32) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        CONTENDED.lock().unwrap().push(n);
         Ok(())
     }
+}
+
+/// The format-level error inside a runtime error, if it carries one.
+fn core_error(e: &Error) -> Option<&honker_core::Error> {
+    match e {
+        Error::Core(c) => Some(c),
+        Error::NotCommitted(c) => Some(c),
+        _ => None,
+    }
+}
+
+/// The format's busy timeout: how long a write waits for another
+/// connection's write lock before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a write took to fail with the busy error: about the busy
+/// timeout, not at once (no waiting) and not much later (a longer timeout,
+/// or retries hidden behind one call).
+fn assert_busy_after_the_timeout(what: &str, waited: Duration) {
+    assert!(
+        waited >= BUSY_TIMEOUT - Duration::from_millis(500) && waited <= Duration::from_secs(8),
+        "{what}: the busy error came after {waited:?}, expected about {BUSY_TIMEOUT:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,58 +242,110 @@ async fn a_10_s_write_lock_elsewhere_gives_a_clear_busy_error_and_loses_nothing(
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lock.db");
     let h = Honker::open(&db).unwrap();
-    let mut enqueued = 0;
-    for n in 0..200 {
-        h.enqueue::<Contended>(&n).await.unwrap();
-        enqueued += 1;
-    }
+    h.transaction(|tx| {
+        tx.execute("CREATE TABLE hold (x)", [])?;
+        for n in 0..400u32 {
+            honker_actors::enqueue_tx::<Contended>(tx, &n)?;
+        }
+        Ok::<_, Error>(())
+    })
+    .await
+    .unwrap();
+    let mut enqueued: Vec<u32> = (0..400).collect();
+    // The pool is busy (400 jobs of 20 ms, 4 at a time) when the lock comes.
     let pool = WorkerPool::builder(&h)
         .register(Contended)
         .concurrency(4)
         .start()
         .await
         .unwrap();
+    let check = rusqlite::Connection::open(&db).unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), async || !CONTENDED
+            .lock()
+            .unwrap()
+            .is_empty())
+        .await,
+        "the pool never started"
+    );
+    // Another handle on the file, whose writer is idle, and a plain
+    // honker-core connection: each write waits out the busy timeout.
+    let other = Honker::open(&db).unwrap();
+    let core = honker_core::open_connection(&db).unwrap();
+
     // Another connection takes the write lock and keeps it for 10 s.
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
     let path = db.clone();
     let holder = std::thread::spawn(move || {
         let c = rusqlite::Connection::open(path).unwrap();
-        c.execute_batch("BEGIN IMMEDIATE; CREATE TABLE hold (x);")
+        c.execute_batch("BEGIN IMMEDIATE; INSERT INTO hold VALUES (1);")
             .unwrap();
+        let locked = Instant::now();
         locked_tx.send(()).unwrap();
         std::thread::sleep(Duration::from_secs(10));
         c.execute_batch("COMMIT").unwrap();
+        locked.elapsed()
     });
     locked_rx.recv().unwrap();
-    // An enqueue meanwhile waits out the busy timeout, then says why.
-    let during = tokio::time::timeout(Duration::from_secs(30), h.enqueue::<Contended>(&999))
+    let started = Instant::now();
+    let core_write = std::thread::spawn(move || {
+        let t = Instant::now();
+        let r = honker_core::enqueue(&core, "contended", "998", &Default::default());
+        (r, t.elapsed(), core)
+    });
+    let during = tokio::time::timeout(Duration::from_secs(30), other.enqueue::<Contended>(&999))
         .await
         .expect("the enqueue must not hang");
-    match during {
-        Ok(_) => enqueued += 1, // the lock was let go just in time
-        Err(e) => {
-            eprintln!("enqueue under a 10 s lock: {e}");
-            assert!(e.is_transient(), "{e}");
-            assert!(e.to_string().contains("busy"), "{e}");
-        }
-    }
-    holder.join().unwrap();
-    // Afterwards everything works again and the pool resumes.
+    let waited = started.elapsed();
+    let e = during.expect_err("an enqueue under another connection's write lock must fail");
+    eprintln!("enqueue under a 10 s lock, after {waited:?}: {e}");
+    assert!(e.is_transient(), "{e:?}");
+    assert!(
+        matches!(core_error(&e), Some(honker_core::Error::Busy(_))),
+        "a typed busy error: {e:?}"
+    );
+    assert!(e.to_string().contains("busy"), "{e}");
+    assert_busy_after_the_timeout("Honker::enqueue", waited);
+
+    let (r, waited, core) = core_write.join().unwrap();
+    let e = r.expect_err("a honker-core write under the lock must fail");
+    assert!(matches!(e, honker_core::Error::Busy(_)), "{e:?}");
+    assert_busy_after_the_timeout("honker_core::enqueue", waited);
+
+    let held = holder.join().unwrap();
+    assert!(held >= Duration::from_secs(10));
+    assert_eq!(
+        count(
+            &check,
+            "SELECT count(*) FROM _honker_live WHERE payload IN ('998', '999')"
+        ),
+        0,
+        "the failed writes left nothing behind"
+    );
+    // Afterwards the same writes succeed, and the pool resumes.
+    honker_core::enqueue(&core, "contended", "998", &Default::default()).unwrap();
+    other.enqueue::<Contended>(&999).await.unwrap();
     h.enqueue::<Contended>(&1000).await.unwrap();
-    enqueued += 1;
+    enqueued.extend([998, 999, 1000]);
     assert!(
         eventually(Duration::from_secs(60), async || CONTENDED
-            .load(Ordering::SeqCst)
-            == enqueued)
+            .lock()
+            .unwrap()
+            .len()
+            >= enqueued.len())
         .await,
-        "ran {} of {enqueued}",
-        CONTENDED.load(Ordering::SeqCst)
+        "ran {} of {}",
+        CONTENDED.lock().unwrap().len(),
+        enqueued.len()
     );
     pool.shutdown().await.unwrap();
+    let mut ran = CONTENDED.lock().unwrap().clone();
+    ran.sort_unstable();
+    assert_eq!(ran, enqueued, "every job ran once, none lost");
     let s = h.queue("contended").stats().await.unwrap();
     assert_eq!(
-        (s.pending_due, s.processing, s.dead),
-        (0, 0, 0),
+        (s.pending_due, s.scheduled, s.processing, s.dead),
+        (0, 0, 0, 0),
         "nothing lost or stuck"
     );
 }
@@ -446,42 +512,31 @@ impl Job for Quick {
     }
 }
 
+/// A database that cannot grow: SQLite's `max_page_count` on the connection
+/// every write of the `Honker` goes through makes SQLite answer
+/// `SQLITE_FULL` exactly as it does on a full file system, without needing
+/// a small file system to fill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_is_a_typed_error_with_no_partial_write() {
     let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("tiny");
-    std::fs::create_dir(&mnt).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&mnt)
-        .output();
-    match mounted {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            eprintln!(
-                "SKIPPED disk-full scenario: cannot mount a tmpfs: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-            return;
-        }
-        Err(e) => {
-            eprintln!("SKIPPED disk-full scenario: cannot run mount: {e}");
-            return;
-        }
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mnt.clone());
-    let h = Honker::open(mnt.join("app.db")).unwrap();
+    let h = Honker::open(dir.path().join("app.db")).unwrap();
     let pool = WorkerPool::builder(&h)
         .register(Quick)
         .start()
         .await
         .unwrap();
+    let limit_pages = |extra: Option<i64>| {
+        h.transaction(move |c| {
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let max = extra.map_or(1 << 30, |n| pages + n);
+            c.query_row(&format!("PRAGMA max_page_count = {max}"), [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+    };
+    // Room for a few hundred KiB more.
+    let max = limit_pages(Some(64)).await.unwrap();
+    assert!(max < 1000, "the limit took: max_page_count = {max}");
     let q = h.queue("full");
     let payload = serde_json::json!({ "blob": "y".repeat(8 * 1024) });
     let mut ok = 0i64;
@@ -490,15 +545,49 @@ async fn a_full_disk_is_a_typed_error_with_no_partial_write() {
             Ok(_) => ok += 1,
             Err(e) => break e,
         }
-        assert!(ok < 10_000, "1 MiB must fill up");
+        assert!(ok < 10_000, "64 pages must fill up");
     };
-    eprintln!("disk full after {ok} enqueues: {err}");
+    eprintln!("database full after {ok} enqueues: {err}");
+    assert!(ok > 0, "the first enqueues fit");
+    assert!(
+        matches!(core_error(&err), Some(honker_core::Error::DiskFull(_))),
+        "a typed disk-full error: {err:?}"
+    );
     assert!(err.to_string().contains("full"), "{err}");
     assert!(!err.is_transient());
     // Everything that was acknowledged is there; the failed one is not.
     let s = q.stats().await.unwrap();
     assert_eq!(s.pending_due, ok, "no partial write");
-    // Still healthy: reads work, and the pool did not panic.
+    let check = rusqlite::Connection::open(h.path()).unwrap();
+    assert_eq!(
+        count(
+            &check,
+            "SELECT count(*) FROM _honker_live WHERE queue = 'full'"
+        ),
+        ok
+    );
+    let integrity: String = check
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    // Still healthy: once there is room again, writes work and the pool
+    // runs jobs.
+    limit_pages(None).await.unwrap();
+    q.enqueue(&payload, EnqueueOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(q.stats().await.unwrap().pending_due, ok + 1);
+    let id = h.enqueue::<Quick>(&1).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), async || h
+            .queue("quick")
+            .get_job(id)
+            .await
+            .unwrap()
+            .is_none())
+        .await,
+        "the pool runs jobs after the disk-full error"
+    );
     assert!(pool.status().await.unwrap().workers > 0);
     pool.shutdown().await.unwrap();
 }

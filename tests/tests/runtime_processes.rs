@@ -3,12 +3,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{child, eventually};
+use common::{child, eventually, run, ChildGuard};
 use honker_actors::{Honker, Job, JobContext, JobError, WorkerPool};
 use honker_tests::Record;
 
@@ -27,11 +26,11 @@ async fn pools_in_two_processes_run_each_job_exactly_once() {
     })
     .await
     .unwrap();
-    let other = child("pool", &db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let other = ChildGuard::spawn(
+        child("pool", &db)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     // Start this process's pool once the child is working, so that both
     // compete for the queue (a loaded machine may start the child late).
     let watch = rusqlite::Connection::open(&db).unwrap();
@@ -51,9 +50,7 @@ async fn pools_in_two_processes_run_each_job_exactly_once() {
         .start()
         .await
         .unwrap();
-    let out = tokio::task::spawn_blocking(move || other.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = other.output_async(Duration::from_secs(120)).await;
     assert!(
         out.status.success(),
         "{}",
@@ -85,7 +82,8 @@ async fn pools_in_two_processes_run_each_job_exactly_once() {
     assert_eq!(pids.len(), 2, "both processes took part: {pids:?}");
 }
 
-static CHILD_JOB_RUNS: AtomicUsize = AtomicUsize::new(0);
+/// The payloads `from_child` ran with.
+static CHILD_JOB_RUNS: Mutex<Vec<serde_json::Value>> = Mutex::new(Vec::new());
 struct FromChild;
 impl Job for FromChild {
     const NAME: &'static str = "from_child";
@@ -93,8 +91,7 @@ impl Job for FromChild {
     type Args = serde_json::Value;
     type Output = ();
     async fn run(&self, _ctx: JobContext, v: serde_json::Value) -> Result<(), JobError> {
-        assert_eq!(v["from"], "child");
-        CHILD_JOB_RUNS.fetch_add(1, Ordering::SeqCst);
+        CHILD_JOB_RUNS.lock().unwrap().push(v);
         Ok(())
     }
 }
@@ -112,22 +109,29 @@ async fn a_commit_from_another_process_wakes_an_idle_pool() {
     // Idle: nothing scheduled, so no timer could run the job; only the
     // watcher seeing the other process's commit can.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let out = child("commit", &db).output().unwrap();
+    let out = run(&mut child("commit", &db), Duration::from_secs(60));
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        eventually(Duration::from_secs(10), async || CHILD_JOB_RUNS
-            .load(Ordering::SeqCst)
-            == 1)
-        .await
+        eventually(Duration::from_secs(10), async || !CHILD_JOB_RUNS
+            .lock()
+            .unwrap()
+            .is_empty())
+        .await,
+        "the idle pool never ran the other process's job"
     );
     pool.shutdown().await.unwrap();
+    assert_eq!(
+        *CHILD_JOB_RUNS.lock().unwrap(),
+        [serde_json::json!({"from": "child"})]
+    );
 }
 
-static RECLAIMED: AtomicUsize = AtomicUsize::new(0);
+/// The attempt number of each run of `long` in this process.
+static RECLAIMED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 struct LongHere;
 impl Job for LongHere {
     const NAME: &'static str = "long";
@@ -135,12 +139,7 @@ impl Job for LongHere {
     type Args = u32;
     type Output = ();
     async fn run(&self, ctx: JobContext, _n: u32) -> Result<(), JobError> {
-        assert_eq!(
-            ctx.attempt(),
-            2,
-            "second claim, after the first process died"
-        );
-        RECLAIMED.fetch_add(1, Ordering::SeqCst);
+        RECLAIMED.lock().unwrap().push(ctx.attempt());
         Ok(())
     }
 }
@@ -151,16 +150,27 @@ async fn a_long_job_is_reclaimed_after_its_process_is_killed() {
     let db = dir.path().join("long.db");
     let h = Honker::open(&db).unwrap();
     let id = h.enqueue::<LongHere>(&1).await.unwrap();
-    let mut c = child("long", &db).stdout(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
-    let line = lines.next().unwrap().unwrap();
-    assert_eq!(line, format!("running {id}"));
-    // While the child lives, its heartbeats keep the claim well past 1 s.
+    let mut c = ChildGuard::spawn(child("long", &db).stdout(Stdio::piped()));
+    let lines = c.stdout_lines();
+    let line = lines.next_within(Duration::from_secs(30));
+    assert_eq!(line, Some(format!("running {id}")));
+    let claimed = h.queue("long").get_job(id).await.unwrap().unwrap();
+    let first_deadline = claimed.claim_expires_at.expect("claimed");
+    // While the child lives, its heartbeats keep the claim valid well past
+    // its 1 s visibility timeout.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let job = h.queue("long").get_job(id).await.unwrap().unwrap();
+    let now: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT unixepoch()", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(job.attempts, 1);
-    c.kill().unwrap(); // SIGKILL
-    c.wait().unwrap();
+    let deadline = job.claim_expires_at.expect("still claimed");
+    assert!(
+        deadline > first_deadline && deadline >= now,
+        "heartbeats extend the claim: deadline {deadline} (first {first_deadline}), now {now}"
+    );
+    c.kill(); // SIGKILL
     let pool = WorkerPool::builder(&h)
         .register(LongHere)
         .visibility_timeout(Duration::from_secs(1))
@@ -168,10 +178,12 @@ async fn a_long_job_is_reclaimed_after_its_process_is_killed() {
         .await
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(15), async || RECLAIMED
-            .load(Ordering::SeqCst)
-            == 1)
-        .await
+        eventually(Duration::from_secs(15), async || !RECLAIMED
+            .lock()
+            .unwrap()
+            .is_empty())
+        .await,
+        "the job was never reclaimed"
     );
     assert!(
         eventually(Duration::from_secs(5), async || h
@@ -183,4 +195,9 @@ async fn a_long_job_is_reclaimed_after_its_process_is_killed() {
         .await
     );
     pool.shutdown().await.unwrap();
+    assert_eq!(
+        *RECLAIMED.lock().unwrap(),
+        [2],
+        "run once more, as the second claim, after the first process died"
+    );
 }

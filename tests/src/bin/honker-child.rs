@@ -18,6 +18,17 @@
 //!   until `done` holds TOTAL distinct jobs.
 //! - `produce DB N`: enqueue N `mix` jobs with mixed priorities, 100 per
 //!   transaction.
+//! - `crash-move DB OP [ID ATTEMPTS]`: run one honker-core operation that
+//!   moves rows between `_honker_live` and `_honker_dead` (OP: `retry`,
+//!   `fail`, `cancel` or `requeue` of job ID, whose claim by `crash-worker`
+//!   returned ATTEMPTS; `sweep`; `claim` on queue `crash`), and abort the
+//!   process at the first row written (inserted or deleted) in one of the
+//!   two tables after a row written in the other: between the copy and the
+//!   delete, before either commits. Prints `completed ...` when the
+//!   operation ends without reaching that point.
+//! - `move DB OP [ID ATTEMPTS]`: the same operation, without the abort.
+//!
+//! Every command dies with the process that started it (Linux).
 
 use std::io::Write;
 use std::time::Duration;
@@ -26,11 +37,12 @@ use honker_core::{EnqueueOptions, Error};
 use honker_tests::{Mix, Record, Slow};
 
 fn main() {
+    die_with_parent();
     let args: Vec<String> = std::env::args().collect();
     let (cmd, db) = match (args.get(1), args.get(2)) {
         (Some(c), Some(d)) => (c.as_str(), d.as_str()),
         _ => {
-            eprintln!("usage: honker-child <commit|rollback|bootstrap|open|churn> DB");
+            eprintln!("usage: honker-child COMMAND DB [ARGS] (see the module documentation)");
             std::process::exit(2);
         }
     };
@@ -55,6 +67,7 @@ fn main() {
         "churn" => churn(db),
         "pool" | "long" => runtime(cmd, db),
         "inflight" | "work" | "produce" => reliability(cmd, db, args.get(3)),
+        "crash-move" | "move" => crash_move(db, &args[3..], cmd == "crash-move"),
         other => {
             eprintln!("unknown command {other}");
             std::process::exit(2);
@@ -64,6 +77,121 @@ fn main() {
         eprintln!("honker-child {cmd}: {e}");
         std::process::exit(1);
     }
+}
+
+/// Ask the kernel to SIGKILL this process when the thread that spawned it
+/// exits (the test that started it ended, or its process died), so a
+/// failing test never leaves a child running. The parent passes its pid:
+/// when it already died before the request, exit at once.
+fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers.
+        let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        if rc != 0 {
+            eprintln!(
+                "honker-child: prctl(PR_SET_PDEATHSIG): {}",
+                std::io::Error::last_os_error()
+            );
+            std::process::exit(2);
+        }
+    }
+    let expected = std::env::var("HONKER_CHILD_PARENT_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok());
+    if let Some(expected) = expected {
+        // SAFETY: getppid has no preconditions.
+        let parent = unsafe { libc::getppid() } as u32;
+        if parent != expected {
+            eprintln!("honker-child: parent {expected} is gone");
+            std::process::exit(3);
+        }
+    }
+}
+
+/// The worker id the `crash-move` claims are made under.
+const CRASH_WORKER: &str = "crash-worker";
+
+fn crash_move(db: &str, args: &[String], crash: bool) -> honker_core::Result<()> {
+    let op = args.first().map(String::as_str).unwrap_or("");
+    let num = |i: usize| -> i64 {
+        args.get(i).and_then(|a| a.parse().ok()).unwrap_or_else(|| {
+            eprintln!("crash-move {op}: argument {i} must be a number");
+            std::process::exit(2)
+        })
+    };
+    let mut conn = honker_core::open(db)?;
+    if crash {
+        abort_mid_move(&mut conn)?;
+    }
+    let lease = || honker_core::Lease {
+        id: num(1),
+        attempts: num(2),
+    };
+    let done = match op {
+        "retry" => format!(
+            "{:?}",
+            honker_core::retry(
+                &conn,
+                CRASH_WORKER,
+                lease(),
+                Duration::ZERO,
+                "retry-to-dead"
+            )?
+        ),
+        "fail" => honker_core::fail(&conn, CRASH_WORKER, lease(), "failed")?.to_string(),
+        "sweep" => honker_core::sweep_expired(&conn, None)?.to_string(),
+        "claim" => {
+            let jobs = honker_core::claim_batch(
+                &conn,
+                "crash",
+                CRASH_WORKER,
+                10,
+                Duration::from_secs(60),
+            )?;
+            format!("{:?}", jobs.iter().map(|j| j.id).collect::<Vec<_>>())
+        }
+        "cancel" => honker_core::cancel(&conn, num(1))?.to_string(),
+        "requeue" => honker_core::requeue_dead(&conn, num(1))?.to_string(),
+        other => {
+            eprintln!("crash-move: unknown operation {other}");
+            std::process::exit(2);
+        }
+    };
+    println!("completed {op}: {done}");
+    Ok(())
+}
+
+/// Abort the process between the two statements of a move: at the first
+/// INSERT or DELETE on `_honker_live` or `_honker_dead` that follows an
+/// INSERT or DELETE on the other one (for a move done as copy-then-delete,
+/// the DELETE after the copy). The update hook runs while the statement
+/// executes, before anything commits.
+fn abort_mid_move(conn: &mut rusqlite::Connection) -> honker_core::Result<()> {
+    use rusqlite::hooks::Action;
+    // No core file for the deliberate abort.
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid rlimit for the duration of the call.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+    let mut first_table: Option<String> = None;
+    conn.update_hook(Some(
+        move |action: Action, _db: &str, table: &str, _rowid: i64| {
+            let moving = ["_honker_live", "_honker_dead"].contains(&table)
+                && matches!(action, Action::SQLITE_INSERT | Action::SQLITE_DELETE);
+            if !moving {
+                return;
+            }
+            match &first_table {
+                None => first_table = Some(table.to_string()),
+                Some(t) if t != table => std::process::abort(),
+                Some(_) => {}
+            }
+        },
+    ))?;
+    Ok(())
 }
 
 fn kind(e: &Error) -> &'static str {
