@@ -473,13 +473,21 @@ impl Typed {
 
 // ------------------------------------------------------------------ 5
 
+/// CPU time (user + system) of this process so far. Panics when it cannot
+/// be read: a reading of zero would make every CPU check pass.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("").to_string();
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("read /proc/self/stat");
+    // The fields after the command name: state is field 3, utime 14, stime 15.
+    let after = stat.rsplit(')').next().expect("a /proc/self/stat line");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| -> f64 {
+        f.get(i)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("field {} of /proc/self/stat: {stat}", i + 3))
+    };
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    assert!(hz > 0.0, "clock ticks per second");
     (ticks(11) + ticks(12)) / hz
 }
 
@@ -604,8 +612,12 @@ async fn a_database_deleted_or_replaced_under_a_running_pool_is_reported_and_ref
             .await
             .unwrap();
         h.enqueue::<Quick>(&1).await.unwrap();
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        std::fs::remove_file(&db).unwrap();
+        for suffix in ["-wal", "-shm"] {
+            match std::fs::remove_file(format!("{}{suffix}", db.display())) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{suffix}: {e}"),
+                _ => {}
+            }
         }
         if what == "replaced" {
             honker_core::open(&db).unwrap();
@@ -662,14 +674,18 @@ impl Job for Volatile {
     }
 }
 
+/// Resident memory of this process in MiB. Panics when it cannot be read:
+/// a reading of zero would make every memory check pass.
 fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let kb: f64 = status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))
         .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/self/status:\n{status}"));
+    assert!(kb > 0.0, "VmRSS {kb} kB");
+    kb / 1024.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
