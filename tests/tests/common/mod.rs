@@ -201,10 +201,13 @@ pub fn honker_python() -> PathBuf {
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/interop-venv/bin/python")
         });
-    let out = Command::new(&candidate)
+    let probe = Command::new(&candidate)
         .args(["-c", "import honker"])
-        .output();
-    match out {
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    match probe.map(|c| ChildGuard(c).output(Duration::from_secs(60))) {
         Ok(o) if o.status.success() => candidate,
         Ok(o) => panic!(
             "{} cannot `import honker` ({}): {}\n{NEEDS_PYTHON}",
