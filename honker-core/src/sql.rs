@@ -221,15 +221,17 @@ pub const CLAIM_EXHAUSTED_TO_DEAD: &str = "INSERT OR REPLACE INTO _honker_dead
          'max attempts exceeded', created_at
   FROM _honker_live WHERE id = ?1";
 
-/// Whether queue ?1 has a row the claim would take (or dead-letter): one
-/// read through the claim index, no write lock.
+/// Whether queue ?1 has a row the claim would take (or dead-letter): two
+/// index seeks (due pending rows by `run_at`, lapsed claims by
+/// `claim_expires_at`), never a walk past rows not yet due; no write lock.
 pub const HAS_CLAIMABLE: &str = "SELECT EXISTS (
-    SELECT 1 FROM _honker_live INDEXED BY _honker_live_claim
-    WHERE queue = ?1
-      AND state IN ('pending', 'processing')
-      AND (expires_at IS NULL OR expires_at > unixepoch())
-      AND ((state = 'pending' AND run_at <= unixepoch())
-        OR (state = 'processing' AND claim_expires_at < unixepoch())))";
+    SELECT 1 FROM _honker_live INDEXED BY _honker_live_pending_deadline
+    WHERE queue = ?1 || '' AND state = 'pending' AND run_at <= unixepoch()
+      AND (expires_at IS NULL OR expires_at > unixepoch()))
+  OR EXISTS (
+    SELECT 1 FROM _honker_live INDEXED BY _honker_live_processing_deadline
+    WHERE queue = ?1 || '' AND state = 'processing' AND claim_expires_at < unixepoch()
+      AND (expires_at IS NULL OR expires_at > unixepoch()))";
 
 /// Move a row the claim just took, whose payload is unusable, to dead with
 /// the reason ?2.

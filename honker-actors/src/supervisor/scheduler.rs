@@ -217,7 +217,7 @@ impl SupervisorState {
                 .read(move |c| {
                     let mut d = Vec::with_capacity(queues.len());
                     for q in queues {
-                        d.push((q, honker_core::queue_stats(c, q)?.pending_due));
+                        d.push((q, honker_core::pending_due_count(c, q)?));
                     }
                     Ok(d)
                 })
