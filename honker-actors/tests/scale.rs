@@ -58,16 +58,18 @@ fn register_all(b: WorkerPoolBuilder) -> WorkerPoolBuilder {
 
 /// Fill the file: `rows` pending jobs spread over queues the pool does not
 /// run (a backlog others own), plus some in the pool's own queues, due in
-/// an hour so the pool holds them but cannot run them yet.
+/// an hour so the pool holds them but cannot run them yet; a third of all
+/// of them expire in two hours.
 fn fill(path: &std::path::Path, rows: i64) {
     let c = rusqlite::Connection::open(path).unwrap();
     c.execute_batch("BEGIN").unwrap();
     c.execute(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
-         INSERT INTO _honker_live (queue, payload, run_at)
+         INSERT INTO _honker_live (queue, payload, run_at, expires_at)
          SELECT CASE WHEN i % 10 = 0 THEN printf('scale_q%03d', i % 1000)
                      ELSE printf('backlog_%d', i % 50) END,
-                '1', unixepoch() + CASE WHEN i % 10 = 0 THEN 3600 ELSE 0 END
+                '1', unixepoch() + CASE WHEN i % 10 = 0 THEN 3600 ELSE 0 END,
+                CASE WHEN i % 3 = 0 THEN unixepoch() + 7200 END
          FROM n",
         [rows],
     )

@@ -212,3 +212,25 @@ pub fn next_expiry_at(conn: &Connection, queue: &str) -> Result<Option<i64>> {
         .optional()?
         .flatten())
 }
+
+/// The earliest future `expires_at` among all live rows, of every queue:
+/// when a [`sweep_expired`](crate::sweep_expired) of every queue next has
+/// work. One seek on the expiry index, however many queues and rows there
+/// are (the per-queue [`next_expiry_at`] walks that index past other
+/// queues' rows).
+///
+/// ```
+/// use std::time::Duration;
+/// let conn = honker_core::open_in_memory().unwrap();
+/// assert_eq!(honker_core::next_expiry_any(&conn).unwrap(), None);
+/// let opts = honker_core::EnqueueOptions::default().expires(Duration::from_secs(60));
+/// honker_core::enqueue(&conn, "q", "1", &opts).unwrap();
+/// assert!(honker_core::next_expiry_any(&conn).unwrap().is_some());
+/// ```
+pub fn next_expiry_any(conn: &Connection) -> Result<Option<i64>> {
+    let mut stmt = conn.prepare_cached(sql::NEXT_EXPIRY_ANY)?;
+    Ok(stmt
+        .query_row([], |r| Ok(lenient_time(r.get_ref(0)?, "next_expiry_any")))
+        .optional()?
+        .flatten())
+}

@@ -40,7 +40,8 @@ pub use admin::{
     queue_stats, requeue_dead, requeue_dead_in, stats, sweep_expired, CANCELLED,
 };
 pub use claim::{
-    claim_batch, has_claimable, next_claim_at, next_expiry_at, DEFAULT_VISIBILITY_TIMEOUT,
+    claim_batch, has_claimable, next_claim_at, next_expiry_any, next_expiry_at,
+    DEFAULT_VISIBILITY_TIMEOUT,
 };
 pub use complete::{
     ack, ack_batch, fail, heartbeat, heartbeat_batch, release, retry, RetryOutcome,

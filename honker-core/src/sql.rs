@@ -373,6 +373,13 @@ pub const NEXT_EXPIRY_AT: &str = "SELECT MIN(expires_at) FROM _honker_live
   WHERE queue = ?1 || '' AND expires_at > unixepoch()
     AND expires_at = CAST(expires_at AS INTEGER)";
 
+/// Earliest `expires_at` still ahead among all live rows (integers only):
+/// the first entry of the expiry index past now.
+pub const NEXT_EXPIRY_ANY: &str = "SELECT MIN(expires_at) FROM _honker_live
+  INDEXED BY _honker_live_expiry
+  WHERE expires_at IS NOT NULL AND expires_at > unixepoch()
+    AND expires_at = CAST(expires_at AS INTEGER)";
+
 /// Dead rows of queue ?1, by id, ?2 rows from offset ?3.
 pub const LIST_DEAD: &str = "SELECT id, queue, payload, priority, run_at, attempts, max_attempts,
   last_error, created_at, died_at
