@@ -25,6 +25,9 @@ use crate::job::{JobOptions, RunResult};
 /// The leases the heartbeat extends: every claim held and not lost.
 pub(crate) type SharedLeases = Arc<Mutex<HashSet<Lease>>>;
 
+/// A lease and the queue of its job.
+pub(crate) type LeaseIn = (Lease, &'static str);
+
 /// A claimed job waiting for a worker.
 #[derive(Debug)]
 pub(crate) struct Ready {
@@ -207,7 +210,7 @@ impl ClaimBook {
     pub(crate) fn lost(
         &mut self,
         leases: &[Lease],
-    ) -> (Vec<(Lease, &'static str)>, Vec<(Lease, &'static str)>) {
+    ) -> (Vec<LeaseIn>, Vec<LeaseIn>) {
         let set: HashSet<Lease> = leases.iter().copied().collect();
         let mut dropped = Vec::new();
         let mut kept = VecDeque::with_capacity(self.ready.len());
