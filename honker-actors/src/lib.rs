@@ -47,6 +47,7 @@ mod heartbeat;
 mod honker;
 mod job;
 mod pool;
+mod queue;
 mod stream;
 mod supervisor;
 mod telemetry;
@@ -56,12 +57,13 @@ mod writer;
 
 pub use context::{JobContext, StopReason};
 pub use error::{Error, Result};
-pub use honker::{enqueue_tx, EnqueueBuilder, Honker, Queue};
+pub use honker::{enqueue_tx, EnqueueBuilder, Honker};
 pub use honker_core as core;
 pub use honker_core::{ClaimedJob, DeadJob, EnqueueOptions, Lease, QueueStats, RetryOutcome};
 pub use honker_macros::job;
 pub use job::{Backoff, Job, JobError, JobOptions};
 pub use pool::{WorkerPool, WorkerPoolBuilder, DEFAULT_CONCURRENCY, DEFAULT_SHUTDOWN_TIMEOUT};
+pub use queue::Queue;
 pub use stream::{ClaimStream, StreamJob};
 pub use supervisor::PoolStatus;
 #[doc(hidden)]

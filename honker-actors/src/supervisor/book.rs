@@ -207,10 +207,7 @@ impl ClaimBook {
     /// The heartbeat found these claims lost. Ready jobs are dropped
     /// (returned with their queue); running jobs are told to stop, and
     /// their outcome will not be written (returned in the second list).
-    pub(crate) fn lost(
-        &mut self,
-        leases: &[Lease],
-    ) -> (Vec<LeaseIn>, Vec<LeaseIn>) {
+    pub(crate) fn lost(&mut self, leases: &[Lease]) -> (Vec<LeaseIn>, Vec<LeaseIn>) {
         let set: HashSet<Lease> = leases.iter().copied().collect();
         let mut dropped = Vec::new();
         let mut kept = VecDeque::with_capacity(self.ready.len());
@@ -536,5 +533,147 @@ mod tests {
         assert_eq!(b.held_in("q"), 0);
         assert_eq!(b.room(0), 2);
         assert!(b.held.lock().unwrap().is_empty());
+    }
+
+    // ---------------------------------------------------------- model test
+
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Plan a cycle with this budget (at most two in flight).
+        Plan(usize),
+        /// The oldest cycle in flight comes back having claimed this share
+        /// of each queue's planned room (0..=100 %), jobs expiring or not.
+        Back(u8, bool),
+        /// A worker takes the next ready job.
+        Start,
+        /// The run at this index (modulo) finishes; or a lease never held.
+        Finish(usize),
+        Stale,
+        /// The heartbeat finds these (modulo) held leases lost.
+        Lost(usize),
+        /// A shutdown gives every ready job back.
+        Drain,
+        /// Time passes (expiring ready jobs).
+        Tick,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0usize..12).prop_map(Op::Plan),
+            (0u8..=100, any::<bool>()).prop_map(|(p, e)| Op::Back(p, e)),
+            Just(Op::Start),
+            (0usize..64).prop_map(Op::Finish),
+            Just(Op::Stale),
+            (0usize..64).prop_map(Op::Lost),
+            Just(Op::Drain),
+            Just(Op::Tick),
+        ]
+    }
+
+    const QUEUES: [&str; 2] = ["a", "b"];
+    const CONCURRENCY: usize = 4;
+    const BUFFER: usize = 4;
+    const LIMIT_A: usize = 2;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("HONKER_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+            ..ProptestConfig::default()
+        })]
+
+        /// Whatever happens, in any order: a queue never holds more than
+        /// its limit, the pool never more than its room, the heartbeat
+        /// extends exactly the claims held and not lost, and every finish
+        /// of a lease not held is dropped and counted.
+        #[test]
+        fn the_book_keeps_its_invariants(ops in proptest::collection::vec(op(), 1..80)) {
+            let mut b = book(CONCURRENCY, &[("a", LIMIT_A)]);
+            let mut in_flight: std::collections::VecDeque<ClaimPlan> = Default::default();
+            let mut running: Vec<Lease> = Vec::new();
+            let mut lost: HashSet<Lease> = HashSet::new();
+            let mut next_id = 1;
+            let mut now = 0;
+            let mut stale = 0;
+            for op in ops {
+                match op {
+                    Op::Plan(budget) if in_flight.len() < 2 => {
+                        let budget = budget.min(b.room(BUFFER));
+                        in_flight.push_back(b.plan(budget, &QUEUES));
+                    }
+                    Op::Plan(_) => {}
+                    Op::Back(share, expiring) => {
+                        let Some(plan) = in_flight.pop_front() else { continue };
+                        let mut left = plan.budget;
+                        for (q, room) in &plan.queues {
+                            let n = (room * usize::from(share) / 100).min(left);
+                            left -= n;
+                            for _ in 0..n {
+                                let expires = expiring.then_some(now + 1);
+                                b.claimed(job(next_id, 1, q, expires), q);
+                                next_id += 1;
+                            }
+                        }
+                        b.unreserve(&plan);
+                    }
+                    Op::Start if running.len() < CONCURRENCY => {
+                        let mut gone = Vec::new();
+                        if let Some(r) = b.next_ready(now, &mut gone) {
+                            prop_assert!(r.job.expires_at.is_none_or(|e| e > now));
+                            b.start(&r, Arc::new(JobSignals::default()));
+                            running.push(r.job.lease());
+                        }
+                        for (r, _) in gone {
+                            prop_assert!(r.job.expires_at.is_some_and(|e| e <= now));
+                        }
+                    }
+                    Op::Start => {}
+                    Op::Finish(i) if !running.is_empty() => {
+                        let lease = running.remove(i % running.len());
+                        let run = b.finish(lease);
+                        prop_assert!(run.is_some());
+                        prop_assert_eq!(run.map(|r| r.lost), Some(lost.contains(&lease)));
+                    }
+                    Op::Finish(_) => {}
+                    Op::Stale => {
+                        let never = Lease { id: -1, attempts: 1 };
+                        prop_assert!(b.finish(never).is_none());
+                        stale += 1;
+                    }
+                    Op::Lost(i) => {
+                        let held: Vec<Lease> = b.held.lock().unwrap().iter().copied().collect();
+                        if held.is_empty() { continue }
+                        let mut l = held;
+                        l.sort_by_key(|l| l.id);
+                        let pick = l[i % l.len()];
+                        b.lost(&[pick]);
+                        if running.contains(&pick) {
+                            lost.insert(pick);
+                        }
+                    }
+                    Op::Drain => {
+                        b.drain_ready();
+                    }
+                    Op::Tick => now += 1,
+                }
+                // Invariants.
+                let reserved_a = b.reserved_per_queue.get("a").copied().unwrap_or(0);
+                prop_assert!(b.held_in("a") + reserved_a <= LIMIT_A,
+                    "queue a: {} held + {} reserved > {}", b.held_in("a"), reserved_a, LIMIT_A);
+                prop_assert_eq!(b.held_in("a") + b.held_in("b"), b.ready_len() + b.running_len());
+                prop_assert!(b.ready_len() + b.running_len() + b.reserved <= CONCURRENCY + BUFFER);
+                prop_assert_eq!(b.running_len(), running.len());
+                let heartbeated: HashSet<Lease> = b.held.lock().unwrap().clone();
+                let expected: HashSet<Lease> = b
+                    .ready
+                    .iter()
+                    .map(|r| r.job.lease())
+                    .chain(running.iter().copied().filter(|l| !lost.contains(l)))
+                    .collect();
+                prop_assert_eq!(heartbeated, expected);
+                prop_assert_eq!(b.stale(), stale);
+            }
+        }
     }
 }

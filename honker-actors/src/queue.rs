@@ -1,0 +1,248 @@
+//! [`Queue`]: the untyped API of one queue, mirroring the format's operations.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use honker_core::rusqlite::Connection;
+use honker_core::{ClaimedJob, DeadJob, EnqueueOptions, Lease, QueueStats, RetryOutcome};
+use serde::Serialize;
+
+use crate::writer::Writer;
+use crate::{telemetry, Error, Honker, Result};
+
+/// The untyped API of one queue, mirroring the format's operations.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), honker_actors::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// use std::time::Duration;
+/// let honker = honker_actors::Honker::open(dir.path().join("a.db"))?;
+/// let q = honker.queue("reports");
+/// q.enqueue(&serde_json::json!({"month": 5}), Default::default()).await?;
+/// let jobs = q.claim_batch("worker-1", 10).await?;
+/// let leases: Vec<_> = jobs.iter().map(|j| j.lease()).collect();
+/// assert_eq!(q.ack_batch(&leases, "worker-1").await?.len(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Queue {
+    pub(crate) honker: Honker,
+    pub(crate) name: Arc<str>,
+    pub(crate) visibility: Duration,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("name", &self.name).finish()
+    }
+}
+
+impl Queue {
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Use `d` as the visibility timeout of claims made through this handle
+    /// (default 300 s).
+    pub fn with_visibility_timeout(mut self, d: Duration) -> Self {
+        self.visibility = d;
+        self
+    }
+
+    /// Enqueue any serializable payload; returns the job id.
+    pub async fn enqueue<T: Serialize + ?Sized>(
+        &self,
+        payload: &T,
+        opts: EnqueueOptions,
+    ) -> Result<i64> {
+        let json = serde_json::to_string(payload).map_err(Error::Serialize)?;
+        self.enqueue_json(json, opts).await
+    }
+
+    /// Enqueue JSON text (validated); returns the job id.
+    pub async fn enqueue_json(&self, json: String, opts: EnqueueOptions) -> Result<i64> {
+        let q = self.name.clone();
+        let id = self
+            .write(move |c| Ok(honker_core::enqueue(c, &q, &json, &opts)?))
+            .await?;
+        telemetry::enqueued(&self.name);
+        self.honker.notify_enqueued(&self.name);
+        Ok(id)
+    }
+
+    /// Claim up to `n` jobs for `worker_id`.
+    ///
+    /// Dropping the returned future while the claim is in flight loses
+    /// nothing: claims whose caller stopped waiting are given back at once
+    /// (attempt unburned).
+    pub async fn claim_batch(&self, worker_id: &str, n: usize) -> Result<Vec<ClaimedJob>> {
+        let (q, w, vis) = (self.name.clone(), worker_id.to_string(), self.visibility);
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let writer = self.honker.writer().clone();
+        self.honker.writer().write_then(
+            move |c| Ok(honker_core::claim_batch(c, &q, &w, n, vis)?),
+            move |result: Result<Vec<ClaimedJob>>| {
+                if let Err(Ok(jobs)) = reply.send(result) {
+                    give_back(&writer, jobs);
+                }
+            },
+        );
+        let mut pending = PendingClaim {
+            rx: Some(rx),
+            writer: self.honker.writer().clone(),
+        };
+        let rx = pending.rx.as_mut().ok_or(Error::WriterStopped)?;
+        let out = rx.await.map_err(|_| Error::WriterStopped)?;
+        pending.rx = None;
+        out
+    }
+
+    /// Ack many claims in one transaction; returns the ids acked.
+    pub async fn ack_batch(&self, leases: &[Lease], worker_id: &str) -> Result<Vec<i64>> {
+        let (l, w) = (leases.to_vec(), worker_id.to_string());
+        let acked = self
+            .write(move |c| Ok(honker_core::ack_batch(c, &w, &l)?))
+            .await?;
+        telemetry::lost_claims(&self.name, leases.len() - acked.len());
+        Ok(acked)
+    }
+
+    /// Ack one claim; `false` when it was lost.
+    pub async fn ack(&self, lease: Lease, worker_id: &str) -> Result<bool> {
+        Ok(self.ack_batch(&[lease], worker_id).await?.len() == 1)
+    }
+
+    /// Retry a claim after `delay`, or move it to dead when exhausted.
+    pub async fn retry(
+        &self,
+        lease: Lease,
+        worker_id: &str,
+        delay: Duration,
+        error: &str,
+    ) -> Result<RetryOutcome> {
+        let (w, e) = (worker_id.to_string(), error.to_string());
+        self.write(move |c| Ok(honker_core::retry(c, &w, lease, delay, &e)?))
+            .await
+    }
+
+    /// Move a claim to dead; `false` when it was lost.
+    pub async fn fail(&self, lease: Lease, worker_id: &str, error: &str) -> Result<bool> {
+        let (w, e) = (worker_id.to_string(), error.to_string());
+        self.write(move |c| Ok(honker_core::fail(c, &w, lease, &e)?))
+            .await
+    }
+
+    /// Extend a claim; `None` when it was lost.
+    pub async fn heartbeat(
+        &self,
+        lease: Lease,
+        worker_id: &str,
+        extend: Duration,
+    ) -> Result<Option<i64>> {
+        let w = worker_id.to_string();
+        self.write(move |c| Ok(honker_core::heartbeat(c, &w, lease, extend)?))
+            .await
+    }
+
+    /// Cancel a pending or processing job of this queue: it moves to
+    /// `_honker_dead` as `cancelled`. `false` when this queue has no such
+    /// live job (a job of another queue is never touched).
+    pub async fn cancel(&self, id: i64) -> Result<bool> {
+        let q = self.name.clone();
+        self.write(move |c| Ok(honker_core::cancel_in(c, &q, id)?))
+            .await
+    }
+
+    /// Read a live job of this queue (`None` for a job of another queue).
+    pub async fn get_job(&self, id: i64) -> Result<Option<honker_core::Job>> {
+        let q = self.name.clone();
+        self.honker
+            .writer()
+            .read(move |c| Ok(honker_core::get_job_in(c, &q, id)?))
+            .await
+    }
+
+    /// Counts for this queue.
+    pub async fn stats(&self) -> Result<QueueStats> {
+        let q = self.name.clone();
+        self.honker
+            .writer()
+            .read(move |c| Ok(honker_core::queue_stats(c, &q)?))
+            .await
+    }
+
+    /// Dead jobs of this queue, oldest first.
+    pub async fn list_dead(&self, limit: usize, offset: usize) -> Result<Vec<DeadJob>> {
+        let q = self.name.clone();
+        self.honker
+            .writer()
+            .read(move |c| Ok(honker_core::list_dead(c, &q, limit, offset)?))
+            .await
+    }
+
+    /// Move a dead job of this queue back to live with fresh attempts
+    /// (`false` when this queue has no dead job `id`).
+    pub async fn requeue_dead(&self, id: i64) -> Result<bool> {
+        let q = self.name.clone();
+        let requeued = self
+            .write(move |c| Ok(honker_core::requeue_dead_in(c, &q, id)?))
+            .await?;
+        if requeued {
+            self.honker.notify_enqueued(&self.name);
+        }
+        Ok(requeued)
+    }
+
+    /// Move this queue's expired jobs to dead.
+    pub async fn sweep_expired(&self) -> Result<usize> {
+        let q = self.name.clone();
+        self.write(move |c| Ok(honker_core::sweep_expired(c, Some(&q))?))
+            .await
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.honker.writer().write(f).await
+    }
+}
+
+/// A claim's reply not yet taken. Dropped before it is taken (the caller
+/// stopped waiting), it gives back whatever the claim returned; a claim
+/// that returns after the drop is given back by the writer side.
+struct PendingClaim {
+    rx: Option<tokio::sync::oneshot::Receiver<Result<Vec<ClaimedJob>>>>,
+    writer: Writer,
+}
+
+impl Drop for PendingClaim {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if let Ok(Ok(jobs)) = rx.try_recv() {
+                give_back(&self.writer, jobs);
+            }
+        }
+    }
+}
+
+/// Release claims whose caller stopped waiting for them.
+fn give_back(writer: &Writer, jobs: Vec<ClaimedJob>) {
+    let Some(first) = jobs.first() else {
+        return;
+    };
+    let worker = first.worker_id.clone();
+    let leases: Vec<Lease> = jobs.iter().map(ClaimedJob::lease).collect();
+    writer.write_then(
+        move |c| Ok(honker_core::release(c, &worker, &leases)?),
+        |released: Result<usize>| {
+            if let Err(e) = released {
+                tracing::warn!(error = %e,
+                    "could not give back claims nobody waited for; they run again once they lapse");
+            }
+        },
+    );
+}
