@@ -188,9 +188,17 @@ impl Honker {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// # let dir = tempfile::tempdir().unwrap();
+    /// use std::time::Duration;
     /// let honker = honker_actors::Honker::open(dir.path().join("a.db")).unwrap();
-    /// let none = honker.result::<u32>(1, std::time::Duration::from_millis(10)).await;
-    /// assert!(matches!(none, Err(honker_actors::Error::ResultTimeout { .. })));
+    /// let q = honker.queue("reports");
+    /// // Queued, no worker: waits, then gives up.
+    /// let id = q.enqueue(&1, Default::default()).await.unwrap();
+    /// let waited = honker.result::<u32>(id, Duration::from_millis(10)).await;
+    /// assert!(matches!(waited, Err(honker_actors::Error::ResultTimeout { .. })));
+    /// // Cancelled: answered at once.
+    /// q.cancel(id).await.unwrap();
+    /// let cancelled = honker.result::<u32>(id, Duration::from_secs(60)).await;
+    /// assert!(matches!(cancelled, Err(honker_actors::Error::JobCancelled { .. })));
     /// # }
     /// ```
     pub async fn result<T: DeserializeOwned>(&self, id: i64, timeout: Duration) -> Result<T> {

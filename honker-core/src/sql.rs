@@ -374,9 +374,9 @@ pub const NEXT_EXPIRY_AT: &str = "SELECT MIN(expires_at) FROM _honker_live
     AND expires_at = CAST(expires_at AS INTEGER)";
 
 /// Earliest `expires_at` still ahead among all live rows (integers only):
-/// the first entry of the expiry index past now.
+/// the first entry of the expiry index past now (no `INDEXED BY`: a file
+/// opened without our schema step may lack that index).
 pub const NEXT_EXPIRY_ANY: &str = "SELECT MIN(expires_at) FROM _honker_live
-  INDEXED BY _honker_live_expiry
   WHERE expires_at IS NOT NULL AND expires_at > unixepoch()
     AND expires_at = CAST(expires_at AS INTEGER)";
 
