@@ -16,7 +16,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 
 use crate::job::{ErasedJob, RunResult};
-use crate::supervisor::SupervisorMsg;
+use crate::supervisor::{RunId, SupervisorMsg};
 use crate::writer::panic_message;
 use crate::JobContext;
 
@@ -25,6 +25,8 @@ pub(crate) struct Worker;
 /// A job handed to a worker.
 pub(crate) struct Assignment {
     pub(crate) job: ClaimedJob,
+    /// The claim's run, named in the report.
+    pub(crate) run: RunId,
     pub(crate) handler: Arc<dyn ErasedJob>,
     pub(crate) ctx: JobContext,
 }
@@ -58,8 +60,12 @@ impl Actor for Worker {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let WorkerMsg::Run(a) = message;
-        let Assignment { job, handler, ctx } = *a;
-        let lease = job.lease();
+        let Assignment {
+            job,
+            run,
+            handler,
+            ctx,
+        } = *a;
         let signals = ctx.signals.clone();
         let timeout = handler.options().timeout;
         let span = tracing::info_span!(
@@ -71,7 +77,7 @@ impl Actor for Worker {
         );
         let started = Instant::now();
         // Polled here, so a worker that is killed drops the run with it.
-        let run =
+        let handler_run =
             AssertUnwindSafe(handler.run(ctx, job.payload).instrument(span.clone())).catch_unwind();
         let timer = async {
             match timeout {
@@ -80,7 +86,7 @@ impl Actor for Worker {
             }
         };
         let result = tokio::select! {
-            finished = run => match finished {
+            finished = handler_run => match finished {
                 Ok(r) => r,
                 Err(payload) => {
                     let msg = panic_message(&*payload);
@@ -97,7 +103,7 @@ impl Actor for Worker {
             .supervisor
             .cast(SupervisorMsg::Finished {
                 worker: myself.get_id(),
-                lease,
+                run,
                 result,
                 elapsed,
             })

@@ -116,6 +116,66 @@ async fn a_stale_run_never_completes_the_reclaimed_attempt() {
     assert_eq!(LAPSE_RUNS.load(Ordering::SeqCst), 5);
 }
 
+static REQUEUED_SECOND: AtomicBool = AtomicBool::new(false);
+static REQUEUED_FIRST_DONE: AtomicBool = AtomicBool::new(false);
+struct Requeued;
+impl Job for Requeued {
+    const NAME: &'static str = "requeued";
+    const QUEUE: &'static str = "requeued";
+    type Args = Args;
+    type Output = ();
+    async fn run(&self, ctx: JobContext, _a: Args) -> Result<(), JobError> {
+        if !REQUEUED_SECOND.swap(true, Ordering::SeqCst) {
+            // An operator cancels the running job and requeues it: fresh
+            // attempts, so the new claim has the same id and attempt.
+            let q = ctx.honker().queue("requeued");
+            assert!(q.cancel(ctx.id()).await.unwrap());
+            assert!(q.requeue_dead(ctx.id()).await.unwrap());
+            let told = tokio::time::timeout(Duration::from_secs(20), ctx.stopping()).await;
+            assert_eq!(
+                told.ok(),
+                Some(honker_actors::StopReason::ClaimLost),
+                "the earlier run is told its claim is lost"
+            );
+            REQUEUED_FIRST_DONE.store(true, Ordering::SeqCst);
+            return Ok(());
+        }
+        eventually(Duration::from_secs(20), async || {
+            REQUEUED_FIRST_DONE.load(Ordering::SeqCst)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Err(JobError::fail("the second run's own outcome"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requeued_job_claimed_again_is_never_completed_by_its_earlier_run() {
+    let (_d, h) = honker();
+    let id = h.enqueue::<Requeued>(&Args { n: 1 }).await.unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(Requeued)
+        .concurrency(2)
+        .start()
+        .await
+        .unwrap();
+    let q = h.queue("requeued");
+    let dead =
+        eventually(Duration::from_secs(30), async || {
+            q.list_dead(10, 0).await.unwrap().iter().any(|d| {
+                d.id == id && d.last_error.as_deref() == Some("the second run's own outcome")
+            })
+        })
+        .await;
+    pool.shutdown().await.unwrap();
+    assert!(
+        dead,
+        "{:?} / {:?}",
+        q.get_job(id).await.unwrap(),
+        q.list_dead(10, 0).await.unwrap()
+    );
+}
+
 // ------------------------------------------------------------ 2. rolled-back groups
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,14 +1,18 @@
-//! The claim book: every claim a pool holds, keyed by its lease (job id and
-//! attempt), from the claim to the outcome.
+//! The claim book: every claim a pool holds, from the claim to the outcome.
+//! Each claim gets a run id of its own; its lease (job id and attempt) is
+//! what it writes with.
 //!
 //! Pure bookkeeping, no actors and no SQL, so every rule is unit-tested:
 //! - a claim is *ready* (prefetched) or *running*; both count against the
 //!   pool's room and their queue's limit, and both are heartbeated;
 //! - cycles in flight *reserve* the room they may claim, so two cycles
 //!   never claim the same room twice;
-//! - a finish names its lease: the finish of an earlier attempt never
-//!   touches a later attempt of the same job, and a finish for a lease
-//!   the book does not hold is dropped and counted;
+//! - a finish names its run: the finish of an earlier attempt never
+//!   touches a later attempt of the same job, and a finish of a run the
+//!   book does not hold is dropped and counted;
+//! - a new claim with the lease of a run still going (a job cancelled,
+//!   requeued with fresh attempts and claimed again: the same id and
+//!   attempt number) supersedes it: the old run's claim is lost;
 //! - a ready job whose `expires_at` passed is given back, never started;
 //! - a run whose claim was lost writes nothing.
 
@@ -28,16 +32,22 @@ pub(crate) type SharedLeases = Arc<Mutex<HashSet<Lease>>>;
 /// A lease and the queue of its job.
 pub(crate) type LeaseIn = (Lease, &'static str);
 
+/// One claim's run, unique within its pool for the pool's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct RunId(u64);
+
 /// A claimed job waiting for a worker.
 #[derive(Debug)]
 pub(crate) struct Ready {
     pub(crate) job: ClaimedJob,
     pub(crate) queue: &'static str,
+    pub(crate) run: RunId,
 }
 
 /// A job a worker runs.
 #[derive(Debug)]
 pub(crate) struct Running {
+    pub(crate) lease: Lease,
     pub(crate) queue: &'static str,
     pub(crate) signals: Arc<JobSignals>,
     /// The heartbeat found the claim lost: the outcome is not written.
@@ -49,13 +59,14 @@ pub(crate) struct ClaimBook {
     concurrency: usize,
     limits: HashMap<&'static str, usize>,
     ready: VecDeque<Ready>,
-    running: HashMap<Lease, Running>,
+    running: HashMap<RunId, Running>,
+    next_run: u64,
     /// Ready plus running, per queue.
     per_queue: HashMap<&'static str, usize>,
     reserved: usize,
     reserved_per_queue: HashMap<&'static str, usize>,
     held: SharedLeases,
-    /// Finishes for leases the book did not hold, dropped.
+    /// Finishes of runs the book did not hold, dropped.
     stale: u64,
 }
 
@@ -77,6 +88,7 @@ impl ClaimBook {
             limits,
             ready: VecDeque::new(),
             running: HashMap::new(),
+            next_run: 0,
             per_queue: HashMap::new(),
             reserved: 0,
             reserved_per_queue: HashMap::new(),
@@ -93,7 +105,7 @@ impl ClaimBook {
         self.running.len()
     }
 
-    /// Finishes dropped because the book did not hold their lease.
+    /// Finishes dropped because the book did not hold their run.
     pub(crate) fn stale(&self) -> u64 {
         self.stale
     }
@@ -149,11 +161,18 @@ impl ClaimBook {
         }
     }
 
-    /// A cycle claimed `job` from `queue`: it waits for a worker.
-    pub(crate) fn claimed(&mut self, job: ClaimedJob, queue: &'static str) {
-        self.lock_held().insert(job.lease());
+    /// A cycle claimed `job` from `queue`: it waits for a worker. Returns
+    /// how many older claims with the same lease it superseded (their
+    /// claims are lost: the job was claimed anew).
+    pub(crate) fn claimed(&mut self, job: ClaimedJob, queue: &'static str) -> usize {
+        let lease = job.lease();
+        let (dropped, stopped) = self.lost(&[lease]);
+        self.lock_held().insert(lease);
         *self.per_queue.entry(queue).or_default() += 1;
-        self.ready.push_back(Ready { job, queue });
+        self.next_run += 1;
+        let run = RunId(self.next_run);
+        self.ready.push_back(Ready { job, queue, run });
+        dropped.len() + stopped.len()
     }
 
     /// The next ready job to start, at unix second `now`. Jobs that
@@ -184,8 +203,9 @@ impl ClaimBook {
     /// A worker starts the job; it runs under `signals`.
     pub(crate) fn start(&mut self, r: &Ready, signals: Arc<JobSignals>) {
         self.running.insert(
-            r.job.lease(),
+            r.run,
             Running {
+                lease: r.job.lease(),
                 queue: r.queue,
                 signals,
                 lost: false,
@@ -193,15 +213,21 @@ impl ClaimBook {
         );
     }
 
-    /// The run of `lease` ended: take it out of the book. `None` (counted
-    /// as stale) when the book does not hold that lease.
-    pub(crate) fn finish(&mut self, lease: Lease) -> Option<Running> {
-        let Some(run) = self.running.remove(&lease) else {
+    /// `run` ended: take it out of the book. `None` (counted as stale)
+    /// when the book does not hold that run.
+    pub(crate) fn finish(&mut self, run: RunId) -> Option<Running> {
+        let Some(r) = self.running.remove(&run) else {
             self.stale += 1;
             return None;
         };
-        self.forget(lease, run.queue);
-        Some(run)
+        if r.lost {
+            // Its lease left the heartbeat when it was lost (and may
+            // belong to a newer claim now).
+            self.uncount(r.queue);
+        } else {
+            self.forget(r.lease, r.queue);
+        }
+        Some(r)
     }
 
     /// The heartbeat found these claims lost. Ready jobs are dropped
@@ -224,17 +250,15 @@ impl ClaimBook {
         }
         let mut stopped = Vec::new();
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        for l in leases {
-            if let Some(run) = self.running.get_mut(l) {
-                if !run.lost {
-                    run.lost = true;
-                    run.signals
-                        .claim_lost
-                        .store(true, std::sync::atomic::Ordering::Release);
-                    run.signals.stop.raise();
-                    held.remove(l);
-                    stopped.push((*l, run.queue));
-                }
+        for run in self.running.values_mut() {
+            if !run.lost && set.contains(&run.lease) {
+                run.lost = true;
+                run.signals
+                    .claim_lost
+                    .store(true, std::sync::atomic::Ordering::Release);
+                run.signals.stop.raise();
+                held.remove(&run.lease);
+                stopped.push((run.lease, run.queue));
             }
         }
         drop(held);
@@ -250,13 +274,17 @@ impl ClaimBook {
         all
     }
 
-    /// The running jobs, by lease.
-    pub(crate) fn running(&self) -> impl Iterator<Item = (&Lease, &Running)> {
+    /// The running jobs.
+    pub(crate) fn running(&self) -> impl Iterator<Item = (&RunId, &Running)> {
         self.running.iter()
     }
 
     fn forget(&mut self, lease: Lease, queue: &'static str) {
         self.lock_held().remove(&lease);
+        self.uncount(queue);
+    }
+
+    fn uncount(&mut self, queue: &'static str) {
         if let Some(n) = self.per_queue.get_mut(queue) {
             *n = n.saturating_sub(1);
         }
@@ -267,14 +295,13 @@ impl ClaimBook {
     }
 }
 
-/// The outcome to write for a run of `lease` that ended with `result`.
-/// `None` when nothing may be written: the claim was lost.
+/// The outcome to write for `run`, which ended with `result`. `None` when
+/// nothing may be written: the claim was lost.
 ///
 /// A retryable error (or a timeout) returned while the pool shuts down,
 /// by a handler that was asked to stop, gives the claim back without
 /// burning the attempt: that is the cooperative stop the docs describe.
 pub(crate) fn outcome_of(
-    lease: Lease,
     run: &Running,
     result: RunResult,
     opts: &JobOptions,
@@ -283,7 +310,7 @@ pub(crate) fn outcome_of(
     if run.lost {
         return None;
     }
-    let queue = run.queue;
+    let (lease, queue) = (run.lease, run.queue);
     let attempt = u32::try_from(lease.attempts).unwrap_or(u32::MAX);
     let asked_to_stop = shutting_down && run.signals.stop.is_raised();
     Some(match result {
@@ -354,16 +381,22 @@ mod tests {
         )
     }
 
-    fn start_next(b: &mut ClaimBook) -> (Lease, Arc<JobSignals>) {
+    fn start_next(b: &mut ClaimBook) -> (RunId, Arc<JobSignals>) {
         let r = b.next_ready(0, &mut Vec::new()).expect("a ready job");
         let signals = Arc::new(JobSignals::default());
         b.start(&r, signals.clone());
-        (r.job.lease(), signals)
+        (r.run, signals)
+    }
+
+    fn heartbeated(b: &ClaimBook) -> HashSet<Lease> {
+        b.held.lock().unwrap().clone()
     }
 
     fn opts() -> JobOptions {
         JobOptions::default().backoff(Backoff::fixed(Duration::from_secs(7)))
     }
+
+    const L1: Lease = Lease { id: 1, attempts: 1 };
 
     #[test]
     fn a_finish_of_an_earlier_attempt_never_touches_the_later_one() {
@@ -375,26 +408,51 @@ mod tests {
         let (second, _) = start_next(&mut b);
         assert_eq!(b.running_len(), 2);
         let run = b.finish(first).expect("attempt 1 is in the book");
-        let out = outcome_of(first, &run, RunResult::Done(None), &opts(), false);
-        assert!(matches!(out, Some(Outcome::Ack { lease, .. }) if lease == first));
+        let out = outcome_of(&run, RunResult::Done(None), &opts(), false);
+        assert!(matches!(out, Some(Outcome::Ack { lease, .. }) if lease == L1));
         // Attempt 2 still runs, still heartbeated, still counted.
         assert_eq!(b.running_len(), 1);
-        assert!(b.held.lock().unwrap().contains(&second));
+        assert!(heartbeated(&b).contains(&Lease { id: 1, attempts: 2 }));
         assert_eq!(b.held_in("q"), 1);
         assert!(b.finish(second).is_some());
         assert_eq!(b.held_in("q"), 0);
-        assert!(b.held.lock().unwrap().is_empty());
+        assert!(heartbeated(&b).is_empty());
     }
 
     #[test]
-    fn a_finish_for_a_lease_not_held_is_dropped_and_counted() {
+    fn a_new_claim_with_the_lease_of_a_running_one_supersedes_it() {
+        // Cancelled, requeued with fresh attempts, claimed again: the same
+        // id and attempt number, a different claim.
         let mut b = book(2, &[]);
         b.claimed(job(1, 1, "q", None), "q");
-        let (lease, _) = start_next(&mut b);
-        assert!(b.finish(Lease { id: 1, attempts: 2 }).is_none());
+        let (old, old_signals) = start_next(&mut b);
+        assert_eq!(b.claimed(job(1, 1, "q", None), "q"), 1);
+        assert!(old_signals.stop.is_raised(), "the old run is told");
+        let (new, _) = start_next(&mut b);
+        assert_ne!(old, new);
+        // The old run's finish writes nothing and leaves the new claim be.
+        let run = b.finish(old).expect("still in the book");
+        assert!(outcome_of(&run, RunResult::Done(None), &opts(), false).is_none());
+        assert!(
+            heartbeated(&b).contains(&L1),
+            "the new claim is still heartbeated"
+        );
+        assert_eq!(b.held_in("q"), 1);
+        let run = b.finish(new).expect("the new run");
+        assert!(outcome_of(&run, RunResult::Done(None), &opts(), false).is_some());
+        assert!(heartbeated(&b).is_empty());
+        assert_eq!(b.held_in("q"), 0);
+    }
+
+    #[test]
+    fn a_finish_for_a_run_not_held_is_dropped_and_counted() {
+        let mut b = book(2, &[]);
+        b.claimed(job(1, 1, "q", None), "q");
+        let (run, _) = start_next(&mut b);
+        assert!(b.finish(RunId(999)).is_none());
         assert_eq!(b.stale(), 1);
-        assert!(b.finish(lease).is_some());
-        assert!(b.finish(lease).is_none());
+        assert!(b.finish(run).is_some());
+        assert!(b.finish(run).is_none());
         assert_eq!(b.stale(), 2);
     }
 
@@ -459,45 +517,42 @@ mod tests {
         b.claimed(job(1, 1, "q", None), "q");
         let (running, signals) = start_next(&mut b);
         b.claimed(job(2, 1, "q", None), "q");
-        let (dropped, stopped) = b.lost(&[running, Lease { id: 2, attempts: 1 }]);
-        assert_eq!(dropped, vec![(Lease { id: 2, attempts: 1 }, "q")]);
-        assert_eq!(stopped, vec![(running, "q")]);
+        let l2 = Lease { id: 2, attempts: 1 };
+        let (dropped, stopped) = b.lost(&[L1, l2]);
+        assert_eq!(dropped, vec![(l2, "q")]);
+        assert_eq!(stopped, vec![(L1, "q")]);
         assert!(signals.stop.is_raised());
-        assert!(b.held.lock().unwrap().is_empty());
+        assert!(heartbeated(&b).is_empty());
         // Still occupies its worker and its queue until it returns.
         assert_eq!(b.held_in("q"), 1);
         let run = b.finish(running).expect("still in the book");
-        assert!(outcome_of(running, &run, RunResult::Done(None), &opts(), false).is_none());
+        assert!(outcome_of(&run, RunResult::Done(None), &opts(), false).is_none());
         assert_eq!(b.held_in("q"), 0);
         // A second report of the same loss changes nothing.
-        assert_eq!(b.lost(&[running]), (vec![], vec![]));
+        assert_eq!(b.lost(&[L1]), (vec![], vec![]));
     }
 
     #[test]
     fn a_cooperative_stop_on_shutdown_gives_the_claim_back() {
         let mut b = book(1, &[]);
         b.claimed(job(1, 1, "q", None), "q");
-        let (lease, signals) = start_next(&mut b);
+        let (run, signals) = start_next(&mut b);
         signals.stop.raise();
-        let run = b.finish(lease).unwrap();
-        let retry = RunResult::Retry {
+        let run = b.finish(run).unwrap();
+        let retry = || RunResult::Retry {
             after: None,
             error: "stopping".into(),
         };
-        let out = outcome_of(lease, &run, retry, &opts(), true);
+        let out = outcome_of(&run, retry(), &opts(), true);
         assert!(matches!(out, Some(Outcome::Release { .. })), "{out:?}");
         // Without a shutdown the same error is a retry with the backoff.
-        let retry = RunResult::Retry {
-            after: None,
-            error: "stopping".into(),
-        };
-        let out = outcome_of(lease, &run, retry, &opts(), false);
+        let out = outcome_of(&run, retry(), &opts(), false);
         assert!(
             matches!(out, Some(Outcome::Retry { delay, .. }) if delay == Duration::from_secs(7)),
             "{out:?}"
         );
         // A permanent failure stays a failure.
-        let out = outcome_of(lease, &run, RunResult::Fail("bad".into()), &opts(), true);
+        let out = outcome_of(&run, RunResult::Fail("bad".into()), &opts(), true);
         assert!(matches!(out, Some(Outcome::Fail { .. })));
     }
 
@@ -505,16 +560,10 @@ mod tests {
     fn a_timeout_is_a_retry_with_the_backoff_and_says_so() {
         let mut b = book(1, &[]);
         b.claimed(job(1, 1, "q", None), "q");
-        let (lease, _) = start_next(&mut b);
-        let run = b.finish(lease).unwrap();
-        let out = outcome_of(
-            lease,
-            &run,
-            RunResult::TimedOut(Duration::from_millis(250)),
-            &opts(),
-            false,
-        );
-        match out {
+        let (run, _) = start_next(&mut b);
+        let run = b.finish(run).unwrap();
+        let timed_out = RunResult::TimedOut(Duration::from_millis(250));
+        match outcome_of(&run, timed_out, &opts(), false) {
             Some(Outcome::Retry { delay, error, .. }) => {
                 assert_eq!(delay, Duration::from_secs(7));
                 assert_eq!(error, "timed out after 250ms");
@@ -532,7 +581,7 @@ mod tests {
         assert_eq!(drained.len(), 2);
         assert_eq!(b.held_in("q"), 0);
         assert_eq!(b.room(0), 2);
-        assert!(b.held.lock().unwrap().is_empty());
+        assert!(heartbeated(&b).is_empty());
     }
 
     // ---------------------------------------------------------- model test
@@ -548,11 +597,15 @@ mod tests {
         Back(u8, bool),
         /// A worker takes the next ready job.
         Start,
-        /// The run at this index (modulo) finishes; or a lease never held.
+        /// The run at this index (modulo) finishes.
         Finish(usize),
+        /// A finish for a run the book never had.
         Stale,
-        /// The heartbeat finds these (modulo) held leases lost.
+        /// The heartbeat finds this (modulo) held lease lost.
         Lost(usize),
+        /// The job of the run at this index (modulo) is claimed anew with
+        /// the same lease (requeued with fresh attempts).
+        Reclaim(usize),
         /// A shutdown gives every ready job back.
         Drain,
         /// Time passes (expiring ready jobs).
@@ -567,6 +620,7 @@ mod tests {
             (0usize..64).prop_map(Op::Finish),
             Just(Op::Stale),
             (0usize..64).prop_map(Op::Lost),
+            (0usize..64).prop_map(Op::Reclaim),
             Just(Op::Drain),
             Just(Op::Tick),
         ]
@@ -585,14 +639,16 @@ mod tests {
 
         /// Whatever happens, in any order: a queue never holds more than
         /// its limit, the pool never more than its room, the heartbeat
-        /// extends exactly the claims held and not lost, and every finish
-        /// of a lease not held is dropped and counted.
+        /// extends exactly the claims held and not lost, a lost or
+        /// superseded run writes nothing, and every finish of a run not
+        /// held is dropped and counted.
         #[test]
         fn the_book_keeps_its_invariants(ops in proptest::collection::vec(op(), 1..80)) {
             let mut b = book(CONCURRENCY, &[("a", LIMIT_A)]);
-            let mut in_flight: std::collections::VecDeque<ClaimPlan> = Default::default();
-            let mut running: Vec<Lease> = Vec::new();
-            let mut lost: HashSet<Lease> = HashSet::new();
+            let mut in_flight: VecDeque<ClaimPlan> = VecDeque::new();
+            // Running runs: id, lease, queue; and which of them lost their claim.
+            let mut running: Vec<(RunId, Lease, &'static str)> = Vec::new();
+            let mut lost: HashSet<RunId> = HashSet::new();
             let mut next_id = 1;
             let mut now = 0;
             let mut stale = 0;
@@ -622,7 +678,7 @@ mod tests {
                         if let Some(r) = b.next_ready(now, &mut gone) {
                             prop_assert!(r.job.expires_at.is_none_or(|e| e > now));
                             b.start(&r, Arc::new(JobSignals::default()));
-                            running.push(r.job.lease());
+                            running.push((r.run, r.job.lease(), r.queue));
                         }
                         for (r, _) in gone {
                             prop_assert!(r.job.expires_at.is_some_and(|e| e <= now));
@@ -630,28 +686,44 @@ mod tests {
                     }
                     Op::Start => {}
                     Op::Finish(i) if !running.is_empty() => {
-                        let lease = running.remove(i % running.len());
-                        let run = b.finish(lease);
-                        prop_assert!(run.is_some());
-                        prop_assert_eq!(run.map(|r| r.lost), Some(lost.contains(&lease)));
+                        let (run, _, _) = running.remove(i % running.len());
+                        let r = b.finish(run);
+                        prop_assert!(r.is_some());
+                        let r = r.unwrap();
+                        prop_assert_eq!(r.lost, lost.contains(&run));
+                        let out = outcome_of(&r, RunResult::Done(None), &opts(), false);
+                        prop_assert_eq!(out.is_some(), !lost.contains(&run));
                     }
                     Op::Finish(_) => {}
                     Op::Stale => {
-                        let never = Lease { id: -1, attempts: 1 };
-                        prop_assert!(b.finish(never).is_none());
+                        prop_assert!(b.finish(RunId(u64::MAX)).is_none());
                         stale += 1;
                     }
                     Op::Lost(i) => {
-                        let held: Vec<Lease> = b.held.lock().unwrap().iter().copied().collect();
+                        let mut held: Vec<Lease> = heartbeated(&b).into_iter().collect();
                         if held.is_empty() { continue }
-                        let mut l = held;
-                        l.sort_by_key(|l| l.id);
-                        let pick = l[i % l.len()];
+                        held.sort_by_key(|l| l.id);
+                        let pick = held[i % held.len()];
                         b.lost(&[pick]);
-                        if running.contains(&pick) {
-                            lost.insert(pick);
+                        for (run, lease, _) in &running {
+                            if *lease == pick {
+                                lost.insert(*run);
+                            }
                         }
                     }
+                    Op::Reclaim(i) if !running.is_empty() => {
+                        let (_, lease, queue) = running[i % running.len()];
+                        if queue == "a" && b.held_in("a") + b.reserved_per_queue.get("a").copied().unwrap_or(0) >= LIMIT_A {
+                            continue; // the pool would not have claimed it
+                        }
+                        b.claimed(job(lease.id, lease.attempts, queue, None), queue);
+                        for (run, l, _) in &running {
+                            if *l == lease {
+                                lost.insert(*run);
+                            }
+                        }
+                    }
+                    Op::Reclaim(_) => {}
                     Op::Drain => {
                         b.drain_ready();
                     }
@@ -662,16 +734,19 @@ mod tests {
                 prop_assert!(b.held_in("a") + reserved_a <= LIMIT_A,
                     "queue a: {} held + {} reserved > {}", b.held_in("a"), reserved_a, LIMIT_A);
                 prop_assert_eq!(b.held_in("a") + b.held_in("b"), b.ready_len() + b.running_len());
-                prop_assert!(b.ready_len() + b.running_len() + b.reserved <= CONCURRENCY + BUFFER);
                 prop_assert_eq!(b.running_len(), running.len());
-                let heartbeated: HashSet<Lease> = b.held.lock().unwrap().clone();
                 let expected: HashSet<Lease> = b
                     .ready
                     .iter()
                     .map(|r| r.job.lease())
-                    .chain(running.iter().copied().filter(|l| !lost.contains(l)))
+                    .chain(
+                        running
+                            .iter()
+                            .filter(|(run, _, _)| !lost.contains(run))
+                            .map(|(_, l, _)| *l),
+                    )
                     .collect();
-                prop_assert_eq!(heartbeated, expected);
+                prop_assert_eq!(heartbeated(&b), expected);
                 prop_assert_eq!(b.stale(), stale);
             }
         }

@@ -41,7 +41,7 @@ use honker_core::Lease;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use book::ClaimBook;
-pub(crate) use book::SharedLeases;
+pub(crate) use book::{RunId, SharedLeases};
 use cycle::{CycleOutput, NextTimes, Outcome};
 
 use crate::context::AppData;
@@ -85,11 +85,10 @@ pub(crate) enum SupervisorMsg {
     Depths(Result<Vec<(&'static str, i64)>>),
     /// A back-off after a failed cycle or check is over.
     RetryNow,
-    /// A worker finished the run of `lease` (not a panic: that is a
-    /// worker failure).
+    /// A worker finished `run` (not a panic: that is a worker failure).
     Finished {
         worker: ActorId,
-        lease: Lease,
+        run: RunId,
         result: RunResult,
         elapsed: Duration,
     },
@@ -144,7 +143,7 @@ pub(crate) struct SupervisorArgs {
 /// One worker actor and the run it has, if any.
 struct Slot {
     worker: ActorRef<WorkerMsg>,
-    job: Option<Lease>,
+    job: Option<RunId>,
 }
 
 pub(crate) struct SupervisorState {
@@ -287,10 +286,10 @@ impl Actor for Supervisor {
             SupervisorMsg::Depths(result) => state.depths_read(result),
             SupervisorMsg::Finished {
                 worker,
-                lease,
+                run,
                 result,
                 elapsed,
-            } => state.finished(worker, lease, result, elapsed),
+            } => state.finished(worker, run, result, elapsed),
             SupervisorMsg::ClaimsLost(leases) => state.claims_lost(&leases),
             SupervisorMsg::Shutdown(reply) => state.begin_shutdown(&myself, reply),
             SupervisorMsg::ShutdownDeadline => state.shutdown_deadline(&myself),
@@ -329,8 +328,8 @@ impl Actor for Supervisor {
         };
         state.idle.retain(|w| *w != id);
         let why = why.unwrap_or_else(|| "worker stopped".into());
-        if let Some(lease) = slot.job {
-            state.worker_failed(lease, &why);
+        if let Some(run) = slot.job {
+            state.worker_failed(run, &why);
         }
         if state.shutdown.is_none() {
             let (worker, _) =

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use honker_core::Lease;
 use ractor::{ActorId, ActorRef};
 
-use super::book::{outcome_of, NotStarted, Ready};
+use super::book::{outcome_of, NotStarted, Ready, RunId};
 use super::cycle::{self, Applied, ClaimPlan, Cycle, CycleOutput, NextTimes, Outcome};
 use super::{SupervisorMsg, SupervisorState};
 use crate::context::JobSignals;
@@ -294,7 +294,20 @@ impl SupervisorState {
                 });
                 continue;
             }
-            self.book.claimed(job, queue);
+            let (id, attempt, lease) = (job.id, job.attempts, job.lease());
+            // An outcome not yet written for the same lease belongs to an
+            // earlier claim of a job requeued since: writing it would
+            // complete this new claim.
+            self.pending.retain(|o| o.lease() != lease);
+            if self.book.claimed(job, queue) > 0 {
+                tracing::warn!(
+                    job_id = id,
+                    attempt,
+                    queue,
+                    "job claimed anew with the same attempt number (requeued from dead) while an \
+                     earlier run of it was going; that run's claim is lost"
+                );
+            }
         }
         self.dispatch_ready();
         if !out.maybe_more && self.wake_seq == sent.seq && self.cycles_running == 0 {
@@ -378,7 +391,7 @@ impl SupervisorState {
             self.book.unready(r);
             return;
         };
-        let lease = r.job.lease();
+        let run = r.run;
         let signals = Arc::new(JobSignals::default());
         let ctx = JobContext {
             id: r.job.id,
@@ -400,36 +413,37 @@ impl SupervisorState {
         let handler = self.args.jobs[r.queue].clone();
         let assignment = Box::new(Assignment {
             job: r.job,
+            run,
             handler,
             ctx,
         });
-        slot.job = Some(lease);
+        slot.job = Some(run);
         if slot.worker.cast(WorkerMsg::Run(assignment)).is_err() {
             // The worker is stopping; its supervision event will replace it.
             slot.job = None;
-            self.record(lease, RunResult::Aborted, Duration::ZERO);
+            self.record(run, RunResult::Aborted, Duration::ZERO);
         }
     }
 
     pub(super) fn finished(
         &mut self,
         worker: ActorId,
-        lease: Lease,
+        run: RunId,
         result: RunResult,
         elapsed: Duration,
     ) {
         if let Some(slot) = self.slots.get_mut(&worker) {
-            if slot.job == Some(lease) {
+            if slot.job == Some(run) {
                 slot.job = None;
                 self.idle.push(worker);
             }
         }
-        self.record(lease, result, elapsed);
+        self.record(run, result, elapsed);
         self.dispatch_ready();
     }
 
-    /// A worker died (a handler panicked) while running `lease`.
-    pub(super) fn worker_failed(&mut self, lease: Lease, why: &str) {
+    /// A worker died (a handler panicked) while running `run`.
+    pub(super) fn worker_failed(&mut self, run: RunId, why: &str) {
         let error = if why.starts_with("panicked: ") {
             why.to_string()
         } else {
@@ -438,28 +452,24 @@ impl SupervisorState {
         let queue = self
             .book
             .running()
-            .find(|(l, _)| **l == lease)
+            .find(|(r, _)| **r == run)
             .map(|(_, r)| r.queue);
         if let Some(m) = queue.and_then(|q| self.metrics.get(q)) {
             m.restarts.increment(1);
         }
-        self.record(
-            lease,
-            RunResult::Retry { after: None, error },
-            Duration::ZERO,
-        );
+        self.record(run, RunResult::Retry { after: None, error }, Duration::ZERO);
     }
 
     /// Turn a finished run into an outcome to write.
-    pub(super) fn record(&mut self, lease: Lease, result: RunResult, elapsed: Duration) {
-        let Some(run) = self.book.finish(lease) else {
+    pub(super) fn record(&mut self, id: RunId, result: RunResult, elapsed: Duration) {
+        let Some(run) = self.book.finish(id) else {
             tracing::warn!(
-                job_id = lease.id,
-                attempt = lease.attempts,
+                run = ?id,
                 "a run finished whose claim the pool no longer holds; outcome dropped"
             );
             return;
         };
+        let lease = run.lease;
         if let Some(m) = self.metrics.get(run.queue) {
             m.in_flight.decrement(1.0);
             if !elapsed.is_zero() {
@@ -475,7 +485,7 @@ impl SupervisorState {
         }
         let opts = self.args.jobs[run.queue].options();
         let shutting_down = self.shutdown.is_some();
-        match outcome_of(lease, &run, result, opts, shutting_down) {
+        match outcome_of(&run, result, opts, shutting_down) {
             Some(o) => {
                 match &o {
                     Outcome::Retry { delay, error, .. } => {

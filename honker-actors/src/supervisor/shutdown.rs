@@ -88,18 +88,18 @@ impl SupervisorState {
 
     /// The abort grace ended: give back the claims of runs that ignored it.
     pub(super) fn shutdown_force(&mut self) {
-        let leases: Vec<_> = self.book.running().map(|(l, _)| *l).collect();
-        for lease in leases {
+        let runs: Vec<_> = self.book.running().map(|(id, r)| (*id, r.lease)).collect();
+        for (run, lease) in runs {
             tracing::error!(
                 job_id = lease.id,
                 "handler ignored the abort; releasing its claim anyway"
             );
             for slot in self.slots.values_mut() {
-                if slot.job == Some(lease) {
+                if slot.job == Some(run) {
                     slot.job = None;
                 }
             }
-            self.record(lease, RunResult::Aborted, Duration::ZERO);
+            self.record(run, RunResult::Aborted, Duration::ZERO);
         }
     }
 
