@@ -203,7 +203,8 @@ impl Honker {
     /// ```
     pub async fn result<T: DeserializeOwned>(&self, id: i64, timeout: Duration) -> Result<T> {
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + timeout;
+        // No deadline at all for a wait too long to represent.
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
         let notify = Arc::new(tokio::sync::Notify::new());
         let n = notify.clone();
         // Listen before the first look, so a save in between is not missed.
@@ -244,10 +245,14 @@ impl Honker {
                 Some(honker_core::JobFate::Gone) => return Err(Error::NoResult { job_id: id }),
                 _ => {}
             }
-            if tokio::time::timeout_at(deadline, notify.notified())
-                .await
-                .is_err()
-            {
+            let woken = match deadline {
+                Some(d) => tokio::time::timeout_at(d, notify.notified()).await.is_ok(),
+                None => {
+                    notify.notified().await;
+                    true
+                }
+            };
+            if !woken {
                 return Err(Error::ResultTimeout {
                     job_id: id,
                     waited: started.elapsed(),

@@ -41,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+mod clock;
 mod context;
 mod error;
 mod heartbeat;
@@ -62,7 +63,9 @@ pub use honker_core as core;
 pub use honker_core::{ClaimedJob, DeadJob, EnqueueOptions, Lease, QueueStats, RetryOutcome};
 pub use honker_macros::job;
 pub use job::{Backoff, Job, JobError, JobOptions};
-pub use pool::{WorkerPool, WorkerPoolBuilder, DEFAULT_CONCURRENCY, DEFAULT_SHUTDOWN_TIMEOUT};
+pub use pool::{
+    WorkerPool, WorkerPoolBuilder, DEFAULT_CONCURRENCY, DEFAULT_SHUTDOWN_TIMEOUT, MAX_CONCURRENCY,
+};
 pub use queue::Queue;
 pub use stream::{ClaimStream, StreamJob};
 pub use supervisor::PoolStatus;

@@ -14,6 +14,13 @@ use crate::{Error, Honker, Job, Result};
 
 /// Worker slots when `.concurrency(..)` is not called.
 pub const DEFAULT_CONCURRENCY: usize = 10;
+/// The most worker slots one pool may have (each is an actor; more is a
+/// mistake, not a configuration).
+///
+/// ```
+/// assert!(honker_actors::MAX_CONCURRENCY >= honker_actors::DEFAULT_CONCURRENCY);
+/// ```
+pub const MAX_CONCURRENCY: usize = 10_000;
 /// Grace period of a shutdown when `.shutdown_timeout(..)` is not called.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -95,8 +102,11 @@ impl WorkerPoolBuilder {
         if self.jobs.is_empty() {
             return Err(Error::Config("register at least one job".into()));
         }
-        if self.concurrency == 0 {
-            return Err(Error::Config("concurrency must be at least 1".into()));
+        if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
+            return Err(Error::Config(format!(
+                "concurrency must be from 1 to {MAX_CONCURRENCY}, got {}",
+                self.concurrency
+            )));
         }
         if self.visibility < Duration::from_secs(1) {
             return Err(Error::Config(format!(

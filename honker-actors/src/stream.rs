@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
@@ -148,12 +148,7 @@ async fn next_job(mut st: StreamState) -> Option<(Result<StreamJob>, StreamState
 async fn wait(notify: &Notify, at: Option<i64>) {
     match at {
         Some(at) => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0);
-            let delay =
-                Duration::from_secs_f64((at as f64 - now).max(0.0)) + Duration::from_millis(5);
+            let delay = crate::clock::until_due(at);
             tokio::select! {
                 () = notify.notified() => {}
                 () = tokio::time::sleep(delay) => {}

@@ -459,6 +459,20 @@ async fn extreme_durations_are_refused_or_clamped_never_wrapped() {
         .await
         .unwrap();
     pool.shutdown().await.unwrap();
+    for n in [0, usize::MAX] {
+        let e = WorkerPool::builder(&h)
+            .register(PoisonA)
+            .concurrency(n)
+            .start()
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e}");
+    }
+    // A wait "forever" for a result answers as soon as there is an answer.
+    let id = q.enqueue(&2, EnqueueOptions::default()).await.unwrap();
+    q.cancel(id).await.unwrap();
+    let r = h.result::<u32>(id, Duration::MAX).await;
+    assert!(matches!(r, Err(Error::JobCancelled { .. })), "{r:?}");
     // Backoff arithmetic never panics.
     let b = honker_actors::Backoff::exponential(Duration::MAX, Duration::MAX);
     assert!(b.delay(u32::MAX) >= Duration::from_secs(u64::MAX / 2));

@@ -2,7 +2,7 @@
 //! claimed jobs reach workers, and the wake-up timers.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use honker_core::Lease;
 use ractor::{ActorId, ActorRef};
@@ -10,6 +10,7 @@ use ractor::{ActorId, ActorRef};
 use super::book::{outcome_of, NotStarted, Ready, RunId};
 use super::cycle::{self, Applied, ClaimPlan, Cycle, CycleOutput, NextTimes, Outcome};
 use super::{SupervisorMsg, SupervisorState};
+use crate::clock::{unix_now, until_due};
 use crate::context::JobSignals;
 use crate::job::RunResult;
 use crate::worker::{Assignment, WorkerMsg};
@@ -553,7 +554,7 @@ impl SupervisorState {
             handle.abort();
         }
         // unixepoch() must read `at` when the claim runs: a few ms past it.
-        let delay = until_unix(at) + Duration::from_millis(5);
+        let delay = until_due(at);
         let me = myself.clone();
         let handle = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -574,20 +575,4 @@ impl SupervisorState {
             let _ = me.cast(SupervisorMsg::RetryNow);
         }));
     }
-}
-
-/// The time from now until unix second `at` (zero if past).
-fn until_unix(at: i64) -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let at = Duration::from_secs(u64::try_from(at).unwrap_or(0));
-    at.saturating_sub(now)
-}
-
-pub(super) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
