@@ -22,24 +22,24 @@ use crate::Result;
 /// ```
 pub fn atomically<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
     let outer = conn.is_autocommit();
-    let (begin, commit, rollback) = if outer {
-        ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+    let (begin, commit, rollback): (&str, &str, &[&str]) = if outer {
+        ("BEGIN IMMEDIATE", "COMMIT", &["ROLLBACK"])
     } else {
         (
             "SAVEPOINT honker_op",
             "RELEASE honker_op",
-            "ROLLBACK TO honker_op; RELEASE honker_op",
+            &["ROLLBACK TO honker_op", "RELEASE honker_op"],
         )
     };
-    conn.execute_batch(begin)?;
+    control(conn, begin)?;
     match f(conn) {
-        Ok(v) => match conn.execute_batch(commit) {
+        Ok(v) => match control(conn, commit) {
             Ok(()) => Ok(v),
             Err(e) => {
                 // A failed COMMIT (SQLITE_BUSY, disk full) leaves the
                 // transaction open; close it so the connection stays usable.
                 if !conn.is_autocommit() {
-                    let _rolled_back = conn.execute_batch(rollback);
+                    let _rolled_back = rollback.iter().try_for_each(|s| control(conn, s));
                 }
                 Err(e.into())
             }
@@ -47,11 +47,18 @@ pub fn atomically<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>
         Err(e) => {
             // SQLite may already have rolled back (for example on SQLITE_FULL).
             if !conn.is_autocommit() {
-                if let Err(rb) = conn.execute_batch(rollback) {
+                if let Err(rb) = rollback.iter().try_for_each(|s| control(conn, s)) {
                     tracing::warn!(error = %rb, "rollback after a failed honker operation also failed");
                 }
             }
             Err(e)
         }
     }
+}
+
+/// A transaction-control statement, from the statement cache: they run
+/// around every multi-statement operation, often many per transaction, and
+/// parsing them anew each time costs more than the operation.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }

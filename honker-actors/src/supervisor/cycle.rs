@@ -139,7 +139,9 @@ pub(crate) fn run_cycle(c: &Connection, cy: &Cycle<'_>) -> Result<CycleOutput> {
         ..CycleOutput::default()
     };
     for o in cy.outcomes {
-        match atomically(c, |c| apply(c, cy.worker_id, o)) {
+        // Each outcome is atomic on its own (one statement, or a savepoint
+        // inside `apply`), so a failing one rolls back alone.
+        match apply(c, cy.worker_id, o) {
             Ok(a) => out.applied.push(Ok(a)),
             Err(e) if c.is_autocommit() => return Err(e.into()),
             Err(e) => out.applied.push(Err(e.to_string())),
@@ -188,16 +190,28 @@ pub(crate) fn next_times(c: &Connection, queues: &[&'static str]) -> Result<Next
 
 fn apply(c: &Connection, worker_id: &str, o: &Outcome) -> honker_core::Result<Applied> {
     Ok(match o {
-        Outcome::Ack { lease, result, .. } => {
+        Outcome::Ack {
+            lease,
+            result: None,
+            ..
+        } => {
             if honker_core::ack(c, worker_id, *lease)? {
-                if let Some((value, ttl)) = result {
-                    honker_core::save_result(c, lease.id, value, *ttl)?;
-                }
                 Applied::Acked
             } else {
                 Applied::Lost
             }
         }
+        Outcome::Ack {
+            lease,
+            result: Some((value, ttl)),
+            ..
+        } => atomically(c, |c| {
+            if !honker_core::ack(c, worker_id, *lease)? {
+                return Ok(Applied::Lost);
+            }
+            honker_core::save_result(c, lease.id, value, *ttl)?;
+            Ok(Applied::Acked)
+        })?,
         Outcome::Retry {
             lease,
             delay,
