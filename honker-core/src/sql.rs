@@ -292,11 +292,6 @@ pub const RELEASE: &str = concat!(
 
 // ---------------------------------------------------------------- admin
 
-/// Delete pending or processing job ?1, keeping no record.
-#[deprecated(note = "cancel now moves the job to _honker_dead (CANCEL_TO_DEAD, then DELETE_LIVE)")]
-pub const CANCEL: &str =
-    "DELETE FROM _honker_live WHERE id = ?1 AND state IN ('pending', 'processing')";
-
 /// Copy pending or processing job ?1 of queue ?2 (NULL = any queue) to dead
 /// with last_error ?3 (`'cancelled'`). `DELETE_LIVE` follows, in the same
 /// transaction.
@@ -403,26 +398,6 @@ pub const REQUEUE_DEAD_INSERT_IN: &str = "INSERT INTO _honker_live
 
 /// Delete dead row ?1 (after it was requeued).
 pub const DELETE_DEAD: &str = "DELETE FROM _honker_dead WHERE id = ?1";
-
-/// Per-queue counts. ?1 queue, NULL = every queue that has a row. The
-/// `?1 IS NULL OR` filter defeats the indexes: `STATS_ALL` and
-/// `STATS_QUEUE` replace it.
-#[deprecated(note = "use STATS_ALL (every queue) or STATS_QUEUE (one queue, indexed)")]
-pub const STATS: &str = "SELECT queue,
-    SUM(pending_due), SUM(scheduled), SUM(processing), SUM(dead)
-  FROM (
-    SELECT queue,
-      SUM(state = 'pending' AND run_at <= unixepoch()
-          AND (expires_at IS NULL OR expires_at > unixepoch())) AS pending_due,
-      SUM(state = 'pending' AND run_at > unixepoch()
-          AND (expires_at IS NULL OR expires_at > unixepoch())) AS scheduled,
-      SUM(state = 'processing') AS processing,
-      0 AS dead
-    FROM _honker_live WHERE ?1 IS NULL OR queue = ?1 GROUP BY queue
-    UNION ALL
-    SELECT queue, 0, 0, 0, COUNT(*) FROM _honker_dead
-    WHERE ?1 IS NULL OR queue = ?1 GROUP BY queue
-  ) GROUP BY queue ORDER BY queue";
 
 /// Per-queue counts of every queue that has a live or dead row, by name:
 /// queue, pending and due (not expired), scheduled (not expired),

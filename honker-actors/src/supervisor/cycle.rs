@@ -318,19 +318,26 @@ mod tests {
         assert!((now + 29..=now + 31).contains(&next), "{next} vs {now}");
     }
 
-    #[test]
-    fn outcomes_are_written_and_a_stale_lease_changes_nothing() {
-        let c = db();
-        let a = enqueue(&c, "a");
-        let b = enqueue(&c, "a");
+    /// Two jobs of queue "a", claimed by a cycle: their ids, and the
+    /// lease of each.
+    fn two_claimed(c: &Connection) -> (i64, i64, impl Fn(i64) -> Lease) {
+        let a = enqueue(c, "a");
+        let b = enqueue(c, "a");
         let plan = ClaimPlan {
             budget: 2,
             queues: vec![("a", 2)],
         };
-        let jobs = in_tx(&c, |c| run_cycle(c, &cycle(&[], &plan, &["a"])))
+        let jobs = in_tx(c, |c| run_cycle(c, &cycle(&[], &plan, &["a"])))
             .unwrap()
             .claimed;
-        let lease = |id| jobs.iter().find(|j| j.id == id).unwrap().lease();
+        let lease = move |id| jobs.iter().find(|j| j.id == id).unwrap().lease();
+        (a, b, lease)
+    }
+
+    #[test]
+    fn outcomes_are_written_and_a_stale_lease_changes_nothing() {
+        let c = db();
+        let (a, b, lease) = two_claimed(&c);
         let stale = Lease {
             id: b,
             attempts: lease(b).attempts - 1,
@@ -362,16 +369,7 @@ mod tests {
     #[test]
     fn a_failing_outcome_rolls_back_alone_and_the_rest_commit() {
         let c = db();
-        let a = enqueue(&c, "a");
-        let b = enqueue(&c, "a");
-        let plan = ClaimPlan {
-            budget: 2,
-            queues: vec![("a", 2)],
-        };
-        let jobs = in_tx(&c, |c| run_cycle(c, &cycle(&[], &plan, &["a"])))
-            .unwrap()
-            .claimed;
-        let lease = |id| jobs.iter().find(|j| j.id == id).unwrap().lease();
+        let (a, b, lease) = two_claimed(&c);
         // A result that is not JSON makes that ack fail after its DELETE.
         let outcomes = [
             Outcome::Ack {

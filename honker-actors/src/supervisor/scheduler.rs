@@ -512,25 +512,15 @@ impl SupervisorState {
 
     pub(super) fn claims_lost(&mut self, lost: &[Lease]) {
         let (dropped, stopped) = self.book.lost(lost);
-        for (lease, queue) in dropped {
+        let not_started = dropped.into_iter().map(|l| (l, "before the job started"));
+        let running = stopped
+            .into_iter()
+            .map(|l| (l, "while the job was running"));
+        for ((lease, queue), when) in not_started.chain(running) {
             if let Some(m) = self.metrics.get(queue) {
                 m.lost_claims.increment(1);
             }
-            tracing::warn!(
-                job_id = lease.id,
-                queue,
-                "claim lost before the job started"
-            );
-        }
-        for (lease, queue) in stopped {
-            if let Some(m) = self.metrics.get(queue) {
-                m.lost_claims.increment(1);
-            }
-            tracing::warn!(
-                job_id = lease.id,
-                queue,
-                "claim lost while the job was running"
-            );
+            tracing::warn!(job_id = lease.id, queue, "claim lost {when}");
         }
     }
 
