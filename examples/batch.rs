@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             sum += v["n"].as_u64().unwrap_or(0);
         }
         let leases: Vec<_> = jobs.iter().map(|j| j.lease()).collect();
-        done += q.ack_batch(&leases, "batch-worker").await?.len();
+        done += q.ack_batch("batch-worker", &leases).await?.len();
     }
     println!(
         "claimed and acked {done} events in batches of 128 in {:?} (sum of n = {sum})",

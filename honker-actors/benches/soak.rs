@@ -122,12 +122,12 @@ fn main() {
                     let (retry, ack): (Vec<_>, Vec<_>) =
                         jobs.iter().partition(|j| j.id % 9 == 0 && j.attempts == 1);
                     for j in retry {
-                        q.retry(j.lease(), "soak-raw", Duration::ZERO, "again")
+                        q.retry("soak-raw", j.lease(), Duration::ZERO, "again")
                             .await
                             .unwrap();
                     }
                     let leases: Vec<_> = ack.iter().map(|j| j.lease()).collect();
-                    q.ack_batch(&leases, "soak-raw").await.unwrap();
+                    q.ack_batch("soak-raw", &leases).await.unwrap();
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }));

@@ -135,12 +135,12 @@ impl Honker {
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let honker = Honker::open(dir.path().join("a.db")).unwrap();
-    /// let id = honker.enqueue::<Ping>(&7).await.unwrap();
+    /// let id = honker.enqueue::<Ping>(7).await.unwrap();
     /// assert!(id > 0);
     /// # }
     /// ```
-    pub async fn enqueue<J: Job>(&self, args: &J::Args) -> Result<i64> {
-        EnqueueBuilder::<J>::from_ref(args)?.enqueue(self).await
+    pub async fn enqueue<J: Job>(&self, args: J::Args) -> Result<i64> {
+        EnqueueBuilder::<J>::new(args).enqueue(self).await
     }
 
     /// Run `f` on the writer thread inside the next group transaction, in a
@@ -368,53 +368,43 @@ pub struct EnqueueBuilder<J: Job> {
 impl<J: Job> EnqueueBuilder<J> {
     /// Start from `args` and the job's default options.
     pub fn new(args: J::Args) -> Self {
-        Self::build(serde_json::to_string(&args).map_err(Error::Serialize))
-    }
-
-    fn from_ref(args: &J::Args) -> Result<Self> {
-        Ok(Self::build(Ok(
-            serde_json::to_string(args).map_err(Error::Serialize)?
-        )))
-    }
-
-    fn build(payload: Result<String>) -> Self {
-        let o = J::options();
         EnqueueBuilder {
-            payload,
-            opts: EnqueueOptions {
-                priority: o.priority,
-                expires: o.expires,
-                max_attempts: Some(o.max_attempts),
-                ..EnqueueOptions::default()
-            },
+            payload: serde_json::to_string(&args).map_err(Error::Serialize),
+            opts: J::options().enqueue_options(),
             _job: PhantomData,
         }
     }
 
-    /// Due `d` from now.
-    pub fn delay(mut self, d: Duration) -> Self {
-        self.opts.delay = Some(d);
+    /// Replace every option at once.
+    pub fn options(mut self, opts: EnqueueOptions) -> Self {
+        self.opts = opts;
         self
     }
-    /// Due at `t`.
-    pub fn run_at(mut self, t: SystemTime) -> Self {
-        self.opts.run_at = Some(t);
+
+    fn with(mut self, f: impl FnOnce(EnqueueOptions) -> EnqueueOptions) -> Self {
+        self.opts = f(self.opts);
         self
     }
-    /// Higher is claimed first.
-    pub fn priority(mut self, p: i64) -> Self {
-        self.opts.priority = p;
-        self
+
+    /// [`EnqueueOptions::delay`]: due `d` from now (whole seconds, rounded up).
+    pub fn delay(self, d: Duration) -> Self {
+        self.with(|o| o.delay(d))
     }
-    /// Never run after `d` from now.
-    pub fn expires(mut self, d: Duration) -> Self {
-        self.opts.expires = Some(d);
-        self
+    /// [`EnqueueOptions::run_at`]: due at `t` (whole seconds, rounded up).
+    pub fn run_at(self, t: SystemTime) -> Self {
+        self.with(|o| o.run_at(t))
     }
-    /// Claims allowed.
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.opts.max_attempts = Some(n);
-        self
+    /// [`EnqueueOptions::priority`]: higher is claimed first.
+    pub fn priority(self, p: i64) -> Self {
+        self.with(|o| o.priority(p))
+    }
+    /// [`EnqueueOptions::expires`]: never run after `d` from now.
+    pub fn expires(self, d: Duration) -> Self {
+        self.with(|o| o.expires(d))
+    }
+    /// [`EnqueueOptions::max_attempts`]: claims allowed.
+    pub fn max_attempts(self, n: u32) -> Self {
+        self.with(|o| o.max_attempts(n))
     }
 
     /// Enqueue through the writer (group commit); wakes this process's
@@ -454,10 +444,10 @@ impl<J: Job> EnqueueBuilder<J> {
 /// # }
 /// let mut conn = honker_core::open_in_memory().unwrap();
 /// let tx = conn.transaction().unwrap();
-/// honker_actors::enqueue_tx::<Ping>(&tx, &1).unwrap();
+/// honker_actors::enqueue_tx::<Ping>(&tx, 1).unwrap();
 /// tx.rollback().unwrap();                                  // the job is gone with it
 /// assert_eq!(honker_core::queue_stats(&conn, "ping").unwrap().pending_due, 0);
 /// ```
-pub fn enqueue_tx<J: Job>(conn: &Connection, args: &J::Args) -> Result<i64> {
-    EnqueueBuilder::<J>::from_ref(args)?.enqueue_tx(conn)
+pub fn enqueue_tx<J: Job>(conn: &Connection, args: J::Args) -> Result<i64> {
+    EnqueueBuilder::<J>::new(args).enqueue_tx(conn)
 }

@@ -134,6 +134,21 @@ impl JobOptions {
         self.expires = Some(d);
         self
     }
+    /// The options an enqueue of this job starts from: its priority,
+    /// expiry and attempts.
+    ///
+    /// ```
+    /// let o = honker_actors::JobOptions::default().priority(3).enqueue_options();
+    /// assert_eq!((o.priority, o.max_attempts), (3, Some(3)));
+    /// ```
+    pub fn enqueue_options(&self) -> honker_core::EnqueueOptions {
+        honker_core::EnqueueOptions {
+            priority: self.priority,
+            expires: self.expires,
+            max_attempts: Some(self.max_attempts),
+            ..honker_core::EnqueueOptions::default()
+        }
+    }
     /// How long saved results are kept (`None`: until swept by hand).
     pub fn result_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.result_ttl = ttl;

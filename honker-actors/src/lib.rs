@@ -32,7 +32,7 @@
 //! # #[tokio::main] async fn main() -> Result<(), honker_actors::Error> {
 //! # let dir = tempfile::tempdir().unwrap();
 //! let honker = Honker::open(dir.path().join("app.db"))?;
-//! let id = honker.enqueue::<SendEmail>(&Email { to: "a@b.c".into() }).await?;
+//! let id = honker.enqueue::<SendEmail>(Email { to: "a@b.c".into() }).await?;
 //! let pool = WorkerPool::builder(&honker).register(SendEmail).concurrency(4).start().await?;
 //! # while honker.queue("emails").get_job(id).await?.is_some() {
 //! #     tokio::time::sleep(std::time::Duration::from_millis(5)).await;

@@ -21,7 +21,7 @@ use crate::{telemetry, Error, Honker, Result};
 /// q.enqueue(&serde_json::json!({"month": 5}), Default::default()).await?;
 /// let jobs = q.claim_batch("worker-1", 10).await?;
 /// let leases: Vec<_> = jobs.iter().map(|j| j.lease()).collect();
-/// assert_eq!(q.ack_batch(&leases, "worker-1").await?.len(), 1);
+/// assert_eq!(q.ack_batch("worker-1", &leases).await?.len(), 1);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -99,7 +99,7 @@ impl Queue {
     }
 
     /// Ack many claims in one transaction; returns the ids acked.
-    pub async fn ack_batch(&self, leases: &[Lease], worker_id: &str) -> Result<Vec<i64>> {
+    pub async fn ack_batch(&self, worker_id: &str, leases: &[Lease]) -> Result<Vec<i64>> {
         let (l, w) = (leases.to_vec(), worker_id.to_string());
         let acked = self
             .write(move |c| Ok(honker_core::ack_batch(c, &w, &l)?))
@@ -109,15 +109,15 @@ impl Queue {
     }
 
     /// Ack one claim; `false` when it was lost.
-    pub async fn ack(&self, lease: Lease, worker_id: &str) -> Result<bool> {
-        Ok(self.ack_batch(&[lease], worker_id).await?.len() == 1)
+    pub async fn ack(&self, worker_id: &str, lease: Lease) -> Result<bool> {
+        Ok(self.ack_batch(worker_id, &[lease]).await?.len() == 1)
     }
 
     /// Retry a claim after `delay`, or move it to dead when exhausted.
     pub async fn retry(
         &self,
-        lease: Lease,
         worker_id: &str,
+        lease: Lease,
         delay: Duration,
         error: &str,
     ) -> Result<RetryOutcome> {
@@ -127,7 +127,7 @@ impl Queue {
     }
 
     /// Move a claim to dead; `false` when it was lost.
-    pub async fn fail(&self, lease: Lease, worker_id: &str, error: &str) -> Result<bool> {
+    pub async fn fail(&self, worker_id: &str, lease: Lease, error: &str) -> Result<bool> {
         let (w, e) = (worker_id.to_string(), error.to_string());
         self.write(move |c| Ok(honker_core::fail(c, &w, lease, &e)?))
             .await
@@ -136,8 +136,8 @@ impl Queue {
     /// Extend a claim; `None` when it was lost.
     pub async fn heartbeat(
         &self,
-        lease: Lease,
         worker_id: &str,
+        lease: Lease,
         extend: Duration,
     ) -> Result<Option<i64>> {
         let w = worker_id.to_string();
@@ -155,7 +155,7 @@ impl Queue {
     }
 
     /// Read a live job of this queue (`None` for a job of another queue).
-    pub async fn get_job(&self, id: i64) -> Result<Option<honker_core::Job>> {
+    pub async fn get_job(&self, id: i64) -> Result<Option<honker_core::JobRow>> {
         let q = self.name.clone();
         self.honker
             .writer()

@@ -192,24 +192,24 @@ impl StreamJob {
     }
     /// Delete the finished job; `false` when the claim was lost.
     pub async fn ack(&self) -> Result<bool> {
-        self.queue.ack(self.job.lease(), &self.job.worker_id).await
+        self.queue.ack(&self.job.worker_id, self.job.lease()).await
     }
     /// Retry after `delay` (dead when attempts are exhausted).
     pub async fn retry(&self, delay: Duration, error: &str) -> Result<RetryOutcome> {
         self.queue
-            .retry(self.job.lease(), &self.job.worker_id, delay, error)
+            .retry(&self.job.worker_id, self.job.lease(), delay, error)
             .await
     }
     /// Move to `_honker_dead`; `false` when the claim was lost.
     pub async fn fail(&self, error: &str) -> Result<bool> {
         self.queue
-            .fail(self.job.lease(), &self.job.worker_id, error)
+            .fail(&self.job.worker_id, self.job.lease(), error)
             .await
     }
     /// Extend the claim; `None` when it was lost.
     pub async fn heartbeat(&self, extend: Duration) -> Result<Option<i64>> {
         self.queue
-            .heartbeat(self.job.lease(), &self.job.worker_id, extend)
+            .heartbeat(&self.job.worker_id, self.job.lease(), extend)
             .await
     }
 }

@@ -82,7 +82,7 @@ impl Job for Lapses {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_run_never_completes_the_reclaimed_attempt() {
     let (_d, h) = honker();
-    let id = h.enqueue::<Lapses>(&Args { n: 1 }).await.unwrap();
+    let id = h.enqueue::<Lapses>(Args { n: 1 }).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(Lapses)
         .concurrency(4)
@@ -103,7 +103,7 @@ async fn a_stale_run_never_completes_the_reclaimed_attempt() {
     // No slot leaked: with a limit of 2 the queue still runs new jobs.
     q.cancel(id).await.unwrap();
     for _ in 0..3 {
-        h.enqueue::<Lapses>(&Args { n: 0 }).await.unwrap();
+        h.enqueue::<Lapses>(Args { n: 0 }).await.unwrap();
     }
     assert!(
         eventually(Duration::from_secs(30), async || drained(&h, "lapses")
@@ -152,7 +152,7 @@ impl Job for Requeued {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_requeued_job_claimed_again_is_never_completed_by_its_earlier_run() {
     let (_d, h) = honker();
-    let id = h.enqueue::<Requeued>(&Args { n: 1 }).await.unwrap();
+    let id = h.enqueue::<Requeued>(Args { n: 1 }).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(Requeued)
         .concurrency(2)
@@ -336,8 +336,8 @@ impl Job for PoisonB {
 async fn a_row_with_odd_column_types_is_dead_lettered_alone() {
     let (_d, h) = honker();
     let c = foreign(&h);
-    let bad_expiry = h.enqueue::<PoisonA>(&Args { n: 1 }).await.unwrap();
-    let bad_priority = h.enqueue::<PoisonA>(&Args { n: 2 }).await.unwrap();
+    let bad_expiry = h.enqueue::<PoisonA>(Args { n: 1 }).await.unwrap();
+    let bad_priority = h.enqueue::<PoisonA>(Args { n: 2 }).await.unwrap();
     c.execute(
         "UPDATE _honker_live SET expires_at = 1e30 WHERE id = ?1",
         [bad_expiry],
@@ -349,8 +349,8 @@ async fn a_row_with_odd_column_types_is_dead_lettered_alone() {
     )
     .unwrap();
     for n in 0..20 {
-        h.enqueue::<PoisonA>(&Args { n }).await.unwrap();
-        h.enqueue::<PoisonB>(&Args { n }).await.unwrap();
+        h.enqueue::<PoisonA>(Args { n }).await.unwrap();
+        h.enqueue::<PoisonB>(Args { n }).await.unwrap();
     }
     let pool = WorkerPool::builder(&h)
         .register(PoisonA)
@@ -433,10 +433,10 @@ async fn extreme_durations_are_refused_or_clamped_never_wrapped() {
         job.claim_expires_at > job.run_at + 100 * 365 * 86400,
         "{job:?}"
     );
-    let until = q.heartbeat(job.lease(), "w", Duration::MAX).await.unwrap();
+    let until = q.heartbeat("w", job.lease(), Duration::MAX).await.unwrap();
     assert!(until.is_some());
     let out = q
-        .retry(job.lease(), "w", Duration::MAX, "later")
+        .retry("w", job.lease(), Duration::MAX, "later")
         .await
         .unwrap();
     assert_eq!(out, honker_actors::RetryOutcome::Retried);
@@ -504,7 +504,7 @@ impl Job for Hog {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prefetched_job_never_starts_after_it_expired() {
     let (_d, h) = honker();
-    h.enqueue::<Hog>(&Args { n: 0 }).await.unwrap();
+    h.enqueue::<Hog>(Args { n: 0 }).await.unwrap();
     let short = EnqueueOptions::default().expires(Duration::from_secs(1));
     let id = h.queue("hog").enqueue(&Args { n: 1 }, short).await.unwrap();
     // One worker: the hog holds it while the short-lived job waits,
@@ -560,7 +560,7 @@ impl Job for Cooperative {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cooperative_stop_on_shutdown_burns_no_attempt() {
     let (_d, h) = honker();
-    let id = h.enqueue::<Cooperative>(&Args { n: 1 }).await.unwrap();
+    let id = h.enqueue::<Cooperative>(Args { n: 1 }).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(Cooperative)
         .start()
@@ -626,7 +626,7 @@ async fn a_queue_handle_never_acts_on_another_queues_job() {
     assert!(!a.cancel(id).await.unwrap());
     assert!(b.get_job(id).await.unwrap().is_some(), "untouched");
     let job = b.claim_batch("w", 1).await.unwrap().remove(0);
-    assert!(b.fail(job.lease(), "w", "bad").await.unwrap());
+    assert!(b.fail("w", job.lease(), "bad").await.unwrap());
     assert!(!a.requeue_dead(id).await.unwrap());
     assert_eq!(b.list_dead(10, 0).await.unwrap().len(), 1, "still dead");
     assert!(b.requeue_dead(id).await.unwrap());
@@ -661,9 +661,9 @@ impl Job for Silent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_for_the_result_of_a_job_that_cannot_have_one_answers_at_once() {
     let (_d, h) = honker();
-    let dead = h.enqueue::<Doomed>(&Args { n: 0 }).await.unwrap();
-    let ok = h.enqueue::<Doomed>(&Args { n: 7 }).await.unwrap();
-    let silent = h.enqueue::<Silent>(&Args { n: 0 }).await.unwrap();
+    let dead = h.enqueue::<Doomed>(Args { n: 0 }).await.unwrap();
+    let ok = h.enqueue::<Doomed>(Args { n: 7 }).await.unwrap();
+    let silent = h.enqueue::<Silent>(Args { n: 0 }).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(Doomed)
         .register(Silent)
@@ -769,7 +769,7 @@ impl Job for UnderLock {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_that_cannot_write_its_outcomes_says_so() {
     let (_d, h) = honker();
-    let id = h.enqueue::<UnderLock>(&Args { n: 1 }).await.unwrap();
+    let id = h.enqueue::<UnderLock>(Args { n: 1 }).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(UnderLock)
         .shutdown_timeout(Duration::from_millis(500))

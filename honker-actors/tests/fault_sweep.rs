@@ -57,7 +57,7 @@ async fn workload(h: &Honker) -> Told {
     };
     for i in 0..8u32 {
         if i % 2 == 0 {
-            let r = h.enqueue::<Sweep>(&i).await;
+            let r = h.enqueue::<Sweep>(i).await;
             told.enqueues.push((i, r.ok()));
         } else {
             let r = h
@@ -104,7 +104,7 @@ async fn run_case(fault: Option<(Fault, u64)>) -> u64 {
         .await
         .unwrap();
     let told = workload(&h).await;
-    let last = h.enqueue::<Sweep>(&FINAL).await;
+    let last = h.enqueue::<Sweep>(FINAL).await;
     // The requests that matter: up to the last enqueue (the pool's later
     // cycles repeat what came before).
     let requests = seen.load(Ordering::SeqCst);

@@ -30,7 +30,7 @@ impl Job for Long {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_running_3x_the_visibility_timeout_is_not_reclaimed_while_its_pool_lives() {
     let (_d, h) = honker();
-    h.enqueue::<Long>(&1).await.unwrap();
+    h.enqueue::<Long>(1).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(Long)
         .visibility_timeout(Duration::from_secs(1))
@@ -90,7 +90,7 @@ async fn shutdown_in_the_middle_of_10k_jobs_loses_none_and_burns_no_attempt() {
     let total = 10_000u32;
     h.transaction(move |tx| {
         for n in 0..total {
-            honker_actors::enqueue_tx::<Flow>(tx, &n)?;
+            honker_actors::enqueue_tx::<Flow>(tx, n)?;
         }
         Ok::<_, honker_actors::Error>(())
     })
@@ -161,8 +161,8 @@ impl Job for Graceful {
 async fn shutdown_lets_short_jobs_finish_and_puts_long_ones_back() {
     let (_d, h) = honker();
     let q = h.queue("graceful");
-    let short = h.enqueue::<Graceful>(&300).await.unwrap();
-    let long = h.enqueue::<Graceful>(&60_000).await.unwrap();
+    let short = h.enqueue::<Graceful>(300).await.unwrap();
+    let long = h.enqueue::<Graceful>(60_000).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(Graceful)
         .shutdown_timeout(Duration::from_secs(2))
@@ -236,7 +236,7 @@ async fn two_pools_in_one_process_run_each_job_exactly_once() {
     assert_ne!(a.worker_id(), b.worker_id());
     for n in 0..2000u32 {
         let target = if n % 2 == 0 { &h } else { &h2 };
-        target.enqueue::<Counted>(&n).await.unwrap();
+        target.enqueue::<Counted>(n).await.unwrap();
     }
     assert!(
         eventually(Duration::from_secs(60), async || drained(&h, "counted")
@@ -273,7 +273,7 @@ impl Job for Stuck {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_pool_without_shutdown_loses_nothing() {
     let (_d, h) = honker();
-    let id = h.enqueue::<Stuck>(&1).await.unwrap();
+    let id = h.enqueue::<Stuck>(1).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(Stuck)
         .visibility_timeout(Duration::from_secs(1))
@@ -323,7 +323,7 @@ async fn an_idle_pool_wakes_for_enqueues_foreign_commits_and_due_times() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     // 1. An enqueue through this Honker.
-    h.enqueue::<Wakes>(&1).await.unwrap();
+    h.enqueue::<Wakes>(1).await.unwrap();
     assert!(
         eventually(Duration::from_secs(10), async || WOKEN
             .load(Ordering::SeqCst)

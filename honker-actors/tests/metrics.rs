@@ -56,7 +56,7 @@ async fn the_pool_emits_counters_histograms_and_gauges_labelled_by_queue() {
     let dir = tempfile::tempdir().unwrap();
     let h = Honker::open(dir.path().join("m.db")).unwrap();
     for what in ["ok", "ok", "fail", "retry", "panic", "lost", "lost_hb"] {
-        h.enqueue::<Mixed>(&what.to_string()).await.unwrap();
+        h.enqueue::<Mixed>(what.to_string()).await.unwrap();
     }
     let pool = WorkerPool::builder(&h)
         .register(Mixed)

@@ -36,7 +36,7 @@ impl Job for Succeeds {
 async fn successful_jobs_are_acked() {
     let (_d, h) = honker();
     for n in 0..50 {
-        h.enqueue::<Succeeds>(&Args { n }).await.unwrap();
+        h.enqueue::<Succeeds>(Args { n }).await.unwrap();
     }
     let pool = WorkerPool::builder(&h)
         .register(Succeeds)
@@ -79,7 +79,7 @@ impl Job for AlwaysErrors {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_retried_until_max_attempts_then_dead_with_the_last_error() {
     let (_d, h) = honker();
-    let id = h.enqueue::<AlwaysErrors>(&Args { n: 1 }).await.unwrap();
+    let id = h.enqueue::<AlwaysErrors>(Args { n: 1 }).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(AlwaysErrors)
         .start()
@@ -120,7 +120,7 @@ impl Job for RetriesLater {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_overrides_the_backoff() {
     let (_d, h) = honker();
-    let id = h.enqueue::<RetriesLater>(&Args { n: 1 }).await.unwrap();
+    let id = h.enqueue::<RetriesLater>(Args { n: 1 }).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(RetriesLater)
         .start()
@@ -163,7 +163,7 @@ impl Job for FailsPermanently {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_goes_to_dead_at_once_and_bad_payloads_are_never_retried() {
     let (_d, h) = honker();
-    let id = h.enqueue::<FailsPermanently>(&Args { n: 7 }).await.unwrap();
+    let id = h.enqueue::<FailsPermanently>(Args { n: 7 }).await.unwrap();
     let q = h.queue("fails");
     let bad = q
         .enqueue_json(
@@ -245,7 +245,7 @@ async fn panics_are_caught_recorded_and_the_pool_keeps_its_size() {
     let (_d, h) = honker();
     let total = 1000;
     for n in 0..total {
-        h.enqueue::<Panics>(&Args { n }).await.unwrap();
+        h.enqueue::<Panics>(Args { n }).await.unwrap();
     }
     let pool = WorkerPool::builder(&h)
         .register(Panics)
@@ -274,7 +274,7 @@ async fn panics_are_caught_recorded_and_the_pool_keeps_its_size() {
     assert_eq!(status.restarts, total);
     // ... and still runs ordinary jobs.
     for n in 0..100 {
-        h.enqueue::<Quick>(&Args { n }).await.unwrap();
+        h.enqueue::<Quick>(Args { n }).await.unwrap();
     }
     assert!(eventually(Duration::from_secs(30), async || drained(&h, "quick").await).await);
     assert_eq!(h.queue("quick").stats().await.unwrap().dead, 0);
@@ -301,7 +301,7 @@ impl Job for PanicsOnce {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_is_a_retryable_error() {
     let (_d, h) = honker();
-    h.enqueue::<PanicsOnce>(&Args { n: 1 }).await.unwrap();
+    h.enqueue::<PanicsOnce>(Args { n: 1 }).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(PanicsOnce)
         .concurrency(1)
@@ -344,7 +344,7 @@ impl Job for Slow {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_drops_the_handler_and_counts_as_a_retryable_error() {
     let (_d, h) = honker();
-    h.enqueue::<Slow>(&Args { n: 1 }).await.unwrap();
+    h.enqueue::<Slow>(Args { n: 1 }).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(Slow)
         .start()
@@ -378,7 +378,7 @@ impl Job for Adds {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_are_saved_and_application_data_is_reachable() {
     let (_d, h) = honker();
-    let id = h.enqueue::<Adds>(&Sum { a: 2, b: 3 }).await.unwrap();
+    let id = h.enqueue::<Adds>(Sum { a: 2, b: 3 }).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(Adds)
         .data(100u64)
@@ -408,7 +408,7 @@ impl Job for NeedsData {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_application_data_is_a_clear_error() {
     let (_d, h) = honker();
-    h.enqueue::<NeedsData>(&Args { n: 1 }).await.unwrap();
+    h.enqueue::<NeedsData>(Args { n: 1 }).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(NeedsData)
         .start()
@@ -458,7 +458,7 @@ impl Job for Limited {
 async fn queue_concurrency_limits_one_queue_within_the_pool() {
     let (_d, h) = honker();
     for n in 0..40 {
-        h.enqueue::<Limited>(&Args { n }).await.unwrap();
+        h.enqueue::<Limited>(Args { n }).await.unwrap();
     }
     let pool = WorkerPool::builder(&h)
         .register(Limited)
@@ -535,7 +535,7 @@ impl Job for SelfCancelling {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_claim_is_lost_is_told_and_its_ack_does_nothing() {
     let (_d, h) = honker();
-    let id = h.enqueue::<SelfCancelling>(&Args { n: 1 }).await.unwrap();
+    let id = h.enqueue::<SelfCancelling>(Args { n: 1 }).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(SelfCancelling)
         .start()
@@ -612,10 +612,10 @@ async fn a_queue_limit_holds_while_a_busy_queue_keeps_two_cycles_in_flight() {
     let (_d, h) = honker();
     h.transaction(|tx| {
         for n in 0..300 {
-            honker_actors::enqueue_tx::<Solo>(tx, &Args { n })?;
+            honker_actors::enqueue_tx::<Solo>(tx, Args { n })?;
         }
         for n in 0..20_000 {
-            honker_actors::enqueue_tx::<Busy>(tx, &Args { n })?;
+            honker_actors::enqueue_tx::<Busy>(tx, Args { n })?;
         }
         Ok::<_, honker_actors::Error>(())
     })

@@ -73,7 +73,7 @@ async fn an_in_process_enqueue_wakes_an_idle_pool_without_the_watcher() {
     let (_d, h) = without_watcher();
     let pool = idle_pool(&h).await;
     for n in 100..103 {
-        h.enqueue::<Stamp>(&n).await.unwrap();
+        h.enqueue::<Stamp>(n).await.unwrap();
         assert!(
             starts_within(n, Duration::from_millis(500)).await,
             "job {n}"

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use crate::job::{lenient_int, opt_text_lossy, text_lossy};
-use crate::{atomically, sql, DeadJob, Job, JobFate, JobState, QueueStats, Result};
+use crate::{atomically, sql, DeadJob, JobFate, JobRow, JobState, QueueStats, Result};
 
 /// The `last_error` of a job that [`cancel`] moved to `_honker_dead`.
 ///
@@ -30,9 +30,9 @@ pub const CANCELLED: &str = "cancelled";
 /// assert_eq!(honker_core::get_job(&conn, id).unwrap().unwrap().queue, "q");
 /// assert!(honker_core::get_job(&conn, id + 1).unwrap().is_none());
 /// ```
-pub fn get_job(conn: &Connection, id: i64) -> Result<Option<Job>> {
+pub fn get_job(conn: &Connection, id: i64) -> Result<Option<JobRow>> {
     let mut stmt = conn.prepare_cached(sql::GET_JOB)?;
-    Ok(stmt.query_row([id], Job::from_row).optional()?)
+    Ok(stmt.query_row([id], JobRow::from_row).optional()?)
 }
 
 /// [`get_job`], only if the job belongs to `queue`: `None` for a job of
@@ -44,10 +44,10 @@ pub fn get_job(conn: &Connection, id: i64) -> Result<Option<Job>> {
 /// assert!(honker_core::get_job_in(&conn, "a", id).unwrap().is_some());
 /// assert!(honker_core::get_job_in(&conn, "b", id).unwrap().is_none());
 /// ```
-pub fn get_job_in(conn: &Connection, queue: &str, id: i64) -> Result<Option<Job>> {
+pub fn get_job_in(conn: &Connection, queue: &str, id: i64) -> Result<Option<JobRow>> {
     let mut stmt = conn.prepare_cached(sql::GET_JOB_IN)?;
     Ok(stmt
-        .query_row(rusqlite::params![id, queue], Job::from_row)
+        .query_row(rusqlite::params![id, queue], JobRow::from_row)
         .optional()?)
 }
 

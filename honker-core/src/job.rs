@@ -310,7 +310,7 @@ impl FromSql for JobState {
 /// assert_eq!(job.state, honker_core::JobState::Pending);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Job {
+pub struct JobRow {
     /// Row id.
     pub id: i64,
     /// Queue name.
@@ -337,7 +337,7 @@ pub struct Job {
     pub expires_at: Option<i64>,
 }
 
-impl Job {
+impl JobRow {
     /// A live row, read leniently (see [`get_job`](crate::get_job)): never
     /// fails because of what the row holds.
     pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
@@ -348,7 +348,7 @@ impl Job {
         let opt_int = |idx: usize, column: &'static str| -> rusqlite::Result<Option<i64>> {
             Ok(lenient_opt_int(r.get_ref(idx)?, column, id))
         };
-        Ok(Job {
+        Ok(JobRow {
             id,
             queue: text_lossy(r.get_ref(1)?),
             payload: payload_lossy(r.get_ref(2)?),

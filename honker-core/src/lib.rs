@@ -50,7 +50,7 @@ pub use enqueue::{
     enqueue, enqueue_json, validate_queue_name, EnqueueOptions, DEFAULT_MAX_ATTEMPTS, MAX_DURATION,
 };
 pub use error::{Error, Result};
-pub use job::{ClaimedJob, DeadJob, Job, JobFate, JobState, Lease, QueueStats};
+pub use job::{ClaimedJob, DeadJob, JobFate, JobRow, JobState, Lease, QueueStats};
 pub use open::{migrate, open, open_connection, open_in_memory};
 pub use results::{get_result, save_result, sweep_results};
 pub use rusqlite;

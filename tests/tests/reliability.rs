@@ -67,7 +67,7 @@ async fn kill_9_with_100_jobs_in_flight_loses_none_and_reruns_only_those() {
              CREATE TABLE done (job_id INTEGER, pid INTEGER);",
         )?;
         for n in 0..150 {
-            honker_actors::enqueue_tx::<Finish>(tx, &n)?;
+            honker_actors::enqueue_tx::<Finish>(tx, n)?;
         }
         Ok::<_, Error>(())
     })
@@ -245,7 +245,7 @@ async fn a_10_s_write_lock_elsewhere_gives_a_clear_busy_error_and_loses_nothing(
     h.transaction(|tx| {
         tx.execute("CREATE TABLE hold (x)", [])?;
         for n in 0..400u32 {
-            honker_actors::enqueue_tx::<Contended>(tx, &n)?;
+            honker_actors::enqueue_tx::<Contended>(tx, n)?;
         }
         Ok::<_, Error>(())
     })
@@ -293,7 +293,7 @@ async fn a_10_s_write_lock_elsewhere_gives_a_clear_busy_error_and_loses_nothing(
         let r = honker_core::enqueue(&core, "contended", "998", &Default::default());
         (r, t.elapsed(), core)
     });
-    let during = tokio::time::timeout(Duration::from_secs(30), other.enqueue::<Contended>(&999))
+    let during = tokio::time::timeout(Duration::from_secs(30), other.enqueue::<Contended>(999))
         .await
         .expect("the enqueue must not hang");
     let waited = started.elapsed();
@@ -324,8 +324,8 @@ async fn a_10_s_write_lock_elsewhere_gives_a_clear_busy_error_and_loses_nothing(
     );
     // Afterwards the same writes succeed, and the pool resumes.
     honker_core::enqueue(&core, "contended", "998", &Default::default()).unwrap();
-    other.enqueue::<Contended>(&999).await.unwrap();
-    h.enqueue::<Contended>(&1000).await.unwrap();
+    other.enqueue::<Contended>(999).await.unwrap();
+    h.enqueue::<Contended>(1000).await.unwrap();
     enqueued.extend([998, 999, 1000]);
     assert!(
         eventually(Duration::from_secs(60), async || CONTENDED
@@ -465,7 +465,7 @@ async fn bad_payloads_from_foreign_writers_end_in_dead_with_their_cause() {
 
 impl Typed {
     async fn enqueue_named(h: &Honker, name: &str) {
-        h.enqueue::<Typed>(&Named { name: name.into() })
+        h.enqueue::<Typed>(Named { name: name.into() })
             .await
             .unwrap();
     }
@@ -585,7 +585,7 @@ async fn a_full_disk_is_a_typed_error_with_no_partial_write() {
         .await
         .unwrap();
     assert_eq!(q.stats().await.unwrap().pending_due, ok + 1);
-    let id = h.enqueue::<Quick>(&1).await.unwrap();
+    let id = h.enqueue::<Quick>(1).await.unwrap();
     assert!(
         eventually(Duration::from_secs(30), async || h
             .queue("quick")
@@ -611,7 +611,7 @@ async fn a_database_deleted_or_replaced_under_a_running_pool_is_reported_and_ref
             .start()
             .await
             .unwrap();
-        h.enqueue::<Quick>(&1).await.unwrap();
+        h.enqueue::<Quick>(1).await.unwrap();
         std::fs::remove_file(&db).unwrap();
         for suffix in ["-wal", "-shm"] {
             match std::fs::remove_file(format!("{}{suffix}", db.display())) {
@@ -641,7 +641,7 @@ async fn a_database_deleted_or_replaced_under_a_running_pool_is_reported_and_ref
         );
         // Writes are refused with the cause, instead of going to a file no one sees.
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let e = h.enqueue::<Quick>(&2).await.unwrap_err();
+        let e = h.enqueue::<Quick>(2).await.unwrap_err();
         eprintln!("enqueue after the file was {what}: {e}");
         assert!(matches!(e, Error::FileGone { .. }), "{what}: {e:?}");
         assert!(e.to_string().contains(what), "{e}");
@@ -695,7 +695,7 @@ async fn ten_thousand_jobs_with_30pct_panics_and_10pct_timeouts_all_end_right() 
     let h = Honker::open(dir.path().join("volume.db")).unwrap();
     h.transaction(|tx| {
         for n in 0..10_000u32 {
-            honker_actors::enqueue_tx::<Volatile>(tx, &n)?;
+            honker_actors::enqueue_tx::<Volatile>(tx, n)?;
         }
         Ok::<_, Error>(())
     })
@@ -775,7 +775,7 @@ async fn shutdown_while_10k_jobs_flow_then_restart_runs_each_once_and_burns_noth
             let h = h.clone();
             tokio::spawn(async move {
                 for i in 0..total / 2 {
-                    h.enqueue::<Flowing>(&(p * (total / 2) + i)).await.unwrap();
+                    h.enqueue::<Flowing>(p * (total / 2) + i).await.unwrap();
                     if i % 500 == 0 {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }

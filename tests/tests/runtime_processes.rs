@@ -20,7 +20,7 @@ async fn pools_in_two_processes_run_each_job_exactly_once() {
     h.transaction(move |tx| {
         tx.execute("CREATE TABLE mp_done (job_id INTEGER, pid INTEGER)", [])?;
         for n in 0..total {
-            honker_actors::enqueue_tx::<Record>(tx, &n)?;
+            honker_actors::enqueue_tx::<Record>(tx, n)?;
         }
         Ok::<_, honker_actors::Error>(())
     })
@@ -149,7 +149,7 @@ async fn a_long_job_is_reclaimed_after_its_process_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("long.db");
     let h = Honker::open(&db).unwrap();
-    let id = h.enqueue::<LongHere>(&1).await.unwrap();
+    let id = h.enqueue::<LongHere>(1).await.unwrap();
     let mut c = ChildGuard::spawn(child("long", &db).stdout(Stdio::piped()));
     let lines = c.stdout_lines();
     let line = lines.next_within(Duration::from_secs(30));
