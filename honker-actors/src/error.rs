@@ -100,12 +100,92 @@ pub enum Error {
     /// A closure passed to [`Honker::transaction`](crate::Honker::transaction) failed; it was rolled back.
     #[error("transaction closure failed: {0}")]
     Transaction(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// A bad pool configuration (no jobs registered, a zero concurrency, ...).
-    #[error("invalid pool configuration: {0}")]
-    Config(String),
+    /// A bad configuration (no jobs registered, a zero concurrency, ...).
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
     /// An actor of the pool could not be started or reached.
     #[error("worker pool actor: {0}")]
     Actor(String),
+    /// A thread could not be started.
+    #[error("cannot start the {what} thread: {source}")]
+    Spawn {
+        /// Which thread.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The process's signal handler could not be installed.
+    #[error("cannot listen for the shutdown signal: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// A configuration a pool or a handle refuses, with what was wrong.
+///
+/// ```
+/// use honker_actors::{ConfigError, Error};
+/// let e = Error::from(ConfigError::NoJobs);
+/// assert!(matches!(e, Error::Config(ConfigError::NoJobs)));
+/// assert_eq!(e.to_string(), "invalid configuration: register at least one job");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `start()` with no job registered.
+    #[error("register at least one job")]
+    NoJobs,
+    /// A concurrency outside 1..=[`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY).
+    #[error("concurrency must be from 1 to {max}, got {got}")]
+    Concurrency {
+        /// What was asked.
+        got: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// A visibility timeout under a second (claims are whole seconds).
+    #[error("visibility timeout must be at least 1 s (claims are whole seconds), got {0:?}")]
+    VisibilityTooShort(Duration),
+    /// A visibility timeout over [`honker_core::MAX_DURATION`].
+    #[error("visibility timeout must be at most {max:?}, got {got:?}")]
+    VisibilityTooLong {
+        /// What was asked.
+        got: Duration,
+        /// The most allowed.
+        max: Duration,
+    },
+    /// Two registered jobs use one queue.
+    #[error("jobs {first} and {second} both use queue {queue:?}; a queue has one handler")]
+    DuplicateQueue {
+        /// The queue.
+        queue: &'static str,
+        /// The job registered first.
+        first: &'static str,
+        /// The job registered second.
+        second: &'static str,
+    },
+    /// A per-queue limit for a queue no registered job uses.
+    #[error("queue_concurrency for {0:?}, but no registered job uses that queue")]
+    UnknownQueue(String),
+    /// A per-queue limit of zero.
+    #[error("queue_concurrency for {0:?} must be at least 1")]
+    ZeroQueueLimit(String),
+    /// A job whose options allow no attempt.
+    #[error("job {0} has max_attempts 0")]
+    ZeroMaxAttempts(&'static str),
+    /// A job whose queue name is not allowed (see
+    /// [`honker_core::validate_queue_name`]).
+    #[error("job {job}: queue name {queue:?} {reason}")]
+    InvalidQueueName {
+        /// The job.
+        job: &'static str,
+        /// Its queue.
+        queue: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A zero interval for the commit watcher.
+    #[error("watch interval must be positive")]
+    ZeroWatchInterval,
 }
 
 impl From<honker_core::rusqlite::Error> for Error {

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::queue::Queue;
 use crate::wake::{Wake, WakeGuard, WakeHub};
 use crate::writer::Writer;
-use crate::{telemetry, Error, Job, Result};
+use crate::{telemetry, ConfigError, Error, Job, Result};
 
 struct Inner {
     path: PathBuf,
@@ -81,7 +81,7 @@ impl Honker {
     ) -> Result<Honker> {
         let path = path.as_ref().to_path_buf();
         if watch_interval.is_zero() {
-            return Err(Error::Config("watch interval must be positive".into()));
+            return Err(ConfigError::ZeroWatchInterval.into());
         }
         let conn = honker_core::open(&path)?;
         let writer = Writer::start(conn, path.clone(), "honker-writer".into())?;

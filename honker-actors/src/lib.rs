@@ -57,7 +57,7 @@ mod worker;
 mod writer;
 
 pub use context::{JobContext, StopReason};
-pub use error::{Error, Result};
+pub use error::{ConfigError, Error, Result};
 pub use honker::{enqueue_tx, EnqueueBuilder, Honker};
 pub use honker_core as core;
 pub use honker_core::{ClaimedJob, DeadJob, EnqueueOptions, Lease, QueueStats, RetryOutcome};

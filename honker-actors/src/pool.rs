@@ -10,7 +10,7 @@ use ractor::{Actor, ActorRef};
 use crate::context::AppData;
 use crate::job::{ErasedJob, Registered};
 use crate::supervisor::{PoolStatus, Supervisor, SupervisorArgs, SupervisorMsg};
-use crate::{Error, Honker, Job, Result};
+use crate::{ConfigError, Error, Honker, Job, Result};
 
 /// Worker slots when `.concurrency(..)` is not called.
 pub const DEFAULT_CONCURRENCY: usize = 10;
@@ -100,58 +100,56 @@ impl WorkerPoolBuilder {
     /// Check the configuration and start the actors.
     pub async fn start(self) -> Result<WorkerPool> {
         if self.jobs.is_empty() {
-            return Err(Error::Config("register at least one job".into()));
+            return Err(ConfigError::NoJobs.into());
         }
         if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
-            return Err(Error::Config(format!(
-                "concurrency must be from 1 to {MAX_CONCURRENCY}, got {}",
-                self.concurrency
-            )));
+            return Err(ConfigError::Concurrency {
+                got: self.concurrency,
+                max: MAX_CONCURRENCY,
+            }
+            .into());
         }
         if self.visibility < Duration::from_secs(1) {
-            return Err(Error::Config(format!(
-                "visibility timeout must be at least 1 s (claims are whole seconds), got {:?}",
-                self.visibility
-            )));
+            return Err(ConfigError::VisibilityTooShort(self.visibility).into());
         }
         if self.visibility > honker_core::MAX_DURATION {
-            return Err(Error::Config(format!(
-                "visibility timeout must be at most {} s, got {:?}",
-                honker_core::MAX_DURATION.as_secs(),
-                self.visibility
-            )));
+            return Err(ConfigError::VisibilityTooLong {
+                got: self.visibility,
+                max: honker_core::MAX_DURATION,
+            }
+            .into());
         }
         let mut jobs: HashMap<&'static str, Arc<dyn ErasedJob>> = HashMap::new();
         for j in self.jobs {
-            if let Err(e) = honker_core::validate_queue_name(j.queue()) {
-                return Err(Error::Config(format!("job {}: {e}", j.name())));
+            if let Err(honker_core::Error::InvalidQueueName { reason, .. }) =
+                honker_core::validate_queue_name(j.queue())
+            {
+                return Err(ConfigError::InvalidQueueName {
+                    job: j.name(),
+                    queue: j.queue(),
+                    reason,
+                }
+                .into());
             }
             if j.options().max_attempts == 0 {
-                return Err(Error::Config(format!(
-                    "job {} has max_attempts 0",
-                    j.name()
-                )));
+                return Err(ConfigError::ZeroMaxAttempts(j.name()).into());
             }
             if let Some(other) = jobs.insert(j.queue(), j.clone()) {
-                return Err(Error::Config(format!(
-                    "jobs {} and {} both use queue {:?}; a queue has one handler",
-                    other.name(),
-                    j.name(),
-                    j.queue()
-                )));
+                return Err(ConfigError::DuplicateQueue {
+                    queue: j.queue(),
+                    first: other.name(),
+                    second: j.name(),
+                }
+                .into());
             }
         }
         let mut queue_limits = HashMap::new();
         for (q, n) in self.queue_limits {
             let Some((&name, _)) = jobs.get_key_value(q.as_str()) else {
-                return Err(Error::Config(format!(
-                    "queue_concurrency for {q:?}, but no registered job uses that queue"
-                )));
+                return Err(ConfigError::UnknownQueue(q).into());
             };
             if n == 0 {
-                return Err(Error::Config(format!(
-                    "queue_concurrency for {q:?} must be at least 1"
-                )));
+                return Err(ConfigError::ZeroQueueLimit(q).into());
             }
             queue_limits.insert(name, n);
         }
@@ -237,10 +235,36 @@ impl WorkerPool {
 
     /// Wait for ctrl-c (SIGINT), then [`shutdown`](Self::shutdown).
     pub async fn shutdown_on_ctrl_c(self) -> Result<()> {
-        tokio::signal::ctrl_c()
-            .await
-            .map_err(|e| Error::Actor(format!("cannot listen for ctrl-c: {e}")))?;
+        tokio::signal::ctrl_c().await.map_err(Error::Signal)?;
         tracing::info!("ctrl-c: shutting the worker pool down");
+        self.shutdown().await
+    }
+
+    /// Wait for `signal`, then [`shutdown`](Self::shutdown): for a service
+    /// with its own signal handling, e.g. the future it hands to axum's
+    /// `with_graceful_shutdown`, shared through a channel.
+    ///
+    /// ```
+    /// # use honker_actors::{Job, JobContext, JobError, Honker, WorkerPool};
+    /// # struct Ping;
+    /// # impl Job for Ping {
+    /// #     const NAME: &'static str = "ping"; const QUEUE: &'static str = "ping";
+    /// #     type Args = u32; type Output = ();
+    /// #     async fn run(&self, _: JobContext, _: u32) -> Result<(), JobError> { Ok(()) }
+    /// # }
+    /// # #[tokio::main] async fn main() -> Result<(), honker_actors::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let honker = Honker::open(dir.path().join("app.db"))?;
+    /// let pool = WorkerPool::builder(&honker).register(Ping).start().await?;
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let pool_task = tokio::spawn(pool.shutdown_on(async { let _ = stopped.await; }));
+    /// stop.send(()).unwrap();                 // e.g. from the web server's shutdown
+    /// pool_task.await.unwrap()?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn shutdown_on(self, signal: impl std::future::Future<Output = ()>) -> Result<()> {
+        signal.await;
+        tracing::info!("shutdown signal: shutting the worker pool down");
         self.shutdown().await
     }
 

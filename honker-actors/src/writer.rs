@@ -174,7 +174,10 @@ impl Writer {
         std::thread::Builder::new()
             .name(name)
             .spawn(move || state.run(rx))
-            .map_err(|e| Error::Actor(format!("cannot spawn the writer thread: {e}")))?;
+            .map_err(|source| Error::Spawn {
+                what: "writer",
+                source,
+            })?;
         Ok(Writer { tx, faults })
     }
 

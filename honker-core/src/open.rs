@@ -120,12 +120,16 @@ pub fn migrate(conn: &Connection) -> Result<()> {
                 .prepare(sql::HAS_COLUMN)?
                 .exists(rusqlite::params![table, column])?;
             if !present {
-                match c.execute(ddl, []) {
-                    Ok(_) => {}
+                if let Err(e) = c.execute(ddl, []) {
                     // A peer that does not bootstrap inside a transaction
-                    // may have won the race.
-                    Err(e) if e.to_string().contains("duplicate column") => {}
-                    Err(e) => return Err(e.into()),
+                    // may have won the race: judged by the column being
+                    // there now, not by the error's text.
+                    let added_meanwhile = c
+                        .prepare(sql::HAS_COLUMN)?
+                        .exists(rusqlite::params![table, column])?;
+                    if !added_meanwhile {
+                        return Err(e.into());
+                    }
                 }
             }
         }

@@ -326,33 +326,46 @@ impl SupervisorState {
         }
     }
 
+    /// Count what writing `o` did, and log it: one line per retry, death
+    /// or lost claim, with the job's error as written.
     fn count_applied(&self, o: &Outcome, applied: Applied) {
         let Some(m) = self.metrics.get(o.queue()) else {
             return;
         };
-        let lease = o.lease();
+        let (lease, queue) = (o.lease(), o.queue());
+        let error = match o {
+            Outcome::Retry { error, .. } | Outcome::Fail { error, .. } => error.as_str(),
+            _ => "",
+        };
         match applied {
             Applied::Acked => m.success.increment(1),
-            Applied::Retried => m.retried.increment(1),
             Applied::Released => m.released.increment(1),
-            Applied::Dead => {
-                m.dead.increment(1);
-                let error = match o {
-                    Outcome::Retry { error, .. } | Outcome::Fail { error, .. } => error.as_str(),
-                    _ => "",
+            Applied::Retried => {
+                m.retried.increment(1);
+                let delay = match o {
+                    Outcome::Retry { delay, .. } => delay.as_secs(),
+                    _ => 0,
                 };
-                tracing::warn!(
-                    queue = o.queue(),
+                tracing::info!(
+                    queue,
                     job_id = lease.id,
                     attempt = lease.attempts,
-                    error,
-                    "job moved to _honker_dead"
+                    "job failed; retrying in {delay} s: {error}"
+                );
+            }
+            Applied::Dead => {
+                m.dead.increment(1);
+                tracing::warn!(
+                    queue,
+                    job_id = lease.id,
+                    attempt = lease.attempts,
+                    "job moved to _honker_dead: {error}"
                 );
             }
             Applied::Lost => {
                 m.lost.increment(1);
                 tracing::warn!(
-                    queue = o.queue(),
+                    queue,
                     job_id = lease.id,
                     attempt = lease.attempts,
                     "claim was lost before the outcome was recorded; nothing written"
@@ -487,20 +500,9 @@ impl SupervisorState {
         let opts = self.args.jobs[run.queue].options();
         let shutting_down = self.shutdown.is_some();
         match outcome_of(&run, result, opts, shutting_down) {
-            Some(o) => {
-                match &o {
-                    Outcome::Retry { delay, error, .. } => {
-                        tracing::info!(job_id = lease.id, queue = run.queue,
-                            attempt = lease.attempts, ?delay, error = %error, "job failed; will retry")
-                    }
-                    Outcome::Fail { error, .. } => {
-                        tracing::warn!(job_id = lease.id, queue = run.queue,
-                            attempt = lease.attempts, error = %error, "job failed permanently")
-                    }
-                    _ => {}
-                }
-                self.pending.push(o);
-            }
+            // Logged once written (`count_applied`): what happened, not
+            // what was meant to.
+            Some(o) => self.pending.push(o),
             None => tracing::warn!(
                 job_id = lease.id,
                 queue = run.queue,
