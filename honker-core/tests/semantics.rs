@@ -1585,3 +1585,44 @@ fn a_stale_dead_row_with_the_same_id_never_blocks_a_move_to_dead() {
         Some("new")
     );
 }
+
+#[test]
+fn dead_lettering_an_unusable_and_an_exhausted_row_in_one_batch_still_refills() {
+    let (_d, c) = db();
+    let blob = put(&c, "q", "1", opts().priority(9));
+    c.execute(
+        "UPDATE _honker_live SET payload = x'00ff' WHERE id = ?1",
+        [blob],
+    )
+    .unwrap();
+    let spent = put(&c, "q", "2", opts().priority(8).max_attempts(1));
+    c.execute(
+        "UPDATE _honker_live SET attempts = 1 WHERE id = ?1",
+        [spent],
+    )
+    .unwrap();
+    let good = put(&c, "q", "3", opts());
+    let jobs = claim_batch(&c, "q", "w", 2, Duration::from_secs(60)).unwrap();
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    assert_eq!(
+        ids,
+        [good],
+        "both bad rows dead-lettered, the slot refilled"
+    );
+    assert!(honker_core::get_dead(&c, blob).unwrap().is_some());
+    assert!(honker_core::get_dead(&c, spent).unwrap().is_some());
+}
+
+#[test]
+fn the_next_expiry_of_any_queue_is_the_earliest() {
+    let (_d, c) = db();
+    assert_eq!(honker_core::next_expiry_any(&c).unwrap(), None);
+    put(&c, "a", "1", opts().expires(Duration::from_secs(60)));
+    put(&c, "b", "1", opts().expires(Duration::from_secs(30)));
+    put(&c, "b", "2", opts());
+    let t = now(&c);
+    let next = honker_core::next_expiry_any(&c)
+        .unwrap()
+        .expect("two expiring jobs");
+    assert!((t + 29..=t + 31).contains(&next), "{next} vs {t}");
+}

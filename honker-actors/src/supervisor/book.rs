@@ -584,6 +584,41 @@ mod tests {
         assert!(heartbeated(&b).is_empty());
     }
 
+    #[test]
+    fn ready_jobs_wait_in_claim_order_and_one_put_back_comes_first() {
+        let mut b = book(4, &[]);
+        b.claimed(job(1, 1, "q", None), "q");
+        b.claimed(job(2, 1, "q", None), "q");
+        assert_eq!(b.ready_len(), 2);
+        let first = b.next_ready(0, &mut Vec::new()).unwrap();
+        assert_eq!((first.job.id, b.ready_len()), (1, 1));
+        b.unready(first);
+        assert_eq!(b.ready_len(), 2);
+        assert_eq!(b.next_ready(0, &mut Vec::new()).unwrap().job.id, 1);
+        assert_eq!(
+            b.held_in("q"),
+            2,
+            "a job taken and put back still counts once"
+        );
+    }
+
+    #[test]
+    fn running_lists_every_run_with_its_lease_and_queue() {
+        let mut b = book(4, &[]);
+        b.claimed(job(1, 1, "q", None), "q");
+        let (run, _) = start_next(&mut b);
+        let all: Vec<(RunId, Lease, &str)> =
+            b.running().map(|(id, r)| (*id, r.lease, r.queue)).collect();
+        assert_eq!(all, vec![(run, L1, "q")]);
+    }
+
+    #[test]
+    fn durations_read_as_a_person_writes_them() {
+        assert_eq!(humantime(Duration::from_millis(999)), "999ms");
+        assert_eq!(humantime(Duration::from_millis(1000)), "1s");
+        assert_eq!(humantime(Duration::from_millis(1500)), "1.5s");
+    }
+
     // ---------------------------------------------------------- model test
 
     use proptest::prelude::*;

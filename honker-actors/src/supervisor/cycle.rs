@@ -395,6 +395,111 @@ mod tests {
     }
 
     #[test]
+    fn outcomes_name_their_queue_and_lease() {
+        let lease = Lease { id: 3, attempts: 2 };
+        let all = [
+            Outcome::Ack {
+                lease,
+                queue: "a",
+                result: None,
+            },
+            Outcome::Retry {
+                lease,
+                queue: "a",
+                delay: Duration::ZERO,
+                error: String::new(),
+            },
+            Outcome::Fail {
+                lease,
+                queue: "a",
+                error: String::new(),
+            },
+            Outcome::Release { lease, queue: "a" },
+        ];
+        for o in &all {
+            assert_eq!((o.queue(), o.lease()), ("a", lease), "{o:?}");
+        }
+    }
+
+    #[test]
+    fn the_next_wake_is_the_earlier_of_the_two_times() {
+        let t = |claim, expiry| NextTimes { claim, expiry }.first();
+        assert_eq!(t(Some(10), Some(5)), Some(5));
+        assert_eq!(t(Some(10), None), Some(10));
+        assert_eq!(t(None, Some(7)), Some(7));
+        assert_eq!(t(None, None), None);
+    }
+
+    #[test]
+    fn a_release_is_counted_released_then_lost() {
+        let c = db();
+        let (a, _, lease) = two_claimed(&c);
+        let release = [Outcome::Release {
+            lease: lease(a),
+            queue: "a",
+        }];
+        let none = ClaimPlan::default();
+        let first = in_tx(&c, |c| run_cycle(c, &cycle(&release, &none, &["a"]))).unwrap();
+        assert_eq!(first.applied, vec![Ok(Applied::Released)]);
+        let again = in_tx(&c, |c| run_cycle(c, &cycle(&release, &none, &["a"]))).unwrap();
+        assert_eq!(again.applied, vec![Ok(Applied::Lost)]);
+    }
+
+    #[test]
+    fn a_failure_that_ends_the_transaction_fails_the_cycle() {
+        // An outcome whose statement makes SQLite roll the whole
+        // transaction back: nothing of the cycle may be reported done.
+        let c = db();
+        let (a, _, lease) = two_claimed(&c);
+        c.execute_batch(&format!(
+            "CREATE TEMP TRIGGER boom BEFORE DELETE ON _honker_live WHEN old.id = {a}
+             BEGIN SELECT RAISE(ROLLBACK, 'boom'); END"
+        ))
+        .unwrap();
+        let ack = [Outcome::Ack {
+            lease: lease(a),
+            queue: "a",
+            result: None,
+        }];
+        let none = ClaimPlan::default();
+        assert!(in_tx(&c, |c| run_cycle(c, &cycle(&ack, &none, &["a"]))).is_err());
+        // The same for a claim.
+        c.execute_batch("DROP TRIGGER boom").unwrap();
+        enqueue(&c, "a");
+        c.execute_batch(
+            "CREATE TEMP TRIGGER boom BEFORE UPDATE ON _honker_live
+             BEGIN SELECT RAISE(ROLLBACK, 'boom'); END",
+        )
+        .unwrap();
+        let plan = ClaimPlan {
+            budget: 1,
+            queues: vec![("a", 1)],
+        };
+        assert!(in_tx(&c, |c| run_cycle(c, &cycle(&[], &plan, &["a"]))).is_err());
+    }
+
+    #[test]
+    fn a_queue_whose_claim_fails_is_reported_alone_and_the_others_claim() {
+        let c = db();
+        enqueue(&c, "bad");
+        enqueue(&c, "a");
+        c.execute_batch(
+            "CREATE TEMP TRIGGER refuse BEFORE UPDATE ON _honker_live WHEN old.queue = 'bad'
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .unwrap();
+        let plan = ClaimPlan {
+            budget: 2,
+            queues: vec![("bad", 1), ("a", 1)],
+        };
+        let out = in_tx(&c, |c| run_cycle(c, &cycle(&[], &plan, &["a", "bad"]))).unwrap();
+        assert_eq!(out.claim_errors.len(), 1);
+        assert_eq!(out.claim_errors[0].0, "bad");
+        let claimed: Vec<&str> = out.claimed.iter().map(|j| j.queue.as_str()).collect();
+        assert_eq!(claimed, ["a"]);
+    }
+
+    #[test]
     fn the_sweep_moves_expired_jobs_of_every_queue() {
         let c = db();
         let a = enqueue(&c, "a");
