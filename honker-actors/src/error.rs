@@ -97,6 +97,26 @@ pub enum Error {
         /// The job.
         job_id: i64,
     },
+    /// [`testing::assert_enqueued`](crate::testing::assert_enqueued) found
+    /// no matching job.
+    #[error("no {job} job matching the assertion was enqueued; waiting: {waiting}")]
+    NotEnqueued {
+        /// The job's name.
+        job: &'static str,
+        /// The arguments of the jobs of that type that were waiting.
+        waiting: String,
+    },
+    /// [`testing::wait_until_drained`](crate::testing::wait_until_drained)
+    /// gave up.
+    #[error("queue {queue} not drained after {waited:?}: {left:?}")]
+    NotDrained {
+        /// The queue.
+        queue: String,
+        /// How long it waited.
+        waited: Duration,
+        /// What was left.
+        left: honker_core::QueueStats,
+    },
     /// A closure passed to [`Honker::transaction`](crate::Honker::transaction) failed; it was rolled back.
     #[error("transaction closure failed: {0}")]
     Transaction(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -52,6 +52,7 @@ mod queue;
 mod stream;
 mod supervisor;
 mod telemetry;
+pub mod testing;
 mod wake;
 mod worker;
 mod writer;

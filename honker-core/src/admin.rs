@@ -305,3 +305,18 @@ pub fn pending_due_count(conn: &Connection, queue: &str) -> Result<i64> {
     let mut stmt = conn.prepare_cached(sql::PENDING_DUE_COUNT)?;
     Ok(stmt.query_row([queue], |r| Ok(lenient_int(r.get_ref(0)?, "count", 0)))?)
 }
+
+/// The payloads of the jobs of `queue` waiting to run (pending, due or
+/// scheduled), oldest first; a payload that is not text is shown lossily.
+/// For tests and tools that check what was enqueued.
+///
+/// ```
+/// let conn = honker_core::open_in_memory().unwrap();
+/// honker_core::enqueue(&conn, "q", "[1]", &Default::default()).unwrap();
+/// assert_eq!(honker_core::waiting_payloads(&conn, "q").unwrap(), ["[1]"]);
+/// ```
+pub fn waiting_payloads(conn: &Connection, queue: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(sql::WAITING_PAYLOADS)?;
+    let rows = stmt.query_map([queue], |r| Ok(text_lossy(r.get_ref(0)?)))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}

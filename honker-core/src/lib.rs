@@ -37,7 +37,7 @@ mod watcher;
 
 pub use admin::{
     cancel, cancel_in, get_dead, get_job, get_job_in, job_fate, list_dead, pending_due_count,
-    queue_stats, requeue_dead, requeue_dead_in, stats, sweep_expired, CANCELLED,
+    queue_stats, requeue_dead, requeue_dead_in, stats, sweep_expired, waiting_payloads, CANCELLED,
 };
 pub use claim::{
     claim_batch, has_claimable, next_claim_at, next_expiry_any, next_expiry_at,

@@ -375,6 +375,10 @@ pub const NEXT_EXPIRY_ANY: &str = "SELECT MIN(expires_at) FROM _honker_live
   WHERE expires_at IS NOT NULL AND expires_at > unixepoch()
     AND expires_at = CAST(expires_at AS INTEGER)";
 
+/// Payloads of the pending rows of queue ?1 (due or not), oldest first.
+pub const WAITING_PAYLOADS: &str = "SELECT payload FROM _honker_live
+  WHERE queue = ?1 AND state = 'pending' ORDER BY id";
+
 /// Dead rows of queue ?1, by id, ?2 rows from offset ?3.
 pub const LIST_DEAD: &str = "SELECT id, queue, payload, priority, run_at, attempts, max_attempts,
   last_error, created_at, died_at
