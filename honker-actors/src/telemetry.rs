@@ -1,4 +1,4 @@
-//! Metric names and handles (DESIGN §5). Names `honker_*`, label `queue`.
+//! Metric names and handles (the README lists them). Names `honker_*`, label `queue`.
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 

@@ -38,7 +38,7 @@ PRAGMA cache_size = -32000;
 PRAGMA temp_store = MEMORY;
 PRAGMA wal_autocheckpoint = 10000;";
 
-/// The format's DDL (see SCHEMA.md). Idempotent.
+/// The format's DDL, the tables every honker binding shares. Idempotent.
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _honker_live (
   id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -1,6 +1,6 @@
 //! A model-based randomized test: random sequences of queue operations are
 //! applied to a real file database and to a small reference model of the
-//! honker semantics (DESIGN §1), and the two are compared after every step.
+//! honker semantics (the rules the format's bindings share), and the two are compared after every step.
 //!
 //! Time: SQLite's clock cannot be stopped, so every time the test writes is
 //! a whole number of `U` (500 s) away from "now" (a claim visibility, a

@@ -1,4 +1,4 @@
-//! One test per semantic of the honker format (DESIGN §1) and per queue
+//! One test per semantic of the honker format and per queue
 //! operation. Time moves either for real (the 1 s visibility test) or by
 //! moving a row's deadline into the past, which is what the passing of time
 //! does to it.
