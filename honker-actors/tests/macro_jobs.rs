@@ -61,6 +61,12 @@ async fn gives_up(ctx: JobContext, _n: u32) -> Result<(), JobError> {
     )))
 }
 
+/// A raw identifier names the job without its `r#`.
+#[job(timeout = "1500ms", backoff = "0s", priority = -3)]
+async fn r#match(_n: u32) -> Result<(), JobError> {
+    Ok(())
+}
+
 #[test]
 fn the_attribute_sets_name_queue_and_options() {
     assert_eq!(send_email::NAME, "send_email");
@@ -187,4 +193,17 @@ async fn outputs_are_saved_and_errors_of_any_kind_are_recorded() {
         (g.attempts, g.last_error.as_deref()),
         (1, Some("attempt 1 gives up"))
     );
+}
+
+#[test]
+fn raw_names_millisecond_timeouts_zero_backoff_and_negative_priority() {
+    assert_eq!((r#match::NAME, r#match::QUEUE), ("match", "match"));
+    let o = r#match::options();
+    assert_eq!(
+        o.timeout,
+        Some(Duration::from_millis(1500)),
+        "a timeout keeps its milliseconds"
+    );
+    assert_eq!(o.backoff, Backoff::fixed(Duration::ZERO));
+    assert_eq!(o.priority, -3);
 }
