@@ -4,35 +4,30 @@
 
 mod common;
 
-use common::{drained, eventually, honker};
+use common::{eventually, honker};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt;
-use honker_actors::{EnqueueOptions, Honker, Job, JobContext, JobError, JobOptions, WorkerPool};
+use honker_actors::testing::wait_until_drained;
+use honker_actors::{job, EnqueueOptions, Honker, JobContext, JobError, WorkerPool};
 
 static LONG_RUNS: AtomicUsize = AtomicUsize::new(0);
-struct Long;
-impl Job for Long {
-    const NAME: &'static str = "long";
-    const QUEUE: &'static str = "long";
-    type Args = u32;
-    type Output = ();
-    async fn run(&self, _ctx: JobContext, _a: u32) -> Result<(), JobError> {
-        LONG_RUNS.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(3500)).await;
-        Ok(())
-    }
+#[job]
+async fn long(_ctx: JobContext, _a: u32) -> Result<(), JobError> {
+    LONG_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_running_3x_the_visibility_timeout_is_not_reclaimed_while_its_pool_lives() {
     let (_d, h) = honker();
-    h.enqueue::<Long>(1).await.unwrap();
+    long::enqueue(&h, 1).await.unwrap();
     let pool = WorkerPool::builder(&h)
-        .register(Long)
+        .register(long)
         .visibility_timeout(Duration::from_secs(1))
         .start()
         .await
@@ -45,12 +40,14 @@ async fn a_job_running_3x_the_visibility_timeout_is_not_reclaimed_while_its_pool
     );
     // A second pool keeps trying to claim the same queue the whole time.
     let rival = WorkerPool::builder(&h)
-        .register(Long)
+        .register(long)
         .visibility_timeout(Duration::from_secs(1))
         .start()
         .await
         .unwrap();
-    assert!(eventually(Duration::from_secs(30), async || drained(&h, "long").await).await);
+    wait_until_drained(&h, "long", Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(
         LONG_RUNS.load(Ordering::SeqCst),
         1,
@@ -62,22 +59,16 @@ async fn a_job_running_3x_the_visibility_timeout_is_not_reclaimed_while_its_pool
 }
 
 static FLOW_DONE: Mutex<Option<HashMap<u32, u32>>> = Mutex::new(None);
-struct Flow;
-impl Job for Flow {
-    const NAME: &'static str = "flow";
-    const QUEUE: &'static str = "flow";
-    type Args = u32;
-    type Output = ();
-    async fn run(&self, _ctx: JobContext, n: u32) -> Result<(), JobError> {
-        tokio::time::sleep(Duration::from_micros(200)).await;
-        *FLOW_DONE
-            .lock()
-            .unwrap()
-            .get_or_insert_with(HashMap::new)
-            .entry(n)
-            .or_default() += 1;
-        Ok(())
-    }
+#[job]
+async fn flow(_ctx: JobContext, n: u32) -> Result<(), JobError> {
+    tokio::time::sleep(Duration::from_micros(200)).await;
+    *FLOW_DONE
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .entry(n)
+        .or_default() += 1;
+    Ok(())
 }
 
 fn flow_done() -> usize {
@@ -90,14 +81,14 @@ async fn shutdown_in_the_middle_of_10k_jobs_loses_none_and_burns_no_attempt() {
     let total = 10_000u32;
     h.transaction(move |tx| {
         for n in 0..total {
-            honker_actors::enqueue_tx::<Flow>(tx, n)?;
+            flow::enqueue_tx(tx, n)?;
         }
         Ok::<_, honker_actors::Error>(())
     })
     .await
     .unwrap();
     let pool = WorkerPool::builder(&h)
-        .register(Flow)
+        .register(flow)
         .concurrency(16)
         .start()
         .await
@@ -126,12 +117,14 @@ async fn shutdown_in_the_middle_of_10k_jobs_loses_none_and_burns_no_attempt() {
 
     // A new pool finishes the rest; every job ran exactly once.
     let pool = WorkerPool::builder(&h)
-        .register(Flow)
+        .register(flow)
         .concurrency(16)
         .start()
         .await
         .unwrap();
-    assert!(eventually(Duration::from_secs(120), async || drained(&h, "flow").await).await);
+    wait_until_drained(&h, "flow", Duration::from_secs(120))
+        .await
+        .unwrap();
     pool.shutdown().await.unwrap();
     let done = FLOW_DONE.lock().unwrap().clone().unwrap();
     assert_eq!(done.len(), total as usize);
@@ -141,30 +134,24 @@ async fn shutdown_in_the_middle_of_10k_jobs_loses_none_and_burns_no_attempt() {
 
 static GRACE_FINISHED: AtomicUsize = AtomicUsize::new(0);
 static GRACE_SAW_STOP: AtomicBool = AtomicBool::new(false);
-struct Graceful;
-impl Job for Graceful {
-    const NAME: &'static str = "graceful";
-    const QUEUE: &'static str = "graceful";
-    type Args = u64;
-    type Output = ();
-    async fn run(&self, ctx: JobContext, millis: u64) -> Result<(), JobError> {
-        tokio::time::sleep(Duration::from_millis(millis)).await;
-        if ctx.is_stopping() {
-            GRACE_SAW_STOP.store(true, Ordering::SeqCst);
-        }
-        GRACE_FINISHED.fetch_add(1, Ordering::SeqCst);
-        Ok(())
+#[job]
+async fn graceful(ctx: JobContext, millis: u64) -> Result<(), JobError> {
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    if ctx.is_stopping() {
+        GRACE_SAW_STOP.store(true, Ordering::SeqCst);
     }
+    GRACE_FINISHED.fetch_add(1, Ordering::SeqCst);
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_short_jobs_finish_and_puts_long_ones_back() {
     let (_d, h) = honker();
     let q = h.queue("graceful");
-    let short = h.enqueue::<Graceful>(300).await.unwrap();
-    let long = h.enqueue::<Graceful>(60_000).await.unwrap();
+    let short_id = graceful::enqueue(&h, 300).await.unwrap();
+    let long_id = graceful::enqueue(&h, 60_000).await.unwrap();
     let pool = WorkerPool::builder(&h)
-        .register(Graceful)
+        .register(graceful)
         .shutdown_timeout(Duration::from_secs(2))
         .start()
         .await
@@ -180,7 +167,7 @@ async fn shutdown_lets_short_jobs_finish_and_puts_long_ones_back() {
     );
     pool.shutdown().await.unwrap();
     assert!(
-        q.get_job(short).await.unwrap().is_none(),
+        q.get_job(short_id).await.unwrap().is_none(),
         "the short job finished and was acked"
     );
     assert!(
@@ -192,27 +179,21 @@ async fn shutdown_lets_short_jobs_finish_and_puts_long_ones_back() {
         1,
         "the long job was stopped"
     );
-    let back = q.get_job(long).await.unwrap().unwrap();
+    let back = q.get_job(long_id).await.unwrap().unwrap();
     assert_eq!(back.state, honker_core::JobState::Pending);
     assert_eq!(back.attempts, 0, "putting it back burns no attempt");
 }
 
 static TWO_POOLS: Mutex<Option<HashMap<u32, u32>>> = Mutex::new(None);
-struct Counted;
-impl Job for Counted {
-    const NAME: &'static str = "counted";
-    const QUEUE: &'static str = "counted";
-    type Args = u32;
-    type Output = ();
-    async fn run(&self, _ctx: JobContext, n: u32) -> Result<(), JobError> {
-        *TWO_POOLS
-            .lock()
-            .unwrap()
-            .get_or_insert_with(HashMap::new)
-            .entry(n)
-            .or_default() += 1;
-        Ok(())
-    }
+#[job]
+async fn counted(_ctx: JobContext, n: u32) -> Result<(), JobError> {
+    *TWO_POOLS
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .entry(n)
+        .or_default() += 1;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,13 +203,13 @@ async fn two_pools_in_one_process_run_each_job_exactly_once() {
     // second service instance would.
     let h2 = Honker::open(h.path()).unwrap();
     let a = WorkerPool::builder(&h)
-        .register(Counted)
+        .register(counted)
         .concurrency(8)
         .start()
         .await
         .unwrap();
     let b = WorkerPool::builder(&h2)
-        .register(Counted)
+        .register(counted)
         .concurrency(8)
         .start()
         .await
@@ -236,13 +217,11 @@ async fn two_pools_in_one_process_run_each_job_exactly_once() {
     assert_ne!(a.worker_id(), b.worker_id());
     for n in 0..2000u32 {
         let target = if n % 2 == 0 { &h } else { &h2 };
-        target.enqueue::<Counted>(n).await.unwrap();
+        counted::enqueue(target, n).await.unwrap();
     }
-    assert!(
-        eventually(Duration::from_secs(60), async || drained(&h, "counted")
-            .await)
+    wait_until_drained(&h, "counted", Duration::from_secs(60))
         .await
-    );
+        .unwrap();
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
     let done = TWO_POOLS.lock().unwrap().clone().unwrap();
@@ -251,31 +230,22 @@ async fn two_pools_in_one_process_run_each_job_exactly_once() {
 }
 
 static STUCK_RUNS: AtomicUsize = AtomicUsize::new(0);
-struct Stuck;
-impl Job for Stuck {
-    const NAME: &'static str = "stuck";
-    const QUEUE: &'static str = "stuck";
-    type Args = u32;
-    type Output = ();
-    fn options() -> JobOptions {
-        JobOptions::default().max_attempts(5)
+#[job(max_attempts = 5)]
+async fn stuck(ctx: JobContext, _a: u32) -> Result<(), JobError> {
+    if STUCK_RUNS.fetch_add(1, Ordering::SeqCst) == 0 {
+        // The first run never finishes: its pool is dropped under it.
+        std::future::pending::<()>().await;
     }
-    async fn run(&self, ctx: JobContext, _a: u32) -> Result<(), JobError> {
-        if STUCK_RUNS.fetch_add(1, Ordering::SeqCst) == 0 {
-            // The first run never finishes: its pool is dropped under it.
-            std::future::pending::<()>().await;
-        }
-        assert_eq!(ctx.attempt(), 2);
-        Ok(())
-    }
+    assert_eq!(ctx.attempt(), 2);
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_pool_without_shutdown_loses_nothing() {
     let (_d, h) = honker();
-    let id = h.enqueue::<Stuck>(1).await.unwrap();
+    let id = stuck::enqueue(&h, 1).await.unwrap();
     let pool = WorkerPool::builder(&h)
-        .register(Stuck)
+        .register(stuck)
         .visibility_timeout(Duration::from_secs(1))
         .start()
         .await
@@ -289,41 +259,37 @@ async fn dropping_a_pool_without_shutdown_loses_nothing() {
     drop(pool);
     // The claim lapses (no more heartbeats) and a new pool runs the job again.
     let pool = WorkerPool::builder(&h)
-        .register(Stuck)
+        .register(stuck)
         .visibility_timeout(Duration::from_secs(1))
         .start()
         .await
         .unwrap();
-    assert!(eventually(Duration::from_secs(30), async || drained(&h, "stuck").await).await);
+    wait_until_drained(&h, "stuck", Duration::from_secs(30))
+        .await
+        .unwrap();
     pool.shutdown().await.unwrap();
     assert_eq!(STUCK_RUNS.load(Ordering::SeqCst), 2);
     assert!(h.queue("stuck").get_job(id).await.unwrap().is_none());
 }
 
 static WOKEN: AtomicUsize = AtomicUsize::new(0);
-struct Wakes;
-impl Job for Wakes {
-    const NAME: &'static str = "wakes";
-    const QUEUE: &'static str = "wakes";
-    type Args = u32;
-    type Output = ();
-    async fn run(&self, _ctx: JobContext, _a: u32) -> Result<(), JobError> {
-        WOKEN.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
+#[job]
+async fn wakes(_ctx: JobContext, _a: u32) -> Result<(), JobError> {
+    WOKEN.fetch_add(1, Ordering::SeqCst);
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_pool_wakes_for_enqueues_foreign_commits_and_due_times() {
     let (_d, h) = honker();
     let pool = WorkerPool::builder(&h)
-        .register(Wakes)
+        .register(wakes)
         .start()
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     // 1. An enqueue through this Honker.
-    h.enqueue::<Wakes>(1).await.unwrap();
+    wakes::enqueue(&h, 1).await.unwrap();
     assert!(
         eventually(Duration::from_secs(10), async || WOKEN
             .load(Ordering::SeqCst)
