@@ -14,7 +14,7 @@ static RAN: AtomicU64 = AtomicU64::new(0);
 static RETRIED: AtomicU64 = AtomicU64::new(0);
 
 /// One run in ten asks for a retry; a few take a millisecond.
-#[job(queue = "soak", max_attempts = 3, backoff = "200ms")]
+#[job(queue = "soak", max_attempts = 3, backoff = "1s")]
 async fn soak_job(ctx: JobContext, n: u64) -> Result<(), JobError> {
     RAN.fetch_add(1, Ordering::Relaxed);
     if n % 10 == 0 && ctx.attempt() == 1 {

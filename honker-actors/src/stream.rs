@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
-use honker_core::{ClaimedJob, RetryOutcome};
+use honker_core::{ClaimedJob, DoublingDelay, RetryOutcome};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
@@ -55,7 +55,7 @@ impl Queue {
             notify,
             enqueued,
             _guard: guard,
-            backoff: Duration::from_millis(50),
+            backoff: DoublingDelay::new(Duration::from_millis(50), MAX_ERROR_BACKOFF),
             pause: None,
         };
         ClaimStream {
@@ -71,7 +71,7 @@ struct StreamState {
     /// Set by an enqueue to this queue: claim without the cheap read.
     enqueued: Arc<AtomicBool>,
     _guard: crate::wake::WakeGuard,
-    backoff: Duration,
+    backoff: DoublingDelay,
     /// After an error: wait this long before the next attempt.
     pause: Option<Duration>,
 }
@@ -105,7 +105,7 @@ async fn next_job(mut st: StreamState) -> Option<(Result<StreamJob>, StreamState
         };
         match attempt.await {
             Ok((Some(job), _)) => {
-                st.backoff = Duration::from_millis(50);
+                st.backoff.reset();
                 // There may be more: look again next time without waiting.
                 st.enqueued.store(true, Ordering::Release);
                 let item = StreamJob {
@@ -133,8 +133,7 @@ async fn next_job(mut st: StreamState) -> Option<(Result<StreamJob>, StreamState
                 wait(&st.notify, next).await;
             }
             Err(e) => {
-                let pause = st.backoff;
-                st.backoff = (st.backoff * 2).min(MAX_ERROR_BACKOFF);
+                let pause = st.backoff.next();
                 tracing::warn!(error = %e, queue = %st.queue.name, ?pause, "claim stream error");
                 st.pause = Some(pause);
                 st.enqueued.store(true, Ordering::Release);

@@ -1,7 +1,8 @@
 //! Wake-ups inside one process: who to tell when something may be claimable.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
+
+use honker_core::{Listeners, Listening};
 
 /// Why a listener is woken.
 #[derive(Clone, Copy, Debug)]
@@ -13,57 +14,23 @@ pub(crate) enum Wake<'a> {
     Commit,
 }
 
-type Listener = Arc<dyn Fn(&Wake<'_>) + Send + Sync>;
-
+/// The listeners of one `Honker`.
 #[derive(Default)]
 pub(crate) struct WakeHub {
-    listeners: Mutex<Vec<(u64, Listener)>>,
-    next_id: AtomicU64,
+    listeners: Listeners<dyn Fn(&Wake<'_>) + Send + Sync>,
 }
+
+/// Unregisters its listener when dropped.
+pub(crate) type WakeGuard = Listening;
 
 impl WakeHub {
     pub(crate) fn fire(&self, wake: &Wake<'_>) {
-        let listeners: Vec<Listener> = self
-            .listeners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(_, l)| l.clone())
-            .collect();
-        for l in listeners {
+        for l in self.listeners.snapshot() {
             l(wake);
         }
     }
 
-    pub(crate) fn listen(
-        self: &Arc<Self>,
-        f: impl Fn(&Wake<'_>) + Send + Sync + 'static,
-    ) -> WakeGuard {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.listeners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((id, Arc::new(f)));
-        WakeGuard {
-            hub: Arc::downgrade(self),
-            id,
-        }
-    }
-}
-
-/// Unregisters its listener when dropped.
-pub(crate) struct WakeGuard {
-    hub: Weak<WakeHub>,
-    id: u64,
-}
-
-impl Drop for WakeGuard {
-    fn drop(&mut self) {
-        if let Some(hub) = self.hub.upgrade() {
-            hub.listeners
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .retain(|(id, _)| *id != self.id);
-        }
+    pub(crate) fn listen(&self, f: impl Fn(&Wake<'_>) + Send + Sync + 'static) -> WakeGuard {
+        self.listeners.listen(Arc::new(f))
     }
 }

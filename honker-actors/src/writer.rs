@@ -31,6 +31,7 @@ use std::time::Instant;
 
 use honker_core::rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use honker_core::rusqlite::{self as rusqlite, Connection};
+use honker_core::FileIdentity;
 use tokio::sync::oneshot;
 
 use crate::{Error, Result};
@@ -166,7 +167,8 @@ impl Writer {
         let faults: Arc<Mutex<Option<FaultHook>>> = Arc::default();
         let state = Thread {
             conn,
-            file: FileCheck::new(path),
+            file: FileIdentity::new(path, FILE_CHECK_EVERY),
+            file_logged: false,
             in_request,
             faults: faults.clone(),
             seq: AtomicU64::new(0),
@@ -295,64 +297,29 @@ fn next_request(rx: &mpsc::Receiver<Request>) -> Option<Request> {
     }
 }
 
-/// Notices when the database file is deleted or replaced under us.
-struct FileCheck {
-    path: PathBuf,
-    identity: Option<(u64, u64)>,
-    next: Instant,
-    gone: Option<&'static str>,
-}
-
 /// How often the writer re-checks the file's identity (a `stat`).
 const FILE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 
-impl FileCheck {
-    fn new(path: PathBuf) -> Self {
-        let identity = file_identity(&path);
-        FileCheck {
-            path,
-            identity,
-            next: Instant::now(),
-            gone: None,
-        }
+/// Whether the database file is still the one this process opened; logs
+/// the change once.
+fn file_gone(file: &mut FileIdentity, logged: &mut bool) -> Option<&'static str> {
+    let change = file.check()?;
+    if !std::mem::replace(logged, true) {
+        let path = file.path();
+        quietly(|| {
+            tracing::error!(path = %path.display(), what = change.as_str(),
+                "database file changed under this process; refusing writes")
+        });
     }
-
-    /// `Some("deleted" | "replaced")` once the path no longer names our file.
-    fn gone(&mut self) -> Option<&'static str> {
-        if self.gone.is_none() && self.identity.is_some() && Instant::now() >= self.next {
-            self.next = Instant::now() + FILE_CHECK_EVERY;
-            match file_identity(&self.path) {
-                None => self.gone = Some("deleted"),
-                Some(id) if Some(id) != self.identity => self.gone = Some("replaced"),
-                Some(_) => {}
-            }
-            if let Some(what) = self.gone {
-                let path = &self.path;
-                quietly(|| {
-                    tracing::error!(path = %path.display(), what,
-                        "database file changed under this process; refusing writes")
-                });
-            }
-        }
-        self.gone
-    }
-}
-
-#[cfg(unix)]
-fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-#[cfg(not(unix))]
-fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|_| (0, 0))
+    Some(change.as_str())
 }
 
 /// What the writer thread owns.
 struct Thread {
     conn: Connection,
-    file: FileCheck,
+    file: FileIdentity,
+    /// The file's change has been logged.
+    file_logged: bool,
     /// Set while a request runs: the authorizer then refuses transaction
     /// control.
     in_request: Arc<AtomicBool>,
@@ -395,9 +362,9 @@ impl Thread {
                 quietly(|| r(&me.conn));
             }
             while !writes.is_empty() {
-                if let Some(what) = me.file.gone() {
+                if let Some(what) = file_gone(&mut me.file, &mut me.file_logged) {
                     for w in writes.drain(..) {
-                        op_refused(w, &me.file.path, what);
+                        op_refused(w, me.file.path(), what);
                     }
                     break;
                 }

@@ -26,9 +26,12 @@
 mod admin;
 mod claim;
 mod complete;
+mod doubling;
 mod enqueue;
 mod error;
+mod file_identity;
 mod job;
+mod listeners;
 mod open;
 mod results;
 pub mod sql;
@@ -46,11 +49,14 @@ pub use claim::{
 pub use complete::{
     ack, ack_batch, fail, heartbeat, heartbeat_batch, release, retry, RetryOutcome,
 };
+pub use doubling::DoublingDelay;
 pub use enqueue::{
     enqueue, enqueue_json, validate_queue_name, EnqueueOptions, DEFAULT_MAX_ATTEMPTS, MAX_DURATION,
 };
 pub use error::{Error, Result};
+pub use file_identity::{FileChange, FileIdentity};
 pub use job::{ClaimedJob, DeadJob, JobFate, JobRow, JobState, Lease, QueueStats};
+pub use listeners::{Listeners, Listening};
 pub use open::{migrate, open, open_connection, open_in_memory};
 pub use results::{get_result, save_result, sweep_results};
 pub use rusqlite;

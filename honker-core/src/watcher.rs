@@ -11,15 +11,15 @@
 //! twice the interval, halving its cost for an idle process; the first
 //! change brings it back to the full rate.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::{Error, Result};
+use crate::{DoublingDelay, Error, FileIdentity, Listeners, Listening, Result};
 
 /// Default poll interval of a [`Watcher`].
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_millis(1);
@@ -34,11 +34,8 @@ const MAX_REOPEN_BACKOFF: Duration = Duration::from_secs(1);
 /// How long one wait lasts when a caller waits without a deadline.
 const FOREVER_SLICE: Duration = Duration::from_secs(3600);
 
-type Callback = Arc<dyn Fn() + Send + Sync>;
-
 struct Shared {
-    subscribers: Mutex<Vec<(u64, Callback)>>,
-    next_id: AtomicU64,
+    subscribers: Listeners<dyn Fn() + Send + Sync>,
     stop: AtomicBool,
     changes: AtomicU64,
     error: Mutex<Option<String>>,
@@ -47,12 +44,7 @@ struct Shared {
 impl Shared {
     fn notify(&self) {
         self.changes.fetch_add(1, Ordering::Relaxed);
-        // Call outside the lock: a callback may drop a subscription.
-        let callbacks: Vec<Callback> = lock(&self.subscribers)
-            .iter()
-            .map(|(_, f)| f.clone())
-            .collect();
-        for f in callbacks {
+        for f in self.subscribers.snapshot() {
             f();
         }
     }
@@ -134,18 +126,17 @@ impl Watcher {
             source,
         })?;
         let shared = Arc::new(Shared {
-            subscribers: Mutex::new(Vec::new()),
-            next_id: AtomicU64::new(1),
+            subscribers: Listeners::default(),
             stop: AtomicBool::new(false),
             changes: AtomicU64::new(0),
             error: Mutex::new(None),
         });
-        let identity = file_identity(&path);
+        let file = FileIdentity::new(&path, IDENTITY_CHECK_EVERY);
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("honker-watcher".into())
             .spawn(move || {
-                poll_loop(path, conn, baseline, identity, interval, &thread_shared);
+                poll_loop(conn, baseline, file, interval, &thread_shared);
             })
             .map_err(|e| Error::InvalidOption(format!("cannot spawn watcher thread: {e}")))?;
         Ok(Watcher {
@@ -188,11 +179,8 @@ impl Watcher {
     /// drop(sub); // no more calls
     /// ```
     pub fn on_change(&self, f: impl Fn() + Send + Sync + 'static) -> Subscription {
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.shared.subscribers).push((id, Arc::new(f)));
         Subscription {
-            shared: Arc::downgrade(&self.shared),
-            id,
+            _listening: self.shared.subscribers.listen(Arc::new(f)),
             signal: None,
         }
     }
@@ -210,7 +198,7 @@ impl Watcher {
     /// assert_eq!(w.subscriber_count(), 0);
     /// ```
     pub fn subscriber_count(&self) -> usize {
-        lock(&self.shared.subscribers).len()
+        self.shared.subscribers.len()
     }
 
     /// Changes observed since start.
@@ -269,7 +257,7 @@ impl Drop for Watcher {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Signal {
     raised: Mutex<bool>,
     cv: Condvar,
@@ -283,18 +271,10 @@ impl Signal {
 }
 
 /// A registration with a [`Watcher`]; dropping it unsubscribes.
+#[derive(Debug)]
 pub struct Subscription {
-    shared: Weak<Shared>,
-    id: u64,
+    _listening: Listening,
     signal: Option<Arc<Signal>>,
-}
-
-impl std::fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription")
-            .field("id", &self.id)
-            .finish()
-    }
 }
 
 impl Subscription {
@@ -355,14 +335,6 @@ impl Subscription {
     }
 }
 
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        if let Some(shared) = self.shared.upgrade() {
-            lock(&shared.subscribers).retain(|(id, _)| *id != self.id);
-        }
-    }
-}
-
 fn open_watch_connection(path: &Path) -> Result<Connection> {
     if !path.exists() {
         return Err(Error::Open {
@@ -395,29 +367,17 @@ fn is_transient(e: &rusqlite::Error) -> bool {
     )
 }
 
-#[cfg(unix)]
-fn file_identity(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-#[cfg(not(unix))]
-fn file_identity(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|_| (0, 0))
-}
-
 fn poll_loop(
-    path: PathBuf,
     conn: Connection,
     mut last: i64,
-    identity: Option<(u64, u64)>,
+    mut file: FileIdentity,
     interval: Duration,
     shared: &Shared,
 ) {
+    let path = file.path().to_path_buf();
     let mut conn = Some(conn);
     let mut last_change = Instant::now();
-    let mut next_identity_check = Instant::now() + IDENTITY_CHECK_EVERY;
-    let mut reopen_backoff = interval.min(MAX_REOPEN_BACKOFF);
+    let mut reopen = DoublingDelay::new(interval, MAX_REOPEN_BACKOFF);
     let mut next_reopen = Instant::now();
     while !shared.stop.load(Ordering::Acquire) {
         let pause = if last_change.elapsed() >= IDLE_AFTER {
@@ -442,7 +402,7 @@ fn poll_loop(
                 Err(e) => {
                     shared.set_error(format!("watching {}: {e}", path.display()));
                     conn = None;
-                    next_reopen = now + reopen_backoff;
+                    next_reopen = now + reopen.peek();
                     // Something changed under us: let subscribers re-read.
                     shared.notify();
                 }
@@ -453,32 +413,24 @@ fn poll_loop(
                 Ok((c, v)) => {
                     last = v;
                     conn = Some(c);
-                    reopen_backoff = interval.min(MAX_REOPEN_BACKOFF);
+                    reopen.reset();
                     shared.notify();
                 }
                 Err(e) => {
                     shared.set_error(format!("reopening {}: {e}", path.display()));
-                    reopen_backoff = reopen_backoff.saturating_mul(2).min(MAX_REOPEN_BACKOFF);
-                    next_reopen = now + reopen_backoff;
+                    reopen.next();
+                    next_reopen = now + reopen.peek();
                 }
             },
             None => {}
         }
-        if now >= next_identity_check {
-            next_identity_check = now + IDENTITY_CHECK_EVERY;
-            let current = file_identity(&path);
-            if current != identity {
-                let what = if current.is_none() {
-                    "deleted"
-                } else {
-                    "replaced"
-                };
-                shared.set_error(format!(
-                    "database file {} was {what} while in use; \
-                     connections opened before still see the old file",
-                    path.display()
-                ));
-            }
+        if let Some(change) = file.check() {
+            shared.set_error(format!(
+                "database file {} was {} while in use; \
+                 connections opened before still see the old file",
+                path.display(),
+                change.as_str()
+            ));
         }
     }
 }

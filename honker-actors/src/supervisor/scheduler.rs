@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use honker_core::Lease;
+use honker_core::{DoublingDelay, Lease};
 use ractor::{ActorId, ActorRef};
 
 use super::book::{outcome_of, NotStarted, Ready, RunId};
@@ -20,7 +20,10 @@ use crate::{JobContext, Result};
 /// often while the pool is active.
 pub(super) const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
 /// Back-off after a failed cycle or check, doubling up to the maximum.
-pub(super) const MIN_RETRY_BACKOFF: Duration = Duration::from_millis(50);
+pub(super) fn retry_backoff() -> DoublingDelay {
+    DoublingDelay::new(MIN_RETRY_BACKOFF, MAX_RETRY_BACKOFF)
+}
+const MIN_RETRY_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 /// Jobs faster than this on average get the large prefetch buffer.
 const FAST_JOB: f64 = 0.005;
@@ -185,7 +188,7 @@ impl SupervisorState {
         self.check_running = false;
         match result {
             Ok((claimable, next)) => {
-                self.backoff = MIN_RETRY_BACKOFF;
+                self.backoff.reset();
                 self.work_maybe |= claimable;
                 self.plan_wake(myself, next);
             }
@@ -322,7 +325,7 @@ impl SupervisorState {
             self.work_maybe = true;
             self.retry_later(myself);
         } else {
-            self.backoff = MIN_RETRY_BACKOFF;
+            self.backoff.reset();
         }
     }
 
@@ -559,8 +562,7 @@ impl SupervisorState {
         if self.retry_timer.is_some() {
             return;
         }
-        let delay = self.backoff;
-        self.backoff = (self.backoff * 2).min(MAX_RETRY_BACKOFF);
+        let delay = self.backoff.next();
         let me = myself.clone();
         self.retry_timer = Some(tokio::spawn(async move {
             tokio::time::sleep(delay).await;

@@ -1,0 +1,52 @@
+//! [`DoublingDelay`]: how long to wait before trying again after a failure.
+
+use std::time::Duration;
+
+/// A pause that starts at `first`, doubles after each failure up to `max`,
+/// and starts over after a success.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut d = honker_core::DoublingDelay::new(Duration::from_millis(50), Duration::from_millis(150));
+/// assert_eq!(d.next(), Duration::from_millis(50));
+/// assert_eq!(d.next(), Duration::from_millis(100));
+/// assert_eq!(d.next(), Duration::from_millis(150));
+/// d.reset();
+/// assert_eq!(d.next(), Duration::from_millis(50));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DoublingDelay {
+    first: Duration,
+    max: Duration,
+    current: Duration,
+}
+
+impl DoublingDelay {
+    /// Start at `first` (never more than `max`).
+    pub fn new(first: Duration, max: Duration) -> Self {
+        let first = first.min(max);
+        DoublingDelay {
+            first,
+            max,
+            current: first,
+        }
+    }
+
+    /// The pause to take now; the next one is twice as long (up to the
+    /// maximum).
+    pub fn next(&mut self) -> Duration {
+        let now = self.current;
+        self.current = self.current.saturating_mul(2).min(self.max);
+        now
+    }
+
+    /// The pause [`next`](Self::next) would return, without doubling.
+    pub fn peek(&self) -> Duration {
+        self.current
+    }
+
+    /// After a success: start over from the first pause.
+    pub fn reset(&mut self) {
+        self.current = self.first;
+    }
+}

@@ -1,0 +1,111 @@
+//! [`Listeners`]: callbacks registered until their [`Listening`] guard is
+//! dropped, called outside the registry's lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+/// A registry of callbacks of type `F` (a `dyn Fn(..)`). Cheap to clone;
+/// clones share the registry.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// let hub: honker_core::Listeners<dyn Fn(u32) + Send + Sync> = Default::default();
+/// let seen = Arc::new(AtomicUsize::new(0));
+/// let s = seen.clone();
+/// let guard = hub.listen(Arc::new(move |n: u32| { s.fetch_add(n as usize, Ordering::Relaxed); }));
+/// for f in hub.snapshot() { f(2) }
+/// drop(guard);
+/// for f in hub.snapshot() { f(5) }
+/// assert_eq!(seen.load(Ordering::Relaxed), 2);
+/// ```
+pub struct Listeners<F: ?Sized> {
+    inner: Arc<Registry<F>>,
+}
+
+struct Registry<F: ?Sized> {
+    list: Mutex<Vec<(u64, Arc<F>)>>,
+    next_id: AtomicU64,
+}
+
+impl<F: ?Sized> Default for Listeners<F> {
+    fn default() -> Self {
+        Listeners {
+            inner: Arc::new(Registry {
+                list: Mutex::new(Vec::new()),
+                next_id: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl<F: ?Sized> Clone for Listeners<F> {
+    fn clone(&self) -> Self {
+        Listeners {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<F: ?Sized + Send + Sync + 'static> Listeners<F> {
+    /// Register `f` until the returned guard is dropped.
+    pub fn listen(&self, f: Arc<F>) -> Listening {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.inner.list).push((id, f));
+        let registry: Weak<dyn Unregister> = Arc::downgrade(&self.inner) as Weak<dyn Unregister>;
+        Listening { registry, id }
+    }
+
+    /// The callbacks registered now, to call outside the lock (a callback
+    /// may drop a guard).
+    pub fn snapshot(&self) -> Vec<Arc<F>> {
+        lock(&self.inner.list)
+            .iter()
+            .map(|(_, f)| f.clone())
+            .collect()
+    }
+
+    /// How many callbacks are registered.
+    pub fn len(&self) -> usize {
+        lock(&self.inner.list).len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+trait Unregister: Send + Sync {
+    fn unregister(&self, id: u64);
+}
+
+impl<F: ?Sized + Send + Sync> Unregister for Registry<F> {
+    fn unregister(&self, id: u64) {
+        lock(&self.list).retain(|(i, _)| *i != id);
+    }
+}
+
+/// Keeps a callback registered in [`Listeners`]; dropping it unregisters.
+pub struct Listening {
+    registry: Weak<dyn Unregister>,
+    id: u64,
+}
+
+impl std::fmt::Debug for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listening").field("id", &self.id).finish()
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        if let Some(r) = self.registry.upgrade() {
+            r.unregister(self.id);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
