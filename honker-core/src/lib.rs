@@ -34,6 +34,9 @@ mod job;
 mod listeners;
 mod open;
 mod results;
+/// Not a public API: the statements, visible only to this crate's tests
+/// (plan and re-prepare checks). Use the functions.
+#[doc(hidden)]
 pub mod sql;
 mod tx;
 mod watcher;

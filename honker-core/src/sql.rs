@@ -17,17 +17,9 @@
 //! every honker binding compares with. Statements that read "now" read it
 //! once per statement, so a statement sees one consistent instant.
 //!
-//! The statements are public for tools that inspect plans or run them by
-//! hand; the functions of this crate are the supported way to use them.
-//!
-//! ```
-//! let conn = honker_core::open_in_memory().unwrap();
-//! honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
-//! let due: i64 = conn
-//!     .query_row(honker_core::sql::PENDING_DUE_COUNT, ["q"], |r| r.get(0))
-//!     .unwrap();
-//! assert_eq!(due, 1);
-//! ```
+//! Not a public API (hidden from the docs): the crate's functions are the
+//! way to run these; the module is reachable only so that the crate's
+//! integration tests can check plans and re-preparation.
 
 /// Connection pragmas shared with the format's other bindings.
 pub const PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
