@@ -124,7 +124,9 @@ impl JobOptions {
         self.timeout = Some(d);
         self
     }
-    /// Retry delays.
+    /// Retry delays. Due times are whole seconds in the format: a retry
+    /// is due at the first whole second at or after now + the delay, so
+    /// sub-second delays round up (`#[job]` refuses them).
     pub fn backoff(mut self, b: Backoff) -> Self {
         self.backoff = b;
         self
@@ -156,7 +158,9 @@ impl JobOptions {
     }
 }
 
-/// Delay before a retry, by attempt number.
+/// Delay before a retry, by attempt number. The format stores due times
+/// in whole seconds: a retry is due at the first whole second at or after
+/// now + the delay.
 ///
 /// ```
 /// use std::time::Duration;

@@ -79,8 +79,9 @@ impl WorkerPoolBuilder {
         self.queue_limits.push((queue.to_string(), n));
         self
     }
-    /// How long a claim lasts between heartbeats (default 300 s, at least 1 s).
-    /// A job whose process dies is run again this long after.
+    /// How long a claim lasts between heartbeats (default 300 s, at least
+    /// 1 s; whole seconds, rounded up: claim deadlines are whole seconds in
+    /// the format). A job whose process dies is run again this long after.
     pub fn visibility_timeout(mut self, d: Duration) -> Self {
         self.visibility = d;
         self

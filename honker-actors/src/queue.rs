@@ -44,7 +44,7 @@ impl Queue {
     }
 
     /// Use `d` as the visibility timeout of claims made through this handle
-    /// (default 300 s).
+    /// (default 300 s; whole seconds, rounded up, at least 1).
     pub fn with_visibility_timeout(mut self, d: Duration) -> Self {
         self.visibility = d;
         self

@@ -100,12 +100,15 @@ pub struct EnqueueOptions {
 }
 
 impl EnqueueOptions {
-    /// Due `d` after the enqueue.
+    /// Due `d` after the enqueue. Whole seconds: due at the first whole
+    /// second at or after now + `d` (never early; a 300 ms delay is due
+    /// within a second).
     pub fn delay(mut self, d: Duration) -> Self {
         self.delay = Some(d);
         self
     }
-    /// Due at `t`.
+    /// Due at `t`, rounded up to the whole second (the format keeps no
+    /// finer time).
     pub fn run_at(mut self, t: SystemTime) -> Self {
         self.run_at = Some(t);
         self
