@@ -10,9 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{child, eventually, ChildGuard};
-use honker_actors::{
-    EnqueueOptions, Error, Honker, Job, JobContext, JobError, JobOptions, WorkerPool,
-};
+use honker_actors::{job, EnqueueOptions, Error, Honker, JobContext, JobError, WorkerPool};
 
 fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
@@ -37,23 +35,18 @@ fn quiet_panics(prefix: &'static str) {
 
 // ------------------------------------------------------------------ 1
 
-/// The parent's handler for the `rel` jobs the child was killed running.
-struct Finish;
-impl Job for Finish {
-    const NAME: &'static str = "slow";
-    const QUEUE: &'static str = "rel";
-    type Args = u32;
-    type Output = ();
-    async fn run(&self, ctx: JobContext, _n: u32) -> Result<(), JobError> {
-        honker_tests::record_run(
-            &ctx,
-            &[
-                "INSERT INTO started (job_id, pid) VALUES (?1, ?2)",
-                "INSERT INTO done (job_id, pid) VALUES (?1, ?2)",
-            ],
-        )
-        .await
-    }
+/// The parent's handler for the `rel` jobs the child was killed running
+/// (named `slow`, as the child's job is).
+#[job(queue = "rel")]
+async fn slow(ctx: JobContext, _n: u32) -> Result<(), JobError> {
+    honker_tests::record_run(
+        &ctx,
+        &[
+            "INSERT INTO started (job_id, pid) VALUES (?1, ?2)",
+            "INSERT INTO done (job_id, pid) VALUES (?1, ?2)",
+        ],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +60,7 @@ async fn kill_9_with_100_jobs_in_flight_loses_none_and_reruns_only_those() {
              CREATE TABLE done (job_id INTEGER, pid INTEGER);",
         )?;
         for n in 0..150 {
-            honker_actors::enqueue_tx::<Finish>(tx, n)?;
+            slow::enqueue_tx(tx, n)?;
         }
         Ok::<_, Error>(())
     })
@@ -94,7 +87,7 @@ async fn kill_9_with_100_jobs_in_flight_loses_none_and_reruns_only_those() {
     assert_eq!(child_started.len(), 100);
 
     let pool = WorkerPool::builder(&h)
-        .register(Finish)
+        .register(slow)
         .concurrency(16)
         .visibility_timeout(Duration::from_secs(1))
         .start()
@@ -201,17 +194,11 @@ async fn four_workers_and_four_producers_on_one_file_run_50k_jobs_once_each() {
 
 /// The argument of each run of `contended`.
 static CONTENDED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-struct Contended;
-impl Job for Contended {
-    const NAME: &'static str = "contended";
-    const QUEUE: &'static str = "contended";
-    type Args = u32;
-    type Output = ();
-    async fn run(&self, _ctx: JobContext, n: u32) -> Result<(), JobError> {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        CONTENDED.lock().unwrap().push(n);
-        Ok(())
-    }
+#[job]
+async fn contended(_ctx: JobContext, n: u32) -> Result<(), JobError> {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    CONTENDED.lock().unwrap().push(n);
+    Ok(())
 }
 
 /// The format-level error inside a runtime error, if it carries one.
@@ -245,7 +232,7 @@ async fn a_10_s_write_lock_elsewhere_gives_a_clear_busy_error_and_loses_nothing(
     h.transaction(|tx| {
         tx.execute("CREATE TABLE hold (x)", [])?;
         for n in 0..400u32 {
-            honker_actors::enqueue_tx::<Contended>(tx, n)?;
+            contended::enqueue_tx(tx, n)?;
         }
         Ok::<_, Error>(())
     })
@@ -254,7 +241,7 @@ async fn a_10_s_write_lock_elsewhere_gives_a_clear_busy_error_and_loses_nothing(
     let mut enqueued: Vec<u32> = (0..400).collect();
     // The pool is busy (400 jobs of 20 ms, 4 at a time) when the lock comes.
     let pool = WorkerPool::builder(&h)
-        .register(Contended)
+        .register(contended)
         .concurrency(4)
         .start()
         .await
@@ -293,7 +280,7 @@ async fn a_10_s_write_lock_elsewhere_gives_a_clear_busy_error_and_loses_nothing(
         let r = honker_core::enqueue(&core, "contended", "998", &Default::default());
         (r, t.elapsed(), core)
     });
-    let during = tokio::time::timeout(Duration::from_secs(30), other.enqueue::<Contended>(999))
+    let during = tokio::time::timeout(Duration::from_secs(30), contended::enqueue(&other, 999))
         .await
         .expect("the enqueue must not hang");
     let waited = started.elapsed();
@@ -324,8 +311,8 @@ async fn a_10_s_write_lock_elsewhere_gives_a_clear_busy_error_and_loses_nothing(
     );
     // Afterwards the same writes succeed, and the pool resumes.
     honker_core::enqueue(&core, "contended", "998", &Default::default()).unwrap();
-    other.enqueue::<Contended>(999).await.unwrap();
-    h.enqueue::<Contended>(1000).await.unwrap();
+    contended::enqueue(&other, 999).await.unwrap();
+    contended::enqueue(&h, 1000).await.unwrap();
     enqueued.extend([998, 999, 1000]);
     assert!(
         eventually(Duration::from_secs(60), async || CONTENDED
@@ -357,16 +344,10 @@ struct Named {
     name: String,
 }
 static NAMED_OK: Mutex<Vec<usize>> = Mutex::new(Vec::new());
-struct Typed;
-impl Job for Typed {
-    const NAME: &'static str = "typed";
-    const QUEUE: &'static str = "typed";
-    type Args = Named;
-    type Output = ();
-    async fn run(&self, _ctx: JobContext, a: Named) -> Result<(), JobError> {
-        NAMED_OK.lock().unwrap().push(a.name.len());
-        Ok(())
-    }
+#[job]
+async fn typed(_ctx: JobContext, a: Named) -> Result<(), JobError> {
+    NAMED_OK.lock().unwrap().push(a.name.len());
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,7 +383,7 @@ async fn bad_payloads_from_foreign_writers_end_in_dead_with_their_cause() {
     let good = insert(&r#"{"name":"fine"}"#, "typed");
 
     let pool = WorkerPool::builder(&h)
-        .register(Typed)
+        .register(typed)
         .start()
         .await
         .unwrap();
@@ -415,7 +396,14 @@ async fn bad_payloads_from_foreign_writers_end_in_dead_with_their_cause() {
         .await
     );
     // The pool keeps working afterwards.
-    Typed::enqueue_named(&h, "after").await;
+    typed::enqueue(
+        &h,
+        Named {
+            name: "after".into(),
+        },
+    )
+    .await
+    .unwrap();
     assert!(
         eventually(Duration::from_secs(30), async || NAMED_OK
             .lock()
@@ -463,14 +451,6 @@ async fn bad_payloads_from_foreign_writers_end_in_dead_with_their_cause() {
     );
 }
 
-impl Typed {
-    async fn enqueue_named(h: &Honker, name: &str) {
-        h.enqueue::<Typed>(Named { name: name.into() })
-            .await
-            .unwrap();
-    }
-}
-
 // ------------------------------------------------------------------ 5
 
 /// CPU time (user + system) of this process so far. Panics when it cannot
@@ -509,15 +489,9 @@ async fn bad_paths_give_typed_errors_naming_the_cause() {
     // (Read-only files and directories: core_processes.rs, run as an unprivileged user.)
 }
 
-struct Quick;
-impl Job for Quick {
-    const NAME: &'static str = "quick";
-    const QUEUE: &'static str = "quick";
-    type Args = u32;
-    type Output = ();
-    async fn run(&self, _ctx: JobContext, _n: u32) -> Result<(), JobError> {
-        Ok(())
-    }
+#[job]
+async fn quick(_ctx: JobContext, _n: u32) -> Result<(), JobError> {
+    Ok(())
 }
 
 /// A database that cannot grow: SQLite's `max_page_count` on the connection
@@ -529,7 +503,7 @@ async fn a_full_disk_is_a_typed_error_with_no_partial_write() {
     let dir = tempfile::tempdir().unwrap();
     let h = Honker::open(dir.path().join("app.db")).unwrap();
     let pool = WorkerPool::builder(&h)
-        .register(Quick)
+        .register(quick)
         .start()
         .await
         .unwrap();
@@ -585,7 +559,7 @@ async fn a_full_disk_is_a_typed_error_with_no_partial_write() {
         .await
         .unwrap();
     assert_eq!(q.stats().await.unwrap().pending_due, ok + 1);
-    let id = h.enqueue::<Quick>(1).await.unwrap();
+    let id = quick::enqueue(&h, 1).await.unwrap();
     assert!(
         eventually(Duration::from_secs(30), async || h
             .queue("quick")
@@ -607,11 +581,11 @@ async fn a_database_deleted_or_replaced_under_a_running_pool_is_reported_and_ref
         let db = dir.path().join("gone.db");
         let h = Honker::open(&db).unwrap();
         let pool = WorkerPool::builder(&h)
-            .register(Quick)
+            .register(quick)
             .start()
             .await
             .unwrap();
-        h.enqueue::<Quick>(1).await.unwrap();
+        quick::enqueue(&h, 1).await.unwrap();
         std::fs::remove_file(&db).unwrap();
         for suffix in ["-wal", "-shm"] {
             match std::fs::remove_file(format!("{}{suffix}", db.display())) {
@@ -641,7 +615,7 @@ async fn a_database_deleted_or_replaced_under_a_running_pool_is_reported_and_ref
         );
         // Writes are refused with the cause, instead of going to a file no one sees.
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let e = h.enqueue::<Quick>(2).await.unwrap_err();
+        let e = quick::enqueue(&h, 2).await.unwrap_err();
         eprintln!("enqueue after the file was {what}: {e}");
         assert!(matches!(e, Error::FileGone { .. }), "{what}: {e:?}");
         assert!(e.to_string().contains(what), "{e}");
@@ -652,26 +626,15 @@ async fn a_database_deleted_or_replaced_under_a_running_pool_is_reported_and_ref
 // ------------------------------------------------------------------ 6
 
 static VOLUME_OK: AtomicUsize = AtomicUsize::new(0);
-struct Volatile;
-impl Job for Volatile {
-    const NAME: &'static str = "volatile";
-    const QUEUE: &'static str = "volatile";
-    type Args = u32;
-    type Output = ();
-    fn options() -> JobOptions {
-        JobOptions::default()
-            .max_attempts(1)
-            .timeout(Duration::from_millis(100))
+#[job(max_attempts = 1, timeout = "100ms")]
+async fn volatile(_ctx: JobContext, n: u32) -> Result<(), JobError> {
+    match n % 10 {
+        0..=2 => panic!("volatile {n}"),
+        3 => tokio::time::sleep(Duration::from_secs(30)).await,
+        _ => {}
     }
-    async fn run(&self, _ctx: JobContext, n: u32) -> Result<(), JobError> {
-        match n % 10 {
-            0..=2 => panic!("volatile {n}"),
-            3 => tokio::time::sleep(Duration::from_secs(30)).await,
-            _ => {}
-        }
-        VOLUME_OK.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
+    VOLUME_OK.fetch_add(1, Ordering::SeqCst);
+    Ok(())
 }
 
 /// Resident memory of this process in MiB. Panics when it cannot be read:
@@ -695,7 +658,7 @@ async fn ten_thousand_jobs_with_30pct_panics_and_10pct_timeouts_all_end_right() 
     let h = Honker::open(dir.path().join("volume.db")).unwrap();
     h.transaction(|tx| {
         for n in 0..10_000u32 {
-            honker_actors::enqueue_tx::<Volatile>(tx, n)?;
+            volatile::enqueue_tx(tx, n)?;
         }
         Ok::<_, Error>(())
     })
@@ -703,7 +666,7 @@ async fn ten_thousand_jobs_with_30pct_panics_and_10pct_timeouts_all_end_right() 
     .unwrap();
     let baseline = rss_mb();
     let pool = WorkerPool::builder(&h)
-        .register(Volatile)
+        .register(volatile)
         .concurrency(64)
         .start()
         .await
@@ -743,22 +706,16 @@ async fn ten_thousand_jobs_with_30pct_panics_and_10pct_timeouts_all_end_right() 
 // ------------------------------------------------------------------ 7
 
 static FLOWING: Mutex<Option<HashMap<u32, u32>>> = Mutex::new(None);
-struct Flowing;
-impl Job for Flowing {
-    const NAME: &'static str = "flowing";
-    const QUEUE: &'static str = "flowing";
-    type Args = u32;
-    type Output = ();
-    async fn run(&self, _ctx: JobContext, n: u32) -> Result<(), JobError> {
-        tokio::time::sleep(Duration::from_micros(300)).await;
-        *FLOWING
-            .lock()
-            .unwrap()
-            .get_or_insert_with(HashMap::new)
-            .entry(n)
-            .or_default() += 1;
-        Ok(())
-    }
+#[job]
+async fn flowing(_ctx: JobContext, n: u32) -> Result<(), JobError> {
+    tokio::time::sleep(Duration::from_micros(300)).await;
+    *FLOWING
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .entry(n)
+        .or_default() += 1;
+    Ok(())
 }
 
 fn flowing_done() -> usize {
@@ -775,7 +732,7 @@ async fn shutdown_while_10k_jobs_flow_then_restart_runs_each_once_and_burns_noth
             let h = h.clone();
             tokio::spawn(async move {
                 for i in 0..total / 2 {
-                    h.enqueue::<Flowing>(p * (total / 2) + i).await.unwrap();
+                    flowing::enqueue(&h, p * (total / 2) + i).await.unwrap();
                     if i % 500 == 0 {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
@@ -784,7 +741,7 @@ async fn shutdown_while_10k_jobs_flow_then_restart_runs_each_once_and_burns_noth
         })
         .collect();
     let pool = WorkerPool::builder(&h)
-        .register(Flowing)
+        .register(flowing)
         .concurrency(16)
         .start()
         .await
@@ -816,7 +773,7 @@ async fn shutdown_while_10k_jobs_flow_then_restart_runs_each_once_and_burns_noth
         total as usize
     );
     let pool = WorkerPool::builder(&h)
-        .register(Flowing)
+        .register(flowing)
         .concurrency(16)
         .start()
         .await
