@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::eventually;
 use honker_actors::core::rusqlite;
-use honker_actors::{EnqueueOptions, Honker, Job, JobContext, JobError, WorkerPool};
+use honker_actors::{job, EnqueueOptions, Honker, JobContext, JobError, WorkerPool};
 
 /// When each job started (unix seconds, fractional), by payload.
 static STARTED: Mutex<Vec<(u32, f64)>> = Mutex::new(Vec::new());
@@ -32,16 +32,10 @@ fn started(n: u32) -> Option<f64> {
         .map(|(_, t)| *t)
 }
 
-struct Stamp;
-impl Job for Stamp {
-    const NAME: &'static str = "stamp";
-    const QUEUE: &'static str = "stamp";
-    type Args = u32;
-    type Output = ();
-    async fn run(&self, _ctx: JobContext, n: u32) -> Result<(), JobError> {
-        STARTED.lock().unwrap().push((n, unix_now()));
-        Ok(())
-    }
+#[job]
+async fn stamp(_ctx: JobContext, n: u32) -> Result<(), JobError> {
+    STARTED.lock().unwrap().push((n, unix_now()));
+    Ok(())
 }
 
 /// A handle whose commit watcher polls once an hour: effectively off.
@@ -54,7 +48,7 @@ fn without_watcher() -> (tempfile::TempDir, Honker) {
 
 async fn idle_pool(h: &Honker) -> WorkerPool {
     let pool = WorkerPool::builder(h)
-        .register(Stamp)
+        .register(stamp)
         .start()
         .await
         .unwrap();
@@ -73,7 +67,7 @@ async fn an_in_process_enqueue_wakes_an_idle_pool_without_the_watcher() {
     let (_d, h) = without_watcher();
     let pool = idle_pool(&h).await;
     for n in 100..103 {
-        h.enqueue::<Stamp>(n).await.unwrap();
+        stamp::enqueue(&h, n).await.unwrap();
         assert!(
             starts_within(n, Duration::from_millis(500)).await,
             "job {n}"
