@@ -1,49 +1,39 @@
 //! The pool emits the metrics of DESIGN §5, checked with a recording
 //! `metrics` recorder (the only test in this binary: a recorder is global).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use honker_actors::{Backoff, Honker, Job, JobContext, JobError, JobOptions, WorkerPool};
+use honker_actors::testing::wait_until_drained;
+use honker_actors::{job, Honker, JobContext, JobError, WorkerPool};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
-struct Mixed;
-impl Job for Mixed {
-    const NAME: &'static str = "mixed";
-    const QUEUE: &'static str = "mixed";
-    type Args = String;
-    type Output = ();
-    fn options() -> JobOptions {
-        JobOptions::default()
-            .max_attempts(2)
-            .backoff(Backoff::fixed(Duration::ZERO))
-    }
-    async fn run(&self, ctx: JobContext, what: String) -> Result<(), JobError> {
-        match what.as_str() {
-            "ok" => Ok(()),
-            "fail" => Err(JobError::fail("no")),
-            "retry" => Err(JobError::retry("again")),
-            "panic" => panic!("kaboom"),
-            "lost" => {
-                ctx.honker()
-                    .queue("mixed")
-                    .cancel(ctx.id())
-                    .await
-                    .map_err(JobError::retry)?;
-                Ok(())
-            }
-            "lost_hb" => {
-                // Cancelled while it runs; the pool's heartbeat finds the
-                // claim lost and tells the run to stop.
-                ctx.honker()
-                    .queue("mixed")
-                    .cancel(ctx.id())
-                    .await
-                    .map_err(JobError::retry)?;
-                let _ = tokio::time::timeout(Duration::from_secs(20), ctx.stopping()).await;
-                Ok(())
-            }
-            other => Err(JobError::fail(format!("unknown {other}"))),
+#[job(max_attempts = 2, backoff = "0s")]
+async fn mixed(ctx: JobContext, what: String) -> Result<(), JobError> {
+    match what.as_str() {
+        "ok" => Ok(()),
+        "fail" => Err(JobError::fail("no")),
+        "retry" => Err(JobError::retry("again")),
+        "panic" => panic!("kaboom"),
+        "lost" => {
+            ctx.honker()
+                .queue("mixed")
+                .cancel(ctx.id())
+                .await
+                .map_err(JobError::retry)?;
+            Ok(())
         }
+        "lost_hb" => {
+            // Cancelled while it runs; the pool's heartbeat finds the
+            // claim lost and tells the run to stop.
+            ctx.honker()
+                .queue("mixed")
+                .cancel(ctx.id())
+                .await
+                .map_err(JobError::retry)?;
+            let _ = tokio::time::timeout(Duration::from_secs(20), ctx.stopping()).await;
+            Ok(())
+        }
+        other => Err(JobError::fail(format!("unknown {other}"))),
     }
 }
 
@@ -56,24 +46,18 @@ async fn the_pool_emits_counters_histograms_and_gauges_labelled_by_queue() {
     let dir = tempfile::tempdir().unwrap();
     let h = Honker::open(dir.path().join("m.db")).unwrap();
     for what in ["ok", "ok", "fail", "retry", "panic", "lost", "lost_hb"] {
-        h.enqueue::<Mixed>(what.to_string()).await.unwrap();
+        mixed::enqueue(&h, what.to_string()).await.unwrap();
     }
     let pool = WorkerPool::builder(&h)
-        .register(Mixed)
+        .register(mixed)
         .concurrency(2)
         .visibility_timeout(Duration::from_secs(3))
         .start()
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let s = h.queue("mixed").stats().await.unwrap();
-        if s.pending_due + s.scheduled + s.processing == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the queue drained: {s:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_drained(&h, "mixed", Duration::from_secs(30))
+        .await
+        .expect("the queue drained");
     // The depth gauge is read every 5 s, outside write transactions: wait
     // for the next read, woken by a job that is not due (depth counts due
     // jobs only).
