@@ -133,7 +133,7 @@ async fn next_job(mut st: StreamState) -> Option<(Result<StreamJob>, StreamState
                 wait(&st.notify, next).await;
             }
             Err(e) => {
-                let pause = st.backoff.next();
+                let pause = st.backoff.take();
                 tracing::warn!(error = %e, queue = %st.queue.name, ?pause, "claim stream error");
                 st.pause = Some(pause);
                 st.enqueued.store(true, Ordering::Release);

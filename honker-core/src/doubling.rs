@@ -8,11 +8,11 @@ use std::time::Duration;
 /// ```
 /// use std::time::Duration;
 /// let mut d = honker_core::DoublingDelay::new(Duration::from_millis(50), Duration::from_millis(150));
-/// assert_eq!(d.next(), Duration::from_millis(50));
-/// assert_eq!(d.next(), Duration::from_millis(100));
-/// assert_eq!(d.next(), Duration::from_millis(150));
+/// assert_eq!(d.take(), Duration::from_millis(50));
+/// assert_eq!(d.take(), Duration::from_millis(100));
+/// assert_eq!(d.take(), Duration::from_millis(150));
 /// d.reset();
-/// assert_eq!(d.next(), Duration::from_millis(50));
+/// assert_eq!(d.take(), Duration::from_millis(50));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DoublingDelay {
@@ -34,13 +34,13 @@ impl DoublingDelay {
 
     /// The pause to take now; the next one is twice as long (up to the
     /// maximum).
-    pub fn next(&mut self) -> Duration {
+    pub fn take(&mut self) -> Duration {
         let now = self.current;
         self.current = self.current.saturating_mul(2).min(self.max);
         now
     }
 
-    /// The pause [`next`](Self::next) would return, without doubling.
+    /// The pause [`take`](Self::take) would return, without doubling.
     pub fn peek(&self) -> Duration {
         self.current
     }

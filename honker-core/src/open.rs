@@ -40,7 +40,7 @@ fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
     loop {
         match f() {
             Err(e) if e.is_transient() && Instant::now() + pause.peek() < deadline => {
-                std::thread::sleep(pause.next());
+                std::thread::sleep(pause.take());
             }
             other => return other,
         }

@@ -418,7 +418,7 @@ fn poll_loop(
                 }
                 Err(e) => {
                     shared.set_error(format!("reopening {}: {e}", path.display()));
-                    reopen.next();
+                    reopen.take();
                     next_reopen = now + reopen.peek();
                 }
             },

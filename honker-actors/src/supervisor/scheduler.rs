@@ -562,7 +562,7 @@ impl SupervisorState {
         if self.retry_timer.is_some() {
             return;
         }
-        let delay = self.backoff.next();
+        let delay = self.backoff.take();
         let me = myself.clone();
         self.retry_timer = Some(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
