@@ -79,6 +79,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A thread could not be started.
+    #[error("cannot start the {what} thread: {source}")]
+    Spawn {
+        /// Which thread.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Any other SQLite error.
     #[error("sqlite error: {0}")]
     Sqlite(#[source] rusqlite::Error),

@@ -138,7 +138,10 @@ impl Watcher {
             .spawn(move || {
                 poll_loop(conn, baseline, file, interval, &thread_shared);
             })
-            .map_err(|e| Error::InvalidOption(format!("cannot spawn watcher thread: {e}")))?;
+            .map_err(|source| Error::Spawn {
+                what: "watcher",
+                source,
+            })?;
         Ok(Watcher {
             shared,
             thread: Some(thread),
