@@ -13,31 +13,26 @@ mod common;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{drained, eventually};
+use common::eventually;
 use honker_actors::core::rusqlite;
-use honker_actors::{Fault, Honker, Job, JobContext, JobError, WorkerPool};
+use honker_actors::testing::wait_until_drained;
+use honker_actors::{job, Fault, Honker, JobContext, JobError, WorkerPool};
 
 /// How often each payload ran, per case.
 #[derive(Default)]
 struct Runs(Mutex<HashMap<u32, usize>>);
 
-struct Sweep;
-impl Job for Sweep {
-    const NAME: &'static str = "sweep";
-    const QUEUE: &'static str = "sweep";
-    type Args = u32;
-    type Output = ();
-    async fn run(&self, ctx: JobContext, n: u32) -> Result<(), JobError> {
-        *ctx.data::<Arc<Runs>>()?
-            .0
-            .lock()
-            .unwrap()
-            .entry(n)
-            .or_default() += 1;
-        Ok(())
-    }
+#[job]
+async fn sweep(ctx: JobContext, n: u32) -> Result<(), JobError> {
+    *ctx.data::<Arc<Runs>>()?
+        .0
+        .lock()
+        .unwrap()
+        .entry(n)
+        .or_default() += 1;
+    Ok(())
 }
 
 /// What the workload was told about each write.
@@ -57,7 +52,7 @@ async fn workload(h: &Honker) -> Told {
     };
     for i in 0..8u32 {
         if i % 2 == 0 {
-            let r = h.enqueue::<Sweep>(i).await;
+            let r = sweep::enqueue(h, i).await;
             told.enqueues.push((i, r.ok()));
         } else {
             let r = h
@@ -97,21 +92,25 @@ async fn run_case(fault: Option<(Fault, u64)>) -> u64 {
     }
     let runs = Arc::new(Runs::default());
     let pool = WorkerPool::builder(&h)
-        .register(Sweep)
+        .register(sweep)
         .concurrency(2)
         .data(runs.clone())
         .start()
         .await
         .unwrap();
     let told = workload(&h).await;
-    let last = h.enqueue::<Sweep>(FINAL).await;
+    let last = sweep::enqueue(&h, FINAL).await;
     // The requests that matter: up to the last enqueue (the pool's later
     // cycles repeat what came before).
     let requests = seen.load(Ordering::SeqCst);
-    let ran_final = eventually(Duration::from_secs(20), async || {
-        runs.0.lock().unwrap().contains_key(&FINAL) && drained(&h, "sweep").await
+    // The later job ran and the queue drained, within the one 20 s limit.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let final_ran = eventually(Duration::from_secs(20), async || {
+        runs.0.lock().unwrap().contains_key(&FINAL)
     })
     .await;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let ran_final = final_ran && wait_until_drained(&h, "sweep", left).await.is_ok();
     let stopped = pool.shutdown().await;
     h.inject_writer_faults(None);
     drop(h);
