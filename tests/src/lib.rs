@@ -2,7 +2,7 @@
 //! a job a child process runs and the same job in the test process are one
 //! definition.
 
-use honker_actors::{Job, JobContext, JobError};
+use honker_actors::{job, JobContext, JobError};
 
 /// Run `statements` (each taking the job id and this process's pid) in one
 /// transaction on the job's database: how these jobs record that they ran.
@@ -23,39 +23,24 @@ pub async fn record_run(
 }
 
 /// Records each run in `mp_done`.
-pub struct Record;
-impl Job for Record {
-    const NAME: &'static str = "record";
-    const QUEUE: &'static str = "mp";
-    type Args = u32;
-    type Output = ();
-    async fn run(&self, ctx: JobContext, _n: u32) -> Result<(), JobError> {
-        record_run(&ctx, &["INSERT INTO mp_done (job_id, pid) VALUES (?1, ?2)"]).await
-    }
+#[job(queue = "mp")]
+pub async fn record(ctx: JobContext, _n: u32) -> Result<(), JobError> {
+    record_run(&ctx, &["INSERT INTO mp_done (job_id, pid) VALUES (?1, ?2)"]).await
 }
 
 /// Records each run in `done`.
-pub struct Mix;
-impl Job for Mix {
-    const NAME: &'static str = "mix";
-    const QUEUE: &'static str = "mix";
-    type Args = u32;
-    type Output = ();
-    async fn run(&self, ctx: JobContext, _n: u32) -> Result<(), JobError> {
-        record_run(&ctx, &["INSERT INTO done (job_id, pid) VALUES (?1, ?2)"]).await
-    }
+#[job]
+pub async fn mix(ctx: JobContext, _n: u32) -> Result<(), JobError> {
+    record_run(&ctx, &["INSERT INTO done (job_id, pid) VALUES (?1, ?2)"]).await
 }
 
 /// Records its start in `started`, then never finishes (its process is killed).
-pub struct Slow;
-impl Job for Slow {
-    const NAME: &'static str = "slow";
-    const QUEUE: &'static str = "rel";
-    type Args = u32;
-    type Output = ();
-    async fn run(&self, ctx: JobContext, _n: u32) -> Result<(), JobError> {
-        record_run(&ctx, &["INSERT INTO started (job_id, pid) VALUES (?1, ?2)"]).await?;
-        std::future::pending::<()>().await;
-        Ok(())
-    }
+#[job(queue = "rel")]
+pub async fn slow(ctx: JobContext, _n: u32) -> Result<(), JobError> {
+    record_run(&ctx, &["INSERT INTO started (job_id, pid) VALUES (?1, ?2)"]).await?;
+    std::future::pending::<()>().await;
+    Ok(())
 }
+
+// The names the `honker-child` binary imports (type and value alike).
+pub use self::{mix as Mix, record as Record, slow as Slow};

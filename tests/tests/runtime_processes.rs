@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{child, eventually, run, ChildGuard};
-use honker_actors::{Honker, Job, JobContext, JobError, WorkerPool};
-use honker_tests::Record;
+use honker_actors::{job, Honker, JobContext, JobError, WorkerPool};
+use honker_tests::record;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pools_in_two_processes_run_each_job_exactly_once() {
@@ -20,7 +20,7 @@ async fn pools_in_two_processes_run_each_job_exactly_once() {
     h.transaction(move |tx| {
         tx.execute("CREATE TABLE mp_done (job_id INTEGER, pid INTEGER)", [])?;
         for n in 0..total {
-            honker_actors::enqueue_tx::<Record>(tx, n)?;
+            record::enqueue_tx(tx, n)?;
         }
         Ok::<_, honker_actors::Error>(())
     })
@@ -45,7 +45,7 @@ async fn pools_in_two_processes_run_each_job_exactly_once() {
         "the child process never ran a job"
     );
     let pool = WorkerPool::builder(&h)
-        .register(Record)
+        .register(record)
         .concurrency(8)
         .start()
         .await
@@ -84,16 +84,10 @@ async fn pools_in_two_processes_run_each_job_exactly_once() {
 
 /// The payloads `from_child` ran with.
 static CHILD_JOB_RUNS: Mutex<Vec<serde_json::Value>> = Mutex::new(Vec::new());
-struct FromChild;
-impl Job for FromChild {
-    const NAME: &'static str = "from_child";
-    const QUEUE: &'static str = "child";
-    type Args = serde_json::Value;
-    type Output = ();
-    async fn run(&self, _ctx: JobContext, v: serde_json::Value) -> Result<(), JobError> {
-        CHILD_JOB_RUNS.lock().unwrap().push(v);
-        Ok(())
-    }
+#[job(queue = "child")]
+async fn from_child(_ctx: JobContext, v: serde_json::Value) -> Result<(), JobError> {
+    CHILD_JOB_RUNS.lock().unwrap().push(v);
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +96,7 @@ async fn a_commit_from_another_process_wakes_an_idle_pool() {
     let db = dir.path().join("wake.db");
     let h = Honker::open(&db).unwrap();
     let pool = WorkerPool::builder(&h)
-        .register(FromChild)
+        .register(from_child)
         .start()
         .await
         .unwrap();
@@ -132,16 +126,10 @@ async fn a_commit_from_another_process_wakes_an_idle_pool() {
 
 /// The attempt number of each run of `long` in this process.
 static RECLAIMED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-struct LongHere;
-impl Job for LongHere {
-    const NAME: &'static str = "long";
-    const QUEUE: &'static str = "long";
-    type Args = u32;
-    type Output = ();
-    async fn run(&self, ctx: JobContext, _n: u32) -> Result<(), JobError> {
-        RECLAIMED.lock().unwrap().push(ctx.attempt());
-        Ok(())
-    }
+#[job]
+async fn long(ctx: JobContext, _n: u32) -> Result<(), JobError> {
+    RECLAIMED.lock().unwrap().push(ctx.attempt());
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +137,7 @@ async fn a_long_job_is_reclaimed_after_its_process_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("long.db");
     let h = Honker::open(&db).unwrap();
-    let id = h.enqueue::<LongHere>(1).await.unwrap();
+    let id = long::enqueue(&h, 1).await.unwrap();
     let mut c = ChildGuard::spawn(child("long", &db).stdout(Stdio::piped()));
     let lines = c.stdout_lines();
     let line = lines.next_within(Duration::from_secs(30));
@@ -172,7 +160,7 @@ async fn a_long_job_is_reclaimed_after_its_process_is_killed() {
     );
     c.kill(); // SIGKILL
     let pool = WorkerPool::builder(&h)
-        .register(LongHere)
+        .register(long)
         .visibility_timeout(Duration::from_secs(1))
         .start()
         .await

@@ -28,9 +28,3 @@ pub async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bo
     }
     false
 }
-
-/// Nothing of `queue` is waiting or running.
-pub async fn drained(h: &Honker, queue: &str) -> bool {
-    let s = h.queue(queue).stats().await.unwrap();
-    s.pending_due + s.scheduled + s.processing == 0
-}
