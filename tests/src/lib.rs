@@ -41,6 +41,3 @@ pub async fn slow(ctx: JobContext, _n: u32) -> Result<(), JobError> {
     std::future::pending::<()>().await;
     Ok(())
 }
-
-// The names the `honker-child` binary imports (type and value alike).
-pub use self::{mix as Mix, record as Record, slow as Slow};

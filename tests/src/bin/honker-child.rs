@@ -34,7 +34,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use honker_core::{EnqueueOptions, Error};
-use honker_tests::{Mix, Record, Slow};
+use honker_tests::{mix, record, slow};
 
 fn main() {
     die_with_parent();
@@ -240,22 +240,13 @@ fn churn(db: &str) -> honker_core::Result<()> {
     }
 }
 
-struct Long;
-impl honker_actors::Job for Long {
-    const NAME: &'static str = "long";
-    const QUEUE: &'static str = "long";
-    type Args = u32;
-    type Output = ();
-    async fn run(
-        &self,
-        ctx: honker_actors::JobContext,
-        _n: u32,
-    ) -> Result<(), honker_actors::JobError> {
-        println!("running {}", ctx.id());
-        let _ = std::io::stdout().flush();
-        std::future::pending::<()>().await;
-        Ok(())
-    }
+/// Runs until its process is killed.
+#[honker_actors::job]
+async fn long(ctx: honker_actors::JobContext, _n: u32) -> Result<(), honker_actors::JobError> {
+    println!("running {}", ctx.id());
+    let _ = std::io::stdout().flush();
+    std::future::pending::<()>().await;
+    Ok(())
 }
 
 fn runtime(cmd: &str, db: &str) -> honker_core::Result<()> {
@@ -264,10 +255,10 @@ fn runtime(cmd: &str, db: &str) -> honker_core::Result<()> {
         let honker = honker_actors::Honker::open(db).map_err(into_core)?;
         let builder = honker_actors::WorkerPool::builder(&honker);
         let pool = if cmd == "pool" {
-            builder.register(Record).concurrency(8)
+            builder.register(record).concurrency(8)
         } else {
             builder
-                .register(Long)
+                .register(long)
                 .visibility_timeout(Duration::from_secs(1))
         }
         .start()
@@ -304,7 +295,7 @@ fn reliability(cmd: &str, db: &str, arg: Option<&String>) -> honker_core::Result
         match cmd {
             "inflight" => {
                 let _pool = honker_actors::WorkerPool::builder(&honker)
-                    .register(Slow)
+                    .register(slow)
                     .concurrency(100)
                     .visibility_timeout(Duration::from_secs(1))
                     .start()
@@ -314,7 +305,7 @@ fn reliability(cmd: &str, db: &str, arg: Option<&String>) -> honker_core::Result
             }
             "work" => {
                 let pool = honker_actors::WorkerPool::builder(&honker)
-                    .register(Mix)
+                    .register(mix)
                     .concurrency(8)
                     .start()
                     .await
@@ -338,7 +329,7 @@ fn reliability(cmd: &str, db: &str, arg: Option<&String>) -> honker_core::Result
                 while i < n {
                     let tx = conn.transaction()?;
                     for _ in 0..100.min(n - i) {
-                        let job = honker_actors::EnqueueBuilder::<Mix>::new(i as u32)
+                        let job = honker_actors::EnqueueBuilder::<mix>::new(i as u32)
                             .priority((i % 5) as i64);
                         job.enqueue_tx(&tx).map_err(into_core)?;
                         i += 1;
