@@ -13,7 +13,11 @@
 use proc_macro::TokenStream;
 
 mod expand;
+mod options;
 mod parse;
+#[cfg(test)]
+mod tests;
+mod types;
 
 /// Turn an `async fn` into a typed job.
 ///
