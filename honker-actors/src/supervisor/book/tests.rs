@@ -1,0 +1,434 @@
+//! Unit tests of the claim book, and its model-based property test.
+
+use super::*;
+use crate::job::Backoff;
+
+fn job(id: i64, attempts: i64, queue: &str, expires_at: Option<i64>) -> ClaimedJob {
+    ClaimedJob {
+        id,
+        queue: queue.to_string(),
+        payload: "{}".into(),
+        priority: 0,
+        run_at: 0,
+        worker_id: "w".into(),
+        claim_expires_at: 100,
+        attempts,
+        max_attempts: 3,
+        created_at: 0,
+        expires_at,
+    }
+}
+
+fn book(concurrency: usize, limits: &[(&'static str, usize)]) -> ClaimBook {
+    ClaimBook::new(
+        concurrency,
+        limits.iter().copied().collect(),
+        SharedLeases::default(),
+    )
+}
+
+fn start_next(b: &mut ClaimBook) -> (RunId, Arc<JobSignals>) {
+    let r = b.next_ready(0, &mut Vec::new()).expect("a ready job");
+    let signals = Arc::new(JobSignals::default());
+    b.start(&r, signals.clone());
+    (r.run, signals)
+}
+
+fn heartbeated(b: &ClaimBook) -> HashSet<Lease> {
+    b.held.lock().unwrap().clone()
+}
+
+fn opts() -> JobOptions {
+    JobOptions::default().backoff(Backoff::fixed(Duration::from_secs(7)))
+}
+
+const L1: Lease = Lease { id: 1, attempts: 1 };
+
+#[test]
+fn a_finish_of_an_earlier_attempt_never_touches_the_later_one() {
+    let mut b = book(2, &[("q", 1)]);
+    b.claimed(job(1, 1, "q", None), "q");
+    let (first, _) = start_next(&mut b);
+    // The claim lapsed unnoticed; the pool claimed the job again.
+    b.claimed(job(1, 2, "q", None), "q");
+    let (second, _) = start_next(&mut b);
+    assert_eq!(b.running_len(), 2);
+    let run = b.finish(first).expect("attempt 1 is in the book");
+    let out = outcome_of(&run, RunResult::Done(None), &opts(), false);
+    assert!(matches!(out, Some(Outcome::Ack { lease, .. }) if lease == L1));
+    // Attempt 2 still runs, still heartbeated, still counted.
+    assert_eq!(b.running_len(), 1);
+    assert!(heartbeated(&b).contains(&Lease { id: 1, attempts: 2 }));
+    assert_eq!(b.held_in("q"), 1);
+    assert!(b.finish(second).is_some());
+    assert_eq!(b.held_in("q"), 0);
+    assert!(heartbeated(&b).is_empty());
+}
+
+#[test]
+fn a_new_claim_with_the_lease_of_a_running_one_supersedes_it() {
+    // Cancelled, requeued with fresh attempts, claimed again: the same
+    // id and attempt number, a different claim.
+    let mut b = book(2, &[]);
+    b.claimed(job(1, 1, "q", None), "q");
+    let (old, old_signals) = start_next(&mut b);
+    assert_eq!(b.claimed(job(1, 1, "q", None), "q"), 1);
+    assert!(old_signals.stop.is_raised(), "the old run is told");
+    let (new, _) = start_next(&mut b);
+    assert_ne!(old, new);
+    // The old run's finish writes nothing and leaves the new claim be.
+    let run = b.finish(old).expect("still in the book");
+    assert!(outcome_of(&run, RunResult::Done(None), &opts(), false).is_none());
+    assert!(
+        heartbeated(&b).contains(&L1),
+        "the new claim is still heartbeated"
+    );
+    assert_eq!(b.held_in("q"), 1);
+    let run = b.finish(new).expect("the new run");
+    assert!(outcome_of(&run, RunResult::Done(None), &opts(), false).is_some());
+    assert!(heartbeated(&b).is_empty());
+    assert_eq!(b.held_in("q"), 0);
+}
+
+#[test]
+fn a_finish_for_a_run_not_held_is_dropped_and_counted() {
+    let mut b = book(2, &[]);
+    b.claimed(job(1, 1, "q", None), "q");
+    let (run, _) = start_next(&mut b);
+    assert!(b.finish(RunId(999)).is_none());
+    assert_eq!(b.stale(), 1);
+    assert!(b.finish(run).is_some());
+    assert!(b.finish(run).is_none());
+    assert_eq!(b.stale(), 2);
+}
+
+#[test]
+fn room_counts_ready_running_and_reserved() {
+    let mut b = book(4, &[]);
+    assert_eq!(b.room(4), 8);
+    let plan = b.plan(3, &["q"]);
+    assert_eq!(b.room(4), 5);
+    b.claimed(job(1, 1, "q", None), "q");
+    b.unreserve(&plan);
+    assert_eq!(b.room(4), 7);
+    start_next(&mut b);
+    assert_eq!(b.room(0), 3);
+    assert_eq!(b.room(usize::MAX), usize::MAX - 1);
+}
+
+#[test]
+fn plans_respect_queue_limits_across_cycles_in_flight() {
+    let mut b = book(10, &[("slow", 2)]);
+    let first = b.plan(10, &["slow", "fast"]);
+    assert_eq!(first.queues, vec![("slow", 2), ("fast", 10)]);
+    // A second cycle while the first is in flight: no room left in "slow".
+    let second = b.plan(5, &["slow", "fast"]);
+    assert_eq!(second.queues, vec![("fast", 5)]);
+    b.unreserve(&first);
+    b.claimed(job(1, 1, "slow", None), "slow");
+    b.unreserve(&second);
+    let third = b.plan(5, &["slow"]);
+    assert_eq!(third.queues, vec![("slow", 1)]);
+    let none = b.plan(0, &["slow"]);
+    assert!(none.queues.is_empty());
+}
+
+#[test]
+fn a_plan_with_no_queue_reserves_nothing() {
+    let mut b = book(4, &[("q", 0)]);
+    let plan = b.plan(4, &["q"]);
+    assert_eq!(plan.budget, 0);
+    assert_eq!(b.room(0), 4);
+}
+
+#[test]
+fn a_ready_job_past_its_expiry_is_never_started() {
+    let mut b = book(4, &[]);
+    b.claimed(job(1, 1, "q", Some(50)), "q");
+    b.claimed(job(2, 1, "q", Some(51)), "q");
+    b.claimed(job(3, 1, "q", None), "q");
+    let mut gone = Vec::new();
+    let next = b.next_ready(51, &mut gone).expect("job 3 is still good");
+    assert_eq!(next.job.id, 3);
+    let ids: Vec<i64> = gone.iter().map(|(r, _)| r.job.id).collect();
+    assert_eq!(ids, [1, 2]);
+    assert!(gone.iter().all(|(_, why)| *why == NotStarted::Expired));
+    // Expired jobs no longer count; the one taken still does until started.
+    assert_eq!(b.held_in("q"), 1);
+}
+
+#[test]
+fn lost_claims_drop_ready_jobs_and_stop_running_ones_without_an_outcome() {
+    let mut b = book(4, &[]);
+    b.claimed(job(1, 1, "q", None), "q");
+    let (running, signals) = start_next(&mut b);
+    b.claimed(job(2, 1, "q", None), "q");
+    let l2 = Lease { id: 2, attempts: 1 };
+    let (dropped, stopped) = b.lost(&[L1, l2]);
+    assert_eq!(dropped, vec![(l2, "q")]);
+    assert_eq!(stopped, vec![(L1, "q")]);
+    assert!(signals.stop.is_raised());
+    assert!(heartbeated(&b).is_empty());
+    // Still occupies its worker and its queue until it returns.
+    assert_eq!(b.held_in("q"), 1);
+    let run = b.finish(running).expect("still in the book");
+    assert!(outcome_of(&run, RunResult::Done(None), &opts(), false).is_none());
+    assert_eq!(b.held_in("q"), 0);
+    // A second report of the same loss changes nothing.
+    assert_eq!(b.lost(&[L1]), (vec![], vec![]));
+}
+
+#[test]
+fn a_cooperative_stop_on_shutdown_gives_the_claim_back() {
+    let mut b = book(1, &[]);
+    b.claimed(job(1, 1, "q", None), "q");
+    let (run, signals) = start_next(&mut b);
+    signals.stop.raise();
+    let run = b.finish(run).unwrap();
+    let retry = || RunResult::Retry {
+        after: None,
+        error: "stopping".into(),
+    };
+    let out = outcome_of(&run, retry(), &opts(), true);
+    assert!(matches!(out, Some(Outcome::Release { .. })), "{out:?}");
+    // Without a shutdown the same error is a retry with the backoff.
+    let out = outcome_of(&run, retry(), &opts(), false);
+    assert!(
+        matches!(out, Some(Outcome::Retry { delay, .. }) if delay == Duration::from_secs(7)),
+        "{out:?}"
+    );
+    // A permanent failure stays a failure.
+    let out = outcome_of(&run, RunResult::Fail("bad".into()), &opts(), true);
+    assert!(matches!(out, Some(Outcome::Fail { .. })));
+}
+
+#[test]
+fn a_timeout_is_a_retry_with_the_backoff_and_says_so() {
+    let mut b = book(1, &[]);
+    b.claimed(job(1, 1, "q", None), "q");
+    let (run, _) = start_next(&mut b);
+    let run = b.finish(run).unwrap();
+    let timed_out = RunResult::TimedOut(Duration::from_millis(250));
+    match outcome_of(&run, timed_out, &opts(), false) {
+        Some(Outcome::Retry { delay, error, .. }) => {
+            assert_eq!(delay, Duration::from_secs(7));
+            assert_eq!(error, "timed out after 250ms");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn draining_ready_jobs_frees_their_room() {
+    let mut b = book(2, &[("q", 5)]);
+    b.claimed(job(1, 1, "q", None), "q");
+    b.claimed(job(2, 1, "q", None), "q");
+    let drained = b.drain_ready();
+    assert_eq!(drained.len(), 2);
+    assert_eq!(b.held_in("q"), 0);
+    assert_eq!(b.room(0), 2);
+    assert!(heartbeated(&b).is_empty());
+}
+
+#[test]
+fn ready_jobs_wait_in_claim_order_and_one_put_back_comes_first() {
+    let mut b = book(4, &[]);
+    b.claimed(job(1, 1, "q", None), "q");
+    b.claimed(job(2, 1, "q", None), "q");
+    assert_eq!(b.ready_len(), 2);
+    let first = b.next_ready(0, &mut Vec::new()).unwrap();
+    assert_eq!((first.job.id, b.ready_len()), (1, 1));
+    b.unready(first);
+    assert_eq!(b.ready_len(), 2);
+    assert_eq!(b.next_ready(0, &mut Vec::new()).unwrap().job.id, 1);
+    assert_eq!(
+        b.held_in("q"),
+        2,
+        "a job taken and put back still counts once"
+    );
+}
+
+#[test]
+fn running_lists_every_run_with_its_lease_and_queue() {
+    let mut b = book(4, &[]);
+    b.claimed(job(1, 1, "q", None), "q");
+    let (run, _) = start_next(&mut b);
+    let all: Vec<(RunId, Lease, &str)> =
+        b.running().map(|(id, r)| (*id, r.lease, r.queue)).collect();
+    assert_eq!(all, vec![(run, L1, "q")]);
+}
+
+#[test]
+fn durations_read_as_a_person_writes_them() {
+    assert_eq!(humantime(Duration::from_millis(999)), "999ms");
+    assert_eq!(humantime(Duration::from_millis(1000)), "1s");
+    assert_eq!(humantime(Duration::from_millis(1500)), "1.5s");
+}
+
+// ---------------------------------------------------------- model test
+
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Plan a cycle with this budget (at most two in flight).
+    Plan(usize),
+    /// The oldest cycle in flight comes back having claimed this share
+    /// of each queue's planned room (0..=100 %), jobs expiring or not.
+    Back(u8, bool),
+    /// A worker takes the next ready job.
+    Start,
+    /// The run at this index (modulo) finishes.
+    Finish(usize),
+    /// A finish for a run the book never had.
+    Stale,
+    /// The heartbeat finds this (modulo) held lease lost.
+    Lost(usize),
+    /// The job of the run at this index (modulo) is claimed anew with
+    /// the same lease (requeued with fresh attempts).
+    Reclaim(usize),
+    /// A shutdown gives every ready job back.
+    Drain,
+    /// Time passes (expiring ready jobs).
+    Tick,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0usize..12).prop_map(Op::Plan),
+        (0u8..=100, any::<bool>()).prop_map(|(p, e)| Op::Back(p, e)),
+        Just(Op::Start),
+        (0usize..64).prop_map(Op::Finish),
+        Just(Op::Stale),
+        (0usize..64).prop_map(Op::Lost),
+        (0usize..64).prop_map(Op::Reclaim),
+        Just(Op::Drain),
+        Just(Op::Tick),
+    ]
+}
+
+const QUEUES: [&str; 2] = ["a", "b"];
+const CONCURRENCY: usize = 4;
+const BUFFER: usize = 4;
+const LIMIT_A: usize = 2;
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("HONKER_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
+
+    /// Whatever happens, in any order: a queue never holds more than
+    /// its limit, the pool never more than its room, the heartbeat
+    /// extends exactly the claims held and not lost, a lost or
+    /// superseded run writes nothing, and every finish of a run not
+    /// held is dropped and counted.
+    #[test]
+    fn the_book_keeps_its_invariants(ops in proptest::collection::vec(op(), 1..80)) {
+        let mut b = book(CONCURRENCY, &[("a", LIMIT_A)]);
+        let mut in_flight: VecDeque<ClaimPlan> = VecDeque::new();
+        // Running runs: id, lease, queue; and which of them lost their claim.
+        let mut running: Vec<(RunId, Lease, &'static str)> = Vec::new();
+        let mut lost: HashSet<RunId> = HashSet::new();
+        let mut next_id = 1;
+        let mut now = 0;
+        let mut stale = 0;
+        for op in ops {
+            match op {
+                Op::Plan(budget) if in_flight.len() < 2 => {
+                    let budget = budget.min(b.room(BUFFER));
+                    in_flight.push_back(b.plan(budget, &QUEUES));
+                }
+                Op::Plan(_) => {}
+                Op::Back(share, expiring) => {
+                    let Some(plan) = in_flight.pop_front() else { continue };
+                    let mut left = plan.budget;
+                    for (q, room) in &plan.queues {
+                        let n = (room * usize::from(share) / 100).min(left);
+                        left -= n;
+                        for _ in 0..n {
+                            let expires = expiring.then_some(now + 1);
+                            b.claimed(job(next_id, 1, q, expires), q);
+                            next_id += 1;
+                        }
+                    }
+                    b.unreserve(&plan);
+                }
+                Op::Start if running.len() < CONCURRENCY => {
+                    let mut gone = Vec::new();
+                    if let Some(r) = b.next_ready(now, &mut gone) {
+                        prop_assert!(r.job.expires_at.is_none_or(|e| e > now));
+                        b.start(&r, Arc::new(JobSignals::default()));
+                        running.push((r.run, r.job.lease(), r.queue));
+                    }
+                    for (r, _) in gone {
+                        prop_assert!(r.job.expires_at.is_some_and(|e| e <= now));
+                    }
+                }
+                Op::Start => {}
+                Op::Finish(i) if !running.is_empty() => {
+                    let (run, _, _) = running.remove(i % running.len());
+                    let r = b.finish(run);
+                    prop_assert!(r.is_some());
+                    let r = r.unwrap();
+                    prop_assert_eq!(r.lost, lost.contains(&run));
+                    let out = outcome_of(&r, RunResult::Done(None), &opts(), false);
+                    prop_assert_eq!(out.is_some(), !lost.contains(&run));
+                }
+                Op::Finish(_) => {}
+                Op::Stale => {
+                    prop_assert!(b.finish(RunId(u64::MAX)).is_none());
+                    stale += 1;
+                }
+                Op::Lost(i) => {
+                    let mut held: Vec<Lease> = heartbeated(&b).into_iter().collect();
+                    if held.is_empty() { continue }
+                    held.sort_by_key(|l| l.id);
+                    let pick = held[i % held.len()];
+                    b.lost(&[pick]);
+                    for (run, lease, _) in &running {
+                        if *lease == pick {
+                            lost.insert(*run);
+                        }
+                    }
+                }
+                Op::Reclaim(i) if !running.is_empty() => {
+                    let (_, lease, queue) = running[i % running.len()];
+                    if queue == "a" && b.held_in("a") + b.reserved_per_queue.get("a").copied().unwrap_or(0) >= LIMIT_A {
+                        continue; // the pool would not have claimed it
+                    }
+                    b.claimed(job(lease.id, lease.attempts, queue, None), queue);
+                    for (run, l, _) in &running {
+                        if *l == lease {
+                            lost.insert(*run);
+                        }
+                    }
+                }
+                Op::Reclaim(_) => {}
+                Op::Drain => {
+                    b.drain_ready();
+                }
+                Op::Tick => now += 1,
+            }
+            // Invariants.
+            let reserved_a = b.reserved_per_queue.get("a").copied().unwrap_or(0);
+            prop_assert!(b.held_in("a") + reserved_a <= LIMIT_A,
+                "queue a: {} held + {} reserved > {}", b.held_in("a"), reserved_a, LIMIT_A);
+            prop_assert_eq!(b.held_in("a") + b.held_in("b"), b.ready_len() + b.running_len());
+            prop_assert_eq!(b.running_len(), running.len());
+            let expected: HashSet<Lease> = b
+                .ready
+                .iter()
+                .map(|r| r.job.lease())
+                .chain(
+                    running
+                        .iter()
+                        .filter(|(run, _, _)| !lost.contains(run))
+                        .map(|(_, l, _)| *l),
+                )
+                .collect();
+            prop_assert_eq!(heartbeated(&b), expected);
+            prop_assert_eq!(b.stale(), stale);
+        }
+    }
+}
