@@ -100,9 +100,15 @@ impl Queue {
 
     /// Ack many claims in one transaction; returns the ids acked.
     pub async fn ack_batch(&self, worker_id: &str, leases: &[Lease]) -> Result<Vec<i64>> {
-        let (l, w) = (leases.to_vec(), worker_id.to_string());
+        let (l, w, q) = (leases.to_vec(), worker_id.to_string(), self.name.clone());
         let acked = self
-            .write(move |c| Ok(honker_core::ack_batch(c, &w, &l)?))
+            .write(move |c| {
+                let ours: Vec<Lease> = l
+                    .into_iter()
+                    .filter(|l| in_queue(c, &q, l.id).unwrap_or(false))
+                    .collect();
+                Ok(honker_core::ack_batch(c, &w, &ours)?)
+            })
             .await?;
         telemetry::lost_claims(&self.name, leases.len() - acked.len());
         Ok(acked)
@@ -121,15 +127,20 @@ impl Queue {
         delay: Duration,
         error: &str,
     ) -> Result<RetryOutcome> {
-        let (w, e) = (worker_id.to_string(), error.to_string());
-        self.write(move |c| Ok(honker_core::retry(c, &w, lease, delay, &e)?))
-            .await
+        let (w, e, q) = (worker_id.to_string(), error.to_string(), self.name.clone());
+        self.write(move |c| {
+            if !in_queue(c, &q, lease.id)? {
+                return Ok(RetryOutcome::Lost);
+            }
+            Ok(honker_core::retry(c, &w, lease, delay, &e)?)
+        })
+        .await
     }
 
     /// Move a claim to dead; `false` when it was lost.
     pub async fn fail(&self, worker_id: &str, lease: Lease, error: &str) -> Result<bool> {
-        let (w, e) = (worker_id.to_string(), error.to_string());
-        self.write(move |c| Ok(honker_core::fail(c, &w, lease, &e)?))
+        let (w, e, q) = (worker_id.to_string(), error.to_string(), self.name.clone());
+        self.write(move |c| Ok(in_queue(c, &q, lease.id)? && honker_core::fail(c, &w, lease, &e)?))
             .await
     }
 
@@ -140,9 +151,14 @@ impl Queue {
         lease: Lease,
         extend: Duration,
     ) -> Result<Option<i64>> {
-        let w = worker_id.to_string();
-        self.write(move |c| Ok(honker_core::heartbeat(c, &w, lease, extend)?))
-            .await
+        let (w, q) = (worker_id.to_string(), self.name.clone());
+        self.write(move |c| {
+            if !in_queue(c, &q, lease.id)? {
+                return Ok(None);
+            }
+            Ok(honker_core::heartbeat(c, &w, lease, extend)?)
+        })
+        .await
     }
 
     /// Cancel a pending or processing job of this queue: it moves to
@@ -208,6 +224,13 @@ impl Queue {
     {
         self.honker.writer().write(f).await
     }
+}
+
+/// Whether live job `id` belongs to `queue`: a queue handle acts only on
+/// its own queue's jobs (the fenced operations themselves match id, worker
+/// and attempt, not the queue).
+fn in_queue(c: &Connection, queue: &str, id: i64) -> Result<bool> {
+    Ok(honker_core::get_job_in(c, queue, id)?.is_some())
 }
 
 /// A claim's reply not yet taken. Dropped before it is taken (the caller

@@ -163,6 +163,12 @@ impl Writer {
                 _ => Authorization::Allow,
             }
         }))?;
+        // Statements prepared before the flag went up (the writer's own,
+        // from the statement cache) are not authorized again: a COMMIT
+        // while a request runs is turned into a rollback here, which the
+        // group sees and answers as a group SQLite rolled back.
+        let flag = in_request.clone();
+        conn.commit_hook(Some(move || flag.load(Ordering::Relaxed)))?;
         let (tx, rx) = mpsc::channel();
         let faults: Arc<Mutex<Option<FaultHook>>> = Arc::default();
         let state = Thread {

@@ -595,6 +595,55 @@ async fn a_queue_handle_never_acts_on_another_queues_job() {
     assert!(!a.requeue_dead(id).await.unwrap());
     assert_eq!(b.list_dead(10, 0).await.unwrap().len(), 1, "still dead");
     assert!(b.requeue_dead(id).await.unwrap());
+    // The fenced operations too: a claim of queue a, through queue b.
+    let job = b.claim_batch("w", 1).await.unwrap().remove(0);
+    let lease = job.lease();
+    assert!(a
+        .heartbeat("w", lease, Duration::from_secs(999))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!a.fail("w", lease, "from a").await.unwrap());
+    let retried = a.retry("w", lease, Duration::ZERO, "from a").await.unwrap();
+    assert_eq!(retried, honker_actors::RetryOutcome::Lost);
+    assert!(!a.ack("w", lease).await.unwrap());
+    let row = b
+        .get_job(id)
+        .await
+        .unwrap()
+        .expect("still b's, still claimed");
+    assert_eq!(row.claim_expires_at, Some(job.claim_expires_at));
+    assert!(b.ack("w", lease).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closure_cannot_commit_through_the_writers_own_cached_statement() {
+    let (_d, h) = honker();
+    h.transaction(|tx| tx.execute_batch("CREATE TABLE t(x)"))
+        .await
+        .unwrap();
+    let r = h
+        .transaction(|tx| {
+            tx.execute("INSERT INTO t VALUES (1)", [])
+                .map_err(std::io::Error::other)?;
+            // The writer's COMMIT, from the shared statement cache (its
+            // authorization was at prepare time).
+            let _ = tx
+                .prepare_cached("COMMIT /* honker writer */")
+                .and_then(|mut s| s.execute([]));
+            Err::<(), _>(std::io::Error::other("fail"))
+        })
+        .await;
+    assert!(r.is_err());
+    let n: i64 = foreign(&h)
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0, "nothing of the failed closure is on disk");
+    // The handle keeps working.
+    h.queue("q")
+        .enqueue(&1, EnqueueOptions::default())
+        .await
+        .unwrap();
 }
 
 // ------------------------------------------------------------ 10. result waits
