@@ -842,3 +842,67 @@ async fn queue_names_that_are_not_safe_labels_are_refused() {
         .await
         .unwrap();
 }
+
+// ------------------------------------------------------------ rows the application pins
+
+static PINNED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[job(queue = "pinned")]
+async fn pinned(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
+    PINNED_RUNS.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_an_application_key_pins_never_block_a_queue_or_a_shutdown() {
+    let (_d, h) = honker();
+    // The application points at job rows (foreign keys are on, as the
+    // format's pragmas say): neither the finished job's ack nor the
+    // exhausted job's move to dead can delete its row.
+    let (acked_id, spent_id) = h
+        .transaction(|tx| {
+            tx.execute_batch(
+                "CREATE TABLE orders(id INTEGER PRIMARY KEY,
+                                     job INTEGER REFERENCES _honker_live(id))",
+            )?;
+            let payload = r#"{"n":1}"#;
+            let opts = EnqueueOptions::default();
+            let acked = honker_actors::core::enqueue(tx, "pinned", payload, &opts)?;
+            let spent = honker_actors::core::enqueue(tx, "pinned", payload, &opts.priority(9))?;
+            tx.execute(
+                "UPDATE _honker_live SET attempts = max_attempts WHERE id = ?1",
+                [spent],
+            )?;
+            tx.execute("INSERT INTO orders(job) VALUES (?1), (?2)", [acked, spent])?;
+            Ok::<_, honker_actors::core::Error>((acked, spent))
+        })
+        .await
+        .unwrap();
+    for n in 0..5 {
+        pinned::enqueue(&h, Args { n }).await.unwrap();
+    }
+    let pool = WorkerPool::builder(&h)
+        .register(pinned)
+        .shutdown_timeout(Duration::from_millis(500))
+        .start()
+        .await
+        .unwrap();
+    // The queue goes on around the exhausted row it cannot move.
+    let ran = eventually(Duration::from_secs(20), async || {
+        PINNED_RUNS.load(Ordering::SeqCst) >= 6
+    })
+    .await;
+    assert!(ran, "ran {}", PINNED_RUNS.load(Ordering::SeqCst));
+    // The finished job whose ack keeps failing: the shutdown says so, in
+    // its own time (grace + 1 s + 5 s), not the caller's safety net.
+    let t = Instant::now();
+    let r = pool.shutdown().await;
+    assert!(
+        matches!(r, Err(Error::ShutdownIncomplete { unwritten: 1 })),
+        "{r:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    let q = h.queue("pinned");
+    assert!(q.get_job(acked_id).await.unwrap().is_some());
+    assert!(q.get_job(spent_id).await.unwrap().is_some());
+}

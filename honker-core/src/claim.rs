@@ -74,14 +74,24 @@ pub fn claim_batch(
             let got = rows.len();
             let mut exhausted = 0;
             for (job, unusable) in rows {
-                if let Some(why) = unusable {
-                    dead_letter_unusable(c, job.id, &why)?;
-                    exhausted += 1;
+                let moved = if let Some(why) = unusable {
+                    atomically(c, |c| dead_letter_unusable(c, job.id, &why))
                 } else if job.attempts > job.max_attempts {
-                    dead_letter_exhausted(c, job.id)?;
-                    exhausted += 1;
+                    atomically(c, |c| dead_letter_exhausted(c, job.id))
                 } else {
                     out.push(job);
+                    continue;
+                };
+                exhausted += 1;
+                match moved {
+                    Ok(()) => {}
+                    // The whole transaction is gone: nothing here holds.
+                    Err(e) if c.is_autocommit() => return Err(e),
+                    // This row alone cannot move (an application's foreign
+                    // key to it, a trigger): it stays claimed, unreturned,
+                    // until its claim lapses; the queue goes on.
+                    Err(e) => tracing::warn!(job_id = job.id, queue, error = %e,
+                        "could not move a job to _honker_dead; it is retried when its claim lapses"),
                 }
             }
             // Refill the slots of dead-lettered rows while candidates remain.

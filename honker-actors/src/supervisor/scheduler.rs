@@ -323,6 +323,11 @@ impl SupervisorState {
         }
         if trouble {
             self.work_maybe = true;
+            // A shutdown does not wait forever for outcomes that keep
+            // failing either.
+            if self.shutdown_gives_up() {
+                return;
+            }
             self.retry_later(myself);
         } else {
             self.backoff.reset();
