@@ -385,7 +385,11 @@ impl<J: Job> ErasedJob for Registered<J> {
                 }
             };
             match self.job.run(ctx, args).await {
-                Ok(out) => RunResult::Done(encode_output::<J::Output>(&out)),
+                Ok(out) => match encode_output::<J::Output>(&out) {
+                    Ok(result) => RunResult::Done(result),
+                    // The run's one product cannot be kept: not a success.
+                    Err(why) => RunResult::Fail(why),
+                },
                 Err(e) => match e.kind {
                     ErrorKind::Retry(after) => RunResult::Retry {
                         after,
@@ -398,18 +402,15 @@ impl<J: Job> ErasedJob for Registered<J> {
     }
 }
 
-/// The JSON to save for a job's output; `None` for `()`.
-fn encode_output<O: Serialize + 'static>(out: &O) -> Option<String> {
+/// The JSON to save for a job's output; `None` for `()`; why not when the
+/// output does not serialize.
+fn encode_output<O: Serialize + 'static>(out: &O) -> Result<Option<String>, String> {
     if TypeId::of::<O>() == TypeId::of::<()>() {
-        return None;
+        return Ok(None);
     }
-    match serde_json::to_string(out) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::error!(error = %e, "job output does not serialize; no result saved");
-            None
-        }
-    }
+    serde_json::to_string(out)
+        .map(Some)
+        .map_err(|e| format!("the job's output does not serialize to JSON: {e}"))
 }
 
 #[cfg(test)]

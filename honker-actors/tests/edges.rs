@@ -906,3 +906,35 @@ async fn rows_an_application_key_pins_never_block_a_queue_or_a_shutdown() {
     assert!(q.get_job(acked_id).await.unwrap().is_some());
     assert!(q.get_job(spent_id).await.unwrap().is_some());
 }
+
+// ------------------------------------------------------------ outputs that cannot be kept
+
+#[job(queue = "unkeepable")]
+async fn unkeepable(
+    _ctx: JobContext,
+    _a: Args,
+) -> Result<std::collections::HashMap<(u8, u8), u8>, JobError> {
+    // A map with tuple keys has no JSON form.
+    Ok([((1, 2), 3)].into_iter().collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_that_cannot_be_saved_is_a_failure_not_a_silent_success() {
+    let (_d, h) = honker();
+    let id = unkeepable::enqueue(&h, Args { n: 1 }).await.unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(unkeepable)
+        .start()
+        .await
+        .unwrap();
+    let r = h
+        .result::<serde_json::Value>(id, Duration::from_secs(30))
+        .await;
+    pool.shutdown().await.unwrap();
+    match r {
+        Err(Error::JobDead { last_error: Some(e), .. }) => {
+            assert!(e.contains("does not serialize"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -257,7 +257,15 @@ impl ClaimedJob {
             created_at: strict.int(9, "created_at")?,
             expires_at: strict.opt_int(10, "expires_at")?,
         };
-        Ok((job, strict.bad))
+        // The claim counted this run: a count out of the range a run number
+        // has (a foreign writer's negative or huge value) would give the
+        // handler a wrong attempt and its completions a wrong fencing token
+        // (the runtime's context carries the attempt as a `u32`).
+        let mut bad = strict.bad;
+        if bad.is_none() && !(1..=i64::from(u32::MAX)).contains(&job.attempts) {
+            bad = Some(format!("column attempts holds {} after the claim, not a run number", job.attempts));
+        }
+        Ok((job, bad))
     }
 }
 

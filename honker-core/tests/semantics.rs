@@ -1626,3 +1626,25 @@ fn the_next_expiry_of_any_queue_is_the_earliest() {
         .expect("two expiring jobs");
     assert!((t + 29..=t + 31).contains(&next), "{next} vs {t}");
 }
+
+#[test]
+fn a_row_whose_attempts_are_not_a_run_number_is_dead_lettered() {
+    let (_d, c) = db();
+    let negative = put(&c, "q", "1", opts());
+    let huge = put(&c, "q", "2", opts().max_attempts(u32::MAX));
+    c.execute("UPDATE _honker_live SET attempts = -5 WHERE id = ?1", [negative])
+        .unwrap();
+    c.execute(
+        "UPDATE _honker_live SET attempts = 4294967295 WHERE id = ?1",
+        [huge],
+    )
+    .unwrap();
+    let good = put(&c, "q", "3", opts());
+    let jobs = claim_batch(&c, "q", "w", 3, Duration::from_secs(60)).unwrap();
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    assert_eq!(ids, [good]);
+    for id in [negative, huge] {
+        let dead = honker_core::get_dead(&c, id).unwrap().expect("dead-lettered");
+        assert!(dead.last_error.unwrap().contains("attempts"), "job {id}");
+    }
+}
