@@ -263,7 +263,10 @@ impl ClaimedJob {
         // (the runtime's context carries the attempt as a `u32`).
         let mut bad = strict.bad;
         if bad.is_none() && !(1..=i64::from(u32::MAX)).contains(&job.attempts) {
-            bad = Some(format!("column attempts holds {} after the claim, not a run number", job.attempts));
+            bad = Some(format!(
+                "column attempts holds {} after the claim, not a run number",
+                job.attempts
+            ));
         }
         Ok((job, bad))
     }

@@ -185,7 +185,11 @@ pub const ENQUEUE: &str = concat!(
 // ---------------------------------------------------------------- claim
 
 /// Claim up to ?3 rows of queue ?1 for worker ?2 for ?4 seconds, through the
-/// partial claim index, in claim order. Returns the claimed rows.
+/// partial claim index, in claim order. Returns the claimed rows. Rows a
+/// foreign writer left odd are taken too, so that the claim dead-letters
+/// them instead of leaving them forever: a due time that is TEXT or a BLOB
+/// (`>= ''`: they sort after every number), a processing row with no claim
+/// deadline (a worker that died before setting it: reclaimed).
 pub const CLAIM: &str = "UPDATE _honker_live
   SET state = 'processing',
       worker_id = ?2,
@@ -196,8 +200,9 @@ pub const CLAIM: &str = "UPDATE _honker_live
     WHERE queue = ?1 || ''
       AND state IN ('pending', 'processing')
       AND (expires_at IS NULL OR expires_at > unixepoch())
-      AND ((state = 'pending' AND run_at <= unixepoch())
-        OR (state = 'processing' AND claim_expires_at < unixepoch()))
+      AND ((state = 'pending' AND (run_at <= unixepoch() OR run_at >= ''))
+        OR (state = 'processing' AND (claim_expires_at < unixepoch()
+             OR claim_expires_at IS NULL OR claim_expires_at >= '')))
     ORDER BY priority DESC, run_at ASC, id ASC
     LIMIT ?3 + 0
   )
@@ -213,9 +218,12 @@ pub const CLAIM_EXHAUSTED_TO_DEAD: &str = "INSERT OR REPLACE INTO _honker_dead
          'max attempts exceeded', created_at
   FROM _honker_live WHERE id = ?1";
 
-/// Whether queue ?1 has a row the claim would take (or dead-letter): two
-/// index seeks (due pending rows by `run_at`, lapsed claims by
-/// `claim_expires_at`), never a walk past rows not yet due; no write lock.
+/// Whether queue ?1 has a row the claim would take (or dead-letter): index
+/// seeks only (due pending rows by `run_at`, lapsed claims by
+/// `claim_expires_at`, and the odd rows a foreign writer can leave: a
+/// processing row with no deadline, a time that is TEXT or a BLOB, which
+/// sort after every number), never a walk past rows not yet due; no write
+/// lock.
 pub const HAS_CLAIMABLE: &str = "SELECT EXISTS (
     SELECT 1 FROM _honker_live INDEXED BY _honker_live_pending_deadline
     WHERE queue = ?1 || '' AND state = 'pending' AND run_at <= unixepoch()
@@ -223,7 +231,16 @@ pub const HAS_CLAIMABLE: &str = "SELECT EXISTS (
   OR EXISTS (
     SELECT 1 FROM _honker_live INDEXED BY _honker_live_processing_deadline
     WHERE queue = ?1 || '' AND state = 'processing' AND claim_expires_at < unixepoch()
-      AND (expires_at IS NULL OR expires_at > unixepoch()))";
+      AND (expires_at IS NULL OR expires_at > unixepoch()))
+  OR EXISTS (
+    SELECT 1 FROM _honker_live INDEXED BY _honker_live_processing_deadline
+    WHERE queue = ?1 || '' AND state = 'processing' AND claim_expires_at IS NULL)
+  OR EXISTS (
+    SELECT 1 FROM _honker_live INDEXED BY _honker_live_pending_deadline
+    WHERE queue = ?1 || '' AND state = 'pending' AND run_at >= '')
+  OR EXISTS (
+    SELECT 1 FROM _honker_live INDEXED BY _honker_live_processing_deadline
+    WHERE queue = ?1 || '' AND state = 'processing' AND claim_expires_at >= '')";
 
 /// Move a row the claim just took, whose payload is unusable, to dead with
 /// the reason ?2.
@@ -318,7 +335,8 @@ pub const JOB_FATE: &str = "SELECT 1, state, NULL FROM _honker_live WHERE id = ?
 macro_rules! expired {
     () => {
         "(?1 IS NULL OR queue = ?1) AND expires_at IS NOT NULL AND expires_at <= ?2
-         AND (state = 'pending' OR (state = 'processing' AND claim_expires_at < ?2))"
+         AND (state = 'pending' OR (state = 'processing'
+              AND (claim_expires_at < ?2 OR claim_expires_at IS NULL)))"
     };
 }
 

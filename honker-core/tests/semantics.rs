@@ -1632,8 +1632,11 @@ fn a_row_whose_attempts_are_not_a_run_number_is_dead_lettered() {
     let (_d, c) = db();
     let negative = put(&c, "q", "1", opts());
     let huge = put(&c, "q", "2", opts().max_attempts(u32::MAX));
-    c.execute("UPDATE _honker_live SET attempts = -5 WHERE id = ?1", [negative])
-        .unwrap();
+    c.execute(
+        "UPDATE _honker_live SET attempts = -5 WHERE id = ?1",
+        [negative],
+    )
+    .unwrap();
     c.execute(
         "UPDATE _honker_live SET attempts = 4294967295 WHERE id = ?1",
         [huge],
@@ -1644,7 +1647,47 @@ fn a_row_whose_attempts_are_not_a_run_number_is_dead_lettered() {
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     assert_eq!(ids, [good]);
     for id in [negative, huge] {
-        let dead = honker_core::get_dead(&c, id).unwrap().expect("dead-lettered");
+        let dead = honker_core::get_dead(&c, id)
+            .unwrap()
+            .expect("dead-lettered");
         assert!(dead.last_error.unwrap().contains("attempts"), "job {id}");
     }
+}
+
+#[test]
+fn rows_with_text_times_or_no_claim_deadline_are_never_stuck() {
+    let (_d, c) = db();
+    let text_run_at = put(&c, "q", "1", opts());
+    c.execute(
+        "UPDATE _honker_live SET run_at = 'soon' WHERE id = ?1",
+        [text_run_at],
+    )
+    .unwrap();
+    let no_deadline = put(&c, "q", "2", opts());
+    c.execute(
+        "UPDATE _honker_live SET state = 'processing', worker_id = NULL,
+                claim_expires_at = NULL, attempts = 1 WHERE id = ?1",
+        [no_deadline],
+    )
+    .unwrap();
+    let text_deadline = put(&c, "q", "3", opts());
+    c.execute(
+        "UPDATE _honker_live SET state = 'processing', worker_id = 'w0',
+                claim_expires_at = 'later', attempts = 1 WHERE id = ?1",
+        [text_deadline],
+    )
+    .unwrap();
+    assert!(honker_core::has_claimable(&c, "q").unwrap());
+    let jobs = claim_batch(&c, "q", "w", 10, Duration::from_secs(60)).unwrap();
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    // Processing rows with no deadline or one that is not a time are
+    // reclaimed as lapsed claims (the claim writes a real deadline).
+    assert_eq!(ids, [no_deadline, text_deadline]);
+    assert!(jobs.iter().all(|j| j.attempts == 2));
+    // A pending row whose due time is TEXT is dead-lettered, naming it.
+    let dead = honker_core::get_dead(&c, text_run_at)
+        .unwrap()
+        .expect("dead-lettered");
+    assert!(dead.last_error.unwrap().contains("run_at"));
+    assert!(!honker_core::has_claimable(&c, "q").unwrap());
 }
