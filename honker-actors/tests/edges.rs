@@ -932,7 +932,10 @@ async fn an_output_that_cannot_be_saved_is_a_failure_not_a_silent_success() {
         .await;
     pool.shutdown().await.unwrap();
     match r {
-        Err(Error::JobDead { last_error: Some(e), .. }) => {
+        Err(Error::JobDead {
+            last_error: Some(e),
+            ..
+        }) => {
             assert!(e.contains("does not serialize"), "{e}")
         }
         other => panic!("{other:?}"),
