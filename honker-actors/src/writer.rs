@@ -481,7 +481,19 @@ impl Thread {
                 exec(conn, ROLLBACK_TO).and_then(|()| exec(conn, RELEASE))
             };
             if let Err(e) = closed {
-                quietly(|| tracing::error!(error = %e, "could not close a savepoint"));
+                // The request's savepoint is gone (it reached the group's
+                // own RELEASE or ROLLBACK TO through the statement cache):
+                // what it wrote can no longer be told apart from the rest.
+                // Nothing of this group may be kept.
+                if !conn.is_autocommit() {
+                    let _ = exec(conn, ROLLBACK);
+                }
+                let why = format!("a request closed the group's savepoint itself ({e})");
+                for f in finishers {
+                    f.send(Err(Error::RolledBack(why.clone())));
+                }
+                quietly(|| tracing::error!(reason = %why, "group rolled back"));
+                return;
             }
         }
         let n = finishers.len();

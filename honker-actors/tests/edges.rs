@@ -639,6 +639,51 @@ async fn a_closure_cannot_commit_through_the_writers_own_cached_statement() {
         .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 0, "nothing of the failed closure is on disk");
+    // Nor through the group savepoint's own RELEASE, in a group with others.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            if i == 10 {
+                h.transaction(|tx| {
+                    tx.execute("INSERT INTO t VALUES (2)", [])
+                        .map_err(std::io::Error::other)?;
+                    let _ = tx
+                        .prepare_cached("RELEASE honker_group_op /* honker writer */")
+                        .and_then(|mut s| s.execute([]));
+                    Err::<(), _>(std::io::Error::other("fail"))
+                })
+                .await
+                .map(|_| None)
+            } else {
+                h.queue("q")
+                    .enqueue(&i, EnqueueOptions::default())
+                    .await
+                    .map(Some)
+            }
+        }));
+    }
+    let c = foreign(&h);
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(Some(id)) => {
+                let live: i64 = c
+                    .query_row(
+                        "SELECT count(*) FROM _honker_live WHERE id = ?1",
+                        [id],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(live, 1, "enqueue {i} told committed is on disk");
+            }
+            Ok(None) => panic!("the failing closure was told Ok"),
+            Err(_) => {}
+        }
+    }
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0, "nothing of the failed closure is on disk");
     // The handle keeps working.
     h.queue("q")
         .enqueue(&1, EnqueueOptions::default())
