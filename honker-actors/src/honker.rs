@@ -148,7 +148,10 @@ impl Honker {
     /// [`Error::Panicked`]) rolls back everything `f` did, `Ok` commits it
     /// with the group. `f` cannot end the group's transaction: statements
     /// that begin, commit or roll back a transaction are refused ("not
-    /// authorized"); use savepoints of your own inside it. Pools of this
+    /// authorized"); use savepoints of your own inside it. Pragmas that change
+    /// whether or how every later write works (`query_only`, `foreign_keys`,
+    /// `journal_mode`, `synchronous`, ...) are refused too: the connection is
+    /// shared by all of them. Pools of this
     /// `Honker` wake at once.
     ///
     /// ```

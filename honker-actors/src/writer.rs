@@ -13,7 +13,11 @@
 //!   `catch_unwind`) is rolled back to its savepoint; the others commit.
 //! - A request cannot end the group transaction: statements that begin,
 //!   commit or roll back a transaction, or touch the group's savepoint, are
-//!   refused by an authorizer while a request runs.
+//!   refused by an authorizer while a request runs (so are pragmas that set
+//!   what every later request would inherit: `query_only`, `foreign_keys`,
+//!   `journal_mode`, ...); a COMMIT it
+//!   reaches through the statement cache is turned into a rollback by a
+//!   commit hook, and a savepoint it closes abandons the group.
 //! - When SQLite itself rolls the whole transaction back (`SQLITE_FULL`, an
 //!   I/O error), every request that ran in it is told
 //!   [`Error::RolledBack`]; the requests after it run in a new transaction.
@@ -38,6 +42,20 @@ use crate::{Error, Result};
 
 /// The most writes folded into one transaction.
 const MAX_GROUP: usize = 1024;
+
+/// Pragmas a request may not set: each changes, for every later request on
+/// the shared connection, whether or how it writes.
+const SHARED_PRAGMAS: &[&str] = &[
+    "query_only",
+    "foreign_keys",
+    "journal_mode",
+    "locking_mode",
+    "synchronous",
+    "busy_timeout",
+    "recursive_triggers",
+    "ignore_check_constraints",
+    "writable_schema",
+];
 
 /// The savepoint each request of a group runs in.
 const GROUP_SAVEPOINT: &str = "honker_group_op";
@@ -157,6 +175,17 @@ impl Writer {
                 AuthAction::Transaction { .. } => Authorization::Deny,
                 AuthAction::Savepoint { savepoint_name, .. }
                     if savepoint_name.eq_ignore_ascii_case(GROUP_SAVEPOINT) =>
+                {
+                    Authorization::Deny
+                }
+                // A pragma that changes whether or how every later request
+                // writes (the connection is shared by all of them).
+                AuthAction::Pragma {
+                    pragma_name,
+                    pragma_value: Some(_),
+                } if SHARED_PRAGMAS
+                    .iter()
+                    .any(|p| pragma_name.eq_ignore_ascii_case(p)) =>
                 {
                     Authorization::Deny
                 }

@@ -617,6 +617,28 @@ async fn a_queue_handle_never_acts_on_another_queues_job() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closure_cannot_change_the_shared_connection_for_later_writes() {
+    let (_d, h) = honker();
+    for pragma in ["PRAGMA query_only = ON", "PRAGMA foreign_keys = OFF"] {
+        let r = h.transaction(move |tx| tx.execute_batch(pragma)).await;
+        assert!(r.is_err(), "{pragma} was refused");
+    }
+    // Reading a pragma, and deferring foreign keys for the transaction, are fine.
+    let fk: i64 = h
+        .transaction(|tx| {
+            tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+            tx.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        })
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+    h.queue("q")
+        .enqueue(&1, EnqueueOptions::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closure_cannot_commit_through_the_writers_own_cached_statement() {
     let (_d, h) = honker();
     h.transaction(|tx| tx.execute_batch("CREATE TABLE t(x)"))
