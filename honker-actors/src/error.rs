@@ -49,6 +49,12 @@ pub enum Error {
         /// Outcomes not written.
         unwritten: usize,
     },
+    /// A honker call that waits for the writer, made from inside a
+    /// [`Honker::transaction`](crate::Honker::transaction) closure (which
+    /// runs on the writer): it would wait for itself. Use the closure's
+    /// connection (`honker_core::enqueue(tx, ..)`) instead.
+    #[error("a honker call from inside a transaction closure would wait for itself; use the closure's connection")]
+    NestedWrite,
     /// The writer thread is gone (the `Honker` was shut down or it panicked).
     #[error("the honker writer thread has stopped")]
     WriterStopped,

@@ -77,6 +77,7 @@ impl Queue {
     /// nothing: claims whose caller stopped waiting are given back at once
     /// (attempt unburned).
     pub async fn claim_batch(&self, worker_id: &str, n: usize) -> Result<Vec<ClaimedJob>> {
+        crate::writer::refuse_on_writer_thread()?;
         let (q, w, vis) = (self.name.clone(), worker_id.to_string(), self.visibility);
         let (reply, rx) = tokio::sync::oneshot::channel();
         let writer = self.honker.writer().clone();

@@ -18,7 +18,7 @@
 //! let honker = Honker::open(dir.path().join("app.db"))?;
 //!
 //! // A handler, called directly.
-//! let ctx = testing::context(&honker).data(String::from("Hello")).build();
+//! let ctx = testing::context_for::<greet>(&honker).data(String::from("Hello")).build();
 //! let out = testing::perform(&greet, ctx, "Ada".to_string()).await;
 //! assert_eq!(out.unwrap(), "Hello, Ada");
 //!
@@ -57,6 +57,29 @@ pub fn context(honker: &Honker) -> ContextBuilder {
         max_attempts: honker_core::DEFAULT_MAX_ATTEMPTS,
         data: AppData::default(),
     }
+}
+
+/// [`context`] for job `J`: its queue and its `max_attempts`, as the pool
+/// would give them.
+///
+/// ```
+/// # use honker_actors::{Job, JobContext, JobError, JobOptions};
+/// # struct Mail;
+/// # impl Job for Mail {
+/// #     const NAME: &'static str = "mail"; const QUEUE: &'static str = "emails";
+/// #     type Args = u32; type Output = ();
+/// #     fn options() -> JobOptions { JobOptions::default().max_attempts(7) }
+/// #     async fn run(&self, _: JobContext, _: u32) -> Result<(), JobError> { Ok(()) }
+/// # }
+/// # let dir = tempfile::tempdir().unwrap();
+/// let honker = honker_actors::Honker::open(dir.path().join("a.db")).unwrap();
+/// let ctx = honker_actors::testing::context_for::<Mail>(&honker).build();
+/// assert_eq!((ctx.queue(), ctx.max_attempts()), ("emails", 7));
+/// ```
+pub fn context_for<J: Job>(honker: &Honker) -> ContextBuilder {
+    context(honker)
+        .queue(J::QUEUE)
+        .max_attempts(J::options().max_attempts)
 }
 
 /// Builds a test [`JobContext`]; see [`context`].

@@ -60,14 +60,32 @@ const SHARED_PRAGMAS: &[&str] = &[
 /// The savepoint each request of a group runs in.
 const GROUP_SAVEPOINT: &str = "honker_group_op";
 
-// Control statements carry a comment so that their text, the key of the
-// statement cache, never matches a statement a request prepares itself.
-const BEGIN: &str = "BEGIN IMMEDIATE /* honker writer */";
-const COMMIT: &str = "COMMIT /* honker writer */";
-const ROLLBACK: &str = "ROLLBACK /* honker writer */";
-const SAVEPOINT: &str = "SAVEPOINT honker_group_op /* honker writer */";
-const RELEASE: &str = "RELEASE honker_group_op /* honker writer */";
-const ROLLBACK_TO: &str = "ROLLBACK TO honker_group_op /* honker writer */";
+/// The writer's transaction-control statements. Their text carries a token
+/// random to each writer, and the text is the key of the statement cache:
+/// a request cannot fetch them from the cache (where they are authorized
+/// already) by writing the same text.
+struct Control {
+    begin: String,
+    commit: String,
+    rollback: String,
+    savepoint: String,
+    release: String,
+    rollback_to: String,
+}
+
+impl Control {
+    fn new() -> Self {
+        let tag = format!("/* honker writer {:016x} */", rand::random::<u64>());
+        Control {
+            begin: format!("BEGIN IMMEDIATE {tag}"),
+            commit: format!("COMMIT {tag}"),
+            rollback: format!("ROLLBACK {tag}"),
+            savepoint: format!("SAVEPOINT {GROUP_SAVEPOINT} {tag}"),
+            release: format!("RELEASE {GROUP_SAVEPOINT} {tag}"),
+            rollback_to: format!("ROLLBACK TO {GROUP_SAVEPOINT} {tag}"),
+        }
+    }
+}
 
 type Finish = Box<dyn FnOnce(Result<(), Error>) + Send>;
 
@@ -202,6 +220,7 @@ impl Writer {
         let faults: Arc<Mutex<Option<FaultHook>>> = Arc::default();
         let state = Thread {
             conn,
+            ctl: Control::new(),
             file: FileIdentity::new(path, FILE_CHECK_EVERY),
             file_logged: false,
             in_request,
@@ -229,6 +248,7 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        refuse_on_writer_thread()?;
         let (reply, rx) = oneshot::channel::<Result<T>>();
         self.write_then(f, move |result| {
             // The caller may have stopped waiting; nothing to do then.
@@ -286,6 +306,7 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        refuse_on_writer_thread()?;
         let (reply, rx) = oneshot::channel::<Result<T>>();
         let op: ReadFn = Box::new(move |conn| {
             let _ = reply.send(guarded(|| f(conn)));
@@ -295,6 +316,20 @@ impl Writer {
             .map_err(|_| Error::WriterStopped)?;
         rx.await.map_err(|_| Error::WriterStopped)?
     }
+}
+
+thread_local! {
+    /// Set on writer threads: a call that waits for the writer, made from
+    /// inside one of its requests, would wait for itself.
+    static ON_WRITER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `Err(NestedWrite)` on a writer thread.
+pub(crate) fn refuse_on_writer_thread() -> Result<()> {
+    if ON_WRITER_THREAD.with(|w| w.get()) {
+        return Err(Error::NestedWrite);
+    }
+    Ok(())
 }
 
 /// How long a caller looks for its reply, yielding to other tasks, before
@@ -352,6 +387,7 @@ fn file_gone(file: &mut FileIdentity, logged: &mut bool) -> Option<&'static str>
 /// What the writer thread owns.
 struct Thread {
     conn: Connection,
+    ctl: Control,
     file: FileIdentity,
     /// The file's change has been logged.
     file_logged: bool,
@@ -379,6 +415,7 @@ fn sqlite_error(code: std::ffi::c_int, what: &str) -> honker_core::Error {
 
 impl Thread {
     fn run(self, rx: mpsc::Receiver<Request>) {
+        ON_WRITER_THREAD.with(|w| w.set(true));
         let mut me = self;
         let mut reads: Vec<ReadFn> = Vec::new();
         let mut writes: VecDeque<WriteFn> = VecDeque::with_capacity(MAX_GROUP);
@@ -409,7 +446,7 @@ impl Thread {
                 if unwound.is_err() {
                     me.in_request.store(false, Ordering::Relaxed);
                     if !me.conn.is_autocommit() {
-                        let _ = exec(&me.conn, ROLLBACK);
+                        let _ = exec(&me.conn, &me.ctl.rollback);
                     }
                     quietly(|| tracing::error!("the writer recovered from a panic in a group"));
                 }
@@ -423,8 +460,9 @@ impl Thread {
     /// the requests not yet run stay in `writes` for the next group.
     fn commit_group(&mut self, writes: &mut VecDeque<WriteFn>) {
         let conn = &self.conn;
+        let ctl = &self.ctl;
         let started = Instant::now();
-        if let Err(e) = exec(conn, BEGIN) {
+        if let Err(e) = exec(conn, &ctl.begin) {
             let e = Arc::new(honker_core::Error::from(e));
             let n = writes.len();
             quietly(
@@ -450,7 +488,7 @@ impl Thread {
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
             let fault = hook.as_ref().and_then(|h| h(seq));
             if isolate {
-                if let Err(e) = exec(conn, SAVEPOINT) {
+                if let Err(e) = exec(conn, &ctl.savepoint) {
                     let e = Arc::new(honker_core::Error::from(e));
                     w(None, false).finish.send(Err(Error::NotCommitted(e)));
                     continue;
@@ -476,7 +514,7 @@ impl Thread {
                 if fault != Some(Fault::Busy) && !conn.is_autocommit() {
                     // What SQLite does on these errors: the whole
                     // transaction is rolled back.
-                    let _ = exec(conn, ROLLBACK);
+                    let _ = exec(conn, &ctl.rollback);
                 }
             }
             if conn.is_autocommit() {
@@ -505,9 +543,9 @@ impl Thread {
                 continue;
             }
             let closed = if ok {
-                exec(conn, RELEASE)
+                exec(conn, &ctl.release)
             } else {
-                exec(conn, ROLLBACK_TO).and_then(|()| exec(conn, RELEASE))
+                exec(conn, &ctl.rollback_to).and_then(|()| exec(conn, &ctl.release))
             };
             if let Err(e) = closed {
                 // The request's savepoint is gone (it reached the group's
@@ -515,7 +553,7 @@ impl Thread {
                 // what it wrote can no longer be told apart from the rest.
                 // Nothing of this group may be kept.
                 if !conn.is_autocommit() {
-                    let _ = exec(conn, ROLLBACK);
+                    let _ = exec(conn, &ctl.rollback);
                 }
                 let why = format!("a request closed the group's savepoint itself ({e})");
                 for f in finishers {
@@ -528,9 +566,9 @@ impl Thread {
         let n = finishers.len();
         let commit = if failed_alone {
             // Its error is its answer; nothing of it may be kept.
-            exec(conn, ROLLBACK)
+            exec(conn, &ctl.rollback)
         } else {
-            exec(conn, COMMIT)
+            exec(conn, &ctl.commit)
         };
         match commit {
             Ok(()) => {
@@ -544,7 +582,7 @@ impl Thread {
             }
             Err(e) => {
                 if !conn.is_autocommit() {
-                    let _ = exec(conn, ROLLBACK);
+                    let _ = exec(conn, &ctl.rollback);
                 }
                 let e = Arc::new(honker_core::Error::from(e));
                 for f in finishers {

@@ -617,6 +617,36 @@ async fn a_queue_handle_never_acts_on_another_queues_job() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_honker_call_from_inside_a_transaction_closure_is_an_error_not_a_deadlock() {
+    let (_d, h) = honker();
+    let (h2, rt) = (h.clone(), tokio::runtime::Handle::current());
+    let t = Instant::now();
+    let r = h
+        .transaction(move |_| {
+            let inner = rt.block_on(async move {
+                let q = h2.queue("q");
+                tokio::time::timeout(
+                    Duration::from_secs(5),
+                    q.enqueue(&1, EnqueueOptions::default()),
+                )
+                .await
+            });
+            match inner {
+                Ok(Err(Error::NestedWrite)) => Ok(()),
+                other => Err(std::io::Error::other(format!("{other:?}"))),
+            }
+        })
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(4), "answered at once");
+    // The handle keeps working.
+    h.queue("q")
+        .enqueue(&1, EnqueueOptions::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closure_cannot_change_the_shared_connection_for_later_writes() {
     let (_d, h) = honker();
     for pragma in ["PRAGMA query_only = ON", "PRAGMA foreign_keys = OFF"] {
@@ -648,11 +678,16 @@ async fn a_closure_cannot_commit_through_the_writers_own_cached_statement() {
         .transaction(|tx| {
             tx.execute("INSERT INTO t VALUES (1)", [])
                 .map_err(std::io::Error::other)?;
-            // The writer's COMMIT, from the shared statement cache (its
-            // authorization was at prepare time).
-            let _ = tx
-                .prepare_cached("COMMIT /* honker writer */")
-                .and_then(|mut s| s.execute([]));
+            // Transaction control by any text, the writer's old fixed text
+            // included (the statement cache keys by text; a cached,
+            // authorized statement would skip the authorizer).
+            for sql in [
+                "COMMIT /* honker writer */",
+                "SAVEPOINT honker_group_op /* honker writer */",
+                "ROLLBACK /* honker writer */",
+            ] {
+                let _ = tx.prepare_cached(sql).and_then(|mut s| s.execute([]));
+            }
             Err::<(), _>(std::io::Error::other("fail"))
         })
         .await;
