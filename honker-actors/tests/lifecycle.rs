@@ -4,10 +4,8 @@
 
 mod common;
 
-use common::{eventually, honker};
-use std::collections::HashMap;
+use common::{eventually, honker, RunCounts};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -58,21 +56,16 @@ async fn a_job_running_3x_the_visibility_timeout_is_not_reclaimed_while_its_pool
     pool.shutdown().await.unwrap();
 }
 
-static FLOW_DONE: Mutex<Option<HashMap<u32, u32>>> = Mutex::new(None);
+static FLOW_DONE: RunCounts = RunCounts::new();
 #[job]
 async fn flow(_ctx: JobContext, n: u32) -> Result<(), JobError> {
     tokio::time::sleep(Duration::from_micros(200)).await;
-    *FLOW_DONE
-        .lock()
-        .unwrap()
-        .get_or_insert_with(HashMap::new)
-        .entry(n)
-        .or_default() += 1;
+    FLOW_DONE.record(n);
     Ok(())
 }
 
 fn flow_done() -> usize {
-    FLOW_DONE.lock().unwrap().as_ref().map_or(0, |m| m.len())
+    FLOW_DONE.distinct()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +119,7 @@ async fn shutdown_in_the_middle_of_10k_jobs_loses_none_and_burns_no_attempt() {
         .await
         .unwrap();
     pool.shutdown().await.unwrap();
-    let done = FLOW_DONE.lock().unwrap().clone().unwrap();
+    let done = FLOW_DONE.all();
     assert_eq!(done.len(), total as usize);
     assert!(done.values().all(|&runs| runs == 1), "a job ran twice");
     assert_eq!(h.queue("flow").stats().await.unwrap().dead, 0);
@@ -184,15 +177,10 @@ async fn shutdown_lets_short_jobs_finish_and_puts_long_ones_back() {
     assert_eq!(back.attempts, 0, "putting it back burns no attempt");
 }
 
-static TWO_POOLS: Mutex<Option<HashMap<u32, u32>>> = Mutex::new(None);
+static TWO_POOLS: RunCounts = RunCounts::new();
 #[job]
 async fn counted(_ctx: JobContext, n: u32) -> Result<(), JobError> {
-    *TWO_POOLS
-        .lock()
-        .unwrap()
-        .get_or_insert_with(HashMap::new)
-        .entry(n)
-        .or_default() += 1;
+    TWO_POOLS.record(n);
     Ok(())
 }
 
@@ -224,7 +212,7 @@ async fn two_pools_in_one_process_run_each_job_exactly_once() {
         .unwrap();
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
-    let done = TWO_POOLS.lock().unwrap().clone().unwrap();
+    let done = TWO_POOLS.all();
     assert_eq!(done.len(), 2000);
     assert!(done.values().all(|&r| r == 1));
 }

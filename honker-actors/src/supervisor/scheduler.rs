@@ -345,40 +345,31 @@ impl SupervisorState {
             Outcome::Retry { error, .. } | Outcome::Fail { error, .. } => error.as_str(),
             _ => "",
         };
-        match applied {
-            Applied::Acked => m.success.increment(1),
-            Applied::Released => m.released.increment(1),
+        let message = match applied {
+            Applied::Acked => return m.success.increment(1),
+            Applied::Released => return m.released.increment(1),
             Applied::Retried => {
                 m.retried.increment(1);
                 let delay = match o {
                     Outcome::Retry { delay, .. } => delay.as_secs(),
                     _ => 0,
                 };
-                tracing::info!(
-                    queue,
-                    job_id = lease.id,
-                    attempt = lease.attempts,
-                    "job failed; retrying in {delay} s: {error}"
-                );
+                format!("job failed; retrying in {delay} s: {error}")
             }
             Applied::Dead => {
                 m.dead.increment(1);
-                tracing::warn!(
-                    queue,
-                    job_id = lease.id,
-                    attempt = lease.attempts,
-                    "job moved to _honker_dead: {error}"
-                );
+                format!("job moved to _honker_dead: {error}")
             }
             Applied::Lost => {
                 m.lost.increment(1);
-                tracing::warn!(
-                    queue,
-                    job_id = lease.id,
-                    attempt = lease.attempts,
-                    "claim was lost before the outcome was recorded; nothing written"
-                );
+                "claim was lost before the outcome was recorded; nothing written".to_string()
             }
+        };
+        let (job_id, attempt) = (lease.id, lease.attempts);
+        if applied == Applied::Retried {
+            tracing::info!(queue, job_id, attempt, "{message}");
+        } else {
+            tracing::warn!(queue, job_id, attempt, "{message}");
         }
     }
 

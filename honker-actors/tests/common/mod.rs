@@ -28,3 +28,31 @@ pub async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bo
     }
     false
 }
+
+/// How many times each argument ran: a job's handler records into it, a
+/// test reads it (exactly-once checks).
+pub struct RunCounts(std::sync::Mutex<Option<std::collections::HashMap<u32, u32>>>);
+
+impl RunCounts {
+    pub const fn new() -> Self {
+        RunCounts(std::sync::Mutex::new(None))
+    }
+    /// One run with argument `n`.
+    pub fn record(&self, n: u32) {
+        *self
+            .0
+            .lock()
+            .unwrap()
+            .get_or_insert_with(Default::default)
+            .entry(n)
+            .or_default() += 1;
+    }
+    /// How many distinct arguments ran.
+    pub fn distinct(&self) -> usize {
+        self.0.lock().unwrap().as_ref().map_or(0, |m| m.len())
+    }
+    /// Runs per argument so far.
+    pub fn all(&self) -> std::collections::HashMap<u32, u32> {
+        self.0.lock().unwrap().clone().unwrap_or_default()
+    }
+}
