@@ -580,6 +580,50 @@ async fn an_idle_pool_dead_letters_an_exhausted_row_whose_claim_lapsed() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_pool_sweeps_a_running_job_that_expired_once_its_claim_lapses() {
+    let dir = tempfile::tempdir().unwrap();
+    // The watcher is effectively off: only the due-time timer can wake the pool.
+    let h = honker_actors::Honker::open_with_watch_interval(
+        dir.path().join("app.db"),
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    let q = h
+        .queue("lapses")
+        .with_visibility_timeout(Duration::from_secs(2));
+    // Expires in 1 s while a worker that then crashed holds it until 2 s:
+    // never claimable again, only the sweep can end it.
+    let id = q
+        .enqueue(
+            &Args { n: 0 },
+            EnqueueOptions::default().expires(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap();
+    q.claim_batch("a-crashed-worker", 1).await.unwrap();
+    let started = Instant::now();
+    let pool = WorkerPool::builder(&h)
+        .register(lapses)
+        .start()
+        .await
+        .unwrap();
+    // Within the timer's wake after the lapse (about 3 s), well before the
+    // 5 s housekeeping of an active pool.
+    let dead = eventually(Duration::from_millis(4500), async || {
+        honker_actors::core::get_dead(&foreign(&h), id)
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    pool.shutdown().await.unwrap();
+    assert!(dead, "not swept after {:?}", started.elapsed());
+    let row = honker_actors::core::get_dead(&foreign(&h), id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.last_error.as_deref(), Some("expired"));
+}
+
 // ------------------------------------------------------------ 9. queue scoping
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
