@@ -36,7 +36,9 @@ async fn build_report(ctx: JobContext, month: String) -> Result<(), JobError> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = honker_examples::fresh_db_path("honker-long-running");
     let honker = Honker::open(&path)?;
-    let id = build_report::enqueue(&honker, "May".to_string()).await?;
+    let id = build_report::enqueue(&honker, "May".to_string())
+        .await?
+        .id();
     let pool = WorkerPool::builder(&honker)
         .register(build_report)
         .visibility_timeout(Duration::from_secs(1))

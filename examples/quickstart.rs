@@ -105,7 +105,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             width: 128,
         },
     )
-    .await?;
+    .await?
+    .id();
     println!("enqueued 4 emails (1 urgent, 1 delayed by 2 s) and 1 thumbnail\n");
 
     // One pool runs both jobs, two at a time.

@@ -27,7 +27,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tx = app.transaction()?;
     tx.execute("INSERT INTO orders (item) VALUES ('book')", [])?;
     let order = tx.last_insert_rowid();
-    let job = confirm_order::enqueue_tx(&tx, order)?;
+    let job = confirm_order::enqueue_tx(&tx, order)?.id();
     tx.commit()?;
     println!("order {order} committed with job {job}");
 
@@ -35,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tx = app.transaction()?;
     tx.execute("INSERT INTO orders (item) VALUES ('lamp')", [])?;
     let doomed = tx.last_insert_rowid();
-    let doomed_job = confirm_order::enqueue_tx(&tx, doomed)?;
+    let doomed_job = confirm_order::enqueue_tx(&tx, doomed)?.id();
     tx.rollback()?;
     println!("order {doomed} rolled back, and job {doomed_job} with it (both ids are free again)");
 

@@ -179,16 +179,38 @@ pub enum ConfigError {
         /// The most allowed.
         max: Duration,
     },
-    /// Two registered jobs use one queue.
-    #[error("jobs {first} and {second} both use queue {queue:?}; a queue has one handler")]
-    DuplicateQueue {
+    /// Two registered jobs have one name (a pool routes rows by name).
+    #[error(
+        "two jobs are registered under the name {name:?} (queues {first_queue:?} and \
+         {second_queue:?}); give one a different `name`"
+    )]
+    DuplicateJobName {
+        /// The name.
+        name: &'static str,
+        /// The queue of the job registered first.
+        first_queue: &'static str,
+        /// The queue of the job registered second.
+        second_queue: &'static str,
+    },
+    /// Two jobs of one queue are marked raw: a raw payload names neither.
+    #[error("jobs {first} and {second} of queue {queue:?} are both marked raw; at most one may take a queue's raw payloads")]
+    SeveralRawJobs {
         /// The queue.
         queue: &'static str,
-        /// The job registered first.
+        /// One job marked raw.
         first: &'static str,
-        /// The job registered second.
+        /// Another.
         second: &'static str,
     },
+    /// A job with an empty name.
+    #[error("a job of queue {queue:?} has an empty name")]
+    EmptyJobName {
+        /// Its queue.
+        queue: &'static str,
+    },
+    /// A job whose results would expire as they are saved.
+    #[error("job {0} has a result TTL of zero; use None to keep results until swept")]
+    ZeroResultTtl(&'static str),
     /// A per-queue limit for a queue no registered job uses.
     #[error("queue_concurrency for {0:?}, but no registered job uses that queue")]
     UnknownQueue(String),

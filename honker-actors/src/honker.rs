@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::queue::Queue;
 use crate::wake::{Wake, WakeGuard, WakeHub};
 use crate::writer::Writer;
-use crate::{telemetry, ConfigError, Error, Job, Result};
+use crate::{telemetry, ConfigError, Error, Job, JobHandle, Result};
 
 struct Inner {
     path: PathBuf,
@@ -122,7 +122,8 @@ impl Honker {
         }
     }
 
-    /// Enqueue a typed job with its default options; returns the job id.
+    /// Enqueue a typed job with its default options; the [`JobHandle`]
+    /// holds the job id and waits for the job's typed result.
     ///
     /// ```
     /// # use honker_actors::{Job, JobContext, JobError, Honker};
@@ -135,11 +136,11 @@ impl Honker {
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let honker = Honker::open(dir.path().join("a.db")).unwrap();
-    /// let id = honker.enqueue::<Ping>(7).await.unwrap();
-    /// assert!(id > 0);
+    /// let handle = honker.enqueue::<Ping>(7).await.unwrap();
+    /// assert!(handle.id() > 0);
     /// # }
     /// ```
-    pub async fn enqueue<J: Job>(&self, args: J::Args) -> Result<i64> {
+    pub async fn enqueue<J: Job>(&self, args: J::Args) -> Result<JobHandle<J>> {
         EnqueueBuilder::<J>::new(args).enqueue(self).await
     }
 
@@ -205,6 +206,17 @@ impl Honker {
     /// # }
     /// ```
     pub async fn result<T: DeserializeOwned>(&self, id: i64, timeout: Duration) -> Result<T> {
+        self.wait_result(id, timeout, false).await
+    }
+
+    /// [`Self::result`]; with `done_is_null`, a job gone from the tables
+    /// without a saved result (one whose output is `()`) answers `null`.
+    pub(crate) async fn wait_result<T: DeserializeOwned>(
+        &self,
+        id: i64,
+        timeout: Duration,
+        done_is_null: bool,
+    ) -> Result<T> {
         let started = Instant::now();
         // No deadline at all for a wait too long to represent.
         let deadline = tokio::time::Instant::now().checked_add(timeout);
@@ -244,6 +256,10 @@ impl Honker {
                         job_id: id,
                         last_error,
                     })
+                }
+                Some(honker_core::JobFate::Gone) if done_is_null => {
+                    return serde_json::from_str("null")
+                        .map_err(|source| Error::ResultDecode { job_id: id, source })
                 }
                 Some(honker_core::JobFate::Gone) => return Err(Error::NoResult { job_id: id }),
                 _ => {}
@@ -354,12 +370,12 @@ impl Honker {
 /// # let dir = tempfile::tempdir().unwrap();
 /// use std::time::Duration;
 /// let honker = Honker::open(dir.path().join("a.db")).unwrap();
-/// let id = EnqueueBuilder::<Ping>::new(7)
+/// let handle = EnqueueBuilder::<Ping>::new(7)
 ///     .delay(Duration::from_secs(60))
 ///     .priority(10)
 ///     .expires(Duration::from_secs(3600))
 ///     .enqueue(&honker).await.unwrap();
-/// assert_eq!(honker.queue("ping").get_job(id).await.unwrap().unwrap().priority, 10);
+/// assert_eq!(honker.queue("ping").get_job(handle.id()).await.unwrap().unwrap().priority, 10);
 /// # }
 /// ```
 pub struct EnqueueBuilder<J: Job> {
@@ -372,7 +388,7 @@ impl<J: Job> EnqueueBuilder<J> {
     /// Start from `args` and the job's default options.
     pub fn new(args: J::Args) -> Self {
         EnqueueBuilder {
-            payload: serde_json::to_string(&args).map_err(Error::Serialize),
+            payload: crate::job::encode_args::<J>(&args),
             opts: J::options().enqueue_options(),
             _job: PhantomData,
         }
@@ -411,26 +427,26 @@ impl<J: Job> EnqueueBuilder<J> {
     }
 
     /// Enqueue through the writer (group commit); wakes this process's
-    /// pools at once. Returns the job id.
-    pub async fn enqueue(self, honker: &Honker) -> Result<i64> {
+    /// pools at once.
+    pub async fn enqueue(self, honker: &Honker) -> Result<JobHandle<J>> {
         let payload = self.payload?;
         let opts = self.opts;
         let id = honker
             .writer()
             .write(move |c| Ok(honker_core::enqueue_json(c, J::QUEUE, &payload, &opts)?))
             .await?;
-        telemetry::enqueued_static(J::QUEUE);
+        telemetry::enqueued_job(J::QUEUE, J::NAME);
         honker.notify_enqueued(J::QUEUE);
-        Ok(id)
+        Ok(JobHandle::new(id))
     }
 
     /// Enqueue on the application's own connection or transaction; commits
     /// or rolls back with it. Pools see the commit through their watcher.
-    pub fn enqueue_tx(self, conn: &Connection) -> Result<i64> {
+    pub fn enqueue_tx(self, conn: &Connection) -> Result<JobHandle<J>> {
         let payload = self.payload?;
         let id = honker_core::enqueue_json(conn, J::QUEUE, &payload, &self.opts)?;
-        telemetry::enqueued_static(J::QUEUE);
-        Ok(id)
+        telemetry::enqueued_job(J::QUEUE, J::NAME);
+        Ok(JobHandle::new(id))
     }
 }
 
@@ -451,6 +467,6 @@ impl<J: Job> EnqueueBuilder<J> {
 /// tx.rollback().unwrap();                                  // the job is gone with it
 /// assert_eq!(honker_core::queue_stats(&conn, "ping").unwrap().pending_due, 0);
 /// ```
-pub fn enqueue_tx<J: Job>(conn: &Connection, args: J::Args) -> Result<i64> {
+pub fn enqueue_tx<J: Job>(conn: &Connection, args: J::Args) -> Result<JobHandle<J>> {
     EnqueueBuilder::<J>::new(args).enqueue_tx(conn)
 }

@@ -15,8 +15,14 @@ use crate::JobContext;
 /// handler. `#[job]` generates an impl from an `async fn`; writing one by
 /// hand works the same.
 ///
-/// The payload on disk is `Args` serialized as JSON, nothing wrapped around
-/// it, so other honker bindings enqueue and read it as it is.
+/// The payload on disk is the task envelope the `honker` Python package's
+/// `@task` writes, `{"__honker_task__": {"task": NAME, "args": [..],
+/// "kwargs": {..}}}`, so any number of jobs share a queue and Python and
+/// Rust run each other's tasks by name. `Args` that serializes to a JSON
+/// object travels as the keyword arguments, anything else as the one
+/// positional argument; [`honker_core::TaskCall::decode`] gives the rules
+/// for reading a call back. A [`RAW`](Job::RAW) job's payload is `Args` as
+/// it is, with no envelope.
 ///
 /// ```
 /// use honker_actors::{Job, JobContext, JobError, JobOptions};
@@ -42,10 +48,18 @@ use crate::JobContext;
 /// }
 /// ```
 pub trait Job: Send + Sync + 'static {
-    /// The job's name, for logs and metrics.
+    /// The job's name: the task name its payloads carry, which a pool
+    /// routes by (unique within a pool), and the `job` label of logs and
+    /// metrics.
     const NAME: &'static str;
-    /// The queue its rows go to (and a pool claims from).
-    const QUEUE: &'static str;
+    /// The queue its rows go to (and a pool claims from). Default
+    /// `"default"`, as in the Python package.
+    const QUEUE: &'static str = "default";
+    /// Whether this job's payloads are raw: enqueues write `Args` with no
+    /// envelope, and a pool gives it the raw payloads (no envelope, like
+    /// Python's `q.enqueue({...})`) of its queue. A queue's only job takes
+    /// raw payloads without it; with several jobs, at most one is raw.
+    const RAW: bool = false;
     /// The argument, stored as the JSON payload.
     type Args: Serialize + DeserializeOwned + Send + 'static;
     /// What the handler returns. Anything but `()` is saved to
@@ -344,6 +358,7 @@ pub(crate) enum RunResult {
 pub(crate) trait ErasedJob: Send + Sync {
     fn name(&self) -> &'static str;
     fn queue(&self) -> &'static str;
+    fn is_raw(&self) -> bool;
     fn options(&self) -> &JobOptions;
     /// Decode `payload` and run; `Err` carries a decode error.
     fn run(self: Arc<Self>, ctx: JobContext, payload: String) -> BoxFuture<'static, RunResult>;
@@ -370,19 +385,17 @@ impl<J: Job> ErasedJob for Registered<J> {
     fn queue(&self) -> &'static str {
         J::QUEUE
     }
+    fn is_raw(&self) -> bool {
+        J::RAW
+    }
     fn options(&self) -> &JobOptions {
         &self.options
     }
     fn run(self: Arc<Self>, ctx: JobContext, payload: String) -> BoxFuture<'static, RunResult> {
         Box::pin(async move {
-            let args: J::Args = match serde_json::from_str(&payload) {
+            let args = match decode_args::<J::Args>(&payload) {
                 Ok(a) => a,
-                Err(e) => {
-                    return RunResult::Fail(format!(
-                        "payload does not decode into {}: {e}",
-                        std::any::type_name::<J::Args>()
-                    ))
-                }
+                Err(why) => return RunResult::Fail(why),
             };
             match self.job.run(ctx, args).await {
                 Ok(out) => match encode_output::<J::Output>(&out) {
@@ -399,6 +412,30 @@ impl<J: Job> ErasedJob for Registered<J> {
                 },
             }
         })
+    }
+}
+
+/// The argument of a stored payload: a task call's arguments, or a raw
+/// payload as it is; why not, for the dead row's `last_error`.
+pub(crate) fn decode_args<A: DeserializeOwned>(payload: &str) -> Result<A, String> {
+    match honker_core::read_payload(payload) {
+        Ok(honker_core::Payload::Task(call)) => call.decode().map_err(|e| e.to_string()),
+        Ok(honker_core::Payload::Raw(raw)) => serde_json::from_str(&raw).map_err(|e| {
+            format!(
+                "payload does not decode into {}: {e}",
+                std::any::type_name::<A>()
+            )
+        }),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The payload a typed enqueue of `J` writes.
+pub(crate) fn encode_args<J: Job>(args: &J::Args) -> Result<String, crate::Error> {
+    if J::RAW {
+        serde_json::to_string(args).map_err(crate::Error::Serialize)
+    } else {
+        honker_core::task_payload(J::NAME, args).map_err(crate::Error::Serialize)
     }
 }
 

@@ -32,11 +32,9 @@
 //! # #[tokio::main] async fn main() -> Result<(), honker_actors::Error> {
 //! # let dir = tempfile::tempdir().unwrap();
 //! let honker = Honker::open(dir.path().join("app.db"))?;
-//! let id = honker.enqueue::<SendEmail>(Email { to: "a@b.c".into() }).await?;
+//! let job = honker.enqueue::<SendEmail>(Email { to: "a@b.c".into() }).await?;
 //! let pool = WorkerPool::builder(&honker).register(SendEmail).concurrency(4).start().await?;
-//! # while honker.queue("emails").get_job(id).await?.is_some() {
-//! #     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-//! # }
+//! job.result(&honker, std::time::Duration::from_secs(10)).await?; // () once it has run
 //! pool.shutdown().await?;
 //! # Ok(()) }
 //! ```
@@ -44,11 +42,13 @@
 mod clock;
 mod context;
 mod error;
+mod handle;
 mod heartbeat;
 mod honker;
 mod job;
 mod pool;
 mod queue;
+mod routing;
 mod stream;
 mod supervisor;
 mod telemetry;
@@ -59,6 +59,7 @@ mod writer;
 
 pub use context::{JobContext, StopReason};
 pub use error::{ConfigError, Error, Result};
+pub use handle::JobHandle;
 pub use honker::{enqueue_tx, EnqueueBuilder, Honker};
 pub use honker_core as core;
 pub use honker_core::{ClaimedJob, DeadJob, EnqueueOptions, Lease, QueueStats, RetryOutcome};

@@ -9,6 +9,7 @@ use ractor::{Actor, ActorRef};
 
 use crate::context::AppData;
 use crate::job::{ErasedJob, Registered};
+use crate::routing::Routes;
 use crate::supervisor::{PoolStatus, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::{ConfigError, Error, Honker, Job, Result};
 
@@ -64,7 +65,8 @@ pub struct WorkerPoolBuilder {
 }
 
 impl WorkerPoolBuilder {
-    /// Run `job` in this pool (one job per queue; any number of jobs).
+    /// Run `job` in this pool: any number of jobs, any number per queue
+    /// (names unique; a queue's rows are routed by the task name they carry).
     pub fn register<J: Job>(mut self, job: J) -> Self {
         self.jobs.push(Registered::erased(job));
         self
@@ -100,9 +102,6 @@ impl WorkerPoolBuilder {
 
     /// Check the configuration and start the actors.
     pub async fn start(self) -> Result<WorkerPool> {
-        if self.jobs.is_empty() {
-            return Err(ConfigError::NoJobs.into());
-        }
         if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
             return Err(ConfigError::Concurrency {
                 got: self.concurrency,
@@ -120,33 +119,11 @@ impl WorkerPoolBuilder {
             }
             .into());
         }
-        let mut jobs: HashMap<&'static str, Arc<dyn ErasedJob>> = HashMap::new();
-        for j in self.jobs {
-            if let Err(honker_core::Error::InvalidQueueName { reason, .. }) =
-                honker_core::validate_queue_name(j.queue())
-            {
-                return Err(ConfigError::InvalidQueueName {
-                    job: j.name(),
-                    queue: j.queue(),
-                    reason,
-                }
-                .into());
-            }
-            if j.options().max_attempts == 0 {
-                return Err(ConfigError::ZeroMaxAttempts(j.name()).into());
-            }
-            if let Some(other) = jobs.insert(j.queue(), j.clone()) {
-                return Err(ConfigError::DuplicateQueue {
-                    queue: j.queue(),
-                    first: other.name(),
-                    second: j.name(),
-                }
-                .into());
-            }
-        }
+        let routes = Routes::new(self.jobs)?;
+        let queues = routes.queues();
         let mut queue_limits = HashMap::new();
         for (q, n) in self.queue_limits {
-            let Some((&name, _)) = jobs.get_key_value(q.as_str()) else {
+            let Some(&name) = queues.iter().find(|name| **name == q) else {
                 return Err(ConfigError::UnknownQueue(q).into());
             };
             if n == 0 {
@@ -163,7 +140,7 @@ impl WorkerPoolBuilder {
         let args = SupervisorArgs {
             honker: self.honker,
             worker_id: worker_id.clone(),
-            jobs,
+            routes: Arc::new(routes),
             queue_limits,
             concurrency: self.concurrency,
             visibility: self.visibility,

@@ -1,4 +1,5 @@
-//! Metric names and handles (the README lists them). Names `honker_*`, label `queue`.
+//! Metric names and handles (the README lists them). Names `honker_*`,
+//! labels `queue`, and `job` for what a job's runs did.
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
@@ -32,9 +33,9 @@ pub(crate) fn enqueued(queue: &str) {
     counter!("honker_jobs_enqueued_total", "queue" => queue_label(queue)).increment(1);
 }
 
-/// [`enqueued`] for a typed job's queue: a static label, no allocation.
-pub(crate) fn enqueued_static(queue: &'static str) {
-    counter!("honker_jobs_enqueued_total", "queue" => queue).increment(1);
+/// [`enqueued`] for a typed job: static labels, no allocation.
+pub(crate) fn enqueued_job(queue: &'static str, job: &'static str) {
+    counter!("honker_jobs_enqueued_total", "queue" => queue, "job" => job).increment(1);
 }
 
 pub(crate) fn lost_claims(queue: &str, n: usize) {
@@ -46,35 +47,53 @@ pub(crate) fn lost_claims(queue: &str, n: usize) {
 
 /// The handles one pool uses for one queue, registered once.
 pub(crate) struct QueueMetrics {
-    pub(crate) success: Counter,
-    pub(crate) retried: Counter,
-    pub(crate) dead: Counter,
-    pub(crate) lost: Counter,
-    pub(crate) released: Counter,
     pub(crate) lost_claims: Counter,
-    pub(crate) restarts: Counter,
-    pub(crate) duration: Histogram,
-    pub(crate) wait: Histogram,
-    pub(crate) in_flight: Gauge,
     pub(crate) depth: Gauge,
 }
 
 impl QueueMetrics {
     pub(crate) fn new(queue: &str) -> Self {
         let q = queue_label(queue);
-        let done = |outcome: &'static str| counter!("honker_jobs_completed_total", "queue" => q.clone(), "outcome" => outcome);
         QueueMetrics {
+            lost_claims: counter!("honker_jobs_lost_claims_total", "queue" => q.clone()),
+            depth: gauge!("honker_queue_depth", "queue" => q),
+        }
+    }
+}
+
+/// The handles one pool uses for one job kind on one queue, registered
+/// on first use. The `job` label is a registered job's name, or
+/// `_unrouted` for rows no registered job runs (their names come from the
+/// file, so they are not labels).
+pub(crate) struct JobMetrics {
+    pub(crate) success: Counter,
+    pub(crate) retried: Counter,
+    pub(crate) dead: Counter,
+    pub(crate) lost: Counter,
+    pub(crate) released: Counter,
+    pub(crate) restarts: Counter,
+    pub(crate) duration: Histogram,
+    pub(crate) wait: Histogram,
+    pub(crate) in_flight: Gauge,
+}
+
+impl JobMetrics {
+    pub(crate) fn new(queue: &str, job: &'static str) -> Self {
+        let q = queue_label(queue);
+        let done = |outcome: &'static str| {
+            counter!("honker_jobs_completed_total",
+                "queue" => q.clone(), "job" => job, "outcome" => outcome)
+        };
+        JobMetrics {
             success: done("success"),
             retried: done("retried"),
             dead: done("dead"),
             lost: done("lost"),
             released: done("released"),
-            lost_claims: counter!("honker_jobs_lost_claims_total", "queue" => q.clone()),
-            restarts: counter!("honker_worker_restarts_total", "queue" => q.clone()),
-            duration: histogram!("honker_job_duration_seconds", "queue" => q.clone()),
-            wait: histogram!("honker_job_wait_seconds", "queue" => q.clone()),
-            in_flight: gauge!("honker_jobs_in_flight", "queue" => q.clone()),
-            depth: gauge!("honker_queue_depth", "queue" => q),
+            restarts: counter!("honker_worker_restarts_total", "queue" => q.clone(), "job" => job),
+            duration: histogram!("honker_job_duration_seconds", "queue" => q.clone(), "job" => job),
+            wait: histogram!("honker_job_wait_seconds", "queue" => q.clone(), "job" => job),
+            in_flight: gauge!("honker_jobs_in_flight", "queue" => q, "job" => job),
         }
     }
 }

@@ -135,8 +135,9 @@ impl ContextBuilder {
 }
 
 /// Run `job`'s handler once, in this task, as a worker would: the argument
-/// goes through its JSON form first, so a type that does not survive
-/// storage fails here as it would in the pool (as a permanent error).
+/// goes through the payload an enqueue writes first, so a type that does
+/// not survive storage fails here as it would in the pool (as a permanent
+/// error).
 ///
 /// ```
 /// # use honker_actors::{Job, JobContext, JobError};
@@ -158,20 +159,17 @@ pub async fn perform<J: Job>(
     ctx: JobContext,
     args: J::Args,
 ) -> std::result::Result<J::Output, JobError> {
-    let stored = serde_json::to_string(&args)
+    let stored = crate::job::encode_args::<J>(&args)
         .map_err(|e| JobError::fail(format!("argument does not serialize: {e}")))?;
-    let args: J::Args = serde_json::from_str(&stored).map_err(|e| {
-        JobError::fail(format!(
-            "payload does not decode into {}: {e}",
-            std::any::type_name::<J::Args>()
-        ))
-    })?;
+    let args: J::Args = crate::job::decode_args(&stored).map_err(JobError::fail)?;
     job.run(ctx, args).await
 }
 
 /// The arguments of every job of type `J` waiting in its queue (due or
-/// scheduled, not running), oldest first. Payloads that do not decode into
-/// `J::Args` (another job's, in a shared queue) are left out.
+/// scheduled, not running), oldest first: the payloads whose task name is
+/// `J::NAME` (and, for a [`RAW`](Job::RAW) job, raw payloads). Other kinds
+/// sharing the queue, and payloads that do not decode into `J::Args`, are
+/// left out.
 ///
 /// ```
 /// # use honker_actors::{Job, JobContext, JobError};
@@ -195,7 +193,12 @@ pub async fn enqueued<J: Job>(honker: &Honker) -> Result<Vec<J::Args>> {
         .await?;
     Ok(payloads
         .iter()
-        .filter_map(|p| serde_json::from_str(p).ok())
+        .filter(|p| match honker_core::task_name(p) {
+            Ok(Some(name)) => name == J::NAME,
+            Ok(None) => J::RAW,
+            Err(_) => false,
+        })
+        .filter_map(|p| crate::job::decode_args(p).ok())
         .collect())
 }
 

@@ -31,7 +31,7 @@ fn foreign(h: &honker_actors::Honker) -> rusqlite::Connection {
 static LAPSE_RUNS: AtomicUsize = AtomicUsize::new(0);
 static SECOND_STARTED: AtomicBool = AtomicBool::new(false);
 static FIRST_RETURNED: AtomicBool = AtomicBool::new(false);
-#[job]
+#[job(queue = "lapses")]
 async fn lapses(ctx: JobContext, a: Args) -> Result<(), JobError> {
     LAPSE_RUNS.fetch_add(1, Ordering::SeqCst);
     if a.n == 0 {
@@ -77,7 +77,7 @@ async fn lapses(ctx: JobContext, a: Args) -> Result<(), JobError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_run_never_completes_the_reclaimed_attempt() {
     let (_d, h) = honker();
-    let id = lapses::enqueue(&h, Args { n: 1 }).await.unwrap();
+    let id = lapses::enqueue(&h, Args { n: 1 }).await.unwrap().id();
     let pool = WorkerPool::builder(&h)
         .register(lapses)
         .concurrency(4)
@@ -111,7 +111,7 @@ async fn a_stale_run_never_completes_the_reclaimed_attempt() {
 
 static REQUEUED_SECOND: AtomicBool = AtomicBool::new(false);
 static REQUEUED_FIRST_DONE: AtomicBool = AtomicBool::new(false);
-#[job]
+#[job(queue = "requeued")]
 async fn requeued(ctx: JobContext, _a: Args) -> Result<(), JobError> {
     if !REQUEUED_SECOND.swap(true, Ordering::SeqCst) {
         // An operator cancels the running job and requeues it: fresh
@@ -139,7 +139,7 @@ async fn requeued(ctx: JobContext, _a: Args) -> Result<(), JobError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_requeued_job_claimed_again_is_never_completed_by_its_earlier_run() {
     let (_d, h) = honker();
-    let id = requeued::enqueue(&h, Args { n: 1 }).await.unwrap();
+    let id = requeued::enqueue(&h, Args { n: 1 }).await.unwrap().id();
     let pool = WorkerPool::builder(&h)
         .register(requeued)
         .concurrency(2)
@@ -296,12 +296,12 @@ async fn when_sqlite_rolls_a_group_back_no_request_in_it_is_told_ok() {
 // ------------------------------------------------------------ 3. poison rows
 
 static POISON_OK: AtomicUsize = AtomicUsize::new(0);
-#[job]
+#[job(queue = "poison_a")]
 async fn poison_a(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
     POISON_OK.fetch_add(1, Ordering::SeqCst);
     Ok(())
 }
-#[job]
+#[job(queue = "poison_b")]
 async fn poison_b(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
     POISON_OK.fetch_add(1, Ordering::SeqCst);
     Ok(())
@@ -311,8 +311,8 @@ async fn poison_b(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
 async fn a_row_with_odd_column_types_is_dead_lettered_alone() {
     let (_d, h) = honker();
     let c = foreign(&h);
-    let bad_expiry = poison_a::enqueue(&h, Args { n: 1 }).await.unwrap();
-    let bad_priority = poison_a::enqueue(&h, Args { n: 2 }).await.unwrap();
+    let bad_expiry = poison_a::enqueue(&h, Args { n: 1 }).await.unwrap().id();
+    let bad_priority = poison_a::enqueue(&h, Args { n: 2 }).await.unwrap().id();
     c.execute(
         "UPDATE _honker_live SET expires_at = 1e30 WHERE id = ?1",
         [bad_expiry],
@@ -464,7 +464,7 @@ async fn extreme_durations_are_refused_or_clamped_never_wrapped() {
 
 static HOG_DONE: AtomicBool = AtomicBool::new(false);
 static SHORT_LIVED_RAN: AtomicBool = AtomicBool::new(false);
-#[job]
+#[job(queue = "hog")]
 async fn hog(_ctx: JobContext, a: Args) -> Result<(), JobError> {
     if a.n == 1 {
         SHORT_LIVED_RAN.store(true, Ordering::SeqCst);
@@ -510,7 +510,7 @@ async fn a_prefetched_job_never_starts_after_it_expired() {
 // ------------------------------------------------------------ 7. cooperative stop
 
 static COOP_STARTED: AtomicBool = AtomicBool::new(false);
-#[job(max_attempts = 1)]
+#[job(queue = "cooperative", max_attempts = 1)]
 async fn cooperative(ctx: JobContext, _a: Args) -> Result<(), JobError> {
     COOP_STARTED.store(true, Ordering::SeqCst);
     loop {
@@ -525,7 +525,7 @@ async fn cooperative(ctx: JobContext, _a: Args) -> Result<(), JobError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cooperative_stop_on_shutdown_burns_no_attempt() {
     let (_d, h) = honker();
-    let id = cooperative::enqueue(&h, Args { n: 1 }).await.unwrap();
+    let id = cooperative::enqueue(&h, Args { n: 1 }).await.unwrap().id();
     let pool = WorkerPool::builder(&h)
         .register(cooperative)
         .start()
@@ -794,14 +794,14 @@ async fn a_closure_cannot_commit_through_the_writers_own_cached_statement() {
 
 // ------------------------------------------------------------ 10. result waits
 
-#[job]
+#[job(queue = "doomed")]
 async fn doomed(_ctx: JobContext, a: Args) -> Result<u32, JobError> {
     match a.n {
         0 => Err(JobError::fail("no such customer")),
         n => Ok(n),
     }
 }
-#[job]
+#[job(queue = "silent")]
 async fn silent(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
     Ok(())
 }
@@ -809,9 +809,9 @@ async fn silent(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_for_the_result_of_a_job_that_cannot_have_one_answers_at_once() {
     let (_d, h) = honker();
-    let dead = doomed::enqueue(&h, Args { n: 0 }).await.unwrap();
-    let ok = doomed::enqueue(&h, Args { n: 7 }).await.unwrap();
-    let silent_id = silent::enqueue(&h, Args { n: 0 }).await.unwrap();
+    let dead = doomed::enqueue(&h, Args { n: 0 }).await.unwrap().id();
+    let ok = doomed::enqueue(&h, Args { n: 7 }).await.unwrap().id();
+    let silent_id = silent::enqueue(&h, Args { n: 0 }).await.unwrap().id();
     let pool = WorkerPool::builder(&h)
         .register(doomed)
         .register(silent)
@@ -898,7 +898,7 @@ async fn a_claim_dropped_while_in_flight_is_given_back() {
 
 static LOCKED_STARTED: AtomicBool = AtomicBool::new(false);
 static LOCKED_RELEASE: AtomicBool = AtomicBool::new(false);
-#[job]
+#[job(queue = "under_lock")]
 async fn under_lock(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
     LOCKED_STARTED.store(true, Ordering::SeqCst);
     eventually(Duration::from_secs(30), async || {
@@ -911,7 +911,7 @@ async fn under_lock(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_that_cannot_write_its_outcomes_says_so() {
     let (_d, h) = honker();
-    let id = under_lock::enqueue(&h, Args { n: 1 }).await.unwrap();
+    let id = under_lock::enqueue(&h, Args { n: 1 }).await.unwrap().id();
     let pool = WorkerPool::builder(&h)
         .register(under_lock)
         .shutdown_timeout(Duration::from_millis(500))
@@ -1067,7 +1067,7 @@ async fn unkeepable(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_output_that_cannot_be_saved_is_a_failure_not_a_silent_success() {
     let (_d, h) = honker();
-    let id = unkeepable::enqueue(&h, Args { n: 1 }).await.unwrap();
+    let id = unkeepable::enqueue(&h, Args { n: 1 }).await.unwrap().id();
     let pool = WorkerPool::builder(&h)
         .register(unkeepable)
         .start()

@@ -24,7 +24,7 @@ use honker_actors::{job, Fault, Honker, JobContext, JobError, WorkerPool};
 #[derive(Default)]
 struct Runs(Mutex<HashMap<u32, usize>>);
 
-#[job]
+#[job(queue = "sweep")]
 async fn sweep(ctx: JobContext, n: u32) -> Result<(), JobError> {
     *ctx.data::<Arc<Runs>>()?
         .0
@@ -53,7 +53,7 @@ async fn workload(h: &Honker) -> Told {
     for i in 0..8u32 {
         if i % 2 == 0 {
             let r = sweep::enqueue(h, i).await;
-            told.enqueues.push((i, r.ok()));
+            told.enqueues.push((i, r.ok().map(|h| h.id())));
         } else {
             let r = h
                 .transaction(move |tx| {

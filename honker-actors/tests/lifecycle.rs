@@ -13,7 +13,7 @@ use honker_actors::testing::wait_until_drained;
 use honker_actors::{job, EnqueueOptions, Honker, JobContext, JobError, WorkerPool};
 
 static LONG_RUNS: AtomicUsize = AtomicUsize::new(0);
-#[job]
+#[job(queue = "long")]
 async fn long(_ctx: JobContext, _a: u32) -> Result<(), JobError> {
     LONG_RUNS.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(3500)).await;
@@ -57,7 +57,7 @@ async fn a_job_running_3x_the_visibility_timeout_is_not_reclaimed_while_its_pool
 }
 
 static FLOW_DONE: RunCounts = RunCounts::new();
-#[job]
+#[job(queue = "flow")]
 async fn flow(_ctx: JobContext, n: u32) -> Result<(), JobError> {
     tokio::time::sleep(Duration::from_micros(200)).await;
     FLOW_DONE.record(n);
@@ -127,7 +127,7 @@ async fn shutdown_in_the_middle_of_10k_jobs_loses_none_and_burns_no_attempt() {
 
 static GRACE_FINISHED: AtomicUsize = AtomicUsize::new(0);
 static GRACE_SAW_STOP: AtomicBool = AtomicBool::new(false);
-#[job]
+#[job(queue = "graceful")]
 async fn graceful(ctx: JobContext, millis: u64) -> Result<(), JobError> {
     tokio::time::sleep(Duration::from_millis(millis)).await;
     if ctx.is_stopping() {
@@ -141,8 +141,8 @@ async fn graceful(ctx: JobContext, millis: u64) -> Result<(), JobError> {
 async fn shutdown_lets_short_jobs_finish_and_puts_long_ones_back() {
     let (_d, h) = honker();
     let q = h.queue("graceful");
-    let short_id = graceful::enqueue(&h, 300).await.unwrap();
-    let long_id = graceful::enqueue(&h, 60_000).await.unwrap();
+    let short_id = graceful::enqueue(&h, 300).await.unwrap().id();
+    let long_id = graceful::enqueue(&h, 60_000).await.unwrap().id();
     let pool = WorkerPool::builder(&h)
         .register(graceful)
         .shutdown_timeout(Duration::from_secs(2))
@@ -178,7 +178,7 @@ async fn shutdown_lets_short_jobs_finish_and_puts_long_ones_back() {
 }
 
 static TWO_POOLS: RunCounts = RunCounts::new();
-#[job]
+#[job(queue = "counted")]
 async fn counted(_ctx: JobContext, n: u32) -> Result<(), JobError> {
     TWO_POOLS.record(n);
     Ok(())
@@ -218,7 +218,7 @@ async fn two_pools_in_one_process_run_each_job_exactly_once() {
 }
 
 static STUCK_RUNS: AtomicUsize = AtomicUsize::new(0);
-#[job(max_attempts = 5)]
+#[job(queue = "stuck", max_attempts = 5)]
 async fn stuck(ctx: JobContext, _a: u32) -> Result<(), JobError> {
     if STUCK_RUNS.fetch_add(1, Ordering::SeqCst) == 0 {
         // The first run never finishes: its pool is dropped under it.
@@ -231,7 +231,7 @@ async fn stuck(ctx: JobContext, _a: u32) -> Result<(), JobError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_pool_without_shutdown_loses_nothing() {
     let (_d, h) = honker();
-    let id = stuck::enqueue(&h, 1).await.unwrap();
+    let id = stuck::enqueue(&h, 1).await.unwrap().id();
     let pool = WorkerPool::builder(&h)
         .register(stuck)
         .visibility_timeout(Duration::from_secs(1))
@@ -261,7 +261,7 @@ async fn dropping_a_pool_without_shutdown_loses_nothing() {
 }
 
 static WOKEN: AtomicUsize = AtomicUsize::new(0);
-#[job]
+#[job(queue = "wakes")]
 async fn wakes(_ctx: JobContext, _a: u32) -> Result<(), JobError> {
     WOKEN.fetch_add(1, Ordering::SeqCst);
     Ok(())

@@ -33,12 +33,12 @@ async fn send_email(ctx: JobContext, email: Email) -> Result<(), JobError> {
     Ok(())
 }
 
-#[job]
+#[job(queue = "add")]
 async fn add(pair: (u64, u64)) -> Result<u64, JobError> {
     Ok(pair.0 + pair.1)
 }
 
-#[job(max_attempts = 1)]
+#[job(queue = "io_error", max_attempts = 1)]
 async fn io_error(_n: u32) -> Result<(), std::io::Error> {
     Err(std::io::Error::new(
         std::io::ErrorKind::ConnectionRefused,
@@ -46,14 +46,14 @@ async fn io_error(_n: u32) -> Result<(), std::io::Error> {
     ))
 }
 
-#[job(max_attempts = 1)]
+#[job(queue = "anyhow_error", max_attempts = 1)]
 async fn anyhow_error(_n: u32) -> anyhow::Result<()> {
     let inner: Result<(), anyhow::Error> = Err(anyhow::anyhow!("disk quota"));
     anyhow::Context::context(inner, "saving the upload")?;
     Ok(())
 }
 
-#[job(max_attempts = 9, backoff = "5s")]
+#[job(queue = "gives_up", max_attempts = 9, backoff = "5s")]
 async fn gives_up(ctx: JobContext, _n: u32) -> Result<(), JobError> {
     Err(JobError::fail(format!(
         "attempt {} gives up",
@@ -61,8 +61,23 @@ async fn gives_up(ctx: JobContext, _n: u32) -> Result<(), JobError> {
     )))
 }
 
+#[job]
+async fn defaults(_n: u32) -> Result<(), JobError> {
+    Ok(())
+}
+
+#[job(name = "myapp.tasks.renamed")]
+async fn renamed(_n: u32) -> Result<(), JobError> {
+    Ok(())
+}
+
+#[job(raw, queue = "raw_in")]
+async fn takes_raw(_n: u32) -> Result<(), JobError> {
+    Ok(())
+}
+
 /// A raw identifier names the job without its `r#`.
-#[job(timeout = "1500ms", backoff = "0s", priority = -3)]
+#[job(queue = "match", timeout = "1500ms", backoff = "0s", priority = -3)]
 async fn r#match(_n: u32) -> Result<(), JobError> {
     Ok(())
 }
@@ -80,11 +95,17 @@ fn the_attribute_sets_name_queue_and_options() {
         o.backoff,
         Backoff::exponential(Duration::from_secs(1), Duration::from_secs(600))
     );
+    assert_eq!(add::QUEUE, "add", "the queue given is kept");
     assert_eq!(
-        add::QUEUE,
-        "add",
-        "the queue defaults to the function's name"
+        (defaults::NAME, defaults::QUEUE, defaults::RAW),
+        ("defaults", "default", false),
+        "the queue defaults to `default`, the name to the function's"
     );
+    assert_eq!(
+        (renamed::NAME, renamed::QUEUE),
+        ("myapp.tasks.renamed", "default")
+    );
+    assert_eq!((takes_raw::RAW, takes_raw::QUEUE), (true, "raw_in"));
     assert_eq!(add::options().max_attempts, 3);
     assert_eq!(
         gives_up::options().backoff,
@@ -98,12 +119,16 @@ async fn enqueue_builder_and_enqueue_tx_write_the_jobs_defaults_and_options() {
     let q = h.queue("emails");
     let plain = send_email::enqueue(&h, Email { to: "a@b.c".into() })
         .await
-        .unwrap();
+        .unwrap()
+        .id();
     let row = q.get_job(plain).await.unwrap().unwrap();
     assert_eq!((row.max_attempts, row.priority), (5, 2));
     assert_eq!(
-        row.payload, r#"{"to":"a@b.c"}"#,
-        "the payload is the argument as JSON, nothing around it"
+        serde_json::from_str::<serde_json::Value>(&row.payload).unwrap(),
+        serde_json::json!({"__honker_task__": {
+            "task": "send_email", "args": [], "kwargs": {"to": "a@b.c"}
+        }}),
+        "the payload is the task envelope the Python package writes"
     );
     assert!(row.expires_at.is_some());
 
@@ -114,18 +139,23 @@ async fn enqueue_builder_and_enqueue_tx_write_the_jobs_defaults_and_options() {
         .expires(Duration::from_secs(7200))
         .enqueue(&h)
         .await
-        .unwrap();
+        .unwrap()
+        .id();
     let row = q.get_job(built).await.unwrap().unwrap();
     assert_eq!((row.max_attempts, row.priority), (2, 9));
     assert!(row.run_at > row.created_at + 58);
 
     let mut conn = honker_core::open(h.path()).unwrap();
     let tx = conn.transaction().unwrap();
-    let rolled_back = send_email::enqueue_tx(&tx, Email { to: "c@b.c".into() }).unwrap();
+    let rolled_back = send_email::enqueue_tx(&tx, Email { to: "c@b.c".into() })
+        .unwrap()
+        .id();
     tx.rollback().unwrap();
     assert!(q.get_job(rolled_back).await.unwrap().is_none());
     let tx = conn.transaction().unwrap();
-    let committed = send_email::enqueue_tx(&tx, Email { to: "d@b.c".into() }).unwrap();
+    let committed = send_email::enqueue_tx(&tx, Email { to: "d@b.c".into() })
+        .unwrap()
+        .id();
     tx.commit().unwrap();
     assert!(q.get_job(committed).await.unwrap().is_some());
 
@@ -146,7 +176,7 @@ async fn enqueue_builder_and_enqueue_tx_write_the_jobs_defaults_and_options() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_are_saved_and_errors_of_any_kind_are_recorded() {
     let (_d, h) = honker();
-    let sum = add::enqueue(&h, (20, 22)).await.unwrap();
+    let sum = add::enqueue(&h, (20, 22)).await.unwrap().id();
     io_error::enqueue(&h, 1).await.unwrap();
     anyhow_error::enqueue(&h, 1).await.unwrap();
     gives_up::enqueue(&h, 1).await.unwrap();

@@ -7,7 +7,7 @@ use honker_actors::testing::wait_until_drained;
 use honker_actors::{job, Honker, JobContext, JobError, WorkerPool};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
-#[job(max_attempts = 2, backoff = "0s")]
+#[job(queue = "mixed", max_attempts = 2, backoff = "0s")]
 async fn mixed(ctx: JobContext, what: String) -> Result<(), JobError> {
     match what.as_str() {
         "ok" => Ok(()),
@@ -38,7 +38,7 @@ async fn mixed(ctx: JobContext, what: String) -> Result<(), JobError> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pool_emits_counters_histograms_and_gauges_labelled_by_queue() {
+async fn the_pool_emits_counters_histograms_and_gauges_labelled_by_queue_and_job() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     recorder.install().unwrap();
@@ -48,6 +48,12 @@ async fn the_pool_emits_counters_histograms_and_gauges_labelled_by_queue() {
     for what in ["ok", "ok", "fail", "retry", "panic", "lost", "lost_hb"] {
         mixed::enqueue(&h, what.to_string()).await.unwrap();
     }
+    // A kind no job of the pool has: dead, counted under `_unrouted`.
+    let ghost = honker_actors::core::task_payload("ghost", &1).unwrap();
+    h.queue("mixed")
+        .enqueue_json(ghost, Default::default())
+        .await
+        .unwrap();
     let pool = WorkerPool::builder(&h)
         .register(mixed)
         .concurrency(2)
@@ -73,25 +79,42 @@ async fn the_pool_emits_counters_histograms_and_gauges_labelled_by_queue() {
     pool.shutdown().await.unwrap();
 
     let snap = snapshotter.snapshot().into_vec();
-    let find = |name: &str, outcome: Option<&str>| -> Option<&DebugValue> {
+    // The series of `name` for queue "mixed", with label `job` = `job`
+    // (`None`: no job label) and, if given, label `outcome`.
+    let find_for = |name: &str, job: Option<&str>, outcome: Option<&str>| -> Option<&DebugValue> {
         snap.iter()
             .find(|(k, _, _, _)| {
                 let key = k.key();
+                let label = |n: &str| key.labels().find(|l| l.key() == n).map(|l| l.value());
                 key.name() == name
-                    && key
-                        .labels()
-                        .any(|l| l.key() == "queue" && l.value() == "mixed")
-                    && outcome.is_none_or(|o| {
-                        key.labels().any(|l| l.key() == "outcome" && l.value() == o)
-                    })
+                    && label("queue") == Some("mixed")
+                    && label("job") == job
+                    && outcome.is_none_or(|o| label("outcome") == Some(o))
             })
             .map(|(_, _, _, v)| v)
     };
-    let counter = |name: &str, outcome: Option<&str>| match find(name, outcome) {
-        Some(DebugValue::Counter(n)) => *n,
-        other => panic!("{name} {outcome:?}: {other:?}"),
-    };
-    assert_eq!(counter("honker_jobs_enqueued_total", None), 8);
+    let counter_for =
+        |name: &str, job: Option<&str>, outcome: Option<&str>| match find_for(name, job, outcome) {
+            Some(DebugValue::Counter(n)) => *n,
+            other => panic!("{name} {job:?} {outcome:?}: {other:?}"),
+        };
+    let find = |name: &str, outcome: Option<&str>| find_for(name, Some("mixed"), outcome);
+    let counter = |name: &str, outcome: Option<&str>| counter_for(name, Some("mixed"), outcome);
+    assert_eq!(counter("honker_jobs_enqueued_total", None), 7);
+    assert_eq!(
+        counter_for("honker_jobs_enqueued_total", None, None),
+        2,
+        "untyped enqueues carry the queue only"
+    );
+    assert_eq!(
+        counter_for(
+            "honker_jobs_completed_total",
+            Some("_unrouted"),
+            Some("dead")
+        ),
+        1,
+        "a row of an unknown kind is counted apart, never as the job's"
+    );
     assert_eq!(counter("honker_jobs_completed_total", Some("success")), 2);
     // fail -> dead; retry and panic: retried once, then dead (max_attempts 2)
     assert_eq!(counter("honker_jobs_completed_total", Some("retried")), 2);
@@ -123,11 +146,11 @@ async fn the_pool_emits_counters_histograms_and_gauges_labelled_by_queue() {
         other => panic!("in flight: {other:?}"),
     }
     assert_eq!(
-        counter("honker_jobs_lost_claims_total", None),
+        counter_for("honker_jobs_lost_claims_total", None, None),
         1,
         "the heartbeat found one claim lost"
     );
-    match find("honker_queue_depth", None) {
+    match find_for("honker_queue_depth", None, None) {
         Some(DebugValue::Gauge(g)) => assert_eq!(g.0, 0.0, "nothing due is waiting"),
         other => panic!("depth: {other:?}"),
     }

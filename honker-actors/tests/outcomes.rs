@@ -19,7 +19,7 @@ struct Args {
 }
 
 static OK_RUNS: AtomicUsize = AtomicUsize::new(0);
-#[job]
+#[job(queue = "succeeds")]
 async fn succeeds(ctx: JobContext, _a: Args) -> Result<(), JobError> {
     assert_eq!(ctx.queue(), "succeeds");
     assert_eq!(ctx.attempt(), 1);
@@ -49,7 +49,7 @@ async fn successful_jobs_are_acked() {
 }
 
 static RETRY_RUNS: AtomicUsize = AtomicUsize::new(0);
-#[job(max_attempts = 3, backoff = "0s")]
+#[job(queue = "always_errors", max_attempts = 3, backoff = "0s")]
 async fn always_errors(ctx: JobContext, _a: Args) -> Result<(), JobError> {
     RETRY_RUNS.fetch_add(1, Ordering::SeqCst);
     // Any std error converts into a retryable JobError.
@@ -61,7 +61,10 @@ async fn always_errors(ctx: JobContext, _a: Args) -> Result<(), JobError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_retried_until_max_attempts_then_dead_with_the_last_error() {
     let (_d, h) = honker();
-    let id = always_errors::enqueue(&h, Args { n: 1 }).await.unwrap();
+    let id = always_errors::enqueue(&h, Args { n: 1 })
+        .await
+        .unwrap()
+        .id();
     let pool = WorkerPool::builder(&h)
         .register(always_errors)
         .start()
@@ -88,7 +91,7 @@ async fn errors_are_retried_until_max_attempts_then_dead_with_the_last_error() {
     );
 }
 
-#[job]
+#[job(queue = "retries_later")]
 async fn retries_later(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
     Err(JobError::retry_after(Duration::from_secs(3600)).with_message("rate limited"))
 }
@@ -96,7 +99,10 @@ async fn retries_later(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_overrides_the_backoff() {
     let (_d, h) = honker();
-    let id = retries_later::enqueue(&h, Args { n: 1 }).await.unwrap();
+    let id = retries_later::enqueue(&h, Args { n: 1 })
+        .await
+        .unwrap()
+        .id();
     let pool = WorkerPool::builder(&h)
         .register(retries_later)
         .start()
@@ -122,7 +128,7 @@ async fn retry_after_overrides_the_backoff() {
     assert_eq!(job.attempts, 1);
 }
 
-#[job(max_attempts = 10)]
+#[job(queue = "fails", max_attempts = 10)]
 async fn fails(_ctx: JobContext, a: Args) -> Result<(), JobError> {
     Err(JobError::fail(format!("record {} is invalid", a.n)))
 }
@@ -130,7 +136,7 @@ async fn fails(_ctx: JobContext, a: Args) -> Result<(), JobError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_goes_to_dead_at_once_and_bad_payloads_are_never_retried() {
     let (_d, h) = honker();
-    let id = fails::enqueue(&h, Args { n: 7 }).await.unwrap();
+    let id = fails::enqueue(&h, Args { n: 7 }).await.unwrap().id();
     let q = h.queue("fails");
     let bad = q
         .enqueue_json(
@@ -170,13 +176,13 @@ async fn fail_goes_to_dead_at_once_and_bad_payloads_are_never_retried() {
 }
 
 static PANIC_RUNS: AtomicUsize = AtomicUsize::new(0);
-#[job(max_attempts = 1)]
+#[job(queue = "panics", max_attempts = 1)]
 async fn panics(_ctx: JobContext, a: Args) -> Result<(), JobError> {
     PANIC_RUNS.fetch_add(1, Ordering::SeqCst);
     panic!("boom {}", a.n);
 }
 
-#[job]
+#[job(queue = "quick")]
 async fn quick(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
     Ok(())
 }
@@ -235,7 +241,7 @@ async fn panics_are_caught_recorded_and_the_pool_keeps_its_size() {
     pool.shutdown().await.unwrap();
 }
 
-#[job(backoff = "0s")]
+#[job(queue = "panics_once", backoff = "0s")]
 async fn panics_once(ctx: JobContext, _a: Args) -> Result<(), JobError> {
     if ctx.attempt() == 1 {
         panic!("first attempt fails");
@@ -262,7 +268,7 @@ async fn a_panic_is_a_retryable_error() {
 }
 
 static SLOW_ATTEMPTS: AtomicUsize = AtomicUsize::new(0);
-#[job(max_attempts = 2, backoff = "0s", timeout = "200ms")]
+#[job(queue = "slow", max_attempts = 2, backoff = "0s", timeout = "200ms")]
 async fn slow(ctx: JobContext, _a: Args) -> Result<(), JobError> {
     SLOW_ATTEMPTS.fetch_add(1, Ordering::SeqCst);
     // The first run overruns its timeout; the retry succeeds.
@@ -296,7 +302,7 @@ struct Sum {
     a: u64,
     b: u64,
 }
-#[job]
+#[job(queue = "adds")]
 async fn adds(ctx: JobContext, s: Sum) -> Result<u64, JobError> {
     let offset: &u64 = ctx.data::<u64>()?;
     Ok(s.a + s.b + offset)
@@ -305,7 +311,7 @@ async fn adds(ctx: JobContext, s: Sum) -> Result<u64, JobError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_are_saved_and_application_data_is_reachable() {
     let (_d, h) = honker();
-    let id = adds::enqueue(&h, Sum { a: 2, b: 3 }).await.unwrap();
+    let id = adds::enqueue(&h, Sum { a: 2, b: 3 }).await.unwrap().id();
     let pool = WorkerPool::builder(&h)
         .register(adds)
         .data(100u64)
@@ -317,7 +323,7 @@ async fn outputs_are_saved_and_application_data_is_reachable() {
     pool.shutdown().await.unwrap();
 }
 
-#[job(max_attempts = 1)]
+#[job(queue = "needs_data", max_attempts = 1)]
 async fn needs_data(ctx: JobContext, _a: Args) -> Result<(), JobError> {
     ctx.data::<Vec<String>>()?;
     Ok(())
@@ -357,7 +363,7 @@ async fn missing_application_data_is_a_clear_error() {
 
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static MAX_RUNNING: AtomicUsize = AtomicUsize::new(0);
-#[job]
+#[job(queue = "limited")]
 async fn limited(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
     let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
     MAX_RUNNING.fetch_max(now, Ordering::SeqCst);
@@ -416,7 +422,7 @@ async fn bad_pool_configuration_is_refused() {
 }
 
 static SEEN_STOP: Mutex<Option<StopReason>> = Mutex::new(None);
-#[job]
+#[job(queue = "self_cancelling")]
 async fn self_cancelling(ctx: JobContext, _a: Args) -> Result<(), JobError> {
     // An operator cancels the job while it runs: the claim is gone.
     ctx.honker()
@@ -439,7 +445,10 @@ async fn self_cancelling(ctx: JobContext, _a: Args) -> Result<(), JobError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_claim_is_lost_is_told_and_its_ack_does_nothing() {
     let (_d, h) = honker();
-    let id = self_cancelling::enqueue(&h, Args { n: 1 }).await.unwrap();
+    let id = self_cancelling::enqueue(&h, Args { n: 1 })
+        .await
+        .unwrap()
+        .id();
     let pool = WorkerPool::builder(&h)
         .register(self_cancelling)
         .start()
@@ -485,7 +494,7 @@ async fn a_job_whose_claim_is_lost_is_told_and_its_ack_does_nothing() {
 
 static SOLO_RUNNING: AtomicUsize = AtomicUsize::new(0);
 static SOLO_MAX: AtomicUsize = AtomicUsize::new(0);
-#[job]
+#[job(queue = "solo")]
 async fn solo(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
     let now = SOLO_RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
     SOLO_MAX.fetch_max(now, Ordering::SeqCst);
@@ -494,7 +503,7 @@ async fn solo(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
     Ok(())
 }
 
-#[job]
+#[job(queue = "busy")]
 async fn busy(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
     Ok(())
 }

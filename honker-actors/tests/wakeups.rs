@@ -32,7 +32,7 @@ fn started(n: u32) -> Option<f64> {
         .map(|(_, t)| *t)
 }
 
-#[job]
+#[job(queue = "stamp")]
 async fn stamp(_ctx: JobContext, n: u32) -> Result<(), JobError> {
     STARTED.lock().unwrap().push((n, unix_now()));
     Ok(())

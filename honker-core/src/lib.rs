@@ -38,6 +38,7 @@ mod results;
 /// (plan and re-prepare checks). Use the functions.
 #[doc(hidden)]
 pub mod sql;
+mod task;
 mod tx;
 mod watcher;
 
@@ -63,6 +64,9 @@ pub use listeners::{Listeners, Listening};
 pub use open::{migrate, open, open_connection, open_in_memory};
 pub use results::{get_result, save_result, sweep_results};
 pub use rusqlite;
+pub use task::{
+    read_payload, task_name, task_payload, Payload, TaskCall, TaskError, TASK_ENVELOPE,
+};
 pub use tx::atomically;
 pub use watcher::{Subscription, Watcher, DEFAULT_WATCH_INTERVAL};
 

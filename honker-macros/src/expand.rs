@@ -14,6 +14,7 @@ pub(crate) fn expand(def: &JobDef) -> TokenStream {
         ident,
         name,
         queue,
+        raw,
         ctx,
         arg,
         ret,
@@ -50,11 +51,12 @@ pub(crate) fn expand(def: &JobDef) -> TokenStream {
         #vis struct #ident;
 
         impl #ident {
-            /// Enqueue with the job's default options; returns the job id.
+            /// Enqueue with the job's default options; the handle gives the
+            /// job id and waits for its typed result.
             #vis async fn enqueue(
                 honker: &::honker_actors::Honker,
                 args: #arg_ty,
-            ) -> ::honker_actors::Result<i64> {
+            ) -> ::honker_actors::Result<::honker_actors::JobHandle<#ident>> {
                 ::honker_actors::EnqueueBuilder::<#ident>::new(args).enqueue(honker).await
             }
 
@@ -67,7 +69,7 @@ pub(crate) fn expand(def: &JobDef) -> TokenStream {
             #vis fn enqueue_tx(
                 conn: &::honker_actors::core::rusqlite::Connection,
                 args: #arg_ty,
-            ) -> ::honker_actors::Result<i64> {
+            ) -> ::honker_actors::Result<::honker_actors::JobHandle<#ident>> {
                 ::honker_actors::EnqueueBuilder::<#ident>::new(args).enqueue_tx(conn)
             }
         }
@@ -75,6 +77,7 @@ pub(crate) fn expand(def: &JobDef) -> TokenStream {
         impl ::honker_actors::Job for #ident {
             const NAME: &'static str = #name;
             const QUEUE: &'static str = #queue;
+            const RAW: bool = #raw;
             type Args = #arg_ty;
             type Output = #output;
 

@@ -49,7 +49,14 @@ mod types;
 /// `name::enqueue(&h, args).await`, `name::builder(args)` (per-job delay,
 /// priority, expiry, attempts) `.enqueue(&h).await`, and
 /// `name::enqueue_tx(&conn, args)` inside the application's own
-/// transaction. The job's name is the function's name.
+/// transaction. Each returns a `JobHandle<name>`: the job id, and
+/// `.result(&h, timeout)` typed by the function's output.
+///
+/// The job's name (the function's name, or `name = "..."`) is the task
+/// name its payloads carry, in the envelope the Python package's `@task`
+/// writes: many jobs share a queue, a pool routes each row to the job it
+/// names, and a Python `@q.task(name = "...")` of the same name runs it (or
+/// is run by it).
 ///
 /// # The function
 ///
@@ -73,7 +80,9 @@ mod types;
 ///
 /// | option | value | meaning |
 /// |---|---|---|
-/// | `queue` | `"emails"` | the queue (default: the function's name); 1 to 128 bytes of ASCII letters, digits and `_ - . : /`, checked here as at run time |
+/// | `queue` | `"emails"` | the queue (default: `default`, as in the Python package); 1 to 128 bytes of ASCII letters, digits and `_ - . : /`, checked here as at run time |
+/// | `name` | `"myapp.send_email"` | the task name (default: the function's name); unique within a pool |
+/// | `raw` | (no value) | payloads without the envelope: enqueues write the argument as it is, and a pool gives this job its queue's raw payloads (Python's `q.enqueue({...})`); a queue's only job takes them anyway |
 /// | `max_attempts` | `5` | claims before the job goes to `_honker_dead` (at least 1) |
 /// | `priority` | `10`, `-1` | default priority, higher first (an integer literal) |
 /// | `timeout` | `"30s"`, `"1500ms"` | longest a run may take, then it counts as a retryable error |

@@ -18,10 +18,13 @@ pub(crate) struct JobDef {
     pub vis: Visibility,
     /// The function's identifier as written (a raw `r#name` stays raw).
     pub ident: Ident,
-    /// The job's name: the function's name, without `r#`.
+    /// The job's name: the attribute's `name`, or the function's name
+    /// without `r#`.
     pub name: String,
-    /// The queue: the attribute's `queue`, or the job's name.
+    /// The queue: the attribute's `queue`, or `default`.
     pub queue: String,
+    /// Whether the job takes raw payloads (`raw`).
+    pub raw: bool,
     /// The `JobContext` parameter, when the function takes one.
     pub ctx: Option<Param>,
     /// The argument: the job's payload, decoded.
@@ -68,6 +71,8 @@ pub(crate) enum Backoff {
 
 const OPTIONS: &[&str] = &[
     "queue",
+    "name",
+    "raw",
     "max_attempts",
     "priority",
     "timeout",
@@ -79,7 +84,7 @@ impl JobDef {
     /// Parse and check the attribute's arguments and the function.
     pub(crate) fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<JobDef> {
         let mut errors = Errors::default();
-        let (queue, options) = parse_attr(attr, &mut errors);
+        let attr = parse_attr(attr, &mut errors);
         let func: ItemFn = match syn::parse2(item) {
             Ok(f) => f,
             Err(e) => {
@@ -87,7 +92,7 @@ impl JobDef {
                 return Err(errors.finish().unwrap_err());
             }
         };
-        let def = parse_fn(func, queue, options, &mut errors);
+        let def = parse_fn(func, attr, &mut errors);
         errors.finish()?;
         Ok(def.expect("a function without errors is complete"))
     }
@@ -109,9 +114,23 @@ impl Errors {
     }
 }
 
-fn parse_attr(attr: TokenStream, errors: &mut Errors) -> (Option<String>, Options) {
-    let mut queue = None;
-    let mut options = Options::default();
+/// The attribute's arguments.
+#[derive(Default)]
+struct Attr {
+    queue: Option<String>,
+    name: Option<String>,
+    raw: bool,
+    options: Options,
+}
+
+fn parse_attr(attr: TokenStream, errors: &mut Errors) -> Attr {
+    let mut out = Attr::default();
+    let Attr {
+        queue,
+        name,
+        raw,
+        options,
+    } = &mut out;
     let mut seen: Vec<String> = Vec::new();
     let parser = syn::meta::parser(|meta| {
         let key = meta.path.to_token_stream().to_string().replace(' ', "");
@@ -125,6 +144,16 @@ fn parse_attr(attr: TokenStream, errors: &mut Errors) -> (Option<String>, Option
             errors.push(meta.error(format!("#[job] option `{key}` is given twice")));
         }
         seen.push(key.clone());
+        if key == "raw" {
+            if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                return Err(meta.error(
+                    "`raw` takes no value: write `#[job(raw)]` for a job that takes its \
+                     queue's raw payloads",
+                ));
+            }
+            *raw = true;
+            return Ok(());
+        }
         let value = meta.value()?;
         match key.as_str() {
             "queue" => {
@@ -134,7 +163,15 @@ fn parse_attr(attr: TokenStream, errors: &mut Errors) -> (Option<String>, Option
                         s.span(),
                         format!("invalid queue name {:?}: {reason}", s.value()),
                     )),
-                    None => queue = Some(s.value()),
+                    None => *queue = Some(s.value()),
+                }
+            }
+            "name" => {
+                let s: LitStr = value.parse()?;
+                if s.value().is_empty() {
+                    errors.push(syn::Error::new(s.span(), "a job's name must not be empty"));
+                } else {
+                    *name = Some(s.value());
                 }
             }
             "max_attempts" => {
@@ -173,15 +210,16 @@ fn parse_attr(attr: TokenStream, errors: &mut Errors) -> (Option<String>, Option
     if let Err(e) = syn::parse::Parser::parse2(parser, attr) {
         errors.push(e);
     }
-    (queue, options)
+    out
 }
 
-fn parse_fn(
-    func: ItemFn,
-    queue: Option<String>,
-    options: Options,
-    errors: &mut Errors,
-) -> Option<JobDef> {
+fn parse_fn(func: ItemFn, attr: Attr, errors: &mut Errors) -> Option<JobDef> {
+    let Attr {
+        queue,
+        name,
+        raw,
+        options,
+    } = attr;
     let ItemFn {
         attrs,
         vis,
@@ -219,23 +257,9 @@ fn parse_fn(
         ));
     }
 
-    let name = sig.ident.unraw().to_string();
-    let queue = match queue {
-        Some(q) => Some(q),
-        None => match queue_name_error(&name) {
-            None => Some(name.clone()),
-            Some(reason) => {
-                errors.push(syn::Error::new(
-                    sig.ident.span(),
-                    format!(
-                        "the queue defaults to the function's name, and {name:?} is not a \
-                         valid queue name ({reason}): set one with `#[job(queue = \"...\")]`"
-                    ),
-                ));
-                None
-            }
-        },
-    };
+    let name = name.unwrap_or_else(|| sig.ident.unraw().to_string());
+    // As in the Python package: jobs share the queue `default` unless told.
+    let queue = Some(queue.unwrap_or_else(|| "default".to_string()));
 
     let mut params = Vec::new();
     for input in &sig.inputs {
@@ -299,6 +323,7 @@ fn parse_fn(
         ident: sig.ident,
         name,
         queue,
+        raw,
         ctx,
         arg,
         ret,

@@ -221,7 +221,7 @@ fn queue_names_follow_the_runtime_rule() {
 }
 
 #[test]
-fn the_default_queue_is_the_function_name_and_must_be_valid_too() {
+fn the_queue_defaults_to_default_and_the_name_to_the_function_name() {
     let d = def(
         TokenStream::new(),
         quote::quote!(
@@ -231,33 +231,51 @@ fn the_default_queue_is_the_function_name_and_must_be_valid_too() {
         ),
     )
     .unwrap();
-    assert_eq!((d.name.as_str(), d.queue.as_str()), ("type", "type"));
-    let e = errors(
+    assert_eq!(
+        (d.name.as_str(), d.queue.as_str(), d.raw),
+        ("type", "default", false)
+    );
+    // A function name that is no valid queue name is fine: it is no queue.
+    let d = def(
         TokenStream::new(),
         quote::quote!(
             async fn envoyé(n: u32) -> Result<(), E> {
                 Ok(())
             }
         ),
+    )
+    .unwrap();
+    assert_eq!((d.name.as_str(), d.queue.as_str()), ("envoyé", "default"));
+    let d = def(
+        quote::quote!(name = "myapp.tasks.greet", queue = "q", raw),
+        ok_fn(),
+    )
+    .unwrap();
+    assert_eq!(
+        (d.name.as_str(), d.queue.as_str(), d.raw),
+        ("myapp.tasks.greet", "q", true)
+    );
+    let d = def(quote::quote!(raw, max_attempts = 2), ok_fn()).unwrap();
+    assert!(d.raw);
+    assert_eq!(d.options.max_attempts, Some(2));
+}
+
+#[test]
+fn name_and_raw_are_checked() {
+    let e = |attr: TokenStream| errors(attr, ok_fn());
+    assert_eq!(
+        e(quote::quote!(name = "")),
+        ["a job's name must not be empty"]
     );
     assert_eq!(
-        e,
-        [
-            "the queue defaults to the function's name, and \"envoyé\" is not a valid \
-          queue name (may hold only ASCII letters, digits and _ - . : /): set one with \
-          `#[job(queue = \"...\")]`"
-        ]
+        e(quote::quote!(raw = true)),
+        ["`raw` takes no value: write `#[job(raw)]` for a job that takes its queue's raw payloads"]
     );
-    // An explicit queue makes the function's name irrelevant.
-    assert!(def(
-        quote::quote!(queue = "mail"),
-        quote::quote!(
-            async fn envoyé(n: u32) -> Result<(), E> {
-                Ok(())
-            }
-        ),
-    )
-    .is_ok());
+    assert_eq!(
+        e(quote::quote!(raw, raw)),
+        ["#[job] option `raw` is given twice"]
+    );
+    assert_eq!(e(quote::quote!(name = 5)).len(), 1);
 }
 
 #[test]
@@ -452,7 +470,7 @@ fn a_typical_function_parses_into_a_job_def() {
 
     let bare = def(TokenStream::new(), ok_fn()).unwrap();
     assert!(bare.ctx.is_none());
-    assert_eq!((bare.name.as_str(), bare.queue.as_str()), ("f", "f"));
+    assert_eq!((bare.name.as_str(), bare.queue.as_str()), ("f", "default"));
     assert_eq!(bare.options, Options::default());
 }
 
@@ -532,8 +550,8 @@ fn option_values_are_checked() {
     assert_eq!(
         e(quote::quote!(retries = 3)),
         [
-            "unknown #[job] option `retries`; expected one of: queue, max_attempts, priority, \
-          timeout, backoff, expires"
+            "unknown #[job] option `retries`; expected one of: queue, name, raw, max_attempts, \
+          priority, timeout, backoff, expires"
         ]
     );
     assert_eq!(

@@ -33,7 +33,7 @@ pub async fn record(ctx: JobContext, _n: u32) -> Result<(), JobError> {
 }
 
 /// Records each run in `done`.
-#[job]
+#[job(queue = "mix")]
 pub async fn mix(ctx: JobContext, _n: u32) -> Result<(), JobError> {
     record_run(&ctx, &["INSERT INTO done (job_id, pid) VALUES (?1, ?2)"]).await
 }

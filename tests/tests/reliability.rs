@@ -194,7 +194,7 @@ async fn four_workers_and_four_producers_on_one_file_run_50k_jobs_once_each() {
 
 /// The argument of each run of `contended`.
 static CONTENDED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-#[job]
+#[job(queue = "contended")]
 async fn contended(_ctx: JobContext, n: u32) -> Result<(), JobError> {
     tokio::time::sleep(Duration::from_millis(20)).await;
     CONTENDED.lock().unwrap().push(n);
@@ -344,7 +344,7 @@ struct Named {
     name: String,
 }
 static NAMED_OK: Mutex<Vec<usize>> = Mutex::new(Vec::new());
-#[job]
+#[job(queue = "typed")]
 async fn typed(_ctx: JobContext, a: Named) -> Result<(), JobError> {
     NAMED_OK.lock().unwrap().push(a.name.len());
     Ok(())
@@ -489,7 +489,7 @@ async fn bad_paths_give_typed_errors_naming_the_cause() {
     // (Read-only files and directories: core_processes.rs, run as an unprivileged user.)
 }
 
-#[job]
+#[job(queue = "quick")]
 async fn quick(_ctx: JobContext, _n: u32) -> Result<(), JobError> {
     Ok(())
 }
@@ -559,7 +559,7 @@ async fn a_full_disk_is_a_typed_error_with_no_partial_write() {
         .await
         .unwrap();
     assert_eq!(q.stats().await.unwrap().pending_due, ok + 1);
-    let id = quick::enqueue(&h, 1).await.unwrap();
+    let id = quick::enqueue(&h, 1).await.unwrap().id();
     assert!(
         eventually(Duration::from_secs(30), async || h
             .queue("quick")
@@ -626,7 +626,7 @@ async fn a_database_deleted_or_replaced_under_a_running_pool_is_reported_and_ref
 // ------------------------------------------------------------------ 6
 
 static VOLUME_OK: AtomicUsize = AtomicUsize::new(0);
-#[job(max_attempts = 1, timeout = "100ms")]
+#[job(queue = "volatile", max_attempts = 1, timeout = "100ms")]
 async fn volatile(_ctx: JobContext, n: u32) -> Result<(), JobError> {
     match n % 10 {
         0..=2 => panic!("volatile {n}"),
@@ -706,7 +706,7 @@ async fn ten_thousand_jobs_with_30pct_panics_and_10pct_timeouts_all_end_right() 
 // ------------------------------------------------------------------ 7
 
 static FLOWING: Mutex<Option<HashMap<u32, u32>>> = Mutex::new(None);
-#[job]
+#[job(queue = "flowing")]
 async fn flowing(_ctx: JobContext, n: u32) -> Result<(), JobError> {
     tokio::time::sleep(Duration::from_micros(300)).await;
     *FLOWING

@@ -126,7 +126,7 @@ async fn a_commit_from_another_process_wakes_an_idle_pool() {
 
 /// The attempt number of each run of `long` in this process.
 static RECLAIMED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-#[job]
+#[job(queue = "long")]
 async fn long(ctx: JobContext, _n: u32) -> Result<(), JobError> {
     RECLAIMED.lock().unwrap().push(ctx.attempt());
     Ok(())
@@ -137,7 +137,7 @@ async fn a_long_job_is_reclaimed_after_its_process_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("long.db");
     let h = Honker::open(&db).unwrap();
-    let id = long::enqueue(&h, 1).await.unwrap();
+    let id = long::enqueue(&h, 1).await.unwrap().id();
     let mut c = ChildGuard::spawn(child("long", &db).stdout(Stdio::piped()));
     let lines = c.stdout_lines();
     let line = lines.next_within(Duration::from_secs(30));

@@ -41,6 +41,8 @@ pub(crate) struct RunId(u64);
 pub(crate) struct Ready {
     pub(crate) job: ClaimedJob,
     pub(crate) queue: &'static str,
+    /// The registered job that runs it.
+    pub(crate) kind: &'static str,
     pub(crate) run: RunId,
 }
 
@@ -49,6 +51,7 @@ pub(crate) struct Ready {
 pub(crate) struct Running {
     pub(crate) lease: Lease,
     pub(crate) queue: &'static str,
+    pub(crate) kind: &'static str,
     pub(crate) signals: Arc<JobSignals>,
     /// The heartbeat found the claim lost: the outcome is not written.
     pub(crate) lost: bool,
@@ -161,17 +164,28 @@ impl ClaimBook {
         }
     }
 
-    /// A cycle claimed `job` from `queue`: it waits for a worker. Returns
+    /// A cycle claimed `job` from `queue`, to be run by the registered job
+    /// `kind`: it waits for a worker. Returns
     /// how many older claims with the same lease it superseded (their
     /// claims are lost: the job was claimed anew).
-    pub(crate) fn claimed(&mut self, job: ClaimedJob, queue: &'static str) -> usize {
+    pub(crate) fn claimed(
+        &mut self,
+        job: ClaimedJob,
+        queue: &'static str,
+        kind: &'static str,
+    ) -> usize {
         let lease = job.lease();
         let (dropped, stopped) = self.lost(&[lease]);
         self.lock_held().insert(lease);
         *self.per_queue.entry(queue).or_default() += 1;
         self.next_run += 1;
         let run = RunId(self.next_run);
-        self.ready.push_back(Ready { job, queue, run });
+        self.ready.push_back(Ready {
+            job,
+            queue,
+            kind,
+            run,
+        });
         dropped.len() + stopped.len()
     }
 
@@ -207,6 +221,7 @@ impl ClaimBook {
             Running {
                 lease: r.job.lease(),
                 queue: r.queue,
+                kind: r.kind,
                 signals,
                 lost: false,
             },
@@ -310,36 +325,40 @@ pub(crate) fn outcome_of(
     if run.lost {
         return None;
     }
-    let (lease, queue) = (run.lease, run.queue);
+    let (lease, queue, kind) = (run.lease, run.queue, run.kind);
     let attempt = u32::try_from(lease.attempts).unwrap_or(u32::MAX);
     let asked_to_stop = shutting_down && run.signals.stop.is_raised();
     Some(match result {
         RunResult::Done(result) => Outcome::Ack {
             lease,
             queue,
+            kind,
             result: result.map(|r| (r, opts.result_ttl)),
         },
         RunResult::Retry { .. } | RunResult::TimedOut(_) if asked_to_stop => {
-            Outcome::Release { lease, queue }
+            Outcome::Release { lease, queue, kind }
         }
         RunResult::Retry { after, error } => Outcome::Retry {
             lease,
             queue,
+            kind,
             delay: after.unwrap_or_else(|| opts.backoff.delay(attempt)),
             error,
         },
         RunResult::TimedOut(d) => Outcome::Retry {
             lease,
             queue,
+            kind,
             delay: opts.backoff.delay(attempt),
             error: format!("timed out after {}", humantime(d)),
         },
         RunResult::Fail(error) => Outcome::Fail {
             lease,
             queue,
+            kind,
             error,
         },
-        RunResult::Aborted => Outcome::Release { lease, queue },
+        RunResult::Aborted => Outcome::Release { lease, queue, kind },
     })
 }
 

@@ -21,22 +21,30 @@ pub(crate) enum Outcome {
     Ack {
         lease: Lease,
         queue: &'static str,
+        /// The registered job that ran it, or `routing::UNROUTED`.
+        kind: &'static str,
         result: Option<(String, Option<Duration>)>,
     },
     Retry {
         lease: Lease,
         queue: &'static str,
+        /// The registered job that ran it, or `routing::UNROUTED`.
+        kind: &'static str,
         delay: Duration,
         error: String,
     },
     Fail {
         lease: Lease,
         queue: &'static str,
+        /// The registered job that ran it, or `routing::UNROUTED`.
+        kind: &'static str,
         error: String,
     },
     Release {
         lease: Lease,
         queue: &'static str,
+        /// The registered job that ran it, or `routing::UNROUTED`.
+        kind: &'static str,
     },
 }
 
@@ -47,6 +55,15 @@ impl Outcome {
             | Outcome::Retry { queue, .. }
             | Outcome::Fail { queue, .. }
             | Outcome::Release { queue, .. } => queue,
+        }
+    }
+
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Ack { kind, .. }
+            | Outcome::Retry { kind, .. }
+            | Outcome::Fail { kind, .. }
+            | Outcome::Release { kind, .. } => kind,
         }
     }
 
@@ -346,11 +363,13 @@ mod tests {
             Outcome::Ack {
                 lease: lease(a),
                 queue: "a",
+                kind: "k",
                 result: Some(("42".into(), None)),
             },
             Outcome::Fail {
                 lease: stale,
                 queue: "a",
+                kind: "k",
                 error: "stale".into(),
             },
         ];
@@ -375,11 +394,13 @@ mod tests {
             Outcome::Ack {
                 lease: lease(a),
                 queue: "a",
+                kind: "k",
                 result: Some(("{not json".into(), None)),
             },
             Outcome::Ack {
                 lease: lease(b),
                 queue: "a",
+                kind: "k",
                 result: None,
             },
         ];
@@ -401,20 +422,27 @@ mod tests {
             Outcome::Ack {
                 lease,
                 queue: "a",
+                kind: "k",
                 result: None,
             },
             Outcome::Retry {
                 lease,
                 queue: "a",
+                kind: "k",
                 delay: Duration::ZERO,
                 error: String::new(),
             },
             Outcome::Fail {
                 lease,
                 queue: "a",
+                kind: "k",
                 error: String::new(),
             },
-            Outcome::Release { lease, queue: "a" },
+            Outcome::Release {
+                lease,
+                queue: "a",
+                kind: "k",
+            },
         ];
         for o in &all {
             assert_eq!((o.queue(), o.lease()), ("a", lease), "{o:?}");
@@ -437,6 +465,7 @@ mod tests {
         let release = [Outcome::Release {
             lease: lease(a),
             queue: "a",
+            kind: "k",
         }];
         let none = ClaimPlan::default();
         let first = in_tx(&c, |c| run_cycle(c, &cycle(&release, &none, &["a"]))).unwrap();
@@ -459,6 +488,7 @@ mod tests {
         let ack = [Outcome::Ack {
             lease: lease(a),
             queue: "a",
+            kind: "k",
             result: None,
         }];
         let none = ClaimPlan::default();

@@ -46,8 +46,9 @@ use cycle::{CycleOutput, NextTimes, Outcome};
 
 use crate::context::AppData;
 use crate::heartbeat::{Heartbeat, HeartbeatArgs, HeartbeatMsg};
-use crate::job::{ErasedJob, RunResult};
-use crate::telemetry::QueueMetrics;
+use crate::job::RunResult;
+use crate::routing::Routes;
+use crate::telemetry::{JobMetrics, QueueMetrics};
 use crate::wake::{Wake, WakeGuard};
 use crate::worker::{Worker, WorkerMsg};
 use crate::{Honker, Result};
@@ -132,7 +133,7 @@ pub struct PoolStatus {
 pub(crate) struct SupervisorArgs {
     pub(crate) honker: Honker,
     pub(crate) worker_id: Arc<str>,
-    pub(crate) jobs: HashMap<&'static str, Arc<dyn ErasedJob>>,
+    pub(crate) routes: Arc<Routes>,
     pub(crate) queue_limits: HashMap<&'static str, usize>,
     pub(crate) concurrency: usize,
     pub(crate) visibility: Duration,
@@ -181,6 +182,8 @@ pub(crate) struct SupervisorState {
     wake_flags: Arc<WakeFlags>,
     shutdown: Option<shutdown::ShutdownState>,
     metrics: HashMap<&'static str, QueueMetrics>,
+    /// By queue and job kind, registered on first use.
+    job_metrics: HashMap<(&'static str, &'static str), JobMetrics>,
     restarts: u64,
     /// Moving average of job run time, seconds; `None` before the first.
     avg_run: Option<f64>,
@@ -205,8 +208,7 @@ impl Actor for Supervisor {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let mut queues: Vec<&'static str> = args.jobs.keys().copied().collect();
-        queues.sort_unstable();
+        let queues = args.routes.queues();
         let metrics = queues.iter().map(|q| (*q, QueueMetrics::new(q))).collect();
         let leases = SharedLeases::default();
         let mut slots = HashMap::new();
@@ -248,6 +250,7 @@ impl Actor for Supervisor {
             wake_flags,
             shutdown: None,
             metrics,
+            job_metrics: HashMap::new(),
             restarts: 0,
             avg_run: None,
             args,

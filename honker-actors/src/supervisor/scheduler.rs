@@ -12,7 +12,9 @@ use super::cycle::{self, Applied, ClaimPlan, Cycle, CycleOutput, NextTimes, Outc
 use super::{SupervisorMsg, SupervisorState};
 use crate::clock::{unix_now, until_due};
 use crate::context::JobSignals;
-use crate::job::RunResult;
+use crate::job::{JobOptions, RunResult};
+use crate::routing::{Route, UNROUTED};
+use crate::telemetry::JobMetrics;
 use crate::worker::{Assignment, WorkerMsg};
 use crate::{JobContext, Result};
 
@@ -295,6 +297,7 @@ impl SupervisorState {
                 self.pending.push(Outcome::Release {
                     lease: job.lease(),
                     queue,
+                    kind: UNROUTED,
                 });
                 continue;
             }
@@ -303,11 +306,25 @@ impl SupervisorState {
             // earlier claim of a job requeued since: writing it would
             // complete this new claim.
             self.pending.retain(|o| o.lease() != lease);
-            if self.book.claimed(job, queue) > 0 {
+            let kind = match self.args.routes.route(queue, &job.payload) {
+                Route::Run(handler) => handler.name(),
+                Route::Dead(error) => {
+                    // Never run by a handler it was not written for.
+                    self.pending.push(Outcome::Fail {
+                        lease,
+                        queue,
+                        kind: UNROUTED,
+                        error,
+                    });
+                    continue;
+                }
+            };
+            if self.book.claimed(job, queue, kind) > 0 {
                 tracing::warn!(
                     job_id = id,
                     attempt,
                     queue,
+                    job = kind,
                     "job claimed anew with the same attempt number (requeued from dead) while an \
                      earlier run of it was going; that run's claim is lost"
                 );
@@ -336,11 +353,9 @@ impl SupervisorState {
 
     /// Count what writing `o` did, and log it: one line per retry, death
     /// or lost claim, with the job's error as written.
-    fn count_applied(&self, o: &Outcome, applied: Applied) {
-        let Some(m) = self.metrics.get(o.queue()) else {
-            return;
-        };
-        let (lease, queue) = (o.lease(), o.queue());
+    fn count_applied(&mut self, o: &Outcome, applied: Applied) {
+        let (lease, queue, job) = (o.lease(), o.queue(), o.kind());
+        let m = self.job_metrics(queue, job);
         let error = match o {
             Outcome::Retry { error, .. } | Outcome::Fail { error, .. } => error.as_str(),
             _ => "",
@@ -367,10 +382,17 @@ impl SupervisorState {
         };
         let (job_id, attempt) = (lease.id, lease.attempts);
         if applied == Applied::Retried {
-            tracing::info!(queue, job_id, attempt, "{message}");
+            tracing::info!(queue, job, job_id, attempt, "{message}");
         } else {
-            tracing::warn!(queue, job_id, attempt, "{message}");
+            tracing::warn!(queue, job, job_id, attempt, "{message}");
         }
+    }
+
+    /// The metric handles of `kind` on `queue`.
+    fn job_metrics(&mut self, queue: &'static str, kind: &'static str) -> &JobMetrics {
+        self.job_metrics
+            .entry((queue, kind))
+            .or_insert_with(|| JobMetrics::new(queue, kind))
     }
 
     /// Hand ready jobs to idle workers; give back those that expired.
@@ -395,17 +417,27 @@ impl SupervisorState {
             self.pending.push(Outcome::Release {
                 lease: r.job.lease(),
                 queue: r.queue,
+                kind: r.kind,
             });
         }
     }
 
     fn start_job(&mut self, worker: ActorId, r: Ready) {
-        let Some(slot) = self.slots.get_mut(&worker) else {
-            self.book.unready(r);
-            return;
-        };
         let run = r.run;
         let signals = Arc::new(JobSignals::default());
+        let Some(handler) = self.args.routes.job(r.kind).cloned() else {
+            // Routed to a registered job when claimed, so never here; if
+            // it were, the job fails rather than waiting forever.
+            self.book.start(&r, signals);
+            self.idle.push(worker);
+            let why = format!("no registered job named {:?}", r.kind);
+            self.record(run, RunResult::Fail(why), Duration::ZERO);
+            return;
+        };
+        if !self.slots.contains_key(&worker) {
+            self.book.unready(r);
+            return;
+        }
         let ctx = JobContext {
             id: r.job.id,
             queue: Arc::from(r.queue),
@@ -416,20 +448,21 @@ impl SupervisorState {
             data: self.args.data.clone(),
             signals: signals.clone(),
         };
-        if let Some(m) = self.metrics.get(r.queue) {
-            // Whole seconds: the format keeps no finer time.
-            m.wait
-                .record(unix_now().saturating_sub(r.job.run_at).max(0) as f64);
-            m.in_flight.increment(1.0);
-        }
+        let m = self.job_metrics(r.queue, r.kind);
+        // Whole seconds: the format keeps no finer time.
+        m.wait
+            .record(unix_now().saturating_sub(r.job.run_at).max(0) as f64);
+        m.in_flight.increment(1.0);
         self.book.start(&r, signals);
-        let handler = self.args.jobs[r.queue].clone();
         let assignment = Box::new(Assignment {
             job: r.job,
             run,
             handler,
             ctx,
         });
+        let Some(slot) = self.slots.get_mut(&worker) else {
+            return;
+        };
         slot.job = Some(run);
         if slot.worker.cast(WorkerMsg::Run(assignment)).is_err() {
             // The worker is stopping; its supervision event will replace it.
@@ -462,13 +495,13 @@ impl SupervisorState {
         } else {
             format!("worker failed: {why}")
         };
-        let queue = self
+        let site = self
             .book
             .running()
             .find(|(r, _)| **r == run)
-            .map(|(_, r)| r.queue);
-        if let Some(m) = queue.and_then(|q| self.metrics.get(q)) {
-            m.restarts.increment(1);
+            .map(|(_, r)| (r.queue, r.kind));
+        if let Some((queue, kind)) = site {
+            self.job_metrics(queue, kind).restarts.increment(1);
         }
         self.record(run, RunResult::Retry { after: None, error }, Duration::ZERO);
     }
@@ -483,11 +516,10 @@ impl SupervisorState {
             return;
         };
         let lease = run.lease;
-        if let Some(m) = self.metrics.get(run.queue) {
-            m.in_flight.decrement(1.0);
-            if !elapsed.is_zero() {
-                m.duration.record(elapsed.as_secs_f64());
-            }
+        let m = self.job_metrics(run.queue, run.kind);
+        m.in_flight.decrement(1.0);
+        if !elapsed.is_zero() {
+            m.duration.record(elapsed.as_secs_f64());
         }
         if !elapsed.is_zero() {
             let t = elapsed.as_secs_f64();
@@ -496,8 +528,15 @@ impl SupervisorState {
                 Some(avg) => avg + RUN_TIME_WEIGHT * (t - avg),
             });
         }
-        let opts = self.args.jobs[run.queue].options();
         let shutting_down = self.shutdown.is_some();
+        let default_opts;
+        let opts = match self.args.routes.job(run.kind) {
+            Some(j) => j.options(),
+            None => {
+                default_opts = JobOptions::default();
+                &default_opts
+            }
+        };
         match outcome_of(&run, result, opts, shutting_down) {
             // Logged once written (`count_applied`): what happened, not
             // what was meant to.
@@ -505,6 +544,7 @@ impl SupervisorState {
             None => tracing::warn!(
                 job_id = lease.id,
                 queue = run.queue,
+                job = run.kind,
                 attempt = lease.attempts,
                 "run ended after its claim was lost; nothing written"
             ),

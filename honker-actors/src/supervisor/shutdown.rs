@@ -56,6 +56,7 @@ impl SupervisorState {
             self.pending.push(Outcome::Release {
                 lease: r.job.lease(),
                 queue: r.queue,
+                kind: r.kind,
             });
         }
         for (_, run) in self.book.running() {

@@ -6,9 +6,16 @@ async fn spaced(n: u32) -> Result<(), JobError> {
     Ok(())
 }
 
-// Without `queue`, the queue is the function's name, checked by the same rule.
-#[job]
-async fn envoyé(n: u32) -> Result<(), JobError> {
+// A task name may be any text (Python names tasks `module.function`), but
+// not none.
+#[job(name = "")]
+async fn nameless(n: u32) -> Result<(), JobError> {
+    let _ = n;
+    Ok(())
+}
+
+#[job(raw = true)]
+async fn valued(n: u32) -> Result<(), JobError> {
     let _ = n;
     Ok(())
 }

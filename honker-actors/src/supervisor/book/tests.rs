@@ -47,10 +47,10 @@ const L1: Lease = Lease { id: 1, attempts: 1 };
 #[test]
 fn a_finish_of_an_earlier_attempt_never_touches_the_later_one() {
     let mut b = book(2, &[("q", 1)]);
-    b.claimed(job(1, 1, "q", None), "q");
+    b.claimed(job(1, 1, "q", None), "q", "k");
     let (first, _) = start_next(&mut b);
     // The claim lapsed unnoticed; the pool claimed the job again.
-    b.claimed(job(1, 2, "q", None), "q");
+    b.claimed(job(1, 2, "q", None), "q", "k");
     let (second, _) = start_next(&mut b);
     assert_eq!(b.running_len(), 2);
     let run = b.finish(first).expect("attempt 1 is in the book");
@@ -70,9 +70,9 @@ fn a_new_claim_with_the_lease_of_a_running_one_supersedes_it() {
     // Cancelled, requeued with fresh attempts, claimed again: the same
     // id and attempt number, a different claim.
     let mut b = book(2, &[]);
-    b.claimed(job(1, 1, "q", None), "q");
+    b.claimed(job(1, 1, "q", None), "q", "k");
     let (old, old_signals) = start_next(&mut b);
-    assert_eq!(b.claimed(job(1, 1, "q", None), "q"), 1);
+    assert_eq!(b.claimed(job(1, 1, "q", None), "q", "k"), 1);
     assert!(old_signals.stop.is_raised(), "the old run is told");
     let (new, _) = start_next(&mut b);
     assert_ne!(old, new);
@@ -93,7 +93,7 @@ fn a_new_claim_with_the_lease_of_a_running_one_supersedes_it() {
 #[test]
 fn a_finish_for_a_run_not_held_is_dropped_and_counted() {
     let mut b = book(2, &[]);
-    b.claimed(job(1, 1, "q", None), "q");
+    b.claimed(job(1, 1, "q", None), "q", "k");
     let (run, _) = start_next(&mut b);
     assert!(b.finish(RunId(999)).is_none());
     assert_eq!(b.stale(), 1);
@@ -108,7 +108,7 @@ fn room_counts_ready_running_and_reserved() {
     assert_eq!(b.room(4), 8);
     let plan = b.plan(3, &["q"]);
     assert_eq!(b.room(4), 5);
-    b.claimed(job(1, 1, "q", None), "q");
+    b.claimed(job(1, 1, "q", None), "q", "k");
     b.unreserve(&plan);
     assert_eq!(b.room(4), 7);
     start_next(&mut b);
@@ -125,7 +125,7 @@ fn plans_respect_queue_limits_across_cycles_in_flight() {
     let second = b.plan(5, &["slow", "fast"]);
     assert_eq!(second.queues, vec![("fast", 5)]);
     b.unreserve(&first);
-    b.claimed(job(1, 1, "slow", None), "slow");
+    b.claimed(job(1, 1, "slow", None), "slow", "k");
     b.unreserve(&second);
     let third = b.plan(5, &["slow"]);
     assert_eq!(third.queues, vec![("slow", 1)]);
@@ -144,9 +144,9 @@ fn a_plan_with_no_queue_reserves_nothing() {
 #[test]
 fn a_ready_job_past_its_expiry_is_never_started() {
     let mut b = book(4, &[]);
-    b.claimed(job(1, 1, "q", Some(50)), "q");
-    b.claimed(job(2, 1, "q", Some(51)), "q");
-    b.claimed(job(3, 1, "q", None), "q");
+    b.claimed(job(1, 1, "q", Some(50)), "q", "k");
+    b.claimed(job(2, 1, "q", Some(51)), "q", "k");
+    b.claimed(job(3, 1, "q", None), "q", "k");
     let mut gone = Vec::new();
     let next = b.next_ready(51, &mut gone).expect("job 3 is still good");
     assert_eq!(next.job.id, 3);
@@ -160,9 +160,9 @@ fn a_ready_job_past_its_expiry_is_never_started() {
 #[test]
 fn lost_claims_drop_ready_jobs_and_stop_running_ones_without_an_outcome() {
     let mut b = book(4, &[]);
-    b.claimed(job(1, 1, "q", None), "q");
+    b.claimed(job(1, 1, "q", None), "q", "k");
     let (running, signals) = start_next(&mut b);
-    b.claimed(job(2, 1, "q", None), "q");
+    b.claimed(job(2, 1, "q", None), "q", "k");
     let l2 = Lease { id: 2, attempts: 1 };
     let (dropped, stopped) = b.lost(&[L1, l2]);
     assert_eq!(dropped, vec![(l2, "q")]);
@@ -181,7 +181,7 @@ fn lost_claims_drop_ready_jobs_and_stop_running_ones_without_an_outcome() {
 #[test]
 fn a_cooperative_stop_on_shutdown_gives_the_claim_back() {
     let mut b = book(1, &[]);
-    b.claimed(job(1, 1, "q", None), "q");
+    b.claimed(job(1, 1, "q", None), "q", "k");
     let (run, signals) = start_next(&mut b);
     signals.stop.raise();
     let run = b.finish(run).unwrap();
@@ -205,7 +205,7 @@ fn a_cooperative_stop_on_shutdown_gives_the_claim_back() {
 #[test]
 fn a_timeout_is_a_retry_with_the_backoff_and_says_so() {
     let mut b = book(1, &[]);
-    b.claimed(job(1, 1, "q", None), "q");
+    b.claimed(job(1, 1, "q", None), "q", "k");
     let (run, _) = start_next(&mut b);
     let run = b.finish(run).unwrap();
     let timed_out = RunResult::TimedOut(Duration::from_millis(250));
@@ -221,8 +221,8 @@ fn a_timeout_is_a_retry_with_the_backoff_and_says_so() {
 #[test]
 fn draining_ready_jobs_frees_their_room() {
     let mut b = book(2, &[("q", 5)]);
-    b.claimed(job(1, 1, "q", None), "q");
-    b.claimed(job(2, 1, "q", None), "q");
+    b.claimed(job(1, 1, "q", None), "q", "k");
+    b.claimed(job(2, 1, "q", None), "q", "k");
     let drained = b.drain_ready();
     assert_eq!(drained.len(), 2);
     assert_eq!(b.held_in("q"), 0);
@@ -233,8 +233,8 @@ fn draining_ready_jobs_frees_their_room() {
 #[test]
 fn ready_jobs_wait_in_claim_order_and_one_put_back_comes_first() {
     let mut b = book(4, &[]);
-    b.claimed(job(1, 1, "q", None), "q");
-    b.claimed(job(2, 1, "q", None), "q");
+    b.claimed(job(1, 1, "q", None), "q", "k");
+    b.claimed(job(2, 1, "q", None), "q", "k");
     assert_eq!(b.ready_len(), 2);
     let first = b.next_ready(0, &mut Vec::new()).unwrap();
     assert_eq!((first.job.id, b.ready_len()), (1, 1));
@@ -251,7 +251,7 @@ fn ready_jobs_wait_in_claim_order_and_one_put_back_comes_first() {
 #[test]
 fn running_lists_every_run_with_its_lease_and_queue() {
     let mut b = book(4, &[]);
-    b.claimed(job(1, 1, "q", None), "q");
+    b.claimed(job(1, 1, "q", None), "q", "k");
     let (run, _) = start_next(&mut b);
     let all: Vec<(RunId, Lease, &str)> =
         b.running().map(|(id, r)| (*id, r.lease, r.queue)).collect();
@@ -348,7 +348,7 @@ proptest! {
                         left -= n;
                         for _ in 0..n {
                             let expires = expiring.then_some(now + 1);
-                            b.claimed(job(next_id, 1, q, expires), q);
+                            b.claimed(job(next_id, 1, q, expires), q, "k");
                             next_id += 1;
                         }
                     }
@@ -397,7 +397,7 @@ proptest! {
                     if queue == "a" && b.held_in("a") + b.reserved_per_queue.get("a").copied().unwrap_or(0) >= LIMIT_A {
                         continue; // the pool would not have claimed it
                     }
-                    b.claimed(job(lease.id, lease.attempts, queue, None), queue);
+                    b.claimed(job(lease.id, lease.attempts, queue, None), queue, "k");
                     for (run, l, _) in &running {
                         if *l == lease {
                             lost.insert(*run);

@@ -1,0 +1,497 @@
+//! The task envelope: how a payload names the job kind that runs it.
+//!
+//! The `honker` Python package's `@task` writes
+//! `{"__honker_task__": {"task": NAME, "args": [..], "kwargs": {..}}}`;
+//! typed Rust jobs write the same, so many kinds share a queue and each
+//! language runs the other's tasks by name. A payload without the key is
+//! *raw* (Python's `q.enqueue({...})`, or files written before envelopes).
+//!
+//! Mapping one argument value (a Rust job's `Args`) onto a call:
+//!
+//! | written by Rust | envelope |
+//! |---|---|
+//! | `Args` that serializes to a JSON object | `args: []`, `kwargs`: the object |
+//! | anything else | `args: [value]`, `kwargs: {}` |
+//!
+//! | read by Rust, from a call with | `Args` decoded from |
+//! |---|---|
+//! | keywords only | the `kwargs` object |
+//! | one positional argument | `args[0]`; failing that, the `args` array (a one-field struct or tuple) |
+//! | several positional arguments | the `args` array (a tuple, or a struct by field order) |
+//! | no arguments | `{}`; failing that, `null` (`()` or an `Option`) |
+//! | positional and keyword arguments | nothing: [`TaskError::MixedArguments`] |
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// The payload key that marks a task envelope.
+pub const TASK_ENVELOPE: &str = "__honker_task__";
+
+/// Why a payload cannot be read as a call of a job.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The payload is not JSON.
+    #[error("payload is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// The payload has the envelope key, but its value is not an object
+    /// with a string `task`, an array `args` and an object `kwargs`.
+    #[error("malformed task envelope: {0}")]
+    MalformedEnvelope(String),
+    /// Both positional and keyword arguments: one argument value cannot
+    /// take both.
+    #[error(
+        "cannot map {positional} positional argument(s) and keyword argument(s) {keywords:?} \
+         onto one argument type; call the task with keywords only or positionals only"
+    )]
+    MixedArguments {
+        /// How many positional arguments the call had.
+        positional: usize,
+        /// The keyword names.
+        keywords: Vec<String>,
+    },
+    /// The arguments do not decode into the argument type.
+    #[error("arguments do not decode into {type_name} ({from}): {source}")]
+    Decode {
+        /// The argument type.
+        type_name: &'static str,
+        /// Which part of the call was decoded.
+        from: &'static str,
+        /// The decode error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A stored payload, read.
+#[derive(Debug)]
+pub enum Payload {
+    /// A task call: the job kind's name and its arguments.
+    Task(TaskCall),
+    /// No envelope: the payload is the argument itself.
+    Raw(String),
+}
+
+/// One call of a task, as its envelope holds it.
+#[derive(Debug)]
+pub struct TaskCall {
+    /// The task (job kind) name.
+    pub name: String,
+    args: Vec<Box<RawValue>>,
+    kwargs: Box<RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "__honker_task__", borrow, default)]
+    call: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct CallFields<'a> {
+    #[serde(borrow)]
+    task: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    args: Option<Vec<Box<RawValue>>>,
+    #[serde(default)]
+    kwargs: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct NameOnly<'a> {
+    #[serde(borrow)]
+    task: std::borrow::Cow<'a, str>,
+}
+
+/// Whether `json` is an object: only objects can carry the envelope.
+fn is_object(json: &str) -> bool {
+    json.trim_start().starts_with('{')
+}
+
+/// The envelope's value, `None` for a raw payload (no key, or `null`).
+fn envelope_of(json: &str) -> Result<Option<&RawValue>, TaskError> {
+    if !is_object(json) {
+        // Still JSON? A raw payload must be, to be decoded later.
+        return Ok(None);
+    }
+    let env: Envelope<'_> = serde_json::from_str(json).map_err(TaskError::NotJson)?;
+    Ok(env.call.filter(|raw| raw.get() != "null"))
+}
+
+/// The task name a payload's envelope carries, `None` for a raw payload.
+/// Reads nothing else: the claim loop routes with it.
+///
+/// ```
+/// use honker_core::task_name;
+/// let p = r#"{"__honker_task__": {"task": "greet", "args": [], "kwargs": {"name": "ada"}}}"#;
+/// assert_eq!(task_name(p).unwrap().as_deref(), Some("greet"));
+/// assert_eq!(task_name(r#"{"to": "a@b.c"}"#).unwrap(), None);
+/// assert!(task_name(r#"{"__honker_task__": 5}"#).is_err());
+/// ```
+pub fn task_name(json: &str) -> Result<Option<std::borrow::Cow<'_, str>>, TaskError> {
+    let Some(call) = envelope_of(json)? else {
+        return Ok(None);
+    };
+    let fields: NameOnly<'_> = serde_json::from_str(call.get())
+        .map_err(|e| TaskError::MalformedEnvelope(envelope_problem(&e)))?;
+    Ok(Some(fields.task))
+}
+
+/// Read a stored payload: a task call, or raw.
+///
+/// ```
+/// use honker_core::{read_payload, Payload};
+/// let p = r#"{"__honker_task__": {"task": "add", "args": [1, 2], "kwargs": {}}}"#;
+/// let Payload::Task(call) = read_payload(p).unwrap() else { panic!() };
+/// assert_eq!(call.name, "add");
+/// assert_eq!(call.decode::<(i32, i32)>().unwrap(), (1, 2));
+/// assert!(matches!(read_payload("[1, 2]").unwrap(), Payload::Raw(_)));
+/// ```
+pub fn read_payload(json: &str) -> Result<Payload, TaskError> {
+    let Some(call) = envelope_of(json)? else {
+        return Ok(Payload::Raw(json.to_string()));
+    };
+    let fields: CallFields<'_> = serde_json::from_str(call.get())
+        .map_err(|e| TaskError::MalformedEnvelope(envelope_problem(&e)))?;
+    let kwargs = match fields.kwargs {
+        Some(k) if k.get().trim_start().starts_with('{') => k,
+        Some(k) if k.get() == "null" => empty_object(),
+        Some(k) => {
+            return Err(TaskError::MalformedEnvelope(format!(
+                "kwargs must be an object, not {}",
+                k.get()
+            )))
+        }
+        None => empty_object(),
+    };
+    Ok(Payload::Task(TaskCall {
+        name: fields.task.into_owned(),
+        args: fields.args.unwrap_or_default(),
+        kwargs,
+    }))
+}
+
+fn envelope_problem(e: &serde_json::Error) -> String {
+    format!(
+        "expected {{\"task\": name, \"args\": [...], \"kwargs\": {{...}}}}: {}",
+        e
+    )
+}
+
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".to_string()).expect("{} is JSON")
+}
+
+impl TaskCall {
+    /// A call of task `name` with positional `args` and keyword `kwargs`
+    /// (each a JSON value), as the Python package writes one.
+    ///
+    /// ```
+    /// let call = honker_core::TaskCall::new("greet", vec![], r#"{"name":"ada"}"#).unwrap();
+    /// assert_eq!(call.keywords(), vec!["name".to_string()]);
+    /// ```
+    pub fn new(name: &str, args: Vec<String>, kwargs: &str) -> Result<TaskCall, TaskError> {
+        let args = args
+            .into_iter()
+            .map(RawValue::from_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(TaskError::NotJson)?;
+        let kwargs = RawValue::from_string(kwargs.to_string()).map_err(TaskError::NotJson)?;
+        if !kwargs.get().trim_start().starts_with('{') {
+            return Err(TaskError::MalformedEnvelope(
+                "kwargs must be an object".into(),
+            ));
+        }
+        Ok(TaskCall {
+            name: name.to_string(),
+            args,
+            kwargs,
+        })
+    }
+
+    /// How many positional arguments the call has.
+    pub fn positional(&self) -> usize {
+        self.args.len()
+    }
+
+    /// The keyword names, in the order written.
+    pub fn keywords(&self) -> Vec<String> {
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(self.kwargs.get())
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Decode the call's arguments into one value, by the rules in the
+    /// [module docs](self).
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize, PartialEq, Debug)]
+    /// struct Greet { name: String }
+    /// let by_keyword = honker_core::TaskCall::new("greet", vec![], r#"{"name":"ada"}"#).unwrap();
+    /// let by_position = honker_core::TaskCall::new("greet", vec![r#""ada""#.into()], "{}").unwrap();
+    /// let ada = Greet { name: "ada".into() };
+    /// assert_eq!(by_keyword.decode::<Greet>().unwrap(), ada);
+    /// assert_eq!(by_position.decode::<Greet>().unwrap(), ada);
+    /// ```
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, TaskError> {
+        let type_name = std::any::type_name::<T>();
+        let decode = |json: &str, from: &'static str| {
+            serde_json::from_str::<T>(json).map_err(|source| TaskError::Decode {
+                type_name,
+                from,
+                source,
+            })
+        };
+        let keywords = self.keywords();
+        match (self.args.as_slice(), keywords.is_empty()) {
+            ([], false) => decode(self.kwargs.get(), "kwargs"),
+            ([], true) => decode("{}", "no arguments")
+                .or_else(|first| serde_json::from_str::<T>("null").map_err(|_| first)),
+            ([one], true) => decode(one.get(), "args[0]")
+                .or_else(|first| decode(&self.args_array(), "args").map_err(|_| first)),
+            (_, true) => decode(&self.args_array(), "args"),
+            (many, false) => Err(TaskError::MixedArguments {
+                positional: many.len(),
+                keywords,
+            }),
+        }
+    }
+
+    fn args_array(&self) -> String {
+        let mut s = String::from("[");
+        for (i, a) in self.args.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(a.get());
+        }
+        s.push(']');
+        s
+    }
+}
+
+/// The payload a typed enqueue of task `name` writes: an `args` value
+/// that serializes to a JSON object is the keyword arguments, anything
+/// else the one positional argument.
+///
+/// ```
+/// use serde_json::json;
+/// let p = honker_core::task_payload("greet", &json!({"name": "ada"})).unwrap();
+/// assert_eq!(serde_json::from_str::<serde_json::Value>(&p).unwrap(),
+///     json!({"__honker_task__": {"task": "greet", "args": [], "kwargs": {"name": "ada"}}}));
+/// let p = honker_core::task_payload("square", &7).unwrap();
+/// assert!(p.contains(r#""args":[7],"kwargs":{}"#));
+/// ```
+pub fn task_payload<A: Serialize + ?Sized>(
+    name: &str,
+    args: &A,
+) -> Result<String, serde_json::Error> {
+    let value = serde_json::to_string(args)?;
+    let name = serde_json::to_string(name)?;
+    let (positional, keywords) = if is_object(&value) {
+        ("", value.as_str())
+    } else {
+        (value.as_str(), "{}")
+    };
+    Ok(format!(
+        "{{\"{TASK_ENVELOPE}\":{{\"task\":{name},\"args\":[{positional}],\"kwargs\":{keywords}}}}}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn call(args: serde_json::Value, kwargs: serde_json::Value) -> TaskCall {
+        let payload = json!({TASK_ENVELOPE: {"task": "t", "args": args, "kwargs": kwargs}});
+        match read_payload(&payload.to_string()).unwrap() {
+            Payload::Task(c) => c,
+            Payload::Raw(_) => panic!("an envelope read as raw"),
+        }
+    }
+
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct Greet {
+        name: String,
+        #[serde(default)]
+        times: u32,
+    }
+
+    #[test]
+    fn a_struct_is_written_as_keywords_and_read_back() {
+        let g = Greet {
+            name: "ada".into(),
+            times: 2,
+        };
+        let p = task_payload("greet", &g).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&p).unwrap();
+        assert_eq!(v[TASK_ENVELOPE]["args"], json!([]));
+        assert_eq!(
+            v[TASK_ENVELOPE]["kwargs"],
+            json!({"name": "ada", "times": 2})
+        );
+        let Payload::Task(c) = read_payload(&p).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.name, "greet");
+        assert_eq!(c.decode::<Greet>().unwrap(), g);
+    }
+
+    #[test]
+    fn non_objects_are_written_as_one_positional_argument_and_read_back() {
+        for (value, expect) in [
+            (json!(7), json!([7])),
+            (json!("x"), json!(["x"])),
+            (json!([1, 2]), json!([[1, 2]])),
+            (json!(null), json!([null])),
+        ] {
+            let p = task_payload("t", &value).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&p).unwrap();
+            assert_eq!(v[TASK_ENVELOPE]["args"], expect);
+            assert_eq!(v[TASK_ENVELOPE]["kwargs"], json!({}));
+            let Payload::Task(c) = read_payload(&p).unwrap() else {
+                panic!()
+            };
+            assert_eq!(c.decode::<serde_json::Value>().unwrap(), value);
+        }
+        // A tuple and a Vec round-trip as one positional argument too.
+        let p = task_payload("t", &(1, "a")).unwrap();
+        let Payload::Task(c) = read_payload(&p).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.decode::<(i32, String)>().unwrap(), (1, "a".into()));
+        let p = task_payload("t", &vec![5]).unwrap();
+        let Payload::Task(c) = read_payload(&p).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.decode::<Vec<i32>>().unwrap(), vec![5]);
+        // So does unit.
+        let p = task_payload("t", &()).unwrap();
+        let Payload::Task(c) = read_payload(&p).unwrap() else {
+            panic!()
+        };
+        c.decode::<()>().unwrap();
+    }
+
+    #[test]
+    fn python_calls_map_onto_argument_types() {
+        // greet(name="ada")
+        let c = call(json!([]), json!({"name": "ada"}));
+        assert_eq!(c.decode::<Greet>().unwrap().name, "ada");
+        // greet("ada"): one positional, a struct takes it by field order.
+        let c = call(json!(["ada"]), json!({}));
+        assert_eq!(c.decode::<Greet>().unwrap().name, "ada");
+        assert_eq!(c.decode::<String>().unwrap(), "ada");
+        // greet("ada", 3): several positionals, a tuple or a struct.
+        let c = call(json!(["ada", 3]), json!({}));
+        assert_eq!(c.decode::<(String, u32)>().unwrap(), ("ada".into(), 3));
+        assert_eq!(
+            c.decode::<Greet>().unwrap(),
+            Greet {
+                name: "ada".into(),
+                times: 3
+            }
+        );
+        // A one-tuple from one positional.
+        let c = call(json!([5]), json!({}));
+        assert_eq!(c.decode::<(i32,)>().unwrap(), (5,));
+        // No arguments: a struct of defaults, unit, or None.
+        let c = call(json!([]), json!({}));
+        c.decode::<()>().unwrap();
+        assert_eq!(c.decode::<Option<u32>>().unwrap(), None);
+        #[derive(Deserialize, Default, PartialEq, Debug)]
+        struct NoArgs {
+            #[serde(default)]
+            n: u32,
+        }
+        assert_eq!(c.decode::<NoArgs>().unwrap(), NoArgs::default());
+    }
+
+    #[test]
+    fn a_mix_of_positional_and_keyword_arguments_is_refused_naming_why() {
+        let c = call(json!(["ada"]), json!({"times": 2}));
+        let e = c.decode::<Greet>().unwrap_err();
+        assert!(
+            matches!(e, TaskError::MixedArguments { positional: 1, ref keywords } if keywords == &["times"])
+        );
+        assert!(e.to_string().contains("positional"), "{e}");
+    }
+
+    #[test]
+    fn a_decode_failure_names_the_type_and_the_part_of_the_call() {
+        let c = call(json!([]), json!({"nom": "ada"}));
+        let e = c.decode::<Greet>().unwrap_err().to_string();
+        assert!(
+            e.contains("Greet") && e.contains("kwargs") && e.contains("name"),
+            "{e}"
+        );
+        let c = call(json!(["x", "y", "z"]), json!({}));
+        let e = c.decode::<(u32, u32)>().unwrap_err().to_string();
+        assert!(e.contains("args"), "{e}");
+        let c = call(json!([true]), json!({}));
+        let e = c.decode::<u32>().unwrap_err().to_string();
+        assert!(e.contains("args[0]"), "{e}");
+    }
+
+    #[test]
+    fn payloads_without_the_envelope_are_raw() {
+        for p in [
+            r#"{"to":"a"}"#,
+            "7",
+            r#""s""#,
+            "[1]",
+            "null",
+            r#"{"__honker_task__": null}"#,
+        ] {
+            assert!(
+                matches!(read_payload(p).unwrap(), Payload::Raw(ref r) if r == p),
+                "{p}"
+            );
+            assert!(task_name(p).unwrap().is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn malformed_envelopes_are_errors_naming_the_problem() {
+        for p in [
+            r#"{"__honker_task__": 5}"#,
+            r#"{"__honker_task__": {"args": []}}"#,
+            r#"{"__honker_task__": {"task": 3}}"#,
+            r#"{"__honker_task__": {"task": "t", "args": {}}}"#,
+            r#"{"__honker_task__": {"task": "t", "kwargs": [1]}}"#,
+            r#"{"__honker_task__": []}"#,
+        ] {
+            let e = read_payload(p).unwrap_err();
+            assert!(matches!(e, TaskError::MalformedEnvelope(_)), "{p}: {e}");
+        }
+        assert!(matches!(
+            read_payload("{not json").unwrap_err(),
+            TaskError::NotJson(_)
+        ));
+        // Missing args and kwargs default to none, as Python reads them.
+        let Payload::Task(c) = read_payload(r#"{"__honker_task__": {"task": "t"}}"#).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((c.positional(), c.keywords().len()), (0, 0));
+    }
+
+    #[test]
+    fn names_with_quotes_and_unicode_survive_the_envelope() {
+        let name = "tasks.\"quoted\".ünï\\";
+        let p = task_payload(name, &1).unwrap();
+        assert_eq!(task_name(&p).unwrap().as_deref(), Some(name));
+        let Payload::Task(c) = read_payload(&p).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.name, name);
+    }
+
+    #[test]
+    fn other_keys_beside_the_envelope_are_ignored() {
+        let p = r#"{"trace": 1, "__honker_task__": {"task": "t", "args": [1], "kwargs": {}}}"#;
+        assert_eq!(task_name(p).unwrap().as_deref(), Some("t"));
+    }
+}
