@@ -1,5 +1,9 @@
-//! Interop: a Python producer using the `honker` package enqueues jobs; our
-//! typed pool runs them. The payload is plain JSON on both sides.
+//! Interop: Python and Rust run each other's tasks on one SQLite file.
+//!
+//! A Python producer calls `@q.task` functions (`greet(name="ada")`) and
+//! enqueues a raw payload; Rust `#[job]`s with the same task names run
+//! them. Then Rust enqueues a task that Python's `run_workers` runs, and
+//! Rust reads its result, typed.
 //!
 //! Needs Python with `pip install honker==0.2.4`: set `HONKER_PYTHON` to
 //! that interpreter, or run `.ci/run` once (it makes `target/interop-venv`).
@@ -9,9 +13,15 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use honker_actors::{job, Honker, JobContext, JobError, WorkerPool};
 use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug)]
+struct Greet {
+    name: String,
+}
 
 #[derive(Serialize, Deserialize, Debug)]
 struct Signup {
@@ -19,6 +29,22 @@ struct Signup {
     plan: String,
 }
 
+/// Python's `greet(name="ada")` lands here: its keyword arguments are the
+/// fields of `Greet`.
+#[job(queue = "tasks", name = "greet")]
+async fn greet(ctx: JobContext, g: Greet) -> Result<String, JobError> {
+    println!("  rust worker: job {} greets {}", ctx.id(), g.name);
+    Ok(format!("hello {}", g.name))
+}
+
+/// Python's `shout("hey", 3)`: several positional arguments, a tuple.
+#[job(queue = "tasks", name = "shout")]
+async fn shout(ctx: JobContext, (word, times): (String, usize)) -> Result<String, JobError> {
+    println!("  rust worker: job {} shouts {word} x{times}", ctx.id());
+    Ok(word.to_uppercase().repeat(times))
+}
+
+/// The only job of queue `signups`: it runs Python's raw `q.enqueue({...})`.
 #[job(queue = "signups")]
 async fn welcome(ctx: JobContext, s: Signup) -> Result<(), JobError> {
     println!(
@@ -31,12 +57,55 @@ async fn welcome(ctx: JobContext, s: Signup) -> Result<(), JobError> {
 }
 
 const PRODUCER: &str = r#"
-import honker, sys
-q = honker.open(sys.argv[1]).queue("signups")
-for i, plan in enumerate(["free", "pro", "team"]):
-    q.enqueue({"email": f"user{i}@example.com", "plan": plan}, priority=i)
-print("python producer enqueued 3 signups")
+import honker, json, sys
+db = honker.open(sys.argv[1])
+tasks = db.queue("tasks")
+
+@tasks.task(name="greet")
+def greet(name): ...
+
+@tasks.task(name="shout")
+def shout(word, times): ...
+
+ids = [greet(name="ada").id, shout("hey", 3).id]
+signups = db.queue("signups")
+for i, plan in enumerate(["free", "pro"]):
+    signups.enqueue({"email": f"user{i}@example.com", "plan": plan}, priority=i)
+print(json.dumps(ids))
 "#;
+
+const CONSUMER: &str = r#"
+import asyncio, honker, sys
+db = honker.open(sys.argv[1])
+q = db.queue("py_tasks")
+
+@q.task(name="wordcount")
+def wordcount(text):
+    print(f"  python worker: counting words of {text!r}")
+    return len(text.split())
+
+async def main():
+    stop = asyncio.Event()
+    workers = asyncio.create_task(db.run_workers(queue="py_tasks", concurrency=1, stop_event=stop))
+    while q.get_result(int(sys.argv[2]))[0] is False:
+        await asyncio.sleep(0.02)
+    stop.set()
+    await workers
+
+asyncio.run(main())
+"#;
+
+fn run_python(
+    py: &PathBuf,
+    script: &str,
+    args: &[&str],
+) -> Result<String, Box<dyn std::error::Error>> {
+    let out = Command::new(py).arg("-c").arg(script).args(args).output()?;
+    if !out.status.success() {
+        return Err(format!("python failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
 
 fn python() -> Option<PathBuf> {
     let candidate = std::env::var_os("HONKER_PYTHON")
@@ -61,26 +130,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let path = honker_examples::fresh_db_path("honker-interop");
     let honker = Honker::open(&path)?;
-    let out = Command::new(&py)
-        .arg("-c")
-        .arg(PRODUCER)
-        .arg(&path)
-        .output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "python producer failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    print!("{}", String::from_utf8_lossy(&out.stdout));
+    let db = path.to_str().ok_or("the database path is not UTF-8")?;
+
+    // Python calls its tasks; Rust runs them.
+    let ids: Vec<i64> = serde_json::from_str(run_python(&py, PRODUCER, &[db])?.trim())?;
+    println!("python enqueued greet(name=\"ada\"), shout(\"hey\", 3) and 2 raw signups");
     let pool = WorkerPool::builder(&honker)
+        .register(greet)
+        .register(shout)
         .register(welcome)
-        .concurrency(1)
+        .concurrency(2)
         .start()
         .await?;
+    for id in ids {
+        let answer: String = honker.result(id, Duration::from_secs(30)).await?;
+        println!("  result of job {id}: {answer:?}");
+    }
     honker_examples::wait_until_drained(&honker, "signups").await?;
     pool.shutdown().await?;
-    println!("all Python-enqueued jobs done, highest priority first");
+
+    // Rust calls a Python task; Python runs it; Rust reads the typed result.
+    let job = honker
+        .queue("py_tasks")
+        .enqueue_task("wordcount", "the quick brown fox", Default::default())
+        .await?;
+    print!("{}", run_python(&py, CONSUMER, &[db, &job.to_string()])?);
+    let words: usize = honker.result(job, Duration::from_secs(30)).await?;
+    println!("rust read the python result of job {job}: {words} words");
     Ok(())
 }

@@ -1,6 +1,6 @@
-//! Quickstart: two typed jobs, enqueued with priority and delay, run by a
-//! worker pool on a SQLite file, with a retry, a graceful shutdown and a
-//! summary.
+//! Quickstart: three typed jobs (two of them sharing the `emails` queue),
+//! enqueued with priority and delay, run by one worker pool on a SQLite
+//! file, with a retry, a typed result, a graceful shutdown and a summary.
 //!
 //! Run: `cargo run --example quickstart`
 
@@ -17,6 +17,12 @@ struct Email {
 }
 
 #[derive(Serialize, Deserialize, Debug)]
+struct Digest {
+    to: String,
+    articles: u32,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
 struct Thumbnail {
     image: String,
     width: u32,
@@ -24,6 +30,7 @@ struct Thumbnail {
 
 static FLAKY_SMTP: AtomicU32 = AtomicU32::new(0);
 static SENT: AtomicU32 = AtomicU32::new(0);
+static DIGESTS: AtomicU32 = AtomicU32::new(0);
 static THUMBNAILS: AtomicU32 = AtomicU32::new(0);
 
 /// Sends an email. The first try to one address fails, to show a retry.
@@ -48,6 +55,21 @@ async fn send_email(ctx: JobContext, email: Email) -> Result<(), JobError> {
         ctx.attempt()
     );
     SENT.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Sends a weekly digest: a second kind of job on the same queue. Each
+/// row names its job, and the pool runs it with that job's handler.
+#[job(queue = "emails")]
+async fn send_digest(ctx: JobContext, d: Digest) -> Result<(), JobError> {
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    println!(
+        "  [emails] job {} sent a digest of {} articles to {}",
+        ctx.id(),
+        d.articles,
+        d.to
+    );
+    DIGESTS.fetch_add(1, Ordering::SeqCst);
     Ok(())
 }
 
@@ -98,6 +120,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .delay(Duration::from_secs(2))
     .enqueue(&honker)
     .await?;
+    send_digest::enqueue(
+        &honker,
+        Digest {
+            to: "ada@example.com".into(),
+            articles: 5,
+        },
+    )
+    .await?;
+    // A typed handle: its result is a String, checked at compile time.
     let thumb = make_thumbnail::enqueue(
         &honker,
         Thumbnail {
@@ -105,21 +136,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             width: 128,
         },
     )
-    .await?
-    .id();
-    println!("enqueued 4 emails (1 urgent, 1 delayed by 2 s) and 1 thumbnail\n");
+    .await?;
+    println!("enqueued 4 emails (1 urgent, 1 delayed by 2 s), 1 digest and 1 thumbnail\n");
 
-    // One pool runs both jobs, two at a time.
+    // One pool runs all three jobs, two at a time.
     let started = Instant::now();
     let pool = WorkerPool::builder(&honker)
         .register(send_email)
+        .register(send_digest)
         .register(make_thumbnail)
         .concurrency(2)
         .start()
         .await?;
     println!("pool {} started; working...", pool.worker_id());
 
-    let path_of_thumb: String = honker.result(thumb, Duration::from_secs(30)).await?;
+    let path_of_thumb: String = thumb.result(&honker, Duration::from_secs(30)).await?;
     println!("  result of job {thumb}: {path_of_thumb}");
     honker_examples::wait_until_drained(&honker, "emails").await?;
     pool.shutdown().await?;
@@ -134,6 +165,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         SENT.load(Ordering::SeqCst),
         FLAKY_SMTP.load(Ordering::SeqCst).saturating_sub(1)
     );
+    println!("  digests sent: {}", DIGESTS.load(Ordering::SeqCst));
     println!("  thumbnails made: {}", THUMBNAILS.load(Ordering::SeqCst));
     for q in ["emails", "images"] {
         let s = honker.queue(q).stats().await?;

@@ -208,6 +208,9 @@ pub enum ConfigError {
         /// Its queue.
         queue: &'static str,
     },
+    /// A task call with an empty task name.
+    #[error("a task name must not be empty")]
+    EmptyTaskName,
     /// A job whose results would expire as they are saved.
     #[error("job {0} has a result TTL of zero; use None to keep results until swept")]
     ZeroResultTtl(&'static str),

@@ -60,6 +60,36 @@ impl Queue {
         self.enqueue_json(json, opts).await
     }
 
+    /// Enqueue a call of task `name` (a job kind another process, in Rust
+    /// or Python, runs) with `args` as its argument, in the envelope
+    /// typed jobs and Python's `@task` write: an `args` that serializes to
+    /// a JSON object is the keyword arguments, anything else the one
+    /// positional argument. Returns the job id; wait for the result with
+    /// [`Honker::result`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), honker_actors::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let honker = honker_actors::Honker::open(dir.path().join("a.db"))?;
+    /// let q = honker.queue("py_tasks");
+    /// let id = q.enqueue_task("wordcount", &serde_json::json!({"text": "a b"}), Default::default()).await?;
+    /// let row = q.get_job(id).await?.unwrap();
+    /// assert_eq!(honker_actors::core::task_name(&row.payload).unwrap().as_deref(), Some("wordcount"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue_task<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        args: &T,
+        opts: EnqueueOptions,
+    ) -> Result<i64> {
+        if name.is_empty() {
+            return Err(Error::Config(crate::ConfigError::EmptyTaskName));
+        }
+        let json = honker_core::task_payload(name, args).map_err(Error::Serialize)?;
+        self.enqueue_json(json, opts).await
+    }
+
     /// Enqueue JSON text (validated); returns the job id.
     pub async fn enqueue_json(&self, json: String, opts: EnqueueOptions) -> Result<i64> {
         let q = self.name.clone();

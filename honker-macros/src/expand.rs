@@ -139,6 +139,10 @@ fn job_options(o: &Options) -> TokenStream {
         let d = secs(s);
         out = quote!(#out.expires(#d));
     }
+    if let Some(s) = o.result_ttl_secs {
+        let d = secs(s);
+        out = quote!(#out.result_ttl(::std::option::Option::Some(#d)));
+    }
     out
 }
 

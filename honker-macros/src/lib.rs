@@ -88,9 +88,10 @@ mod types;
 /// | `timeout` | `"30s"`, `"1500ms"` | longest a run may take, then it counts as a retryable error |
 /// | `backoff` | `"5s"` or `"exponential(2s, 1h)"` | delay before a retry: fixed (`"0s"` retries at once), or doubling from the base up to the cap, with jitter |
 /// | `expires` | `"1d"` | a job not started this long after it is enqueued is never run |
+/// | `result_ttl` | `"1h"` | how long a saved result is kept (default one day; Python's `@task` keeps an hour) |
 ///
 /// Durations are a whole number and a unit: `ms`, `s`, `m`, `h`, `d`.
-/// `backoff` and `expires` set due times stored on disk, and the honker
+/// `backoff`, `expires` and `result_ttl` set due times stored on disk, and the honker
 /// format stores those in whole seconds (peers compare them with SQLite's
 /// `unixepoch()`): they must be whole seconds, so `"250ms"` or `"1500ms"`
 /// is a compile error that names the rounded-up value to use (`"1s"`,

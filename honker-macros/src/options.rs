@@ -125,6 +125,21 @@ pub(crate) fn expires(s: &str) -> Result<u64, String> {
     }
 }
 
+/// `result_ttl`: how long a saved result is kept, a due time on disk
+/// (`expires_at`), so whole seconds, at least one.
+pub(crate) fn result_ttl(s: &str) -> Result<u64, String> {
+    let ms = parse_millis(s).map_err(|e| duration_message(s, e, "\"1h\" or \"7d\""))?;
+    match whole_secs(ms) {
+        Ok(0) => Err(format!(
+            "result_ttl {s:?} would drop every result as it is saved: use at least \"1s\""
+        )),
+        Ok(secs) => Ok(secs),
+        Err(up) => Err(format!(
+            "result_ttl {s:?} is not a whole number of seconds: {WHOLE_SECONDS}, so use \"{up}s\""
+        )),
+    }
+}
+
 /// `backoff`: `"5s"` (fixed, `"0s"` allowed) or `"exponential(2s, 1h)"`;
 /// retry due times are on disk, so whole seconds.
 pub(crate) fn backoff(s: &str) -> Result<Backoff, String> {

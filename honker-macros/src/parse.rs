@@ -60,6 +60,8 @@ pub(crate) struct Options {
     pub backoff: Option<Backoff>,
     /// Due times on disk: whole seconds.
     pub expires_secs: Option<u64>,
+    /// Result expiry on disk: whole seconds.
+    pub result_ttl_secs: Option<u64>,
 }
 
 /// A retry delay in whole seconds.
@@ -78,6 +80,7 @@ const OPTIONS: &[&str] = &[
     "timeout",
     "backoff",
     "expires",
+    "result_ttl",
 ];
 
 impl JobDef {
@@ -191,12 +194,13 @@ fn parse_attr(attr: TokenStream, errors: &mut Errors) -> Attr {
                     Err(msg) => errors.push(syn::Error::new_spanned(&e, msg)),
                 }
             }
-            "timeout" | "backoff" | "expires" => {
+            "timeout" | "backoff" | "expires" | "result_ttl" => {
                 let s: LitStr = value.parse()?;
                 let v = s.value();
                 let checked = match key.as_str() {
                     "timeout" => timeout(&v).map(|ms| options.timeout_ms = Some(ms)),
                     "backoff" => backoff(&v).map(|b| options.backoff = Some(b)),
+                    "result_ttl" => result_ttl(&v).map(|secs| options.result_ttl_secs = Some(secs)),
                     _ => expires(&v).map(|secs| options.expires_secs = Some(secs)),
                 };
                 if let Err(msg) = checked {
@@ -335,5 +339,5 @@ fn parse_fn(func: ItemFn, attr: Attr, errors: &mut Errors) -> Option<JobDef> {
     })
 }
 
-use crate::options::{backoff, expires, priority, queue_name_error, timeout};
+use crate::options::{backoff, expires, priority, queue_name_error, result_ttl, timeout};
 use crate::types::{check_arg, check_ctx};

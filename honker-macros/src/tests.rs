@@ -261,6 +261,23 @@ fn the_queue_defaults_to_default_and_the_name_to_the_function_name() {
 }
 
 #[test]
+fn result_ttl_is_whole_seconds_and_at_least_one() {
+    let e = |attr: TokenStream| errors(attr, ok_fn());
+    assert_eq!(
+        def(quote::quote!(result_ttl = "2h"), ok_fn())
+            .unwrap()
+            .options
+            .result_ttl_secs,
+        Some(7200)
+    );
+    assert_eq!(
+        e(quote::quote!(result_ttl = "0s")),
+        ["result_ttl \"0s\" would drop every result as it is saved: use at least \"1s\""]
+    );
+    assert_eq!(e(quote::quote!(result_ttl = "1500ms")).len(), 1);
+}
+
+#[test]
 fn name_and_raw_are_checked() {
     let e = |attr: TokenStream| errors(attr, ok_fn());
     assert_eq!(
@@ -423,7 +440,8 @@ fn a_typical_function_parses_into_a_job_def() {
             priority = -2,
             timeout = "1500ms",
             backoff = "exponential(1s, 10m)",
-            expires = "1h"
+            expires = "1h",
+            result_ttl = "7d"
         ),
         quote::quote! {
             /// Sends one email.
@@ -451,6 +469,7 @@ fn a_typical_function_parses_into_a_job_def() {
                 max_secs: 600
             }),
             expires_secs: Some(3600),
+            result_ttl_secs: Some(7 * 86400),
         }
     );
     let ctx = d.ctx.as_ref().expect("a context parameter");
@@ -551,7 +570,7 @@ fn option_values_are_checked() {
         e(quote::quote!(retries = 3)),
         [
             "unknown #[job] option `retries`; expected one of: queue, name, raw, max_attempts, \
-          priority, timeout, backoff, expires"
+          priority, timeout, backoff, expires, result_ttl"
         ]
     );
     assert_eq!(

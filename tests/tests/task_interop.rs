@@ -62,7 +62,7 @@ struct Signup {
 }
 
 // The Rust side of tasks Python defines too.
-#[job(queue = "tasks", name = "greet")]
+#[job(queue = "tasks", name = "greet", result_ttl = "2h")]
 async fn greet(g: Greet) -> Result<String, JobError> {
     Ok(format!("hello {}", g.name))
 }
@@ -194,8 +194,13 @@ print(json.dumps(out))
         serde_json::json!({"kw": "hello ada", "one": 49, "many": 5})
     );
     // The TTL means the same on both sides: expires_at = saved + ttl.
-    let ttl = JobOptions::default().result_ttl.unwrap().as_secs() as i64;
-    assert_eq!(result_ttl(&path, id("kw")), Some(ttl));
+    assert_eq!(
+        result_ttl(&path, id("kw")),
+        Some(7200),
+        "greet's result_ttl"
+    );
+    let default = JobOptions::default().result_ttl.unwrap().as_secs() as i64;
+    assert_eq!(result_ttl(&path, id("one")), Some(default));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
