@@ -137,15 +137,21 @@ fn floor_insert_batch(path: &std::path::Path, n: usize, batch: usize) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
-fn fill(path: &std::path::Path, queue: &str, n: usize) {
+/// `n` rows of `queue`, each the payload a typed enqueue of the job named
+/// `task` writes.
+fn fill(path: &std::path::Path, queue: &str, task: &str, n: usize) {
     let conn = honker_core::open(path).unwrap();
     conn.execute_batch("BEGIN").unwrap();
     let mut stmt = conn
         .prepare("INSERT INTO _honker_live (queue, payload) VALUES (?1, ?2)")
         .unwrap();
     for i in 0..n {
-        stmt.execute((queue, format!(r#"{{"to":"someone@example.com","n":{i}}}"#)))
-            .unwrap();
+        let args = Email {
+            to: "someone@example.com".into(),
+            n: i as u64,
+        };
+        let payload = honker_core::task_payload(task, &args).unwrap();
+        stmt.execute((queue, payload)).unwrap();
     }
     drop(stmt);
     conn.execute_batch("COMMIT").unwrap();
@@ -153,7 +159,7 @@ fn fill(path: &std::path::Path, queue: &str, n: usize) {
 
 /// Hand-written drain: claim 128 in one transaction, ack them in another.
 fn floor_drain(path: &std::path::Path, n: usize) -> f64 {
-    fill(path, "floor", n);
+    fill(path, "floor", "noop", n);
     let conn = honker_core::open(path).unwrap();
     let t = Instant::now();
     let mut done = 0;
@@ -252,7 +258,7 @@ async fn drain(dir: &tempfile::TempDir) {
     let n = 100_000;
     let floor = floor_drain(&tmpdb(dir, "floor_drain"), n);
     let path = tmpdb(dir, "drain");
-    fill(&path, "bench", n);
+    fill(&path, "bench", "noop", n);
     let h = Honker::open(&path).unwrap();
     DONE.store(0, Ordering::SeqCst);
     let t = Instant::now();
@@ -402,9 +408,9 @@ fn claim_rate(path: &std::path::Path, n: usize) -> f64 {
 async fn dead_rows(dir: &tempfile::TempDir) {
     let n = 20_000;
     let clean = tmpdb(dir, "dead_none");
-    fill(&clean, "rows", n);
+    fill(&clean, "rows", "noop", n);
     let with_dead = tmpdb(dir, "dead_100k");
-    fill(&with_dead, "rows", n);
+    fill(&with_dead, "rows", "noop", n);
     let conn = honker_core::open(&with_dead).unwrap();
     conn.execute_batch(
         "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 100000)
@@ -457,7 +463,7 @@ fn peak_rss_mb() -> f64 {
 
 /// The child of `memory`: 1M pending jobs and a pool of 1000 in flight.
 async fn child_memory(path: &str) {
-    fill(std::path::Path::new(path), "hold", 1_000_000);
+    fill(std::path::Path::new(path), "hold", "hold", 1_000_000);
     let h = Honker::open(path).unwrap();
     DONE.store(0, Ordering::SeqCst);
     let pool = WorkerPool::builder(&h)

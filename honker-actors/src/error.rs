@@ -112,6 +112,15 @@ pub enum Error {
         /// The arguments of the jobs of that type that were waiting.
         waiting: String,
     },
+    /// [`testing::enqueued`](crate::testing::enqueued) found a waiting
+    /// row of the job whose payload would go to dead, not to the handler.
+    #[error("a waiting {job} job's payload does not decode: {reason}")]
+    PayloadDecode {
+        /// The job's name.
+        job: &'static str,
+        /// Why, as the dead row would say.
+        reason: String,
+    },
     /// [`testing::wait_until_drained`](crate::testing::wait_until_drained)
     /// gave up.
     #[error("queue {queue} not drained after {waited:?}: {left:?}")]

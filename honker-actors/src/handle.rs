@@ -11,6 +11,10 @@ use crate::{Honker, Job, Result};
 /// A job enqueued by a typed enqueue: its id, and a way to wait for its
 /// result with the type the job returns, checked at compile time.
 ///
+/// A handle from `enqueue_tx` names a job once that transaction commits.
+/// After a rollback it names nothing, and SQLite may give its id to a later
+/// job: drop it with the transaction.
+///
 /// ```
 /// # use honker_actors::{Job, JobContext, JobError, Honker, WorkerPool};
 /// # struct Square;

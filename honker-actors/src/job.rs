@@ -21,8 +21,8 @@ use crate::JobContext;
 /// Rust run each other's tasks by name. `Args` that serializes to a JSON
 /// object travels as the keyword arguments, anything else as the one
 /// positional argument; [`honker_core::TaskCall::decode`] gives the rules
-/// for reading a call back. A [`RAW`](Job::RAW) job's payload is `Args` as
-/// it is, with no envelope.
+/// for reading a call back. A [`RAW`](Job::RAW) job also runs payloads
+/// with no envelope.
 ///
 /// ```
 /// use honker_actors::{Job, JobContext, JobError, JobOptions};
@@ -55,10 +55,10 @@ pub trait Job: Send + Sync + 'static {
     /// The queue its rows go to (and a pool claims from). Default
     /// `"default"`, as in the Python package.
     const QUEUE: &'static str = "default";
-    /// Whether this job's payloads are raw: enqueues write `Args` with no
-    /// envelope, and a pool gives it the raw payloads (no envelope, like
-    /// Python's `q.enqueue({...})`) of its queue. A queue's only job takes
-    /// raw payloads without it; with several jobs, at most one is raw.
+    /// Whether a pool gives this job the raw payloads of its queue (no
+    /// envelope, like Python's `q.enqueue({...})`). A queue's only job
+    /// takes them without it; with several jobs, at most one is raw. Its
+    /// own enqueues still write the envelope naming it.
     const RAW: bool = false;
     /// The argument, stored as the JSON payload.
     type Args: Serialize + DeserializeOwned + Send + 'static;
@@ -430,13 +430,12 @@ pub(crate) fn decode_args<A: DeserializeOwned>(payload: &str) -> Result<A, Strin
     }
 }
 
-/// The payload a typed enqueue of `J` writes.
+/// The payload a typed enqueue of `J` writes: always the envelope naming
+/// `J`, raw jobs included, so a row is only ever run by the job it was
+/// written for, and an argument that itself holds the envelope key is
+/// carried inside it, never read as a call.
 pub(crate) fn encode_args<J: Job>(args: &J::Args) -> Result<String, crate::Error> {
-    if J::RAW {
-        serde_json::to_string(args).map_err(crate::Error::Serialize)
-    } else {
-        honker_core::task_payload(J::NAME, args).map_err(crate::Error::Serialize)
-    }
+    honker_core::task_payload(J::NAME, args).map_err(crate::Error::Serialize)
 }
 
 /// The JSON to save for a job's output; `None` for `()`; why not when the

@@ -167,9 +167,11 @@ pub async fn perform<J: Job>(
 
 /// The arguments of every job of type `J` waiting in its queue (due or
 /// scheduled, not running), oldest first: the payloads whose task name is
-/// `J::NAME` (and, for a [`RAW`](Job::RAW) job, raw payloads). Other kinds
-/// sharing the queue, and payloads that do not decode into `J::Args`, are
-/// left out.
+/// `J::NAME`, and, for a [`RAW`](Job::RAW) job, payloads without an
+/// envelope (a queue's only job takes those too, but which job is a
+/// queue's only one depends on the pool). Other kinds sharing the queue are
+/// left out; a row of `J` whose arguments do not decode is
+/// [`Error::PayloadDecode`], as it would go to dead rather than run.
 ///
 /// ```
 /// # use honker_actors::{Job, JobContext, JobError};
@@ -191,15 +193,20 @@ pub async fn enqueued<J: Job>(honker: &Honker) -> Result<Vec<J::Args>> {
         .writer()
         .read(|c| Ok(honker_core::waiting_payloads(c, J::QUEUE)?))
         .await?;
-    Ok(payloads
+    payloads
         .iter()
         .filter(|p| match honker_core::task_name(p) {
             Ok(Some(name)) => name == J::NAME,
             Ok(None) => J::RAW,
             Err(_) => false,
         })
-        .filter_map(|p| crate::job::decode_args(p).ok())
-        .collect())
+        .map(|p| {
+            crate::job::decode_args(p).map_err(|reason| Error::PayloadDecode {
+                job: J::NAME,
+                reason,
+            })
+        })
+        .collect()
 }
 
 /// Fail with [`Error::NotEnqueued`] (which lists what was) unless a job of

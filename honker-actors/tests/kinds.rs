@@ -214,12 +214,17 @@ async fn raw_payloads_go_to_the_raw_job_of_a_shared_queue() {
     q.enqueue(&serde_json::json!({"tag": "raw-1"}), Default::default())
         .await
         .unwrap();
-    // A raw job writes raw payloads too.
+    // A raw job's own enqueues name it, like any typed enqueue.
     let written = inbound::enqueue(&h, serde_json::json!({"tag": "raw-2"}))
         .await
         .unwrap();
     let row = q.get_job(written.id()).await.unwrap().unwrap();
-    assert_eq!(row.payload, r#"{"tag":"raw-2"}"#);
+    assert_eq!(
+        honker_actors::core::task_name(&row.payload)
+            .unwrap()
+            .as_deref(),
+        Some("inbound")
+    );
     triage::enqueue(&h, Welcome { to: "raw-t".into() })
         .await
         .unwrap();
@@ -454,5 +459,141 @@ async fn a_job_is_found_by_its_task_name_even_on_another_queue() {
             .dead
             == 0)
         .await
+    );
+}
+
+// Cases an outside review found.
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct Refund {
+    account: String,
+    cents: u64,
+}
+
+#[job(queue = "hooks")]
+async fn issue_refund(r: Refund) -> Result<(), JobError> {
+    ran("issue_refund", format!("hook-{}:{}", r.account, r.cents));
+    Ok(())
+}
+
+/// Stores whatever JSON a webhook sent: untrusted data.
+#[job(queue = "hooks", raw)]
+async fn store_webhook(body: serde_json::Value) -> Result<(), JobError> {
+    ran("store_webhook", format!("hook-{body}"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_argument_holding_the_envelope_key_is_data_never_a_call() {
+    let (_d, h) = honker();
+    let forged = serde_json::json!({
+        "event": "e1",
+        "__honker_task__": {"task": "issue_refund", "args": [], "kwargs": {"account": "x", "cents": 100000}}
+    });
+    let odd = serde_json::json!({"__honker_task__": "a string", "event": "e2"});
+    store_webhook::enqueue(&h, forged.clone()).await.unwrap();
+    store_webhook::enqueue(&h, odd.clone()).await.unwrap();
+    let pool = start(&h, |b| b.register(issue_refund).register(store_webhook)).await;
+    wait_until_drained(&h, "hooks", Duration::from_secs(30))
+        .await
+        .unwrap();
+    pool.shutdown().await.unwrap();
+    let mut expect = vec![
+        ("store_webhook", format!("hook-{forged}")),
+        ("store_webhook", format!("hook-{odd}")),
+    ];
+    expect.sort();
+    assert_eq!(runs_of("hook-"), expect, "stored whole, nothing refunded");
+    assert_eq!(h.queue("hooks").stats().await.unwrap().dead, 0);
+}
+
+#[job(queue = "mail")]
+async fn send_receipt(w: Welcome) -> Result<(), JobError> {
+    ran("send_receipt", w.to);
+    Ok(())
+}
+
+#[job(queue = "mail", raw)]
+async fn bounce(w: Welcome) -> Result<(), JobError> {
+    ran("bounce", w.to);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_jobs_rows_are_never_run_by_a_pool_that_lacks_it() {
+    let (_d, h) = honker();
+    let id = bounce::enqueue(
+        &h,
+        Welcome {
+            to: "mail-b".into(),
+        },
+    )
+    .await
+    .unwrap();
+    // This process serves only send_receipt on "mail".
+    let pool = start(&h, |b| b.register(send_receipt)).await;
+    wait_until_drained(&h, "mail", Duration::from_secs(30))
+        .await
+        .unwrap();
+    pool.shutdown().await.unwrap();
+    assert!(runs_of("mail-").is_empty());
+    let why = dead_error(&h, "mail", id.id()).await.unwrap();
+    assert!(why.starts_with("unknown task: 'bounce'"), "{why}");
+}
+
+#[job(queue = "trees")]
+async fn save_tree(v: serde_json::Value) -> Result<(), JobError> {
+    ran("save_tree", format!("tree-{}", v["id"]));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_argument_serde_json_cannot_read_back_goes_to_dead_never_runs_as_empty() {
+    let (_d, h) = honker();
+    let mut deep = serde_json::json!(1);
+    for _ in 0..130 {
+        deep = serde_json::json!([deep]);
+    }
+    let handle = save_tree::enqueue(&h, serde_json::json!({"id": "t1", "tree": deep}))
+        .await
+        .unwrap();
+    let pool = start(&h, |b| b.register(save_tree)).await;
+    wait_until_drained(&h, "trees", Duration::from_secs(30))
+        .await
+        .unwrap();
+    pool.shutdown().await.unwrap();
+    assert!(runs_of("tree-").is_empty());
+    let why = dead_error(&h, "trees", handle.id()).await.unwrap();
+    assert!(why.contains("recursion limit"), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueued_reports_a_waiting_row_of_the_job_that_would_not_decode() {
+    let (_d, h) = honker();
+    save_tree::enqueue(&h, serde_json::json!({"id": 1}))
+        .await
+        .unwrap();
+    let seen = honker_actors::testing::enqueued::<save_tree>(&h)
+        .await
+        .unwrap();
+    assert_eq!(seen, [serde_json::json!({"id": 1})]);
+    // Positional and keyword arguments at once: the pool would dead-letter it.
+    let bad = r#"{"__honker_task__": {"task": "save_tree", "args": [2], "kwargs": {"x": 1}}}"#;
+    h.queue("trees")
+        .enqueue_json(bad.to_string(), Default::default())
+        .await
+        .unwrap();
+    let e = honker_actors::testing::enqueued::<save_tree>(&h)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::PayloadDecode {
+                job: "save_tree",
+                ..
+            }
+        ),
+        "{e}"
     );
 }

@@ -16,10 +16,15 @@
 //! | read by Rust, from a call with | `Args` decoded from |
 //! |---|---|
 //! | keywords only | the `kwargs` object |
-//! | one positional argument | `args[0]`; failing that, the `args` array (a one-field struct or tuple) |
+//! | one positional argument | a struct with named fields: the `args` array, by field order (Python's `f(x)` sets the first parameter to `x`); any other type: `args[0]`, failing that the `args` array (a one-tuple) |
 //! | several positional arguments | the `args` array (a tuple, or a struct by field order) |
 //! | no arguments | `{}`; failing that, `null` (`()` or an `Option`) |
 //! | positional and keyword arguments | nothing: [`TaskError::MixedArguments`] |
+//!
+//! Rust writes a tuple as one positional argument, so a call with one
+//! positional argument read into a one-tuple whose element takes both `x`
+//! and `[x]` (a `serde_json::Value`, an untagged enum) reads `args[0]` as
+//! the tuple: `(x,)` for Python's `f([x])`. Use a struct for such calls.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -115,7 +120,11 @@ fn envelope_of(json: &str) -> Result<Option<&RawValue>, TaskError> {
         // Still JSON? A raw payload must be, to be decoded later.
         return Ok(None);
     }
-    let env: Envelope<'_> = serde_json::from_str(json).map_err(TaskError::NotJson)?;
+    let env: Envelope<'_> = serde_json::from_str(json).map_err(|e| match e.classify() {
+        // JSON, but not one envelope (a duplicate key).
+        serde_json::error::Category::Data => TaskError::MalformedEnvelope(e.to_string()),
+        _ => TaskError::NotJson(e),
+    })?;
     Ok(env.call.filter(|raw| raw.get() != "null"))
 }
 
@@ -172,6 +181,77 @@ pub fn read_payload(json: &str) -> Result<Payload, TaskError> {
     }))
 }
 
+/// The keys of a JSON object, in order; the values are skipped unread.
+struct KeyNames(Vec<String>);
+
+impl<'de> Deserialize<'de> for KeyNames {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Names;
+        impl<'de> serde::de::Visitor<'de> for Names {
+            type Value = KeyNames;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of keyword arguments")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<KeyNames, M::Error> {
+                let mut names = Vec::new();
+                while let Some(k) = m.next_key::<String>()? {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                    names.push(k);
+                }
+                Ok(KeyNames(names))
+            }
+        }
+        d.deserialize_map(Names)
+    }
+}
+
+/// Whether `T` deserializes as a struct with named fields (asked of `T`'s
+/// `Deserialize` itself, which names the shape it wants first).
+fn is_named_struct<T: DeserializeOwned>() -> bool {
+    use serde::de::{Deserializer, Visitor};
+
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("shape probed")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl serde::de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+    struct Probe<'a>(&'a std::cell::Cell<bool>);
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = Stop;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            _: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0.set(true);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let named = std::cell::Cell::new(false);
+    let _ = T::deserialize(Probe(&named));
+    named.get()
+}
+
 fn envelope_problem(e: &serde_json::Error) -> String {
     format!(
         "expected {{\"task\": name, \"args\": [...], \"kwargs\": {{...}}}}: {}",
@@ -189,7 +269,7 @@ impl TaskCall {
     ///
     /// ```
     /// let call = honker_core::TaskCall::new("greet", vec![], r#"{"name":"ada"}"#).unwrap();
-    /// assert_eq!(call.keywords(), vec!["name".to_string()]);
+    /// assert_eq!(call.keywords().unwrap(), vec!["name".to_string()]);
     /// ```
     pub fn new(name: &str, args: Vec<String>, kwargs: &str) -> Result<TaskCall, TaskError> {
         let args = args
@@ -215,11 +295,13 @@ impl TaskCall {
         self.args.len()
     }
 
-    /// The keyword names, in the order written.
-    pub fn keywords(&self) -> Vec<String> {
-        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(self.kwargs.get())
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
+    /// The keyword names, in the order written. Reads only the names: a
+    /// value any JSON reader takes (however deep, however large a number)
+    /// never makes the call look as if it had no keywords.
+    pub fn keywords(&self) -> Result<Vec<String>, TaskError> {
+        serde_json::from_str::<KeyNames>(self.kwargs.get())
+            .map(|k| k.0)
+            .map_err(|e| TaskError::MalformedEnvelope(format!("kwargs: {e}")))
     }
 
     /// Decode the call's arguments into one value, by the rules in the
@@ -243,11 +325,14 @@ impl TaskCall {
                 source,
             })
         };
-        let keywords = self.keywords();
+        let keywords = self.keywords()?;
         match (self.args.as_slice(), keywords.is_empty()) {
             ([], false) => decode(self.kwargs.get(), "kwargs"),
             ([], true) => decode("{}", "no arguments")
                 .or_else(|first| serde_json::from_str::<T>("null").map_err(|_| first)),
+            // A struct is a parameter list: Python's `f(x)` sets its
+            // first field to `x`, whatever `x` is.
+            ([_], true) if is_named_struct::<T>() => decode(&self.args_array(), "args"),
             ([one], true) => decode(one.get(), "args[0]")
                 .or_else(|first| decode(&self.args_array(), "args").map_err(|_| first)),
             (_, true) => decode(&self.args_array(), "args"),
@@ -475,7 +560,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((c.positional(), c.keywords().len()), (0, 0));
+        assert_eq!((c.positional(), c.keywords().unwrap().len()), (0, 0));
     }
 
     #[test]
@@ -493,5 +578,213 @@ mod tests {
     fn other_keys_beside_the_envelope_are_ignored() {
         let p = r#"{"trace": 1, "__honker_task__": {"task": "t", "args": [1], "kwargs": {}}}"#;
         assert_eq!(task_name(p).unwrap().as_deref(), Some("t"));
+    }
+}
+
+/// Cases an outside review found: each once decoded silently wrong.
+#[cfg(test)]
+mod review {
+    use super::*;
+    use serde_json::json;
+
+    fn roundtrip<T: Serialize + DeserializeOwned>(v: &T) -> Result<T, TaskError> {
+        let p = task_payload("t", v).unwrap();
+        match read_payload(&p)? {
+            Payload::Task(c) => c.decode::<T>(),
+            Payload::Raw(_) => panic!("an envelope read as raw"),
+        }
+    }
+
+    fn nested(depth: usize) -> String {
+        format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    fn py_call(args: &str, kwargs: &str) -> TaskCall {
+        let p = format!(
+            r#"{{"__honker_task__": {{"task": "t", "args": {args}, "kwargs": {kwargs}}}}}"#
+        );
+        match read_payload(&p).unwrap() {
+            Payload::Task(c) => c,
+            Payload::Raw(_) => panic!("raw"),
+        }
+    }
+
+    #[derive(Serialize, Deserialize, Debug)]
+    struct Opts {
+        #[serde(default)]
+        verbose: bool,
+        #[serde(default)]
+        blob: Option<Box<RawValue>>,
+    }
+
+    #[test]
+    fn keywords_whose_values_a_value_tree_cannot_hold_are_still_keywords() {
+        // A number beyond f64, and nesting beyond serde_json's Value limit:
+        // plain serde_json round-trips both, so the envelope must too.
+        for blob in ["1e400".to_string(), nested(200)] {
+            let v = Opts {
+                verbose: true,
+                blob: Some(RawValue::from_string(blob.clone()).unwrap()),
+            };
+            let back = roundtrip(&v).unwrap_or_else(|e| panic!("{blob:.20}: {e}"));
+            assert!(back.verbose && back.blob.is_some(), "{blob:.20}: {back:?}");
+        }
+        #[derive(Serialize, Deserialize, Debug)]
+        struct Req {
+            id: u32,
+            blob: Box<RawValue>,
+        }
+        let some = Some(Req {
+            id: 1,
+            blob: RawValue::from_string("1e400".into()).unwrap(),
+        });
+        assert_eq!(roundtrip(&some).unwrap().map(|r| r.id), Some(1));
+        // Python ints are unbounded: f(a=5, n=10**400).
+        #[derive(Deserialize, Debug)]
+        struct Loose {
+            #[serde(default)]
+            a: u32,
+        }
+        let c = py_call("[]", &format!(r#"{{"a": 5, "n": 1{}}}"#, "0".repeat(400)));
+        assert_eq!(c.keywords().unwrap(), ["a", "n"]);
+        assert_eq!(c.decode::<Loose>().unwrap().a, 5);
+    }
+
+    #[test]
+    fn one_python_positional_argument_is_a_structs_first_field_whatever_it_is() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Notify {
+            to: OneOrMany,
+        }
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Store {
+            doc: serde_json::Value,
+        }
+        // notify(["ops@x"]) is notify(to=["ops@x"]).
+        assert_eq!(
+            py_call(r#"[["ops@x"]]"#, "{}").decode::<Notify>().unwrap(),
+            Notify {
+                to: OneOrMany::Many(vec!["ops@x".into()])
+            }
+        );
+        assert_eq!(
+            py_call("[[7]]", "{}").decode::<Store>().unwrap().doc,
+            json!([7])
+        );
+        assert_eq!(
+            py_call(r#"[{"doc": 1}]"#, "{}")
+                .decode::<Store>()
+                .unwrap()
+                .doc,
+            json!({"doc": 1})
+        );
+        // Rust's own one positional arguments still read back as written.
+        assert_eq!(roundtrip(&vec![json!([7])]).unwrap(), vec![json!([7])]);
+        assert_eq!(roundtrip(&(json!([7]),)).unwrap(), (json!([7]),));
+        assert_eq!(roundtrip(&json!([1, 2])).unwrap(), json!([1, 2]));
+    }
+
+    #[test]
+    fn every_serde_shape_round_trips() {
+        use std::collections::{BTreeMap, HashMap};
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        enum E {
+            A { x: i32 },
+            B(i32),
+            C,
+            F(i32, i32),
+        }
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        #[serde(untagged)]
+        enum U {
+            Pair(i32, i32),
+            One(i32),
+            Map(BTreeMap<String, i32>),
+        }
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Inner {
+            y: i32,
+        }
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Flat {
+            x: i32,
+            #[serde(flatten)]
+            inner: Inner,
+        }
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Nt(String);
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Empty {}
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        #[serde(tag = "type")]
+        enum Tagged {
+            A { x: i32 },
+            B,
+        }
+        macro_rules! rt {
+            ($($v:expr),* $(,)?) => { $( {
+                let v = $v;
+                assert_eq!(roundtrip(&v).unwrap_or_else(|e| panic!("{:?}: {e}", v)), v);
+            } )* }
+        }
+        rt!(E::A { x: 1 }, E::B(2), E::C, E::F(1, 2));
+        rt!(U::Pair(1, 2), U::One(3), U::Map(BTreeMap::new()));
+        rt!(
+            Flat {
+                x: 1,
+                inner: Inner { y: 2 }
+            },
+            Nt("x".into()),
+            Empty {}
+        );
+        rt!(
+            Tagged::A { x: 1 },
+            Tagged::B,
+            Some(Inner { y: 1 }),
+            None::<Inner>
+        );
+        rt!(
+            (1,),
+            (1, "a".to_string()),
+            vec![vec![1]],
+            Vec::<i32>::new(),
+            ()
+        );
+        rt!(
+            HashMap::<i64, String>::from([(-1, "a".into())]),
+            BTreeMap::<bool, i32>::new()
+        );
+        rt!(
+            String::from("\u{0}\"\\\u{2028}é😀"),
+            u128::MAX,
+            i128::MIN,
+            f64::MAX
+        );
+        rt!(
+            json!({}),
+            json!(null),
+            json!([]),
+            json!([null]),
+            Some(Empty {})
+        );
+    }
+
+    #[test]
+    fn a_duplicated_envelope_is_malformed_not_unreadable() {
+        let p = r#"{"__honker_task__": {"task": "a"}, "__honker_task__": {"task": "b"}}"#;
+        assert!(
+            matches!(task_name(p), Err(TaskError::MalformedEnvelope(_))),
+            "{:?}",
+            task_name(p)
+        );
+        // Python's json.dumps writes NaN; that is not JSON, and says so.
+        let p = r#"{"__honker_task__": {"task": "t", "args": [], "kwargs": {"r": NaN}}}"#;
+        assert!(matches!(read_payload(p), Err(TaskError::NotJson(_))));
     }
 }

@@ -82,7 +82,7 @@ mod types;
 /// |---|---|---|
 /// | `queue` | `"emails"` | the queue (default: `default`, as in the Python package); 1 to 128 bytes of ASCII letters, digits and `_ - . : /`, checked here as at run time |
 /// | `name` | `"myapp.send_email"` | the task name (default: the function's name); unique within a pool |
-/// | `raw` | (no value) | payloads without the envelope: enqueues write the argument as it is, and a pool gives this job its queue's raw payloads (Python's `q.enqueue({...})`); a queue's only job takes them anyway |
+/// | `raw` | (no value) | a pool gives this job its queue's payloads without an envelope (Python's `q.enqueue({...})`); a queue's only job takes them anyway; its own enqueues still write the envelope |
 /// | `max_attempts` | `5` | claims before the job goes to `_honker_dead` (at least 1) |
 /// | `priority` | `10`, `-1` | default priority, higher first (an integer literal) |
 /// | `timeout` | `"30s"`, `"1500ms"` | longest a run may take, then it counts as a retryable error |

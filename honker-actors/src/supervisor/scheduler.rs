@@ -291,25 +291,29 @@ impl SupervisorState {
             let Some(queue) = self.queues.iter().copied().find(|q| *q == job.queue) else {
                 continue;
             };
+            let (id, attempt, lease) = (job.id, job.attempts, job.lease());
+            let route = self.args.routes.route(queue, &job.payload);
             if self.shutdown.is_some() {
                 // Claimed by a cycle sent before the shutdown began:
                 // straight back, attempt unburned, never started.
-                self.pending.push(Outcome::Release {
-                    lease: job.lease(),
-                    queue,
-                    kind: UNROUTED,
-                });
+                let kind = match &route {
+                    Route::Run(handler) => handler.name(),
+                    Route::Dead(_) => UNROUTED,
+                };
+                self.pending.push(Outcome::Release { lease, queue, kind });
                 continue;
             }
-            let (id, attempt, lease) = (job.id, job.attempts, job.lease());
             // An outcome not yet written for the same lease belongs to an
             // earlier claim of a job requeued since: writing it would
             // complete this new claim.
             self.pending.retain(|o| o.lease() != lease);
-            let kind = match self.args.routes.route(queue, &job.payload) {
+            let kind = match route {
                 Route::Run(handler) => handler.name(),
                 Route::Dead(error) => {
-                    // Never run by a handler it was not written for.
+                    // Never run by a handler it was not written for. An
+                    // earlier run of the same lease (requeued since) is
+                    // superseded, as for a routed claim.
+                    self.claims_lost(&[lease]);
                     self.pending.push(Outcome::Fail {
                         lease,
                         queue,
