@@ -393,7 +393,7 @@ impl<J: Job> ErasedJob for Registered<J> {
     }
     fn run(self: Arc<Self>, ctx: JobContext, payload: String) -> BoxFuture<'static, RunResult> {
         Box::pin(async move {
-            let args = match decode_args::<J::Args>(&payload) {
+            let args = match decode_call::<J>(&payload) {
                 Ok(a) => a,
                 Err(why) => return RunResult::Fail(why),
             };
@@ -418,15 +418,32 @@ impl<J: Job> ErasedJob for Registered<J> {
 /// The argument of a stored payload: a task call's arguments, or a raw
 /// payload as it is; why not, for the dead row's `last_error`.
 pub(crate) fn decode_args<A: DeserializeOwned>(payload: &str) -> Result<A, String> {
-    match honker_core::read_payload(payload) {
+    args_of(honker_core::read_payload(payload))
+}
+
+fn args_of<A: DeserializeOwned>(
+    read: Result<honker_core::Payload<'_>, honker_core::TaskError>,
+) -> Result<A, String> {
+    match read {
         Ok(honker_core::Payload::Task(call)) => call.decode().map_err(|e| e.to_string()),
-        Ok(honker_core::Payload::Raw(raw)) => serde_json::from_str(&raw).map_err(|e| {
+        Ok(honker_core::Payload::Raw(raw)) => serde_json::from_str(raw).map_err(|e| {
             format!(
                 "payload does not decode into {}: {e}",
                 std::any::type_name::<A>()
             )
         }),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The argument of `J` in a payload routed to it; a call naming another
+/// task is refused (routing reads only the name's first bytes).
+fn decode_call<J: Job>(payload: &str) -> Result<J::Args, String> {
+    match honker_core::read_payload(payload) {
+        Ok(honker_core::Payload::Task(call)) if call.name != J::NAME => {
+            Err(format!("routed to {} but calls {:?}", J::NAME, call.name))
+        }
+        read => args_of(read),
     }
 }
 

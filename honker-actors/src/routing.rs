@@ -93,7 +93,13 @@ impl Routes {
 
     /// Where a row of `queue` with `payload` goes.
     pub(crate) fn route(&self, queue: &str, payload: &str) -> Route {
-        match honker_core::task_name(payload) {
+        // The common case reads only the payload's first bytes; the worker
+        // reads the whole call (and refuses a malformed one) before it runs.
+        let name = match honker_core::leading_task_name(payload) {
+            Some(name) => Ok(Some(std::borrow::Cow::Borrowed(name))),
+            None => honker_core::task_name(payload),
+        };
+        match name {
             Ok(Some(name)) => match self.by_name.get(name.as_ref()) {
                 Some(j) => Route::Run(j.clone()),
                 None => Route::Dead(format!(

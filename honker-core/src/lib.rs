@@ -65,7 +65,8 @@ pub use open::{migrate, open, open_connection, open_in_memory};
 pub use results::{get_result, save_result, sweep_results};
 pub use rusqlite;
 pub use task::{
-    read_payload, task_name, task_payload, Payload, TaskCall, TaskError, TASK_ENVELOPE,
+    leading_task_name, read_payload, task_name, task_payload, Payload, TaskCall, TaskError,
+    TASK_ENVELOPE,
 };
 pub use tx::atomically;
 pub use watcher::{Subscription, Watcher, DEFAULT_WATCH_INTERVAL};

@@ -71,11 +71,11 @@ pub enum TaskError {
 
 /// A stored payload, read.
 #[derive(Debug)]
-pub enum Payload {
+pub enum Payload<'a> {
     /// A task call: the job kind's name and its arguments.
     Task(TaskCall),
     /// No envelope: the payload is the argument itself.
-    Raw(String),
+    Raw(&'a str),
 }
 
 /// One call of a task, as its envelope holds it.
@@ -147,6 +147,34 @@ pub fn task_name(json: &str) -> Result<Option<std::borrow::Cow<'_, str>>, TaskEr
     Ok(Some(fields.task))
 }
 
+/// The task name of a payload that opens the way the Python package and
+/// typed enqueues write it (`{"__honker_task__": {"task": "NAME"`, spaces
+/// allowed, no escapes in the name), read without looking further; `None`
+/// for any other payload, which needs [`task_name`]. A router uses it on
+/// its hot path and leaves the full check to [`read_payload`] before the
+/// call runs: it never names a task the full reading would not.
+///
+/// ```
+/// let p = r#"{"__honker_task__": {"task": "greet", "args": [], "kwargs": {}}}"#;
+/// assert_eq!(honker_core::leading_task_name(p), Some("greet"));
+/// assert_eq!(honker_core::leading_task_name(r#"{"to": 1}"#), None);
+/// ```
+pub fn leading_task_name(json: &str) -> Option<&str> {
+    fn token<'a>(s: &'a str, t: &str) -> Option<&'a str> {
+        s.trim_start_matches([' ', '\t', '\n', '\r'])
+            .strip_prefix(t)
+    }
+    let rest = token(json, "{")?;
+    let rest = token(rest, "\"__honker_task__\"")?;
+    let rest = token(rest, ":")?;
+    let rest = token(rest, "{")?;
+    let rest = token(rest, "\"task\"")?;
+    let rest = token(rest, ":")?;
+    let rest = token(rest, "\"")?;
+    let end = rest.find(['"', '\\'])?;
+    (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
+}
+
 /// Read a stored payload: a task call, or raw.
 ///
 /// ```
@@ -157,9 +185,9 @@ pub fn task_name(json: &str) -> Result<Option<std::borrow::Cow<'_, str>>, TaskEr
 /// assert_eq!(call.decode::<(i32, i32)>().unwrap(), (1, 2));
 /// assert!(matches!(read_payload("[1, 2]").unwrap(), Payload::Raw(_)));
 /// ```
-pub fn read_payload(json: &str) -> Result<Payload, TaskError> {
+pub fn read_payload(json: &str) -> Result<Payload<'_>, TaskError> {
     let Some(call) = envelope_of(json)? else {
-        return Ok(Payload::Raw(json.to_string()));
+        return Ok(Payload::Raw(json));
     };
     let fields: CallFields<'_> = serde_json::from_str(call.get())
         .map_err(|e| TaskError::MalformedEnvelope(envelope_problem(&e)))?;
@@ -325,8 +353,8 @@ impl TaskCall {
                 source,
             })
         };
-        let keywords = self.keywords()?;
-        match (self.args.as_slice(), keywords.is_empty()) {
+        let no_keywords = self.has_no_keywords();
+        match (self.args.as_slice(), no_keywords) {
             ([], false) => decode(self.kwargs.get(), "kwargs"),
             ([], true) => decode("{}", "no arguments")
                 .or_else(|first| serde_json::from_str::<T>("null").map_err(|_| first)),
@@ -338,9 +366,19 @@ impl TaskCall {
             (_, true) => decode(&self.args_array(), "args"),
             (many, false) => Err(TaskError::MixedArguments {
                 positional: many.len(),
-                keywords,
+                keywords: self.keywords()?,
             }),
         }
+    }
+
+    /// Whether `kwargs` is `{}` (whitespace aside): it is an object, so
+    /// that is exactly the empty one.
+    fn has_no_keywords(&self) -> bool {
+        let inner = self.kwargs.get().trim();
+        inner
+            .strip_prefix('{')
+            .and_then(|r| r.strip_suffix('}'))
+            .is_some_and(|r| r.trim().is_empty())
     }
 
     fn args_array(&self) -> String {
@@ -372,16 +410,24 @@ pub fn task_payload<A: Serialize + ?Sized>(
     name: &str,
     args: &A,
 ) -> Result<String, serde_json::Error> {
-    let value = serde_json::to_string(args)?;
-    let name = serde_json::to_string(name)?;
-    let (positional, keywords) = if is_object(&value) {
-        ("", value.as_str())
+    const OPEN: &str = "{\"__honker_task__\":{\"task\":";
+    let mut out = Vec::with_capacity(OPEN.len() + name.len() + 64);
+    out.extend_from_slice(OPEN.as_bytes());
+    serde_json::to_writer(&mut out, name)?;
+    out.extend_from_slice(b",\"args\":[");
+    let value_at = out.len();
+    serde_json::to_writer(&mut out, args)?;
+    if out.get(value_at) == Some(&b'{') {
+        // An object: the keyword arguments, after an empty `args`.
+        let value = out.split_off(value_at);
+        out.extend_from_slice(b"],\"kwargs\":");
+        out.extend_from_slice(&value);
+        out.extend_from_slice(b"}}");
     } else {
-        (value.as_str(), "{}")
-    };
-    Ok(format!(
-        "{{\"{TASK_ENVELOPE}\":{{\"task\":{name},\"args\":[{positional}],\"kwargs\":{keywords}}}}}"
-    ))
+        out.extend_from_slice(b"],\"kwargs\":{}}}");
+    }
+    // Only serde_json wrote between the ASCII pieces: UTF-8.
+    String::from_utf8(out).map_err(serde::ser::Error::custom)
 }
 
 #[cfg(test)]
@@ -531,7 +577,7 @@ mod tests {
             r#"{"__honker_task__": null}"#,
         ] {
             assert!(
-                matches!(read_payload(p).unwrap(), Payload::Raw(ref r) if r == p),
+                matches!(read_payload(p).unwrap(), Payload::Raw(r) if r == p),
                 "{p}"
             );
             assert!(task_name(p).unwrap().is_none(), "{p}");
@@ -772,6 +818,50 @@ mod review {
             json!([]),
             json!([null]),
             Some(Empty {})
+        );
+    }
+
+    #[test]
+    fn the_leading_name_never_names_a_task_the_full_reading_would_not() {
+        let name = "greet";
+        let cases = [
+            r#"{"__honker_task__":{"task":"greet","args":[],"kwargs":{}}}"#.to_string(),
+            r#"{"__honker_task__": {"task": "greet", "args": [1], "kwargs": {}}}"#.to_string(),
+            "{ \"__honker_task__\" :\n{ \"task\" : \"greet\" } }".to_string(),
+            // Full reading refuses these; the leading name may be read.
+            r#"{"__honker_task__": {"task": "greet", "task": "evil"}}"#.to_string(),
+            r#"{"__honker_task__": {"task": "greet"}, "__honker_task__": {"task": "evil"}}"#
+                .to_string(),
+            r#"{"__honker_task__": {"task": "greet", "args": {}}}"#.to_string(),
+            // The leading name declines these; full reading decides.
+            r#"{"__honker_task__": {"task": "gr\u0065et"}}"#.to_string(),
+            r#"{"other": 1, "__honker_task__": {"task": "greet"}}"#.to_string(),
+            r#"{"__honker_task__": {"args": [], "task": "greet"}}"#.to_string(),
+            r#"{"__honker_task__": {"task": "greet"#.to_string(),
+            task_payload("greet", &json!({"a": [1, {"b": "\""}]})).unwrap(),
+        ];
+        for p in &cases {
+            let full = task_name(p);
+            match leading_task_name(p) {
+                Some(n) => {
+                    assert_eq!(n, name, "{p}");
+                    assert!(
+                        matches!(&full, Ok(Some(f)) if f == n) || full.is_err(),
+                        "{p}: leading {n:?}, full {full:?}"
+                    );
+                }
+                None => assert!(
+                    !p.starts_with(r#"{"__honker_task__":{"task":"greet""#),
+                    "{p}"
+                ),
+            }
+        }
+        assert_eq!(leading_task_name(&task_payload("a\"b", &1).unwrap()), None);
+        assert_eq!(
+            task_name(&task_payload("a\"b", &1).unwrap())
+                .unwrap()
+                .as_deref(),
+            Some("a\"b")
         );
     }
 
