@@ -423,7 +423,7 @@ async fn bad_payloads_from_foreign_writers_end_in_dead_with_their_cause() {
         .collect();
     assert_eq!(dead.len(), 4, "{dead:?}");
     assert!(
-        dead[&invalid_json].contains("payload does not decode")
+        dead[&invalid_json].contains("payload is not JSON")
             && dead[&invalid_json].contains("key must be a string"),
         "{}",
         dead[&invalid_json]
@@ -691,7 +691,11 @@ async fn ten_thousand_jobs_with_30pct_panics_and_10pct_timeouts_all_end_right() 
     let dead = q.list_dead(10_000, 0).await.unwrap();
     assert_eq!(dead.len(), 4000);
     for d in &dead {
-        let n: u32 = d.payload.parse().unwrap();
+        let honker_core::Payload::Task(call) = honker_core::read_payload(&d.payload).unwrap()
+        else {
+            panic!("a typed enqueue writes the envelope: {}", d.payload)
+        };
+        let n: u32 = call.decode().unwrap();
         let e = d.last_error.as_deref().unwrap_or_default();
         match n % 10 {
             0..=2 => assert_eq!(e, format!("panicked: volatile {n}")),

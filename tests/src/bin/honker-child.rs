@@ -241,7 +241,7 @@ fn churn(db: &str) -> honker_core::Result<()> {
 }
 
 /// Runs until its process is killed.
-#[honker_actors::job]
+#[honker_actors::job(queue = "long")]
 async fn long(ctx: honker_actors::JobContext, _n: u32) -> Result<(), honker_actors::JobError> {
     println!("running {}", ctx.id());
     let _ = std::io::stdout().flush();
