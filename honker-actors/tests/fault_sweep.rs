@@ -6,7 +6,8 @@
 //! is reopened and checked: every write a caller was told committed is
 //! there, no write it was told failed is, every committed job ran exactly
 //! once, and the pool recovered (it drained the queue, a job enqueued after
-//! the fault ran, and its shutdown reported success).
+//! the fault ran, and its shutdown reported success); every committed row
+//! of a kind the pool does not register is dead as `unknown task`, never run.
 
 mod common;
 
@@ -59,6 +60,9 @@ async fn workload(h: &Honker) -> Told {
                 .transaction(move |tx| {
                     tx.execute("INSERT INTO orders(id) VALUES (?1)", [i])
                         .map_err(honker_actors::core::Error::from)?;
+                    // A kind no pool registers: routed to dead.
+                    let ghost = honker_actors::core::task_payload("ghost", &i).unwrap();
+                    honker_actors::core::enqueue(tx, "sweep", &ghost, &Default::default())?;
                     honker_actors::core::enqueue(tx, "sweep", &i.to_string(), &Default::default())
                 })
                 .await;
@@ -142,15 +146,45 @@ async fn run_case(fault: Option<(Fault, u64)>) -> u64 {
             i64::from(*committed),
             "{case}: order {id}, told committed={committed}"
         );
+        // Its unroutable row: dead with the reason iff committed, never run.
+        let ghost = honker_actors::core::task_payload("ghost", id).unwrap();
+        let dead: Vec<String> = c
+            .prepare("SELECT last_error FROM _honker_dead WHERE payload = ?1")
+            .unwrap()
+            .query_map([&ghost], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let live: i64 = c
+            .query_row(
+                "SELECT count(*) FROM _honker_live WHERE payload = ?1",
+                [&ghost],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(live, 0, "{case}: ghost {id} left in live");
+        if *committed {
+            assert_eq!(dead.len(), 1, "{case}: ghost {id}");
+            assert!(
+                dead[0].starts_with("unknown task: 'ghost'"),
+                "{case}: {}",
+                dead[0]
+            );
+        } else {
+            assert!(dead.is_empty(), "{case}: ghost {id} of a failed order");
+        }
     }
     let runs = runs.0.lock().unwrap();
     for (n, id) in &told.enqueues {
         let ran = runs.get(n).copied().unwrap_or(0);
         let stored: i64 = c
             .query_row(
-                "SELECT (SELECT count(*) FROM _honker_live WHERE payload = ?1)
-                      + (SELECT count(*) FROM _honker_dead WHERE payload = ?1)",
-                [n.to_string()],
+                "SELECT (SELECT count(*) FROM _honker_live WHERE payload IN (?1, ?2))
+                      + (SELECT count(*) FROM _honker_dead WHERE payload IN (?1, ?2))",
+                [
+                    n.to_string(),
+                    honker_actors::core::task_payload("sweep", n).unwrap(),
+                ],
                 |r| r.get(0),
             )
             .unwrap();
