@@ -175,8 +175,16 @@ impl ClaimBook {
         kind: &'static str,
     ) -> usize {
         let lease = job.lease();
-        let (dropped, stopped) = self.lost(&[lease]);
-        self.lock_held().insert(lease);
+        // Only a lease the book holds can be superseded: looking it up
+        // first spares a walk over every claim for each new one.
+        let held = !self.lock_held().insert(lease);
+        let (dropped, stopped) = if held {
+            let superseded = self.lost(&[lease]);
+            self.lock_held().insert(lease);
+            superseded
+        } else {
+            (Vec::new(), Vec::new())
+        };
         *self.per_queue.entry(queue).or_default() += 1;
         self.next_run += 1;
         let run = RunId(self.next_run);
