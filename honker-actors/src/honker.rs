@@ -209,8 +209,8 @@ impl Honker {
         self.wait_result(id, timeout, false).await
     }
 
-    /// [`Self::result`]; with `done_is_null`, a job gone from the tables
-    /// without a saved result (one whose output is `()`) answers `null`.
+    /// [`Self::result`]; with `done_is_null` (a job whose output is `()`),
+    /// a job that succeeded answers `null`, saved result or not.
     pub(crate) async fn wait_result<T: DeserializeOwned>(
         &self,
         id: i64,
@@ -242,7 +242,10 @@ impl Honker {
                 })
                 .await?;
             if let Some(raw) = raw {
-                return serde_json::from_str(&raw)
+                // A `()` job run by a handler that saved a value anyway
+                // (a Python task returning something) still succeeded.
+                let raw = if done_is_null { "null" } else { raw.as_str() };
+                return serde_json::from_str(raw)
                     .map_err(|source| Error::ResultDecode { job_id: id, source });
             }
             match fate {

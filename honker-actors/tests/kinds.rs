@@ -359,6 +359,19 @@ async fn job_handles_give_typed_results_and_answer_at_once_for_dead_or_cancelled
         Err(Error::ResultTimeout { .. })
     ));
     assert_eq!(i64::from(later), later.id());
+    // Run by another binding whose task returned a value: still Ok(()).
+    let other = note::enqueue(&h, 3).await.unwrap();
+    let id = other.id();
+    h.transaction(move |tx| {
+        use honker_actors::core;
+        let jobs = core::claim_batch(tx, "typed", "py", 10, Duration::from_secs(60))?;
+        let job = jobs.iter().find(|j| j.id == id).expect("claimed");
+        core::save_result(tx, id, r#"{"count": 4}"#, None)?;
+        core::ack(tx, "py", job.lease())
+    })
+    .await
+    .unwrap();
+    other.result(&h, Duration::from_secs(5)).await.unwrap();
 }
 
 #[job(queue = "a", name = "shared_name")]

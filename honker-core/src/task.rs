@@ -236,8 +236,9 @@ impl<'de> Deserialize<'de> for KeyNames {
     }
 }
 
-/// Whether `T` deserializes as a struct with named fields (asked of `T`'s
-/// `Deserialize` itself, which names the shape it wants first).
+/// Whether `T` deserializes as a struct with named fields, or an `Option`
+/// of one (asked of `T`'s `Deserialize` itself, which names the shape it
+/// wants first; `Box` and `Arc` ask for their content's).
 fn is_named_struct<T: DeserializeOwned>() -> bool {
     use serde::de::{Deserializer, Visitor};
 
@@ -269,9 +270,13 @@ fn is_named_struct<T: DeserializeOwned>() -> bool {
             self.0.set(true);
             Err(Stop)
         }
+        /// `Option<S>` is a struct when `S` is: probe the inner type.
+        fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Stop> {
+            v.visit_some(self)
+        }
         serde::forward_to_deserialize_any! {
             bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            byte_buf unit unit_struct newtype_struct seq tuple tuple_struct map enum
             identifier ignored_any
         }
     }
@@ -360,7 +365,9 @@ impl TaskCall {
                 .or_else(|first| serde_json::from_str::<T>("null").map_err(|_| first)),
             // A struct is a parameter list: Python's `f(x)` sets its
             // first field to `x`, whatever `x` is.
-            ([_], true) if is_named_struct::<T>() => decode(&self.args_array(), "args"),
+            // (`None` of an `Option` of one is `null`: `args[0]`.)
+            ([one], true) if is_named_struct::<T>() => decode(&self.args_array(), "args")
+                .or_else(|first| decode(one.get(), "args[0]").map_err(|_| first)),
             ([one], true) => decode(one.get(), "args[0]")
                 .or_else(|first| decode(&self.args_array(), "args").map_err(|_| first)),
             (_, true) => decode(&self.args_array(), "args"),
