@@ -31,6 +31,11 @@ pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(300);
 /// read as that integer), with a `last_error` naming the column and what it
 /// held: one such row never blocks its queue.
 ///
+/// The queue's controls hold in the same transaction: a paused queue
+/// gives nothing, a running limit gives only the room left across every
+/// worker, and a rate limit only what its window has left (the claims are
+/// counted in it); see [`pause_queue`](crate::pause_queue).
+///
 /// `visibility` is clamped to [`MAX_DURATION`](crate::MAX_DURATION) (and
 /// is at least 1 s); any `n` is accepted (`usize::MAX` claims everything
 /// claimable).
@@ -60,6 +65,12 @@ pub fn claim_batch(
     }
     let visibility = clamped_secs(visibility).max(1);
     atomically(conn, |c| {
+        // The queue's controls, read in the claim's own write transaction.
+        let allowed = crate::controls::allowance(c, queue, n)?;
+        let n = allowed.n;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
         let mut out: Vec<ClaimedJob> = Vec::with_capacity(n.min(MAX_RESERVED));
         let mut stmt = c.prepare_cached(sql::CLAIM)?;
         loop {
@@ -98,6 +109,9 @@ pub fn claim_batch(
             if exhausted == 0 || got < want {
                 break;
             }
+        }
+        if let Some(per) = allowed.rate_per {
+            crate::controls::count_starts(c, queue, per, out.len())?;
         }
         out.sort_by(|a, b| {
             b.priority

@@ -26,6 +26,7 @@
 mod admin;
 mod claim;
 mod complete;
+mod controls;
 mod doubling;
 mod enqueue;
 mod error;
@@ -52,6 +53,10 @@ pub use claim::{
 };
 pub use complete::{
     ack, ack_batch, fail, heartbeat, heartbeat_batch, release, retry, RetryOutcome,
+};
+pub use controls::{
+    next_claim_allowed_at, pause_queue, paused_queues, queue_controls, rate_reopens_at,
+    resume_queue, set_max_running, set_rate_limit, QueueControls, RateLimit,
 };
 pub use doubling::DoublingDelay;
 pub use enqueue::{

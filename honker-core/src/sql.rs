@@ -105,6 +105,17 @@ CREATE TABLE IF NOT EXISTS _honker_rate_limits (
   PRIMARY KEY (name, window_start)
 );
 
+-- honker-rs addition (a table peers ignore): queue controls every honker-rs
+-- process honours at claim time (pause, running limit, rate limit).
+CREATE TABLE IF NOT EXISTS _honker_queue_controls (
+  queue TEXT PRIMARY KEY,
+  paused INTEGER NOT NULL DEFAULT 0,
+  max_running INTEGER,
+  rate_limit INTEGER,
+  rate_per INTEGER,
+  updated_at INTEGER NOT NULL DEFAULT (unixepoch())
+);
+
 CREATE TABLE IF NOT EXISTS _honker_notifications (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   channel TEXT NOT NULL,
@@ -462,6 +473,48 @@ pub const STATS_QUEUE: &str = "SELECT
 pub const PENDING_DUE_COUNT: &str = "SELECT COUNT(*)
   FROM _honker_live INDEXED BY _honker_live_pending_deadline
   WHERE queue = ?1 || '' AND state = 'pending' AND run_at <= unixepoch()";
+
+// ---------------------------------------------------------------- controls
+
+/// The controls of queue ?1: paused, max_running, rate_limit, rate_per.
+pub const CONTROLS_GET: &str = "SELECT paused, max_running, rate_limit, rate_per
+  FROM _honker_queue_controls WHERE queue = ?1";
+
+/// Pause (?2 = 1) or resume (?2 = 0) queue ?1.
+pub const CONTROLS_SET_PAUSED: &str = "INSERT INTO _honker_queue_controls (queue, paused)
+  VALUES (?1, ?2)
+  ON CONFLICT(queue) DO UPDATE SET paused = excluded.paused, updated_at = unixepoch()";
+
+/// Set queue ?1's running limit to ?2 (NULL: none).
+pub const CONTROLS_SET_MAX_RUNNING: &str = "INSERT INTO _honker_queue_controls (queue, max_running)
+  VALUES (?1, ?2)
+  ON CONFLICT(queue) DO UPDATE SET max_running = excluded.max_running, updated_at = unixepoch()";
+
+/// Set queue ?1's rate limit to ?2 starts per ?3 seconds (NULLs: none).
+pub const CONTROLS_SET_RATE: &str =
+    "INSERT INTO _honker_queue_controls (queue, rate_limit, rate_per)
+  VALUES (?1, ?2, ?3)
+  ON CONFLICT(queue) DO UPDATE SET rate_limit = excluded.rate_limit,
+    rate_per = excluded.rate_per, updated_at = unixepoch()";
+
+/// The paused queues.
+pub const CONTROLS_PAUSED: &str =
+    "SELECT queue FROM _honker_queue_controls WHERE paused != 0 ORDER BY queue";
+
+/// Jobs of queue ?1 running now: valid claims (lapsed ones are reclaimable).
+pub const CONTROLS_RUNNING: &str = "SELECT count(*) FROM _honker_live
+  WHERE queue = ?1 AND state = 'processing' AND claim_expires_at >= unixepoch()";
+
+/// The current window of rate limit ?1 (length ?2 s), as the Python
+/// package's `try_rate_limit` computes it, and its count so far.
+pub const RATE_WINDOW: &str = "SELECT w.start, COALESCE((SELECT count FROM _honker_rate_limits
+    WHERE name = ?1 AND window_start = w.start), 0)
+  FROM (SELECT (unixepoch() / ?2) * ?2 AS start) AS w";
+
+/// Count ?3 starts in rate limit ?1's current window (length ?2 s).
+pub const RATE_COUNT: &str = "INSERT INTO _honker_rate_limits (name, window_start, count)
+  VALUES (?1, (unixepoch() / ?2) * ?2, ?3)
+  ON CONFLICT(name, window_start) DO UPDATE SET count = count + excluded.count";
 
 // ---------------------------------------------------------------- results
 
