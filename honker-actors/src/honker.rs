@@ -314,6 +314,11 @@ impl Honker {
         guard
     }
 
+    /// Wake this process's pools as a commit by another process would.
+    pub(crate) fn notify_commit(&self) {
+        self.inner.wakes.fire(&Wake::Commit);
+    }
+
     pub(crate) fn notify_enqueued(&self, queue: &str) {
         self.inner.wakes.fire(&Wake::Enqueued(queue));
     }

@@ -41,6 +41,7 @@
 
 mod clock;
 mod context;
+mod controls;
 mod error;
 mod handle;
 mod heartbeat;

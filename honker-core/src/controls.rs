@@ -131,6 +131,34 @@ pub fn queue_controls(conn: &Connection, queue: &str) -> Result<QueueControls> {
     controls(conn, queue)
 }
 
+/// Every queue of the file with a control set, and its controls, sorted.
+///
+/// ```
+/// let conn = honker_core::open_in_memory().unwrap();
+/// honker_core::set_max_running(&conn, "a", Some(2)).unwrap();
+/// let all = honker_core::controlled_queues(&conn).unwrap();
+/// assert_eq!((all[0].0.as_str(), all[0].1.max_running), ("a", Some(2)));
+/// ```
+pub fn controlled_queues(conn: &Connection) -> Result<Vec<(String, QueueControls)>> {
+    let mut stmt = conn.prepare_cached(sql::CONTROLS_ALL)?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            (
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ),
+        ))
+    })?;
+    rows.map(|r| {
+        r.map(|(q, raw)| (q, read_controls(raw)))
+            .map_err(Into::into)
+    })
+    .collect()
+}
+
 /// The paused queues of the file, sorted.
 ///
 /// ```
@@ -156,13 +184,16 @@ fn controls(conn: &Connection, queue: &str) -> Result<QueueControls> {
             ))
         })
         .optional()?;
-    let Some((paused, max_running, limit, per)) = row else {
-        return Ok(QueueControls::default());
-    };
-    // Lenient: a value another program wrote that is out of range reads
-    // as the nearest meaningful one, never as "no limit".
+    Ok(row.map(read_controls).unwrap_or_default())
+}
+
+type RawControls = (Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+
+/// Controls from a row. Lenient: a value another program wrote that is
+/// out of range reads as the nearest meaningful one, never as "no limit".
+fn read_controls((paused, max_running, limit, per): RawControls) -> QueueControls {
     let positive = |v: i64| u32::try_from(v.max(1)).unwrap_or(u32::MAX);
-    Ok(QueueControls {
+    QueueControls {
         paused: paused.unwrap_or(0) != 0,
         max_running: max_running.map(positive),
         rate: match (limit, per) {
@@ -172,7 +203,7 @@ fn controls(conn: &Connection, queue: &str) -> Result<QueueControls> {
             }),
             _ => None,
         },
-    })
+    }
 }
 
 /// When the rate limit of `queue`, used up now, lets claims through again

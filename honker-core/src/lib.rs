@@ -55,8 +55,8 @@ pub use complete::{
     ack, ack_batch, fail, heartbeat, heartbeat_batch, release, retry, RetryOutcome,
 };
 pub use controls::{
-    next_claim_allowed_at, pause_queue, paused_queues, queue_controls, rate_reopens_at,
-    resume_queue, set_max_running, set_rate_limit, QueueControls, RateLimit,
+    controlled_queues, next_claim_allowed_at, pause_queue, paused_queues, queue_controls,
+    rate_reopens_at, resume_queue, set_max_running, set_rate_limit, QueueControls, RateLimit,
 };
 pub use doubling::DoublingDelay;
 pub use enqueue::{

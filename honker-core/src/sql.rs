@@ -497,6 +497,10 @@ pub const CONTROLS_SET_RATE: &str =
   ON CONFLICT(queue) DO UPDATE SET rate_limit = excluded.rate_limit,
     rate_per = excluded.rate_per, updated_at = unixepoch()";
 
+/// Every controlled queue: queue, paused, max_running, rate_limit, rate_per.
+pub const CONTROLS_ALL: &str = "SELECT queue, paused, max_running, rate_limit, rate_per
+  FROM _honker_queue_controls ORDER BY queue";
+
 /// The paused queues.
 pub const CONTROLS_PAUSED: &str =
     "SELECT queue FROM _honker_queue_controls WHERE paused != 0 ORDER BY queue";

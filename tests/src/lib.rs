@@ -45,3 +45,51 @@ pub async fn slow(ctx: JobContext, _n: u32) -> Result<(), JobError> {
     std::future::pending::<()>().await;
     Ok(())
 }
+
+/// Unix milliseconds by the system clock, shared by every process here.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The visibility timeout of the `ctl` pools: a claim's second is its
+/// `claim_expires_at` minus this.
+pub const CTL_VISIBILITY_SECS: i64 = 30;
+
+/// Records its start (unix ms, and the unix second of its claim) in
+/// `ctl_starts`, runs `ms` milliseconds, records its end in `ctl_ends`.
+#[job(queue = "ctl")]
+pub async fn ctl_job(ctx: JobContext, ms: u64) -> Result<(), JobError> {
+    let started = unix_ms();
+    let row = ctx.honker().queue("ctl").get_job(ctx.id()).await?;
+    let claimed_s = row
+        .and_then(|r| r.claim_expires_at)
+        .map(|t| t - CTL_VISIBILITY_SECS);
+    let (id, pid) = (ctx.id(), std::process::id());
+    ctx.honker()
+        .transaction(move |tx| {
+            tx.execute(
+                "INSERT INTO ctl_starts (job_id, pid, at_ms, claimed_s) VALUES (?1, ?2, ?3, ?4)",
+                (id, pid, started, claimed_s),
+            )
+        })
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    let ended = unix_ms();
+    ctx.honker()
+        .transaction(move |tx| {
+            tx.execute(
+                "INSERT INTO ctl_ends (job_id, at_ms) VALUES (?1, ?2)",
+                (id, ended),
+            )
+        })
+        .await?;
+    Ok(())
+}
+
+/// The tables `ctl_job` records in.
+pub const CTL_TABLES: &str = "CREATE TABLE IF NOT EXISTS ctl_starts
+    (job_id INTEGER, pid INTEGER, at_ms INTEGER, claimed_s INTEGER);
+  CREATE TABLE IF NOT EXISTS ctl_ends (job_id INTEGER, at_ms INTEGER);";

@@ -71,6 +71,8 @@ pub(crate) struct ClaimBook {
     held: SharedLeases,
     /// Finishes of runs the book did not hold, dropped.
     stale: u64,
+    /// Queues claimed with no prefetch: only for workers free now.
+    unbuffered: HashSet<&'static str>,
 }
 
 /// Why a ready job was not started.
@@ -97,6 +99,7 @@ impl ClaimBook {
             reserved_per_queue: HashMap::new(),
             held,
             stale: 0,
+            unbuffered: HashSet::new(),
         }
     }
 
@@ -126,6 +129,12 @@ impl ClaimBook {
             .saturating_sub(self.ready.len() + self.running.len() + self.reserved)
     }
 
+    /// Claim `queues` only for workers free now, no prefetch (their limit
+    /// is shared by every process: a claim held unstarted would waste it).
+    pub(crate) fn set_unbuffered(&mut self, queues: HashSet<&'static str>) {
+        self.unbuffered = queues;
+    }
+
     /// Plan a claim of up to `budget` jobs over `queues` (in that order),
     /// each within its limit, and reserve it until [`Self::unreserve`].
     pub(crate) fn plan(&mut self, budget: usize, queues: &[&'static str]) -> ClaimPlan {
@@ -136,10 +145,17 @@ impl ClaimBook {
         if budget == 0 {
             return plan;
         }
+        let mut free = self
+            .concurrency
+            .saturating_sub(self.ready.len() + self.running.len() + self.reserved);
         for q in queues {
             let used = self.held_in(q) + self.reserved_per_queue.get(q).copied().unwrap_or(0);
             let limit = self.limits.get(q).copied().unwrap_or(usize::MAX);
-            let room = budget.min(limit.saturating_sub(used));
+            let mut room = budget.min(limit.saturating_sub(used));
+            if self.unbuffered.contains(q) {
+                room = room.min(free);
+                free -= room;
+            }
             if room > 0 {
                 plan.queues.push((q, room));
             }
@@ -286,6 +302,18 @@ impl ClaimBook {
         }
         drop(held);
         (dropped, stopped)
+    }
+
+    /// Take the ready jobs of `queue` out (its queue was paused: they go
+    /// back).
+    pub(crate) fn drain_ready_of(&mut self, queue: &str) -> Vec<Ready> {
+        let (out, kept): (VecDeque<Ready>, VecDeque<Ready>) =
+            self.ready.drain(..).partition(|r| r.queue == queue);
+        self.ready = kept;
+        for r in &out {
+            self.forget(r.job.lease(), r.queue);
+        }
+        out.into()
     }
 
     /// Take every ready job out (a shutdown gives them back).

@@ -113,6 +113,13 @@ pub(crate) struct CycleOutput {
     pub(crate) next: Option<NextTimes>,
     /// Rows the expiry sweep moved to dead.
     pub(crate) swept: usize,
+    /// The file's paused queues (jobs of theirs claimed but not started
+    /// go back).
+    pub(crate) paused: Vec<String>,
+    /// Queues with a running or rate limit across processes: a pool
+    /// claims of them only what it can start now (a prefetched claim
+    /// would hold a slot of the limit without running).
+    pub(crate) limited: Vec<String>,
 }
 
 /// When something next happens on the pool's queues (unix seconds).
@@ -174,11 +181,18 @@ pub(crate) fn run_cycle(c: &Connection, cy: &Cycle<'_>) -> Result<CycleOutput> {
         match honker_core::claim_batch(c, q, cy.worker_id, n, cy.visibility) {
             Ok(jobs) => {
                 out.maybe_more |= jobs.len() == n;
-                budget -= jobs.len();
+                budget = budget.saturating_sub(jobs.len());
                 out.claimed.extend(jobs);
             }
             Err(e) if c.is_autocommit() => return Err(e.into()),
             Err(e) => out.claim_errors.push((q, e.to_string())),
+        }
+    }
+    for (q, ctl) in honker_core::controlled_queues(c)? {
+        if ctl.paused {
+            out.paused.push(q);
+        } else if ctl.max_running.is_some() || ctl.rate.is_some() {
+            out.limited.push(q);
         }
     }
     if cy.sweep {
@@ -198,7 +212,7 @@ pub(crate) fn run_cycle(c: &Connection, cy: &Cycle<'_>) -> Result<CycleOutput> {
 pub(crate) fn next_times(c: &Connection, queues: &[&'static str]) -> Result<NextTimes> {
     let mut next = NextTimes::default();
     for q in queues {
-        next.claim = earliest(next.claim, honker_core::next_claim_at(c, q)?);
+        next.claim = earliest(next.claim, honker_core::next_claim_allowed_at(c, q)?);
     }
     // The sweep covers every queue, so its wake does too: one index seek.
     next.expiry = honker_core::next_expiry_any(c)?;

@@ -334,6 +334,14 @@ impl SupervisorState {
                 );
             }
         }
+        self.give_back_paused(&out.paused);
+        let limited = self
+            .queues
+            .iter()
+            .copied()
+            .filter(|q| out.limited.iter().any(|l| l == q))
+            .collect();
+        self.book.set_unbuffered(limited);
         self.dispatch_ready();
         if !out.maybe_more && self.wake_seq == sent.seq && self.cycles_running == 0 {
             // Every queue gave less than asked: drained until the next wake.
@@ -389,6 +397,31 @@ impl SupervisorState {
             tracing::info!(queue, job, job_id, attempt, "{message}");
         } else {
             tracing::warn!(queue, job, job_id, attempt, "{message}");
+        }
+    }
+
+    /// Jobs of paused queues claimed but not started go back, attempt
+    /// unburned: a pause stops starts, not only claims.
+    fn give_back_paused(&mut self, paused: &[String]) {
+        for q in paused {
+            let Some(queue) = self.queues.iter().copied().find(|name| name == q) else {
+                continue;
+            };
+            let back = self.book.drain_ready_of(queue);
+            if !back.is_empty() {
+                tracing::info!(
+                    queue,
+                    jobs = back.len(),
+                    "queue paused; giving back jobs not started"
+                );
+            }
+            for r in back {
+                self.pending.push(Outcome::Release {
+                    lease: r.job.lease(),
+                    queue: r.queue,
+                    kind: r.kind,
+                });
+            }
         }
     }
 

@@ -66,6 +66,7 @@ fn main() {
         }
         "churn" => churn(db),
         "pool" | "long" => runtime(cmd, db),
+        "ctl" => ctl_pool(db, args.get(3).and_then(|a| a.parse().ok()).unwrap_or(4)),
         "inflight" | "work" | "produce" => reliability(cmd, db, args.get(3)),
         "crash-move" | "move" => crash_move(db, &args[3..], cmd == "crash-move"),
         other => {
@@ -276,6 +277,28 @@ fn runtime(cmd: &str, db: &str) -> honker_core::Result<()> {
         }
         pool.shutdown().await.map_err(into_core)?;
         println!("drained");
+        Ok(())
+    })
+}
+
+/// A pool of `concurrency` running `ctl_job` until the process is
+/// killed; prints `started` once it runs.
+fn ctl_pool(db: &str, concurrency: usize) -> honker_core::Result<()> {
+    let rt = tokio_runtime();
+    rt.block_on(async {
+        let honker = honker_actors::Honker::open(db).map_err(into_core)?;
+        let _pool = honker_actors::WorkerPool::builder(&honker)
+            .register(honker_tests::ctl_job)
+            .concurrency(concurrency)
+            .visibility_timeout(Duration::from_secs(
+                honker_tests::CTL_VISIBILITY_SECS.unsigned_abs(),
+            ))
+            .start()
+            .await
+            .map_err(into_core)?;
+        println!("started");
+        let _ = std::io::stdout().flush();
+        std::future::pending::<()>().await;
         Ok(())
     })
 }
