@@ -253,3 +253,64 @@ print(job.payload["hello"], job.ack())
     );
     assert_eq!(out.trim(), "ok\npython True");
 }
+
+#[test]
+#[cfg_attr(
+    not(honker_python),
+    ignore = "needs the honker Python package: set HONKER_PYTHON to a python that can `import honker` (.ci/run does)"
+)]
+fn queue_controls_are_harmless_to_python_and_rate_limits_count_together() {
+    let py = honker_python();
+    let (_d, path) = db();
+    let conn = honker_core::open(&path).unwrap();
+    // Every control this crate stores, on the queue Python works.
+    honker_core::pause_queue(&conn, "other").unwrap();
+    honker_core::set_max_running(&conn, "interop", Some(5)).unwrap();
+    let rate = honker_core::RateLimit {
+        limit: 4,
+        per: Duration::from_secs(3600),
+    };
+    honker_core::set_rate_limit(&conn, "interop", Some(rate)).unwrap();
+    // Two claims through our rate limit: 2 of the window's 4 used.
+    for n in 0..2 {
+        honker_core::enqueue(&conn, "interop", &n.to_string(), &Default::default()).unwrap();
+    }
+    let ours =
+        honker_core::claim_batch(&conn, "interop", "rw", 10, Duration::from_secs(60)).unwrap();
+    assert_eq!(ours.len(), 2);
+    for j in &ours {
+        assert!(honker_core::ack(&conn, "rw", j.lease()).unwrap());
+    }
+    let out = run_python(
+        &py,
+        r#"
+import honker, json, sys
+db = honker.open(sys.argv[1])
+q = db.queue("interop", max_attempts=2)
+a = q.enqueue({"n": "a"})
+b = q.enqueue({"n": "b"})
+c = q.enqueue({"n": "c"})
+got = q.claim_one("py")
+assert got.ack()
+got = q.claim_one("py")
+assert got.retry(delay_s=0, error="again")
+got = q.claim_one("py")
+assert got.fail("no")
+# The rate limit Rust claims count in: 2 of 4 used this window.
+allowed = [db.try_rate_limit("interop", 4, 3600) for _ in range(3)]
+dead = [r["id"] for r in db.query("SELECT id FROM _honker_dead")]
+print(json.dumps({"ids": [a, b, c], "allowed": allowed, "dead": dead}))
+"#,
+        &[path.to_str().unwrap()],
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["allowed"], serde_json::json!([true, true, false]));
+    assert_eq!(v["dead"].as_array().unwrap().len(), 1);
+    // Python's two allowed calls used up the window for our claims too.
+    honker_core::enqueue(&conn, "interop", "9", &Default::default()).unwrap();
+    let none =
+        honker_core::claim_batch(&conn, "interop", "rw", 10, Duration::from_secs(60)).unwrap();
+    assert!(none.is_empty(), "the window is used up on both sides");
+    let left = honker_core::queue_stats(&conn, "interop").unwrap();
+    assert!(left.pending_due >= 2, "{left:?}");
+}
