@@ -146,9 +146,9 @@ fn dead_letter_exhausted(c: &Connection, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// Whether `queue` has a job [`claim_batch`] would take right now. A read:
-/// no write lock, no transaction. For deciding whether a wake-up is worth
-/// a claim.
+/// Whether `queue` has a job [`claim_batch`] would take right now, were
+/// the queue's controls (pause, limits) to allow it. A read: no write
+/// lock, no transaction. For deciding whether a wake-up is worth a claim.
 ///
 /// ```
 /// let conn = honker_core::open_in_memory().unwrap();

@@ -1,6 +1,9 @@
 //! A model-based randomized test: random sequences of queue operations are
 //! applied to a real file database and to a small reference model of the
-//! honker semantics (the rules the format's bindings share), and the two are compared after every step.
+//! honker semantics (the rules the format's bindings share, and the queue
+//! controls pause and running limit), and the two are compared after every
+//! step. (The rate limit counts in real-time windows, which the simulated
+//! clock cannot move: its unit and process tests cover it.)
 //!
 //! Time: SQLite's clock cannot be stopped, so every time the test writes is
 //! a whole number of `U` (500 s) away from "now" (a claim visibility, a
@@ -94,6 +97,16 @@ enum Op {
     Requeue {
         pick: usize,
     },
+    /// Pause (or resume) a queue for every worker.
+    Pause {
+        queue: usize,
+        paused: bool,
+    },
+    /// Set (or lift) a queue's running limit across workers.
+    MaxRunning {
+        queue: usize,
+        n: Option<u32>,
+    },
 }
 
 fn odd(max: u8) -> impl Strategy<Value = u8> {
@@ -139,6 +152,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..2usize).prop_map(|pool| Op::Shutdown { pool }),
         1 => Just(Op::Sweep),
         1 => any::<usize>().prop_map(|pick| Op::Requeue { pick }),
+        1 => (0..2usize, prop::bool::weighted(0.5)).prop_map(|(queue, paused)| Op::Pause { queue, paused }),
+        1 => (0..2usize, prop::option::of(1..=3u32)).prop_map(|(queue, n)| Op::MaxRunning { queue, n }),
     ]
 }
 
@@ -186,6 +201,9 @@ struct Model {
     acked: BTreeSet<i64>,
     enqueued: Vec<i64>,
     pools: [Pool; 2],
+    /// Per queue: paused, and the running limit.
+    paused: [bool; 2],
+    max_running: [Option<u32>; 2],
 }
 
 /// How many units `t` lies from `now`, rounded: real time moving a few
@@ -459,12 +477,31 @@ impl Run {
                 visibility,
             } => {
                 let q = QUEUES[queue];
+                // The queue's controls first: a paused queue gives nothing;
+                // a running limit, only the room left (valid claims count).
+                let running = self
+                    .m
+                    .live
+                    .values()
+                    .filter(|r| r.queue == q && r.state == State::Processing && !r.lapsed(t))
+                    .count();
+                let room = match (self.m.paused[queue], self.m.max_running[queue]) {
+                    (true, _) => 0,
+                    (false, Some(max)) => (max as usize).saturating_sub(running),
+                    (false, None) => usize::MAX,
+                };
+                let n_eff = n.min(room);
                 // The model's claim: walk the candidates in claim order,
-                // dead-lettering exhausted rows, until n are claimed.
+                // dead-lettering exhausted rows, until n_eff are claimed.
                 let mut expected = Vec::new();
                 let mut exhausted = Vec::new();
-                for id in self.m.candidates(q, t) {
-                    if expected.len() == n {
+                let candidates = if n_eff == 0 {
+                    Vec::new()
+                } else {
+                    self.m.candidates(q, t)
+                };
+                for id in candidates {
+                    if expected.len() == n_eff {
                         break;
                     }
                     let r = &self.m.live[&id];
@@ -655,6 +692,24 @@ impl Run {
                     }
                 }
                 assert_eq!(release(c, POOLS[pool], &held).unwrap(), valid, "shutdown");
+            }
+            Op::Pause { queue, paused } => {
+                let q = QUEUES[queue];
+                let changed = if paused {
+                    honker_core::pause_queue(c, q).unwrap()
+                } else {
+                    honker_core::resume_queue(c, q).unwrap()
+                };
+                assert_eq!(
+                    changed,
+                    self.m.paused[queue] != paused,
+                    "pause reports a change"
+                );
+                self.m.paused[queue] = paused;
+            }
+            Op::MaxRunning { queue, n } => {
+                honker_core::set_max_running(c, QUEUES[queue], n).unwrap();
+                self.m.max_running[queue] = n;
             }
             Op::Requeue { pick } => {
                 if self.m.enqueued.is_empty() {
