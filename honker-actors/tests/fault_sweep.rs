@@ -42,6 +42,9 @@ struct Told {
     enqueues: Vec<(u32, Option<i64>)>,
     /// order id, told committed.
     orders: Vec<(u32, bool)>,
+    /// Queue "side": told paused, told its running limit set to 2.
+    paused: bool,
+    limited: bool,
 }
 
 const FINAL: u32 = 999;
@@ -50,7 +53,12 @@ async fn workload(h: &Honker) -> Told {
     let mut told = Told {
         enqueues: Vec::new(),
         orders: Vec::new(),
+        paused: false,
+        limited: false,
     };
+    // Queue controls are writes too.
+    told.paused = h.queue("side").pause().await.is_ok();
+    told.limited = h.queue("side").set_max_running(Some(2)).await.is_ok();
     for i in 0..8u32 {
         if i % 2 == 0 {
             let r = sweep::enqueue(h, i).await;
@@ -174,6 +182,13 @@ async fn run_case(fault: Option<(Fault, u64)>) -> u64 {
             assert!(dead.is_empty(), "{case}: ghost {id} of a failed order");
         }
     }
+    let side = honker_actors::core::queue_controls(&c, "side").unwrap();
+    assert_eq!(side.paused, told.paused, "{case}: pause");
+    assert_eq!(
+        side.max_running.is_some(),
+        told.limited,
+        "{case}: running limit"
+    );
     let runs = runs.0.lock().unwrap();
     for (n, id) in &told.enqueues {
         let ran = runs.get(n).copied().unwrap_or(0);
