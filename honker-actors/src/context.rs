@@ -40,8 +40,12 @@ impl Signal {
 /// Why a run is asked to stop early.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
-    /// Another worker may have the job now: the claim lapsed, was re-claimed
-    /// or the job was cancelled. Its ack will not count.
+    /// The job was cancelled (by any process on the file): its outcome
+    /// will not be written, and the run is dropped after the pool's
+    /// `cancel_grace`.
+    Cancelled,
+    /// Another worker may have the job now: the claim lapsed or was
+    /// re-claimed. Its ack will not count.
     ClaimLost,
     /// The pool is shutting down; finish quickly or be put back.
     Shutdown,
@@ -53,6 +57,8 @@ pub(crate) struct JobSignals {
     /// Cooperative: claim lost or shutdown. The handler may keep going.
     pub(crate) stop: Signal,
     pub(crate) claim_lost: AtomicBool,
+    /// The claim was lost because the job was cancelled.
+    pub(crate) cancelled: AtomicBool,
     /// Forced: the run is dropped.
     pub(crate) abort: Signal,
 }
@@ -163,21 +169,34 @@ impl JobContext {
             attempts: i64::from(self.attempt),
         };
         let worker = self.worker_id.clone();
-        let held = self
+        let gone = self
             .honker
             .writer()
-            .write(move |c| Ok(honker_core::heartbeat(c, &worker, lease, extend)?))
-            .await?
-            .is_some();
-        if !held {
-            self.signals.claim_lost.store(true, Ordering::Release);
-            self.signals.stop.raise();
+            .write(move |c| {
+                if honker_core::heartbeat(c, &worker, lease, extend)?.is_some() {
+                    return Ok(None);
+                }
+                let why = honker_core::lost_claims(c, &worker, &[lease])?;
+                Ok(Some(
+                    why.first().map_or(honker_core::ClaimGone::Lost, |g| g.1),
+                ))
+            })
+            .await?;
+        let Some(why) = gone else {
+            return Ok(true);
+        };
+        if why == honker_core::ClaimGone::Cancelled {
+            self.signals.cancelled.store(true, Ordering::Release);
         }
-        Ok(held)
+        self.signals.claim_lost.store(true, Ordering::Release);
+        self.signals.stop.raise();
+        Ok(false)
     }
 
-    /// Resolves when the job is asked to stop: its claim was lost, or the
-    /// pool is shutting down. Use it in `tokio::select!` to stop early.
+    /// Resolves when the job is asked to stop: it was cancelled (noticed
+    /// within milliseconds of the cancel's commit, from any process), its
+    /// claim was lost, or the pool is shutting down. Use it in
+    /// `tokio::select!` to stop early.
     pub async fn stopping(&self) -> StopReason {
         self.signals.stop.raised().await;
         self.stop_reason().unwrap_or(StopReason::Shutdown)
@@ -192,6 +211,8 @@ impl JobContext {
     pub fn stop_reason(&self) -> Option<StopReason> {
         if !self.signals.stop.is_raised() {
             None
+        } else if self.signals.cancelled.load(Ordering::Acquire) {
+            Some(StopReason::Cancelled)
         } else if self.signals.claim_lost.load(Ordering::Acquire) {
             Some(StopReason::ClaimLost)
         } else {

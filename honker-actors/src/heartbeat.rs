@@ -1,14 +1,16 @@
 //! The heartbeat actor: extends the claims of all of a pool's running jobs
-//! before they lapse (one transaction for all of them), and tells the
-//! supervisor which claims were lost.
+//! before they lapse (one transaction for all of them), looks after each
+//! commit whether a held claim is gone (a job cancelled by any process),
+//! and tells the supervisor which claims were lost and why.
 //!
 //! It runs beside the workers, so a long job never blocks its own
 //! heartbeat.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use honker_core::Lease;
+use honker_core::{ClaimGone, Lease};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::supervisor::{SharedLeases, SupervisorMsg};
@@ -19,7 +21,14 @@ pub(crate) struct Heartbeat;
 pub(crate) enum HeartbeatMsg {
     /// Extend every running job's claim now.
     Beat,
+    /// Something committed: look (a read) whether a held claim is gone,
+    /// so a cancelled job hears of it within milliseconds.
+    Check,
 }
+
+/// The least time between two checks: commits can come thousands of
+/// times a second, a check reads every held claim.
+const CHECK_SPACING: Duration = Duration::from_millis(5);
 
 pub(crate) struct HeartbeatArgs {
     pub(crate) honker: Honker,
@@ -27,6 +36,9 @@ pub(crate) struct HeartbeatArgs {
     pub(crate) visibility: Duration,
     pub(crate) leases: SharedLeases,
     pub(crate) supervisor: ActorRef<SupervisorMsg>,
+    /// Set by the supervisor when it asks for a check; cleared here as the
+    /// check starts (one waits in the mailbox at most).
+    pub(crate) check_wanted: Arc<AtomicBool>,
 }
 
 pub(crate) struct HeartbeatState {
@@ -66,45 +78,75 @@ impl Actor for Heartbeat {
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
-        HeartbeatMsg::Beat: Self::Msg,
+        msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let a = &state.args;
-        let leases: Vec<Lease> = a
-            .leases
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .copied()
-            .collect();
-        if leases.is_empty() {
-            return Ok(());
-        }
-        let (worker, extend) = (a.worker_id.clone(), a.visibility);
-        // Each lease on its own: two attempts of one job (an earlier one
-        // whose claim lapsed) must not pass for each other.
-        let lost = a
-            .honker
-            .writer()
-            .write(move |c| {
-                let mut lost = Vec::new();
-                for l in leases {
-                    if honker_core::heartbeat(c, &worker, l, extend)?.is_none() {
-                        lost.push(l);
-                    }
-                }
-                Ok(lost)
-            })
-            .await;
-        match lost {
-            Ok(lost) => {
-                if !lost.is_empty() {
-                    // The supervisor checks each against what it still holds.
-                    let _ = a.supervisor.cast(SupervisorMsg::ClaimsLost(lost));
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "heartbeat failed; will try again"),
+        match msg {
+            HeartbeatMsg::Beat => beat(&state.args).await,
+            HeartbeatMsg::Check => check(&state.args).await,
         }
         Ok(())
+    }
+}
+
+fn held(a: &HeartbeatArgs) -> Vec<Lease> {
+    a.leases
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .copied()
+        .collect()
+}
+
+/// Extend every held claim; tell the supervisor which were lost, and why.
+async fn beat(a: &HeartbeatArgs) {
+    let leases = held(a);
+    if leases.is_empty() {
+        return;
+    }
+    let (worker, extend) = (a.worker_id.clone(), a.visibility);
+    // Each lease on its own: two attempts of one job (an earlier one
+    // whose claim lapsed) must not pass for each other.
+    let lost = a
+        .honker
+        .writer()
+        .write(move |c| {
+            let mut lost = Vec::new();
+            for l in leases {
+                if honker_core::heartbeat(c, &worker, l, extend)?.is_none() {
+                    lost.push(l);
+                }
+            }
+            Ok(honker_core::lost_claims(c, &worker, &lost)?)
+        })
+        .await;
+    report(a, lost);
+}
+
+/// Look whether a held claim is gone (a read), at most once per
+/// [`CHECK_SPACING`].
+async fn check(a: &HeartbeatArgs) {
+    a.check_wanted.store(false, Ordering::Release);
+    let leases = held(a);
+    if !leases.is_empty() {
+        let worker = a.worker_id.clone();
+        let gone = a
+            .honker
+            .writer()
+            .read(move |c| Ok(honker_core::lost_claims(c, &worker, &leases)?))
+            .await;
+        report(a, gone);
+    }
+    tokio::time::sleep(CHECK_SPACING).await;
+}
+
+fn report(a: &HeartbeatArgs, gone: crate::Result<Vec<(Lease, ClaimGone)>>) {
+    match gone {
+        // The supervisor checks each against what it still holds.
+        Ok(gone) if !gone.is_empty() => {
+            let _ = a.supervisor.cast(SupervisorMsg::ClaimsLost(gone));
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "checking the pool's claims failed; will try again"),
     }
 }

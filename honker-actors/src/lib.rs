@@ -67,7 +67,8 @@ pub use honker_core::{ClaimedJob, DeadJob, EnqueueOptions, Lease, QueueStats, Re
 pub use honker_macros::job;
 pub use job::{Backoff, Job, JobError, JobOptions};
 pub use pool::{
-    WorkerPool, WorkerPoolBuilder, DEFAULT_CONCURRENCY, DEFAULT_SHUTDOWN_TIMEOUT, MAX_CONCURRENCY,
+    WorkerPool, WorkerPoolBuilder, DEFAULT_CANCEL_GRACE, DEFAULT_CONCURRENCY,
+    DEFAULT_SHUTDOWN_TIMEOUT, MAX_CONCURRENCY,
 };
 pub use queue::Queue;
 pub use stream::{ClaimStream, StreamJob};

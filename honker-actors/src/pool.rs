@@ -22,6 +22,9 @@ pub const DEFAULT_CONCURRENCY: usize = 10;
 /// assert!(honker_actors::MAX_CONCURRENCY >= honker_actors::DEFAULT_CONCURRENCY);
 /// ```
 pub const MAX_CONCURRENCY: usize = 10_000;
+/// How long a run whose job was cancelled (or whose claim was lost) may
+/// go on before it is dropped, when `.cancel_grace(..)` is not called.
+pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(5);
 /// Grace period of a shutdown when `.shutdown_timeout(..)` is not called.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -61,6 +64,7 @@ pub struct WorkerPoolBuilder {
     queue_limits: Vec<(String, usize)>,
     visibility: Duration,
     shutdown_timeout: Duration,
+    cancel_grace: Duration,
     data: AppData,
 }
 
@@ -92,6 +96,14 @@ impl WorkerPoolBuilder {
     /// (default 30 s).
     pub fn shutdown_timeout(mut self, d: Duration) -> Self {
         self.shutdown_timeout = d;
+        self
+    }
+    /// How long a run whose job was cancelled, from any process (or whose
+    /// claim was lost), may go on after it is told (`ctx.stopping()`
+    /// resolves within milliseconds of the cancel) before it is dropped
+    /// (default 5 s). Its outcome is never written.
+    pub fn cancel_grace(mut self, d: Duration) -> Self {
+        self.cancel_grace = d;
         self
     }
     /// Application state for handlers, reachable as `ctx.data::<T>()`.
@@ -145,6 +157,7 @@ impl WorkerPoolBuilder {
             concurrency: self.concurrency,
             visibility: self.visibility,
             shutdown_timeout: self.shutdown_timeout,
+            cancel_grace: self.cancel_grace,
             data: self.data,
         };
         let (supervisor, join) = Actor::spawn(None, Supervisor, args)
@@ -190,6 +203,7 @@ impl WorkerPool {
             queue_limits: Vec::new(),
             visibility: honker_core::DEFAULT_VISIBILITY_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            cancel_grace: DEFAULT_CANCEL_GRACE,
             data: AppData::default(),
         }
     }

@@ -194,11 +194,19 @@ impl Queue {
 
     /// Cancel a pending or processing job of this queue: it moves to
     /// `_honker_dead` as `cancelled`. `false` when this queue has no such
-    /// live job (a job of another queue is never touched).
+    /// live job (a job of another queue is never touched). A pool running
+    /// it, in any process, tells its handler within milliseconds
+    /// (`ctx.stopping()` gives `StopReason::Cancelled`), writes no outcome
+    /// for it, and drops the run after its `cancel_grace`.
     pub async fn cancel(&self, id: i64) -> Result<bool> {
         let q = self.name.clone();
-        self.write(move |c| Ok(honker_core::cancel_in(c, &q, id)?))
-            .await
+        let cancelled = self
+            .write(move |c| Ok(honker_core::cancel_in(c, &q, id)?))
+            .await?;
+        if cancelled {
+            self.honker.notify_commit();
+        }
+        Ok(cancelled)
     }
 
     /// Read a live job of this queue (`None` for a job of another queue).

@@ -461,7 +461,7 @@ async fn a_job_whose_claim_is_lost_is_told_and_its_ack_does_nothing() {
             .is_some())
         .await
     );
-    assert_eq!(*SEEN_STOP.lock().unwrap(), Some(StopReason::ClaimLost));
+    assert_eq!(*SEEN_STOP.lock().unwrap(), Some(StopReason::Cancelled));
     assert!(
         eventually(Duration::from_secs(10), async || pool
             .status()

@@ -195,6 +195,53 @@ pub fn heartbeat_batch(
     })
 }
 
+/// Why a claim is no longer held, as [`lost_claims`] tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimGone {
+    /// The job was cancelled (`_honker_dead` holds it as `cancelled`), or
+    /// its row was deleted (another binding's cancel deletes it).
+    Cancelled,
+    /// Anything else: the claim lapsed or another worker took the job.
+    Lost,
+}
+
+/// Which of `worker_id`'s `leases` are no longer held, and why. A read:
+/// for noticing at once that a running job was cancelled by any process.
+///
+/// ```
+/// use std::time::Duration;
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let id = honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+/// let jobs = honker_core::claim_batch(&conn, "q", "w", 1, Duration::from_secs(60)).unwrap();
+/// assert!(honker_core::lost_claims(&conn, "w", &[jobs[0].lease()]).unwrap().is_empty());
+/// honker_core::cancel(&conn, id).unwrap();
+/// let gone = honker_core::lost_claims(&conn, "w", &[jobs[0].lease()]).unwrap();
+/// assert_eq!(gone, [(jobs[0].lease(), honker_core::ClaimGone::Cancelled)]);
+/// ```
+pub fn lost_claims(
+    conn: &Connection,
+    worker_id: &str,
+    leases: &[Lease],
+) -> Result<Vec<(Lease, ClaimGone)>> {
+    let mut held = conn.prepare_cached(sql::CLAIM_HELD)?;
+    let mut out = Vec::new();
+    for l in leases {
+        if held.exists(rusqlite::params![l.id, worker_id, l.attempts])? {
+            continue;
+        }
+        let why: Option<i64> = conn
+            .prepare_cached(sql::CLAIM_GONE_WHY)?
+            .query_row(rusqlite::params![l.id, crate::CANCELLED], |r| r.get(0))
+            .optional()?;
+        let why = match why {
+            Some(1) => ClaimGone::Lost,
+            _ => ClaimGone::Cancelled,
+        };
+        out.push((*l, why));
+    }
+    Ok(out)
+}
+
 /// Give claims back without burning their attempt: pending again, due at
 /// their old `run_at`, claimable at once. For graceful shutdown. Returns how
 /// many were released.

@@ -52,7 +52,8 @@ pub use claim::{
     DEFAULT_VISIBILITY_TIMEOUT,
 };
 pub use complete::{
-    ack, ack_batch, fail, heartbeat, heartbeat_batch, release, retry, RetryOutcome,
+    ack, ack_batch, fail, heartbeat, heartbeat_batch, lost_claims, release, retry, ClaimGone,
+    RetryOutcome,
 };
 pub use controls::{
     controlled_queues, next_claim_allowed_at, pause_queue, paused_queues, queue_controls,

@@ -474,6 +474,18 @@ pub const PENDING_DUE_COUNT: &str = "SELECT COUNT(*)
   FROM _honker_live INDEXED BY _honker_live_pending_deadline
   WHERE queue = ?1 || '' AND state = 'pending' AND run_at <= unixepoch()";
 
+/// Whether claim (id ?1, attempts ?3) of worker ?2 is held now.
+pub const CLAIM_HELD: &str = "SELECT 1 FROM _honker_live
+  WHERE id = ?1 AND worker_id = ?2 AND attempts = ?3 AND state = 'processing'
+    AND claim_expires_at >= unixepoch()";
+
+/// Why job ?1 is no longer claimed: 1 while it is live (lapsed or taken
+/// by another worker) or dead for another reason than ?2 (cancelled); 0
+/// when cancelled; no row when it is gone from both tables (deleted).
+pub const CLAIM_GONE_WHY: &str = "SELECT 1 FROM _honker_live WHERE id = ?1
+  UNION ALL SELECT CASE WHEN last_error = ?2 THEN 0 ELSE 1 END FROM _honker_dead WHERE id = ?1
+  LIMIT 1";
+
 // ---------------------------------------------------------------- controls
 
 /// The controls of queue ?1: paused, max_running, rate_limit, rate_per.

@@ -93,3 +93,16 @@ pub async fn ctl_job(ctx: JobContext, ms: u64) -> Result<(), JobError> {
 pub const CTL_TABLES: &str = "CREATE TABLE IF NOT EXISTS ctl_starts
     (job_id INTEGER, pid INTEGER, at_ms INTEGER, claimed_s INTEGER);
   CREATE TABLE IF NOT EXISTS ctl_ends (job_id INTEGER, at_ms INTEGER);";
+
+/// Prints `running ID`, waits to be told to stop, prints `stopped ID
+/// REASON` (its outcome is then never written).
+#[job(queue = "listen")]
+pub async fn listen_job(ctx: JobContext, _n: u32) -> Result<(), JobError> {
+    use std::io::Write;
+    println!("running {}", ctx.id());
+    let _ = std::io::stdout().flush();
+    let why = ctx.stopping().await;
+    println!("stopped {} {why:?}", ctx.id());
+    let _ = std::io::stdout().flush();
+    Ok(())
+}

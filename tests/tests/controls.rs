@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{child, eventually, ChildGuard};
 use honker_actors::core::RateLimit;
 use honker_actors::Honker;
-use honker_tests::{ctl_job, unix_ms, CTL_TABLES};
+use honker_tests::{ctl_job, listen_job, unix_ms, CTL_TABLES};
 
 fn setup(jobs: u32, ms: u64) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -189,4 +189,33 @@ async fn a_rate_limit_of_10_per_second_over_3_pools_starts_at_most_10_in_any_win
         "SELECT sum(count) FROM _honker_rate_limits WHERE name = 'ctl'",
     );
     assert_eq!(counted, 35);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_in_one_process_reaches_a_running_handler_in_another_within_50ms() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cancel.db");
+    let h = Honker::open(&db).unwrap();
+    let id = listen_job::enqueue(&h, 1).await.unwrap().id();
+    let mut c = ChildGuard::spawn(child("listen", &db).stdout(Stdio::piped()));
+    let lines = c.stdout_lines();
+    assert_eq!(
+        lines.next_within(Duration::from_secs(30)),
+        Some(format!("running {id}"))
+    );
+    let at = std::time::Instant::now();
+    assert!(h.queue("listen").cancel(id).await.unwrap());
+    let line = lines.next_within(Duration::from_secs(10));
+    let took = at.elapsed();
+    assert_eq!(line, Some(format!("stopped {id} Cancelled")));
+    assert!(took < Duration::from_millis(50), "heard after {took:?}");
+    // The handler's Ok is never written: the row stays dead as cancelled.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let dead = h.queue("listen").list_dead(10, 0).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .starts_with("cancelled"));
 }

@@ -274,3 +274,63 @@ print("done")
 fn with_tasks(rest: &str) -> String {
     format!("{PY_TASKS}\n{rest}")
 }
+
+static HEARD: std::sync::Mutex<Option<honker_actors::StopReason>> = std::sync::Mutex::new(None);
+
+#[job(queue = "py_cancels")]
+async fn waits_for_cancel(ctx: honker_actors::JobContext, _n: u32) -> Result<(), JobError> {
+    let why = ctx.stopping().await;
+    *HEARD.lock().unwrap() = Some(why);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(honker_python),
+    ignore = "needs the honker Python package: set HONKER_PYTHON to a python that can `import honker` (.ci/run does)"
+)]
+async fn pythons_cancel_of_a_running_job_reaches_the_rust_handler() {
+    let (_d, path) = db();
+    let h = Honker::open(&path).unwrap();
+    let id = waits_for_cancel::enqueue(&h, 1).await.unwrap().id();
+    let pool = WorkerPool::builder(&h)
+        .register(waits_for_cancel)
+        .start()
+        .await
+        .unwrap();
+    let q = h.queue("py_cancels");
+    for _ in 0..3000 {
+        if q.get_job(id)
+            .await
+            .unwrap()
+            .is_some_and(|j| j.attempts == 1)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Python's cancel deletes the row (no dead record).
+    let out = python(
+        String::from(
+            r#"
+import honker, sys
+q = honker.open(sys.argv[1]).queue("py_cancels")
+print(q.cancel(int(sys.argv[2])))
+"#,
+        ),
+        vec![path.display().to_string(), id.to_string()],
+    )
+    .await;
+    assert_eq!(out.trim(), "True");
+    let mut heard = None;
+    for _ in 0..500 {
+        heard = *HEARD.lock().unwrap();
+        if heard.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(heard, Some(honker_actors::StopReason::Cancelled));
+    pool.shutdown().await.unwrap();
+    assert!(q.get_job(id).await.unwrap().is_none());
+}

@@ -93,8 +93,8 @@ pub(crate) enum SupervisorMsg {
         result: RunResult,
         elapsed: Duration,
     },
-    /// The heartbeat found these claims lost.
-    ClaimsLost(Vec<Lease>),
+    /// The heartbeat found these claims lost, and why.
+    ClaimsLost(Vec<(Lease, honker_core::ClaimGone)>),
     /// Stop claiming, let running jobs finish, flush, then reply.
     Shutdown(ShutdownReply),
     /// The shutdown grace period ended: abort what still runs.
@@ -138,6 +138,7 @@ pub(crate) struct SupervisorArgs {
     pub(crate) concurrency: usize,
     pub(crate) visibility: Duration,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) cancel_grace: Duration,
     pub(crate) data: AppData,
 }
 
@@ -178,6 +179,8 @@ pub(crate) struct SupervisorState {
     depth_read_running: bool,
     last_depths: Option<Instant>,
     heartbeat: Option<ActorRef<HeartbeatMsg>>,
+    /// A claims check waits in the heartbeat's mailbox.
+    check_wanted: Arc<AtomicBool>,
     wake_guard: Option<WakeGuard>,
     wake_flags: Arc<WakeFlags>,
     shutdown: Option<shutdown::ShutdownState>,
@@ -217,7 +220,8 @@ impl Actor for Supervisor {
                 Actor::spawn_linked(None, Worker, myself.clone(), myself.get_cell()).await?;
             slots.insert(worker.get_id(), Slot { worker, job: None });
         }
-        let heartbeat = spawn_heartbeat(&myself, &args, &leases).await?;
+        let check_wanted = Arc::new(AtomicBool::new(false));
+        let heartbeat = spawn_heartbeat(&myself, &args, &leases, &check_wanted).await?;
         let wake_flags = Arc::new(WakeFlags::default());
         let wake_guard = listen_for_wakes(&args.honker, &myself, &queues, wake_flags.clone());
         tracing::info!(worker_id = %args.worker_id, queues = ?queues,
@@ -246,6 +250,7 @@ impl Actor for Supervisor {
             depth_read_running: false,
             last_depths: None,
             heartbeat: Some(heartbeat),
+            check_wanted,
             wake_guard: Some(wake_guard),
             wake_flags,
             shutdown: None,
@@ -322,7 +327,12 @@ impl Actor for Supervisor {
             state.heartbeat = None;
             if state.shutdown.is_none() {
                 tracing::error!(reason = ?why, "heartbeat actor stopped; restarting it");
-                state.heartbeat = Some(spawn_heartbeat(&myself, &state.args, &state.leases).await?);
+                // A check it had not started is gone with it.
+                state.check_wanted.store(false, Ordering::Release);
+                state.heartbeat = Some(
+                    spawn_heartbeat(&myself, &state.args, &state.leases, &state.check_wanted)
+                        .await?,
+                );
             }
             return Ok(());
         }
@@ -361,6 +371,14 @@ impl SupervisorState {
             WakeKind::Commit => {
                 self.wake_flags.commit.store(false, Ordering::Release);
                 self.commit_seen = true;
+                // A commit may have cancelled a job this pool holds.
+                if self.leases.lock().is_ok_and(|l| !l.is_empty())
+                    && !self.check_wanted.swap(true, Ordering::AcqRel)
+                {
+                    if let Some(hb) = &self.heartbeat {
+                        let _ = hb.cast(HeartbeatMsg::Check);
+                    }
+                }
             }
             WakeKind::Timer => {
                 self.wake_seq += 1;
@@ -387,6 +405,7 @@ async fn spawn_heartbeat(
     myself: &ActorRef<SupervisorMsg>,
     args: &SupervisorArgs,
     leases: &SharedLeases,
+    check_wanted: &Arc<AtomicBool>,
 ) -> Result<ActorRef<HeartbeatMsg>, ActorProcessingErr> {
     let hb_args = HeartbeatArgs {
         honker: args.honker.clone(),
@@ -394,6 +413,7 @@ async fn spawn_heartbeat(
         visibility: args.visibility,
         leases: leases.clone(),
         supervisor: myself.clone(),
+        check_wanted: check_wanted.clone(),
     };
     let (hb, _) = Actor::spawn_linked(None, Heartbeat, hb_args, myself.get_cell()).await?;
     Ok(hb)

@@ -313,7 +313,7 @@ impl SupervisorState {
                     // Never run by a handler it was not written for. An
                     // earlier run of the same lease (requeued since) is
                     // superseded, as for a routed claim.
-                    self.claims_lost(&[lease]);
+                    self.claims_lost(&[(lease, honker_core::ClaimGone::Lost)]);
                     self.pending.push(Outcome::Fail {
                         lease,
                         queue,
@@ -588,8 +588,38 @@ impl SupervisorState {
         }
     }
 
-    pub(super) fn claims_lost(&mut self, lost: &[Lease]) {
-        let (dropped, stopped) = self.book.lost(lost);
+    pub(super) fn claims_lost(&mut self, lost: &[(Lease, honker_core::ClaimGone)]) {
+        let cancelled: Vec<Lease> = lost
+            .iter()
+            .filter(|(_, why)| *why == honker_core::ClaimGone::Cancelled)
+            .map(|(l, _)| *l)
+            .collect();
+        // Say why before the run is told to stop.
+        for (_, run) in self.book.running() {
+            if !run.lost && cancelled.contains(&run.lease) {
+                run.signals
+                    .cancelled
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+        let leases: Vec<Lease> = lost.iter().map(|(l, _)| *l).collect();
+        let (dropped, stopped) = self.book.lost(&leases);
+        // A run told to stop gets the grace period, then it is dropped.
+        let to_abort: Vec<_> = self
+            .book
+            .running()
+            .filter(|(_, r)| r.lost && stopped.iter().any(|(l, _)| *l == r.lease))
+            .map(|(_, r)| r.signals.clone())
+            .collect();
+        if !to_abort.is_empty() {
+            let grace = self.args.cancel_grace;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                for s in to_abort {
+                    s.abort.raise();
+                }
+            });
+        }
         let not_started = dropped.into_iter().map(|l| (l, "before the job started"));
         let running = stopped
             .into_iter()
@@ -598,7 +628,11 @@ impl SupervisorState {
             if let Some(m) = self.metrics.get(queue) {
                 m.lost_claims.increment(1);
             }
-            tracing::warn!(job_id = lease.id, queue, "claim lost {when}");
+            if cancelled.contains(&lease) {
+                tracing::info!(job_id = lease.id, queue, "job cancelled {when}");
+            } else {
+                tracing::warn!(job_id = lease.id, queue, "claim lost {when}");
+            }
         }
     }
 

@@ -66,6 +66,7 @@ fn main() {
         }
         "churn" => churn(db),
         "pool" | "long" => runtime(cmd, db),
+        "listen" => listen_pool(db),
         "ctl" => ctl_pool(db, args.get(3).and_then(|a| a.parse().ok()).unwrap_or(4)),
         "inflight" | "work" | "produce" => reliability(cmd, db, args.get(3)),
         "crash-move" | "move" => crash_move(db, &args[3..], cmd == "crash-move"),
@@ -277,6 +278,21 @@ fn runtime(cmd: &str, db: &str) -> honker_core::Result<()> {
         }
         pool.shutdown().await.map_err(into_core)?;
         println!("drained");
+        Ok(())
+    })
+}
+
+/// A pool running `listen_job` until the process is killed.
+fn listen_pool(db: &str) -> honker_core::Result<()> {
+    let rt = tokio_runtime();
+    rt.block_on(async {
+        let honker = honker_actors::Honker::open(db).map_err(into_core)?;
+        let _pool = honker_actors::WorkerPool::builder(&honker)
+            .register(honker_tests::listen_job)
+            .start()
+            .await
+            .map_err(into_core)?;
+        std::future::pending::<()>().await;
         Ok(())
     })
 }
