@@ -36,15 +36,23 @@ use crate::{Honker, Job, Result};
 /// ```
 pub struct JobHandle<J: Job> {
     id: i64,
+    duplicate: bool,
     _job: PhantomData<fn() -> J>,
 }
 
 impl<J: Job> JobHandle<J> {
-    pub(crate) fn new(id: i64) -> Self {
+    pub(crate) fn from_outcome(done: honker_core::Enqueued) -> Self {
         JobHandle {
-            id,
+            id: done.id,
+            duplicate: done.duplicate,
             _job: PhantomData,
         }
+    }
+
+    /// Whether a unique enqueue found an equal job waiting (or running)
+    /// and inserted nothing: the handle is that job's.
+    pub fn is_duplicate(&self) -> bool {
+        self.duplicate
     }
 
     /// The job's id (its row's `id`).
@@ -94,6 +102,7 @@ impl<J: Job> std::fmt::Debug for JobHandle<J> {
         f.debug_struct("JobHandle")
             .field("job", &J::NAME)
             .field("id", &self.id)
+            .field("duplicate", &self.duplicate)
             .finish()
     }
 }

@@ -1,18 +1,17 @@
 //! [`Honker`]: the handle to one database file, shared by enqueuers and pools.
 
-use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use honker_core::rusqlite::Connection;
-use honker_core::{EnqueueOptions, QueueStats};
+use honker_core::QueueStats;
 use serde::de::DeserializeOwned;
 
 use crate::queue::Queue;
 use crate::wake::{Wake, WakeGuard, WakeHub};
 use crate::writer::Writer;
-use crate::{telemetry, ConfigError, Error, Job, JobHandle, Result};
+use crate::{ConfigError, EnqueueBuilder, Error, Job, JobHandle, Result};
 
 struct Inner {
     path: PathBuf,
@@ -362,119 +361,4 @@ impl Honker {
             }
         }
     }
-}
-
-/// Options for one typed enqueue, starting from the job's defaults.
-///
-/// ```
-/// # use honker_actors::{EnqueueBuilder, Job, JobContext, JobError, Honker};
-/// # struct Ping;
-/// # impl Job for Ping {
-/// #     const NAME: &'static str = "ping"; const QUEUE: &'static str = "ping";
-/// #     type Args = u32; type Output = ();
-/// #     async fn run(&self, _: JobContext, _: u32) -> Result<(), JobError> { Ok(()) }
-/// # }
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// # let dir = tempfile::tempdir().unwrap();
-/// use std::time::Duration;
-/// let honker = Honker::open(dir.path().join("a.db")).unwrap();
-/// let handle = EnqueueBuilder::<Ping>::new(7)
-///     .delay(Duration::from_secs(60))
-///     .priority(10)
-///     .expires(Duration::from_secs(3600))
-///     .enqueue(&honker).await.unwrap();
-/// assert_eq!(honker.queue("ping").get_job(handle.id()).await.unwrap().unwrap().priority, 10);
-/// # }
-/// ```
-pub struct EnqueueBuilder<J: Job> {
-    payload: std::result::Result<String, Error>,
-    opts: EnqueueOptions,
-    _job: PhantomData<fn() -> J>,
-}
-
-impl<J: Job> EnqueueBuilder<J> {
-    /// Start from `args` and the job's default options.
-    pub fn new(args: J::Args) -> Self {
-        EnqueueBuilder {
-            payload: crate::job::encode_args::<J>(&args),
-            opts: J::options().enqueue_options(),
-            _job: PhantomData,
-        }
-    }
-
-    /// Replace every option at once.
-    pub fn options(mut self, opts: EnqueueOptions) -> Self {
-        self.opts = opts;
-        self
-    }
-
-    fn with(mut self, f: impl FnOnce(EnqueueOptions) -> EnqueueOptions) -> Self {
-        self.opts = f(self.opts);
-        self
-    }
-
-    /// [`EnqueueOptions::delay`]: due `d` from now (whole seconds, rounded up).
-    pub fn delay(self, d: Duration) -> Self {
-        self.with(|o| o.delay(d))
-    }
-    /// [`EnqueueOptions::run_at`]: due at `t` (whole seconds, rounded up).
-    pub fn run_at(self, t: SystemTime) -> Self {
-        self.with(|o| o.run_at(t))
-    }
-    /// [`EnqueueOptions::priority`]: higher is claimed first.
-    pub fn priority(self, p: i64) -> Self {
-        self.with(|o| o.priority(p))
-    }
-    /// [`EnqueueOptions::expires`]: never run after `d` from now.
-    pub fn expires(self, d: Duration) -> Self {
-        self.with(|o| o.expires(d))
-    }
-    /// [`EnqueueOptions::max_attempts`]: claims allowed.
-    pub fn max_attempts(self, n: u32) -> Self {
-        self.with(|o| o.max_attempts(n))
-    }
-
-    /// Enqueue through the writer (group commit); wakes this process's
-    /// pools at once.
-    pub async fn enqueue(self, honker: &Honker) -> Result<JobHandle<J>> {
-        let payload = self.payload?;
-        let opts = self.opts;
-        let id = honker
-            .writer()
-            .write(move |c| Ok(honker_core::enqueue_json(c, J::QUEUE, &payload, &opts)?))
-            .await?;
-        telemetry::enqueued_job(J::QUEUE, J::NAME);
-        honker.notify_enqueued(J::QUEUE);
-        Ok(JobHandle::new(id))
-    }
-
-    /// Enqueue on the application's own connection or transaction; commits
-    /// or rolls back with it. Pools see the commit through their watcher.
-    pub fn enqueue_tx(self, conn: &Connection) -> Result<JobHandle<J>> {
-        let payload = self.payload?;
-        let id = honker_core::enqueue_json(conn, J::QUEUE, &payload, &self.opts)?;
-        telemetry::enqueued_job(J::QUEUE, J::NAME);
-        Ok(JobHandle::new(id))
-    }
-}
-
-/// Enqueue a typed job on the application's own `rusqlite` connection or
-/// transaction (synchronous; it commits or rolls back with it).
-///
-/// ```
-/// # use honker_actors::{Job, JobContext, JobError};
-/// # struct Ping;
-/// # impl Job for Ping {
-/// #     const NAME: &'static str = "ping"; const QUEUE: &'static str = "ping";
-/// #     type Args = u32; type Output = ();
-/// #     async fn run(&self, _: JobContext, _: u32) -> Result<(), JobError> { Ok(()) }
-/// # }
-/// let mut conn = honker_core::open_in_memory().unwrap();
-/// let tx = conn.transaction().unwrap();
-/// honker_actors::enqueue_tx::<Ping>(&tx, 1).unwrap();
-/// tx.rollback().unwrap();                                  // the job is gone with it
-/// assert_eq!(honker_core::queue_stats(&conn, "ping").unwrap().pending_due, 0);
-/// ```
-pub fn enqueue_tx<J: Job>(conn: &Connection, args: J::Args) -> Result<JobHandle<J>> {
-    EnqueueBuilder::<J>::new(args).enqueue_tx(conn)
 }

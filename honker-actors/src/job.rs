@@ -107,6 +107,38 @@ pub struct JobOptions {
     pub expires: Option<Duration>,
     /// How long a saved result is kept. Default: one day.
     pub result_ttl: Option<Duration>,
+    /// Enqueues are unique by the job's arguments. Default: not unique.
+    pub unique: Option<UniqueArgs>,
+}
+
+/// Uniqueness of a job's enqueues by its arguments (see
+/// [`EnqueueBuilder::unique`](crate::EnqueueBuilder::unique)).
+///
+/// ```
+/// use std::time::Duration;
+/// use honker_actors::{JobOptions, UniqueArgs};
+/// let o = JobOptions::default().unique(UniqueArgs::default().period(Duration::from_secs(3600)));
+/// assert!(o.unique.is_some());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UniqueArgs {
+    /// While a matching job blocks a duplicate (default: pending or running).
+    pub while_: honker_core::UniqueWhile,
+    /// Also for this long after the first enqueue.
+    pub period: Option<Duration>,
+}
+
+impl UniqueArgs {
+    /// Only while the matching job is pending.
+    pub fn while_pending(mut self) -> Self {
+        self.while_ = honker_core::UniqueWhile::Pending;
+        self
+    }
+    /// Also for `d` after the first enqueue.
+    pub fn period(mut self, d: Duration) -> Self {
+        self.period = Some(d);
+        self
+    }
 }
 
 impl Default for JobOptions {
@@ -118,6 +150,7 @@ impl Default for JobOptions {
             backoff: Backoff::default(),
             expires: None,
             result_ttl: Some(Duration::from_secs(24 * 3600)),
+            unique: None,
         }
     }
 }
@@ -164,6 +197,11 @@ impl JobOptions {
             max_attempts: Some(self.max_attempts),
             ..honker_core::EnqueueOptions::default()
         }
+    }
+    /// Make enqueues unique by the job's arguments.
+    pub fn unique(mut self, u: UniqueArgs) -> Self {
+        self.unique = Some(u);
+        self
     }
     /// How long saved results are kept (`None`: until swept by hand).
     pub fn result_ttl(mut self, ttl: Option<Duration>) -> Self {

@@ -42,6 +42,7 @@
 mod clock;
 mod context;
 mod controls;
+mod enqueue;
 mod error;
 mod handle;
 mod heartbeat;
@@ -59,13 +60,14 @@ mod worker;
 mod writer;
 
 pub use context::{JobContext, StopReason};
+pub use enqueue::{enqueue_tx, EnqueueBuilder};
 pub use error::{ConfigError, Error, Result};
 pub use handle::JobHandle;
-pub use honker::{enqueue_tx, EnqueueBuilder, Honker};
+pub use honker::Honker;
 pub use honker_core as core;
 pub use honker_core::{ClaimedJob, DeadJob, EnqueueOptions, Lease, QueueStats, RetryOutcome};
 pub use honker_macros::job;
-pub use job::{Backoff, Job, JobError, JobOptions};
+pub use job::{Backoff, Job, JobError, JobOptions, UniqueArgs};
 pub use pool::{
     WorkerPool, WorkerPoolBuilder, DEFAULT_CANCEL_GRACE, DEFAULT_CONCURRENCY,
     DEFAULT_SHUTDOWN_TIMEOUT, MAX_CONCURRENCY,

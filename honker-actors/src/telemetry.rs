@@ -38,6 +38,11 @@ pub(crate) fn enqueued_job(queue: &'static str, job: &'static str) {
     counter!("honker_jobs_enqueued_total", "queue" => queue, "job" => job).increment(1);
 }
 
+/// A unique enqueue that found its job already there.
+pub(crate) fn duplicate_job(queue: &'static str, job: &'static str) {
+    counter!("honker_jobs_duplicate_total", "queue" => queue, "job" => job).increment(1);
+}
+
 pub(crate) fn lost_claims(queue: &str, n: usize) {
     if n > 0 {
         counter!("honker_jobs_lost_claims_total", "queue" => queue_label(queue))

@@ -45,7 +45,12 @@ struct Told {
     /// Queue "side": told paused, told its running limit set to 2.
     paused: bool,
     limited: bool,
+    /// Two unique enqueues of job UNIQUE: (told Ok, told a duplicate).
+    unique: Vec<(bool, bool)>,
 }
+
+/// The payload of the unique job (once per hour by key).
+const UNIQUE: u32 = 500;
 
 const FINAL: u32 = 999;
 
@@ -55,7 +60,17 @@ async fn workload(h: &Honker) -> Told {
         orders: Vec::new(),
         paused: false,
         limited: false,
+        unique: Vec::new(),
     };
+    for _ in 0..2 {
+        let r = sweep::builder(UNIQUE)
+            .unique_key("once")
+            .unique_period(Duration::from_secs(3600))
+            .enqueue(h)
+            .await;
+        told.unique
+            .push((r.is_ok(), r.is_ok_and(|h| h.is_duplicate())));
+    }
     // Queue controls are writes too.
     told.paused = h.queue("side").pause().await.is_ok();
     told.limited = h.queue("side").set_max_running(Some(2)).await.is_ok();
@@ -182,6 +197,22 @@ async fn run_case(fault: Option<(Fault, u64)>) -> u64 {
             assert!(dead.is_empty(), "{case}: ghost {id} of a failed order");
         }
     }
+    // The unique job: one row at most, run once iff an enqueue said so.
+    let inserted = told.unique.iter().filter(|(ok, dup)| *ok && !dup).count();
+    let said_dup = told.unique.iter().filter(|(_, dup)| *dup).count();
+    assert!(inserted <= 1, "{case}: {:?}", told.unique);
+    if said_dup > 0 {
+        assert_eq!(
+            inserted, 1,
+            "{case}: a duplicate of nothing: {:?}",
+            told.unique
+        );
+    }
+    assert_eq!(
+        runs.0.lock().unwrap().get(&UNIQUE).copied().unwrap_or(0),
+        inserted,
+        "{case}: the unique job ran once iff inserted"
+    );
     let side = honker_actors::core::queue_controls(&c, "side").unwrap();
     assert_eq!(side.paused, told.paused, "{case}: pause");
     assert_eq!(

@@ -4,7 +4,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
-use crate::{sql, Error, Result};
+use crate::unique::{blocking_job, hold, Enqueued, Unique};
+use crate::{atomically, sql, Error, Result};
 
 /// Claims allowed when an enqueue does not say (the format's default).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
@@ -97,6 +98,8 @@ pub struct EnqueueOptions {
     pub expires: Option<Duration>,
     /// Claims allowed before the job goes to `_honker_dead`. Default 3.
     pub max_attempts: Option<u32>,
+    /// Insert nothing while a job with this key waits (see [`Unique`]).
+    pub unique: Option<Unique>,
 }
 
 impl EnqueueOptions {
@@ -126,6 +129,11 @@ impl EnqueueOptions {
     /// Claims allowed (at least 1).
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = Some(n);
+        self
+    }
+    /// Unique: no second job while one with this key waits.
+    pub fn unique(mut self, u: Unique) -> Self {
+        self.unique = Some(u);
         self
     }
 }
@@ -211,6 +219,19 @@ pub fn enqueue_json(
     payload: &str,
     opts: &EnqueueOptions,
 ) -> Result<i64> {
+    Ok(enqueue_outcome(conn, queue, payload, opts)?.id)
+}
+
+/// [`enqueue_json`], telling whether the job was inserted or an equal
+/// [`unique`](EnqueueOptions::unique) job was found (whose id it gives).
+/// The check and the insert are one atomic step: under any number of
+/// processes a key never gets a second row.
+pub fn enqueue_outcome(
+    conn: &Connection,
+    queue: &str,
+    payload: &str,
+    opts: &EnqueueOptions,
+) -> Result<Enqueued> {
     validate_queue_name(queue)?;
     let max_attempts = opts.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
     if max_attempts == 0 {
@@ -235,17 +256,40 @@ pub fn enqueue_json(
             Some(secs)
         }
     };
-    let mut stmt = conn.prepare_cached(sql::ENQUEUE)?;
-    stmt.execute(rusqlite::params![
-        queue,
-        payload,
-        run_at,
-        opts.delay.map(ceil_millis),
-        opts.priority,
-        max_attempts,
-        opts.expires.map(ceil_secs),
-    ])?;
-    Ok(conn.last_insert_rowid())
+    let insert = |c: &Connection| -> Result<i64> {
+        let mut stmt = c.prepare_cached(sql::ENQUEUE)?;
+        stmt.execute(rusqlite::params![
+            queue,
+            payload,
+            run_at,
+            opts.delay.map(ceil_millis),
+            opts.priority,
+            max_attempts,
+            opts.expires.map(ceil_secs),
+        ])?;
+        Ok(c.last_insert_rowid())
+    };
+    let Some(unique) = &opts.unique else {
+        return Ok(Enqueued {
+            id: insert(conn)?,
+            duplicate: false,
+        });
+    };
+    crate::unique::check(unique)?;
+    atomically(conn, |c| {
+        if let Some(id) = blocking_job(c, queue, &unique.key)? {
+            return Ok(Enqueued {
+                id,
+                duplicate: true,
+            });
+        }
+        let id = insert(c)?;
+        hold(c, queue, unique, id)?;
+        Ok(Enqueued {
+            id,
+            duplicate: false,
+        })
+    })
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ mod results;
 pub mod sql;
 mod task;
 mod tx;
+mod unique;
 mod watcher;
 
 pub use admin::{
@@ -61,7 +62,8 @@ pub use controls::{
 };
 pub use doubling::DoublingDelay;
 pub use enqueue::{
-    enqueue, enqueue_json, validate_queue_name, EnqueueOptions, DEFAULT_MAX_ATTEMPTS, MAX_DURATION,
+    enqueue, enqueue_json, enqueue_outcome, validate_queue_name, EnqueueOptions,
+    DEFAULT_MAX_ATTEMPTS, MAX_DURATION,
 };
 pub use error::{Error, Result};
 pub use file_identity::{FileChange, FileIdentity};
@@ -75,6 +77,7 @@ pub use task::{
     TASK_ENVELOPE,
 };
 pub use tx::atomically;
+pub use unique::{sweep_unique, Enqueued, Unique, UniqueWhile};
 pub use watcher::{Subscription, Watcher, DEFAULT_WATCH_INTERVAL};
 
 /// The current time as SQLite sees it (`unixepoch()`), the clock every

@@ -116,6 +116,17 @@ CREATE TABLE IF NOT EXISTS _honker_queue_controls (
   updated_at INTEGER NOT NULL DEFAULT (unixepoch())
 );
 
+-- honker-rs addition (a table peers ignore): uniqueness keys of unique jobs.
+CREATE TABLE IF NOT EXISTS _honker_unique (
+  queue TEXT NOT NULL,
+  key TEXT NOT NULL,
+  job_id INTEGER NOT NULL,
+  while_state TEXT NOT NULL DEFAULT 'active',
+  until INTEGER,
+  created_at INTEGER NOT NULL DEFAULT (unixepoch()),
+  PRIMARY KEY (queue, key)
+);
+
 CREATE TABLE IF NOT EXISTS _honker_notifications (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   channel TEXT NOT NULL,
@@ -485,6 +496,27 @@ pub const CLAIM_HELD: &str = "SELECT 1 FROM _honker_live
 pub const CLAIM_GONE_WHY: &str = "SELECT 1 FROM _honker_live WHERE id = ?1
   UNION ALL SELECT CASE WHEN last_error = ?2 THEN 0 ELSE 1 END FROM _honker_dead WHERE id = ?1
   LIMIT 1";
+
+// ---------------------------------------------------------------- unique jobs
+
+/// The job that holds key ?2 of queue ?1 now: within its period, or live
+/// in a state its rule names (pending; or pending or processing).
+pub const UNIQUE_BLOCKING: &str = "SELECT u.job_id FROM _honker_unique u
+  WHERE u.queue = ?1 AND u.key = ?2 AND (
+    (u.until IS NOT NULL AND u.until > unixepoch())
+    OR EXISTS (SELECT 1 FROM _honker_live l WHERE l.id = u.job_id AND l.queue = u.queue
+      AND (l.state = 'pending' OR (u.while_state = 'active' AND l.state = 'processing'))))";
+
+/// Job ?3 holds key ?2 of queue ?1, while ?4, and for ?5 seconds (NULL:
+/// no period).
+pub const UNIQUE_HOLD: &str = "INSERT OR REPLACE INTO _honker_unique
+  (queue, key, job_id, while_state, until)
+  VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 IS NULL THEN NULL ELSE unixepoch() + ?5 END)";
+
+/// Keys that block nothing: period over (or none) and job no longer live.
+pub const UNIQUE_SWEEP: &str = "DELETE FROM _honker_unique
+  WHERE (until IS NULL OR until <= unixepoch())
+    AND NOT EXISTS (SELECT 1 FROM _honker_live l WHERE l.id = _honker_unique.job_id)";
 
 // ---------------------------------------------------------------- controls
 

@@ -59,6 +59,8 @@ enum Op {
         /// Odd units.
         expires: Option<u8>,
         priority: i64,
+        /// A uniqueness key (of 3) and whether it holds only while pending.
+        unique: Option<(u8, bool)>,
     },
     Claim {
         pool: usize,
@@ -131,13 +133,15 @@ fn op() -> impl Strategy<Value = Op> {
             1..=3u32,
             prop::option::weighted(0.3, odd(7)),
             -1..=2i64,
+            prop::option::weighted(0.3, (0..3u8, prop::bool::ANY)),
         )
-            .prop_map(|(queue, delay, max_attempts, expires, priority)| Op::Enqueue {
+            .prop_map(|(queue, delay, max_attempts, expires, priority, unique)| Op::Enqueue {
                 queue,
                 delay,
                 max_attempts,
                 expires,
                 priority,
+                unique,
             }),
         4 => (0..2usize, 0..2usize, 1..=4usize, odd(3)).prop_map(|(pool, queue, n, visibility)| {
             Op::Claim { pool, queue, n, visibility }
@@ -204,6 +208,8 @@ struct Model {
     /// Per queue: paused, and the running limit.
     paused: [bool; 2],
     max_running: [Option<u32>; 2],
+    /// (queue, key) -> (job, holds only while pending).
+    unique: HashMap<(usize, u8), (i64, bool)>,
 }
 
 /// How many units `t` lies from `now`, rounded: real time moving a few
@@ -434,10 +440,52 @@ impl Run {
                 max_attempts,
                 expires,
                 priority,
+                unique,
             } => {
                 let mut o = EnqueueOptions::default()
                     .max_attempts(max_attempts)
                     .priority(priority);
+                if let Some((key, pending_only)) = unique {
+                    let mut u = honker_core::Unique::key(format!("k{key}"));
+                    if pending_only {
+                        u = u.while_pending();
+                    }
+                    o = o.unique(u);
+                    // The model: a live job holding the key in a state its
+                    // rule names blocks the enqueue.
+                    let blocking = self.m.unique.get(&(queue, key)).and_then(|&(id, p)| {
+                        self.m.live.get(&id).and_then(|r| {
+                            (r.queue == QUEUES[queue]
+                                && (r.state == State::Pending
+                                    || (!p && r.state == State::Processing)))
+                                .then_some(id)
+                        })
+                    });
+                    let done = honker_core::enqueue_outcome(c, QUEUES[queue], "{}", &o).unwrap();
+                    if let Some(id) = blocking {
+                        assert_eq!((done.id, done.duplicate), (id, true), "a duplicate");
+                        return;
+                    }
+                    assert!(!done.duplicate, "nothing blocks key {key}");
+                    self.m.unique.insert((queue, key), (done.id, pending_only));
+                    let job = honker_core::get_job(c, done.id).unwrap().unwrap();
+                    self.m.enqueued.push(done.id);
+                    self.m.live.insert(
+                        done.id,
+                        Live {
+                            queue: QUEUES[queue].to_string(),
+                            state: State::Pending,
+                            priority,
+                            run_at: job.run_at,
+                            worker: None,
+                            claim_expires_at: None,
+                            attempts: 0,
+                            max_attempts: i64::from(max_attempts),
+                            expires_at: job.expires_at,
+                        },
+                    );
+                    return;
+                }
                 if let Some(d) = delay {
                     o = o.delay(units(d));
                 }

@@ -757,7 +757,10 @@ fn open_creates_schema_and_is_idempotent() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(tables, 10, "the format's 9 and _honker_queue_controls");
+    assert_eq!(
+        tables, 11,
+        "the format's 9, _honker_queue_controls and _honker_unique"
+    );
 }
 
 #[test]

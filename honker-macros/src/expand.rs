@@ -139,6 +139,17 @@ fn job_options(o: &Options) -> TokenStream {
         let d = secs(s);
         out = quote!(#out.expires(#d));
     }
+    if let Some(pending_only) = o.unique {
+        let mut u = quote!(::honker_actors::UniqueArgs::default());
+        if pending_only {
+            u = quote!(#u.while_pending());
+        }
+        if let Some(s) = o.unique_period_secs {
+            let d = secs(s);
+            u = quote!(#u.period(#d));
+        }
+        out = quote!(#out.unique(#u));
+    }
     if let Some(s) = o.result_ttl_secs {
         let d = secs(s);
         out = quote!(#out.result_ttl(::std::option::Option::Some(#d)));

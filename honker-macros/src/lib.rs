@@ -88,10 +88,12 @@ mod types;
 /// | `timeout` | `"30s"`, `"1500ms"` | longest a run may take, then it counts as a retryable error |
 /// | `backoff` | `"5s"` or `"exponential(2s, 1h)"` | delay before a retry: fixed (`"0s"` retries at once), or doubling from the base up to the cap, with jitter |
 /// | `expires` | `"1d"` | a job not started this long after it is enqueued is never run |
+/// | `unique` | (no value), `"active"`, `"pending"` | enqueues are unique by the job's arguments: while an equal job is pending or running (or only pending), an enqueue inserts nothing and returns that job's handle (`is_duplicate()`) |
+/// | `unique_period` | `"1h"` | also refuse an equal job for this long after the first enqueue, whatever became of it (implies `unique`) |
 /// | `result_ttl` | `"1h"` | how long a saved result is kept (default one day; Python's `@task` keeps an hour) |
 ///
 /// Durations are a whole number and a unit: `ms`, `s`, `m`, `h`, `d`.
-/// `backoff`, `expires` and `result_ttl` set due times stored on disk, and the honker
+/// `backoff`, `expires`, `result_ttl` and `unique_period` set due times stored on disk, and the honker
 /// format stores those in whole seconds (peers compare them with SQLite's
 /// `unixepoch()`): they must be whole seconds, so `"250ms"` or `"1500ms"`
 /// is a compile error that names the rounded-up value to use (`"1s"`,

@@ -140,6 +140,20 @@ pub(crate) fn result_ttl(s: &str) -> Result<u64, String> {
     }
 }
 
+/// `unique_period`: a due time on disk, so whole seconds, at least one.
+pub(crate) fn unique_period(s: &str) -> Result<u64, String> {
+    let ms = parse_millis(s).map_err(|e| duration_message(s, e, "\"1h\" or \"1d\""))?;
+    match whole_secs(ms) {
+        Ok(0) => Err(format!(
+            "unique_period {s:?} would never hold: use at least \"1s\", or leave it out"
+        )),
+        Ok(secs) => Ok(secs),
+        Err(up) => Err(format!(
+            "unique_period {s:?} is not a whole number of seconds: {WHOLE_SECONDS}, so use \"{up}s\""
+        )),
+    }
+}
+
 /// `backoff`: `"5s"` (fixed, `"0s"` allowed) or `"exponential(2s, 1h)"`;
 /// retry due times are on disk, so whole seconds.
 pub(crate) fn backoff(s: &str) -> Result<Backoff, String> {

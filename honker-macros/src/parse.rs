@@ -62,6 +62,10 @@ pub(crate) struct Options {
     pub expires_secs: Option<u64>,
     /// Result expiry on disk: whole seconds.
     pub result_ttl_secs: Option<u64>,
+    /// Unique by arguments: `Some(pending_only)`.
+    pub unique: Option<bool>,
+    /// Unique period on disk: whole seconds.
+    pub unique_period_secs: Option<u64>,
 }
 
 /// A retry delay in whole seconds.
@@ -81,6 +85,8 @@ const OPTIONS: &[&str] = &[
     "backoff",
     "expires",
     "result_ttl",
+    "unique",
+    "unique_period",
 ];
 
 impl JobDef {
@@ -147,6 +153,10 @@ fn parse_attr(attr: TokenStream, errors: &mut Errors) -> Attr {
             errors.push(meta.error(format!("#[job] option `{key}` is given twice")));
         }
         seen.push(key.clone());
+        if key == "unique" && !meta.input.peek(syn::Token![=]) {
+            options.unique = Some(false);
+            return Ok(());
+        }
         if key == "raw" {
             if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
                 return Err(meta.error(
@@ -167,6 +177,21 @@ fn parse_attr(attr: TokenStream, errors: &mut Errors) -> Attr {
                         format!("invalid queue name {:?}: {reason}", s.value()),
                     )),
                     None => *queue = Some(s.value()),
+                }
+            }
+            "unique" => {
+                let s: LitStr = value.parse()?;
+                match s.value().as_str() {
+                    "pending" => options.unique = Some(true),
+                    "active" => options.unique = Some(false),
+                    other => errors.push(syn::Error::new(
+                        s.span(),
+                        format!(
+                            "unique is `unique` (while pending or running), \
+                             `unique = \"active\"` (the same) or `unique = \"pending\"` \
+                             (only while pending); got {other:?}"
+                        ),
+                    )),
                 }
             }
             "name" => {
@@ -194,13 +219,17 @@ fn parse_attr(attr: TokenStream, errors: &mut Errors) -> Attr {
                     Err(msg) => errors.push(syn::Error::new_spanned(&e, msg)),
                 }
             }
-            "timeout" | "backoff" | "expires" | "result_ttl" => {
+            "timeout" | "backoff" | "expires" | "result_ttl" | "unique_period" => {
                 let s: LitStr = value.parse()?;
                 let v = s.value();
                 let checked = match key.as_str() {
                     "timeout" => timeout(&v).map(|ms| options.timeout_ms = Some(ms)),
                     "backoff" => backoff(&v).map(|b| options.backoff = Some(b)),
                     "result_ttl" => result_ttl(&v).map(|secs| options.result_ttl_secs = Some(secs)),
+                    "unique_period" => unique_period(&v).map(|secs| {
+                        options.unique_period_secs = Some(secs);
+                        options.unique.get_or_insert(false);
+                    }),
                     _ => expires(&v).map(|secs| options.expires_secs = Some(secs)),
                 };
                 if let Err(msg) = checked {
@@ -339,5 +368,7 @@ fn parse_fn(func: ItemFn, attr: Attr, errors: &mut Errors) -> Option<JobDef> {
     })
 }
 
-use crate::options::{backoff, expires, priority, queue_name_error, result_ttl, timeout};
+use crate::options::{
+    backoff, expires, priority, queue_name_error, result_ttl, timeout, unique_period,
+};
 use crate::types::{check_arg, check_ctx};

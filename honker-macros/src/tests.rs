@@ -441,7 +441,9 @@ fn a_typical_function_parses_into_a_job_def() {
             timeout = "1500ms",
             backoff = "exponential(1s, 10m)",
             expires = "1h",
-            result_ttl = "7d"
+            result_ttl = "7d",
+            unique = "pending",
+            unique_period = "1m"
         ),
         quote::quote! {
             /// Sends one email.
@@ -470,6 +472,8 @@ fn a_typical_function_parses_into_a_job_def() {
             }),
             expires_secs: Some(3600),
             result_ttl_secs: Some(7 * 86400),
+            unique: Some(true),
+            unique_period_secs: Some(60),
         }
     );
     let ctx = d.ctx.as_ref().expect("a context parameter");
@@ -570,7 +574,7 @@ fn option_values_are_checked() {
         e(quote::quote!(retries = 3)),
         [
             "unknown #[job] option `retries`; expected one of: queue, name, raw, max_attempts, \
-          priority, timeout, backoff, expires, result_ttl"
+          priority, timeout, backoff, expires, result_ttl, unique, unique_period"
         ]
     );
     assert_eq!(

@@ -106,3 +106,9 @@ pub async fn listen_job(ctx: JobContext, _n: u32) -> Result<(), JobError> {
     let _ = std::io::stdout().flush();
     Ok(())
 }
+
+/// Unique by its argument: one per order while it waits or runs.
+#[job(queue = "uniq", unique)]
+pub async fn charge_order(_order: u32) -> Result<(), JobError> {
+    Ok(())
+}

@@ -219,3 +219,48 @@ async fn a_cancel_in_one_process_reaches_a_running_handler_in_another_within_50m
         .unwrap()
         .starts_with("cancelled"));
 }
+
+#[test]
+fn processes_racing_to_enqueue_one_unique_job_insert_one_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("uniq.db");
+    drop(honker_core::open(&db).unwrap());
+    let racers: Vec<ChildGuard> = (0..4)
+        .map(|_| ChildGuard::spawn(child("uniq", &db).stdout(Stdio::piped())))
+        .collect();
+    // Let every process open the file, then start them together.
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(format!("{}.go", db.display()), "").unwrap();
+    let mut new = 0;
+    for r in racers {
+        let out = r.output(Duration::from_secs(120));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        new += line
+            .strip_prefix("new ")
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("child said {line:?}"));
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let rows = count(
+        &conn,
+        "SELECT count(*) FROM _honker_live WHERE queue = 'uniq'",
+    );
+    assert_eq!(
+        rows, 20,
+        "one row per order, of 800 enqueues from 16 tasks in 4 processes"
+    );
+    assert_eq!(
+        new, 20,
+        "exactly one enqueue per order was told it inserted"
+    );
+    let keys = count(
+        &conn,
+        "SELECT count(*) FROM _honker_unique WHERE queue = 'uniq'",
+    );
+    assert_eq!(keys, 20);
+}

@@ -199,6 +199,7 @@ pub(crate) fn run_cycle(c: &Connection, cy: &Cycle<'_>) -> Result<CycleOutput> {
         // One statement for every queue, through the expiry index.
         out.swept = honker_core::sweep_expired(c, None)?;
         honker_core::sweep_results(c)?;
+        honker_core::sweep_unique(c)?;
     }
     // The next due times matter only once the queues run dry; while a
     // claim comes back full, the next cycle follows at once anyway.

@@ -67,6 +67,7 @@ fn main() {
         "churn" => churn(db),
         "pool" | "long" => runtime(cmd, db),
         "listen" => listen_pool(db),
+        "uniq" => uniq(db),
         "ctl" => ctl_pool(db, args.get(3).and_then(|a| a.parse().ok()).unwrap_or(4)),
         "inflight" | "work" | "produce" => reliability(cmd, db, args.get(3)),
         "crash-move" | "move" => crash_move(db, &args[3..], cmd == "crash-move"),
@@ -278,6 +279,42 @@ fn runtime(cmd: &str, db: &str) -> honker_core::Result<()> {
         }
         pool.shutdown().await.map_err(into_core)?;
         println!("drained");
+        Ok(())
+    })
+}
+
+/// Waits for the file `DB.go`, then enqueues the unique job for orders
+/// 0..20, 10 times each, from 4 tasks at once; prints how many were new.
+fn uniq(db: &str) -> honker_core::Result<()> {
+    let rt = tokio_runtime();
+    rt.block_on(async {
+        let honker = honker_actors::Honker::open(db).map_err(into_core)?;
+        let go = format!("{db}.go");
+        while !std::path::Path::new(&go).exists() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let h = honker.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut new = 0u32;
+                for _ in 0..10 {
+                    for order in 0..20 {
+                        let handle = honker_tests::charge_order::enqueue(&h, order).await?;
+                        new += u32::from(!handle.is_duplicate());
+                    }
+                }
+                Ok::<_, honker_actors::Error>(new)
+            }));
+        }
+        let mut new = 0;
+        for t in tasks {
+            new += t
+                .await
+                .map_err(|e| honker_core::Error::InvalidOption(e.to_string()))?
+                .map_err(into_core)?;
+        }
+        println!("new {new}");
         Ok(())
     })
 }
