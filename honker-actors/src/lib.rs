@@ -39,6 +39,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 mod clock;
 mod context;
 mod controls;

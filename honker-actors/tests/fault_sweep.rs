@@ -47,6 +47,8 @@ struct Told {
     limited: bool,
     /// Two unique enqueues of job UNIQUE: (told Ok, told a duplicate).
     unique: Vec<(bool, bool)>,
+    /// A job of queue "trash": told enqueued, cancelled, purged.
+    trash: (bool, bool, bool),
 }
 
 /// The payload of the unique job (once per hour by key).
@@ -61,7 +63,20 @@ async fn workload(h: &Honker) -> Told {
         paused: false,
         limited: false,
         unique: Vec::new(),
+        trash: (false, false, false),
     };
+    // An operator cancels a job and purges its dead record.
+    let trash = h.queue("trash");
+    let id = trash.enqueue(&"trash", Default::default()).await;
+    let cancelled = match &id {
+        Ok(id) => trash.cancel(*id).await.unwrap_or(false),
+        Err(_) => false,
+    };
+    let purged = trash
+        .purge_dead_where(honker_actors::core::DeadFilter::default())
+        .await
+        .is_ok_and(|n| n == usize::from(cancelled));
+    told.trash = (id.is_ok(), cancelled, purged);
     for _ in 0..2 {
         let r = sweep::builder(UNIQUE)
             .unique_key("once")
@@ -213,6 +228,17 @@ async fn run_case(fault: Option<(Fault, u64)>) -> u64 {
         inserted,
         "{case}: the unique job ran once iff inserted"
     );
+    let trash_rows = count(
+        &c,
+        "SELECT (SELECT count(*) FROM _honker_live WHERE queue = 'trash')
+              + (SELECT count(*) FROM _honker_dead WHERE queue = 'trash')",
+    );
+    let expect = match told.trash {
+        (false, _, _) => 0,
+        (true, true, true) => 0,
+        (true, _, _) => 1,
+    };
+    assert_eq!(trash_rows, expect, "{case}: trash {:?}", told.trash);
     let side = honker_actors::core::queue_controls(&c, "side").unwrap();
     assert_eq!(side.paused, told.paused, "{case}: pause");
     assert_eq!(
@@ -240,6 +266,10 @@ async fn run_case(fault: Option<(Fault, u64)>) -> u64 {
         }
     }
     requests
+}
+
+fn count(c: &rusqlite::Connection, sql: &str) -> i64 {
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 /// Injected panics are expected; keep them out of the test output.

@@ -237,16 +237,20 @@ pub fn requeue_dead_in(conn: &Connection, queue: &str, id: i64) -> Result<bool> 
     })
 }
 
-/// Counts for every queue that has a live or dead row, by queue name.
+/// Counts for every queue the file knows, by name: every queue with a
+/// live or dead row, and every queue with a control (so a paused, empty
+/// queue is listed too), with how long its oldest due job has waited.
 /// Reads every row. Never fails because of what a row holds (a queue name
 /// that is not UTF-8 text is shown lossily).
 ///
 /// ```
 /// let conn = honker_core::open_in_memory().unwrap();
 /// honker_core::enqueue(&conn, "a", "1", &Default::default()).unwrap();
-/// honker_core::enqueue(&conn, "b", "1", &Default::default()).unwrap();
-/// let names: Vec<_> = honker_core::stats(&conn).unwrap().into_iter().map(|s| s.queue).collect();
+/// honker_core::pause_queue(&conn, "b").unwrap();
+/// let all = honker_core::stats(&conn).unwrap();
+/// let names: Vec<_> = all.iter().map(|s| s.queue.as_str()).collect();
 /// assert_eq!(names, ["a", "b"]);
+/// assert_eq!((all[0].oldest_pending_age, all[1].paused), (Some(0), true));
 /// ```
 pub fn stats(conn: &Connection) -> Result<Vec<QueueStats>> {
     let mut stmt = conn.prepare_cached(sql::STATS_ALL)?;
@@ -272,16 +276,22 @@ pub fn queue_stats(conn: &Connection, queue: &str) -> Result<QueueStats> {
     Ok(stmt.query_row([queue], |r| counts(r, 0, queue.to_string()))?)
 }
 
-/// The four counts from column `first` on.
+/// The counts, the oldest due age and the pause, from column `first` on.
 fn counts(r: &Row<'_>, first: usize, queue: String) -> rusqlite::Result<QueueStats> {
     let n = |i: usize, column: &'static str| -> rusqlite::Result<i64> {
         Ok(lenient_int(r.get_ref(first + i)?, column, 0))
+    };
+    let age = match r.get_ref(first + 4)? {
+        rusqlite::types::ValueRef::Integer(a) => Some(a.max(0)),
+        _ => None,
     };
     Ok(QueueStats {
         pending_due: n(0, "pending_due")?,
         scheduled: n(1, "scheduled")?,
         processing: n(2, "processing")?,
         dead: n(3, "dead")?,
+        oldest_pending_age: age,
+        paused: n(5, "paused")? != 0,
         queue,
     })
 }

@@ -449,6 +449,11 @@ pub struct QueueStats {
     pub processing: i64,
     /// In `_honker_dead`.
     pub dead: i64,
+    /// Seconds since the oldest due pending job fell due (how far behind
+    /// the queue is); `None` when none is due.
+    pub oldest_pending_age: Option<i64>,
+    /// Paused for every worker (see [`pause_queue`](crate::pause_queue)).
+    pub paused: bool,
 }
 
 /// Where a job is now, for a caller waiting on its outcome (see

@@ -24,6 +24,7 @@
 //! ```
 
 mod admin;
+mod browse;
 mod claim;
 mod complete;
 mod controls;
@@ -47,6 +48,10 @@ mod watcher;
 pub use admin::{
     cancel, cancel_in, get_dead, get_job, get_job_in, job_fate, list_dead, pending_due_count,
     queue_stats, requeue_dead, requeue_dead_in, stats, sweep_expired, waiting_payloads, CANCELLED,
+};
+pub use browse::{
+    list_dead_where, list_jobs, purge_dead_in, purge_dead_where, requeue_dead_where, DeadFilter,
+    LiveState,
 };
 pub use claim::{
     claim_batch, has_claimable, next_claim_at, next_expiry_any, next_expiry_at,

@@ -416,6 +416,55 @@ pub const LIST_DEAD: &str = "SELECT id, queue, payload, priority, run_at, attemp
   last_error, created_at, died_at
   FROM _honker_dead WHERE queue = ?1 || '' ORDER BY id LIMIT ?2 + 0 OFFSET ?3 + 0";
 
+/// Due pending rows of queue ?1 in claim order, ?2 from offset ?3.
+pub const LIST_PENDING: &str = "SELECT id, queue, payload, state, priority, run_at, worker_id,
+  claim_expires_at, attempts, max_attempts, created_at, expires_at
+  FROM _honker_live WHERE queue = ?1 AND state = 'pending' AND run_at <= unixepoch()
+  ORDER BY priority DESC, run_at, id LIMIT ?2 + 0 OFFSET ?3 + 0";
+
+/// Scheduled (future) pending rows of queue ?1, soonest first.
+pub const LIST_SCHEDULED: &str = "SELECT id, queue, payload, state, priority, run_at, worker_id,
+  claim_expires_at, attempts, max_attempts, created_at, expires_at
+  FROM _honker_live WHERE queue = ?1 AND state = 'pending' AND run_at > unixepoch()
+  ORDER BY run_at, id LIMIT ?2 + 0 OFFSET ?3 + 0";
+
+/// Processing rows of queue ?1, by claim deadline.
+pub const LIST_RUNNING: &str = "SELECT id, queue, payload, state, priority, run_at, worker_id,
+  claim_expires_at, attempts, max_attempts, created_at, expires_at
+  FROM _honker_live WHERE queue = ?1 AND state = 'processing'
+  ORDER BY claim_expires_at, id LIMIT ?2 + 0 OFFSET ?3 + 0";
+
+/// The dead-row filter: ?1 queue, ?2 text in last_error, ?3 died before
+/// (each NULL: any).
+macro_rules! dead_where {
+    () => {
+        "(?1 IS NULL OR queue = ?1)
+    AND (?2 IS NULL OR instr(COALESCE(last_error, ''), ?2) > 0)
+    AND (?3 IS NULL OR died_at < ?3)"
+    };
+}
+
+/// Dead rows matching the filter, by id, ?4 from offset ?5.
+pub const LIST_DEAD_WHERE: &str = concat!(
+    "SELECT id, queue, payload, priority, run_at, attempts, max_attempts,
+  last_error, created_at, died_at FROM _honker_dead WHERE ",
+    dead_where!(),
+    " ORDER BY id LIMIT ?4 + 0 OFFSET ?5 + 0"
+);
+
+/// Ids of the dead rows matching the filter whose id is not live.
+pub const DEAD_IDS_WHERE: &str = concat!(
+    "SELECT id FROM _honker_dead WHERE ",
+    dead_where!(),
+    " AND id NOT IN (SELECT id FROM _honker_live) ORDER BY id"
+);
+
+/// Delete every dead row matching the filter.
+pub const PURGE_DEAD_WHERE: &str = concat!("DELETE FROM _honker_dead WHERE ", dead_where!());
+
+/// Delete dead row ?1 of queue ?2.
+pub const PURGE_DEAD_IN: &str = "DELETE FROM _honker_dead WHERE id = ?1 AND queue = ?2";
+
 /// Dead row ?1.
 pub const GET_DEAD: &str = "SELECT id, queue, payload, priority, run_at, attempts, max_attempts,
   last_error, created_at, died_at FROM _honker_dead WHERE id = ?1";
@@ -435,11 +484,14 @@ pub const REQUEUE_DEAD_INSERT_IN: &str = "INSERT INTO _honker_live
 /// Delete dead row ?1 (after it was requeued).
 pub const DELETE_DEAD: &str = "DELETE FROM _honker_dead WHERE id = ?1";
 
-/// Per-queue counts of every queue that has a live or dead row, by name:
-/// queue, pending and due (not expired), scheduled (not expired),
-/// processing, dead. Reads every row (it counts every queue).
-pub const STATS_ALL: &str = "SELECT queue,
-    SUM(pending_due), SUM(scheduled), SUM(processing), SUM(dead)
+/// Per-queue counts of every queue the file knows (a live or dead row, or
+/// a control), by name: queue, pending and due (not expired), scheduled
+/// (not expired), processing, dead, seconds since the oldest due pending
+/// row fell due, paused. Reads every row (it counts every queue).
+pub const STATS_ALL: &str = "SELECT q.queue,
+    SUM(pending_due), SUM(scheduled), SUM(processing), SUM(dead),
+    unixepoch() - MIN(oldest_due),
+    COALESCE((SELECT paused FROM _honker_queue_controls c WHERE c.queue = q.queue), 0)
   FROM (
     SELECT queue,
       SUM(state = 'pending' AND run_at <= unixepoch()
@@ -447,11 +499,15 @@ pub const STATS_ALL: &str = "SELECT queue,
       SUM(state = 'pending' AND run_at > unixepoch()
           AND (expires_at IS NULL OR expires_at > unixepoch())) AS scheduled,
       SUM(state = 'processing') AS processing,
-      0 AS dead
+      0 AS dead,
+      MIN(CASE WHEN state = 'pending' AND run_at <= unixepoch()
+          AND (expires_at IS NULL OR expires_at > unixepoch()) THEN run_at END) AS oldest_due
     FROM _honker_live GROUP BY queue
     UNION ALL
-    SELECT queue, 0, 0, 0, COUNT(*) FROM _honker_dead GROUP BY queue
-  ) GROUP BY queue ORDER BY queue";
+    SELECT queue, 0, 0, 0, COUNT(*), NULL FROM _honker_dead GROUP BY queue
+    UNION ALL
+    SELECT queue, 0, 0, 0, 0, NULL FROM _honker_queue_controls
+  ) AS q GROUP BY q.queue ORDER BY q.queue";
 
 /// The counts of `STATS_ALL` for queue ?1 alone, each through an index
 /// that starts with the queue, so other queues' rows are never read:
@@ -476,7 +532,12 @@ pub const STATS_QUEUE: &str = "SELECT
       AND +run_at > unixepoch()),
   (SELECT COUNT(*) FROM _honker_live INDEXED BY _honker_live_processing_deadline
     WHERE queue = ?1 || '' AND state = 'processing'),
-  (SELECT COUNT(*) FROM _honker_dead WHERE queue = ?1 || '')";
+  (SELECT COUNT(*) FROM _honker_dead WHERE queue = ?1 || ''),
+  unixepoch() - (SELECT run_at FROM _honker_live INDEXED BY _honker_live_pending_deadline
+    WHERE queue = ?1 || '' AND state = 'pending' AND run_at <= unixepoch()
+      AND (expires_at IS NULL OR expires_at > unixepoch())
+    ORDER BY run_at LIMIT 1),
+  COALESCE((SELECT paused FROM _honker_queue_controls WHERE queue = ?1), 0)";
 
 /// The pending rows of queue ?1 that are due now, counted on
 /// `_honker_live_pending_deadline` alone (a covering index range, no table

@@ -109,6 +109,15 @@ enum Op {
         queue: usize,
         n: Option<u32>,
     },
+    /// An operator requeues every dead job of a queue.
+    RequeueAll {
+        queue: usize,
+    },
+    /// An operator purges a dead job, or every dead job of a queue.
+    Purge {
+        pick: usize,
+        all_of: Option<usize>,
+    },
 }
 
 fn odd(max: u8) -> impl Strategy<Value = u8> {
@@ -158,6 +167,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(|pick| Op::Requeue { pick }),
         1 => (0..2usize, prop::bool::weighted(0.5)).prop_map(|(queue, paused)| Op::Pause { queue, paused }),
         1 => (0..2usize, prop::option::of(1..=3u32)).prop_map(|(queue, n)| Op::MaxRunning { queue, n }),
+        1 => (0..2usize).prop_map(|queue| Op::RequeueAll { queue }),
+        1 => (any::<usize>(), prop::option::weighted(0.3, 0..2usize))
+            .prop_map(|(pick, all_of)| Op::Purge { pick, all_of }),
     ]
 }
 
@@ -210,6 +222,8 @@ struct Model {
     max_running: [Option<u32>; 2],
     /// (queue, key) -> (job, holds only while pending).
     unique: HashMap<(usize, u8), (i64, bool)>,
+    /// Dead jobs an operator purged: gone for good.
+    purged: BTreeSet<i64>,
 }
 
 /// How many units `t` lies from `now`, rounded: real time moving a few
@@ -787,6 +801,70 @@ impl Run {
                     self.requeued.insert(id);
                 }
             }
+            Op::RequeueAll { queue } => {
+                let q = QUEUES[queue];
+                let ids: Vec<i64> = self
+                    .m
+                    .dead
+                    .iter()
+                    .filter(|(id, d)| d.queue == q && !self.m.live.contains_key(id))
+                    .map(|(id, _)| *id)
+                    .collect();
+                let filter = honker_core::DeadFilter::default().queue(q);
+                let n = honker_core::requeue_dead_where(c, &filter).unwrap();
+                assert_eq!(n, ids.len(), "requeued by filter");
+                for id in ids {
+                    let d = self.m.dead.remove(&id).unwrap();
+                    let run_at = honker_core::get_job(c, id).unwrap().unwrap().run_at;
+                    self.m.live.insert(
+                        id,
+                        Live {
+                            queue: d.queue,
+                            state: State::Pending,
+                            priority: d.priority,
+                            run_at,
+                            worker: None,
+                            claim_expires_at: None,
+                            attempts: 0,
+                            max_attempts: d.max_attempts,
+                            expires_at: None,
+                        },
+                    );
+                    self.requeued.insert(id);
+                }
+            }
+            Op::Purge { pick, all_of } => match all_of {
+                Some(queue) => {
+                    let q = QUEUES[queue];
+                    let before = self.m.dead.len();
+                    let gone: Vec<i64> = self
+                        .m
+                        .dead
+                        .iter()
+                        .filter(|(_, d)| d.queue == q)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    self.m.purged.extend(gone);
+                    self.m.dead.retain(|_, d| d.queue != q);
+                    let filter = honker_core::DeadFilter::default().queue(q);
+                    let n = honker_core::purge_dead_where(c, &filter).unwrap();
+                    assert_eq!(n, before - self.m.dead.len(), "purged by filter");
+                }
+                None => {
+                    if self.m.enqueued.is_empty() {
+                        return;
+                    }
+                    let id = self.m.enqueued[pick % self.m.enqueued.len()];
+                    let Some(queue) = self.m.dead.get(&id).map(|d| d.queue.clone()) else {
+                        assert!(!honker_core::purge_dead_in(c, "a", id).unwrap());
+                        assert!(!honker_core::purge_dead_in(c, "b", id).unwrap());
+                        return;
+                    };
+                    assert!(honker_core::purge_dead_in(c, &queue, id).unwrap());
+                    self.m.dead.remove(&id);
+                    self.m.purged.insert(id);
+                }
+            },
             Op::Sweep => {
                 let expired: Vec<i64> = self
                     .m
@@ -810,15 +888,16 @@ impl Run {
         let dead = db_dead(c);
         assert_eq!(live, self.m.live, "live rows after {op:?}");
         assert_eq!(dead, self.m.dead, "dead rows after {op:?}");
-        // Every enqueued id is in exactly one of live, dead, acked.
+        // Every enqueued id is in exactly one of live, dead, acked, purged.
         for id in &self.m.enqueued {
             let places = usize::from(live.contains_key(id))
                 + usize::from(dead.contains_key(id))
-                + usize::from(self.m.acked.contains(id));
+                + usize::from(self.m.acked.contains(id))
+                + usize::from(self.m.purged.contains(id));
             assert_eq!(places, 1, "job {id} is in {places} places after {op:?}");
         }
         assert_eq!(
-            live.len() + dead.len() + self.m.acked.len(),
+            live.len() + dead.len() + self.m.acked.len() + self.m.purged.len(),
             self.m.enqueued.len()
         );
         // Attempts never decrease, except that a release gives back the

@@ -1,0 +1,110 @@
+//! The operator's API on [`Queue`] and [`Honker`]: list jobs by state,
+//! requeue or purge dead jobs one by one, by filter or all. (Counts are
+//! [`Honker::stats`] and [`Queue::stats`]; controls are in `controls`.)
+
+use honker_core::{DeadFilter, DeadJob, JobRow, LiveState};
+
+use crate::{Honker, Queue, Result};
+
+impl Queue {
+    /// This queue's live jobs in `state`, `limit` from `offset` (pending in
+    /// claim order, scheduled soonest first, running by claim deadline).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), honker_actors::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use honker_actors::core::LiveState;
+    /// let honker = honker_actors::Honker::open(dir.path().join("a.db"))?;
+    /// let q = honker.queue("emails");
+    /// q.enqueue(&1, Default::default()).await?;
+    /// assert_eq!(q.list_jobs(LiveState::Pending, 50, 0).await?.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_jobs(
+        &self,
+        state: LiveState,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<JobRow>> {
+        let q = self.name.clone();
+        self.honker
+            .writer()
+            .read(move |c| Ok(honker_core::list_jobs(c, &q, state, limit, offset)?))
+            .await
+    }
+
+    /// Delete dead job `id` of this queue for good (`false`: this queue has
+    /// no such dead job).
+    pub async fn purge_dead(&self, id: i64) -> Result<bool> {
+        let q = self.name.clone();
+        self.honker
+            .writer()
+            .write(move |c| Ok(honker_core::purge_dead_in(c, &q, id)?))
+            .await
+    }
+
+    /// Requeue this queue's dead jobs matching `filter` (its queue is this
+    /// one, whatever it says) with fresh attempts; returns how many.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), honker_actors::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use honker_actors::core::DeadFilter;
+    /// let honker = honker_actors::Honker::open(dir.path().join("a.db"))?;
+    /// let q = honker.queue("emails");
+    /// let id = q.enqueue(&1, Default::default()).await?;
+    /// q.cancel(id).await?;
+    /// assert_eq!(q.requeue_dead_where(DeadFilter::default().error_contains("cancelled")).await?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn requeue_dead_where(&self, filter: DeadFilter) -> Result<usize> {
+        let n = self
+            .honker
+            .requeue_dead_where(filter.queue(&self.name))
+            .await?;
+        Ok(n)
+    }
+
+    /// Delete this queue's dead jobs matching `filter` for good; returns
+    /// how many.
+    pub async fn purge_dead_where(&self, filter: DeadFilter) -> Result<usize> {
+        self.honker.purge_dead_where(filter.queue(&self.name)).await
+    }
+}
+
+impl Honker {
+    /// Dead jobs of the file matching `filter`, by id, `limit` from
+    /// `offset`.
+    pub async fn list_dead_where(
+        &self,
+        filter: DeadFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<DeadJob>> {
+        self.writer()
+            .read(move |c| Ok(honker_core::list_dead_where(c, &filter, limit, offset)?))
+            .await
+    }
+
+    /// Requeue every dead job of the file matching `filter` (the default
+    /// filter: all) with fresh attempts, due now; returns how many. Pools
+    /// of this process wake at once.
+    pub async fn requeue_dead_where(&self, filter: DeadFilter) -> Result<usize> {
+        let n = self
+            .writer()
+            .write(move |c| Ok(honker_core::requeue_dead_where(c, &filter)?))
+            .await?;
+        if n > 0 {
+            self.notify_commit();
+        }
+        Ok(n)
+    }
+
+    /// Delete every dead job of the file matching `filter` (the default
+    /// filter: all) for good; returns how many.
+    pub async fn purge_dead_where(&self, filter: DeadFilter) -> Result<usize> {
+        self.writer()
+            .write(move |c| Ok(honker_core::purge_dead_where(c, &filter)?))
+            .await
+    }
+}

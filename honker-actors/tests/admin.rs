@@ -1,0 +1,86 @@
+//! The operator's API through a `Honker`: every queue the file knows in
+//! the stats, jobs listed by state, dead jobs requeued or purged by filter.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, honker};
+use honker_actors::core::{DeadFilter, LiveState};
+use honker_actors::{job, JobError, WorkerPool};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_list_every_known_queue_with_its_pause_and_oldest_wait() {
+    let (_d, h) = honker();
+    h.queue("idle").pause().await.unwrap();
+    let busy = h.queue("busy");
+    busy.enqueue(&1, Default::default()).await.unwrap();
+    let all = h.stats().await.unwrap();
+    let names: Vec<&str> = all.iter().map(|s| s.queue.as_str()).collect();
+    assert_eq!(names, ["busy", "idle"], "an empty, paused queue is listed");
+    assert!(all[1].paused && !all[0].paused);
+    assert_eq!(all[1].oldest_pending_age, None);
+    assert!(all[0]
+        .oldest_pending_age
+        .is_some_and(|a| (0..=2).contains(&a)));
+    assert_eq!(
+        busy.list_jobs(LiveState::Pending, 10, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(busy
+        .list_jobs(LiveState::Scheduled, 10, 0)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[job(queue = "flaky")]
+async fn flaky(n: u32) -> Result<u32, JobError> {
+    Ok(n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_jobs_are_requeued_by_filter_and_run_or_purged() {
+    let (_d, h) = honker();
+    let q = h.queue("flaky");
+    let keep = flaky::enqueue(&h, 1).await.unwrap().id();
+    let drop_it = flaky::enqueue(&h, 2).await.unwrap().id();
+    q.cancel(keep).await.unwrap();
+    q.cancel(drop_it).await.unwrap();
+    assert_eq!(q.purge_dead(drop_it).await.unwrap(), true);
+    assert_eq!(q.stats().await.unwrap().dead, 1);
+    let pool = WorkerPool::builder(&h)
+        .register(flaky)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        q.requeue_dead_where(DeadFilter::default().error_contains("cancelled"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        h.result::<u32>(keep, Duration::from_secs(10))
+            .await
+            .unwrap(),
+        1,
+        "the requeued job ran"
+    );
+    pool.shutdown().await.unwrap();
+    // Purge the rest of the file's dead jobs: none left.
+    let again = flaky::enqueue(&h, 3).await.unwrap().id();
+    q.cancel(again).await.unwrap();
+    assert_eq!(h.purge_dead_where(DeadFilter::default()).await.unwrap(), 1);
+    assert!(
+        eventually(Duration::from_secs(1), async || h
+            .list_dead_where(DeadFilter::default(), 10, 0)
+            .await
+            .unwrap()
+            .is_empty())
+        .await
+    );
+}
