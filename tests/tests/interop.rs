@@ -259,7 +259,7 @@ print(job.payload["hello"], job.ack())
     not(honker_python),
     ignore = "needs the honker Python package: set HONKER_PYTHON to a python that can `import honker` (.ci/run does)"
 )]
-fn queue_controls_are_harmless_to_python_and_rate_limits_count_together() {
+fn queue_controls_and_unique_keys_are_harmless_to_python_and_rate_limits_count_together() {
     let py = honker_python();
     let (_d, path) = db();
     let conn = honker_core::open(&path).unwrap();
@@ -271,6 +271,11 @@ fn queue_controls_are_harmless_to_python_and_rate_limits_count_together() {
         per: Duration::from_secs(3600),
     };
     honker_core::set_rate_limit(&conn, "interop", Some(rate)).unwrap();
+    // A unique job's key, and a cancelled job (dead, "cancelled").
+    let unique = honker_core::EnqueueOptions::default().unique(honker_core::Unique::key("k"));
+    honker_core::enqueue_outcome(&conn, "other", "1", &unique).unwrap();
+    let gone = honker_core::enqueue(&conn, "other", "2", &Default::default()).unwrap();
+    honker_core::cancel(&conn, gone).unwrap();
     // Two claims through our rate limit: 2 of the window's 4 used.
     for n in 0..2 {
         honker_core::enqueue(&conn, "interop", &n.to_string(), &Default::default()).unwrap();
@@ -305,7 +310,11 @@ print(json.dumps({"ids": [a, b, c], "allowed": allowed, "dead": dead}))
     );
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["allowed"], serde_json::json!([true, true, false]));
-    assert_eq!(v["dead"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        v["dead"].as_array().unwrap().len(),
+        2,
+        "ours (cancelled) and the one Python failed"
+    );
     // Python's two allowed calls used up the window for our claims too.
     honker_core::enqueue(&conn, "interop", "9", &Default::default()).unwrap();
     let none =
