@@ -142,15 +142,7 @@ pub fn queue_controls(conn: &Connection, queue: &str) -> Result<QueueControls> {
 pub fn controlled_queues(conn: &Connection) -> Result<Vec<(String, QueueControls)>> {
     let mut stmt = conn.prepare_cached(sql::CONTROLS_ALL)?;
     let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            (
-                r.get::<_, Option<i64>>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-                r.get::<_, Option<i64>>(4)?,
-            ),
-        ))
+        Ok((crate::job::text_lossy(r.get_ref(0)?), raw_controls(r, 1)?))
     })?;
     rows.map(|r| {
         r.map(|(q, raw)| (q, read_controls(raw)))
@@ -168,26 +160,42 @@ pub fn controlled_queues(conn: &Connection) -> Result<Vec<(String, QueueControls
 /// ```
 pub fn paused_queues(conn: &Connection) -> Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(sql::CONTROLS_PAUSED)?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
+    let rows = stmt.query_map([], |r| Ok(crate::job::text_lossy(r.get_ref(0)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 fn controls(conn: &Connection, queue: &str) -> Result<QueueControls> {
     let row = conn
         .prepare_cached(sql::CONTROLS_GET)?
-        .query_row([queue], |r| {
-            Ok((
-                r.get::<_, Option<i64>>(0)?,
-                r.get::<_, Option<i64>>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-            ))
-        })
+        .query_row([queue], |r| raw_controls(r, 0))
         .optional()?;
     Ok(row.map(read_controls).unwrap_or_default())
 }
 
 type RawControls = (Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+
+/// The four control columns from `first` on, read leniently: NULL is
+/// "not set"; an integer (or an integral REAL) is itself; anything else
+/// another program wrote (a REAL `2.5`, a TEXT `'yes'`) reads as the
+/// strictest meaningful value, never as an error that would stop every
+/// pool on the file, and never as "no limit".
+fn raw_controls(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<RawControls> {
+    use rusqlite::types::ValueRef;
+    let int = |i: usize, strictest: i64| -> rusqlite::Result<Option<i64>> {
+        let v = r.get_ref(first + i)?;
+        Ok(match v {
+            ValueRef::Null => None,
+            ValueRef::Integer(n) => Some(n),
+            _ => Some(crate::job::exact_int(v).unwrap_or_else(|| {
+                tracing::warn!(column = i, held = %crate::job::describe(v),
+                    "a queue control holds an odd value; read as the strictest one");
+                strictest
+            })),
+        })
+    };
+    // Paused: any odd value pauses. Limits: 1 start or 1 running.
+    Ok((int(0, 1)?, int(1, 1)?, int(2, 1)?, int(3, i64::MAX)?))
+}
 
 /// Controls from a row. Lenient: a value another program wrote that is
 /// out of range reads as the nearest meaningful one, never as "no limit".
@@ -411,6 +419,26 @@ mod tests {
         assert_eq!(claim_batch(&conn, "q", "w", 10, hour * 2).unwrap().len(), 1);
         let window_end = crate::now(&conn).unwrap() / 3600 * 3600 + 3600;
         assert_eq!(next_claim_allowed_at(&conn, "q").unwrap(), Some(window_end));
+    }
+
+    #[test]
+    fn odd_values_another_program_wrote_read_as_the_strictest_never_as_errors() {
+        let conn = filled(3);
+        conn.execute_batch(
+            "INSERT INTO _honker_queue_controls (queue, paused, max_running) VALUES ('x', 'yes', 2.5);
+             INSERT INTO _honker_queue_controls (queue, max_running) VALUES ('q', 'two');",
+        )
+        .unwrap();
+        let all = controlled_queues(&conn).unwrap();
+        assert!(all[1].1.paused, "an odd pause flag pauses: {all:?}");
+        assert_eq!(
+            all[0].1.max_running,
+            Some(1),
+            "an odd limit is the strictest"
+        );
+        // Claims go on, within the strictest reading.
+        assert_eq!(claim_batch(&conn, "q", "w", 10, VIS).unwrap().len(), 1);
+        assert_eq!(paused_queues(&conn).unwrap(), ["x"]);
     }
 
     #[test]
