@@ -123,19 +123,31 @@ async fn beat(a: &HeartbeatArgs) {
     report(a, lost);
 }
 
-/// Look whether a held claim is gone (a read), at most once per
-/// [`CHECK_SPACING`].
+/// Look whether a held claim is gone, and which queues are paused (a
+/// read), at most once per [`CHECK_SPACING`]: a cancel is heard, and a
+/// pause stops the start of jobs claimed before it, within milliseconds.
 async fn check(a: &HeartbeatArgs) {
     a.check_wanted.store(false, Ordering::Release);
     let leases = held(a);
     if !leases.is_empty() {
         let worker = a.worker_id.clone();
-        let gone = a
+        let read = a
             .honker
             .writer()
-            .read(move |c| Ok(honker_core::lost_claims(c, &worker, &leases)?))
+            .read(move |c| {
+                let gone = honker_core::lost_claims(c, &worker, &leases)?;
+                Ok((gone, honker_core::paused_queues(c)?))
+            })
             .await;
-        report(a, gone);
+        match read {
+            Ok((gone, paused)) => {
+                report(a, Ok(gone));
+                if !paused.is_empty() {
+                    let _ = a.supervisor.cast(SupervisorMsg::Paused(paused));
+                }
+            }
+            Err(e) => report(a, Err(e)),
+        }
     }
     tokio::time::sleep(CHECK_SPACING).await;
 }

@@ -95,6 +95,8 @@ pub(crate) enum SupervisorMsg {
     },
     /// The heartbeat found these claims lost, and why.
     ClaimsLost(Vec<(Lease, honker_core::ClaimGone)>),
+    /// The heartbeat found these queues paused (after a commit).
+    Paused(Vec<String>),
     /// Stop claiming, let running jobs finish, flush, then reply.
     Shutdown(ShutdownReply),
     /// The shutdown grace period ended: abort what still runs.
@@ -299,6 +301,7 @@ impl Actor for Supervisor {
                 elapsed,
             } => state.finished(worker, run, result, elapsed),
             SupervisorMsg::ClaimsLost(leases) => state.claims_lost(&leases),
+            SupervisorMsg::Paused(queues) => state.give_back_paused(&queues),
             SupervisorMsg::Shutdown(reply) => state.begin_shutdown(&myself, reply),
             SupervisorMsg::ShutdownDeadline => state.shutdown_deadline(&myself),
             SupervisorMsg::ShutdownForce => state.shutdown_force(),

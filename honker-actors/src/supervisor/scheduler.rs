@@ -402,7 +402,7 @@ impl SupervisorState {
 
     /// Jobs of paused queues claimed but not started go back, attempt
     /// unburned: a pause stops starts, not only claims.
-    fn give_back_paused(&mut self, paused: &[String]) {
+    pub(super) fn give_back_paused(&mut self, paused: &[String]) {
         for q in paused {
             let Some(queue) = self.queues.iter().copied().find(|name| name == q) else {
                 continue;
