@@ -71,8 +71,6 @@ pub(crate) struct ClaimBook {
     held: SharedLeases,
     /// Finishes of runs the book did not hold, dropped.
     stale: u64,
-    /// Queues claimed with no prefetch: only for workers free now.
-    unbuffered: HashSet<&'static str>,
 }
 
 /// Why a ready job was not started.
@@ -99,7 +97,6 @@ impl ClaimBook {
             reserved_per_queue: HashMap::new(),
             held,
             stale: 0,
-            unbuffered: HashSet::new(),
         }
     }
 
@@ -129,33 +126,25 @@ impl ClaimBook {
             .saturating_sub(self.ready.len() + self.running.len() + self.reserved)
     }
 
-    /// Claim `queues` only for workers free now, no prefetch (their limit
-    /// is shared by every process: a claim held unstarted would waste it).
-    pub(crate) fn set_unbuffered(&mut self, queues: HashSet<&'static str>) {
-        self.unbuffered = queues;
-    }
-
     /// Plan a claim of up to `budget` jobs over `queues` (in that order),
     /// each within its limit, and reserve it until [`Self::unreserve`].
     pub(crate) fn plan(&mut self, budget: usize, queues: &[&'static str]) -> ClaimPlan {
         let mut plan = ClaimPlan {
             budget,
             queues: Vec::new(),
+            // Workers no claim held or reserved will occupy: a queue
+            // limited across processes is claimed only for these.
+            free: self
+                .concurrency
+                .saturating_sub(self.ready.len() + self.running.len() + self.reserved),
         };
         if budget == 0 {
             return plan;
         }
-        let mut free = self
-            .concurrency
-            .saturating_sub(self.ready.len() + self.running.len() + self.reserved);
         for q in queues {
             let used = self.held_in(q) + self.reserved_per_queue.get(q).copied().unwrap_or(0);
             let limit = self.limits.get(q).copied().unwrap_or(usize::MAX);
-            let mut room = budget.min(limit.saturating_sub(used));
-            if self.unbuffered.contains(q) {
-                room = room.min(free);
-                free -= room;
-            }
+            let room = budget.min(limit.saturating_sub(used));
             if room > 0 {
                 plan.queues.push((q, room));
             }

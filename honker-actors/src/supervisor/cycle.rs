@@ -84,6 +84,10 @@ pub(crate) struct ClaimPlan {
     pub(crate) budget: usize,
     /// Queues in the order to try, each with its room.
     pub(crate) queues: Vec<(&'static str, usize)>,
+    /// Workers free now: a queue limited across processes (a running or
+    /// rate limit) is claimed only for these, before the other queues, so
+    /// no claim of it waits unstarted holding a slot every process shares.
+    pub(crate) free: usize,
 }
 
 /// What writing one outcome did.
@@ -116,10 +120,6 @@ pub(crate) struct CycleOutput {
     /// The file's paused queues (jobs of theirs claimed but not started
     /// go back).
     pub(crate) paused: Vec<String>,
-    /// Queues with a running or rate limit across processes: a pool
-    /// claims of them only what it can start now (a prefetched claim
-    /// would hold a slot of the limit without running).
-    pub(crate) limited: Vec<String>,
 }
 
 /// When something next happens on the pool's queues (unix seconds).
@@ -171,28 +171,41 @@ pub(crate) fn run_cycle(c: &Connection, cy: &Cycle<'_>) -> Result<CycleOutput> {
             Err(e) => out.applied.push(Err(e.to_string())),
         }
     }
+    // The controls first: which queues are paused, and which limited
+    // across processes.
+    let mut limited = Vec::new();
+    for (q, ctl) in honker_core::controlled_queues(c)? {
+        if ctl.paused {
+            out.paused.push(q);
+        } else if ctl.max_running.is_some() || ctl.rate.is_some() {
+            limited.push(q);
+        }
+    }
+    let is_limited = |q: &str| limited.iter().any(|l| l == q);
+    let (first, rest): (Vec<_>, Vec<_>) = cy.plan.queues.iter().partition(|(q, _)| is_limited(q));
     let mut budget = cy.plan.budget;
-    for (q, room) in &cy.plan.queues {
-        let n = budget.min(*room);
+    let mut free = cy.plan.free;
+    for &(q, room) in first.into_iter().chain(rest) {
+        let n = budget.min(room);
         if n == 0 {
             out.maybe_more = true;
+            continue;
+        }
+        // A limited queue waits for a free worker: the run that frees one
+        // brings its outcome, and so a cycle, at once.
+        let n = if is_limited(q) { n.min(free) } else { n };
+        if n == 0 {
             continue;
         }
         match honker_core::claim_batch(c, q, cy.worker_id, n, cy.visibility) {
             Ok(jobs) => {
                 out.maybe_more |= jobs.len() == n;
                 budget = budget.saturating_sub(jobs.len());
+                free = free.saturating_sub(jobs.len());
                 out.claimed.extend(jobs);
             }
             Err(e) if c.is_autocommit() => return Err(e.into()),
             Err(e) => out.claim_errors.push((q, e.to_string())),
-        }
-    }
-    for (q, ctl) in honker_core::controlled_queues(c)? {
-        if ctl.paused {
-            out.paused.push(q);
-        } else if ctl.max_running.is_some() || ctl.rate.is_some() {
-            out.limited.push(q);
         }
     }
     if cy.sweep {
@@ -321,6 +334,7 @@ mod tests {
         let plan = ClaimPlan {
             budget: 4,
             queues: vec![("b", 3), ("a", 3)],
+            free: 64,
         };
         let out = in_tx(&c, |c| run_cycle(c, &cycle(&[], &plan, &["a", "b"]))).unwrap();
         let queues: Vec<&str> = out.claimed.iter().map(|j| j.queue.as_str()).collect();
@@ -337,6 +351,7 @@ mod tests {
         let plan = ClaimPlan {
             budget: 4,
             queues: vec![("a", 4)],
+            free: 64,
         };
         let out = in_tx(&c, |c| run_cycle(c, &cycle(&[], &plan, &["a"]))).unwrap();
         assert!(out.claimed.is_empty());
@@ -358,6 +373,7 @@ mod tests {
         let plan = ClaimPlan {
             budget: 2,
             queues: vec![("a", 2)],
+            free: 64,
         };
         let jobs = in_tx(c, |c| run_cycle(c, &cycle(&[], &plan, &["a"])))
             .unwrap()
@@ -519,6 +535,7 @@ mod tests {
         let plan = ClaimPlan {
             budget: 1,
             queues: vec![("a", 1)],
+            free: 64,
         };
         assert!(in_tx(&c, |c| run_cycle(c, &cycle(&[], &plan, &["a"]))).is_err());
     }
@@ -536,6 +553,7 @@ mod tests {
         let plan = ClaimPlan {
             budget: 2,
             queues: vec![("bad", 1), ("a", 1)],
+            free: 64,
         };
         let out = in_tx(&c, |c| run_cycle(c, &cycle(&[], &plan, &["a", "bad"]))).unwrap();
         assert_eq!(out.claim_errors.len(), 1);
@@ -560,5 +578,33 @@ mod tests {
         let out = in_tx(&c, |c| run_cycle(c, &cy)).unwrap();
         assert_eq!(out.swept, 2);
         assert!(honker_core::get_dead(&c, a).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_queue_limited_across_processes_is_claimed_first_and_only_for_free_workers() {
+        let c = db();
+        for _ in 0..3 {
+            enqueue(&c, "free");
+            enqueue(&c, "lim");
+        }
+        honker_core::set_max_running(&c, "lim", Some(5)).unwrap();
+        // One worker free, room for 3: the limited queue takes the free
+        // worker whatever the plan's order; the other queue the buffer.
+        let plan = ClaimPlan {
+            budget: 3,
+            queues: vec![("free", 3), ("lim", 3)],
+            free: 1,
+        };
+        let out = in_tx(&c, |c| run_cycle(c, &cycle(&[], &plan, &["free", "lim"]))).unwrap();
+        let queues: Vec<&str> = out.claimed.iter().map(|j| j.queue.as_str()).collect();
+        assert_eq!(queues, ["lim", "free", "free"]);
+        // No worker free: nothing of it, however much room.
+        let none = ClaimPlan {
+            budget: 3,
+            queues: vec![("lim", 3)],
+            free: 0,
+        };
+        let out = in_tx(&c, |c| run_cycle(c, &cycle(&[], &none, &["lim"]))).unwrap();
+        assert!(out.claimed.is_empty());
     }
 }

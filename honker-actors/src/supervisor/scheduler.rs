@@ -335,13 +335,6 @@ impl SupervisorState {
             }
         }
         self.give_back_paused(&out.paused);
-        let limited = self
-            .queues
-            .iter()
-            .copied()
-            .filter(|q| out.limited.iter().any(|l| l == q))
-            .collect();
-        self.book.set_unbuffered(limited);
         self.dispatch_ready();
         if !out.maybe_more && self.wake_seq == sent.seq && self.cycles_running == 0 {
             // Every queue gave less than asked: drained until the next wake.

@@ -434,15 +434,12 @@ proptest! {
 }
 
 #[test]
-fn a_queue_limited_across_processes_is_claimed_only_for_free_workers() {
+fn a_plan_says_how_many_workers_are_free_now() {
     let mut b = ClaimBook::new(4, HashMap::new(), SharedLeases::default());
-    b.set_unbuffered(["lim"].into_iter().collect());
-    // Room for 4 workers plus a buffer of 8: the limited queue gets 4.
-    let plan = b.plan(b.room(8), &["lim", "free"]);
-    assert_eq!(plan.queues, vec![("lim", 4), ("free", 12)]);
+    let plan = b.plan(b.room(8), &["a"]);
+    assert_eq!(plan.free, 4);
     b.unreserve(&plan);
-    b.claimed(job(1, 1, "lim", None), "lim", "k");
-    b.claimed(job(2, 1, "free", None), "free", "k");
-    let plan = b.plan(b.room(8), &["lim", "lim2"]);
-    assert_eq!(plan.queues[0], ("lim", 2), "two workers left free");
+    b.claimed(job(1, 1, "a", None), "a", "k");
+    let plan = b.plan(b.room(8), &["a"]);
+    assert_eq!(plan.free, 3, "a ready job will take a worker");
 }
