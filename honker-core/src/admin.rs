@@ -205,6 +205,7 @@ pub fn get_dead(conn: &Connection, id: i64) -> Result<Option<DeadJob>> {
 /// ```
 pub fn requeue_dead(conn: &Connection, id: i64) -> Result<bool> {
     atomically(conn, |c| {
+        crate::unique::check_requeue(c, id)?;
         if c.prepare_cached(sql::REQUEUE_DEAD_INSERT)?.execute([id])? == 0 {
             return Ok(false);
         }
@@ -226,6 +227,7 @@ pub fn requeue_dead(conn: &Connection, id: i64) -> Result<bool> {
 /// ```
 pub fn requeue_dead_in(conn: &Connection, queue: &str, id: i64) -> Result<bool> {
     atomically(conn, |c| {
+        crate::unique::check_requeue(c, id)?;
         let moved = c
             .prepare_cached(sql::REQUEUE_DEAD_INSERT_IN)?
             .execute(rusqlite::params![id, queue])?;

@@ -114,7 +114,8 @@ pub fn list_dead_where(
 }
 
 /// Move every dead job matching `filter` back to live with fresh
-/// attempts, due now, in one transaction; returns how many.
+/// attempts, due now, in one transaction; returns how many. A unique job
+/// whose key another job holds now stays dead.
 ///
 /// ```
 /// let conn = honker_core::open_in_memory().unwrap();
@@ -133,7 +134,12 @@ pub fn requeue_dead_where(conn: &Connection, filter: &DeadFilter) -> Result<usiz
             .collect::<rusqlite::Result<_>>()?;
         let mut n = 0;
         for id in ids {
-            n += usize::from(crate::requeue_dead(c, id)?);
+            match crate::requeue_dead(c, id) {
+                Ok(done) => n += usize::from(done),
+                // Another job holds its unique key: it stays dead.
+                Err(crate::Error::UniqueConflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(n)
     })

@@ -277,7 +277,7 @@ pub fn enqueue_outcome(
     };
     crate::unique::check(unique)?;
     atomically(conn, |c| {
-        if let Some(id) = blocking_job(c, queue, &unique.key)? {
+        if let Some(id) = blocking_job(c, queue, &unique.key, None)? {
             return Ok(Enqueued {
                 id,
                 duplicate: true,

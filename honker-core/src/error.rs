@@ -63,6 +63,17 @@ pub enum Error {
     /// message names the option and its limit.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// Putting dead job `job_id` back would give its uniqueness key a
+    /// second job: `holder` holds it now. Nothing was changed.
+    #[error("job {job_id} cannot be requeued: its unique key {key:?} is held by job {holder}")]
+    UniqueConflict {
+        /// The dead job.
+        job_id: i64,
+        /// The job that holds the key.
+        holder: i64,
+        /// The key.
+        key: String,
+    },
     /// A queue name that [`validate_queue_name`](crate::validate_queue_name)
     /// rejects: queue names are metric labels and must be 1 to 128 bytes of
     /// ASCII letters, digits and `_ - . : /`.

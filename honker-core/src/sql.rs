@@ -116,16 +116,17 @@ CREATE TABLE IF NOT EXISTS _honker_queue_controls (
   updated_at INTEGER NOT NULL DEFAULT (unixepoch())
 );
 
--- honker-rs addition (a table peers ignore): uniqueness keys of unique jobs.
+-- honker-rs addition (a table peers ignore): the uniqueness key of each
+-- unique job, kept while the job is live or dead (a requeue takes it back).
 CREATE TABLE IF NOT EXISTS _honker_unique (
+  job_id INTEGER PRIMARY KEY,
   queue TEXT NOT NULL,
   key TEXT NOT NULL,
-  job_id INTEGER NOT NULL,
   while_state TEXT NOT NULL DEFAULT 'active',
   until INTEGER,
-  created_at INTEGER NOT NULL DEFAULT (unixepoch()),
-  PRIMARY KEY (queue, key)
+  created_at INTEGER NOT NULL DEFAULT (unixepoch())
 );
+CREATE INDEX IF NOT EXISTS _honker_unique_key ON _honker_unique(queue, key);
 
 CREATE TABLE IF NOT EXISTS _honker_notifications (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -560,24 +561,35 @@ pub const CLAIM_GONE_WHY: &str = "SELECT 1 FROM _honker_live WHERE id = ?1
 
 // ---------------------------------------------------------------- unique jobs
 
-/// The job that holds key ?2 of queue ?1 now: within its period, or live
-/// in a state its rule names (pending; or pending or processing).
+/// The job that holds key ?2 of queue ?1 now (other than job ?3): within
+/// its period, or live in a state its rule names (pending; or pending or
+/// processing). The newest, when several do.
 pub const UNIQUE_BLOCKING: &str = "SELECT u.job_id FROM _honker_unique u
-  WHERE u.queue = ?1 AND u.key = ?2 AND (
+  WHERE u.queue = ?1 AND u.key = ?2 AND (?3 IS NULL OR u.job_id != ?3) AND (
     (u.until IS NOT NULL AND u.until > unixepoch())
     OR EXISTS (SELECT 1 FROM _honker_live l WHERE l.id = u.job_id AND l.queue = u.queue
-      AND (l.state = 'pending' OR (u.while_state = 'active' AND l.state = 'processing'))))";
+      AND (l.state = 'pending' OR (u.while_state = 'active' AND l.state = 'processing'))))
+  ORDER BY u.job_id DESC LIMIT 1";
 
-/// Job ?3 holds key ?2 of queue ?1, while ?4, and for ?5 seconds (NULL:
+/// Job ?1 holds key ?3 of queue ?2, while ?4, and for ?5 seconds (NULL:
 /// no period).
 pub const UNIQUE_HOLD: &str = "INSERT OR REPLACE INTO _honker_unique
-  (queue, key, job_id, while_state, until)
+  (job_id, queue, key, while_state, until)
   VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 IS NULL THEN NULL ELSE unixepoch() + ?5 END)";
 
-/// Keys that block nothing: period over (or none) and job no longer live.
+/// Whether job ?1 is dead.
+pub const IS_DEAD: &str = "SELECT 1 FROM _honker_dead WHERE id = ?1";
+
+/// The queue and key job ?1 holds, if it is unique.
+pub const UNIQUE_OF_JOB: &str = "SELECT queue, key FROM _honker_unique WHERE job_id = ?1";
+
+/// Keys that block nothing and never will again: period over (or none),
+/// and the job gone from live and dead (done or purged; a dead job may be
+/// requeued, and takes its key back).
 pub const UNIQUE_SWEEP: &str = "DELETE FROM _honker_unique
   WHERE (until IS NULL OR until <= unixepoch())
-    AND NOT EXISTS (SELECT 1 FROM _honker_live l WHERE l.id = _honker_unique.job_id)";
+    AND NOT EXISTS (SELECT 1 FROM _honker_live l WHERE l.id = _honker_unique.job_id)
+    AND NOT EXISTS (SELECT 1 FROM _honker_dead d WHERE d.id = _honker_unique.job_id)";
 
 // ---------------------------------------------------------------- controls
 

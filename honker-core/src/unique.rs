@@ -106,12 +106,45 @@ pub struct Enqueued {
     pub duplicate: bool,
 }
 
-/// The job that blocks a new `key` on `queue` now, if any.
-pub(crate) fn blocking_job(conn: &Connection, queue: &str, key: &str) -> Result<Option<i64>> {
+/// The job that blocks `key` on `queue` now, other than `except`, if any.
+pub(crate) fn blocking_job(
+    conn: &Connection,
+    queue: &str,
+    key: &str,
+    except: Option<i64>,
+) -> Result<Option<i64>> {
     Ok(conn
         .prepare_cached(sql::UNIQUE_BLOCKING)?
-        .query_row(rusqlite::params![queue, key], |r| r.get(0))
+        .query_row(rusqlite::params![queue, key, except], |r| r.get(0))
         .optional()?)
+}
+
+/// Fail with [`Error::UniqueConflict`] when job `id` holds a key another
+/// job blocks now: putting it back (a requeue) would make two.
+pub(crate) fn check_requeue(conn: &Connection, id: i64) -> Result<()> {
+    if !conn.prepare_cached(sql::IS_DEAD)?.exists([id])? {
+        return Ok(());
+    }
+    let held: Option<(String, String)> = conn
+        .prepare_cached(sql::UNIQUE_OF_JOB)?
+        .query_row([id], |r| {
+            Ok((
+                crate::job::text_lossy(r.get_ref(0)?),
+                crate::job::text_lossy(r.get_ref(1)?),
+            ))
+        })
+        .optional()?;
+    let Some((queue, key)) = held else {
+        return Ok(());
+    };
+    match blocking_job(conn, &queue, &key, Some(id))? {
+        Some(holder) => Err(Error::UniqueConflict {
+            job_id: id,
+            holder,
+            key,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Record that job `id` holds `unique` on `queue`.
@@ -122,9 +155,9 @@ pub(crate) fn hold(conn: &Connection, queue: &str, unique: &Unique, id: i64) -> 
     };
     conn.prepare_cached(sql::UNIQUE_HOLD)?
         .execute(rusqlite::params![
+            id,
             queue,
             unique.key,
-            id,
             while_,
             unique.period.map(crate::enqueue::ceil_secs)
         ])?;
@@ -153,8 +186,9 @@ pub(crate) fn check(unique: &Unique) -> Result<()> {
     Ok(())
 }
 
-/// Forget keys that block nothing any more (their period passed and their
-/// job is no longer live); returns how many.
+/// Forget keys that block nothing any more and never will again (their
+/// period passed, and their job is done or purged: a dead job keeps its
+/// key, which a requeue takes back); returns how many.
 ///
 /// ```
 /// let conn = honker_core::open_in_memory().unwrap();
@@ -222,6 +256,31 @@ mod tests {
             .unwrap();
         assert_eq!(sweep_unique(&conn).unwrap(), 1);
         assert!(!put(&conn, &u).duplicate);
+    }
+
+    #[test]
+    fn a_requeue_takes_its_key_back_and_never_makes_a_second_holder() {
+        let conn = open_in_memory().unwrap();
+        let u = Unique::key("order-42");
+        let a = put(&conn, &u);
+        crate::cancel(&conn, a.id).unwrap();
+        let b = put(&conn, &u);
+        assert!(!b.duplicate, "A is dead: B may wait");
+        // A back while B waits would be two: refused, A stays dead.
+        let e = crate::requeue_dead(&conn, a.id).unwrap_err();
+        assert!(
+            matches!(e, Error::UniqueConflict { holder, .. } if holder == b.id),
+            "{e}"
+        );
+        assert!(crate::get_dead(&conn, a.id).unwrap().is_some());
+        // The sweep keeps a dead job's key; with B done, A comes back and
+        // holds its key again.
+        let jobs = claim_batch(&conn, "q", "w", 1, VIS).unwrap();
+        ack(&conn, "w", jobs[0].lease()).unwrap();
+        sweep_unique(&conn).unwrap();
+        assert!(crate::requeue_dead(&conn, a.id).unwrap());
+        let again = put(&conn, &u);
+        assert_eq!((again.id, again.duplicate), (a.id, true));
     }
 
     #[test]

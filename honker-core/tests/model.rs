@@ -220,8 +220,8 @@ struct Model {
     /// Per queue: paused, and the running limit.
     paused: [bool; 2],
     max_running: [Option<u32>; 2],
-    /// (queue, key) -> (job, holds only while pending).
-    unique: HashMap<(usize, u8), (i64, bool)>,
+    /// job -> (queue, key, holds only while pending), for unique jobs.
+    unique_of: HashMap<i64, (usize, u8, bool)>,
     /// Dead jobs an operator purged: gone for good.
     purged: BTreeSet<i64>,
 }
@@ -263,6 +263,29 @@ impl Live {
 }
 
 impl Model {
+    /// The newest job other than `except` that holds `key` of `queue` now.
+    fn blocking(&self, queue: usize, key: u8, except: Option<i64>) -> Option<i64> {
+        self.unique_of
+            .iter()
+            .filter(|&(&id, &(q, k, _))| q == queue && k == key && Some(id) != except)
+            .filter(|&(id, &(_, _, pending_only))| {
+                self.live.get(id).is_some_and(|r| {
+                    r.queue == QUEUES[queue]
+                        && (r.state == State::Pending
+                            || (!pending_only && r.state == State::Processing))
+                })
+            })
+            .map(|(&id, _)| id)
+            .max()
+    }
+
+    /// Whether requeueing dead job `id` would give its key a second job.
+    fn requeue_conflicts(&self, id: i64) -> bool {
+        self.unique_of
+            .get(&id)
+            .is_some_and(|&(q, k, _)| self.blocking(q, k, Some(id)).is_some())
+    }
+
     /// A valid claim given back: pending, its attempt returned.
     fn release(&mut self, id: i64) {
         let r = self.live.get_mut(&id).unwrap();
@@ -466,22 +489,15 @@ impl Run {
                     }
                     o = o.unique(u);
                     // The model: a live job holding the key in a state its
-                    // rule names blocks the enqueue.
-                    let blocking = self.m.unique.get(&(queue, key)).and_then(|&(id, p)| {
-                        self.m.live.get(&id).and_then(|r| {
-                            (r.queue == QUEUES[queue]
-                                && (r.state == State::Pending
-                                    || (!p && r.state == State::Processing)))
-                                .then_some(id)
-                        })
-                    });
+                    // rule names blocks the enqueue (the newest of them).
+                    let blocking = self.m.blocking(queue, key, None);
                     let done = honker_core::enqueue_outcome(c, QUEUES[queue], "{}", &o).unwrap();
                     if let Some(id) = blocking {
                         assert_eq!((done.id, done.duplicate), (id, true), "a duplicate");
                         return;
                     }
                     assert!(!done.duplicate, "nothing blocks key {key}");
-                    self.m.unique.insert((queue, key), (done.id, pending_only));
+                    self.m.unique_of.insert(done.id, (queue, key, pending_only));
                     let job = honker_core::get_job(c, done.id).unwrap().unwrap();
                     self.m.enqueued.push(done.id);
                     self.m.live.insert(
@@ -779,6 +795,14 @@ impl Run {
                 }
                 let id = self.m.enqueued[pick % self.m.enqueued.len()];
                 let dead = self.m.dead.contains_key(&id);
+                if dead && self.m.requeue_conflicts(id) {
+                    let e = requeue_dead(c, id).unwrap_err();
+                    assert!(
+                        matches!(e, honker_core::Error::UniqueConflict { .. }),
+                        "{e}"
+                    );
+                    return;
+                }
                 assert_eq!(requeue_dead(c, id).unwrap(), dead, "requeue_dead");
                 if dead {
                     let d = self.m.dead.remove(&id).unwrap();
@@ -803,7 +827,7 @@ impl Run {
             }
             Op::RequeueAll { queue } => {
                 let q = QUEUES[queue];
-                let ids: Vec<i64> = self
+                let candidates: Vec<i64> = self
                     .m
                     .dead
                     .iter()
@@ -812,6 +836,29 @@ impl Run {
                     .collect();
                 let filter = honker_core::DeadFilter::default().queue(q);
                 let n = honker_core::requeue_dead_where(c, &filter).unwrap();
+                // In id order, each against the jobs put back before it.
+                let mut ids = Vec::new();
+                for id in candidates {
+                    if self.m.requeue_conflicts(id) {
+                        continue;
+                    }
+                    ids.push(id);
+                    let d = &self.m.dead[&id];
+                    self.m.live.insert(
+                        id,
+                        Live {
+                            queue: d.queue.clone(),
+                            state: State::Pending,
+                            priority: d.priority,
+                            run_at: 0,
+                            worker: None,
+                            claim_expires_at: None,
+                            attempts: 0,
+                            max_attempts: d.max_attempts,
+                            expires_at: None,
+                        },
+                    );
+                }
                 assert_eq!(n, ids.len(), "requeued by filter");
                 for id in ids {
                     let d = self.m.dead.remove(&id).unwrap();
