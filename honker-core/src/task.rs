@@ -6,25 +6,7 @@
 //! language runs the other's tasks by name. A payload without the key is
 //! *raw* (Python's `q.enqueue({...})`, or files written before envelopes).
 //!
-//! Mapping one argument value (a Rust job's `Args`) onto a call:
-//!
-//! | written by Rust | envelope |
-//! |---|---|
-//! | `Args` that serializes to a JSON object | `args: []`, `kwargs`: the object |
-//! | anything else | `args: [value]`, `kwargs: {}` |
-//!
-//! | read by Rust, from a call with | `Args` decoded from |
-//! |---|---|
-//! | keywords only | the `kwargs` object |
-//! | one positional argument | a struct with named fields: the `args` array, by field order (Python's `f(x)` sets the first parameter to `x`); any other type: `args[0]`, failing that the `args` array (a one-tuple) |
-//! | several positional arguments | the `args` array (a tuple, or a struct by field order) |
-//! | no arguments | `{}`; failing that, `null` (`()` or an `Option`) |
-//! | positional and keyword arguments | nothing: [`TaskError::MixedArguments`] |
-//!
-//! Rust writes a tuple as one positional argument, so a call with one
-//! positional argument read into a one-tuple whose element takes both `x`
-//! and `[x]` (a `serde_json::Value`, an untagged enum) reads `args[0]` as
-//! the tuple: `(x,)` for Python's `f([x])`. Use a struct for such calls.
+//! The mapping of arguments is documented on [`TaskCall`].
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -79,6 +61,26 @@ pub enum Payload<'a> {
 }
 
 /// One call of a task, as its envelope holds it.
+///
+/// Mapping one argument value (a Rust job's `Args`) onto a call:
+///
+/// | written by Rust | envelope |
+/// |---|---|
+/// | `Args` that serializes to a JSON object | `args: []`, `kwargs`: the object |
+/// | anything else | `args: [value]`, `kwargs: {}` |
+///
+/// | read by Rust, from a call with | `Args` decoded from |
+/// |---|---|
+/// | keywords only | the `kwargs` object |
+/// | one positional argument | a struct with named fields (or an `Option` or `Box` of one): the `args` array, by field order (Python's `f(x)` sets the first parameter to `x`); any other type: `args[0]`, failing that the `args` array (a one-tuple) |
+/// | several positional arguments | the `args` array (a tuple, or a struct by field order) |
+/// | no arguments | `{}`; failing that, `null` (`()` or an `Option`) |
+/// | positional and keyword arguments | nothing: [`TaskError::MixedArguments`] |
+///
+/// Rust writes a tuple as one positional argument, so a call with one
+/// positional argument read into a one-tuple whose element takes both `x`
+/// and `[x]` (a `serde_json::Value`, an untagged enum) reads `args[0]` as
+/// the tuple: `(x,)` for Python's `f([x])`. Use a struct for such calls.
 #[derive(Debug)]
 pub struct TaskCall {
     /// The task (job kind) name.
@@ -338,7 +340,7 @@ impl TaskCall {
     }
 
     /// Decode the call's arguments into one value, by the rules in the
-    /// [module docs](self).
+    /// [`TaskCall`] docs.
     ///
     /// ```
     /// #[derive(serde::Deserialize, PartialEq, Debug)]
