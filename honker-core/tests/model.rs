@@ -286,6 +286,26 @@ impl Model {
             .is_some_and(|&(q, k, _)| self.blocking(q, k, Some(id)).is_some())
     }
 
+    /// Dead job `id` requeued: live, pending, fresh attempts, due at
+    /// `run_at`.
+    fn revive(&mut self, id: i64, run_at: i64) {
+        let d = self.dead.remove(&id).expect("a dead row");
+        self.live.insert(
+            id,
+            Live {
+                queue: d.queue,
+                state: State::Pending,
+                priority: d.priority,
+                run_at,
+                worker: None,
+                claim_expires_at: None,
+                attempts: 0,
+                max_attempts: d.max_attempts,
+                expires_at: None,
+            },
+        );
+    }
+
     /// A valid claim given back: pending, its attempt returned.
     fn release(&mut self, id: i64) {
         let r = self.live.get_mut(&id).unwrap();
@@ -805,23 +825,9 @@ impl Run {
                 }
                 assert_eq!(requeue_dead(c, id).unwrap(), dead, "requeue_dead");
                 if dead {
-                    let d = self.m.dead.remove(&id).unwrap();
                     let run_at = honker_core::get_job(c, id).unwrap().unwrap().run_at;
                     assert_eq!(pos(run_at, now(c)), 0, "due now");
-                    self.m.live.insert(
-                        id,
-                        Live {
-                            queue: d.queue,
-                            state: State::Pending,
-                            priority: d.priority,
-                            run_at,
-                            worker: None,
-                            claim_expires_at: None,
-                            attempts: 0,
-                            max_attempts: d.max_attempts,
-                            expires_at: None,
-                        },
-                    );
+                    self.m.revive(id, run_at);
                     self.requeued.insert(id);
                 }
             }
@@ -839,44 +845,15 @@ impl Run {
                 // In id order, each against the jobs put back before it.
                 let mut ids = Vec::new();
                 for id in candidates {
-                    if self.m.requeue_conflicts(id) {
-                        continue;
+                    if !self.m.requeue_conflicts(id) {
+                        self.m.revive(id, 0);
+                        ids.push(id);
                     }
-                    ids.push(id);
-                    let d = &self.m.dead[&id];
-                    self.m.live.insert(
-                        id,
-                        Live {
-                            queue: d.queue.clone(),
-                            state: State::Pending,
-                            priority: d.priority,
-                            run_at: 0,
-                            worker: None,
-                            claim_expires_at: None,
-                            attempts: 0,
-                            max_attempts: d.max_attempts,
-                            expires_at: None,
-                        },
-                    );
                 }
                 assert_eq!(n, ids.len(), "requeued by filter");
                 for id in ids {
-                    let d = self.m.dead.remove(&id).unwrap();
                     let run_at = honker_core::get_job(c, id).unwrap().unwrap().run_at;
-                    self.m.live.insert(
-                        id,
-                        Live {
-                            queue: d.queue,
-                            state: State::Pending,
-                            priority: d.priority,
-                            run_at,
-                            worker: None,
-                            claim_expires_at: None,
-                            attempts: 0,
-                            max_attempts: d.max_attempts,
-                            expires_at: None,
-                        },
-                    );
+                    self.m.live.get_mut(&id).expect("revived").run_at = run_at;
                     self.requeued.insert(id);
                 }
             }
