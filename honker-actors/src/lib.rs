@@ -49,6 +49,7 @@ mod handle;
 mod heartbeat;
 mod honker;
 mod job;
+mod lock;
 mod pool;
 mod queue;
 mod routing;
@@ -69,6 +70,7 @@ pub use honker_core as core;
 pub use honker_core::{ClaimedJob, DeadJob, EnqueueOptions, Lease, QueueStats, RetryOutcome};
 pub use honker_macros::job;
 pub use job::{Backoff, Job, JobError, JobOptions, UniqueArgs};
+pub use lock::LockGuard;
 pub use pool::{
     WorkerPool, WorkerPoolBuilder, DEFAULT_CANCEL_GRACE, DEFAULT_CONCURRENCY,
     DEFAULT_SHUTDOWN_TIMEOUT, MAX_CONCURRENCY,

@@ -49,6 +49,8 @@ struct Told {
     unique: Vec<(bool, bool)>,
     /// A job of queue "trash": told enqueued, cancelled, purged.
     trash: (bool, bool, bool),
+    /// The named lock: told taken (owner), told released.
+    lock: (Option<String>, bool),
 }
 
 /// The payload of the unique job (once per hour by key).
@@ -64,7 +66,14 @@ async fn workload(h: &Honker) -> Told {
         limited: false,
         unique: Vec::new(),
         trash: (false, false, false),
+        lock: (None, false),
     };
+    // A named lock taken and given back.
+    if let Ok(Some(g)) = h.try_lock("sweep-lock", Duration::from_secs(3600)).await {
+        let owner = g.owner().to_string();
+        let released = g.release().await.is_ok_and(|r| r);
+        told.lock = (Some(owner), released);
+    }
     // An operator cancels a job and purges its dead record.
     let trash = h.queue("trash");
     let id = trash.enqueue(&"trash", Default::default()).await;
@@ -239,6 +248,19 @@ async fn run_case(fault: Option<(Fault, u64)>) -> u64 {
         (true, _, _) => 1,
     };
     assert_eq!(trash_rows, expect, "{case}: trash {:?}", told.trash);
+    let holder = honker_actors::core::lock_holder(&c, "sweep-lock")
+        .unwrap()
+        .map(|(o, _)| o);
+    match &told.lock {
+        (Some(owner), false) => {
+            assert_eq!(
+                holder.as_ref(),
+                Some(owner),
+                "{case}: lock told taken, not released"
+            )
+        }
+        _ => assert_eq!(holder, None, "{case}: lock {:?}", told.lock),
+    }
     let side = honker_actors::core::queue_controls(&c, "side").unwrap();
     assert_eq!(side.paused, told.paused, "{case}: pause");
     assert_eq!(

@@ -34,6 +34,7 @@ mod error;
 mod file_identity;
 mod job;
 mod listeners;
+mod locks;
 mod open;
 mod results;
 /// Not a public API: the statements, visible only to this crate's tests
@@ -74,6 +75,7 @@ pub use error::{Error, Result};
 pub use file_identity::{FileChange, FileIdentity};
 pub use job::{ClaimedJob, DeadJob, JobFate, JobRow, JobState, Lease, QueueStats};
 pub use listeners::{Listeners, Listening};
+pub use locks::{lock_holder, renew_lock, try_lock, unlock};
 pub use open::{migrate, open, open_connection, open_in_memory};
 pub use results::{get_result, save_result, sweep_results};
 pub use rusqlite;

@@ -591,6 +591,33 @@ pub const UNIQUE_SWEEP: &str = "DELETE FROM _honker_unique
     AND NOT EXISTS (SELECT 1 FROM _honker_live l WHERE l.id = _honker_unique.job_id)
     AND NOT EXISTS (SELECT 1 FROM _honker_dead d WHERE d.id = _honker_unique.job_id)";
 
+// ---------------------------------------------------------------- named locks
+// The rows and statements of the Python package's `db.lock`.
+
+/// Drop lock ?1 if its time ran out.
+pub const LOCK_DROP_EXPIRED: &str =
+    "DELETE FROM _honker_locks WHERE name = ?1 AND expires_at <= unixepoch()";
+
+/// Take lock ?1 for owner ?2 for ?3 s, unless someone holds it.
+pub const LOCK_TAKE: &str = "INSERT OR IGNORE INTO _honker_locks (name, owner, expires_at)
+  VALUES (?1, ?2, unixepoch() + ?3)";
+
+/// The owner of lock ?1.
+pub const LOCK_OWNER: &str = "SELECT owner FROM _honker_locks WHERE name = ?1";
+
+/// Extend lock ?1 of owner ?2 to ?3 s from now, while its row is the
+/// owner's (run out but not taken over by anyone, it is still the owner's
+/// to extend).
+pub const LOCK_RENEW: &str = "UPDATE _honker_locks SET expires_at = unixepoch() + ?3
+  WHERE name = ?1 AND owner = ?2";
+
+/// Release lock ?1 of owner ?2.
+pub const LOCK_RELEASE: &str = "DELETE FROM _honker_locks WHERE name = ?1 AND owner = ?2";
+
+/// The holder of lock ?1 whose time has not run out, and until when.
+pub const LOCK_HOLDER: &str = "SELECT owner, expires_at FROM _honker_locks
+  WHERE name = ?1 AND expires_at > unixepoch()";
+
 // ---------------------------------------------------------------- controls
 
 /// The controls of queue ?1: paused, max_running, rate_limit, rate_per.

@@ -118,6 +118,11 @@ enum Op {
         pick: usize,
         all_of: Option<usize>,
     },
+    /// A named lock taken (or released) by one of two owners.
+    Lock {
+        owner: usize,
+        take: bool,
+    },
 }
 
 fn odd(max: u8) -> impl Strategy<Value = u8> {
@@ -170,6 +175,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..2usize).prop_map(|queue| Op::RequeueAll { queue }),
         1 => (any::<usize>(), prop::option::weighted(0.3, 0..2usize))
             .prop_map(|(pick, all_of)| Op::Purge { pick, all_of }),
+        1 => (0..2usize, prop::bool::ANY).prop_map(|(owner, take)| Op::Lock { owner, take }),
     ]
 }
 
@@ -224,6 +230,8 @@ struct Model {
     unique_of: HashMap<i64, (usize, u8, bool)>,
     /// Dead jobs an operator purged: gone for good.
     purged: BTreeSet<i64>,
+    /// The holder of the named lock, if any.
+    lock: Option<usize>,
 }
 
 /// How many units `t` lies from `now`, rounded: real time moving a few
@@ -856,6 +864,33 @@ impl Run {
                     self.m.live.get_mut(&id).expect("revived").run_at = run_at;
                     self.requeued.insert(id);
                 }
+            }
+            Op::Lock { owner, take } => {
+                let name = POOLS[owner];
+                let ttl = Duration::from_secs(3600);
+                if take {
+                    let free = self.m.lock.is_none_or(|h| h == owner);
+                    assert_eq!(
+                        honker_core::try_lock(c, "l", name, ttl).unwrap(),
+                        free,
+                        "try_lock"
+                    );
+                    if free {
+                        self.m.lock = Some(owner);
+                    }
+                } else {
+                    let mine = self.m.lock == Some(owner);
+                    assert_eq!(honker_core::unlock(c, "l", name).unwrap(), mine, "unlock");
+                    if mine {
+                        self.m.lock = None;
+                    }
+                }
+                let holder = honker_core::lock_holder(c, "l").unwrap().map(|(o, _)| o);
+                assert_eq!(
+                    holder.as_deref(),
+                    self.m.lock.map(|o| POOLS[o]),
+                    "lock holder"
+                );
             }
             Op::Purge { pick, all_of } => match all_of {
                 Some(queue) => {

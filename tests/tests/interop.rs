@@ -323,3 +323,48 @@ print(json.dumps({"ids": [a, b, c], "allowed": allowed, "dead": dead}))
     let left = honker_core::queue_stats(&conn, "interop").unwrap();
     assert!(left.pending_due >= 2, "{left:?}");
 }
+
+#[test]
+#[cfg_attr(
+    not(honker_python),
+    ignore = "needs the honker Python package: set HONKER_PYTHON to a python that can `import honker` (.ci/run does)"
+)]
+fn named_locks_are_one_lock_for_python_and_rust() {
+    let py = honker_python();
+    let (_d, path) = db();
+    let conn = honker_core::open(&path).unwrap();
+    let minute = Duration::from_secs(60);
+    assert!(honker_core::try_lock(&conn, "nightly", "rust-1", minute).unwrap());
+    // Python cannot take it while Rust holds it.
+    let out = run_python(
+        &py,
+        r#"
+import honker, sys
+db = honker.open(sys.argv[1])
+try:
+    with db.lock("nightly", ttl=60):
+        print("acquired")
+except honker.LockHeld:
+    print("held")
+"#,
+        &[path.to_str().unwrap()],
+    );
+    assert_eq!(out.trim(), "held");
+    assert!(honker_core::unlock(&conn, "nightly", "rust-1").unwrap());
+    // Python holds it (in a row Rust reads); Rust cannot take it.
+    let out = run_python(
+        &py,
+        r#"
+import honker, sys
+db = honker.open(sys.argv[1])
+lock = db.lock("nightly", ttl=60)
+lock.__enter__()
+print(lock.owner)
+"#,
+        &[path.to_str().unwrap()],
+    );
+    let python_owner = out.trim().to_string();
+    let (holder, _) = honker_core::lock_holder(&conn, "nightly").unwrap().unwrap();
+    assert_eq!(holder, python_owner);
+    assert!(!honker_core::try_lock(&conn, "nightly", "rust-2", minute).unwrap());
+}
