@@ -28,6 +28,7 @@ mod browse;
 mod claim;
 mod complete;
 mod controls;
+mod cron;
 mod doubling;
 mod enqueue;
 mod error;
@@ -66,6 +67,7 @@ pub use controls::{
     controlled_queues, next_claim_allowed_at, pause_queue, paused_queues, queue_controls,
     rate_reopens_at, resume_queue, set_max_running, set_rate_limit, QueueControls, RateLimit,
 };
+pub use cron::{next_boundary, CronFields, Schedule};
 pub use doubling::DoublingDelay;
 pub use enqueue::{
     enqueue, enqueue_json, enqueue_outcome, validate_queue_name, EnqueueOptions,

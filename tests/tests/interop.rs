@@ -368,3 +368,117 @@ print(lock.owner)
     assert_eq!(holder, python_owner);
     assert!(!honker_core::try_lock(&conn, "nightly", "rust-2", minute).unwrap());
 }
+
+/// Schedule expressions of every shape the format knows.
+const CRON_CORPUS: &[&str] = &[
+    "* * * * *",
+    "*/5 * * * *",
+    "0 * * * *",
+    "30 2 * * *",
+    "30 1 * * *",
+    "0 3 * * *",
+    "15,45 1-3 * * *",
+    "0 9 * * 1-5",
+    "0 0 * * 0",
+    "0 0 1 * *",
+    "0 0 13 * 5",
+    "0 12 1 1,7 *",
+    "59 23 31 12 *",
+    "0 0 29 2 *",
+    "5/15 * * * *",
+    "0-30/10 2 * * *",
+    "*/20 * * * * *",
+    "30 30 2 * * *",
+    "0 0 0 1 * *",
+    "59 59 1 * * *",
+    "@every 1s",
+    "@every 90m",
+    "@every 1d",
+    "0 0 31 2 *",
+];
+
+#[test]
+#[cfg_attr(
+    not(honker_python),
+    ignore = "needs the honker Python package: set HONKER_PYTHON to a python that can `import honker` (.ci/run does)"
+)]
+fn next_boundaries_match_the_python_packages_across_dst_changes() {
+    let py = honker_python();
+    // Around each 2026 DST change of two zones, every 20 minutes for 6
+    // hours, plus ordinary instants through the year.
+    let changes = [
+        1_772_953_200i64,
+        1_793_512_800,
+        1_774_746_000,
+        1_792_890_000,
+    ];
+    let mut instants: Vec<i64> = changes
+        .iter()
+        .flat_map(|c| (-9..9).map(move |k| c + k * 1200))
+        .collect();
+    instants.extend((0..12).map(|m| 1_767_225_600 + m * 2_629_800 + 12_345));
+    for zone in ["America/New_York", "Europe/London"] {
+        let corpus = serde_json::json!({"exprs": CRON_CORPUS, "instants": instants});
+        let out = std::process::Command::new(&py)
+            .env("TZ", zone)
+            .arg("-c")
+            .arg(
+                r#"
+import json, sys
+from honker import _honker_native as n
+c = json.loads(sys.argv[1])
+out = []
+for e in c["exprs"]:
+    for t in c["instants"]:
+        try:
+            out.append(n.cron_next_after(e, t))
+        except ValueError:
+            out.append(None)
+print(json.dumps(out))
+"#,
+            )
+            .arg(corpus.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs: Vec<Option<i64>> = serde_json::from_slice(&out.stdout).unwrap();
+        // Ours on the host's wall clock, in a process under the same TZ.
+        let mine = std::process::Command::new(env!("CARGO_BIN_EXE_honker-child"))
+            .env("TZ", zone)
+            .arg("cron-next")
+            .arg(corpus.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            mine.status.success(),
+            "{}",
+            String::from_utf8_lossy(&mine.stderr)
+        );
+        let ours: Vec<Option<i64>> = serde_json::from_slice(&mine.stdout).unwrap();
+        assert_eq!(ours.len(), theirs.len());
+        let mut compared = 0;
+        for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+            let (expr, at) = (
+                CRON_CORPUS[i / instants.len()],
+                instants[i % instants.len()],
+            );
+            assert_eq!(o, t, "{zone}: next boundary of {expr:?} after {at}");
+            compared += 1;
+        }
+        assert_eq!(compared, CRON_CORPUS.len() * instants.len());
+        // A schedule given the zone by name computes the same.
+        for (i, o) in ours.iter().enumerate() {
+            let (expr, at) = (
+                CRON_CORPUS[i / instants.len()],
+                instants[i % instants.len()],
+            );
+            let named = honker_core::next_boundary(expr, at, Some(zone)).ok();
+            assert_eq!(&named, o, "{zone} by name: {expr:?} after {at}");
+        }
+        eprintln!("{zone}: {compared} next boundaries match the Python package's, by name too");
+    }
+}

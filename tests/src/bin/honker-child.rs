@@ -68,6 +68,7 @@ fn main() {
         "pool" | "long" => runtime(cmd, db),
         "listen" => listen_pool(db),
         "uniq" => uniq(db),
+        "cron-next" => cron_next(db),
         "ctl" => ctl_pool(db, args.get(3).and_then(|a| a.parse().ok()).unwrap_or(4)),
         "inflight" | "work" | "produce" => reliability(cmd, db, args.get(3)),
         "crash-move" | "move" => crash_move(db, &args[3..], cmd == "crash-move"),
@@ -317,6 +318,22 @@ fn uniq(db: &str) -> honker_core::Result<()> {
         println!("new {new}");
         Ok(())
     })
+}
+
+/// Prints, as a JSON list, the next boundary on the host's wall clock (so
+/// as `TZ` says) of every expression after every instant of the corpus
+/// given as JSON in place of the database path; `null` for an error.
+fn cron_next(corpus: &str) -> honker_core::Result<()> {
+    let c: serde_json::Value = serde_json::from_str(corpus).map_err(Error::InvalidPayload)?;
+    let mut out = Vec::new();
+    for e in c["exprs"].as_array().into_iter().flatten() {
+        for t in c["instants"].as_array().into_iter().flatten() {
+            let (e, t) = (e.as_str().unwrap_or(""), t.as_i64().unwrap_or(0));
+            out.push(honker_core::next_boundary(e, t, None).ok());
+        }
+    }
+    println!("{}", serde_json::Value::from(out));
+    Ok(())
 }
 
 /// A pool running `listen_job` until the process is killed.
