@@ -38,6 +38,7 @@ mod listeners;
 mod locks;
 mod open;
 mod results;
+mod schedules;
 /// Not a public API: the statements, visible only to this crate's tests
 /// (plan and re-prepare checks). Use the functions.
 #[doc(hidden)]
@@ -81,6 +82,11 @@ pub use locks::{lock_holder, renew_lock, try_lock, unlock};
 pub use open::{migrate, open, open_connection, open_in_memory};
 pub use results::{get_result, save_result, sweep_results};
 pub use rusqlite;
+pub use schedules::{
+    fire_due, fired_for, get_schedule, list_schedules, next_fire_at, register_schedule,
+    remove_schedule, set_schedule_enabled, Fired, Misfire, ScheduleRow, ScheduleSpec,
+    MISFIRE_AFTER,
+};
 pub use task::{
     leading_task_name, read_payload, task_name, task_payload, Payload, TaskCall, TaskError,
     TASK_ENVELOPE,

@@ -758,8 +758,9 @@ fn open_creates_schema_and_is_idempotent() {
         )
         .unwrap();
     assert_eq!(
-        tables, 11,
-        "the format's 9, _honker_queue_controls and _honker_unique"
+        tables, 13,
+        "the format's 9; _honker_queue_controls, _honker_unique, _honker_schedule_extras, \
+         _honker_schedule_runs"
     );
 }
 

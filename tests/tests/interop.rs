@@ -482,3 +482,70 @@ print(json.dumps(out))
         eprintln!("{zone}: {compared} next boundaries match the Python package's, by name too");
     }
 }
+
+#[test]
+#[cfg_attr(
+    not(honker_python),
+    ignore = "needs the honker Python package: set HONKER_PYTHON to a python that can `import honker` (.ci/run does)"
+)]
+fn schedules_are_one_table_for_python_and_rust() {
+    let py = honker_python();
+    let (_d, path) = db();
+    let conn = honker_core::open(&path).unwrap();
+    // Ours, due now; Python's scheduler fires it and lists it.
+    let mut ours =
+        honker_core::ScheduleSpec::new("rust-tick", "ticks", "@every 1s", r#"{"from":"rust"}"#);
+    ours.zone = Some("UTC".into());
+    honker_core::register_schedule(&conn, &ours).unwrap();
+    let now = honker_core::now(&conn).unwrap();
+    conn.execute(
+        "UPDATE _honker_scheduler_tasks SET next_fire_at = ?1 WHERE name = 'rust-tick'",
+        [now],
+    )
+    .unwrap();
+    let out = run_python(
+        &py,
+        r#"
+import honker, json, sys, time
+db = honker.open(sys.argv[1])
+s = honker.Scheduler(db)
+names = sorted(t["name"] for t in s.list())
+with db.transaction() as tx:
+    tx.query("SELECT honker_scheduler_tick(?)", [int(time.time())])
+s.add(name="py-tick", queue="ticks", schedule=honker.crontab("* * * * *"), payload={"from": "python"})
+print(json.dumps(names))
+"#,
+        &[path.to_str().unwrap()],
+    );
+    assert_eq!(out.trim(), r#"["rust-tick"]"#);
+    let jobs = honker_core::claim_batch(&conn, "ticks", "w", 10, Duration::from_secs(60)).unwrap();
+    assert_eq!(jobs.len(), 1, "Python fired our schedule");
+    assert_eq!(jobs[0].payload, r#"{"from":"rust"}"#);
+    // Theirs, read and fired by us.
+    let theirs = honker_core::get_schedule(&conn, "py-tick")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (theirs.spec.queue.as_str(), theirs.spec.expr.as_str()),
+        ("ticks", "* * * * *")
+    );
+    assert!(theirs.enabled);
+    let fired = honker_core::fire_due(&conn, theirs.next_fire_at).unwrap();
+    assert!(fired
+        .iter()
+        .any(|f| f.schedule == "py-tick" && f.boundary == theirs.next_fire_at));
+    let job = honker_core::get_job(
+        &conn,
+        fired
+            .iter()
+            .find(|f| f.schedule == "py-tick")
+            .unwrap()
+            .job_id,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&job.payload).unwrap(),
+        serde_json::json!({"from": "python"})
+    );
+}
