@@ -1,7 +1,8 @@
 //! A model-based randomized test: random sequences of queue operations are
 //! applied to a real file database and to a small reference model of the
 //! honker semantics (the rules the format's bindings share, and the queue
-//! controls pause and running limit), and the two are compared after every
+//! controls pause and running limit, unique jobs, named locks and
+//! schedules), and the two are compared after every
 //! step. (The rate limit counts in real-time windows, which the simulated
 //! clock cannot move: its unit and process tests cover it.)
 //!
@@ -123,6 +124,18 @@ enum Op {
         owner: usize,
         take: bool,
     },
+    /// Register schedule `which` (of 2) every `every` units (1 or 3),
+    /// into queue `queue`.
+    Register {
+        which: usize,
+        every: u8,
+        queue: usize,
+    },
+    /// A scheduler looks for due boundaries, `late` units after the
+    /// earliest (0: on time).
+    Fire {
+        late: u8,
+    },
 }
 
 fn odd(max: u8) -> impl Strategy<Value = u8> {
@@ -176,6 +189,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<usize>(), prop::option::weighted(0.3, 0..2usize))
             .prop_map(|(pick, all_of)| Op::Purge { pick, all_of }),
         1 => (0..2usize, prop::bool::ANY).prop_map(|(owner, take)| Op::Lock { owner, take }),
+        1 => (0..2usize, prop_oneof![Just(1u8), Just(3u8)], 0..2usize)
+            .prop_map(|(which, every, queue)| Op::Register { which, every, queue }),
+        1 => (0..3u8).prop_map(|late| Op::Fire { late }),
     ]
 }
 
@@ -232,6 +248,10 @@ struct Model {
     purged: BTreeSet<i64>,
     /// The holder of the named lock, if any.
     lock: Option<usize>,
+    /// Schedules: name -> (queue, interval s, next_fire_at).
+    schedules: BTreeMap<String, (usize, i64, i64)>,
+    /// Every (schedule, boundary) fired so far: never twice.
+    fired: BTreeSet<(String, i64)>,
 }
 
 /// How many units `t` lies from `now`, rounded: real time moving a few
@@ -891,6 +911,87 @@ impl Run {
                     self.m.lock.map(|o| POOLS[o]),
                     "lock holder"
                 );
+            }
+            Op::Register {
+                which,
+                every,
+                queue,
+            } => {
+                let name = format!("s{which}");
+                let interval = U * i64::from(every);
+                let mut spec = honker_core::ScheduleSpec::new(
+                    &name,
+                    QUEUES[queue],
+                    &format!("@every {interval}s"),
+                    "{}",
+                );
+                spec.misfire = honker_core::Misfire::All;
+                honker_core::register_schedule(c, &spec).unwrap();
+                let stored = honker_core::get_schedule(c, &name).unwrap().unwrap();
+                match self.m.schedules.get(&name) {
+                    // Unchanged: its next boundary stays.
+                    Some(&(q, i, next)) if q == queue && i == interval => {
+                        assert_eq!(stored.next_fire_at, next, "re-registered unchanged")
+                    }
+                    _ => {
+                        assert_eq!(
+                            pos(stored.next_fire_at, t),
+                            i64::from(every),
+                            "first boundary"
+                        );
+                        // New or changed: a new schedule from now on.
+                        self.m.fired.retain(|(n, _)| *n != name);
+                        self.m
+                            .schedules
+                            .insert(name, (queue, interval, stored.next_fire_at));
+                    }
+                }
+            }
+            Op::Fire { late } => {
+                let Some(earliest) = self.m.schedules.values().map(|s| s.2).min() else {
+                    return;
+                };
+                let at = earliest + i64::from(late) * U;
+                let fired = honker_core::fire_due(c, at).unwrap();
+                let mut expect = Vec::new();
+                for (name, (queue, interval, next)) in self.m.schedules.iter_mut() {
+                    while *next <= at {
+                        expect.push((name.clone(), *next, *queue));
+                        *next += *interval;
+                    }
+                }
+                let mut got: Vec<(String, i64)> = fired
+                    .iter()
+                    .map(|f| (f.schedule.clone(), f.boundary))
+                    .collect();
+                got.sort();
+                let mut want: Vec<(String, i64)> =
+                    expect.iter().map(|(n, b, _)| (n.clone(), *b)).collect();
+                want.sort();
+                assert_eq!(got, want, "boundaries fired at {at}");
+                for f in &fired {
+                    assert!(
+                        self.m.fired.insert((f.schedule.clone(), f.boundary)),
+                        "boundary fired twice: {f:?}"
+                    );
+                    let job = honker_core::get_job(c, f.job_id).unwrap().unwrap();
+                    let queue = expect.iter().find(|e| e.0 == f.schedule).unwrap().2;
+                    self.m.enqueued.push(f.job_id);
+                    self.m.live.insert(
+                        f.job_id,
+                        Live {
+                            queue: QUEUES[queue].to_string(),
+                            state: State::Pending,
+                            priority: 0,
+                            run_at: job.run_at,
+                            worker: None,
+                            claim_expires_at: None,
+                            attempts: 0,
+                            max_attempts: 3,
+                            expires_at: None,
+                        },
+                    );
+                }
             }
             Op::Purge { pick, all_of } => match all_of {
                 Some(queue) => {
