@@ -111,47 +111,54 @@ pub(crate) fn timeout(s: &str) -> Result<u64, String> {
     }
 }
 
-/// `expires`: a due time on disk, so whole seconds, at least one.
-pub(crate) fn expires(s: &str) -> Result<u64, String> {
-    let ms = parse_millis(s).map_err(|e| duration_message(s, e, "\"1h\" or \"7d\""))?;
+/// A due time on disk, so whole seconds, at least one: option `option`
+/// from `s`, with `example` values for a malformed one and `when_zero`
+/// saying what a zero would do.
+fn whole_secs_at_least_one(
+    option: &str,
+    s: &str,
+    example: &str,
+    when_zero: &str,
+) -> Result<u64, String> {
+    let ms = parse_millis(s).map_err(|e| duration_message(s, e, example))?;
     match whole_secs(ms) {
-        Ok(0) => Err(format!(
-            "expires {s:?} would expire every job before it runs: use at least \"1s\""
-        )),
+        Ok(0) => Err(format!("{option} {s:?} {when_zero}")),
         Ok(secs) => Ok(secs),
         Err(up) => Err(format!(
-            "expires {s:?} is not a whole number of seconds: {WHOLE_SECONDS}, so use \"{up}s\""
+            "{option} {s:?} is not a whole number of seconds: {WHOLE_SECONDS}, so use \"{up}s\""
         )),
     }
+}
+
+/// `expires`: a due time on disk.
+pub(crate) fn expires(s: &str) -> Result<u64, String> {
+    whole_secs_at_least_one(
+        "expires",
+        s,
+        "\"1h\" or \"7d\"",
+        "would expire every job before it runs: use at least \"1s\"",
+    )
 }
 
 /// `result_ttl`: how long a saved result is kept, a due time on disk
-/// (`expires_at`), so whole seconds, at least one.
+/// (`expires_at`).
 pub(crate) fn result_ttl(s: &str) -> Result<u64, String> {
-    let ms = parse_millis(s).map_err(|e| duration_message(s, e, "\"1h\" or \"7d\""))?;
-    match whole_secs(ms) {
-        Ok(0) => Err(format!(
-            "result_ttl {s:?} would drop every result as it is saved: use at least \"1s\""
-        )),
-        Ok(secs) => Ok(secs),
-        Err(up) => Err(format!(
-            "result_ttl {s:?} is not a whole number of seconds: {WHOLE_SECONDS}, so use \"{up}s\""
-        )),
-    }
+    whole_secs_at_least_one(
+        "result_ttl",
+        s,
+        "\"1h\" or \"7d\"",
+        "would drop every result as it is saved: use at least \"1s\"",
+    )
 }
 
-/// `unique_period`: a due time on disk, so whole seconds, at least one.
+/// `unique_period`: a due time on disk.
 pub(crate) fn unique_period(s: &str) -> Result<u64, String> {
-    let ms = parse_millis(s).map_err(|e| duration_message(s, e, "\"1h\" or \"1d\""))?;
-    match whole_secs(ms) {
-        Ok(0) => Err(format!(
-            "unique_period {s:?} would never hold: use at least \"1s\", or leave it out"
-        )),
-        Ok(secs) => Ok(secs),
-        Err(up) => Err(format!(
-            "unique_period {s:?} is not a whole number of seconds: {WHOLE_SECONDS}, so use \"{up}s\""
-        )),
-    }
+    whole_secs_at_least_one(
+        "unique_period",
+        s,
+        "\"1h\" or \"1d\"",
+        "would never hold: use at least \"1s\", or leave it out",
+    )
 }
 
 /// `backoff`: `"5s"` (fixed, `"0s"` allowed) or `"exponential(2s, 1h)"`;
