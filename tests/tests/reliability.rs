@@ -619,7 +619,12 @@ async fn a_database_deleted_or_replaced_under_a_running_pool_is_reported_and_ref
         eprintln!("enqueue after the file was {what}: {e}");
         assert!(matches!(e, Error::FileGone { .. }), "{what}: {e:?}");
         assert!(e.to_string().contains(what), "{e}");
-        pool.shutdown().await.unwrap();
+        // Job 1 may have been claimed before the file went: its outcome
+        // cannot be written anywhere, and the shutdown says so.
+        match pool.shutdown().await {
+            Ok(()) | Err(Error::ShutdownIncomplete { .. }) => {}
+            Err(e) => panic!("{what}: shutdown {e:?}"),
+        }
     }
 }
 
