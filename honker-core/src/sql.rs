@@ -21,6 +21,11 @@
 //! way to run these; the module is reachable only so that the crate's
 //! integration tests can check plans and re-preparation.
 
+mod control;
+mod schedules;
+pub use control::*;
+pub use schedules::*;
+
 /// Connection pragmas shared with the format's other bindings.
 pub const PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
 PRAGMA journal_mode = WAL;
@@ -571,177 +576,6 @@ pub const CLAIM_HELD: &str = "SELECT 1 FROM _honker_live
 pub const CLAIM_GONE_WHY: &str = "SELECT 1 FROM _honker_live WHERE id = ?1
   UNION ALL SELECT CASE WHEN last_error = ?2 THEN 0 ELSE 1 END FROM _honker_dead WHERE id = ?1
   LIMIT 1";
-
-// ---------------------------------------------------------------- unique jobs
-
-/// The job that holds key ?2 of queue ?1 now (other than job ?3): within
-/// its period, or live in a state its rule names (pending; or pending or
-/// processing). The newest, when several do.
-pub const UNIQUE_BLOCKING: &str = "SELECT u.job_id FROM _honker_unique u
-  WHERE u.queue = ?1 AND u.key = ?2 AND (?3 IS NULL OR u.job_id != ?3) AND (
-    (u.until IS NOT NULL AND u.until > unixepoch())
-    OR EXISTS (SELECT 1 FROM _honker_live l WHERE l.id = u.job_id AND l.queue = u.queue
-      AND (l.state = 'pending' OR (u.while_state = 'active' AND l.state = 'processing'))))
-  ORDER BY u.job_id DESC LIMIT 1";
-
-/// Job ?1 holds key ?3 of queue ?2, while ?4, and for ?5 seconds (NULL:
-/// no period).
-pub const UNIQUE_HOLD: &str = "INSERT OR REPLACE INTO _honker_unique
-  (job_id, queue, key, while_state, until)
-  VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 IS NULL THEN NULL ELSE unixepoch() + ?5 END)";
-
-/// Whether job ?1 is dead.
-pub const IS_DEAD: &str = "SELECT 1 FROM _honker_dead WHERE id = ?1";
-
-/// The queue and key job ?1 holds, if it is unique.
-pub const UNIQUE_OF_JOB: &str = "SELECT queue, key FROM _honker_unique WHERE job_id = ?1";
-
-/// Keys that block nothing and never will again: period over (or none),
-/// and the job gone from live and dead (done or purged; a dead job may be
-/// requeued, and takes its key back).
-pub const UNIQUE_SWEEP: &str = "DELETE FROM _honker_unique
-  WHERE (until IS NULL OR until <= unixepoch())
-    AND NOT EXISTS (SELECT 1 FROM _honker_live l WHERE l.id = _honker_unique.job_id)
-    AND NOT EXISTS (SELECT 1 FROM _honker_dead d WHERE d.id = _honker_unique.job_id)";
-
-// ---------------------------------------------------------------- schedules
-
-/// The columns of a schedule: the format's, then the extras.
-macro_rules! schedule_columns {
-    () => {
-        "SELECT t.name, t.queue, t.cron_expr, t.payload, t.priority, t.expires_s,
-    t.next_fire_at, t.enabled, t.max_attempts, x.zone, x.misfire
-  FROM _honker_scheduler_tasks t LEFT JOIN _honker_schedule_extras x ON x.name = t.name"
-    };
-}
-
-/// Schedule ?1.
-pub const SCHEDULE_GET: &str = concat!(schedule_columns!(), " WHERE t.name = ?1");
-
-/// Every schedule, by name.
-pub const SCHEDULE_LIST: &str = concat!(schedule_columns!(), " ORDER BY t.name");
-
-/// The enabled schedules due at ?1.
-pub const SCHEDULE_DUE: &str = concat!(
-    schedule_columns!(),
-    " WHERE t.next_fire_at <= ?1 AND t.enabled = 1 ORDER BY t.next_fire_at, t.name"
-);
-
-/// Register schedule ?1 (queue ?2, expression ?3, payload ?4, priority
-/// ?5, expires ?6 s, next_fire_at ?7, max_attempts ?8), as Python's does.
-pub const SCHEDULE_UPSERT: &str = "INSERT INTO _honker_scheduler_tasks
-    (name, queue, cron_expr, payload, priority, expires_s, next_fire_at, max_attempts)
-  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-  ON CONFLICT(name) DO UPDATE SET queue = excluded.queue, cron_expr = excluded.cron_expr,
-    payload = excluded.payload, priority = excluded.priority, expires_s = excluded.expires_s,
-    next_fire_at = excluded.next_fire_at, max_attempts = excluded.max_attempts";
-
-/// Schedule ?1's zone ?2 and misfire policy ?3.
-pub const SCHEDULE_EXTRAS_UPSERT: &str =
-    "INSERT OR REPLACE INTO _honker_schedule_extras (name, zone, misfire) VALUES (?1, ?2, ?3)";
-
-/// Wake the Python package's schedulers, as its own writes do.
-pub const SCHEDULER_WAKE: &str =
-    "INSERT INTO _honker_notifications (channel, payload) VALUES ('honker:scheduler', 'wake')";
-
-/// Delete schedule ?1.
-pub const SCHEDULE_DELETE: &str = "DELETE FROM _honker_scheduler_tasks WHERE name = ?1";
-
-/// Delete schedule ?1's extras.
-pub const SCHEDULE_EXTRAS_DELETE: &str = "DELETE FROM _honker_schedule_extras WHERE name = ?1";
-
-/// Enable (?2 = 1) or pause (?2 = 0) schedule ?1, if it is not so.
-pub const SCHEDULE_SET_ENABLED: &str = "UPDATE _honker_scheduler_tasks SET enabled = ?2
-  WHERE name = ?1 AND enabled != ?2";
-
-/// The earliest next_fire_at of the enabled schedules.
-pub const SCHEDULE_SOONEST: &str =
-    "SELECT MIN(next_fire_at) FROM _honker_scheduler_tasks WHERE enabled = 1";
-
-/// Advance schedule ?1 to ?2, only from ?3 (the value read).
-pub const SCHEDULE_ADVANCE: &str = "UPDATE _honker_scheduler_tasks SET next_fire_at = ?2
-  WHERE name = ?1 AND next_fire_at = ?3";
-
-/// Job ?1 was fired by schedule ?2 for boundary ?3.
-pub const SCHEDULE_RUN_RECORD: &str =
-    "INSERT OR REPLACE INTO _honker_schedule_runs (job_id, schedule, boundary) VALUES (?1, ?2, ?3)";
-
-/// The schedule and boundary of job ?1.
-pub const SCHEDULE_RUN_GET: &str =
-    "SELECT schedule, boundary FROM _honker_schedule_runs WHERE job_id = ?1";
-
-// ---------------------------------------------------------------- named locks
-// The rows and statements of the Python package's `db.lock`.
-
-/// Drop lock ?1 if its time ran out.
-pub const LOCK_DROP_EXPIRED: &str =
-    "DELETE FROM _honker_locks WHERE name = ?1 AND expires_at <= unixepoch()";
-
-/// Take lock ?1 for owner ?2 for ?3 s, unless someone holds it.
-pub const LOCK_TAKE: &str = "INSERT OR IGNORE INTO _honker_locks (name, owner, expires_at)
-  VALUES (?1, ?2, unixepoch() + ?3)";
-
-/// The owner of lock ?1.
-pub const LOCK_OWNER: &str = "SELECT owner FROM _honker_locks WHERE name = ?1";
-
-/// Extend lock ?1 of owner ?2 to ?3 s from now, while its row is the
-/// owner's (run out but not taken over by anyone, it is still the owner's
-/// to extend).
-pub const LOCK_RENEW: &str = "UPDATE _honker_locks SET expires_at = unixepoch() + ?3
-  WHERE name = ?1 AND owner = ?2";
-
-/// Release lock ?1 of owner ?2.
-pub const LOCK_RELEASE: &str = "DELETE FROM _honker_locks WHERE name = ?1 AND owner = ?2";
-
-/// The holder of lock ?1 whose time has not run out, and until when.
-pub const LOCK_HOLDER: &str = "SELECT owner, expires_at FROM _honker_locks
-  WHERE name = ?1 AND expires_at > unixepoch()";
-
-// ---------------------------------------------------------------- controls
-
-/// The controls of queue ?1: paused, max_running, rate_limit, rate_per.
-pub const CONTROLS_GET: &str = "SELECT paused, max_running, rate_limit, rate_per
-  FROM _honker_queue_controls WHERE queue = ?1";
-
-/// Pause (?2 = 1) or resume (?2 = 0) queue ?1.
-pub const CONTROLS_SET_PAUSED: &str = "INSERT INTO _honker_queue_controls (queue, paused)
-  VALUES (?1, ?2)
-  ON CONFLICT(queue) DO UPDATE SET paused = excluded.paused, updated_at = unixepoch()";
-
-/// Set queue ?1's running limit to ?2 (NULL: none).
-pub const CONTROLS_SET_MAX_RUNNING: &str = "INSERT INTO _honker_queue_controls (queue, max_running)
-  VALUES (?1, ?2)
-  ON CONFLICT(queue) DO UPDATE SET max_running = excluded.max_running, updated_at = unixepoch()";
-
-/// Set queue ?1's rate limit to ?2 starts per ?3 seconds (NULLs: none).
-pub const CONTROLS_SET_RATE: &str =
-    "INSERT INTO _honker_queue_controls (queue, rate_limit, rate_per)
-  VALUES (?1, ?2, ?3)
-  ON CONFLICT(queue) DO UPDATE SET rate_limit = excluded.rate_limit,
-    rate_per = excluded.rate_per, updated_at = unixepoch()";
-
-/// Every controlled queue: queue, paused, max_running, rate_limit, rate_per.
-pub const CONTROLS_ALL: &str = "SELECT queue, paused, max_running, rate_limit, rate_per
-  FROM _honker_queue_controls ORDER BY queue";
-
-/// The paused queues.
-pub const CONTROLS_PAUSED: &str =
-    "SELECT queue FROM _honker_queue_controls WHERE paused != 0 ORDER BY queue";
-
-/// Jobs of queue ?1 running now: valid claims (lapsed ones are reclaimable).
-pub const CONTROLS_RUNNING: &str = "SELECT count(*) FROM _honker_live
-  WHERE queue = ?1 AND state = 'processing' AND claim_expires_at >= unixepoch()";
-
-/// The current window of rate limit ?1 (length ?2 s), as the Python
-/// package's `try_rate_limit` computes it, and its count so far.
-pub const RATE_WINDOW: &str = "SELECT w.start, COALESCE((SELECT count FROM _honker_rate_limits
-    WHERE name = ?1 AND window_start = w.start), 0)
-  FROM (SELECT (unixepoch() / ?2) * ?2 AS start) AS w";
-
-/// Count ?3 starts in rate limit ?1's current window (length ?2 s).
-pub const RATE_COUNT: &str = "INSERT INTO _honker_rate_limits (name, window_start, count)
-  VALUES (?1, (unixepoch() / ?2) * ?2, ?3)
-  ON CONFLICT(name, window_start) DO UPDATE SET count = count + excluded.count";
 
 // ---------------------------------------------------------------- results
 
