@@ -243,6 +243,10 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A scheduler lock TTL under 3 s (times are whole seconds) or over
+    /// 200 years.
+    #[error("the scheduler lock's ttl must be from 3 s to 200 years, got {0:?}")]
+    SchedulerLockTtl(Duration),
     /// A zero interval for the commit watcher.
     #[error("watch interval must be positive")]
     ZeroWatchInterval,

@@ -50,6 +50,7 @@ mod heartbeat;
 mod honker;
 mod job;
 mod lock;
+mod periodic;
 mod pool;
 mod queue;
 mod routing;
@@ -71,6 +72,7 @@ pub use honker_core::{ClaimedJob, DeadJob, EnqueueOptions, Lease, QueueStats, Re
 pub use honker_macros::job;
 pub use job::{Backoff, Job, JobError, JobOptions, UniqueArgs};
 pub use lock::LockGuard;
+pub use periodic::{DEFAULT_SCHEDULER_LOCK_TTL, SCHEDULER_LOCK};
 pub use pool::{
     WorkerPool, WorkerPoolBuilder, DEFAULT_CANCEL_GRACE, DEFAULT_CONCURRENCY,
     DEFAULT_SHUTDOWN_TIMEOUT, MAX_CONCURRENCY,

@@ -9,6 +9,7 @@ use ractor::{Actor, ActorRef};
 
 use crate::context::AppData;
 use crate::job::{ErasedJob, Registered};
+use crate::periodic::{Periodic, PeriodicArgs, PeriodicMsg};
 use crate::routing::Routes;
 use crate::supervisor::{PoolStatus, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::{ConfigError, Error, Honker, Job, Result};
@@ -65,6 +66,7 @@ pub struct WorkerPoolBuilder {
     visibility: Duration,
     shutdown_timeout: Duration,
     cancel_grace: Duration,
+    scheduler: Option<Duration>,
     data: AppData,
 }
 
@@ -104,6 +106,22 @@ impl WorkerPoolBuilder {
     /// (default 5 s). Its outcome is never written.
     pub fn cancel_grace(mut self, d: Duration) -> Self {
         self.cancel_grace = d;
+        self
+    }
+    /// Also fire the file's schedules (`honker_core::register_schedule`,
+    /// or Python's `Scheduler.add`) while this pool leads: among every
+    /// scheduler on the file, Rust or Python, the one holding the lock
+    /// [`SCHEDULER_LOCK`](crate::SCHEDULER_LOCK) (TTL 60 s, as Python's)
+    /// fires each boundary, once. Off by default.
+    pub fn scheduler(mut self, on: bool) -> Self {
+        self.scheduler = on.then_some(self.scheduler.unwrap_or(crate::DEFAULT_SCHEDULER_LOCK_TTL));
+        self
+    }
+    /// The scheduler lock's TTL (default 60 s, the Python package's; at
+    /// least 3 s): a leader that dies is replaced within it. Turns the
+    /// scheduler on.
+    pub fn scheduler_lock_ttl(mut self, ttl: Duration) -> Self {
+        self.scheduler = Some(ttl);
         self
     }
     /// Application state for handlers, reachable as `ctx.data::<T>()`.
@@ -160,12 +178,38 @@ impl WorkerPoolBuilder {
             cancel_grace: self.cancel_grace,
             data: self.data,
         };
+        if let Some(ttl) = self.scheduler {
+            if ttl < Duration::from_secs(3) || ttl > honker_core::MAX_DURATION {
+                return Err(ConfigError::SchedulerLockTtl(ttl).into());
+            }
+        }
+        let honker = args.honker.clone();
         let (supervisor, join) = Actor::spawn(None, Supervisor, args)
             .await
             .map_err(|e| Error::Actor(format!("cannot start the pool supervisor: {e}")))?;
+        let scheduler = match self.scheduler {
+            None => None,
+            Some(lock_ttl) => {
+                let args = PeriodicArgs {
+                    honker,
+                    owner: worker_id.clone(),
+                    lock_ttl,
+                };
+                match Actor::spawn(None, Periodic, args).await {
+                    Ok(spawned) => Some(spawned),
+                    Err(e) => {
+                        supervisor.kill();
+                        return Err(Error::Actor(format!(
+                            "cannot start the pool's scheduler: {e}"
+                        )));
+                    }
+                }
+            }
+        };
         Ok(WorkerPool {
             supervisor,
             join: Some(join),
+            scheduler,
             worker_id,
             shutdown_timeout: self.shutdown_timeout,
         })
@@ -181,6 +225,7 @@ impl WorkerPoolBuilder {
 pub struct WorkerPool {
     supervisor: ActorRef<SupervisorMsg>,
     join: Option<tokio::task::JoinHandle<()>>,
+    scheduler: Option<(ActorRef<PeriodicMsg>, tokio::task::JoinHandle<()>)>,
     worker_id: Arc<str>,
     shutdown_timeout: Duration,
 }
@@ -204,6 +249,7 @@ impl WorkerPool {
             visibility: honker_core::DEFAULT_VISIBILITY_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             cancel_grace: DEFAULT_CANCEL_GRACE,
+            scheduler: None,
             data: AppData::default(),
         }
     }
@@ -261,6 +307,11 @@ impl WorkerPool {
     }
 
     async fn stop(&mut self) -> Result<()> {
+        // First the scheduler: it gives its lock back as it stops.
+        if let Some((scheduler, join)) = self.scheduler.take() {
+            scheduler.stop(None);
+            let _ = join.await;
+        }
         let Some(join) = self.join.take() else {
             return Ok(());
         };
@@ -294,6 +345,9 @@ impl Drop for WorkerPool {
             tracing::warn!(worker_id = %self.worker_id,
                 "worker pool dropped without shutdown; its claims will lapse and be run again");
             self.supervisor.kill();
+            if let Some((scheduler, _)) = self.scheduler.take() {
+                scheduler.kill();
+            }
         }
     }
 }

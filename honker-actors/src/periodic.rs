@@ -1,0 +1,161 @@
+//! The scheduler actor: fires the file's schedules while it leads.
+//!
+//! Leadership is the named lock `honker-scheduler` with the Python
+//! package's TTL (60 s), so among every scheduler on the file (pools of
+//! any process, Python's `Scheduler`) exactly one fires at a time. The
+//! leader renews the lock every third of its TTL and stands down when a
+//! renewal fails; a follower tries to take it at every tick, so a new
+//! leader takes over within the TTL of a leader that died. Boundaries are
+//! fired by [`honker_core::fire_due`]: advanced from exactly the value
+//! read, in the transaction that enqueues, so even two leaders could not
+//! fire one boundary twice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::Honker;
+
+/// The lock every honker scheduler elects itself with.
+pub const SCHEDULER_LOCK: &str = "honker-scheduler";
+
+/// The Python package's leader TTL.
+pub const DEFAULT_SCHEDULER_LOCK_TTL: Duration = Duration::from_secs(60);
+
+/// How often the actor looks (boundaries are whole seconds).
+const TICK: Duration = Duration::from_millis(250);
+
+pub(crate) struct Periodic;
+
+pub(crate) enum PeriodicMsg {
+    Tick,
+}
+
+pub(crate) struct PeriodicArgs {
+    pub(crate) honker: Honker,
+    pub(crate) owner: Arc<str>,
+    pub(crate) lock_ttl: Duration,
+}
+
+pub(crate) struct PeriodicState {
+    args: PeriodicArgs,
+    leading: bool,
+    renewed: Instant,
+    timer: tokio::task::JoinHandle<()>,
+}
+
+impl Actor for Periodic {
+    type Msg = PeriodicMsg;
+    type State = PeriodicState;
+    type Arguments = PeriodicArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: PeriodicArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let timer = myself.send_interval(TICK, || PeriodicMsg::Tick);
+        Ok(PeriodicState {
+            args,
+            leading: false,
+            renewed: Instant::now(),
+            timer,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.timer.abort();
+        if state.leading {
+            let owner = state.args.owner.clone();
+            let released = state
+                .args
+                .honker
+                .writer()
+                .write(move |c| Ok(honker_core::unlock(c, SCHEDULER_LOCK, &owner)?))
+                .await;
+            if let Err(e) = released {
+                tracing::warn!(error = %e, "could not release the scheduler lock; it runs out by its ttl");
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        PeriodicMsg::Tick: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.tick().await;
+        Ok(())
+    }
+}
+
+impl PeriodicState {
+    async fn tick(&mut self) {
+        let (owner, ttl) = (self.args.owner.clone(), self.args.lock_ttl);
+        let writer = self.args.honker.writer();
+        if !self.leading {
+            match writer
+                .write(move |c| Ok(honker_core::try_lock(c, SCHEDULER_LOCK, &owner, ttl)?))
+                .await
+            {
+                Ok(true) => {
+                    tracing::info!(owner = %self.args.owner, "this pool now fires the file's schedules");
+                    self.leading = true;
+                    self.renewed = Instant::now();
+                }
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "trying to lead the schedules failed");
+                    return;
+                }
+            }
+        } else if self.renewed.elapsed() >= ttl / 3 {
+            let renewed = writer
+                .write(move |c| Ok(honker_core::renew_lock(c, SCHEDULER_LOCK, &owner, ttl)?))
+                .await;
+            match renewed {
+                Ok(true) => self.renewed = Instant::now(),
+                Ok(false) => {
+                    tracing::warn!("the scheduler lock was lost; standing down");
+                    self.leading = false;
+                    return;
+                }
+                // Keep leading while the lock's time lasts.
+                Err(e) if self.renewed.elapsed() < ttl => {
+                    tracing::warn!(error = %e, "renewing the scheduler lock failed; will try again")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the scheduler lock ran out unrenewed; standing down");
+                    self.leading = false;
+                    return;
+                }
+            }
+        }
+        let fired = writer
+            .write(|c| {
+                let now = honker_core::now(c)?;
+                match honker_core::next_fire_at(c)? {
+                    Some(t) if t <= now => Ok(honker_core::fire_due(c, now)?),
+                    _ => Ok(Vec::new()),
+                }
+            })
+            .await;
+        match fired {
+            Ok(fired) if !fired.is_empty() => {
+                for f in &fired {
+                    tracing::info!(schedule = %f.schedule, boundary = f.boundary, job_id = f.job_id, "schedule fired");
+                }
+                self.args.honker.notify_commit();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "firing schedules failed; will try again"),
+        }
+    }
+}
