@@ -129,6 +129,17 @@ impl JobContext {
     pub fn queue(&self) -> &str {
         &self.queue
     }
+    /// The schedule and boundary (unix seconds) this job was fired for,
+    /// when a schedule fired it (a pool's scheduler, or
+    /// `honker_core::fire_due`); `None` otherwise.
+    pub async fn scheduled_at(&self) -> Result<Option<(String, i64)>> {
+        let id = self.id;
+        self.honker
+            .writer()
+            .read(move |c| Ok(honker_core::fired_for(c, id)?))
+            .await
+    }
+
     /// This run's attempt number, from 1.
     pub fn attempt(&self) -> u32 {
         self.attempt

@@ -60,6 +60,11 @@ pub trait Job: Send + Sync + 'static {
     /// takes them without it; with several jobs, at most one is raw. Its
     /// own enqueues still write the envelope naming it.
     const RAW: bool = false;
+    /// A schedule expression ([`honker_core::Schedule`]): a pool that
+    /// registers this job registers the schedule under the job's name
+    /// (its boundaries enqueue a call with no arguments, so `Args` is `()`
+    /// or all-default) and fires the file's schedules. `None` by default.
+    const CRON: Option<&'static str> = None;
     /// The argument, stored as the JSON payload.
     type Args: Serialize + DeserializeOwned + Send + 'static;
     /// What the handler returns. Anything but `()` is saved to
@@ -397,6 +402,7 @@ pub(crate) trait ErasedJob: Send + Sync {
     fn name(&self) -> &'static str;
     fn queue(&self) -> &'static str;
     fn is_raw(&self) -> bool;
+    fn cron(&self) -> Option<&'static str>;
     fn options(&self) -> &JobOptions;
     /// Decode `payload` and run; `Err` carries a decode error.
     fn run(self: Arc<Self>, ctx: JobContext, payload: String) -> BoxFuture<'static, RunResult>;
@@ -425,6 +431,9 @@ impl<J: Job> ErasedJob for Registered<J> {
     }
     fn is_raw(&self) -> bool {
         J::RAW
+    }
+    fn cron(&self) -> Option<&'static str> {
+        J::CRON
     }
     fn options(&self) -> &JobOptions {
         &self.options

@@ -67,6 +67,8 @@ pub struct WorkerPoolBuilder {
     shutdown_timeout: Duration,
     cancel_grace: Duration,
     scheduler: Option<Duration>,
+    /// `.scheduler(false)`: not even for jobs with a schedule.
+    scheduler_off: bool,
     data: AppData,
 }
 
@@ -112,9 +114,12 @@ impl WorkerPoolBuilder {
     /// or Python's `Scheduler.add`) while this pool leads: among every
     /// scheduler on the file, Rust or Python, the one holding the lock
     /// [`SCHEDULER_LOCK`](crate::SCHEDULER_LOCK) (TTL 60 s, as Python's)
-    /// fires each boundary, once. Off by default.
+    /// fires each boundary, once. Off by default, on when a registered job
+    /// has a schedule (`#[job(cron = ..)]`); `false` keeps it off even then
+    /// (the schedules are still registered, for other pools to fire).
     pub fn scheduler(mut self, on: bool) -> Self {
         self.scheduler = on.then_some(self.scheduler.unwrap_or(crate::DEFAULT_SCHEDULER_LOCK_TTL));
+        self.scheduler_off = !on;
         self
     }
     /// The scheduler lock's TTL (default 60 s, the Python package's; at
@@ -122,6 +127,7 @@ impl WorkerPoolBuilder {
     /// scheduler on.
     pub fn scheduler_lock_ttl(mut self, ttl: Duration) -> Self {
         self.scheduler = Some(ttl);
+        self.scheduler_off = false;
         self
     }
     /// Application state for handlers, reachable as `ctx.data::<T>()`.
@@ -161,6 +167,40 @@ impl WorkerPoolBuilder {
             }
             queue_limits.insert(name, n);
         }
+        // Jobs with a schedule: registered (an unchanged one keeps its next
+        // boundary), and this pool fires schedules.
+        let scheduled = routes.scheduled();
+        let mut scheduler = self.scheduler;
+        if !scheduled.is_empty() {
+            if !self.scheduler_off {
+                scheduler.get_or_insert(crate::DEFAULT_SCHEDULER_LOCK_TTL);
+            }
+            let specs: Vec<honker_core::ScheduleSpec> = scheduled
+                .iter()
+                .map(|j| {
+                    let o = j.options();
+                    let mut s = honker_core::ScheduleSpec::new(
+                        j.name(),
+                        j.queue(),
+                        j.cron().unwrap_or_default(),
+                        &honker_core::task_payload(j.name(), &()).map_err(Error::Serialize)?,
+                    );
+                    s.priority = o.priority;
+                    s.expires = o.expires;
+                    s.max_attempts = o.max_attempts;
+                    Ok(s)
+                })
+                .collect::<Result<_>>()?;
+            self.honker
+                .writer()
+                .write(move |c| {
+                    for s in &specs {
+                        honker_core::register_schedule(c, s)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
         let worker_id: Arc<str> = Arc::from(format!(
             "{}:{}:{}",
             hostname(),
@@ -178,7 +218,7 @@ impl WorkerPoolBuilder {
             cancel_grace: self.cancel_grace,
             data: self.data,
         };
-        if let Some(ttl) = self.scheduler {
+        if let Some(ttl) = scheduler {
             if ttl < Duration::from_secs(3) || ttl > honker_core::MAX_DURATION {
                 return Err(ConfigError::SchedulerLockTtl(ttl).into());
             }
@@ -187,7 +227,7 @@ impl WorkerPoolBuilder {
         let (supervisor, join) = Actor::spawn(None, Supervisor, args)
             .await
             .map_err(|e| Error::Actor(format!("cannot start the pool supervisor: {e}")))?;
-        let scheduler = match self.scheduler {
+        let scheduler = match scheduler {
             None => None,
             Some(lock_ttl) => {
                 let args = PeriodicArgs {
@@ -250,6 +290,7 @@ impl WorkerPool {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             cancel_grace: DEFAULT_CANCEL_GRACE,
             scheduler: None,
+            scheduler_off: false,
             data: AppData::default(),
         }
     }

@@ -81,6 +81,18 @@ impl Routes {
         })
     }
 
+    /// The jobs with a schedule.
+    pub(crate) fn scheduled(&self) -> Vec<Arc<dyn ErasedJob>> {
+        let mut v: Vec<_> = self
+            .by_name
+            .values()
+            .filter(|j| j.cron().is_some())
+            .cloned()
+            .collect();
+        v.sort_by_key(|j| j.name());
+        v
+    }
+
     /// The queues the jobs use, sorted.
     pub(crate) fn queues(&self) -> Vec<&'static str> {
         self.by_queue.keys().copied().collect()

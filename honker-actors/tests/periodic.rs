@@ -128,3 +128,62 @@ async fn a_pool_without_the_scheduler_fires_nothing() {
         .unwrap_err();
     assert!(e.to_string().contains("3 s"), "{e}");
 }
+
+static SEEN: std::sync::Mutex<Vec<(String, i64)>> = std::sync::Mutex::new(Vec::new());
+
+/// Every second; knows the boundary it was fired for.
+#[job(queue = "beats", cron = "* * * * * *")]
+async fn beat(ctx: honker_actors::JobContext, _none: ()) -> Result<(), JobError> {
+    let at = ctx.scheduled_at().await?.expect("fired by a schedule");
+    SEEN.lock().unwrap().push(at);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cron_job_is_registered_by_its_pool_and_knows_its_boundary() {
+    let (d, h) = honker();
+    let watch = rusqlite::Connection::open(d.path().join("app.db")).unwrap();
+    let p = WorkerPool::builder(&h)
+        .register(beat)
+        .start()
+        .await
+        .unwrap();
+    let row = honker_actors::core::get_schedule(&watch, "beat")
+        .unwrap()
+        .expect("registered by the pool");
+    assert_eq!(
+        (row.spec.queue.as_str(), row.spec.expr.as_str()),
+        ("beats", "* * * * * *")
+    );
+    assert!(
+        eventually(Duration::from_secs(30), async || SEEN.lock().unwrap().len()
+            >= 3)
+        .await,
+        "ran every second"
+    );
+    p.shutdown().await.unwrap();
+    let seen = SEEN.lock().unwrap().clone();
+    assert!(seen.iter().all(|(s, _)| s == "beat"));
+    let mut at: Vec<i64> = seen.iter().map(|(_, b)| *b).collect();
+    at.sort();
+    assert_each_once_in_a_row(&at);
+    // A restart (a deploy) registers it again without moving its next boundary.
+    let next = honker_actors::core::get_schedule(&watch, "beat")
+        .unwrap()
+        .unwrap()
+        .next_fire_at;
+    let p = WorkerPool::builder(&h)
+        .register(beat)
+        .scheduler(false)
+        .start()
+        .await
+        .unwrap();
+    p.shutdown().await.unwrap();
+    assert_eq!(
+        honker_actors::core::get_schedule(&watch, "beat")
+            .unwrap()
+            .unwrap()
+            .next_fire_at,
+        next
+    );
+}

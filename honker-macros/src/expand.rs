@@ -15,6 +15,7 @@ pub(crate) fn expand(def: &JobDef) -> TokenStream {
         name,
         queue,
         raw,
+        cron,
         ctx,
         arg,
         ret,
@@ -36,6 +37,10 @@ pub(crate) fn expand(def: &JobDef) -> TokenStream {
         None => (quote!(), quote!()),
     };
     let options = job_options(options);
+    let cron_tokens = match cron {
+        Some(c) => quote!(::std::option::Option::Some(#c)),
+        None => quote!(::std::option::Option::None),
+    };
     let into_result = quote_spanned! {ret.span()=>
         ::honker_actors::__private::JobResult::into_result
     };
@@ -78,6 +83,7 @@ pub(crate) fn expand(def: &JobDef) -> TokenStream {
             const NAME: &'static str = #name;
             const QUEUE: &'static str = #queue;
             const RAW: bool = #raw;
+            const CRON: ::std::option::Option<&'static str> = #cron_tokens;
             type Args = #arg_ty;
             type Output = #output;
 

@@ -90,6 +90,7 @@ mod types;
 /// | `expires` | `"1d"` | a job not started this long after it is enqueued is never run |
 /// | `unique` | (no value), `"active"`, `"pending"` | enqueues are unique by the job's arguments: while an equal job is pending or running (or only pending), an enqueue inserts nothing and returns that job's handle (`is_duplicate()`) |
 /// | `unique_period` | `"1h"` | also refuse an equal job for this long after the first enqueue, whatever became of it (implies `unique`) |
+/// | `cron` | `"0 3 * * *"`, `"*/10 * * * * *"`, `"@every 5m"` | a schedule: a pool that registers the job registers it and fires the file's schedules (each boundary enqueues a call with no arguments: take `()`); `ctx.scheduled_at()` gives the boundary |
 /// | `result_ttl` | `"1h"` | how long a saved result is kept (default one day; Python's `@task` keeps an hour) |
 ///
 /// Durations are a whole number and a unit: `ms`, `s`, `m`, `h`, `d`.

@@ -25,6 +25,8 @@ pub(crate) struct JobDef {
     pub queue: String,
     /// Whether the job takes raw payloads (`raw`).
     pub raw: bool,
+    /// Its schedule expression (`cron`).
+    pub cron: Option<String>,
     /// The `JobContext` parameter, when the function takes one.
     pub ctx: Option<Param>,
     /// The argument: the job's payload, decoded.
@@ -87,6 +89,7 @@ const OPTIONS: &[&str] = &[
     "result_ttl",
     "unique",
     "unique_period",
+    "cron",
 ];
 
 impl JobDef {
@@ -129,6 +132,7 @@ struct Attr {
     queue: Option<String>,
     name: Option<String>,
     raw: bool,
+    cron: Option<String>,
     options: Options,
 }
 
@@ -138,6 +142,7 @@ fn parse_attr(attr: TokenStream, errors: &mut Errors) -> Attr {
         queue,
         name,
         raw,
+        cron,
         options,
     } = &mut out;
     let mut seen: Vec<String> = Vec::new();
@@ -192,6 +197,21 @@ fn parse_attr(attr: TokenStream, errors: &mut Errors) -> Attr {
                              (only while pending); got {other:?}"
                         ),
                     )),
+                }
+            }
+            "cron" => {
+                let s: LitStr = value.parse()?;
+                let v = s.value();
+                let fields = v.split_whitespace().count();
+                if v.trim().starts_with("@every") || fields == 5 || fields == 6 {
+                    *cron = Some(v);
+                } else {
+                    errors.push(syn::Error::new(
+                        s.span(),
+                        format!(
+                            "cron is 5 or 6 fields (\"0 3 * * *\") or \"@every <n><unit>\"; got {v:?}"
+                        ),
+                    ));
                 }
             }
             "name" => {
@@ -251,6 +271,7 @@ fn parse_fn(func: ItemFn, attr: Attr, errors: &mut Errors) -> Option<JobDef> {
         queue,
         name,
         raw,
+        cron,
         options,
     } = attr;
     let ItemFn {
@@ -357,6 +378,7 @@ fn parse_fn(func: ItemFn, attr: Attr, errors: &mut Errors) -> Option<JobDef> {
         name,
         queue,
         raw,
+        cron,
         ctx,
         arg,
         ret,

@@ -574,7 +574,7 @@ fn option_values_are_checked() {
         e(quote::quote!(retries = 3)),
         [
             "unknown #[job] option `retries`; expected one of: queue, name, raw, max_attempts, \
-          priority, timeout, backoff, expires, result_ttl, unique, unique_period"
+          priority, timeout, backoff, expires, result_ttl, unique, unique_period, cron"
         ]
     );
     assert_eq!(
