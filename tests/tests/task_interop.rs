@@ -334,3 +334,106 @@ print(q.cancel(int(sys.argv[2])))
     pool.shutdown().await.unwrap();
     assert!(q.get_job(id).await.unwrap().is_none());
 }
+
+/// Takes the raw payloads the schedule below enqueues.
+#[job(queue = "shared_ticks", raw)]
+async fn shared_tick(_v: serde_json::Value) -> Result<(), JobError> {
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(honker_python),
+    ignore = "needs the honker Python package: set HONKER_PYTHON to a python that can `import honker` (.ci/run does)"
+)]
+async fn a_python_scheduler_and_a_rust_pool_fire_each_boundary_once_between_them() {
+    let (_d, path) = db();
+    let h = Honker::open(&path).unwrap();
+    let conn = honker_core::open(&path).unwrap();
+    let mut s = honker_core::ScheduleSpec::new("shared", "shared_ticks", "@every 1s", "{}");
+    s.zone = Some("UTC".into());
+    honker_core::register_schedule(&conn, &s).unwrap();
+    let first = honker_core::get_schedule(&conn, "shared")
+        .unwrap()
+        .unwrap()
+        .next_fire_at;
+    // Rust leads first.
+    let pool = WorkerPool::builder(&h)
+        .register(shared_tick)
+        .scheduler_lock_ttl(Duration::from_secs(3))
+        .start()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Python stands by (its run() raises LockHeld while Rust leads), then
+    // leads for 3 s once Rust's pool shuts down and gives the lock back.
+    let py = tokio::task::spawn_blocking(move || {
+        let py = honker_python();
+        std::process::Command::new(py)
+            .arg("-c")
+            .arg(
+                r#"
+import asyncio, honker, sys, time
+db = honker.open(sys.argv[1])
+async def main():
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        stop = asyncio.Event()
+        s = honker.Scheduler(db)
+        async def stop_later():
+            await asyncio.sleep(3)
+            stop.set()
+        try:
+            t = asyncio.create_task(stop_later())
+            await s.run(stop)
+            print("led")
+            return
+        except honker.LockHeld:
+            t.cancel()
+            await asyncio.sleep(0.1)
+asyncio.run(main())
+"#,
+            )
+            .arg(&path)
+            .output()
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pool.shutdown().await.unwrap();
+    let out = py.await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "led");
+    let last = honker_core::get_schedule(&conn, "shared")
+        .unwrap()
+        .unwrap()
+        .next_fire_at;
+    // Boundaries Rust fired are recorded; those Python fired are the jobs
+    // (still waiting: no Rust worker ran after the shutdown) it enqueued.
+    let ours: i64 = conn
+        .query_row("SELECT count(*) FROM _honker_schedule_runs", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let theirs: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM _honker_live WHERE queue = 'shared_ticks'
+               AND id NOT IN (SELECT job_id FROM _honker_schedule_runs)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        ours + theirs,
+        last - first,
+        "one job per boundary from {first} to {last}: {ours} fired by Rust, {theirs} by Python"
+    );
+    assert!(
+        ours >= 2 && last - first - ours >= 2,
+        "both led: {ours} of {}",
+        last - first
+    );
+}
