@@ -54,6 +54,7 @@ mod periodic;
 mod pool;
 mod queue;
 mod routing;
+mod schedules;
 mod stream;
 mod supervisor;
 mod telemetry;
@@ -78,6 +79,7 @@ pub use pool::{
     DEFAULT_SHUTDOWN_TIMEOUT, MAX_CONCURRENCY,
 };
 pub use queue::Queue;
+pub use schedules::Schedules;
 pub use stream::{ClaimStream, StreamJob};
 pub use supervisor::PoolStatus;
 #[doc(hidden)]
