@@ -346,7 +346,7 @@ async fn shared_tick(_v: serde_json::Value) -> Result<(), JobError> {
     not(honker_python),
     ignore = "needs the honker Python package: set HONKER_PYTHON to a python that can `import honker` (.ci/run does)"
 )]
-async fn a_python_scheduler_and_a_rust_pool_fire_each_boundary_once_between_them() {
+async fn a_python_scheduler_and_two_rust_pools_fire_each_boundary_once_between_them() {
     let (_d, path) = db();
     let h = Honker::open(&path).unwrap();
     let conn = honker_core::open(&path).unwrap();
@@ -357,13 +357,19 @@ async fn a_python_scheduler_and_a_rust_pool_fire_each_boundary_once_between_them
         .unwrap()
         .unwrap()
         .next_fire_at;
-    // Rust leads first.
-    let pool = WorkerPool::builder(&h)
-        .register(shared_tick)
-        .scheduler_lock_ttl(Duration::from_secs(3))
-        .start()
-        .await
-        .unwrap();
+    // Two Rust pools (two handles, as two processes would be): one leads.
+    let other = Honker::open(&path).unwrap();
+    let mut pools = Vec::new();
+    for handle in [&h, &other] {
+        pools.push(
+            WorkerPool::builder(handle)
+                .register(shared_tick)
+                .scheduler_lock_ttl(Duration::from_secs(3))
+                .start()
+                .await
+                .unwrap(),
+        );
+    }
     tokio::time::sleep(Duration::from_millis(2500)).await;
     // Python stands by (its run() raises LockHeld while Rust leads), then
     // leads for 3 s once Rust's pool shuts down and gives the lock back.
@@ -399,7 +405,9 @@ asyncio.run(main())
             .unwrap()
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    pool.shutdown().await.unwrap();
+    for pool in pools {
+        pool.shutdown().await.unwrap();
+    }
     let out = py.await.unwrap();
     assert!(
         out.status.success(),
