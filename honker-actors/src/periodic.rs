@@ -138,13 +138,23 @@ impl PeriodicState {
                 }
             }
         }
+        // A read first: most ticks find nothing due and take no write lock.
+        let due = writer
+            .read(|c| {
+                let now = honker_core::now(c)?;
+                Ok(honker_core::next_fire_at(c)?.is_some_and(|t| t <= now))
+            })
+            .await;
+        if !matches!(due, Ok(true)) {
+            if let Err(e) = due {
+                tracing::warn!(error = %e, "reading the next schedule boundary failed");
+            }
+            return;
+        }
         let fired = writer
             .write(|c| {
                 let now = honker_core::now(c)?;
-                match honker_core::next_fire_at(c)? {
-                    Some(t) if t <= now => Ok(honker_core::fire_due(c, now)?),
-                    _ => Ok(Vec::new()),
-                }
+                Ok(honker_core::fire_due(c, now)?)
             })
             .await;
         match fired {
