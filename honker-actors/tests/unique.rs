@@ -87,9 +87,12 @@ async fn reindex(_ctx: JobContext, _all: bool) -> Result<(), JobError> {
 async fn pending_only_lets_one_more_wait_while_one_runs() {
     let (_d, h) = honker();
     reindex::enqueue(&h, true).await.unwrap();
+    // One at a time and no prefetch: a claimed job counts as started for
+    // "pending only" (its row is processing), prefetched or not.
     let pool = WorkerPool::builder(&h)
         .register(reindex)
         .concurrency(1)
+        .queue_concurrency("reindex", 1)
         .start()
         .await
         .unwrap();
