@@ -295,6 +295,28 @@ impl Honker {
         self.writer().read(|c| Ok(honker_core::stats(c)?)).await
     }
 
+    /// Call `f` after each commit to the file: by this process (through
+    /// any clone of this handle) or by another connection or process (seen
+    /// by the commit watcher, which this starts). Several commits close
+    /// together may make one call. Dropping the returned guard stops the
+    /// calls. For dashboards and caches that refresh on change.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::sync::{atomic::{AtomicUsize, Ordering}, Arc};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let honker = honker_actors::Honker::open(dir.path().join("a.db")).unwrap();
+    /// let seen = Arc::new(AtomicUsize::new(0));
+    /// let counter = seen.clone();
+    /// let _guard = honker.on_commit(move || { counter.fetch_add(1, Ordering::Relaxed); });
+    /// honker.queue("q").enqueue(&1, Default::default()).await.unwrap();
+    /// assert!(seen.load(Ordering::Relaxed) >= 1);
+    /// # }
+    /// ```
+    pub fn on_commit(&self, f: impl Fn() + Send + Sync + 'static) -> honker_core::Listening {
+        self.listen(move |_| f())
+    }
+
     /// Inject faults into this handle's writer, for fault-injection tests:
     /// `hook(k)` decides the fate of the k-th write request. Not an API.
     #[doc(hidden)]

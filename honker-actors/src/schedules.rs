@@ -75,6 +75,34 @@ impl Schedules {
             .await
     }
 
+    /// Enqueue schedule `name`'s job now, outside its timetable, paused or
+    /// not; its next fire time is unchanged. The job's id, or `None` when
+    /// there is no such schedule.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use honker_actors::{core::ScheduleSpec, Honker};
+    /// let honker = Honker::open(dir.path().join("a.db")).unwrap();
+    /// let nightly = ScheduleSpec::new("nightly", "reports", "0 3 * * *", "{}");
+    /// honker.schedules().add(nightly).await.unwrap();
+    /// let id = honker.schedules().run_now("nightly").await.unwrap().unwrap();
+    /// assert!(honker.queue("reports").get_job(id).await.unwrap().is_some());
+    /// # }
+    /// ```
+    pub async fn run_now(&self, name: &str) -> Result<Option<i64>> {
+        let name = name.to_string();
+        let id = self
+            .honker
+            .writer()
+            .write(move |c| Ok(honker_core::run_schedule_now(c, &name)?))
+            .await?;
+        if id.is_some() {
+            self.honker.notify_commit();
+        }
+        Ok(id)
+    }
+
     /// One schedule.
     pub async fn get(&self, name: &str) -> Result<Option<ScheduleRow>> {
         let name = name.to_string();

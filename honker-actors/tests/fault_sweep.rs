@@ -51,6 +51,9 @@ struct Told {
     trash: (bool, bool, bool),
     /// The named lock: told taken (owner), told released.
     lock: (Option<String>, bool),
+    /// A schedule: told added; the job an operator's run-now was told it
+    /// enqueued.
+    schedule: (bool, Option<i64>),
 }
 
 /// The payload of the unique job (once per hour by key).
@@ -67,7 +70,14 @@ async fn workload(h: &Honker) -> Told {
         unique: Vec::new(),
         trash: (false, false, false),
         lock: (None, false),
+        schedule: (false, None),
     };
+    // An operator adds a schedule and runs it now.
+    let spec = honker_actors::core::ScheduleSpec::new("nightly", "reports", "0 3 * * *", "{}");
+    told.schedule.0 = h.schedules().add(spec).await.is_ok();
+    if told.schedule.0 {
+        told.schedule.1 = h.schedules().run_now("nightly").await.ok().flatten();
+    }
     // A named lock taken and given back.
     if let Ok(Some(g)) = h.try_lock("sweep-lock", Duration::from_secs(3600)).await {
         let owner = g.owner().to_string();
@@ -261,6 +271,24 @@ async fn run_case(fault: Option<(Fault, u64)>) -> u64 {
         }
         _ => assert_eq!(holder, None, "{case}: lock {:?}", told.lock),
     }
+    let schedule = honker_actors::core::get_schedule(&c, "nightly").unwrap();
+    assert_eq!(
+        schedule.is_some(),
+        told.schedule.0,
+        "{case}: schedule added"
+    );
+    let reports: Vec<i64> = c
+        .prepare("SELECT id FROM _honker_live WHERE queue = 'reports'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        reports,
+        told.schedule.1.into_iter().collect::<Vec<_>>(),
+        "{case}: run-now"
+    );
     let side = honker_actors::core::queue_controls(&c, "side").unwrap();
     assert_eq!(side.paused, told.paused, "{case}: pause");
     assert_eq!(

@@ -294,6 +294,10 @@ fn counts(r: &Row<'_>, first: usize, queue: String) -> rusqlite::Result<QueueSta
         dead: n(3, "dead")?,
         oldest_pending_age: age,
         paused: n(5, "paused")? != 0,
+        next_due_at: match r.get_ref(first + 6)? {
+            rusqlite::types::ValueRef::Integer(t) => Some(t),
+            _ => None,
+        },
         queue,
     })
 }

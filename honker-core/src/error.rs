@@ -38,6 +38,21 @@ pub enum Error {
         /// What SQLite or the file system said.
         cause: String,
     },
+    /// No file at the path: the operator tools never create one.
+    #[error("no database at {path}: the file does not exist")]
+    NoSuchFile {
+        /// The path asked for.
+        path: PathBuf,
+    },
+    /// A SQLite database without the honker format's tables.
+    #[error(
+        "{path} is a SQLite database without the honker tables (no _honker_live): \
+         not a honker file, or never opened by a honker binding"
+    )]
+    NotHonker {
+        /// The offending path.
+        path: PathBuf,
+    },
     /// Any other failure opening or preparing the database file.
     #[error("cannot open database {path}: {source}")]
     Open {

@@ -454,6 +454,9 @@ pub struct QueueStats {
     pub oldest_pending_age: Option<i64>,
     /// Paused for every worker (see [`pause_queue`](crate::pause_queue)).
     pub paused: bool,
+    /// When the soonest scheduled (future, not expired) job falls due,
+    /// unix seconds; `None` when none is scheduled.
+    pub next_due_at: Option<i64>,
 }
 
 /// Where a job is now, for a caller waiting on its outcome (see

@@ -32,6 +32,7 @@ mod cron;
 mod doubling;
 mod enqueue;
 mod error;
+mod existing;
 mod file_identity;
 mod job;
 mod listeners;
@@ -75,6 +76,7 @@ pub use enqueue::{
     DEFAULT_MAX_ATTEMPTS, MAX_DURATION,
 };
 pub use error::{Error, Result};
+pub use existing::{open_existing, open_read_only};
 pub use file_identity::{FileChange, FileIdentity};
 pub use job::{ClaimedJob, DeadJob, JobFate, JobRow, JobState, Lease, QueueStats};
 pub use listeners::{Listeners, Listening};
@@ -84,8 +86,8 @@ pub use results::{get_result, save_result, sweep_results};
 pub use rusqlite;
 pub use schedules::{
     fire_due, fired_for, get_schedule, list_schedules, next_fire_at, register_schedule,
-    remove_schedule, set_schedule_enabled, Fired, Misfire, ScheduleRow, ScheduleSpec,
-    MISFIRE_AFTER,
+    remove_schedule, run_schedule_now, set_schedule_enabled, Fired, Misfire, ScheduleRow,
+    ScheduleSpec, MISFIRE_AFTER,
 };
 pub use task::{
     leading_task_name, read_payload, task_name, task_payload, Payload, TaskCall, TaskError,

@@ -325,6 +325,39 @@ fn fire_one(c: &Connection, row: &ScheduleRow, now: i64) -> Result<Vec<Fired>> {
     Ok(fired)
 }
 
+/// Enqueue schedule `name`'s job now, outside its timetable ("run now"):
+/// its queue, payload, priority, attempts and expiry, recorded as fired
+/// for the current second. `next_fire_at` is left as it is, and a paused
+/// schedule runs too. `None` when there is no such schedule.
+///
+/// ```
+/// use honker_core::{register_schedule, run_schedule_now, ScheduleSpec};
+/// let conn = honker_core::open_in_memory().unwrap();
+/// register_schedule(&conn, &ScheduleSpec::new("nightly", "q", "0 3 * * *", "{}")).unwrap();
+/// let id = run_schedule_now(&conn, "nightly").unwrap().unwrap();
+/// assert_eq!(honker_core::get_job(&conn, id).unwrap().unwrap().queue, "q");
+/// assert_eq!(run_schedule_now(&conn, "nope").unwrap(), None);
+/// ```
+pub fn run_schedule_now(conn: &Connection, name: &str) -> Result<Option<i64>> {
+    atomically(conn, |c| {
+        let Some(row) = get_schedule(c, name)? else {
+            return Ok(None);
+        };
+        let spec = &row.spec;
+        let mut opts = EnqueueOptions::default()
+            .priority(spec.priority)
+            .max_attempts(spec.max_attempts);
+        if let Some(e) = spec.expires {
+            opts = opts.expires(e);
+        }
+        let job = enqueue_outcome(c, &spec.queue, &spec.payload, &opts)?;
+        let now = crate::now(c)?;
+        c.prepare_cached(sql::SCHEDULE_RUN_RECORD)?
+            .execute(rusqlite::params![job.id, spec.name, now])?;
+        Ok(Some(job.id))
+    })
+}
+
 /// The schedule and boundary job `id` was fired for, if a schedule of
 /// this crate's fired it.
 pub fn fired_for(conn: &Connection, job_id: i64) -> Result<Option<(String, i64)>> {

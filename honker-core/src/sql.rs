@@ -189,6 +189,10 @@ pub const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
 /// Whether table ?1 has column ?2.
 pub const HAS_COLUMN: &str = "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2";
 
+/// Whether the main database (not a temp shadow) has table ?1.
+pub const MAIN_HAS_TABLE: &str =
+    "SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = ?1";
+
 /// SQLite's clock, in unix seconds.
 pub const NOW: &str = "SELECT unixepoch()";
 
@@ -510,7 +514,8 @@ pub const DELETE_DEAD: &str = "DELETE FROM _honker_dead WHERE id = ?1";
 pub const STATS_ALL: &str = "SELECT q.queue,
     SUM(pending_due), SUM(scheduled), SUM(processing), SUM(dead),
     unixepoch() - MIN(oldest_due),
-    COALESCE((SELECT paused FROM _honker_queue_controls c WHERE c.queue = q.queue), 0)
+    COALESCE((SELECT paused FROM _honker_queue_controls c WHERE c.queue = q.queue), 0),
+    MIN(next_due)
   FROM (
     SELECT queue,
       SUM(state = 'pending' AND run_at <= unixepoch()
@@ -520,12 +525,14 @@ pub const STATS_ALL: &str = "SELECT q.queue,
       SUM(state = 'processing') AS processing,
       0 AS dead,
       MIN(CASE WHEN state = 'pending' AND run_at <= unixepoch()
-          AND (expires_at IS NULL OR expires_at > unixepoch()) THEN run_at END) AS oldest_due
+          AND (expires_at IS NULL OR expires_at > unixepoch()) THEN run_at END) AS oldest_due,
+      MIN(CASE WHEN state = 'pending' AND run_at > unixepoch()
+          AND (expires_at IS NULL OR expires_at > unixepoch()) THEN run_at END) AS next_due
     FROM _honker_live GROUP BY queue
     UNION ALL
-    SELECT queue, 0, 0, 0, COUNT(*), NULL FROM _honker_dead GROUP BY queue
+    SELECT queue, 0, 0, 0, COUNT(*), NULL, NULL FROM _honker_dead GROUP BY queue
     UNION ALL
-    SELECT queue, 0, 0, 0, 0, NULL FROM _honker_queue_controls
+    SELECT queue, 0, 0, 0, 0, NULL, NULL FROM _honker_queue_controls
   ) AS q GROUP BY q.queue ORDER BY q.queue";
 
 /// The counts of `STATS_ALL` for queue ?1 alone, each through an index
@@ -556,7 +563,11 @@ pub const STATS_QUEUE: &str = "SELECT
     WHERE queue = ?1 || '' AND state = 'pending' AND run_at <= unixepoch()
       AND (expires_at IS NULL OR expires_at > unixepoch())
     ORDER BY run_at LIMIT 1),
-  COALESCE((SELECT paused FROM _honker_queue_controls WHERE queue = ?1), 0)";
+  COALESCE((SELECT paused FROM _honker_queue_controls WHERE queue = ?1), 0),
+  (SELECT run_at FROM _honker_live INDEXED BY _honker_live_pending_deadline
+    WHERE queue = ?1 || '' AND state = 'pending' AND run_at > unixepoch()
+      AND (expires_at IS NULL OR expires_at > unixepoch())
+    ORDER BY run_at LIMIT 1)";
 
 /// The pending rows of queue ?1 that are due now, counted on
 /// `_honker_live_pending_deadline` alone (a covering index range, no table

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use honker_core::{
     ack, cancel, claim_batch, enqueue, fail, has_claimable, heartbeat, next_claim_at,
-    next_expiry_at, pending_due_count, queue_stats, release, requeue_dead, retry, sweep_expired,
-    EnqueueOptions, Lease, RetryOutcome, CANCELLED,
+    next_expiry_at, pending_due_count, queue_stats, release, requeue_dead, retry, stats,
+    sweep_expired, EnqueueOptions, Lease, RetryOutcome, CANCELLED,
 };
 use proptest::prelude::*;
 use rusqlite::Connection;
@@ -136,6 +136,10 @@ enum Op {
     Fire {
         late: u8,
     },
+    /// An operator runs schedule `which` (of 2) now, outside its timetable.
+    RunNow {
+        which: usize,
+    },
 }
 
 fn odd(max: u8) -> impl Strategy<Value = u8> {
@@ -192,6 +196,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..2usize, prop_oneof![Just(1u8), Just(3u8)], 0..2usize)
             .prop_map(|(which, every, queue)| Op::Register { which, every, queue }),
         1 => (0..3u8).prop_map(|late| Op::Fire { late }),
+        1 => (0..2usize).prop_map(|which| Op::RunNow { which }),
     ]
 }
 
@@ -993,6 +998,34 @@ impl Run {
                     );
                 }
             }
+            Op::RunNow { which } => {
+                let name = format!("s{which}");
+                let ran = honker_core::run_schedule_now(c, &name).unwrap();
+                let Some(&(queue, _, next)) = self.m.schedules.get(&name) else {
+                    assert_eq!(ran, None, "run-now of a schedule never registered");
+                    return;
+                };
+                let id = ran.expect("run-now of a registered schedule enqueues");
+                let stored = honker_core::get_schedule(c, &name).unwrap().unwrap();
+                assert_eq!(stored.next_fire_at, next, "run-now leaves the timetable");
+                let job = honker_core::get_job(c, id).unwrap().unwrap();
+                assert!(pos(job.run_at, t) <= 0, "run-now is due now");
+                self.m.enqueued.push(id);
+                self.m.live.insert(
+                    id,
+                    Live {
+                        queue: QUEUES[queue].to_string(),
+                        state: State::Pending,
+                        priority: 0,
+                        run_at: job.run_at,
+                        worker: None,
+                        claim_expires_at: None,
+                        attempts: 0,
+                        max_attempts: 3,
+                        expires_at: None,
+                    },
+                );
+            }
             Op::Purge { pick, all_of } => match all_of {
                 Some(queue) => {
                     let q = QUEUES[queue];
@@ -1099,6 +1132,15 @@ impl Run {
                 (due, scheduled, processing, dead_n),
                 "queue_stats({q}) after {op:?}"
             );
+            let next_due = pending()
+                .filter(|r| !r.due(t) && !r.expired(t))
+                .map(|r| r.run_at)
+                .min();
+            assert_eq!(s.next_due_at, next_due, "next_due_at({q}) after {op:?}");
+            let all = stats(c).unwrap();
+            if let Some(a) = all.iter().find(|a| a.queue == q) {
+                assert_eq!(a, &s, "stats and queue_stats agree on {q}");
+            }
             let due_any = pending().filter(|r| r.due(t)).count() as i64;
             assert_eq!(
                 pending_due_count(c, q).unwrap(),
