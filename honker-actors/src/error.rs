@@ -130,7 +130,7 @@ pub enum Error {
         /// How long it waited.
         waited: Duration,
         /// What was left.
-        left: honker_core::QueueStats,
+        left: Box<honker_core::QueueStats>,
     },
     /// A closure passed to [`Honker::transaction`](crate::Honker::transaction) failed; it was rolled back.
     #[error("transaction closure failed: {0}")]

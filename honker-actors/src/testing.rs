@@ -246,7 +246,7 @@ pub async fn wait_until_drained(
             return Err(Error::NotDrained {
                 queue: queue.to_string(),
                 waited: started.elapsed(),
-                left: stats,
+                left: Box::new(stats),
             });
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
