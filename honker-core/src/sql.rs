@@ -171,6 +171,25 @@ CREATE TABLE IF NOT EXISTS _honker_stream_consumers (
 );
 ";
 
+/// The tables and indexes of `SCHEMA` that every binding creates (the
+/// others are honker-rs's additive side tables and indexes).
+pub const SHARED_OBJECTS: &[&str] = &[
+    "_honker_live",
+    "_honker_live_claim",
+    "_honker_live_pending_deadline",
+    "_honker_live_processing_deadline",
+    "_honker_dead",
+    "_honker_results",
+    "_honker_scheduler_tasks",
+    "_honker_locks",
+    "_honker_rate_limits",
+    "_honker_notifications",
+    "_honker_notifications_recent",
+    "_honker_stream",
+    "_honker_stream_topic",
+    "_honker_stream_consumers",
+];
+
 /// Columns added to the format after its first release: (table, column, DDL).
 /// Older files get them with `ALTER TABLE .. ADD COLUMN`.
 pub const ADDED_COLUMNS: &[(&str, &str, &str)] = &[

@@ -105,3 +105,27 @@ pub const RATE_WINDOW: &str = "SELECT w.start, COALESCE((SELECT count FROM _honk
 pub const RATE_COUNT: &str = "INSERT INTO _honker_rate_limits (name, window_start, count)
   VALUES (?1, (unixepoch() / ?2) * ?2, ?3)
   ON CONFLICT(name, window_start) DO UPDATE SET count = count + excluded.count";
+
+// ---------------------------------------------------------------- health
+
+/// Live rows still `processing` past their claim deadline (their worker is
+/// gone or stalled; the next claim on the queue takes them back): how many,
+/// and the ?1 longest overdue.
+pub const HEALTH_EXPIRED_CLAIMS_COUNT: &str = "SELECT COUNT(*) FROM _honker_live
+  WHERE state = 'processing' AND claim_expires_at < unixepoch()";
+/// The rows of `HEALTH_EXPIRED_CLAIMS_COUNT`, longest overdue first, ?1 of them.
+pub const HEALTH_EXPIRED_CLAIMS: &str = "SELECT id, queue, payload, state, priority, run_at,
+  worker_id, claim_expires_at, attempts, max_attempts, created_at, expires_at
+  FROM _honker_live WHERE state = 'processing' AND claim_expires_at < unixepoch()
+  ORDER BY claim_expires_at, id LIMIT ?1 + 0";
+/// Pending rows with no attempt left (the next claim moves them to dead).
+pub const HEALTH_EXHAUSTED_COUNT: &str = "SELECT COUNT(*) FROM _honker_live
+  WHERE state = 'pending' AND attempts >= max_attempts";
+/// How far in the future the newest `created_at` of live and dead rows
+/// is, in seconds (positive: a writer's clock runs ahead of this one).
+pub const HEALTH_CREATED_AHEAD: &str = "SELECT MAX(t) - unixepoch() FROM (
+  SELECT MAX(created_at) AS t FROM _honker_live
+  UNION ALL SELECT MAX(created_at) FROM _honker_dead)";
+/// Which of the main database's objects (tables and indexes) exist.
+pub const HEALTH_OBJECTS: &str = "SELECT type, name FROM main.sqlite_schema
+  WHERE type IN ('table', 'index') AND name LIKE '\\_honker\\_%' ESCAPE '\\'";
