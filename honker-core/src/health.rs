@@ -46,6 +46,41 @@ pub fn health(conn: &Connection, sample: usize) -> Result<Health> {
     })
 }
 
+/// Row totals for a throughput estimate: live rows, dead rows, and the
+/// ids handed out so far (every enqueue takes one). Between two readings,
+/// `Δissued` jobs were enqueued and `Δissued - Δlive - Δdead` left the file
+/// (succeeded, or were deleted: a cancel by the Python package, a purge).
+///
+/// ```
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let a = honker_core::row_totals(&conn).unwrap();
+/// let id = honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+/// let b = honker_core::row_totals(&conn).unwrap();
+/// assert_eq!((b.live - a.live, b.issued - a.issued), (1, 1));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RowTotals {
+    /// Rows in `_honker_live`.
+    pub live: i64,
+    /// Rows in `_honker_dead`.
+    pub dead: i64,
+    /// Ids handed out to live rows so far (`sqlite_sequence`).
+    pub issued: i64,
+}
+
+/// See [`RowTotals`].
+pub fn row_totals(conn: &Connection) -> Result<RowTotals> {
+    Ok(conn
+        .prepare_cached(sql::HEALTH_ROW_TOTALS)?
+        .query_row([], |r| {
+            Ok(RowTotals {
+                live: r.get(0)?,
+                dead: r.get(1)?,
+                issued: r.get(2)?,
+            })
+        })?)
+}
+
 /// One object of the format's schema, and whether this file has it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SchemaObject {

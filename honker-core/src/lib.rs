@@ -79,7 +79,7 @@ pub use enqueue::{
 pub use error::{Error, Result};
 pub use existing::{open_existing, open_read_only};
 pub use file_identity::{FileChange, FileIdentity};
-pub use health::{health, schema_objects, Health, SchemaObject};
+pub use health::{health, row_totals, schema_objects, Health, RowTotals, SchemaObject};
 pub use job::{ClaimedJob, DeadJob, JobFate, JobRow, JobState, Lease, QueueStats};
 pub use listeners::{Listeners, Listening};
 pub use locks::{lock_holder, renew_lock, try_lock, unlock};

@@ -129,3 +129,7 @@ pub const HEALTH_CREATED_AHEAD: &str = "SELECT MAX(t) - unixepoch() FROM (
 /// Which of the main database's objects (tables and indexes) exist.
 pub const HEALTH_OBJECTS: &str = "SELECT type, name FROM main.sqlite_schema
   WHERE type IN ('table', 'index') AND name LIKE '\\_honker\\_%' ESCAPE '\\'";
+/// Live rows, dead rows, ids handed out.
+pub const HEALTH_ROW_TOTALS: &str = "SELECT (SELECT COUNT(*) FROM _honker_live),
+  (SELECT COUNT(*) FROM _honker_dead),
+  COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '_honker_live'), 0)";

@@ -1,0 +1,317 @@
+//! The writing commands: they open an existing honker file (never create
+//! one), act through honker-core's admin functions, and say what changed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use honker_core::{rusqlite::Connection, DeadFilter, EnqueueOptions};
+use serde::Serialize;
+
+use crate::cli::{DeadAction, Output};
+use crate::view::{print_json, span};
+use crate::CliError;
+
+/// What a writing command did, as `--json` prints it.
+#[derive(Debug, Default, Serialize)]
+pub struct Done {
+    /// The command: `retry`, `purge`, `cancel`, `pause`, `resume`,
+    /// `enqueue`, `cron-pause`, `cron-resume`, `cron-run-now`.
+    pub action: &'static str,
+    /// Nothing was written (`--dry-run`).
+    pub dry_run: bool,
+    /// How many jobs, queues or schedules changed (or would).
+    pub count: usize,
+    /// The job ids changed (or that would be), when known.
+    pub ids: Vec<i64>,
+    /// Asked-for ids that were not there to act on.
+    pub missing: Vec<i64>,
+    /// Ids refused, with the reason.
+    pub refused: Vec<(i64, String)>,
+    /// What was done, in words.
+    pub message: String,
+}
+
+impl Done {
+    fn print(self, out: Output) -> Result<(), CliError> {
+        let failed = !self.missing.is_empty() || !self.refused.is_empty();
+        if out.json {
+            print_json(&self)?;
+        } else {
+            println!("{}", self.message);
+            for (id, why) in &self.refused {
+                eprintln!("job {id} refused: {why}");
+            }
+        }
+        if failed {
+            Err(CliError::Partial)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn ids_text(ids: &[i64]) -> String {
+    let shown: Vec<String> = ids.iter().take(20).map(i64::to_string).collect();
+    let more = ids.len().saturating_sub(20);
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// Which dead jobs `honker dead` acts on.
+pub enum Pick {
+    Ids(Vec<i64>),
+    Where(DeadFilter),
+}
+
+/// `honker dead DB retry|purge ...`.
+pub fn dead(
+    db: &Path,
+    action: DeadAction,
+    pick: Pick,
+    dry_run: bool,
+    out: Output,
+) -> Result<(), CliError> {
+    let verb = match action {
+        DeadAction::Retry => "retry",
+        DeadAction::Purge => "purge",
+    };
+    let mut done = Done {
+        action: verb,
+        dry_run,
+        ..Done::default()
+    };
+    if dry_run {
+        let conn = honker_core::open_read_only(db)?;
+        match &pick {
+            Pick::Ids(ids) => {
+                for &id in ids {
+                    match honker_core::get_dead(&conn, id)? {
+                        Some(_) => done.ids.push(id),
+                        None => done.missing.push(id),
+                    }
+                }
+            }
+            Pick::Where(filter) => {
+                done.ids = honker_core::list_dead_where(&conn, filter, usize::MAX, 0)?
+                    .into_iter()
+                    .map(|d| d.id)
+                    .collect();
+            }
+        }
+        done.count = done.ids.len();
+        done.message = format!(
+            "dry run: would {verb} {} dead job(s){}{}",
+            done.count,
+            if done.ids.is_empty() { "" } else { ": " },
+            ids_text(&done.ids)
+        );
+        if !done.missing.is_empty() {
+            done.message += &format!("; not dead: {}", ids_text(&done.missing));
+        }
+        return done.print(out);
+    }
+    let conn = honker_core::open_existing(db)?;
+    match pick {
+        Pick::Ids(ids) => {
+            for id in ids {
+                match act_on_dead(&conn, action, id) {
+                    Ok(true) => done.ids.push(id),
+                    Ok(false) => done.missing.push(id),
+                    Err(e @ honker_core::Error::UniqueConflict { .. }) => {
+                        done.refused.push((id, e.to_string()))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            done.count = done.ids.len();
+        }
+        Pick::Where(filter) => {
+            done.count = match action {
+                DeadAction::Retry => honker_core::requeue_dead_where(&conn, &filter)?,
+                DeadAction::Purge => honker_core::purge_dead_where(&conn, &filter)?,
+            };
+        }
+    }
+    let past = match action {
+        DeadAction::Retry => "requeued",
+        DeadAction::Purge => "purged",
+    };
+    done.message = format!("{past} {} dead job(s)", done.count);
+    if !done.ids.is_empty() {
+        done.message += &format!(": {}", ids_text(&done.ids));
+    }
+    if !done.missing.is_empty() {
+        done.message += &format!("; not dead (nothing done): {}", ids_text(&done.missing));
+    }
+    tracing::info!(action = verb, count = done.count, "dead jobs changed");
+    done.print(out)
+}
+
+fn act_on_dead(conn: &Connection, action: DeadAction, id: i64) -> honker_core::Result<bool> {
+    match action {
+        DeadAction::Retry => honker_core::requeue_dead(conn, id),
+        DeadAction::Purge => match honker_core::get_dead(conn, id)? {
+            Some(d) => honker_core::purge_dead_in(conn, &d.queue, id),
+            None => Ok(false),
+        },
+    }
+}
+
+/// `honker cancel DB ID`.
+pub fn cancel(db: &Path, id: i64, out: Output) -> Result<(), CliError> {
+    let conn = honker_core::open_existing(db)?;
+    let before = honker_core::get_job(&conn, id)?;
+    if !honker_core::cancel(&conn, id)? {
+        return Err(CliError::NotFound(format!(
+            "job {id} is not pending or running in {}; nothing cancelled",
+            db.display()
+        )));
+    }
+    let was = match before.as_ref().map(|j| &j.state) {
+        Some(honker_core::JobState::Processing) => {
+            "running; its worker is told to stop".to_string()
+        }
+        _ => "pending".to_string(),
+    };
+    let queue = before.map(|j| j.queue).unwrap_or_default();
+    Done {
+        action: "cancel",
+        count: 1,
+        ids: vec![id],
+        message: format!("cancelled job {id} on queue {queue} (was {was})"),
+        ..Done::default()
+    }
+    .print(out)
+}
+
+/// `honker pause|resume DB QUEUE`.
+pub fn pause(db: &Path, queue: &str, paused: bool, out: Output) -> Result<(), CliError> {
+    honker_core::validate_queue_name(queue)?;
+    let conn = honker_core::open_existing(db)?;
+    let changed = if paused {
+        honker_core::pause_queue(&conn, queue)?
+    } else {
+        honker_core::resume_queue(&conn, queue)?
+    };
+    let word = if paused { "paused" } else { "resumed" };
+    let message = if changed {
+        format!("{word} queue {queue}")
+    } else {
+        format!("queue {queue} was already {word}; nothing changed")
+    };
+    tracing::info!(queue, paused, changed, "queue pause set");
+    Done {
+        action: if paused { "pause" } else { "resume" },
+        count: usize::from(changed),
+        message,
+        ..Done::default()
+    }
+    .print(out)
+}
+
+/// What `honker enqueue` writes.
+pub struct NewJob<'a> {
+    pub queue: &'a str,
+    pub json: &'a str,
+    pub task: Option<&'a str>,
+    pub delay: Option<Duration>,
+    pub priority: i64,
+    pub max_attempts: Option<u32>,
+    pub expires: Option<Duration>,
+}
+
+/// `honker enqueue DB QUEUE JSON`.
+pub fn enqueue(db: &Path, job: NewJob<'_>, out: Output) -> Result<(), CliError> {
+    honker_core::validate_queue_name(job.queue)?;
+    let value: serde_json::Value = serde_json::from_str(job.json)
+        .map_err(|e| CliError::Usage(format!("the payload is not JSON ({e}): {}", job.json)))?;
+    let payload = match job.task {
+        Some("") => return Err(CliError::Usage("--task needs a name".into())),
+        Some(name) => honker_core::task_payload(name, &value).map_err(CliError::Json)?,
+        None => serde_json::to_string(&value).map_err(CliError::Json)?,
+    };
+    let mut opts = EnqueueOptions::default().priority(job.priority);
+    if let Some(d) = job.delay {
+        opts = opts.delay(d);
+    }
+    if let Some(n) = job.max_attempts {
+        opts = opts.max_attempts(n);
+    }
+    if let Some(e) = job.expires {
+        opts = opts.expires(e);
+    }
+    let conn = honker_core::open_existing(db)?;
+    let id = honker_core::enqueue(&conn, job.queue, &payload, &opts)?;
+    let what = job.task.map_or(String::new(), |t| format!(" (task {t})"));
+    let due = job
+        .delay
+        .filter(|d| !d.is_zero())
+        .map_or("due now".to_string(), |d| {
+            format!(
+                "due in {}",
+                span(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            )
+        });
+    tracing::info!(queue = job.queue, id, "job enqueued");
+    Done {
+        action: "enqueue",
+        count: 1,
+        ids: vec![id],
+        message: format!("enqueued job {id} on queue {}{what}, {due}", job.queue),
+        ..Done::default()
+    }
+    .print(out)
+}
+
+/// `honker cron DB pause|resume|run-now NAME`.
+pub fn cron(db: &Path, name: &str, action: CronWrite, out: Output) -> Result<(), CliError> {
+    let conn = honker_core::open_existing(db)?;
+    let exists = honker_core::get_schedule(&conn, name)?.is_some();
+    if !exists {
+        return Err(CliError::NotFound(format!(
+            "no schedule named {name:?} in {}",
+            db.display()
+        )));
+    }
+    let (tag, count, ids, message) = match action {
+        CronWrite::Pause | CronWrite::Resume => {
+            let on = matches!(action, CronWrite::Resume);
+            let changed = honker_core::set_schedule_enabled(&conn, name, on)?;
+            let word = if on { "resumed" } else { "paused" };
+            let message = if changed {
+                format!("{word} schedule {name}")
+            } else {
+                format!("schedule {name} was already {word}; nothing changed")
+            };
+            let tag = if on { "cron-resume" } else { "cron-pause" };
+            (tag, usize::from(changed), Vec::new(), message)
+        }
+        CronWrite::RunNow => {
+            let id = honker_core::run_schedule_now(&conn, name)?.ok_or_else(|| {
+                CliError::NotFound(format!("schedule {name:?} was removed meanwhile"))
+            })?;
+            let message = format!("enqueued job {id} for schedule {name} (run now)");
+            ("cron-run-now", 1, vec![id], message)
+        }
+    };
+    tracing::info!(schedule = name, action = tag, "schedule changed");
+    Done {
+        action: tag,
+        count,
+        ids,
+        message,
+        ..Done::default()
+    }
+    .print(out)
+}
+
+/// The writing `honker cron` actions.
+#[derive(Debug, Clone, Copy)]
+pub enum CronWrite {
+    Pause,
+    Resume,
+    RunNow,
+}

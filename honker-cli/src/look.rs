@@ -1,0 +1,343 @@
+//! The reading commands: they open the file read-only, never create it,
+//! and never write.
+
+use std::path::Path;
+
+use honker_core::{rusqlite::Connection, DeadFilter, LiveState};
+use serde::Serialize;
+
+use crate::cli::{Output, StateArg};
+use crate::view::{clip, print_json, span, table, when, JobView, QueueView, ScheduleView};
+use crate::CliError;
+
+fn open(db: &Path) -> Result<(Connection, i64), CliError> {
+    let conn = honker_core::open_read_only(db)?;
+    let now = honker_core::now(&conn)?;
+    Ok((conn, now))
+}
+
+/// `honker stats DB`.
+pub fn stats(db: &Path, out: Output) -> Result<(), CliError> {
+    let (conn, now) = open(db)?;
+    let queues: Vec<QueueView> = honker_core::stats(&conn)?
+        .into_iter()
+        .map(QueueView::from)
+        .collect();
+    if out.json {
+        #[derive(Serialize)]
+        struct Doc {
+            now: i64,
+            queues: Vec<QueueView>,
+        }
+        return print_json(&Doc { now, queues });
+    }
+    if queues.is_empty() {
+        println!("no queues in {}", db.display());
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = queues
+        .iter()
+        .map(|q| {
+            vec![
+                q.queue.clone(),
+                q.pending.to_string(),
+                q.scheduled.to_string(),
+                q.running.to_string(),
+                q.dead.to_string(),
+                if q.paused { "yes" } else { "no" }.into(),
+                q.oldest_pending_age_s.map_or("-".into(), span),
+                q.next_due_at.map_or("-".into(), |t| when(t, now)),
+            ]
+        })
+        .collect();
+    let headers = [
+        "QUEUE",
+        "PENDING",
+        "SCHEDULED",
+        "RUNNING",
+        "DEAD",
+        "PAUSED",
+        "BEHIND",
+        "NEXT DUE",
+    ];
+    print!("{}", table(&headers, &rows));
+    Ok(())
+}
+
+/// `honker jobs DB --queue Q --state S`.
+pub fn jobs(
+    db: &Path,
+    queue: &str,
+    state: StateArg,
+    limit: usize,
+    offset: usize,
+    out: Output,
+) -> Result<(), CliError> {
+    let (conn, now) = open(db)?;
+    let jobs: Vec<JobView> = match state {
+        StateArg::Dead => {
+            honker_core::list_dead_where(&conn, &DeadFilter::default().queue(queue), limit, offset)?
+                .into_iter()
+                .map(JobView::dead)
+                .collect()
+        }
+        live => {
+            let s = match live {
+                StateArg::Pending => LiveState::Pending,
+                StateArg::Scheduled => LiveState::Scheduled,
+                _ => LiveState::Running,
+            };
+            honker_core::list_jobs(&conn, queue, s, limit, offset)?
+                .into_iter()
+                .map(|j| JobView::live(j, now))
+                .collect()
+        }
+    };
+    let state_name = format!("{state:?}").to_lowercase();
+    if out.json {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            queue: &'a str,
+            state: &'a str,
+            limit: usize,
+            offset: usize,
+            jobs: Vec<JobView>,
+        }
+        return print_json(&Doc {
+            queue,
+            state: &state_name,
+            limit,
+            offset,
+            jobs,
+        });
+    }
+    if jobs.is_empty() {
+        println!("no {state_name} jobs on queue {queue}");
+        return Ok(());
+    }
+    let (time_header, rows): (&str, Vec<Vec<String>>) = match state {
+        StateArg::Dead => (
+            "DIED",
+            jobs.iter()
+                .map(|j| {
+                    vec![
+                        j.id.to_string(),
+                        j.task.clone().unwrap_or_else(|| "-".into()),
+                        format!("{}/{}", j.attempts, j.max_attempts),
+                        j.died_at.map_or("-".into(), |t| when(t, now)),
+                        clip(j.last_error.as_deref().unwrap_or("-"), 50),
+                        clip(&j.payload, 40),
+                    ]
+                })
+                .collect(),
+        ),
+        _ => (
+            if state == StateArg::Running {
+                "CLAIM EXPIRES"
+            } else {
+                "RUN AT"
+            },
+            jobs.iter()
+                .map(|j| {
+                    let t = match state {
+                        StateArg::Running => j.claim_expires_at.unwrap_or(j.run_at),
+                        _ => j.run_at,
+                    };
+                    vec![
+                        j.id.to_string(),
+                        j.task.clone().unwrap_or_else(|| "-".into()),
+                        format!("{}/{}", j.attempts, j.max_attempts),
+                        when(t, now),
+                        j.worker_id.clone().unwrap_or_else(|| "-".into()),
+                        clip(&j.payload, 50),
+                    ]
+                })
+                .collect(),
+        ),
+    };
+    let last = if state == StateArg::Dead {
+        ["LAST ERROR", "PAYLOAD"]
+    } else {
+        ["WORKER", "PAYLOAD"]
+    };
+    let headers = ["ID", "TASK", "ATTEMPTS", time_header, last[0], last[1]];
+    print!("{}", table(&headers, &rows));
+    Ok(())
+}
+
+/// `honker job DB ID`.
+pub fn job(db: &Path, id: i64, out: Output) -> Result<(), CliError> {
+    let (conn, now) = open(db)?;
+    let job = match honker_core::get_job(&conn, id)? {
+        Some(j) => Some(JobView::live(j, now)),
+        None => honker_core::get_dead(&conn, id)?.map(JobView::dead),
+    };
+    let result = honker_core::get_result(&conn, id)?;
+    let schedule = honker_core::fired_for(&conn, id)?;
+    if job.is_none() && result.is_none() {
+        return Err(CliError::NotFound(format!(
+            "no job {id} in {} (a job that succeeded is deleted; it may have left no result)",
+            db.display()
+        )));
+    }
+    if out.json {
+        #[derive(Serialize)]
+        struct Fired {
+            schedule: String,
+            boundary: i64,
+        }
+        #[derive(Serialize)]
+        struct Doc {
+            id: i64,
+            job: Option<JobView>,
+            result: Option<String>,
+            fired_by: Option<Fired>,
+        }
+        return print_json(&Doc {
+            id,
+            job,
+            result,
+            fired_by: schedule.map(|(schedule, boundary)| Fired { schedule, boundary }),
+        });
+    }
+    let mut lines: Vec<(&str, String)> = Vec::new();
+    match &job {
+        Some(j) => {
+            println!("job {id}: {} on queue {}", j.state, j.queue);
+            if let Some(t) = &j.task {
+                lines.push(("task", t.clone()));
+            }
+            lines.push(("payload", pretty(&j.payload)));
+            lines.push(("attempts", format!("{} of {}", j.attempts, j.max_attempts)));
+            lines.push(("priority", j.priority.to_string()));
+            lines.push(("created", when(j.created_at, now)));
+            lines.push(("run at", when(j.run_at, now)));
+            if let Some(w) = &j.worker_id {
+                lines.push(("worker", w.clone()));
+            }
+            if let Some(t) = j.claim_expires_at {
+                lines.push(("claim expires", when(t, now)));
+            }
+            if let Some(t) = j.expires_at {
+                lines.push(("expires", when(t, now)));
+            }
+            if let Some(t) = j.died_at {
+                lines.push(("died", when(t, now)));
+            }
+            if let Some(e) = &j.last_error {
+                lines.push(("last error", e.clone()));
+            }
+        }
+        None => println!("job {id}: finished (its row is gone; its result remains)"),
+    }
+    if let Some(r) = &result {
+        lines.push(("result", pretty(r)));
+    }
+    if let Some((name, boundary)) = &schedule {
+        lines.push((
+            "fired by",
+            format!("schedule {name} for {}", when(*boundary, now)),
+        ));
+    }
+    for (k, v) in lines {
+        let v = v.replace('\n', "\n                ");
+        println!("  {:<14}{v}", format!("{k}:"));
+    }
+    Ok(())
+}
+
+/// JSON text indented, or the text itself when it is not JSON.
+fn pretty(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| text.to_string())
+}
+
+/// `honker cron DB list`.
+pub fn cron_list(db: &Path, out: Output) -> Result<(), CliError> {
+    let (conn, now) = open(db)?;
+    let schedules: Vec<ScheduleView> = honker_core::list_schedules(&conn)?
+        .into_iter()
+        .map(ScheduleView::from)
+        .collect();
+    if out.json {
+        #[derive(Serialize)]
+        struct Doc {
+            now: i64,
+            schedules: Vec<ScheduleView>,
+        }
+        return print_json(&Doc { now, schedules });
+    }
+    if schedules.is_empty() {
+        println!("no schedules in {}", db.display());
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = schedules
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.queue.clone(),
+                s.expr.clone(),
+                s.zone.clone().unwrap_or_else(|| "UTC".into()),
+                if s.enabled { "on" } else { "paused" }.into(),
+                s.misfire.clone(),
+                when(s.next_fire_at, now),
+            ]
+        })
+        .collect();
+    let headers = [
+        "NAME",
+        "QUEUE",
+        "EXPR",
+        "ZONE",
+        "STATE",
+        "MISFIRE",
+        "NEXT FIRE",
+    ];
+    print!("{}", table(&headers, &rows));
+    Ok(())
+}
+
+/// `honker cron next EXPR --after UNIX --count N`.
+pub fn cron_next(
+    expr: &str,
+    after: Option<i64>,
+    count: u32,
+    zone: Option<&str>,
+    out: Output,
+) -> Result<(), CliError> {
+    let start = match after {
+        Some(t) => t,
+        None => chrono::Utc::now().timestamp(),
+    };
+    let mut at = start;
+    let mut boundaries = Vec::new();
+    for _ in 0..count {
+        at = honker_core::next_boundary(expr, at, zone)?;
+        boundaries.push(at);
+    }
+    if out.json {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            expr: &'a str,
+            zone: Option<&'a str>,
+            after: i64,
+            next: Vec<i64>,
+        }
+        return print_json(&Doc {
+            expr,
+            zone,
+            after: start,
+            next: boundaries,
+        });
+    }
+    for t in boundaries {
+        let utc = chrono::DateTime::from_timestamp(t, 0)
+            .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default();
+        println!("{t}  {utc}");
+    }
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! `honker`: look at and act on a honker job file from the shell.
+//!
+//! ```text
+//! honker stats app.db
+//! honker jobs app.db --queue emails --state dead
+//! honker dead app.db retry --queue emails
+//! honker pause app.db emails
+//! honker web app.db --listen 127.0.0.1:8080
+//! ```
+
+mod act;
+mod cli;
+mod doctor;
+mod duration;
+mod look;
+mod view;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, CronAction, CronNext, CronOnFile};
+use honker_core::DeadFilter;
+
+/// Why a command failed; every one is printed as one line naming the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// From the file or the admin functions.
+    #[error(transparent)]
+    Core(#[from] honker_core::Error),
+    /// From SQLite directly.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] honker_core::rusqlite::Error),
+    /// A bad argument clap could not see.
+    #[error("{0}")]
+    Usage(String),
+    /// What was asked for is not there.
+    #[error("{0}")]
+    NotFound(String),
+    /// Some of what was asked for could not be done (already printed).
+    #[error("some of the jobs asked for were not acted on")]
+    Partial,
+    /// A check failed (already printed).
+    #[error("{0}")]
+    Failed(String),
+    /// JSON output or input.
+    #[error("json: {0}")]
+    Json(#[source] serde_json::Error),
+    /// Arguments of `honker cron`.
+    #[error(transparent)]
+    Clap(#[from] clap::Error),
+    /// The dashboard.
+    #[error(transparent)]
+    Web(#[from] honker_web::Error),
+    /// Serving the dashboard.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HONKER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Clap(e)) => e.exit(),
+        Err(CliError::Partial) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("honker: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Stats { db, out } => look::stats(&db, out),
+        Command::Jobs {
+            db,
+            queue,
+            state,
+            limit,
+            offset,
+            out,
+        } => look::jobs(&db, &queue, state, limit, offset, out),
+        Command::Job { db, id, out } => look::job(&db, id, out),
+        Command::Dead {
+            db,
+            action,
+            ids,
+            queue,
+            all,
+            error_contains,
+            dry_run,
+            out,
+        } => {
+            let pick = if !ids.is_empty() {
+                if error_contains.is_some() {
+                    return Err(CliError::Usage(
+                        "--error-contains filters --queue or --all, not a list of ids".into(),
+                    ));
+                }
+                act::Pick::Ids(ids)
+            } else if queue.is_some() || all {
+                let mut filter = DeadFilter::default();
+                if let Some(q) = &queue {
+                    filter = filter.queue(q);
+                }
+                if let Some(text) = &error_contains {
+                    filter = filter.error_contains(text);
+                }
+                act::Pick::Where(filter)
+            } else {
+                return Err(CliError::Usage(
+                    "say which dead jobs: their ids, --queue QUEUE, or --all".into(),
+                ));
+            };
+            act::dead(&db, action, pick, dry_run, out)
+        }
+        Command::Cancel { db, id, out } => act::cancel(&db, id, out),
+        Command::Pause { db, queue, out } => act::pause(&db, &queue, true, out),
+        Command::Resume { db, queue, out } => act::pause(&db, &queue, false, out),
+        Command::Enqueue {
+            db,
+            queue,
+            payload,
+            task,
+            delay,
+            priority,
+            max_attempts,
+            expires,
+            out,
+        } => act::enqueue(
+            &db,
+            act::NewJob {
+                queue: &queue,
+                json: &payload,
+                task: task.as_deref(),
+                delay,
+                priority,
+                max_attempts,
+                expires,
+            },
+            out,
+        ),
+        Command::Cron { args } => cron(args),
+        Command::Doctor { db, out } => doctor::doctor(&db, out),
+        Command::Web {
+            db,
+            listen,
+            read_only,
+        } => web(&db, listen, read_only),
+    }
+}
+
+fn cron(args: Vec<String>) -> Result<(), CliError> {
+    if args.first().map(String::as_str) == Some("next") {
+        let n = CronNext::try_parse_from(args)?;
+        return look::cron_next(&n.expr, n.after, n.count, n.zone.as_deref(), n.out);
+    }
+    let c = CronOnFile::try_parse_from(args)?;
+    match c.action {
+        CronAction::List => look::cron_list(&c.db, c.out),
+        CronAction::Pause { name } => act::cron(&c.db, &name, act::CronWrite::Pause, c.out),
+        CronAction::Resume { name } => act::cron(&c.db, &name, act::CronWrite::Resume, c.out),
+        CronAction::RunNow { name } => act::cron(&c.db, &name, act::CronWrite::RunNow, c.out),
+    }
+}
+
+fn web(
+    db: &std::path::Path,
+    listen: std::net::SocketAddr,
+    read_only: bool,
+) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let dashboard = if read_only {
+            honker_web::Dashboard::open_read_only(db)?
+        } else {
+            // The file must exist: the dashboard never creates one.
+            drop(honker_core::open_existing(db)?);
+            let honker = honker_actors::Honker::open(db).map_err(honker_web::Error::from)?;
+            honker_web::Dashboard::new(honker)
+        };
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        println!(
+            "honker dashboard for {} on http://{addr}/{}",
+            db.display(),
+            if read_only { " (read-only)" } else { "" }
+        );
+        axum::serve(listener, dashboard.router())
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        Ok(())
+    })
+}

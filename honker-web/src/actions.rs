@@ -1,0 +1,277 @@
+//! The actions (`POST` forms): each goes through honker's admin API, is
+//! logged, and redirects back to the page it came from with what it did.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use honker_actors::Honker;
+use honker_core::DeadFilter;
+use serde::Deserialize;
+
+use crate::html::{url, Base};
+use crate::State as Shared;
+
+type St = State<Arc<Shared>>;
+
+/// Every action form carries the page to go back to.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Back {
+    back: Option<String>,
+}
+
+/// A queue scope for the bulk dead-job actions.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Scope {
+    queue: Option<String>,
+}
+
+/// Whether a `POST` came from the dashboard's own pages: a browser names
+/// the site that sent it, and another site's page must not act.
+fn same_site(headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &header::HeaderValue| v.to_str().ok())
+    };
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        if site != "same-origin" && site != "none" {
+            return false;
+        }
+    }
+    match text(header::ORIGIN) {
+        Some(origin) => {
+            let host = text(header::HOST);
+            let origin_host = origin.split_once("://").map(|(_, h)| h);
+            origin_host.is_some() && origin_host == host
+        }
+        None => true,
+    }
+}
+
+/// Why an action is refused.
+type Refused = (StatusCode, &'static str);
+
+/// The acting handle, or the refusal.
+fn actor<'a>(s: &'a Shared, headers: &HeaderMap) -> Result<&'a Honker, Refused> {
+    if !same_site(headers) {
+        tracing::warn!("dashboard action refused: sent from another site");
+        return Err((
+            StatusCode::FORBIDDEN,
+            "refused: this action came from another site",
+        ));
+    }
+    match (&s.honker, s.read_only) {
+        (Some(h), false) => Ok(h),
+        _ => Err((
+            StatusCode::FORBIDDEN,
+            "refused: this dashboard is read-only",
+        )),
+    }
+}
+
+/// Back to `back` (a path within the dashboard) with `msg` shown.
+fn done(base: &str, back: Option<&str>, msg: &str) -> Response {
+    let back = back
+        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
+        .unwrap_or("/");
+    let sep = if back.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{base}{back}{sep}msg={}", url(msg))).into_response()
+}
+
+fn failed(base: &str, back: Option<&str>, what: &str, e: &dyn std::fmt::Display) -> Response {
+    tracing::warn!(action = what, error = %e, "dashboard action failed");
+    done(base, back, &format!("{what} failed: {e}"))
+}
+
+/// `POST /queues/{queue}/pause|resume`.
+pub(crate) async fn queue(
+    State(s): St,
+    Base(base): Base,
+    headers: HeaderMap,
+    Path((queue, action)): Path<(String, String)>,
+    Form(f): Form<Back>,
+) -> Response {
+    let h = match actor(&s, &headers) {
+        Ok(h) => h,
+        Err(r) => return r.into_response(),
+    };
+    let q = h.queue(&queue);
+    let r = match action.as_str() {
+        "pause" => q.pause().await,
+        "resume" => q.resume().await,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    match r {
+        Ok(changed) => {
+            tracing::info!(queue = %queue, action = %action, changed, "dashboard: queue {action}");
+            let word = if action == "pause" {
+                "paused"
+            } else {
+                "resumed"
+            };
+            done(&base, f.back.as_deref(), &format!("Queue {queue} {word}."))
+        }
+        Err(e) => failed(&base, f.back.as_deref(), &format!("{action} {queue}"), &e),
+    }
+}
+
+/// `POST /dead/{id}/retry|delete`.
+pub(crate) async fn dead_one(
+    State(s): St,
+    Base(base): Base,
+    headers: HeaderMap,
+    Path((id, action)): Path<(i64, String)>,
+    Form(f): Form<Back>,
+) -> Response {
+    let h = match actor(&s, &headers) {
+        Ok(h) => h,
+        Err(r) => return r.into_response(),
+    };
+    let back = f.back.as_deref();
+    let queue = match s.reader.read(move |c| honker_core::get_dead(c, id)).await {
+        Ok(Some(d)) => d.queue,
+        Ok(None) => return done(&base, back, &format!("Job {id} is not dead; nothing done.")),
+        Err(e) => return failed(&base, back, &format!("{action} job {id}"), &e),
+    };
+    let q = h.queue(&queue);
+    let (r, word) = match action.as_str() {
+        "retry" => (q.requeue_dead(id).await, "requeued"),
+        "delete" => (q.purge_dead(id).await, "deleted"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    match r {
+        Ok(true) => {
+            tracing::info!(job = id, queue = %queue, action = %action, "dashboard: dead job {word}");
+            done(&base, back, &format!("Job {id} {word}."))
+        }
+        Ok(false) => done(
+            &base,
+            back,
+            &format!("Job {id} is no longer dead; nothing done."),
+        ),
+        Err(e) => failed(&base, back, &format!("{action} job {id}"), &e),
+    }
+}
+
+/// `POST /dead-all/retry|delete[?queue=Q]`.
+pub(crate) async fn dead_all(
+    State(s): St,
+    Base(base): Base,
+    headers: HeaderMap,
+    Path(action): Path<String>,
+    Query(scope): Query<Scope>,
+    Form(f): Form<Back>,
+) -> Response {
+    let h = match actor(&s, &headers) {
+        Ok(h) => h,
+        Err(r) => return r.into_response(),
+    };
+    let queue = scope.queue.filter(|q| !q.is_empty());
+    let filter = match &queue {
+        Some(q) => DeadFilter::default().queue(q),
+        None => DeadFilter::default(),
+    };
+    let (r, word) = match action.as_str() {
+        "retry" => (h.requeue_dead_where(filter).await, "requeued"),
+        "delete" => (h.purge_dead_where(filter).await, "deleted"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let back = f.back.as_deref();
+    match r {
+        Ok(n) => {
+            tracing::info!(queue = ?queue, action = %action, count = n, "dashboard: every dead job {word}");
+            done(&base, back, &format!("{n} dead job(s) {word}."))
+        }
+        Err(e) => failed(&base, back, &format!("{action} all"), &e),
+    }
+}
+
+/// `POST /jobs/{id}/cancel`.
+pub(crate) async fn cancel(
+    State(s): St,
+    Base(base): Base,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<Back>,
+) -> Response {
+    let h = match actor(&s, &headers) {
+        Ok(h) => h,
+        Err(r) => return r.into_response(),
+    };
+    let back = f.back.as_deref();
+    let queue = match s.reader.read(move |c| honker_core::get_job(c, id)).await {
+        Ok(Some(j)) => j.queue,
+        Ok(None) => return done(&base, back, &format!("Job {id} is not pending or running.")),
+        Err(e) => return failed(&base, back, &format!("cancel job {id}"), &e),
+    };
+    match h.queue(&queue).cancel(id).await {
+        Ok(true) => {
+            tracing::info!(job = id, queue = %queue, "dashboard: job cancelled");
+            done(&base, back, &format!("Job {id} cancelled."))
+        }
+        Ok(false) => done(&base, back, &format!("Job {id} had already finished.")),
+        Err(e) => failed(&base, back, &format!("cancel job {id}"), &e),
+    }
+}
+
+/// `POST /schedules/{name}/pause|resume|run-now`.
+pub(crate) async fn schedule(
+    State(s): St,
+    Base(base): Base,
+    headers: HeaderMap,
+    Path((name, action)): Path<(String, String)>,
+    Form(f): Form<Back>,
+) -> Response {
+    let h = match actor(&s, &headers) {
+        Ok(h) => h,
+        Err(r) => return r.into_response(),
+    };
+    let back = f.back.as_deref();
+    let schedules = h.schedules();
+    let msg = match action.as_str() {
+        "pause" => schedules
+            .pause(&name)
+            .await
+            .map(|_| format!("Schedule {name} paused.")),
+        "resume" => schedules
+            .resume(&name)
+            .await
+            .map(|_| format!("Schedule {name} resumed.")),
+        "run-now" => schedules.run_now(&name).await.map(|id| match id {
+            Some(id) => format!("Schedule {name} enqueued job {id}."),
+            None => format!("No schedule {name}."),
+        }),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    match msg {
+        Ok(m) => {
+            tracing::info!(schedule = %name, action = %action, "dashboard: schedule {action}");
+            done(&base, back, &m)
+        }
+        Err(e) => failed(&base, back, &format!("{action} {name}"), &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn posts_from_other_sites_are_told_apart() {
+        let mut h = HeaderMap::new();
+        assert!(same_site(&h), "a non-browser client");
+        h.insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
+        h.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
+        assert!(same_site(&h));
+        h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+        assert!(!same_site(&h));
+        h.insert(header::ORIGIN, "null".parse().unwrap());
+        assert!(!same_site(&h));
+        let mut h = HeaderMap::new();
+        h.insert("sec-fetch-site", "cross-site".parse().unwrap());
+        assert!(!same_site(&h));
+    }
+}

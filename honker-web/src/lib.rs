@@ -1,0 +1,197 @@
+#![warn(missing_docs)]
+//! A web dashboard for a honker job file: an axum [`Router`] to mount in
+//! your own service, also served by `honker web DB`.
+//!
+//! Server-rendered HTML, readable without JavaScript; a few lines of script
+//! refresh the page in place over server-sent events, driven by the commit
+//! watcher, so a newly enqueued job appears without a reload. Pages: queues
+//! (counts, throughput over the last minutes, pause and resume), jobs by
+//! queue and state with paging, a job's detail (payload, attempts, error,
+//! times, result), dead jobs (retry or delete, one or all), running jobs
+//! with their elapsed time, and schedules (pause, resume, run now). Every
+//! action goes through honker's admin API and is logged with `tracing`.
+//!
+//! Reads use a read-only connection of the dashboard's own, on a blocking
+//! thread: looking never waits for, or holds up, your service's writer.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let honker = honker_actors::Honker::open(dir.path().join("app.db")).unwrap();
+//! let app: axum::Router = axum::Router::new()
+//!     .nest("/honker", honker_web::router(honker));
+//! # drop(app);
+//! # }
+//! ```
+//!
+//! # Behind your authentication
+//!
+//! The router is a plain `Router`: wrap it in the tower layer your service
+//! already checks users with. For example, a bearer token:
+//!
+//! ```
+//! use axum::{extract::Request, http::StatusCode, middleware::{self, Next}, response::Response};
+//!
+//! async fn operators_only(req: Request, next: Next) -> Result<Response, StatusCode> {
+//!     let token = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+//!     if token == Some("Bearer s3cret") {
+//!         Ok(next.run(req).await)
+//!     } else {
+//!         Err(StatusCode::UNAUTHORIZED)
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let honker = honker_actors::Honker::open(dir.path().join("app.db")).unwrap();
+//! let dashboard = honker_web::router(honker).layer(middleware::from_fn(operators_only));
+//! let app: axum::Router = axum::Router::new().nest("/honker", dashboard);
+//! # drop(app);
+//! # }
+//! ```
+//!
+//! Actions are `POST` forms; the dashboard refuses a `POST` sent from
+//! another site (by its `Origin` and `Sec-Fetch-Site` headers), so a page
+//! elsewhere cannot make an operator's browser act.
+
+mod actions;
+mod html;
+mod live;
+mod pages;
+mod reader;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use honker_actors::Honker;
+
+/// Why the dashboard could not start or answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// From the file (missing, not a database, not a honker file, ...).
+    #[error(transparent)]
+    Core(#[from] honker_core::Error),
+    /// From the runtime's admin API.
+    #[error(transparent)]
+    Actors(#[from] honker_actors::Error),
+    /// A read's blocking thread was lost.
+    #[error("a read of the dashboard failed to finish: {0}")]
+    Join(String),
+}
+
+/// The dashboard over one honker file: build with [`Dashboard::new`] (with
+/// actions) or [`Dashboard::open_read_only`], then take its
+/// [`router`](Dashboard::router).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let honker = honker_actors::Honker::open(dir.path().join("app.db")).unwrap();
+/// let router: axum::Router = honker_web::Dashboard::new(honker).read_only(true).router();
+/// # drop(router);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Dashboard {
+    path: PathBuf,
+    honker: Option<Honker>,
+    read_only: bool,
+    live: live::Live,
+}
+
+pub(crate) struct State {
+    /// Acts through this; `None`: looking only.
+    pub(crate) honker: Option<Honker>,
+    pub(crate) read_only: bool,
+    pub(crate) reader: reader::Reader,
+    pub(crate) live: live::Live,
+}
+
+impl Dashboard {
+    /// The dashboard of `honker`'s file, with actions.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let honker = honker_actors::Honker::open(dir.path().join("app.db")).unwrap();
+    /// let dashboard = honker_web::Dashboard::new(honker);
+    /// # drop(dashboard);
+    /// ```
+    pub fn new(honker: Honker) -> Dashboard {
+        let live = live::Live::new();
+        live.follow_commits(&honker);
+        Dashboard {
+            path: honker.path().to_path_buf(),
+            honker: Some(honker),
+            read_only: false,
+            live,
+        }
+    }
+
+    /// A dashboard that only looks: the file is opened read-only (never
+    /// created, never written) and actions are refused. Fails when `path`
+    /// is not an existing honker file.
+    ///
+    /// ```
+    /// let err = honker_web::Dashboard::open_read_only("/no/such/app.db").unwrap_err();
+    /// assert!(err.to_string().contains("/no/such/app.db"));
+    /// ```
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Dashboard, Error> {
+        let path = path.as_ref().to_path_buf();
+        drop(honker_core::open_read_only(&path)?);
+        let live = live::Live::new();
+        live.watch_file(&path);
+        Ok(Dashboard {
+            path,
+            honker: None,
+            read_only: true,
+            live,
+        })
+    }
+
+    /// Show, never act: no buttons, and every action is refused (403).
+    /// A dashboard without a `Honker` is always read-only.
+    pub fn read_only(mut self, yes: bool) -> Dashboard {
+        self.read_only = yes || self.honker.is_none();
+        self
+    }
+
+    /// The routes, to mount where you like (`Router::nest`); links follow
+    /// the mount point.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/", get(pages::overview))
+            .route("/queues/{queue}", get(pages::queue_jobs))
+            .route("/jobs/{id}", get(pages::job))
+            .route("/dead", get(pages::dead))
+            .route("/running", get(pages::running))
+            .route("/schedules", get(pages::schedules))
+            .route("/events", get(live::events))
+            .route("/queues/{queue}/{action}", post(actions::queue))
+            .route("/dead/{id}/{action}", post(actions::dead_one))
+            .route("/dead-all/{action}", post(actions::dead_all))
+            .route("/jobs/{id}/cancel", post(actions::cancel))
+            .route("/schedules/{name}/{action}", post(actions::schedule))
+            .with_state(Arc::new(State {
+                reader: reader::Reader::new(self.path),
+                honker: self.honker,
+                read_only: self.read_only,
+                live: self.live,
+            }))
+    }
+}
+
+/// [`Dashboard::new`]`(honker).`[`router`](Dashboard::router)`()`: the
+/// dashboard with actions, to mount in your service.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// let honker = honker_actors::Honker::open(dir.path().join("app.db")).unwrap();
+/// let app: axum::Router = axum::Router::new().nest("/honker", honker_web::router(honker));
+/// # drop(app);
+/// ```
+pub fn router(honker: Honker) -> Router {
+    Dashboard::new(honker).router()
+}

@@ -1,0 +1,727 @@
+//! The pages (`GET`), rendered on the server.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use honker_core::{DeadFilter, DeadJob, JobRow, JobState, LiveState};
+use serde::Deserialize;
+
+use crate::html::{button, clip, esc, page, relative, span, time, url, Base, Nav};
+use crate::{Error, State as Shared};
+
+/// Rows a page shows.
+const PAGE: usize = 50;
+
+type St = State<Arc<Shared>>;
+
+/// Query parameters pages take.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Params {
+    state: Option<String>,
+    queue: Option<String>,
+    page: Option<usize>,
+    msg: Option<String>,
+}
+
+fn file(s: &Shared) -> String {
+    s.reader.path().display().to_string()
+}
+
+/// A failed read, as a page.
+pub(crate) fn failure(base: &str, s: &Shared, e: &Error) -> Response {
+    tracing::warn!(error = %e, "dashboard read failed");
+    let body = format!(
+        "<h1>Cannot read the file</h1><p>{}</p>",
+        esc(&e.to_string())
+    );
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        page(base, "error", Nav::None, &file(s), None, &body),
+    )
+        .into_response()
+}
+
+fn not_found(base: &str, s: &Shared, what: &str) -> Response {
+    let body = format!("<h1>Not found</h1><p>{}</p>", esc(what));
+    (
+        StatusCode::NOT_FOUND,
+        page(base, "not found", Nav::None, &file(s), None, &body),
+    )
+        .into_response()
+}
+
+fn tag(state: &str) -> String {
+    format!("<span class=\"tag {0}\">{0}</span>", esc(state))
+}
+
+/// `GET /`: every queue, throughput, schedules in short.
+pub(crate) async fn overview(State(s): St, Base(base): Base, Query(p): Query<Params>) -> Response {
+    s.live.ensure_sampler(&s.reader);
+    let read = s
+        .reader
+        .read(|c| Ok((honker_core::now(c)?, honker_core::stats(c)?)))
+        .await;
+    let (now, queues) = match read {
+        Ok(v) => v,
+        Err(e) => return failure(&base, &s, &e),
+    };
+    let mut b = String::from("<h1>Queues</h1>");
+    if queues.is_empty() {
+        b.push_str("<p class=muted>No queues yet: nothing was ever enqueued in this file.</p>");
+    } else {
+        b.push_str(
+            "<table id=queues><tr><th>Queue</th><th>Pending</th><th>Scheduled</th>\
+             <th>Running</th><th>Dead</th><th>Behind</th><th>Next due</th><th>State</th>\
+             <th></th></tr>",
+        );
+        for q in &queues {
+            let link = |state: &str, n: i64| {
+                format!(
+                    "<td class=n data-count=\"{state}\"><a href=\"{}/queues/{}?state={state}\">{n}</a></td>",
+                    esc(&base),
+                    url(&q.queue)
+                )
+            };
+            let _ = write!(
+                b,
+                "<tr data-queue=\"{}\"><td><a href=\"{}/queues/{}\">{}</a></td>{}{}{}{}<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&q.queue),
+                esc(&base),
+                url(&q.queue),
+                esc(&q.queue),
+                link("pending", q.pending_due),
+                link("scheduled", q.scheduled),
+                link("running", q.processing),
+                link("dead", q.dead),
+                q.oldest_pending_age.map_or("–".into(), span),
+                q.next_due_at.map_or("–".into(), |t| relative(t, now)),
+                if q.paused { tag("paused") } else { tag("active") },
+                if s.read_only {
+                    String::new()
+                } else if q.paused {
+                    button(&base, &format!("/queues/{}/resume", url(&q.queue)), "Resume", "/", "go")
+                } else {
+                    button(&base, &format!("/queues/{}/pause", url(&q.queue)), "Pause", "/", "")
+                },
+            );
+        }
+        b.push_str("</table>");
+    }
+    let (series, since) = s.live.history(|h| (h.series(now), h.since));
+    b.push_str("<h2>Throughput: jobs per minute (all queues)</h2><div class=chart>");
+    b.push_str(&crate::live::chart(&series));
+    let _ = write!(
+        b,
+        "<p class=muted>Light: enqueued. Dark: finished (left the file: succeeded, or deleted). \
+         Counted since the dashboard started{}.</p></div>",
+        since.map_or(String::new(), |t| format!(", {} UTC", time(t)))
+    );
+    page(
+        &base,
+        "Queues",
+        Nav::Queues,
+        &file(&s),
+        p.msg.as_deref(),
+        &b,
+    )
+    .into_response()
+}
+
+fn state_of(p: &Params) -> &str {
+    match p.state.as_deref() {
+        Some(s @ ("pending" | "scheduled" | "running" | "dead")) => s,
+        _ => "pending",
+    }
+}
+
+/// `GET /queues/{queue}?state=..&page=..`: a queue's jobs in one state.
+pub(crate) async fn queue_jobs(
+    State(s): St,
+    Base(base): Base,
+    Path(queue): Path<String>,
+    Query(p): Query<Params>,
+) -> Response {
+    let state = state_of(&p).to_string();
+    let pg = p.page.unwrap_or(0);
+    let offset = pg.saturating_mul(PAGE);
+    let (q, st) = (queue.clone(), state.clone());
+    let read = s
+        .reader
+        .read(move |c| {
+            let now = honker_core::now(c)?;
+            let stats = honker_core::queue_stats(c, &q)?;
+            let rows: Vec<Row> = match st.as_str() {
+                "dead" => honker_core::list_dead_where(
+                    c,
+                    &DeadFilter::default().queue(&q),
+                    PAGE + 1,
+                    offset,
+                )?
+                .into_iter()
+                .map(Row::Dead)
+                .collect(),
+                other => {
+                    let ls = match other {
+                        "scheduled" => LiveState::Scheduled,
+                        "running" => LiveState::Running,
+                        _ => LiveState::Pending,
+                    };
+                    honker_core::list_jobs(c, &q, ls, PAGE + 1, offset)?
+                        .into_iter()
+                        .map(Row::Live)
+                        .collect()
+                }
+            };
+            Ok((now, stats, rows))
+        })
+        .await;
+    let (now, stats, mut rows) = match read {
+        Ok(v) => v,
+        Err(e) => return failure(&base, &s, &e),
+    };
+    let more = rows.len() > PAGE;
+    rows.truncate(PAGE);
+    let here = format!("/queues/{}?state={state}&page={pg}", url(&queue));
+    let mut b = format!(
+        "<h1>Queue {} {}</h1>",
+        esc(&queue),
+        if stats.paused {
+            tag("paused")
+        } else {
+            String::new()
+        }
+    );
+    b.push_str("<nav class=tabs>");
+    for (name, n) in [
+        ("pending", stats.pending_due),
+        ("scheduled", stats.scheduled),
+        ("running", stats.processing),
+        ("dead", stats.dead),
+    ] {
+        let _ = write!(
+            b,
+            "<a href=\"{}/queues/{}?state={name}\"{}>{name} ({n})</a>",
+            esc(&base),
+            url(&queue),
+            if name == state { " class=on" } else { "" }
+        );
+    }
+    b.push_str("</nav>");
+    b.push_str(&job_table(&base, &s, &rows, now, &here));
+    b.push_str(&pager(
+        &base,
+        &format!("/queues/{}?state={state}", url(&queue)),
+        pg,
+        more,
+    ));
+    page(
+        &base,
+        &format!("Queue {queue}"),
+        Nav::Queues,
+        &file(&s),
+        p.msg.as_deref(),
+        &b,
+    )
+    .into_response()
+}
+
+/// A live or dead row, for one table.
+pub(crate) enum Row {
+    Live(JobRow),
+    Dead(DeadJob),
+}
+
+fn task_or_dash(payload: &str) -> String {
+    honker_core::task_name(payload)
+        .ok()
+        .flatten()
+        .map_or("–".into(), |n| esc(&n))
+}
+
+fn job_table(base: &str, s: &Shared, rows: &[Row], now: i64, here: &str) -> String {
+    if rows.is_empty() {
+        return "<p class=muted>No jobs here.</p>".into();
+    }
+    let mut b = String::from(
+        "<table class=jobs><tr><th>Id</th><th>Task</th><th>Attempts</th><th>When</th>\
+         <th>Payload</th><th>Error</th><th></th></tr>",
+    );
+    for row in rows {
+        let (id, payload, attempts, when, error, actions) = match row {
+            Row::Live(j) => {
+                let when = match j.state {
+                    JobState::Processing => format!(
+                        "claim ends {}",
+                        relative(j.claim_expires_at.unwrap_or(now), now)
+                    ),
+                    _ => format!("due {}", relative(j.run_at, now)),
+                };
+                let act = if s.read_only {
+                    String::new()
+                } else {
+                    button(
+                        base,
+                        &format!("/jobs/{}/cancel", j.id),
+                        "Cancel",
+                        here,
+                        "danger",
+                    )
+                };
+                (
+                    j.id,
+                    &j.payload,
+                    (j.attempts, j.max_attempts),
+                    when,
+                    None,
+                    act,
+                )
+            }
+            Row::Dead(d) => {
+                let act = if s.read_only {
+                    String::new()
+                } else {
+                    format!(
+                        "{} {}",
+                        button(base, &format!("/dead/{}/retry", d.id), "Retry", here, "go"),
+                        button(
+                            base,
+                            &format!("/dead/{}/delete", d.id),
+                            "Delete",
+                            here,
+                            "danger"
+                        )
+                    )
+                };
+                (
+                    d.id,
+                    &d.payload,
+                    (d.attempts, d.max_attempts),
+                    format!("died {}", relative(d.died_at, now)),
+                    d.last_error.as_deref(),
+                    act,
+                )
+            }
+        };
+        let _ = write!(
+            b,
+            "<tr data-job=\"{id}\"><td><a href=\"{}/jobs/{id}\">{id}</a></td><td>{}</td>\
+             <td class=n>{}/{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{actions}</td></tr>",
+            esc(base),
+            task_or_dash(payload),
+            attempts.0,
+            attempts.1,
+            esc(&when),
+            esc(&clip(payload, 80)),
+            esc(&clip(error.unwrap_or(""), 80)),
+        );
+    }
+    b.push_str("</table>");
+    b
+}
+
+fn pager(base: &str, path: &str, pg: usize, more: bool) -> String {
+    let mut b = String::from("<div class=pager>");
+    if pg > 0 {
+        let _ = write!(
+            b,
+            "<a href=\"{}{path}&page={}\">← newer page</a>",
+            esc(base),
+            pg - 1
+        );
+    }
+    if more {
+        let _ = write!(
+            b,
+            "<a href=\"{}{path}&page={}\" rel=next>next page →</a>",
+            esc(base),
+            pg + 1
+        );
+    }
+    b.push_str("</div>");
+    b
+}
+
+/// `GET /jobs/{id}`: one job, live or dead, and its result.
+pub(crate) async fn job(
+    State(s): St,
+    Base(base): Base,
+    Path(id): Path<i64>,
+    Query(p): Query<Params>,
+) -> Response {
+    let read = s
+        .reader
+        .read(move |c| {
+            Ok((
+                honker_core::now(c)?,
+                honker_core::get_job(c, id)?,
+                honker_core::get_dead(c, id)?,
+                honker_core::get_result(c, id)?,
+                honker_core::fired_for(c, id)?,
+            ))
+        })
+        .await;
+    let (now, live, dead, result, fired) = match read {
+        Ok(v) => v,
+        Err(e) => return failure(&base, &s, &e),
+    };
+    let here = format!("/jobs/{id}");
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    let (title, payload) = match (&live, &dead) {
+        (Some(j), _) => {
+            let state = match j.state {
+                JobState::Processing => "running".to_string(),
+                JobState::Pending if j.run_at > now => "scheduled".into(),
+                JobState::Pending => "pending".into(),
+                JobState::Other(ref o) => o.clone(),
+            };
+            fields.push(("Queue", queue_link(&base, &j.queue)));
+            fields.push(("State", tag(&state)));
+            fields.push(("Attempts", format!("{} of {}", j.attempts, j.max_attempts)));
+            fields.push(("Priority", j.priority.to_string()));
+            fields.push(("Created", stamp(j.created_at, now)));
+            fields.push(("Run at", stamp(j.run_at, now)));
+            if let Some(w) = &j.worker_id {
+                fields.push(("Worker", esc(w)));
+            }
+            if let Some(t) = j.claim_expires_at {
+                fields.push(("Claim expires", stamp(t, now)));
+            }
+            if let Some(t) = j.expires_at {
+                fields.push(("Expires", stamp(t, now)));
+            }
+            (format!("Job {id}"), Some(j.payload.clone()))
+        }
+        (None, Some(d)) => {
+            fields.push(("Queue", queue_link(&base, &d.queue)));
+            fields.push(("State", tag("dead")));
+            fields.push(("Attempts", format!("{} of {}", d.attempts, d.max_attempts)));
+            fields.push(("Priority", d.priority.to_string()));
+            fields.push(("Created", stamp(d.created_at, now)));
+            fields.push(("Died", stamp(d.died_at, now)));
+            fields.push((
+                "Last error",
+                format!(
+                    "<pre>{}</pre>",
+                    esc(d.last_error.as_deref().unwrap_or("(none recorded)"))
+                ),
+            ));
+            (format!("Job {id}"), Some(d.payload.clone()))
+        }
+        (None, None) if result.is_some() => (format!("Job {id} (finished)"), None),
+        (None, None) => {
+            return not_found(
+                &base,
+                &s,
+                &format!(
+                    "No job {id}: a job that succeeded is deleted, and this one left no result."
+                ),
+            )
+        }
+    };
+    if let Some(p) = &payload {
+        if let Some(task) = honker_core::task_name(p).ok().flatten() {
+            fields.insert(1, ("Task", esc(&task)));
+        }
+        fields.push((
+            "Payload",
+            format!("<pre id=payload>{}</pre>", esc(&pretty(p))),
+        ));
+    }
+    if let Some(r) = &result {
+        fields.push((
+            "Result",
+            format!("<pre id=result>{}</pre>", esc(&pretty(r))),
+        ));
+    }
+    if let Some((name, boundary)) = &fired {
+        fields.push((
+            "Fired by",
+            format!("schedule {} for {}", esc(name), stamp(*boundary, now)),
+        ));
+    }
+    let mut b = format!("<h1>{}</h1>", esc(&title));
+    if !s.read_only {
+        b.push_str("<div class=actions>");
+        if live.is_some() {
+            b.push_str(&button(
+                &base,
+                &format!("/jobs/{id}/cancel"),
+                "Cancel",
+                &here,
+                "danger",
+            ));
+        } else if dead.is_some() {
+            b.push_str(&button(
+                &base,
+                &format!("/dead/{id}/retry"),
+                "Retry",
+                &here,
+                "go",
+            ));
+            b.push_str(&button(
+                &base,
+                &format!("/dead/{id}/delete"),
+                "Delete",
+                "/dead",
+                "danger",
+            ));
+        }
+        b.push_str("</div>");
+    }
+    b.push_str("<dl>");
+    for (k, v) in fields {
+        let _ = write!(b, "<dt>{k}</dt><dd>{v}</dd>");
+    }
+    b.push_str("</dl>");
+    page(&base, &title, Nav::None, &file(&s), p.msg.as_deref(), &b).into_response()
+}
+
+fn queue_link(base: &str, q: &str) -> String {
+    format!("<a href=\"{}/queues/{}\">{}</a>", esc(base), url(q), esc(q))
+}
+
+fn stamp(t: i64, now: i64) -> String {
+    format!(
+        "{} UTC <span class=muted>({})</span>",
+        time(t),
+        relative(t, now)
+    )
+}
+
+fn pretty(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| text.to_string())
+}
+
+/// `GET /dead?queue=..&page=..`: dead jobs, newest first, with actions.
+pub(crate) async fn dead(State(s): St, Base(base): Base, Query(p): Query<Params>) -> Response {
+    let pg = p.page.unwrap_or(0);
+    let offset = pg.saturating_mul(PAGE);
+    let queue = p.queue.clone().filter(|q| !q.is_empty());
+    let filter = match &queue {
+        Some(q) => DeadFilter::default().queue(q),
+        None => DeadFilter::default(),
+    };
+    let read = s
+        .reader
+        .read(move |c| {
+            Ok((
+                honker_core::now(c)?,
+                honker_core::list_dead_where(c, &filter, PAGE + 1, offset)?,
+            ))
+        })
+        .await;
+    let (now, mut rows) = match read {
+        Ok(v) => v,
+        Err(e) => return failure(&base, &s, &e),
+    };
+    let more = rows.len() > PAGE;
+    rows.truncate(PAGE);
+    let scope = queue
+        .as_deref()
+        .map_or(String::new(), |q| format!("?queue={}", url(q)));
+    let here = format!("/dead{scope}");
+    let mut b = format!(
+        "<h1>Dead jobs{}</h1>",
+        queue
+            .as_deref()
+            .map_or(String::new(), |q| format!(" of {}", esc(q)))
+    );
+    if !s.read_only && !rows.is_empty() {
+        b.push_str("<div class=actions>");
+        b.push_str(&button(
+            &base,
+            &format!("/dead-all/retry{scope}"),
+            "Retry all",
+            &here,
+            "go",
+        ));
+        b.push_str(&button(
+            &base,
+            &format!("/dead-all/delete{scope}"),
+            "Delete all",
+            &here,
+            "danger",
+        ));
+        b.push_str("</div>");
+    }
+    let rows: Vec<Row> = rows.into_iter().map(Row::Dead).collect();
+    b.push_str(&job_table(&base, &s, &rows, now, &here));
+    let path = if scope.is_empty() {
+        "/dead?".to_string()
+    } else {
+        format!("/dead{scope}")
+    };
+    b.push_str(&pager(&base, &path, pg, more));
+    page(
+        &base,
+        "Dead jobs",
+        Nav::Dead,
+        &file(&s),
+        p.msg.as_deref(),
+        &b,
+    )
+    .into_response()
+}
+
+/// `GET /running`: every running job, with how long it has run.
+pub(crate) async fn running(State(s): St, Base(base): Base, Query(p): Query<Params>) -> Response {
+    s.live.ensure_sampler(&s.reader);
+    let read = s
+        .reader
+        .read(|c| {
+            let now = honker_core::now(c)?;
+            let mut jobs = Vec::new();
+            for q in honker_core::stats(c)?
+                .into_iter()
+                .filter(|q| q.processing > 0)
+            {
+                jobs.extend(honker_core::list_jobs(
+                    c,
+                    &q.queue,
+                    LiveState::Running,
+                    PAGE,
+                    0,
+                )?);
+            }
+            Ok((now, jobs))
+        })
+        .await;
+    let (now, jobs) = match read {
+        Ok(v) => v,
+        Err(e) => return failure(&base, &s, &e),
+    };
+    let mut b = String::from("<h1>Running jobs</h1>");
+    if jobs.is_empty() {
+        b.push_str("<p class=muted>Nothing is running.</p>");
+    } else {
+        b.push_str(
+            "<table id=running><tr><th>Id</th><th>Queue</th><th>Task</th><th>Worker</th>\
+             <th>Running for</th><th>Attempt</th><th>Claim ends</th><th></th></tr>",
+        );
+        let seen = s.live.history(|h| h.running_since.clone());
+        for j in &jobs {
+            let elapsed = match seen.get(&j.id) {
+                Some((ms, exact)) => {
+                    let secs = (now.saturating_mul(1000) - ms).max(0) / 1000;
+                    format!("{}{}", if *exact { "" } else { "≥ " }, span(secs))
+                }
+                None => "just started".into(),
+            };
+            let _ =
+                write!(
+                b,
+                "<tr data-job=\"{}\"><td><a href=\"{}/jobs/{}\">{}</a></td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td class=n>{}/{}</td><td>{}</td><td>{}</td></tr>",
+                j.id,
+                esc(&base),
+                j.id,
+                j.id,
+                queue_link(&base, &j.queue),
+                task_or_dash(&j.payload),
+                esc(j.worker_id.as_deref().unwrap_or("–")),
+                esc(&elapsed),
+                j.attempts,
+                j.max_attempts,
+                relative(j.claim_expires_at.unwrap_or(now), now),
+                if s.read_only {
+                    String::new()
+                } else {
+                    button(&base, &format!("/jobs/{}/cancel", j.id), "Cancel", "/running", "danger")
+                }
+            );
+        }
+        b.push_str("</table><p class=muted>Running time is measured from when the dashboard first saw the job running (≥: it was running when the dashboard started).</p>");
+    }
+    page(
+        &base,
+        "Running",
+        Nav::Running,
+        &file(&s),
+        p.msg.as_deref(),
+        &b,
+    )
+    .into_response()
+}
+
+/// `GET /schedules`: every schedule with its next fire time.
+pub(crate) async fn schedules(State(s): St, Base(base): Base, Query(p): Query<Params>) -> Response {
+    let read = s
+        .reader
+        .read(|c| Ok((honker_core::now(c)?, honker_core::list_schedules(c)?)))
+        .await;
+    let (now, rows) = match read {
+        Ok(v) => v,
+        Err(e) => return failure(&base, &s, &e),
+    };
+    let mut b = String::from("<h1>Schedules</h1>");
+    if rows.is_empty() {
+        b.push_str("<p class=muted>No schedules in this file.</p>");
+    } else {
+        b.push_str(
+            "<table id=schedules><tr><th>Name</th><th>Queue</th><th>Cron</th><th>Zone</th>\
+             <th>Next fire</th><th>State</th><th></th></tr>",
+        );
+        for r in &rows {
+            let n = url(&r.spec.name);
+            let acts = if s.read_only {
+                String::new()
+            } else {
+                format!(
+                    "{} {}",
+                    if r.enabled {
+                        button(
+                            &base,
+                            &format!("/schedules/{n}/pause"),
+                            "Pause",
+                            "/schedules",
+                            "",
+                        )
+                    } else {
+                        button(
+                            &base,
+                            &format!("/schedules/{n}/resume"),
+                            "Resume",
+                            "/schedules",
+                            "go",
+                        )
+                    },
+                    button(
+                        &base,
+                        &format!("/schedules/{n}/run-now"),
+                        "Run now",
+                        "/schedules",
+                        "go"
+                    )
+                )
+            };
+            let _ = write!(
+                b,
+                "<tr data-schedule=\"{}\"><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{acts}</td></tr>",
+                esc(&r.spec.name),
+                esc(&r.spec.name),
+                queue_link(&base, &r.spec.queue),
+                esc(&r.spec.expr),
+                esc(r.spec.zone.as_deref().unwrap_or("UTC")),
+                stamp(r.next_fire_at, now),
+                if r.enabled { tag("active") } else { tag("paused") },
+            );
+        }
+        b.push_str("</table>");
+    }
+    page(
+        &base,
+        "Schedules",
+        Nav::Schedules,
+        &file(&s),
+        p.msg.as_deref(),
+        &b,
+    )
+    .into_response()
+}
