@@ -102,6 +102,15 @@ pub struct Dashboard {
     live: live::Live,
 }
 
+impl std::fmt::Debug for Dashboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dashboard")
+            .field("path", &self.path)
+            .field("read_only", &self.read_only)
+            .finish()
+    }
+}
+
 pub(crate) struct State {
     /// Acts through this; `None`: looking only.
     pub(crate) honker: Option<Honker>,

@@ -12,6 +12,9 @@ use serde::Deserialize;
 use crate::html::{button, clip, esc, page, relative, span, time, url, Base, Nav};
 use crate::{Error, State as Shared};
 
+mod detail;
+pub(crate) use detail::job;
+
 /// Rows a page shows.
 const PAGE: usize = 50;
 
@@ -26,7 +29,7 @@ pub(crate) struct Params {
     msg: Option<String>,
 }
 
-fn file(s: &Shared) -> String {
+pub(super) fn file(s: &Shared) -> String {
     s.reader.path().display().to_string()
 }
 
@@ -44,7 +47,7 @@ pub(crate) fn failure(base: &str, s: &Shared, e: &Error) -> Response {
         .into_response()
 }
 
-fn not_found(base: &str, s: &Shared, what: &str) -> Response {
+pub(super) fn not_found(base: &str, s: &Shared, what: &str) -> Response {
     let body = format!("<h1>Not found</h1><p>{}</p>", esc(what));
     (
         StatusCode::NOT_FOUND,
@@ -53,7 +56,7 @@ fn not_found(base: &str, s: &Shared, what: &str) -> Response {
         .into_response()
 }
 
-fn tag(state: &str) -> String {
+pub(super) fn tag(state: &str) -> String {
     format!("<span class=\"tag {0}\">{0}</span>", esc(state))
 }
 
@@ -344,146 +347,11 @@ fn pager(base: &str, path: &str, pg: usize, more: bool) -> String {
     b
 }
 
-/// `GET /jobs/{id}`: one job, live or dead, and its result.
-pub(crate) async fn job(
-    State(s): St,
-    Base(base): Base,
-    Path(id): Path<i64>,
-    Query(p): Query<Params>,
-) -> Response {
-    let read = s
-        .reader
-        .read(move |c| {
-            Ok((
-                honker_core::now(c)?,
-                honker_core::get_job(c, id)?,
-                honker_core::get_dead(c, id)?,
-                honker_core::get_result(c, id)?,
-                honker_core::fired_for(c, id)?,
-            ))
-        })
-        .await;
-    let (now, live, dead, result, fired) = match read {
-        Ok(v) => v,
-        Err(e) => return failure(&base, &s, &e),
-    };
-    let here = format!("/jobs/{id}");
-    let mut fields: Vec<(&str, String)> = Vec::new();
-    let (title, payload) = match (&live, &dead) {
-        (Some(j), _) => {
-            let state = match j.state {
-                JobState::Processing => "running".to_string(),
-                JobState::Pending if j.run_at > now => "scheduled".into(),
-                JobState::Pending => "pending".into(),
-                JobState::Other(ref o) => o.clone(),
-            };
-            fields.push(("Queue", queue_link(&base, &j.queue)));
-            fields.push(("State", tag(&state)));
-            fields.push(("Attempts", format!("{} of {}", j.attempts, j.max_attempts)));
-            fields.push(("Priority", j.priority.to_string()));
-            fields.push(("Created", stamp(j.created_at, now)));
-            fields.push(("Run at", stamp(j.run_at, now)));
-            if let Some(w) = &j.worker_id {
-                fields.push(("Worker", esc(w)));
-            }
-            if let Some(t) = j.claim_expires_at {
-                fields.push(("Claim expires", stamp(t, now)));
-            }
-            if let Some(t) = j.expires_at {
-                fields.push(("Expires", stamp(t, now)));
-            }
-            (format!("Job {id}"), Some(j.payload.clone()))
-        }
-        (None, Some(d)) => {
-            fields.push(("Queue", queue_link(&base, &d.queue)));
-            fields.push(("State", tag("dead")));
-            fields.push(("Attempts", format!("{} of {}", d.attempts, d.max_attempts)));
-            fields.push(("Priority", d.priority.to_string()));
-            fields.push(("Created", stamp(d.created_at, now)));
-            fields.push(("Died", stamp(d.died_at, now)));
-            fields.push((
-                "Last error",
-                format!(
-                    "<pre>{}</pre>",
-                    esc(d.last_error.as_deref().unwrap_or("(none recorded)"))
-                ),
-            ));
-            (format!("Job {id}"), Some(d.payload.clone()))
-        }
-        (None, None) if result.is_some() => (format!("Job {id} (finished)"), None),
-        (None, None) => {
-            return not_found(
-                &base,
-                &s,
-                &format!(
-                    "No job {id}: a job that succeeded is deleted, and this one left no result."
-                ),
-            )
-        }
-    };
-    if let Some(p) = &payload {
-        if let Some(task) = honker_core::task_name(p).ok().flatten() {
-            fields.insert(1, ("Task", esc(&task)));
-        }
-        fields.push((
-            "Payload",
-            format!("<pre id=payload>{}</pre>", esc(&pretty(p))),
-        ));
-    }
-    if let Some(r) = &result {
-        fields.push((
-            "Result",
-            format!("<pre id=result>{}</pre>", esc(&pretty(r))),
-        ));
-    }
-    if let Some((name, boundary)) = &fired {
-        fields.push((
-            "Fired by",
-            format!("schedule {} for {}", esc(name), stamp(*boundary, now)),
-        ));
-    }
-    let mut b = format!("<h1>{}</h1>", esc(&title));
-    if !s.read_only {
-        b.push_str("<div class=actions>");
-        if live.is_some() {
-            b.push_str(&button(
-                &base,
-                &format!("/jobs/{id}/cancel"),
-                "Cancel",
-                &here,
-                "danger",
-            ));
-        } else if dead.is_some() {
-            b.push_str(&button(
-                &base,
-                &format!("/dead/{id}/retry"),
-                "Retry",
-                &here,
-                "go",
-            ));
-            b.push_str(&button(
-                &base,
-                &format!("/dead/{id}/delete"),
-                "Delete",
-                "/dead",
-                "danger",
-            ));
-        }
-        b.push_str("</div>");
-    }
-    b.push_str("<dl>");
-    for (k, v) in fields {
-        let _ = write!(b, "<dt>{k}</dt><dd>{v}</dd>");
-    }
-    b.push_str("</dl>");
-    page(&base, &title, Nav::None, &file(&s), p.msg.as_deref(), &b).into_response()
-}
-
-fn queue_link(base: &str, q: &str) -> String {
+pub(super) fn queue_link(base: &str, q: &str) -> String {
     format!("<a href=\"{}/queues/{}\">{}</a>", esc(base), url(q), esc(q))
 }
 
-fn stamp(t: i64, now: i64) -> String {
+pub(super) fn stamp(t: i64, now: i64) -> String {
     format!(
         "{} UTC <span class=muted>({})</span>",
         time(t),
@@ -491,7 +359,7 @@ fn stamp(t: i64, now: i64) -> String {
     )
 }
 
-fn pretty(text: &str) -> String {
+pub(super) fn pretty(text: &str) -> String {
     serde_json::from_str::<serde_json::Value>(text)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
