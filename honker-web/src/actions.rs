@@ -78,7 +78,8 @@ fn done(base: &str, back: Option<&str>, msg: &str) -> Response {
         .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
         .unwrap_or("/");
     let sep = if back.contains('?') { '&' } else { '?' };
-    Redirect::to(&format!("{base}{back}{sep}msg={}", url(msg))).into_response()
+    let to = crate::html::href(base, &format!("{back}{sep}msg={}", url(msg)));
+    Redirect::to(&to).into_response()
 }
 
 fn failed(base: &str, back: Option<&str>, what: &str, e: &dyn std::fmt::Display) -> Response {

@@ -32,6 +32,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Base {
     }
 }
 
+/// The address of dashboard path `path` (starting with `/`) under `base`.
+/// A nested router answers its root at `base` itself, not at `base/`.
+pub(crate) fn href(base: &str, path: &str) -> String {
+    match path.strip_prefix('/') {
+        Some(rest) if !base.is_empty() && (rest.is_empty() || rest.starts_with('?')) => {
+            format!("{base}{rest}")
+        }
+        _ => format!("{base}{path}"),
+    }
+}
+
 /// `s` with HTML's special characters escaped.
 pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -156,9 +167,20 @@ const SCRIPT: &str = "
       document.body.setAttribute('data-refreshes',String(1+Number(document.body.getAttribute('data-refreshes')||0)));
     }).catch(function(){}).then(function(){busy=false;if(again){again=false;refresh();}});
   }
-  var es=new EventSource(base+'/events');
-  es.addEventListener('change',refresh);es.addEventListener('tick',refresh);
-  es.addEventListener('open',function(){document.body.setAttribute('data-live','1');});
+  var es=null;
+  function open(){
+    if(es)return;es=new EventSource(base+'/events');
+    es.addEventListener('change',refresh);es.addEventListener('tick',refresh);
+    es.addEventListener('open',function(){document.body.setAttribute('data-live','1');});
+  }
+  /* A stream holds one of the browser's few connections to this host: let
+     go of it when the page is hidden or left (kept in the back/forward
+     cache), take it again, with a refresh, when it is shown. */
+  function close(){if(es){es.close();es=null;document.body.removeAttribute('data-live');}}
+  document.addEventListener('visibilitychange',function(){if(document.hidden){close();}else{open();refresh();}});
+  window.addEventListener('pagehide',close);
+  window.addEventListener('pageshow',function(e){if(e.persisted){open();refresh();}});
+  if(!document.hidden)open();
 })();
 ";
 
@@ -183,9 +205,8 @@ pub(crate) fn page(
 ) -> Html<String> {
     let item = |n: Nav, href: &str, label: &str| {
         format!(
-            "<a href=\"{}{}\"{}>{}</a>",
-            esc(base),
-            href,
+            "<a href=\"{}\"{}>{}</a>",
+            esc(&self::href(base, href)),
             if n == nav { " class=on" } else { "" },
             label
         )
@@ -222,6 +243,14 @@ mod tests {
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot;"
         );
         assert_eq!(url("a b/ç"), "a%20b%2F%C3%A7");
+    }
+
+    #[test]
+    fn the_root_of_a_nested_dashboard_is_its_base() {
+        assert_eq!(href("", "/"), "/");
+        assert_eq!(href("/ops", "/"), "/ops");
+        assert_eq!(href("/ops", "/?msg=x"), "/ops?msg=x");
+        assert_eq!(href("/ops", "/dead"), "/ops/dead");
     }
 
     #[test]

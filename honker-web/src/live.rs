@@ -214,7 +214,7 @@ pub(crate) fn chart(series: &[(i64, i64, i64)]) -> String {
         .max(1);
     let bar = W / n;
     let mut svg = format!(
-        "<svg viewBox=\"0 0 {W} {}\" width=\"100%\" role=img aria-label=\"jobs per minute\">",
+        "<svg viewBox=\"0 0 {W} {}\" width=\"100%\" style=\"max-width:{W}px\" role=img aria-label=\"jobs per minute\">",
         H + 18
     );
     for (i, (minute, enq, fin)) in series.iter().enumerate() {

@@ -244,13 +244,38 @@ fn task_or_dash(payload: &str) -> String {
         .map_or("–".into(), |n| esc(&n))
 }
 
+/// What a job is called with: a task call's arguments (keywords as an
+/// object, positional ones as an array), or a raw payload as it is.
+fn arguments(payload: &str) -> String {
+    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(payload) else {
+        return payload.to_string();
+    };
+    let Some(serde_json::Value::Object(call)) = map.remove(honker_core::TASK_ENVELOPE) else {
+        return payload.to_string();
+    };
+    let args = call
+        .get("args")
+        .filter(|a| a.as_array().is_some_and(|a| !a.is_empty()));
+    let kwargs = call
+        .get("kwargs")
+        .filter(|k| k.as_object().is_some_and(|k| !k.is_empty()));
+    match (args, kwargs) {
+        (Some(a), Some(k)) => format!("{a} {k}"),
+        (Some(a), None) => a.to_string(),
+        (None, Some(k)) => k.to_string(),
+        (None, None) => "()".into(),
+    }
+}
+
 fn job_table(base: &str, s: &Shared, rows: &[Row], now: i64, here: &str) -> String {
     if rows.is_empty() {
         return "<p class=muted>No jobs here.</p>".into();
     }
-    let mut b = String::from(
+    let dead = matches!(rows.first(), Some(Row::Dead(_)));
+    let mut b = format!(
         "<table class=jobs><tr><th>Id</th><th>Task</th><th>Attempts</th><th>When</th>\
-         <th>Payload</th><th>Error</th><th></th></tr>",
+         <th>Arguments</th>{}<th></th></tr>",
+        if dead { "<th>Last error</th>" } else { "" }
     );
     for row in rows {
         let (id, payload, attempts, when, error, actions) = match row {
@@ -311,14 +336,18 @@ fn job_table(base: &str, s: &Shared, rows: &[Row], now: i64, here: &str) -> Stri
         let _ = write!(
             b,
             "<tr data-job=\"{id}\"><td><a href=\"{}/jobs/{id}\">{id}</a></td><td>{}</td>\
-             <td class=n>{}/{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{actions}</td></tr>",
+             <td class=n>{}/{}</td><td>{}</td><td><code>{}</code></td>{}<td>{actions}</td></tr>",
             esc(base),
             task_or_dash(payload),
             attempts.0,
             attempts.1,
             esc(&when),
-            esc(&clip(payload, 80)),
-            esc(&clip(error.unwrap_or(""), 80)),
+            esc(&clip(&arguments(payload), 80)),
+            if dead {
+                format!("<td>{}</td>", esc(&clip(error.unwrap_or(""), 80)))
+            } else {
+                String::new()
+            },
         );
     }
     b.push_str("</table>");

@@ -1,0 +1,243 @@
+//! The dashboard's router without a browser: pages, links under the mount
+//! point, actions and their effects, read-only mode, refused cross-site
+//! posts, and the event stream.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use futures::StreamExt;
+use honker_core::{rusqlite::Connection, EnqueueOptions, ScheduleSpec};
+use tower::ServiceExt;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    c: Connection,
+    dead: i64,
+    pending: i64,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let c = honker_core::open(&path).unwrap();
+    let one = EnqueueOptions::default().max_attempts(1);
+    let dead = honker_core::enqueue(&c, "emails", r#"{"to":"<b>x</b>"}"#, &one).unwrap();
+    let got = honker_core::claim_batch(&c, "emails", "w", 1, Duration::from_secs(60)).unwrap();
+    honker_core::fail(&c, "w", got[0].lease(), "smtp <script>alert(1)</script>").unwrap();
+    let pending = honker_core::enqueue(&c, "emails", "2", &Default::default()).unwrap();
+    let nightly = ScheduleSpec::new("nightly", "reports", "0 3 * * *", "{}");
+    honker_core::register_schedule(&c, &nightly).unwrap();
+    Fixture {
+        _dir: dir,
+        path,
+        c,
+        dead,
+        pending,
+    }
+}
+
+fn nested(d: honker_web::Dashboard) -> Router {
+    Router::new().nest("/ops", d.router())
+}
+
+async fn get(app: &Router, uri: &str) -> (StatusCode, String) {
+    let r = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = r.status();
+    let body = axum::body::to_bytes(r.into_body(), 1 << 22).await.unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn post(app: &Router, uri: &str, origin: Option<&str>) -> (StatusCode, String) {
+    let mut req = Request::post(uri)
+        .header(header::HOST, "dash.local")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(o) = origin {
+        req = req.header(header::ORIGIN, o);
+    }
+    let r = app
+        .clone()
+        .oneshot(req.body(Body::from("back=%2Fdead")).unwrap())
+        .await
+        .unwrap();
+    let location = r
+        .headers()
+        .get(header::LOCATION)
+        .map(|l| l.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (r.status(), location)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_under_the_mount_point_with_markup_escaped() {
+    let f = fixture();
+    let h = honker_actors::Honker::open(&f.path).unwrap();
+    let app = nested(honker_web::Dashboard::new(h));
+    let (status, home) = get(&app, "/ops").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        home.contains("href=\"/ops/dead\"") && home.contains("href=\"/ops\""),
+        "links follow the mount"
+    );
+    assert!(home.contains("data-queue=\"emails\""));
+    let (_, dead) = get(&app, "/ops/queues/emails?state=dead").await;
+    assert!(dead.contains(&format!("data-job=\"{}\"", f.dead)));
+    assert!(dead.contains("smtp &lt;script&gt;"), "errors are escaped");
+    assert!(
+        !dead.contains("<script>alert"),
+        "no markup from the file reaches the page"
+    );
+    let (status, job) = get(&app, &format!("/ops/jobs/{}", f.dead)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(job.contains("&lt;b&gt;x&lt;/b&gt;") && job.contains("Last error"));
+    assert_eq!(get(&app, "/ops/jobs/999").await.0, StatusCode::NOT_FOUND);
+    let (_, schedules) = get(&app, "/ops/schedules").await;
+    assert!(schedules.contains("data-schedule=\"nightly\""));
+    assert_eq!(get(&app, "/ops/running").await.0, StatusCode::OK);
+    let (_, paged) = get(&app, "/ops/dead?page=5").await;
+    assert!(paged.contains("No jobs here") && paged.contains("newer page"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_change_the_file_and_return_to_the_page_with_what_they_did() {
+    let f = fixture();
+    let h = honker_actors::Honker::open(&f.path).unwrap();
+    let app = nested(honker_web::Dashboard::new(h));
+    let same = Some("http://dash.local");
+
+    let (status, to) = post(&app, "/ops/queues/emails/pause", same).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(to, "/ops/dead?msg=Queue%20emails%20paused.");
+    assert!(honker_core::queue_controls(&f.c, "emails").unwrap().paused);
+    post(&app, "/ops/queues/emails/resume", same).await;
+    assert!(!honker_core::queue_controls(&f.c, "emails").unwrap().paused);
+
+    let (_, to) = post(&app, &format!("/ops/dead/{}/retry", f.dead), same).await;
+    assert!(to.contains("requeued"), "{to}");
+    assert!(honker_core::get_job(&f.c, f.dead).unwrap().is_some());
+
+    let (_, to) = post(&app, &format!("/ops/jobs/{}/cancel", f.pending), same).await;
+    assert!(to.contains("cancelled"), "{to}");
+    assert!(honker_core::get_dead(&f.c, f.pending).unwrap().is_some());
+    let (_, to) = post(&app, "/ops/dead-all/delete?queue=emails", same).await;
+    assert!(to.contains("1%20dead%20job"), "{to}");
+    assert!(honker_core::list_dead(&f.c, "emails", 10, 0)
+        .unwrap()
+        .is_empty());
+
+    let (_, to) = post(&app, "/ops/schedules/nightly/run-now", same).await;
+    assert!(to.contains("enqueued%20job"), "{to}");
+    assert_eq!(
+        honker_core::stats(&f.c)
+            .unwrap()
+            .iter()
+            .find(|q| q.queue == "reports")
+            .unwrap()
+            .pending_due,
+        1
+    );
+    post(&app, "/ops/schedules/nightly/pause", same).await;
+    assert!(
+        !honker_core::get_schedule(&f.c, "nightly")
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+
+    assert_eq!(
+        post(&app, "/ops/queues/emails/explode", same).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, to) = post(&app, "/ops/dead/999/retry", same).await;
+    assert!(to.contains("not%20dead"), "{to}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_posts_and_read_only_dashboards_are_refused() {
+    let f = fixture();
+    let h = honker_actors::Honker::open(&f.path).unwrap();
+    let app = nested(honker_web::Dashboard::new(h.clone()));
+    let (status, _) = post(
+        &app,
+        "/ops/queues/emails/pause",
+        Some("https://evil.example"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!honker_core::queue_controls(&f.c, "emails").unwrap().paused);
+
+    for d in [
+        honker_web::Dashboard::new(h).read_only(true),
+        honker_web::Dashboard::open_read_only(&f.path).unwrap(),
+    ] {
+        let app = nested(d);
+        let (_, page) = get(&app, "/ops/queues/emails?state=dead").await;
+        assert!(page.contains(&format!("data-job=\"{}\"", f.dead)));
+        assert!(!page.contains("<form"), "a read-only page has no buttons");
+        let (status, _) = post(&app, &format!("/ops/dead/{}/retry", f.dead), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(honker_core::get_dead(&f.c, f.dead).unwrap().is_some());
+    }
+    let missing = f.path.with_file_name("typo.db");
+    assert!(honker_web::Dashboard::open_read_only(&missing).is_err());
+    assert!(!missing.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_never_leaves_the_dashboard() {
+    let f = fixture();
+    let h = honker_actors::Honker::open(&f.path).unwrap();
+    let app = nested(honker_web::Dashboard::new(h));
+    for back in [
+        "%2F%2Fevil.example%2F",
+        "https%3A%2F%2Fevil.example",
+        "%2F%5Cevil.example",
+    ] {
+        let r = app
+            .clone()
+            .oneshot(
+                Request::post("/ops/queues/emails/pause")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from(format!("back={back}")))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let to = r.headers()[header::LOCATION].to_str().unwrap().to_string();
+        assert!(to.starts_with("/ops?msg="), "{back} -> {to}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_tells_of_a_commit_by_another_connection() {
+    let f = fixture();
+    let h = honker_actors::Honker::open(&f.path).unwrap();
+    let app = nested(honker_web::Dashboard::new(h));
+    let r = app
+        .clone()
+        .oneshot(Request::get("/ops/events").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut body = r.into_body().into_data_stream();
+    honker_core::enqueue(&f.c, "emails", "3", &Default::default()).unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(4), async {
+        let mut seen = String::new();
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.contains("event: change") {
+                return seen;
+            }
+        }
+        seen
+    })
+    .await
+    .expect("a change event within 4 s (ticks come every 5 s)");
+    assert!(got.contains("event: change"), "{got}");
+}
