@@ -36,6 +36,7 @@ mod existing;
 mod file_identity;
 mod health;
 mod job;
+mod kernel_wake;
 mod listeners;
 mod locks;
 mod open;
@@ -97,7 +98,7 @@ pub use task::{
 };
 pub use tx::atomically;
 pub use unique::{sweep_unique, Enqueued, Unique, UniqueWhile};
-pub use watcher::{Subscription, Watcher, DEFAULT_WATCH_INTERVAL};
+pub use watcher::{Subscription, Watcher, DEFAULT_WATCH_INTERVAL, SAFETY_NET};
 
 /// The current time as SQLite sees it (`unixepoch()`), the clock every
 /// honker binding compares with.

@@ -7,9 +7,14 @@
 //! subscriber once. Subscribers are coalescing: many commits between two
 //! looks are one signal.
 //!
-//! An idle watcher backs off: a second after the last change it polls at
-//! twice the interval, halving its cost for an idle process; the first
-//! change brings it back to the full rate.
+//! Where the kernel tells of file writes (inotify on Linux), the watcher
+//! sleeps until the database or its `-wal` is written, then confirms with
+//! `data_version` (looking again shortly after a write that showed no
+//! commit yet: the commit is published in shared memory just after its
+//! WAL write); a look every [`SAFETY_NET`] catches anything a notification
+//! missed. Elsewhere it polls every `interval`; an idle poller backs off:
+//! a second after the last change it polls at twice the interval, and the
+//! first change brings it back to the full rate.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,10 +24,26 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::kernel_wake::{KernelWake, Stopper, Woke};
 use crate::{DoublingDelay, Error, FileIdentity, Listeners, Listening, Result};
 
 /// Default poll interval of a [`Watcher`].
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_millis(1);
+
+/// With kernel notifications, how often the watcher looks anyway.
+pub const SAFETY_NET: Duration = Duration::from_millis(50);
+
+/// After a write that showed no commit yet, look again after these pauses.
+const CONFIRM_AFTER: [Duration; 4] = [
+    Duration::from_micros(20),
+    Duration::from_micros(100),
+    Duration::from_micros(500),
+    Duration::from_millis(2),
+];
+
+/// Under a stream of commits, a kernel-notified watcher looks at most
+/// every half interval, and every half of this at least.
+const BUSY_GAP_CAP: Duration = Duration::from_millis(2);
 
 /// After this long without a change, poll at twice the interval.
 const IDLE_AFTER: Duration = Duration::from_secs(1);
@@ -77,6 +98,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Watcher {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// Ends a kernel wait at once; `None` when polling.
+    stopper: Option<Stopper>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -102,7 +125,10 @@ impl Watcher {
         Self::with_interval(path, DEFAULT_WATCH_INTERVAL)
     }
 
-    /// Watch `path`, polling every `interval`.
+    /// Watch `path`, looking every `interval`. Where the kernel tells of
+    /// file writes and `interval` is at most [`SAFETY_NET`], the watcher
+    /// sleeps until a write (and looks every `SAFETY_NET` regardless); a
+    /// longer interval asks for a slow watcher, which only polls.
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
@@ -133,10 +159,26 @@ impl Watcher {
         });
         let file = FileIdentity::new(&path, IDENTITY_CHECK_EVERY);
         let thread_shared = shared.clone();
+        // A caller that asks for a slow watcher gets one: kernel
+        // notifications only for intervals up to the safety net's.
+        let wake = if interval <= SAFETY_NET {
+            KernelWake::new(&path)
+        } else {
+            Err(std::io::Error::other("a slow watcher polls"))
+        };
+        let (kernel, stopper) = match wake {
+            Ok((k, s)) => (Some(k), Some(s)),
+            Err(e) => {
+                tracing::debug!(error = %e, path = %path.display(),
+                    "no kernel file notifications; the watcher polls");
+                (None, None)
+            }
+        };
         let thread = std::thread::Builder::new()
             .name("honker-watcher".into())
             .spawn(move || {
-                poll_loop(conn, baseline, file, interval, &thread_shared);
+                let how = Wait { interval, kernel };
+                poll_loop(conn, baseline, file, how, &thread_shared);
             })
             .map_err(|source| Error::Spawn {
                 what: "watcher",
@@ -145,7 +187,22 @@ impl Watcher {
         Ok(Watcher {
             shared,
             thread: Some(thread),
+            stopper,
         })
+    }
+
+    /// Whether the kernel tells this watcher of writes (it sleeps between
+    /// them); `false`: it polls every interval.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.db");
+    /// # honker_core::open(&path).unwrap();
+    /// let w = honker_core::Watcher::start(&path).unwrap();
+    /// assert_eq!(w.kernel_notified(), cfg!(target_os = "linux"));
+    /// ```
+    pub fn kernel_notified(&self) -> bool {
+        self.stopper.is_some()
     }
 
     /// A subscription to wait on from a plain thread.
@@ -245,6 +302,9 @@ impl Watcher {
 
     fn halt(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
+        if let Some(s) = &self.stopper {
+            s.stop();
+        }
         if let Some(t) = self.thread.take() {
             t.thread().unpark();
             if t.join().is_err() {
@@ -363,6 +423,24 @@ fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
         .query_row([], |r| r.get(0))
 }
 
+/// `data_version` now; after a file write that shows no commit yet, looked
+/// at again over a few milliseconds (the commit is published in shared
+/// memory just after its WAL write, which no notification reports).
+fn confirmed_version(conn: &Connection, last: i64, written: bool) -> rusqlite::Result<i64> {
+    let v = data_version(conn)?;
+    if v != last || !written {
+        return Ok(v);
+    }
+    for pause in CONFIRM_AFTER {
+        std::thread::sleep(pause);
+        let v = data_version(conn)?;
+        if v != last {
+            return Ok(v);
+        }
+    }
+    Ok(v)
+}
+
 fn is_transient(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -370,34 +448,68 @@ fn is_transient(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// How the watcher thread waits between looks.
+struct Wait {
+    interval: Duration,
+    /// Kernel notifications; `None`: poll every `interval`.
+    kernel: Option<KernelWake>,
+}
+
+impl Wait {
+    /// Sleep until the next look; `true` when woken by a file write.
+    /// `busy`: the last look saw a commit; under a stream of commits the
+    /// watcher then looks at most every half interval, as a poller would.
+    fn sleep(&mut self, idle: bool, busy: bool, path: &Path) -> bool {
+        if let Some(k) = &self.kernel {
+            if busy {
+                // Parked, not slept: a stop unparks it.
+                std::thread::park_timeout(self.interval.min(BUSY_GAP_CAP) / 2);
+            }
+            match k.wait(SAFETY_NET) {
+                Ok(w) => return w == Woke::Written,
+                Err(e) => {
+                    tracing::warn!(error = %e, path = %path.display(),
+                        "kernel file notifications failed; the watcher polls from now on");
+                    self.kernel = None;
+                }
+            }
+        }
+        let pause = if idle {
+            self.interval.saturating_mul(2)
+        } else {
+            self.interval
+        };
+        std::thread::park_timeout(pause);
+        false
+    }
+}
+
 fn poll_loop(
     conn: Connection,
     mut last: i64,
     mut file: FileIdentity,
-    interval: Duration,
+    mut how: Wait,
     shared: &Shared,
 ) {
     let path = file.path().to_path_buf();
     let mut conn = Some(conn);
     let mut last_change = Instant::now();
-    let mut reopen = DoublingDelay::new(interval, MAX_REOPEN_BACKOFF);
+    let mut reopen = DoublingDelay::new(how.interval, MAX_REOPEN_BACKOFF);
     let mut next_reopen = Instant::now();
+    let mut busy = false;
     while !shared.stop.load(Ordering::Acquire) {
-        let pause = if last_change.elapsed() >= IDLE_AFTER {
-            interval.saturating_mul(2)
-        } else {
-            interval
-        };
-        std::thread::park_timeout(pause);
+        let written = how.sleep(last_change.elapsed() >= IDLE_AFTER, busy, &path);
+        busy = false;
         if shared.stop.load(Ordering::Acquire) {
             break;
         }
         let now = Instant::now();
         match &conn {
-            Some(c) => match data_version(c) {
+            Some(c) => match confirmed_version(c, last, written) {
                 Ok(v) if v != last => {
                     last = v;
                     last_change = now;
+                    busy = true;
                     shared.notify();
                 }
                 Ok(_) => {}
