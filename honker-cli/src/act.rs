@@ -8,8 +8,15 @@ use honker_core::{rusqlite::Connection, DeadFilter, EnqueueOptions};
 use serde::Serialize;
 
 use crate::cli::{DeadAction, Output};
-use crate::view::{print_json, span};
+use crate::view::{print_json, span, term};
 use crate::CliError;
+
+/// A job a writing command would not act on, and why.
+#[derive(Debug, Serialize)]
+pub struct Refused {
+    pub id: i64,
+    pub error: String,
+}
 
 /// What a writing command did, as `--json` prints it.
 #[derive(Debug, Default, Serialize)]
@@ -26,7 +33,7 @@ pub struct Done {
     /// Asked-for ids that were not there to act on.
     pub missing: Vec<i64>,
     /// Ids refused, with the reason.
-    pub refused: Vec<(i64, String)>,
+    pub refused: Vec<Refused>,
     /// What was done, in words.
     pub message: String,
 }
@@ -37,9 +44,9 @@ impl Done {
         if out.json {
             print_json(&self)?;
         } else {
-            println!("{}", self.message);
-            for (id, why) in &self.refused {
-                eprintln!("job {id} refused: {why}");
+            println!("{}", term(&self.message, true));
+            for r in &self.refused {
+                eprintln!("job {} refused: {}", r.id, term(&r.error, true));
             }
         }
         if failed {
@@ -84,7 +91,7 @@ pub fn dead(
         ..Done::default()
     };
     if dry_run {
-        let conn = honker_core::open_read_only(db)?;
+        let conn = honker_core::open_snapshot(db)?;
         match &pick {
             Pick::Ids(ids) => {
                 for &id in ids {
@@ -121,7 +128,10 @@ pub fn dead(
                     Ok(true) => done.ids.push(id),
                     Ok(false) => done.missing.push(id),
                     Err(e @ honker_core::Error::UniqueConflict { .. }) => {
-                        done.refused.push((id, e.to_string()))
+                        done.refused.push(Refused {
+                            id,
+                            error: e.to_string(),
+                        })
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -226,12 +236,17 @@ pub struct NewJob<'a> {
 /// `honker enqueue DB QUEUE JSON`.
 pub fn enqueue(db: &Path, job: NewJob<'_>, out: Output) -> Result<(), CliError> {
     honker_core::validate_queue_name(job.queue)?;
-    let value: serde_json::Value = serde_json::from_str(job.json)
-        .map_err(|e| CliError::Usage(format!("the payload is not JSON ({e}): {}", job.json)))?;
+    // Kept as written (numbers beyond f64, key order): checked, not re-encoded.
+    let value: Box<serde_json::value::RawValue> = serde_json::from_str(job.json).map_err(|e| {
+        CliError::Usage(format!(
+            "the payload is not JSON ({e}): {}",
+            crate::view::clip(job.json, 200)
+        ))
+    })?;
     let payload = match job.task {
         Some("") => return Err(CliError::Usage("--task needs a name".into())),
         Some(name) => honker_core::task_payload(name, &value).map_err(CliError::Json)?,
-        None => serde_json::to_string(&value).map_err(CliError::Json)?,
+        None => value.get().to_string(),
     };
     let mut opts = EnqueueOptions::default().priority(job.priority);
     if let Some(d) = job.delay {

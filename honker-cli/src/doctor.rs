@@ -40,12 +40,25 @@ fn check(name: &'static str, status: Status, detail: String) -> Check {
     }
 }
 
+/// The journal mode the file's header records: bytes 18 and 19 are 2 for
+/// WAL (read from the file: a look at a file at rest does not open its WAL).
+fn journal_mode(db: &Path) -> Result<String, CliError> {
+    use std::io::Read as _;
+    let mut header = [0u8; 20];
+    std::fs::File::open(db)?.read_exact(&mut header)?;
+    Ok(match (header[18], header[19]) {
+        (2, 2) => "wal".into(),
+        (1, 1) => "rollback journal (delete, truncate or persist)".into(),
+        (r, w) => format!("unknown (header bytes 18-19 are {r}, {w})"),
+    })
+}
+
 /// Run every check; exits non-zero (through the error) when one fails.
 pub fn doctor(db: &Path, out: Output) -> Result<(), CliError> {
-    let conn = honker_core::open_read_only(db)?;
+    let conn = honker_core::open_snapshot(db)?;
     let mut checks = Vec::new();
 
-    let mode: String = conn.query_row("PRAGMA main.journal_mode", [], |r| r.get(0))?;
+    let mode = journal_mode(db)?;
     checks.push(if mode.eq_ignore_ascii_case("wal") {
         check("journal_mode", Status::Ok, "wal".into())
     } else {

@@ -11,7 +11,7 @@ use crate::view::{clip, print_json, span, table, when, JobView, QueueView, Sched
 use crate::CliError;
 
 fn open(db: &Path) -> Result<(Connection, i64), CliError> {
-    let conn = honker_core::open_read_only(db)?;
+    let conn = honker_core::open_snapshot(db)?;
     let now = honker_core::now(&conn)?;
     Ok((conn, now))
 }
@@ -203,7 +203,11 @@ pub fn job(db: &Path, id: i64, out: Output) -> Result<(), CliError> {
     let mut lines: Vec<(&str, String)> = Vec::new();
     match &job {
         Some(j) => {
-            println!("job {id}: {} on queue {}", j.state, j.queue);
+            println!(
+                "job {id}: {} on queue {}",
+                crate::view::term(&j.state, false),
+                crate::view::term(&j.queue, false)
+            );
             if let Some(t) = &j.task {
                 lines.push(("task", t.clone()));
             }
@@ -240,7 +244,7 @@ pub fn job(db: &Path, id: i64, out: Output) -> Result<(), CliError> {
         ));
     }
     for (k, v) in lines {
-        let v = v.replace('\n', "\n                ");
+        let v = crate::view::term(&v, true).replace('\n', "\n                ");
         println!("  {:<14}{v}", format!("{k}:"));
     }
     Ok(())

@@ -58,7 +58,17 @@ pub enum CliError {
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` ends quietly, as other tools do, not with a
+    // panic about a broken pipe.
+    // SAFETY: called first, before any thread starts; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HONKER_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -71,7 +81,7 @@ fn main() -> ExitCode {
         Err(CliError::Clap(e)) => e.exit(),
         Err(CliError::Partial) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("honker: {e}");
+            eprintln!("honker: {}", view::term(&e.to_string(), true));
             ExitCode::from(1)
         }
     }
@@ -154,7 +164,8 @@ fn run(command: Command) -> Result<(), CliError> {
             db,
             listen,
             read_only,
-        } => web(&db, listen, read_only),
+            allow_hosts,
+        } => web(&db, listen, read_only, allow_hosts),
     }
 }
 
@@ -172,10 +183,41 @@ fn cron(args: Vec<String>) -> Result<(), CliError> {
     }
 }
 
+/// The host names the dashboard at `addr` answers for (empty: any).
+fn host_names(addr: std::net::SocketAddr, extra: &[String]) -> Vec<String> {
+    let port = addr.port();
+    let has_port = |h: &str| {
+        h.rsplit_once(':')
+            .is_some_and(|(_, p)| !h.ends_with(']') && p.parse::<u16>().is_ok())
+    };
+    let mut names: Vec<String> = extra
+        .iter()
+        .map(|h| {
+            if has_port(h) {
+                h.clone()
+            } else {
+                format!("{h}:{port}")
+            }
+        })
+        .collect();
+    let ip = addr.ip();
+    if ip.is_loopback() {
+        names.extend([
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ]);
+    } else if !ip.is_unspecified() {
+        names.push(addr.to_string());
+    }
+    names
+}
+
 fn web(
     db: &std::path::Path,
     listen: std::net::SocketAddr,
     read_only: bool,
+    allow_hosts: Vec<String>,
 ) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -192,6 +234,14 @@ fn web(
         };
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
+        let hosts = host_names(addr, &allow_hosts);
+        if hosts.is_empty() {
+            eprintln!(
+                "honker: warning: the dashboard answers for any host name and has no login; \
+                 pass --allow-host NAME, or put it behind a proxy that authenticates"
+            );
+        }
+        let dashboard = dashboard.allow_hosts(hosts);
         println!(
             "honker dashboard for {} on http://{addr}/{}",
             db.display(),

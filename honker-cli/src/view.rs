@@ -181,8 +181,30 @@ pub fn clip(s: &str, n: usize) -> String {
     }
 }
 
+/// `s` safe to print on a terminal: control characters (escape sequences
+/// hidden in names and errors another writer put in the file) are shown
+/// as `\x1b`-style escapes; newlines are kept when `lines` is set.
+pub fn term(s: &str, lines: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == '\n' && lines {
+            out.push(c);
+        } else if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Rows under headers, columns padded to their widest cell.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| term(c, false)).collect())
+        .collect();
+    let rows = &rows[..];
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -230,6 +252,14 @@ mod tests {
         assert_eq!(when(0, 7_200), "1970-01-01 00:00:00Z (2h ago)");
         assert!(when(i64::MAX, 0).starts_with(&i64::MAX.to_string()));
         assert!(when(i64::MIN, i64::MAX).contains("ago"));
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        assert_eq!(term("a\u{1b}[2Jb\nc", false), "a\\u{1b}[2Jb\\nc");
+        assert_eq!(term("x\ny\u{7}", true), "x\ny\\u{7}");
+        let t = table(&["Q"], &[vec!["\u{1b}]0;PWNED\u{7}q".into()]]);
+        assert!(!t.contains('\u{1b}') && !t.contains('\u{7}'), "{t:?}");
     }
 
     #[test]

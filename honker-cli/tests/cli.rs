@@ -125,6 +125,79 @@ fn reading_commands_never_create_a_file_and_never_write_one() {
         ok(&args);
     }
     assert_eq!(settled_bytes(&path), before, "a reading command wrote");
+    // At rest (no connection open): nothing is created beside the file.
+    let listing = || {
+        let mut v: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let files = listing();
+    assert_eq!(files.len(), 1, "{files:?}");
+    ok(&["stats", &p]);
+    ok(&["doctor", &p]);
+    assert_eq!(listing(), files, "a reading command created files");
+}
+
+#[test]
+fn names_and_errors_from_the_file_never_put_control_characters_on_the_terminal() {
+    let (_d, path, p) = file();
+    let c = conn(&path);
+    // Another binding allowed these; ours never writes them.
+    c.execute(
+        "INSERT INTO _honker_dead (id, queue, payload, last_error) VALUES (7, ?1, '{}', ?2)",
+        [
+            "\u{1b}[2J\u{1b}]0;PWNED\u{7}q",
+            "boom \u{1b}[41mERR\u{1b}[0m\nsecond line",
+        ],
+    )
+    .unwrap();
+    for args in [
+        vec!["stats", &p],
+        vec!["job", &p, "7"],
+        vec!["dead", &p, "retry", "7", "--dry-run"],
+    ] {
+        let out = ok(&args);
+        assert!(
+            !out.contains('\u{1b}') && !out.contains('\u{7}'),
+            "{args:?}: {out:?}"
+        );
+    }
+    assert!(
+        ok(&["job", &p, "7"]).contains("second line"),
+        "newlines of an error are kept"
+    );
+}
+
+#[test]
+fn output_cut_short_by_the_reader_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("honker"))
+        .args([
+            "cron",
+            "next",
+            "* * * * * *",
+            "--after",
+            "0",
+            "--count",
+            "10000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is gone (`| head -1`).
+    let out = child.wait_with_output().unwrap();
+    assert!(first.starts_with('1'), "{first}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "not a panic");
 }
 
 #[test]
@@ -399,7 +472,25 @@ fn cancel_pause_resume_and_enqueue_say_what_they_changed() {
     let raw_id = raw["ids"][0].as_i64().unwrap();
     assert_eq!(
         honker_core::get_job(&c, raw_id).unwrap().unwrap().payload,
-        "[1,2]"
+        "[1, 2]"
+    );
+    // Stored as written: numbers beyond f64 and key order are kept.
+    let exact = r#"{"big": 12345678901234567890123, "b": 1, "a": 2}"#;
+    let doc = json(&["enqueue", &p, "exact", exact, "--json"]);
+    let stored = honker_core::get_job(&c, doc["ids"][0].as_i64().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.payload, exact);
+    let doc = json(&["enqueue", &p, "exact", exact, "--task", "t", "--json"]);
+    let stored = honker_core::get_job(&c, doc["ids"][0].as_i64().unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored
+            .payload
+            .contains(r#""kwargs":{"big": 12345678901234567890123, "b": 1, "a": 2}"#),
+        "{}",
+        stored.payload
     );
 
     assert_eq!(ok(&["pause", &p, "emails"]).trim(), "paused queue emails");
@@ -612,5 +703,101 @@ fn bad_input_is_refused_with_a_clear_message_and_nothing_written() {
     fails(
         &["stats", &dir.path().display().to_string()],
         "not a SQLite database",
+    );
+    fails(&["stats", "/dev/null"], "not a SQLite database");
+}
+
+/// `GET path` with `Host: host` from the server at `addr`: the status line.
+fn http_get(addr: &str, path: &str, host: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_read_only_dashboard_never_writes_and_answers_only_for_its_own_host_names() {
+    use std::io::{BufRead, BufReader};
+    // A file left by a crashed writer: its WAL holds commits, no -shm.
+    let (dir, path, _) = file();
+    let c = conn(&path);
+    for i in 0..50 {
+        honker_core::enqueue(&c, "q", &i.to_string(), &Default::default()).unwrap();
+    }
+    let copy = dir.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    let db = copy.join("app.db");
+    std::fs::copy(&path, &db).unwrap();
+    std::fs::copy(path.with_file_name("app.db-wal"), copy.join("app.db-wal")).unwrap();
+    drop(c);
+    let bytes = |p: &Path| std::fs::read(p).unwrap();
+    let (db_before, wal_before) = (bytes(&db), bytes(&copy.join("app.db-wal")));
+
+    let d = db.display().to_string();
+    let serve = || {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("honker"))
+            .args(["web", &d, "--read-only", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_else(|| panic!("{line}"))
+            .to_string();
+        (child, addr)
+    };
+    let stop = |child: &mut std::process::Child| {
+        // Stopped as an operator stops it.
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        child.wait().unwrap();
+    };
+    // Started and stopped with no page asked for: the dashboard's own
+    // connections are the last to close.
+    let (mut child, _) = serve();
+    std::thread::sleep(Duration::from_millis(300));
+    stop(&mut child);
+    assert_eq!(bytes(&db), db_before, "the database file was written");
+    assert!(copy.join("app.db-wal").exists(), "the WAL was folded in");
+
+    let (mut child, addr) = serve();
+    assert!(http_get(&addr, "/", &addr).contains("200"), "own address");
+    let port = addr.rsplit(':').next().unwrap();
+    assert!(http_get(&addr, "/", &format!("localhost:{port}")).contains("200"));
+    let rebound = http_get(&addr, "/", &format!("evil.example:{port}"));
+    assert!(rebound.contains("421"), "{rebound}");
+    let refused = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "POST /queues/q/pause HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    stop(&mut child);
+    assert_eq!(bytes(&db), db_before, "the database file was written");
+    assert_eq!(
+        bytes(&copy.join("app.db-wal")),
+        wal_before,
+        "the WAL was folded in"
     );
 }

@@ -45,6 +45,69 @@ pub fn open_read_only(path: impl AsRef<Path>) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Open the honker file at `path` for one look, read-only, creating
+/// nothing beside it: a file at rest (no `-wal` or `-shm` beside it, so no
+/// connection has it open) is read in place as immutable; a file in use is
+/// opened as [`open_read_only`] does (its `-wal` and `-shm` are there
+/// already). For a reader that follows commits, use [`open_read_only`].
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("app.db");
+/// let conn = honker_core::open(&path).unwrap();
+/// honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+/// drop(conn); // the last connection: the file is at rest
+/// let look = honker_core::open_snapshot(&path).unwrap();
+/// assert_eq!(honker_core::stats(&look).unwrap()[0].pending_due, 1);
+/// assert!(!dir.path().join("app.db-shm").exists());
+/// ```
+pub fn open_snapshot(path: impl AsRef<Path>) -> Result<Connection> {
+    let path = path.as_ref();
+    must_exist(path)?;
+    if sidecar(path, "-wal").exists() || sidecar(path, "-shm").exists() {
+        return open_read_only(path);
+    }
+    let uri = format!("file:{}?immutable=1", uri_path(path));
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(&uri, flags).map_err(|source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.execute_batch("PRAGMA temp_store = MEMORY")?;
+    must_be_honker(&conn, path)?;
+    shadow_missing_tables(&conn).map_err(|e| classify_read(path, e))?;
+    Ok(conn)
+}
+
+fn sidecar(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    s.into()
+}
+
+/// `path` for a `file:` URI: bytes outside the unreserved set escaped.
+fn uri_path(path: &Path) -> String {
+    use std::fmt::Write as _;
+    #[cfg(unix)]
+    let bytes = {
+        use std::os::unix::ffi::OsStrExt;
+        path.as_os_str().as_bytes().to_vec()
+    };
+    #[cfg(not(unix))]
+    let bytes = path.to_string_lossy().replace('\\', "/").into_bytes();
+    let mut out = String::new();
+    for &b in &bytes {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 /// Open the honker file at `path` to act on it ([`open`](crate::open)'s
 /// pragmas and migration), refusing to create a file ([`Error::NoSuchFile`])
 /// or to give a database without honker tables a honker schema
@@ -70,7 +133,8 @@ fn must_exist(path: &Path) -> Result<()> {
     if path.is_file() {
         return Ok(());
     }
-    if path.is_dir() {
+    // A directory, a fifo, a device: there, but no database.
+    if path.exists() {
         return Err(Error::NotADatabase {
             path: path.to_path_buf(),
         });
@@ -230,6 +294,31 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_of_a_file_at_rest_creates_nothing_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("odd name?#%.db");
+        python_like_file(&path);
+        let listing = || {
+            let mut v: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            v.sort();
+            v
+        };
+        let before = listing();
+        let conn = open_snapshot(&path).unwrap();
+        assert_eq!(crate::stats(&conn).unwrap()[0].pending_due, 1);
+        drop(conn);
+        assert_eq!(listing(), before, "no -wal or -shm created");
+        // In use: read as any reader does, and sees the writer's commits.
+        let writer = crate::open(&path).unwrap();
+        crate::enqueue(&writer, "q", "2", &Default::default()).unwrap();
+        let conn = open_snapshot(&path).unwrap();
+        assert_eq!(crate::stats(&conn).unwrap()[0].pending_due, 2);
+    }
+
+    #[test]
     fn missing_files_plain_databases_and_other_files_are_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("typo.db");
@@ -267,6 +356,10 @@ mod tests {
 
         assert!(matches!(
             open_read_only(dir.path()),
+            Err(Error::NotADatabase { .. })
+        ));
+        assert!(matches!(
+            open_read_only("/dev/null"),
             Err(Error::NotADatabase { .. })
         ));
     }

@@ -81,6 +81,25 @@ pub fn row_totals(conn: &Connection) -> Result<RowTotals> {
         })?)
 }
 
+/// The ids of up to `limit` running (claimed) jobs of every queue, read
+/// from the processing index alone (the cost grows with the running jobs,
+/// not the file).
+///
+/// ```
+/// use std::time::Duration;
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let id = honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+/// honker_core::claim_batch(&conn, "q", "w", 1, Duration::from_secs(60)).unwrap();
+/// assert_eq!(honker_core::running_ids(&conn, 10).unwrap(), [id]);
+/// ```
+pub fn running_ids(conn: &Connection, limit: usize) -> Result<Vec<i64>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    Ok(conn
+        .prepare_cached(sql::HEALTH_RUNNING_IDS)?
+        .query_map([limit], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?)
+}
+
 /// One object of the format's schema, and whether this file has it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SchemaObject {

@@ -78,9 +78,11 @@ pub use enqueue::{
     DEFAULT_MAX_ATTEMPTS, MAX_DURATION,
 };
 pub use error::{Error, Result};
-pub use existing::{open_existing, open_read_only};
+pub use existing::{open_existing, open_read_only, open_snapshot};
 pub use file_identity::{FileChange, FileIdentity};
-pub use health::{health, row_totals, schema_objects, Health, RowTotals, SchemaObject};
+pub use health::{
+    health, row_totals, running_ids, schema_objects, Health, RowTotals, SchemaObject,
+};
 pub use job::{ClaimedJob, DeadJob, JobFate, JobRow, JobState, Lease, QueueStats};
 pub use listeners::{Listeners, Listening};
 pub use locks::{lock_holder, renew_lock, try_lock, unlock};

@@ -29,7 +29,8 @@ pub fn save_result(
 }
 
 /// The saved result of `job_id`, unless absent or expired. A job that
-/// returned JSON `null` gives `Some("null")`.
+/// returned JSON `null` gives `Some("null")`. Read leniently: a value
+/// another writer stored as bytes or a number is rendered as text.
 ///
 /// ```
 /// let conn = honker_core::open_in_memory().unwrap();
@@ -38,7 +39,7 @@ pub fn save_result(
 pub fn get_result(conn: &Connection, job_id: i64) -> Result<Option<String>> {
     let mut stmt = conn.prepare_cached(sql::RESULT_GET)?;
     Ok(stmt
-        .query_row([job_id], |r| r.get::<_, Option<String>>(0))
+        .query_row([job_id], |r| Ok(crate::job::opt_text_lossy(r.get_ref(0)?)))
         .optional()?
         .flatten())
 }

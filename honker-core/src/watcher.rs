@@ -138,13 +138,32 @@ impl Watcher {
     /// # drop(w);
     /// ```
     pub fn with_interval(path: impl AsRef<Path>, interval: Duration) -> Result<Watcher> {
-        let path = path.as_ref().to_path_buf();
+        Self::spawn(path.as_ref(), interval, false)
+    }
+
+    /// [`Watcher::with_interval`] on a read-only connection, for a process
+    /// that must never write the file: when the last connection to a WAL
+    /// database closes, a writable one folds the WAL into the file.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.db");
+    /// # honker_core::open(&path).unwrap();
+    /// let w = honker_core::Watcher::read_only(&path, std::time::Duration::from_millis(5)).unwrap();
+    /// # drop(w);
+    /// ```
+    pub fn read_only(path: impl AsRef<Path>, interval: Duration) -> Result<Watcher> {
+        Self::spawn(path.as_ref(), interval, true)
+    }
+
+    fn spawn(path: &Path, interval: Duration, read_only: bool) -> Result<Watcher> {
+        let path = path.to_path_buf();
         if interval.is_zero() {
             return Err(Error::InvalidOption(
                 "watch interval must be positive".into(),
             ));
         }
-        let conn = open_watch_connection(&path)?;
+        let conn = open_watch_connection(&path, read_only)?;
         // Read the baseline before returning, so every commit after
         // `start` returns is seen.
         let baseline = data_version(&conn).map_err(|source| Error::Open {
@@ -177,7 +196,11 @@ impl Watcher {
         let thread = std::thread::Builder::new()
             .name("honker-watcher".into())
             .spawn(move || {
-                let how = Wait { interval, kernel };
+                let how = Wait {
+                    interval,
+                    kernel,
+                    read_only,
+                };
                 poll_loop(conn, baseline, file, how, &thread_shared);
             })
             .map_err(|source| Error::Spawn {
@@ -398,21 +421,24 @@ impl Subscription {
     }
 }
 
-fn open_watch_connection(path: &Path) -> Result<Connection> {
+fn open_watch_connection(path: &Path, read_only: bool) -> Result<Connection> {
     if !path.exists() {
         return Err(Error::Open {
             path: path.to_path_buf(),
             source: rusqlite::Error::InvalidPath(path.to_path_buf()),
         });
     }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| Error::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mode = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    };
+    let conn = Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(
+        |source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+    )?;
     // Never wait for a lock inside the poll: a busy look is retried next tick.
     conn.busy_timeout(Duration::ZERO).map_err(Error::from)?;
     Ok(conn)
@@ -451,6 +477,8 @@ fn is_transient(e: &rusqlite::Error) -> bool {
 /// How the watcher thread waits between looks.
 struct Wait {
     interval: Duration,
+    /// Reconnect read-only.
+    read_only: bool,
     /// Kernel notifications; `None`: poll every `interval`.
     kernel: Option<KernelWake>,
 }
@@ -522,7 +550,7 @@ fn poll_loop(
                     shared.notify();
                 }
             },
-            None if now >= next_reopen => match open_watch_connection(&path)
+            None if now >= next_reopen => match open_watch_connection(&path, how.read_only)
                 .and_then(|c| data_version(&c).map(|v| (c, v)).map_err(Error::from))
             {
                 Ok((c, v)) => {

@@ -74,9 +74,16 @@ fn actor<'a>(s: &'a Shared, headers: &HeaderMap) -> Result<&'a Honker, Refused> 
 
 /// Back to `back` (a path within the dashboard) with `msg` shown.
 fn done(base: &str, back: Option<&str>, msg: &str) -> Response {
-    let back = back
-        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
-        .unwrap_or("/");
+    // A path within the dashboard, in plain URL characters only: no
+    // scheme, no `//host`, no whitespace or control bytes a browser
+    // would strip to find one.
+    let safe = |b: &&str| {
+        b.starts_with('/')
+            && !b.starts_with("//")
+            && b.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"/-_.~?=&%+".contains(&c))
+    };
+    let back = back.filter(safe).unwrap_or("/");
     let sep = if back.contains('?') { '&' } else { '?' };
     let to = crate::html::href(base, &format!("{back}{sep}msg={}", url(msg)));
     Redirect::to(&to).into_response()
@@ -232,6 +239,11 @@ pub(crate) async fn schedule(
     };
     let back = f.back.as_deref();
     let schedules = h.schedules();
+    match schedules.get(&name).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return done(&base, back, &format!("No schedule {name}; nothing done.")),
+        Err(e) => return failed(&base, back, &format!("{action} {name}"), &e),
+    }
     let msg = match action.as_str() {
         "pause" => schedules
             .pause(&name)

@@ -100,6 +100,7 @@ pub struct Dashboard {
     honker: Option<Honker>,
     read_only: bool,
     live: live::Live,
+    hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for Dashboard {
@@ -136,6 +137,7 @@ impl Dashboard {
             honker: Some(honker),
             read_only: false,
             live,
+            hosts: Vec::new(),
         }
     }
 
@@ -157,6 +159,7 @@ impl Dashboard {
             honker: None,
             read_only: true,
             live,
+            hosts: Vec::new(),
         })
     }
 
@@ -167,10 +170,33 @@ impl Dashboard {
         self
     }
 
+    /// Answer only requests whose `Host` header is one of `hosts`
+    /// (`"localhost:8080"`, ...; compared without case); others get 421.
+    /// A dashboard served on its own, with no login in front, needs this
+    /// against DNS rebinding: a page on another domain that resolves to
+    /// 127.0.0.1 would otherwise be same-site with it. `honker web` sets it.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.db");
+    /// # honker_core::open(&path).unwrap();
+    /// let d = honker_web::Dashboard::open_read_only(&path).unwrap()
+    ///     .allow_hosts(["localhost:8080", "127.0.0.1:8080"]);
+    /// # drop(d);
+    /// ```
+    pub fn allow_hosts<S: Into<String>>(mut self, hosts: impl IntoIterator<Item = S>) -> Self {
+        self.hosts = hosts
+            .into_iter()
+            .map(|h| h.into().to_ascii_lowercase())
+            .collect();
+        self
+    }
+
     /// The routes, to mount where you like (`Router::nest`); links follow
     /// the mount point.
     pub fn router(self) -> Router {
-        Router::new()
+        let hosts = Arc::new(self.hosts);
+        let router = Router::new()
             .route("/", get(pages::overview))
             .route("/queues/{queue}", get(pages::queue_jobs))
             .route("/jobs/{id}", get(pages::job))
@@ -188,7 +214,37 @@ impl Dashboard {
                 honker: self.honker,
                 read_only: self.read_only,
                 live: self.live,
-            }))
+            }));
+        if hosts.is_empty() {
+            router
+        } else {
+            router.layer(axum::middleware::from_fn_with_state(hosts, only_hosts))
+        }
+    }
+}
+
+/// Refuse a request whose `Host` is not one of `hosts`.
+async fn only_hosts(
+    axum::extract::State(hosts): axum::extract::State<Arc<Vec<String>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let host = req
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    match host {
+        Some(h) if hosts.contains(&h) => next.run(req).await,
+        _ => {
+            tracing::warn!(host = ?host, "dashboard request for another host refused");
+            (
+                axum::http::StatusCode::MISDIRECTED_REQUEST,
+                "this dashboard does not answer for that host name",
+            )
+                .into_response()
+        }
     }
 }
 

@@ -5,20 +5,27 @@
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use honker_actors::Honker;
-use honker_core::{LiveState, RowTotals};
+use honker_core::RowTotals;
 use tokio::sync::watch;
 
 use crate::reader::Reader;
 
-/// How often the sampler reads the file's totals and running jobs.
+/// How often the sampler reads the file's totals and running jobs, at most.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// The sampler spends at most 1/this of the time reading (a large file
+/// samples less often).
+const SAMPLE_DUTY: u32 = 50;
+/// With no page asked for and no event stream open this long, the
+/// sampler stops (the next page starts it again).
+const UNWATCHED_STOP: Duration = Duration::from_secs(60);
 /// How many minutes of throughput are kept.
 pub(crate) const MINUTES: usize = 15;
 /// Commits closer together than this make one event.
@@ -33,7 +40,13 @@ const WATCH_EVERY: Duration = Duration::from_millis(5);
 pub(crate) struct Live {
     commits: watch::Sender<u64>,
     history: Arc<Mutex<History>>,
-    sampler: Arc<OnceLock<()>>,
+    /// The sampler runs.
+    sampling: Arc<AtomicBool>,
+    /// When a page or event stream last asked (milliseconds since `epoch`).
+    seen_ms: Arc<AtomicU64>,
+    /// Event streams open now.
+    streams: Arc<AtomicUsize>,
+    epoch: Instant,
     /// Keeps the commit subscription alive.
     _keep: Arc<Mutex<Vec<Box<dyn std::any::Any + Send>>>>,
 }
@@ -94,7 +107,10 @@ impl Live {
         Live {
             commits: watch::channel(0).0,
             history: Arc::default(),
-            sampler: Arc::default(),
+            sampling: Arc::default(),
+            seen_ms: Arc::default(),
+            streams: Arc::default(),
+            epoch: Instant::now(),
             _keep: Arc::default(),
         }
     }
@@ -116,7 +132,7 @@ impl Live {
 
     /// Count commits to the file at `path` with a watcher of its own.
     pub(crate) fn watch_file(&self, path: &Path) {
-        match honker_core::Watcher::with_interval(path, WATCH_EVERY) {
+        match honker_core::Watcher::read_only(path, WATCH_EVERY) {
             Ok(w) => {
                 let tx = self.commits.clone();
                 let sub = w.on_change(move || tx.send_modify(|v| *v = v.wrapping_add(1)));
@@ -127,21 +143,22 @@ impl Live {
         }
     }
 
-    /// Start the sampler (once), on the current runtime.
+    /// Note that someone looks, and start the sampler if it is not
+    /// running (on the current runtime, with a connection of its own).
     pub(crate) fn ensure_sampler(&self, reader: &Reader) {
-        if self.sampler.set(()).is_err() {
+        self.touch();
+        if self.sampling.swap(true, Ordering::AcqRel) {
             return;
         }
         let history = Arc::downgrade(&self.history);
-        let reader = reader.clone();
+        let reader = reader.fresh();
+        let me = self.clone_for_sampler();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SAMPLE_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
-                tick.tick().await;
                 let Some(history) = history.upgrade() else {
                     return; // the dashboard is gone
                 };
+                let started = Instant::now();
                 match reader.read(sample).await {
                     Ok((now, totals, running)) => history
                         .lock()
@@ -149,8 +166,40 @@ impl Live {
                         .add(now, totals, &running),
                     Err(e) => tracing::debug!(error = %e, "dashboard sample failed"),
                 }
+                drop(history);
+                let took = started.elapsed();
+                tokio::time::sleep(SAMPLE_EVERY.max(took * SAMPLE_DUTY)).await;
+                if me.unwatched() {
+                    me.sampling.store(false, Ordering::Release);
+                    return;
+                }
             }
         });
+    }
+
+    /// What the sampler needs (not the history: it holds that weakly).
+    fn clone_for_sampler(&self) -> Live {
+        Live {
+            commits: self.commits.clone(),
+            history: Arc::default(),
+            sampling: self.sampling.clone(),
+            seen_ms: self.seen_ms.clone(),
+            streams: self.streams.clone(),
+            epoch: self.epoch,
+            _keep: Arc::default(),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.seen_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn unwatched(&self) -> bool {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let idle = ms.saturating_sub(self.seen_ms.load(Ordering::Relaxed));
+        self.streams.load(Ordering::Relaxed) == 0
+            && idle > u64::try_from(UNWATCHED_STOP.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Read the history.
@@ -159,21 +208,23 @@ impl Live {
     }
 }
 
-/// The totals and the running jobs' ids (up to 500 a queue).
+/// The totals and the running jobs' ids (up to 5,000).
 fn sample(
     c: &honker_core::rusqlite::Connection,
 ) -> honker_core::Result<(i64, RowTotals, Vec<i64>)> {
     let now = honker_core::now(c)?;
     let totals = honker_core::row_totals(c)?;
-    let mut running = Vec::new();
-    for q in honker_core::stats(c)?
-        .into_iter()
-        .filter(|q| q.processing > 0)
-    {
-        let jobs = honker_core::list_jobs(c, &q.queue, LiveState::Running, 500, 0)?;
-        running.extend(jobs.into_iter().map(|j| j.id));
-    }
+    let running = honker_core::running_ids(c, 5_000)?;
     Ok((now, totals, running))
+}
+
+/// Counts an open event stream while it lives.
+struct Streaming(Arc<AtomicUsize>);
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// `GET /events`: a `change` event after commits (coalesced), a `tick`
@@ -183,7 +234,9 @@ pub(crate) async fn events(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     state.live.ensure_sampler(&state.reader);
     let rx = state.live.commits.subscribe();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
+    state.live.streams.fetch_add(1, Ordering::Relaxed);
+    let open = Streaming(state.live.streams.clone());
+    let stream = futures::stream::unfold((rx, open), |(mut rx, open)| async move {
         let name = tokio::select! {
             changed = rx.changed() => {
                 if changed.is_err() {
@@ -196,7 +249,10 @@ pub(crate) async fn events(
             () = tokio::time::sleep(TICK) => "tick",
         };
         let n = *rx.borrow();
-        Some((Ok(Event::default().event(name).data(n.to_string())), rx))
+        Some((
+            Ok(Event::default().event(name).data(n.to_string())),
+            (rx, open),
+        ))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

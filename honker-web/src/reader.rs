@@ -24,6 +24,11 @@ impl Reader {
         }
     }
 
+    /// A reader of the same file with a connection of its own.
+    pub(crate) fn fresh(&self) -> Reader {
+        Reader::new(self.path.clone())
+    }
+
     /// The file read.
     pub(crate) fn path(&self) -> &std::path::Path {
         &self.path

@@ -150,6 +150,8 @@ async fn actions_change_the_file_and_return_to_the_page_with_what_they_did() {
             .enabled
     );
 
+    let (_, to) = post(&app, "/ops/schedules/weekly/pause", same).await;
+    assert!(to.contains("No%20schedule%20weekly"), "{to}");
     assert_eq!(
         post(&app, "/ops/queues/emails/explode", same).await.0,
         StatusCode::NOT_FOUND
@@ -198,6 +200,8 @@ async fn a_redirect_never_leaves_the_dashboard() {
         "%2F%2Fevil.example%2F",
         "https%3A%2F%2Fevil.example",
         "%2F%5Cevil.example",
+        "%2F%09%2Fevil.example",
+        "%2F%0A%2Fevil.example",
     ] {
         let r = app
             .clone()
@@ -240,4 +244,34 @@ async fn the_event_stream_tells_of_a_commit_by_another_connection() {
     .await
     .expect("a change event within 4 s (ticks come every 5 s)");
     assert!(got.contains("event: change"), "{got}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_limited_to_its_host_names_refuses_others() {
+    let f = fixture();
+    let d = honker_web::Dashboard::open_read_only(&f.path)
+        .unwrap()
+        .allow_hosts(["Dash.Local", "localhost:8080"]);
+    let app = nested(d);
+    let ask = |host: &'static str| {
+        let app = app.clone();
+        async move {
+            app.oneshot(
+                Request::get("/ops")
+                    .header(header::HOST, host)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .status()
+        }
+    };
+    assert_eq!(ask("dash.local").await, StatusCode::OK);
+    assert_eq!(ask("localhost:8080").await, StatusCode::OK);
+    // A rebinding domain that resolves to this machine.
+    assert_eq!(
+        ask("evil.example:8080").await,
+        StatusCode::MISDIRECTED_REQUEST
+    );
 }

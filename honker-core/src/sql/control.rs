@@ -133,3 +133,7 @@ pub const HEALTH_OBJECTS: &str = "SELECT type, name FROM main.sqlite_schema
 pub const HEALTH_ROW_TOTALS: &str = "SELECT (SELECT COUNT(*) FROM _honker_live),
   (SELECT COUNT(*) FROM _honker_dead),
   COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '_honker_live'), 0)";
+/// Ids of every running (claimed) job, through the processing index alone,
+/// ?1 of them.
+pub const HEALTH_RUNNING_IDS: &str = "SELECT id FROM _honker_live
+  INDEXED BY _honker_live_processing_deadline WHERE state = 'processing' LIMIT ?1 + 0";

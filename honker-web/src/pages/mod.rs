@@ -102,7 +102,9 @@ pub(crate) async fn overview(State(s): St, Base(base): Base, Query(p): Query<Par
                 q.oldest_pending_age.map_or("–".into(), span),
                 q.next_due_at.map_or("–".into(), |t| relative(t, now)),
                 if q.paused { tag("paused") } else { tag("active") },
-                if s.read_only {
+                if s.read_only || honker_core::validate_queue_name(&q.queue).is_err() {
+                    // A name another binding allowed and honker-rs does not
+                    // take: it cannot be paused by name.
                     String::new()
                 } else if q.paused {
                     button(&base, &format!("/queues/{}/resume", url(&q.queue)), "Resume", "/", "go")
