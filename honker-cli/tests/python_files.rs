@@ -138,6 +138,9 @@ honker.Scheduler(db).add(name="nightly", queue="reports",
     let dead = json(&["jobs", &db, "-q", "emails", "-s", "dead", "--json"]);
     let dead_job = &dead["jobs"][0];
     assert_eq!(dead_job["last_error"], "smtp timeout");
+    let detail = json(&["job", &db, &dead_job["id"].to_string(), "--json"]);
+    assert_eq!(detail["job"]["last_error"], "smtp timeout");
+    assert_eq!(detail["job"]["payload"], r#"{"to": "u0@x"}"#);
     let running = json(&["jobs", &db, "-q", "reports", "-s", "running", "--json"]);
     assert_eq!(running["jobs"][0]["worker_id"], "py-reporter");
     let cron = json(&["cron", &db, "list", "--json"]);
