@@ -31,7 +31,8 @@ impl FileChange {
 
 /// The identity (device and inode) of the file at a path when the check
 /// began, looked at again at most every `every`. Once a change is seen it
-/// is reported from then on.
+/// is reported from then on; a deletion becomes a replacement if another
+/// file appears at the path later (a file deleted and made anew).
 ///
 /// ```
 /// use std::time::Duration;
@@ -75,11 +76,13 @@ impl FileIdentity {
     /// Whether the path still names the same file (at most one `stat`
     /// every `every`).
     pub fn check(&mut self) -> Option<FileChange> {
-        if self.changed.is_none() && self.identity.is_some() {
+        let settled = self.changed == Some(FileChange::Replaced);
+        if !settled && self.identity.is_some() {
             let now = Instant::now();
             if now >= self.next {
                 self.next = now.checked_add(self.every).unwrap_or(now);
-                self.changed = match identity_of(&self.path) {
+                let now_there = identity_of(&self.path);
+                self.changed = match now_there {
                     None => Some(FileChange::Deleted),
                     Some(id) if Some(id) != self.identity => Some(FileChange::Replaced),
                     Some(_) => None,
@@ -116,6 +119,22 @@ mod tests {
         std::fs::rename(&other, &path).unwrap();
         assert_eq!(file.check(), Some(FileChange::Replaced));
         assert_eq!(file.check(), Some(FileChange::Replaced));
+    }
+
+    #[test]
+    fn a_file_deleted_then_made_anew_is_reported_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        std::fs::write(&path, b"").unwrap();
+        let mut file = FileIdentity::new(&path, Duration::ZERO);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(file.check(), Some(FileChange::Deleted));
+        // Hold the old one's inode so the new file cannot reuse it.
+        let _keep = std::fs::File::create(dir.path().join("other")).unwrap();
+        std::fs::write(&path, b"new").unwrap();
+        assert_eq!(file.check(), Some(FileChange::Replaced));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(file.check(), Some(FileChange::Replaced), "settled");
     }
 
     #[test]
