@@ -128,7 +128,9 @@ impl Watcher {
     /// Watch `path`, looking every `interval`. Where the kernel tells of
     /// file writes and `interval` is at most [`SAFETY_NET`], the watcher
     /// sleeps until a write (and looks every `SAFETY_NET` regardless); a
-    /// longer interval asks for a slow watcher, which only polls.
+    /// longer interval asks for a slow watcher, which only polls. The
+    /// environment variable `HONKER_NO_KERNEL_WAKE` (any value) makes every
+    /// watcher poll, should a file system's notifications misbehave.
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
@@ -180,7 +182,8 @@ impl Watcher {
         let thread_shared = shared.clone();
         // A caller that asks for a slow watcher gets one: kernel
         // notifications only for intervals up to the safety net's.
-        let wake = if interval <= SAFETY_NET {
+        let wake = if interval <= SAFETY_NET && std::env::var_os("HONKER_NO_KERNEL_WAKE").is_none()
+        {
             KernelWake::new(&path)
         } else {
             Err(std::io::Error::other("a slow watcher polls"))

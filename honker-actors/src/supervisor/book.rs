@@ -126,6 +126,12 @@ impl ClaimBook {
             .saturating_sub(self.ready.len() + self.running.len() + self.reserved)
     }
 
+    /// Workers that no claim held or reserved will occupy.
+    pub(crate) fn free(&self) -> usize {
+        self.concurrency
+            .saturating_sub(self.ready.len() + self.running.len() + self.reserved)
+    }
+
     /// Plan a claim of up to `budget` jobs over `queues` (in that order),
     /// each within its limit, and reserve it until [`Self::unreserve`].
     pub(crate) fn plan(&mut self, budget: usize, queues: &[&'static str]) -> ClaimPlan {
@@ -134,9 +140,7 @@ impl ClaimBook {
             queues: Vec::new(),
             // Workers no claim held or reserved will occupy: a queue
             // limited across processes is claimed only for these.
-            free: self
-                .concurrency
-                .saturating_sub(self.ready.len() + self.running.len() + self.reserved),
+            free: self.free(),
         };
         if budget == 0 {
             return plan;

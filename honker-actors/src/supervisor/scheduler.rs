@@ -79,10 +79,14 @@ impl SupervisorState {
             0
         };
         if self.cycles_running > 0 {
-            // A second cycle only when it carries a worthwhile batch;
+            // A second cycle only when it carries a worthwhile batch, for
+            // workers the running one will not fill (not the prefetch
+            // buffer: two cycles that each see the other's reservation
+            // would leave no worker free for a queue limited across
+            // processes, and keep starting each other, claiming nothing);
             // otherwise wait for the running one to come back.
             let worthwhile = (self.args.concurrency / 2).max(1);
-            let claimable = if self.work_maybe { room } else { 0 };
+            let claimable = if self.work_maybe { self.book.free() } else { 0 };
             if self.pending.len() < worthwhile && claimable < worthwhile {
                 return;
             }
@@ -96,6 +100,16 @@ impl SupervisorState {
             || self
                 .last_housekeeping
                 .is_none_or(|t| t.elapsed() >= HOUSEKEEPING_EVERY);
+        tracing::trace!(
+            work_maybe = self.work_maybe,
+            commit_seen = self.commit_seen,
+            room,
+            pending = self.pending.len(),
+            ?plan,
+            housekeeping,
+            cycles = self.cycles_running,
+            "pump"
+        );
         if !self.pending.is_empty() || !plan.queues.is_empty() || housekeeping {
             if !plan.queues.is_empty() {
                 self.commit_seen = false;
@@ -336,6 +350,11 @@ impl SupervisorState {
         }
         self.give_back_paused(&out.paused);
         self.dispatch_ready();
+        tracing::trace!(
+            planned = ?sent.plan, maybe_more = out.maybe_more,
+            seq = sent.seq, wake_seq = self.wake_seq, cycles = self.cycles_running,
+            commit_seen = self.commit_seen, "cycle done"
+        );
         if !out.maybe_more && self.wake_seq == sent.seq && self.cycles_running == 0 {
             // Every queue gave less than asked: drained until the next wake.
             self.work_maybe = false;

@@ -38,6 +38,18 @@ use honker_tests::{mix, record, slow};
 
 fn main() {
     die_with_parent();
+    // For debugging a multi-process test: `HONKER_CHILD_LOG=/tmp/log` makes
+    // each child write honker-actors' trace to `/tmp/log.PID`.
+    if let Some(path) = std::env::var_os("HONKER_CHILD_LOG") {
+        let file =
+            std::fs::File::create(format!("{}.{}", path.to_string_lossy(), std::process::id()))
+                .unwrap();
+        tracing_subscriber::fmt()
+            .with_env_filter("honker_actors=trace")
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .init();
+    }
     let args: Vec<String> = std::env::args().collect();
     let (cmd, db) = match (args.get(1), args.get(2)) {
         (Some(c), Some(d)) => (c.as_str(), d.as_str()),
