@@ -69,6 +69,13 @@ async fn noop(_e: Email) -> Result<(), JobError> {
 }
 
 /// Records enqueue→start latency: `n` is nanos since this process's epoch.
+#[job(queue = "sleepy")]
+async fn sleepy(_e: Email) -> Result<(), JobError> {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    DONE.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
 #[job(queue = "timed")]
 async fn timed(e: Email) -> Result<(), JobError> {
     let now = nanos_since_epoch();
@@ -280,6 +287,82 @@ async fn drain(dir: &tempfile::TempDir) {
     line("floor_drain_claim128_ack", floor, "jobs/s");
     line("drain", rate, "jobs/s");
     ratio("drain", rate, floor);
+}
+
+/// 50k jobs whose handler awaits 1 ms, a pool of 256: the pool should
+/// reach about concurrency / run time (the run time is the 1 ms sleep plus
+/// the timer's granularity, measured alone below).
+async fn drain_async_1ms(dir: &tempfile::TempDir) {
+    let n = 50_000;
+    let path = tmpdb(dir, "drain_async");
+    fill(&path, "sleepy", "sleepy", n);
+    // What one 1 ms sleep takes on this runtime.
+    let t = Instant::now();
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let run = t.elapsed().as_secs_f64() / 200.0;
+    let h = Honker::open(&path).unwrap();
+    DONE.store(0, Ordering::SeqCst);
+    let t = Instant::now();
+    let pool = WorkerPool::builder(&h)
+        .register(sleepy)
+        .concurrency(256)
+        .start()
+        .await
+        .unwrap();
+    while DONE.load(Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    pool.shutdown().await.unwrap();
+    let ideal = 256.0 / run;
+    line("drain_async_1ms_c256", rate, "jobs/s");
+    line("drain_async_1ms_ideal", ideal, "jobs/s");
+    line("drain_async_1ms_vs_ideal", rate / ideal, "x");
+}
+
+/// 100k pre-filled jobs drained by `procs` processes, each a pool of 32:
+/// total jobs/s, against the floor in the same run.
+async fn drain_processes(dir: &tempfile::TempDir, procs: usize) {
+    let n = 100_000;
+    let floor = floor_drain(&tmpdb(dir, &format!("floor_drain_p{procs}")), n);
+    let path = tmpdb(dir, &format!("drain_p{procs}"));
+    fill(&path, "bench", "noop", n);
+    let t = Instant::now();
+    let children: Vec<_> = (0..procs)
+        .map(|_| {
+            tokio::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--child-drain", path.to_str().unwrap()])
+                .status()
+        })
+        .collect();
+    for c in children {
+        assert!(c.await.unwrap().success());
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    let name = format!("drain_{procs}_processes");
+    line(&name, rate, "jobs/s");
+    ratio(&name, rate, floor);
+}
+
+/// The child of `drain_processes`: a pool of 32 until the queue is empty.
+async fn child_drain(path: &str) {
+    let h = Honker::open(path).unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(noop)
+        .concurrency(32)
+        .start()
+        .await
+        .unwrap();
+    loop {
+        let s = h.queue("bench").stats().await.unwrap();
+        if s.pending_due == 0 && s.processing == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    pool.shutdown().await.unwrap();
 }
 
 async fn e2e(dir: &tempfile::TempDir) {
@@ -516,6 +599,10 @@ fn main() {
         child_enqueue(&args[i + 1], args[i + 2].parse().unwrap());
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--child-drain") {
+        rt.block_on(child_drain(&args[i + 1]));
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--child-memory") {
         rt.block_on(child_memory(&args[i + 1]));
         return;
@@ -540,6 +627,13 @@ fn main() {
         }
         if run("drain") {
             drain(&dir).await;
+        }
+        if run("drain_async_1ms") {
+            drain_async_1ms(&dir).await;
+        }
+        if run("drain_processes") {
+            drain_processes(&dir, 2).await;
+            drain_processes(&dir, 4).await;
         }
         if run("e2e") {
             e2e(&dir).await;
