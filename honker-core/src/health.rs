@@ -6,6 +6,12 @@ use rusqlite::Connection;
 use crate::{sql, JobRow, Result};
 
 /// Signs of trouble in a honker file's rows (see [`health`]).
+///
+/// ```
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let h: honker_core::Health = honker_core::health(&conn, 5).unwrap();
+/// assert!(h.expired_sample.is_empty() && h.created_ahead.is_none());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Health {
     /// How many rows are still `processing` past their claim deadline.
@@ -101,6 +107,13 @@ pub fn running_ids(conn: &Connection, limit: usize) -> Result<Vec<i64>> {
 }
 
 /// One object of the format's schema, and whether this file has it.
+///
+/// ```
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let live = honker_core::schema_objects(&conn).unwrap().into_iter()
+///     .find(|o| o.name == "_honker_live").unwrap();
+/// assert_eq!((live.kind, live.shared, live.present), ("table", true, true));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SchemaObject {
     /// `"table"` or `"index"`.
