@@ -176,7 +176,7 @@ pub enum Command {
         read_only: bool,
         /// Also answer for this host name (`name` or `name:port`); may be
         /// given more than once. On a loopback address the dashboard
-        /// answers only for localhost, 127.0.0.1 and [::1] otherwise.
+        /// answers only for localhost, 127.0.0.1 and `[::1]` otherwise.
         #[arg(long = "allow-host", value_name = "HOST")]
         allow_hosts: Vec<String>,
     },
