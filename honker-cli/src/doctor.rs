@@ -226,7 +226,11 @@ pub fn doctor(db: &Path, out: Output) -> Result<(), CliError> {
                 Status::Warn => "WARN",
                 Status::Fail => "FAIL",
             };
-            println!("{mark}  {:<17} {}", c.name, c.detail);
+            println!(
+                "{mark}  {:<17} {}",
+                c.name,
+                crate::view::term(&c.detail, false)
+            );
         }
     }
     if failed {

@@ -112,7 +112,10 @@ pub fn jobs(
         });
     }
     if jobs.is_empty() {
-        println!("no {state_name} jobs on queue {queue}");
+        println!(
+            "no {state_name} jobs on queue {}",
+            crate::view::term(queue, false)
+        );
         return Ok(());
     }
     let (time_header, rows): (&str, Vec<Vec<String>>) = match state {

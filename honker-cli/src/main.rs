@@ -201,14 +201,21 @@ fn host_names(addr: std::net::SocketAddr, extra: &[String]) -> Vec<String> {
         })
         .collect();
     let ip = addr.ip();
+    let mut local = Vec::new();
     if ip.is_loopback() {
-        names.extend([
-            format!("localhost:{port}"),
-            format!("127.0.0.1:{port}"),
-            format!("[::1]:{port}"),
-        ]);
+        local.extend(["localhost".to_string(), "127.0.0.1".into(), "[::1]".into()]);
     } else if !ip.is_unspecified() {
-        names.push(addr.to_string());
+        local.push(match ip {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        });
+    }
+    for name in local {
+        // A browser leaves out the port it implies (80 for http).
+        if port == 80 {
+            names.push(name.clone());
+        }
+        names.push(format!("{name}:{port}"));
     }
     names
 }
@@ -254,4 +261,26 @@ fn web(
             .await?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_names;
+
+    #[test]
+    fn a_loopback_dashboard_answers_for_the_local_names_and_those_allowed() {
+        let names = host_names("127.0.0.1:8080".parse().unwrap(), &["ops.example".into()]);
+        assert!(names.contains(&"localhost:8080".to_string()));
+        assert!(names.contains(&"[::1]:8080".to_string()));
+        assert!(names.contains(&"ops.example:8080".to_string()));
+        assert!(!names.iter().any(|n| n == "localhost"), "{names:?}");
+        let on_80 = host_names("127.0.0.1:80".parse().unwrap(), &[]);
+        assert!(
+            on_80.contains(&"localhost".to_string()),
+            "browsers omit :80"
+        );
+        assert!(host_names("0.0.0.0:8080".parse().unwrap(), &[]).is_empty());
+        let v6 = host_names("[2001:db8::1]:8080".parse().unwrap(), &[]);
+        assert_eq!(v6, ["[2001:db8::1]:8080"]);
+    }
 }

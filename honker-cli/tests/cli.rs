@@ -165,6 +165,20 @@ fn names_and_errors_from_the_file_never_put_control_characters_on_the_terminal()
             "{args:?}: {out:?}"
         );
     }
+    c.execute(
+        "INSERT INTO _honker_live (queue, payload, state, worker_id, claim_expires_at)
+         VALUES (?1, '{}', 'processing', ?2, 1)",
+        ["stuck\u{1b}[31mRED\u{7}\r", "w\u{1b}[2K\u{9b}"],
+    )
+    .unwrap();
+    let out = honker(&["doctor", &p]).stdout;
+    assert!(out.contains("WARN  claims"), "{out}");
+    assert!(
+        !out.chars().any(|ch| ch.is_control() && ch != '\n'),
+        "doctor: {out:?}"
+    );
+    let out = ok(&["jobs", &p, "--queue", "q\u{1b}]0;x\u{7}"]);
+    assert!(!out.contains('\u{1b}'), "an argument echoed: {out:?}");
     assert!(
         ok(&["job", &p, "7"]).contains("second line"),
         "newlines of an error are kept"

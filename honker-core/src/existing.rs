@@ -49,7 +49,9 @@ pub fn open_read_only(path: impl AsRef<Path>) -> Result<Connection> {
 /// nothing beside it: a file at rest (no `-wal` or `-shm` beside it, so no
 /// connection has it open) is read in place as immutable; a file in use is
 /// opened as [`open_read_only`] does (its `-wal` and `-shm` are there
-/// already). For a reader that follows commits, use [`open_read_only`].
+/// already), and so is a file with a `-journal` or in rollback-journal
+/// mode (a hot journal must be honoured). For a reader that follows
+/// commits, use [`open_read_only`].
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
@@ -64,7 +66,13 @@ pub fn open_read_only(path: impl AsRef<Path>) -> Result<Connection> {
 pub fn open_snapshot(path: impl AsRef<Path>) -> Result<Connection> {
     let path = path.as_ref();
     must_exist(path)?;
-    if sidecar(path, "-wal").exists() || sidecar(path, "-shm").exists() {
+    let in_use = ["-wal", "-shm", "-journal"]
+        .iter()
+        .any(|s| sidecar(path, s).exists());
+    // Immutable reads skip locks and journals: only for a WAL-format file
+    // no connection has open. A rollback-journal file (honker needs WAL,
+    // but doctor looks at any) may be mid-write with no sidecar yet.
+    if in_use || !wal_format(path) {
         return open_read_only(path);
     }
     let uri = format!("file:{}?immutable=1", uri_path(path));
@@ -79,6 +87,15 @@ pub fn open_snapshot(path: impl AsRef<Path>) -> Result<Connection> {
     must_be_honker(&conn, path)?;
     shadow_missing_tables(&conn).map_err(|e| classify_read(path, e))?;
     Ok(conn)
+}
+
+/// Whether the file's header says WAL (bytes 18 and 19 are 2).
+fn wal_format(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut header = [0u8; 20];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok_and(|()| header[18] == 2 && header[19] == 2)
 }
 
 fn sidecar(path: &Path, suffix: &str) -> std::path::PathBuf {
@@ -316,6 +333,39 @@ mod tests {
         crate::enqueue(&writer, "q", "2", &Default::default()).unwrap();
         let conn = open_snapshot(&path).unwrap();
         assert_eq!(crate::stats(&conn).unwrap()[0].pending_due, 2);
+    }
+
+    #[test]
+    fn a_rollback_journal_file_is_never_read_as_immutable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rb.db");
+        let c = crate::open(&path).unwrap();
+        c.execute_batch("PRAGMA journal_mode = DELETE").unwrap();
+        let tx = c.unchecked_transaction().unwrap();
+        for i in 0..2000 {
+            crate::enqueue(&tx, "q", &i.to_string(), &Default::default()).unwrap();
+        }
+        tx.commit().unwrap();
+        assert!(!wal_format(&path));
+        // Mid-transaction, its pages spilled to the file: copied now, the
+        // copy is what a crash leaves (a hot journal beside a half-written
+        // file).
+        c.execute_batch(
+            "PRAGMA cache_size = 2; BEGIN;
+             UPDATE _honker_live SET run_at = run_at + 100000, payload = payload || 'xxxxxxxx';",
+        )
+        .unwrap();
+        let crashed = dir.path().join("crashed.db");
+        std::fs::copy(&path, &crashed).unwrap();
+        std::fs::copy(sidecar(&path, "-journal"), sidecar(&crashed, "-journal")).unwrap();
+        c.execute_batch("ROLLBACK").unwrap();
+        // A read-only look cannot roll the journal back: it refuses, and
+        // never shows the uncommitted update.
+        let seen = open_snapshot(&crashed).and_then(|look| crate::stats(&look));
+        match seen {
+            Ok(s) => assert_eq!(s[0].pending_due, 2000, "uncommitted state shown"),
+            Err(e) => assert!(!e.to_string().is_empty()),
+        }
     }
 
     #[test]

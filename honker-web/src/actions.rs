@@ -78,8 +78,13 @@ fn done(base: &str, back: Option<&str>, msg: &str) -> Response {
     // scheme, no `//host`, no whitespace or control bytes a browser
     // would strip to find one.
     let safe = |b: &&str| {
+        let lower = b.to_ascii_lowercase();
         b.starts_with('/')
             && !b.starts_with("//")
+            // No `..` segment (nor its encoding): a dashboard mounted under
+            // a prefix would be left for another page of the site.
+            && !lower.contains("/..")
+            && !lower.contains("%2e")
             && b.bytes()
                 .all(|c| c.is_ascii_alphanumeric() || b"/-_.~?=&%+".contains(&c))
     };

@@ -151,7 +151,7 @@ impl Dashboard {
     /// ```
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Dashboard, Error> {
         let path = path.as_ref().to_path_buf();
-        drop(honker_core::open_read_only(&path)?);
+        drop(reader::open(&path)?);
         let live = live::Live::new();
         live.watch_file(&path);
         Ok(Dashboard {
@@ -230,11 +230,12 @@ async fn only_hosts(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let host = req
-        .headers()
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_ascii_lowercase);
+    // Exactly one Host header (two are a malformed request).
+    let mut all = req.headers().get_all(axum::http::header::HOST).iter();
+    let host = match (all.next(), all.next()) {
+        (Some(h), None) => h.to_str().ok().map(str::to_ascii_lowercase),
+        _ => None,
+    };
     match host {
         Some(h) if hosts.contains(&h) => next.run(req).await,
         _ => {

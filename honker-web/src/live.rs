@@ -171,7 +171,11 @@ impl Live {
                 tokio::time::sleep(SAMPLE_EVERY.max(took * SAMPLE_DUTY)).await;
                 if me.unwatched() {
                     me.sampling.store(false, Ordering::Release);
-                    return;
+                    // A page that came in between saw it running: carry on
+                    // for it, unless one started anew meanwhile.
+                    if me.unwatched() || me.sampling.swap(true, Ordering::AcqRel) {
+                        return;
+                    }
                 }
             }
         });

@@ -45,7 +45,7 @@ impl Reader {
             let mut slot = me.conn.lock().unwrap_or_else(|p| p.into_inner());
             let conn = match slot.take() {
                 Some(c) => c,
-                None => honker_core::open_read_only(&me.path)?,
+                None => open(&me.path)?,
             };
             let out = f(&conn);
             if out.is_ok() {
@@ -55,5 +55,22 @@ impl Reader {
         })
         .await
         .map_err(|e| Error::Join(e.to_string()))?
+    }
+}
+
+/// A read-only connection that follows commits; where that cannot be had
+/// (a WAL file at rest in a directory this process may not write, so its
+/// `-shm` cannot be made), a snapshot of the file as it is.
+pub(crate) fn open(path: &std::path::Path) -> honker_core::Result<Connection> {
+    match honker_core::open_read_only(path) {
+        Ok(c) => Ok(c),
+        Err(e) => match honker_core::open_snapshot(path) {
+            Ok(c) => {
+                tracing::warn!(error = %e, path = %path.display(),
+                    "cannot follow the file's commits; showing it as it is now");
+                Ok(c)
+            }
+            Err(_) => Err(e),
+        },
     }
 }

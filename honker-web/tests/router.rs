@@ -202,6 +202,8 @@ async fn a_redirect_never_leaves_the_dashboard() {
         "%2F%5Cevil.example",
         "%2F%09%2Fevil.example",
         "%2F%0A%2Fevil.example",
+        "%2F..%2Fapp%2Fadmin",
+        "%2F%252e%252e%2Fapp",
     ] {
         let r = app
             .clone()
@@ -274,4 +276,17 @@ async fn a_dashboard_limited_to_its_host_names_refuses_others() {
         ask("evil.example:8080").await,
         StatusCode::MISDIRECTED_REQUEST
     );
+    // Two Host headers: malformed, whichever comes first.
+    let two = app
+        .clone()
+        .oneshot(
+            Request::get("/ops")
+                .header(header::HOST, "dash.local")
+                .header(header::HOST, "evil.example")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(two.status(), StatusCode::MISDIRECTED_REQUEST);
 }
