@@ -54,6 +54,21 @@ fn same_site(headers: &HeaderMap) -> bool {
 /// Why an action is refused.
 type Refused = (StatusCode, &'static str);
 
+/// The handle an action acts through; extracting it refuses (403) an
+/// action sent from another site or to a read-only dashboard.
+pub(crate) struct Acting(Honker);
+
+impl axum::extract::FromRequestParts<Arc<Shared>> for Acting {
+    type Rejection = Refused;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        s: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        actor(s, &parts.headers).map(|h| Acting(h.clone()))
+    }
+}
+
 /// The acting handle, or the refusal.
 fn actor<'a>(s: &'a Shared, headers: &HeaderMap) -> Result<&'a Honker, Refused> {
     if !same_site(headers) {
@@ -101,16 +116,11 @@ fn failed(base: &str, back: Option<&str>, what: &str, e: &dyn std::fmt::Display)
 
 /// `POST /queues/{queue}/pause|resume`.
 pub(crate) async fn queue(
-    State(s): St,
     Base(base): Base,
-    headers: HeaderMap,
+    Acting(h): Acting,
     Path((queue, action)): Path<(String, String)>,
     Form(f): Form<Back>,
 ) -> Response {
-    let h = match actor(&s, &headers) {
-        Ok(h) => h,
-        Err(r) => return r.into_response(),
-    };
     let q = h.queue(&queue);
     let r = match action.as_str() {
         "pause" => q.pause().await,
@@ -135,14 +145,10 @@ pub(crate) async fn queue(
 pub(crate) async fn dead_one(
     State(s): St,
     Base(base): Base,
-    headers: HeaderMap,
+    Acting(h): Acting,
     Path((id, action)): Path<(i64, String)>,
     Form(f): Form<Back>,
 ) -> Response {
-    let h = match actor(&s, &headers) {
-        Ok(h) => h,
-        Err(r) => return r.into_response(),
-    };
     let back = f.back.as_deref();
     let queue = match s.reader.read(move |c| honker_core::get_dead(c, id)).await {
         Ok(Some(d)) => d.queue,
@@ -171,17 +177,12 @@ pub(crate) async fn dead_one(
 
 /// `POST /dead-all/retry|delete[?queue=Q]`.
 pub(crate) async fn dead_all(
-    State(s): St,
     Base(base): Base,
-    headers: HeaderMap,
+    Acting(h): Acting,
     Path(action): Path<String>,
     Query(scope): Query<Scope>,
     Form(f): Form<Back>,
 ) -> Response {
-    let h = match actor(&s, &headers) {
-        Ok(h) => h,
-        Err(r) => return r.into_response(),
-    };
     let queue = scope.queue.filter(|q| !q.is_empty());
     let filter = match &queue {
         Some(q) => DeadFilter::default().queue(q),
@@ -206,14 +207,10 @@ pub(crate) async fn dead_all(
 pub(crate) async fn cancel(
     State(s): St,
     Base(base): Base,
-    headers: HeaderMap,
+    Acting(h): Acting,
     Path(id): Path<i64>,
     Form(f): Form<Back>,
 ) -> Response {
-    let h = match actor(&s, &headers) {
-        Ok(h) => h,
-        Err(r) => return r.into_response(),
-    };
     let back = f.back.as_deref();
     let queue = match s.reader.read(move |c| honker_core::get_job(c, id)).await {
         Ok(Some(j)) => j.queue,
@@ -232,16 +229,11 @@ pub(crate) async fn cancel(
 
 /// `POST /schedules/{name}/pause|resume|run-now`.
 pub(crate) async fn schedule(
-    State(s): St,
     Base(base): Base,
-    headers: HeaderMap,
+    Acting(h): Acting,
     Path((name, action)): Path<(String, String)>,
     Form(f): Form<Back>,
 ) -> Response {
-    let h = match actor(&s, &headers) {
-        Ok(h) => h,
-        Err(r) => return r.into_response(),
-    };
     let back = f.back.as_deref();
     let schedules = h.schedules();
     match schedules.get(&name).await {
