@@ -296,6 +296,26 @@ impl Live {
 }
 
 impl Model {
+    /// A schedule enqueued job `id` (a boundary fired, or run now): a
+    /// pending row of `queue` with the schedule's defaults.
+    fn schedule_enqueued(&mut self, id: i64, queue: usize, run_at: i64) {
+        self.enqueued.push(id);
+        self.live.insert(
+            id,
+            Live {
+                queue: QUEUES[queue].to_string(),
+                state: State::Pending,
+                priority: 0,
+                run_at,
+                worker: None,
+                claim_expires_at: None,
+                attempts: 0,
+                max_attempts: 3,
+                expires_at: None,
+            },
+        );
+    }
+
     /// The newest job other than `except` that holds `key` of `queue` now.
     fn blocking(&self, queue: usize, key: u8, except: Option<i64>) -> Option<i64> {
         self.unique_of
@@ -981,21 +1001,7 @@ impl Run {
                     );
                     let job = honker_core::get_job(c, f.job_id).unwrap().unwrap();
                     let queue = expect.iter().find(|e| e.0 == f.schedule).unwrap().2;
-                    self.m.enqueued.push(f.job_id);
-                    self.m.live.insert(
-                        f.job_id,
-                        Live {
-                            queue: QUEUES[queue].to_string(),
-                            state: State::Pending,
-                            priority: 0,
-                            run_at: job.run_at,
-                            worker: None,
-                            claim_expires_at: None,
-                            attempts: 0,
-                            max_attempts: 3,
-                            expires_at: None,
-                        },
-                    );
+                    self.m.schedule_enqueued(f.job_id, queue, job.run_at);
                 }
             }
             Op::RunNow { which } => {
@@ -1010,21 +1016,7 @@ impl Run {
                 assert_eq!(stored.next_fire_at, next, "run-now leaves the timetable");
                 let job = honker_core::get_job(c, id).unwrap().unwrap();
                 assert!(pos(job.run_at, t) <= 0, "run-now is due now");
-                self.m.enqueued.push(id);
-                self.m.live.insert(
-                    id,
-                    Live {
-                        queue: QUEUES[queue].to_string(),
-                        state: State::Pending,
-                        priority: 0,
-                        run_at: job.run_at,
-                        worker: None,
-                        claim_expires_at: None,
-                        attempts: 0,
-                        max_attempts: 3,
-                        expires_at: None,
-                    },
-                );
+                self.m.schedule_enqueued(id, queue, job.run_at);
             }
             Op::Purge { pick, all_of } => match all_of {
                 Some(queue) => {
