@@ -365,3 +365,69 @@ async fn the_claim_stream_wakes_on_enqueue_and_on_a_due_run_at() {
         Some("giving up")
     );
 }
+
+// A gate the `gated` jobs wait at, one pass per job (job 0 passes free).
+static GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+static STARTS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+#[job(queue = "gated")]
+async fn gated(_ctx: JobContext, n: u32) -> Result<(), JobError> {
+    STARTS.lock().unwrap().push(n);
+    if n > 0 {
+        GATE.acquire().await.unwrap().forget();
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_higher_priority_claimed_behind_a_prefetched_buffer_starts_next() {
+    let (_d, h) = honker();
+    for n in 0..=12 {
+        gated::enqueue(&h, n).await.unwrap();
+    }
+    let pool = WorkerPool::builder(&h)
+        .register(gated)
+        .concurrency(4)
+        .start()
+        .await
+        .unwrap();
+    // Job 0 is fast, so the buffer grows and takes every other job: four
+    // run (held at the gate), the rest wait in the buffer.
+    let buffered = eventually(Duration::from_secs(10), async || {
+        let s = pool.status().await.unwrap();
+        s.in_flight == 4 && s.prefetched == 8
+    });
+    assert!(buffered.await, "{:?}", pool.status().await.unwrap());
+    let high = gated::builder(100)
+        .priority(9)
+        .enqueue(&h)
+        .await
+        .unwrap()
+        .id();
+    let claimed = eventually(Duration::from_secs(10), async || {
+        h.queue("gated")
+            .get_job(high)
+            .await
+            .unwrap()
+            .is_some_and(|j| j.state == honker_actors::core::JobState::Processing)
+    });
+    assert!(claimed.await);
+    // The first worker to be free starts it, ahead of the buffer.
+    GATE.add_permits(1);
+    let started = eventually(Duration::from_secs(10), async || {
+        STARTS.lock().unwrap().contains(&100)
+    });
+    assert!(started.await, "{:?}", STARTS.lock().unwrap());
+    GATE.add_permits(100);
+    wait_until_drained(&h, "gated", Duration::from_secs(10))
+        .await
+        .unwrap();
+    pool.shutdown().await.unwrap();
+    let starts = STARTS.lock().unwrap().clone();
+    let mut first: Vec<u32> = starts[..5].to_vec();
+    first.sort_unstable();
+    assert_eq!(first, [0, 1, 2, 3, 4], "{starts:?}");
+    assert_eq!(
+        starts[5], 100,
+        "ahead of 5..=12, buffered before it: {starts:?}"
+    );
+}

@@ -13,6 +13,7 @@
 //! - a new claim with the lease of a run still going (a job cancelled,
 //!   requeued with fresh attempts and claimed again: the same id and
 //!   attempt number) supersedes it: the old run's claim is lost;
+//! - ready jobs wait in priority order, first in, first out within one;
 //! - a ready job whose `expires_at` passed is given back, never started;
 //! - a run whose claim was lost writes nothing.
 
@@ -197,12 +198,21 @@ impl ClaimBook {
         *self.per_queue.entry(queue).or_default() += 1;
         self.next_run += 1;
         let run = RunId(self.next_run);
-        self.ready.push_back(Ready {
-            job,
-            queue,
-            kind,
-            run,
-        });
+        // Claims come in claim order, so this is nearly always the back;
+        // a job of higher priority claimed later goes ahead of the lower
+        // ones waiting (first in, first out within a priority).
+        let at = self
+            .ready
+            .partition_point(|r| r.job.priority >= job.priority);
+        self.ready.insert(
+            at,
+            Ready {
+                job,
+                queue,
+                kind,
+                run,
+            },
+        );
         dropped.len() + stopped.len()
     }
 

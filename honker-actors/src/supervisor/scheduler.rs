@@ -4,19 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use honker_core::{DoublingDelay, Lease};
-use ractor::{ActorId, ActorRef};
+use honker_core::DoublingDelay;
+use ractor::ActorRef;
 
-use super::book::{outcome_of, NotStarted, Ready, RunId};
 use super::cycle::{self, Applied, ClaimPlan, Cycle, CycleOutput, NextTimes, Outcome};
 use super::{SupervisorMsg, SupervisorState};
-use crate::clock::{unix_now, until_due};
-use crate::context::JobSignals;
-use crate::job::{JobOptions, RunResult};
+use crate::clock::until_due;
 use crate::routing::{Route, UNROUTED};
-use crate::telemetry::JobMetrics;
-use crate::worker::{Assignment, WorkerMsg};
-use crate::{JobContext, Result};
+use crate::Result;
 
 /// Housekeeping (expiry sweep, result sweep, queue depth) at least this
 /// often while the pool is active.
@@ -27,10 +22,12 @@ pub(super) fn retry_backoff() -> DoublingDelay {
 }
 const MIN_RETRY_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
-/// Jobs faster than this on average get the large prefetch buffer.
-const FAST_JOB: f64 = 0.005;
-/// Weight of the newest run in the moving average of run time.
-const RUN_TIME_WEIGHT: f64 = 0.05;
+/// How much work, in run time, the prefetch buffer holds: the most a job
+/// claimed behind a full buffer of equal priority waits for it.
+const PREFETCH_TIME: f64 = 0.004;
+/// The largest prefetch buffer, in multiples of the concurrency (for jobs
+/// of a quarter of a millisecond or less).
+const MAX_PREFETCH_FACTOR: usize = 16;
 /// Cycles in flight at once: one committing, one queued behind it.
 const MAX_CYCLES_IN_FLIGHT: usize = 2;
 
@@ -43,15 +40,42 @@ pub(crate) struct Sent {
     seq: u64,
 }
 
+/// The prefetch buffer of a pool of `concurrency` whose jobs run
+/// `avg_run` seconds on average: about [`PREFETCH_TIME`] of work, at least
+/// a quarter of the concurrency, at most [`MAX_PREFETCH_FACTOR`] times
+/// it; the concurrency itself until a run is measured. Fast jobs get a
+/// large buffer, so each cycle (one commit) carries many outcomes and
+/// claims.
+fn prefetch_buffer(concurrency: usize, avg_run: Option<f64>) -> usize {
+    let least = (concurrency / 4).max(1);
+    let most = concurrency.saturating_mul(MAX_PREFETCH_FACTOR).max(least);
+    let Some(t) = avg_run else {
+        return concurrency;
+    };
+    if !t.is_finite() || t <= 0.0 {
+        return most;
+    }
+    // Work the buffer may hold: PREFETCH_TIME on each worker.
+    let fit = concurrency as f64 * PREFETCH_TIME / t;
+    if fit >= most as f64 {
+        most
+    } else {
+        (fit as usize).clamp(least, most)
+    }
+}
+
 impl SupervisorState {
     /// The prefetch buffer for the jobs' measured run time.
     fn buffer(&self) -> usize {
-        let c = self.args.concurrency;
-        match self.avg_run {
-            None => c,
-            Some(t) if t < FAST_JOB => 2 * c,
-            Some(_) => (c / 4).max(1),
-        }
+        prefetch_buffer(self.args.concurrency, self.avg_run)
+    }
+
+    /// The fewest jobs or outcomes for which a second cycle starts while
+    /// one runs: a cycle's commit costs about the same for ten jobs as
+    /// for a hundred, so while the writer is busy the next cycle waits to
+    /// carry a worthwhile batch.
+    fn worthwhile(&self) -> usize {
+        (self.args.concurrency / 2).max(self.buffer() / 8).max(1)
     }
 
     /// Start the next cycle or check if one is due.
@@ -85,7 +109,7 @@ impl SupervisorState {
             // would leave no worker free for a queue limited across
             // processes, and keep starting each other, claiming nothing);
             // otherwise wait for the running one to come back.
-            let worthwhile = (self.args.concurrency / 2).max(1);
+            let worthwhile = self.worthwhile();
             let claimable = if self.work_maybe { self.book.free() } else { 0 };
             if self.pending.len() < worthwhile && claimable < worthwhile {
                 return;
@@ -437,217 +461,6 @@ impl SupervisorState {
         }
     }
 
-    /// The metric handles of `kind` on `queue`.
-    fn job_metrics(&mut self, queue: &'static str, kind: &'static str) -> &JobMetrics {
-        self.job_metrics
-            .entry((queue, kind))
-            .or_insert_with(|| JobMetrics::new(queue, kind))
-    }
-
-    /// Hand ready jobs to idle workers; give back those that expired.
-    pub(super) fn dispatch_ready(&mut self) {
-        let now = unix_now();
-        let mut gone = Vec::new();
-        while let Some(&worker) = self.idle.last() {
-            let Some(r) = self.book.next_ready(now, &mut gone) else {
-                break;
-            };
-            self.idle.pop();
-            self.start_job(worker, r);
-        }
-        for (r, why) in gone {
-            let NotStarted::Expired = why;
-            tracing::info!(
-                queue = r.queue,
-                job_id = r.job.id,
-                "job expired while waiting for a worker; not started"
-            );
-            self.sweep_due = true;
-            self.pending.push(Outcome::Release {
-                lease: r.job.lease(),
-                queue: r.queue,
-                kind: r.kind,
-            });
-        }
-    }
-
-    fn start_job(&mut self, worker: ActorId, r: Ready) {
-        let run = r.run;
-        let signals = Arc::new(JobSignals::default());
-        let Some(handler) = self.args.routes.job(r.kind).cloned() else {
-            // Routed to a registered job when claimed, so never here; if
-            // it were, the job fails rather than waiting forever.
-            self.book.start(&r, signals);
-            self.idle.push(worker);
-            let why = format!("no registered job named {:?}", r.kind);
-            self.record(run, RunResult::Fail(why), Duration::ZERO);
-            return;
-        };
-        if !self.slots.contains_key(&worker) {
-            self.book.unready(r);
-            return;
-        }
-        let ctx = JobContext {
-            id: r.job.id,
-            queue: Arc::from(r.queue),
-            attempt: u32::try_from(r.job.attempts).unwrap_or(u32::MAX),
-            max_attempts: u32::try_from(r.job.max_attempts).unwrap_or(u32::MAX),
-            worker_id: self.args.worker_id.clone(),
-            honker: self.args.honker.clone(),
-            data: self.args.data.clone(),
-            signals: signals.clone(),
-        };
-        let m = self.job_metrics(r.queue, r.kind);
-        // Whole seconds: the format keeps no finer time.
-        m.wait
-            .record(unix_now().saturating_sub(r.job.run_at).max(0) as f64);
-        m.in_flight.increment(1.0);
-        self.book.start(&r, signals);
-        let assignment = Box::new(Assignment {
-            job: r.job,
-            run,
-            handler,
-            ctx,
-        });
-        let Some(slot) = self.slots.get_mut(&worker) else {
-            return;
-        };
-        slot.job = Some(run);
-        if slot.worker.cast(WorkerMsg::Run(assignment)).is_err() {
-            // The worker is stopping; its supervision event will replace it.
-            slot.job = None;
-            self.record(run, RunResult::Aborted, Duration::ZERO);
-        }
-    }
-
-    pub(super) fn finished(
-        &mut self,
-        worker: ActorId,
-        run: RunId,
-        result: RunResult,
-        elapsed: Duration,
-    ) {
-        if let Some(slot) = self.slots.get_mut(&worker) {
-            if slot.job == Some(run) {
-                slot.job = None;
-                self.idle.push(worker);
-            }
-        }
-        self.record(run, result, elapsed);
-        self.dispatch_ready();
-    }
-
-    /// A worker died (a handler panicked) while running `run`.
-    pub(super) fn worker_failed(&mut self, run: RunId, why: &str) {
-        let error = if why.starts_with("panicked: ") {
-            why.to_string()
-        } else {
-            format!("worker failed: {why}")
-        };
-        let site = self
-            .book
-            .running()
-            .find(|(r, _)| **r == run)
-            .map(|(_, r)| (r.queue, r.kind));
-        if let Some((queue, kind)) = site {
-            self.job_metrics(queue, kind).restarts.increment(1);
-        }
-        self.record(run, RunResult::Retry { after: None, error }, Duration::ZERO);
-    }
-
-    /// Turn a finished run into an outcome to write.
-    pub(super) fn record(&mut self, id: RunId, result: RunResult, elapsed: Duration) {
-        let Some(run) = self.book.finish(id) else {
-            tracing::warn!(
-                run = ?id,
-                "a run finished whose claim the pool no longer holds; outcome dropped"
-            );
-            return;
-        };
-        let lease = run.lease;
-        let m = self.job_metrics(run.queue, run.kind);
-        m.in_flight.decrement(1.0);
-        if !elapsed.is_zero() {
-            m.duration.record(elapsed.as_secs_f64());
-        }
-        if !elapsed.is_zero() {
-            let t = elapsed.as_secs_f64();
-            self.avg_run = Some(match self.avg_run {
-                None => t,
-                Some(avg) => avg + RUN_TIME_WEIGHT * (t - avg),
-            });
-        }
-        let shutting_down = self.shutdown.is_some();
-        let default_opts;
-        let opts = match self.args.routes.job(run.kind) {
-            Some(j) => j.options(),
-            None => {
-                default_opts = JobOptions::default();
-                &default_opts
-            }
-        };
-        match outcome_of(&run, result, opts, shutting_down) {
-            // Logged once written (`count_applied`): what happened, not
-            // what was meant to.
-            Some(o) => self.pending.push(o),
-            None => tracing::warn!(
-                job_id = lease.id,
-                queue = run.queue,
-                job = run.kind,
-                attempt = lease.attempts,
-                "run ended after its claim was lost; nothing written"
-            ),
-        }
-    }
-
-    pub(super) fn claims_lost(&mut self, lost: &[(Lease, honker_core::ClaimGone)]) {
-        let cancelled: Vec<Lease> = lost
-            .iter()
-            .filter(|(_, why)| *why == honker_core::ClaimGone::Cancelled)
-            .map(|(l, _)| *l)
-            .collect();
-        // Say why before the run is told to stop.
-        for (_, run) in self.book.running() {
-            if !run.lost && cancelled.contains(&run.lease) {
-                run.signals
-                    .cancelled
-                    .store(true, std::sync::atomic::Ordering::Release);
-            }
-        }
-        let leases: Vec<Lease> = lost.iter().map(|(l, _)| *l).collect();
-        let (dropped, stopped) = self.book.lost(&leases);
-        // A run told to stop gets the grace period, then it is dropped.
-        let to_abort: Vec<_> = self
-            .book
-            .running()
-            .filter(|(_, r)| r.lost && stopped.iter().any(|(l, _)| *l == r.lease))
-            .map(|(_, r)| r.signals.clone())
-            .collect();
-        if !to_abort.is_empty() {
-            let grace = self.args.cancel_grace;
-            tokio::spawn(async move {
-                tokio::time::sleep(grace).await;
-                for s in to_abort {
-                    s.abort.raise();
-                }
-            });
-        }
-        let not_started = dropped.into_iter().map(|l| (l, "before the job started"));
-        let running = stopped
-            .into_iter()
-            .map(|l| (l, "while the job was running"));
-        for ((lease, queue), when) in not_started.chain(running) {
-            if let Some(m) = self.metrics.get(queue) {
-                m.lost_claims.increment(1);
-            }
-            if cancelled.contains(&lease) {
-                tracing::info!(job_id = lease.id, queue, "job cancelled {when}");
-            } else {
-                tracing::warn!(job_id = lease.id, queue, "claim lost {when}");
-            }
-        }
-    }
-
     /// Wake at the next due time.
     pub(super) fn plan_wake(&mut self, myself: &ActorRef<SupervisorMsg>, next: NextTimes) {
         self.schedule_timer(myself, next.first());
@@ -687,5 +500,30 @@ impl SupervisorState {
             tokio::time::sleep(delay).await;
             let _ = me.cast(SupervisorMsg::RetryNow);
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prefetch_buffer_holds_about_four_ms_of_work() {
+        // Unmeasured: the concurrency.
+        assert_eq!(prefetch_buffer(32, None), 32);
+        // No-op jobs: the cap, sixteen times the concurrency.
+        assert_eq!(prefetch_buffer(32, Some(0.000_002)), 512);
+        assert_eq!(prefetch_buffer(32, Some(0.0)), 512);
+        // 1 ms jobs: four per worker.
+        assert_eq!(prefetch_buffer(32, Some(0.001)), 128);
+        // 2 ms jobs on 256 workers: two per worker.
+        assert_eq!(prefetch_buffer(256, Some(0.002)), 512);
+        // Slow jobs: a quarter of the concurrency, and at least one.
+        assert_eq!(prefetch_buffer(32, Some(0.5)), 8);
+        assert_eq!(prefetch_buffer(1, Some(0.5)), 1);
+        assert_eq!(prefetch_buffer(1, Some(0.000_001)), 16);
+        // Nothing a clock can produce overflows it.
+        assert_eq!(prefetch_buffer(usize::MAX, Some(f64::NAN)), usize::MAX);
+        assert_eq!(prefetch_buffer(usize::MAX, Some(1e-300)), usize::MAX);
     }
 }

@@ -249,6 +249,28 @@ fn ready_jobs_wait_in_claim_order_and_one_put_back_comes_first() {
 }
 
 #[test]
+fn a_job_of_higher_priority_claimed_later_starts_before_the_buffer() {
+    let mut b = book(2, &[]);
+    let with = |id, priority| ClaimedJob {
+        priority,
+        ..job(id, 1, "q", None)
+    };
+    // A full buffer of priority 0, then 5, then another 0 and a 5.
+    for id in 1..=4 {
+        b.claimed(with(id, 0), "q", "k");
+    }
+    b.claimed(with(5, 5), "q", "k");
+    b.claimed(with(6, 0), "q", "k");
+    b.claimed(with(7, 5), "q", "k");
+    b.claimed(with(8, 9), "q", "k");
+    let order: Vec<i64> = std::iter::from_fn(|| b.next_ready(0, &mut Vec::new()))
+        .map(|r| r.job.id)
+        .collect();
+    // Highest first; first in, first out within a priority.
+    assert_eq!(order, [8, 5, 7, 1, 2, 3, 4, 6]);
+}
+
+#[test]
 fn running_lists_every_run_with_its_lease_and_queue() {
     let mut b = book(4, &[]);
     b.claimed(job(1, 1, "q", None), "q", "k");
