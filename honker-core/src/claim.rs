@@ -18,9 +18,12 @@ pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Claim up to `n` jobs of `queue` for `worker_id`, for `visibility`.
 ///
-/// One `UPDATE .. RETURNING` through the partial claim index takes due
-/// pending rows and processing rows whose claim lapsed, in the order
-/// `priority DESC, run_at, id`, and increments `attempts`. Expired rows are
+/// One `UPDATE .. RETURNING` takes due pending rows and processing rows
+/// whose claim lapsed, in the order `priority DESC, run_at, id`, and
+/// increments `attempts`. It goes through the partial claim index, or,
+/// when every row of the queue has one priority (two index seeks tell),
+/// through the pending and processing indexes merged by `run_at, id`,
+/// which never walks past the rows other claims hold. Expired rows are
 /// never claimed. A row whose attempts were already exhausted is moved to
 /// `_honker_dead` (`'max attempts exceeded'`) instead of being returned, in
 /// the same transaction, and its slot is filled from the next rows. So is a
@@ -72,7 +75,16 @@ pub fn claim_batch(
             return Ok(Vec::new());
         }
         let mut out: Vec<ClaimedJob> = Vec::with_capacity(n.min(MAX_RESERVED));
-        let mut stmt = c.prepare_cached(sql::CLAIM)?;
+        // Two seeks that spare the claim a walk past every row other
+        // claims hold, when the queue's rows share one priority.
+        let one_priority: bool = c
+            .prepare_cached(sql::ONE_PRIORITY)?
+            .query_row([queue], |r| r.get(0))?;
+        let mut stmt = c.prepare_cached(if one_priority {
+            sql::CLAIM_ONE_PRIORITY
+        } else {
+            sql::CLAIM
+        })?;
         loop {
             let want = n - out.len();
             let limit = i64::try_from(want).unwrap_or(i64::MAX);
@@ -257,4 +269,147 @@ pub fn next_expiry_any(conn: &Connection) -> Result<Option<i64>> {
         .query_row([], |r| Ok(lenient_time(r.get_ref(0)?, "next_expiry_any")))
         .optional()?
         .flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One row as a foreign writer may leave it: (state is pending,
+    /// priority, run_at, claim_expires_at, expires_at), times relative to
+    /// now, `None` for NULL, a string for a time stored as TEXT.
+    type Row = (bool, Priority, Time, Option<Time>, Option<i64>);
+
+    #[derive(Debug, Clone)]
+    enum Time {
+        At(i64),
+        Text,
+    }
+
+    #[derive(Debug, Clone)]
+    enum Priority {
+        Int(i64),
+        Real(f64),
+        Text,
+    }
+
+    fn time() -> impl Strategy<Value = Time> {
+        prop_oneof![8 => (-50i64..50).prop_map(Time::At), 1 => Just(Time::Text)]
+    }
+
+    fn priority() -> impl Strategy<Value = Priority> {
+        prop_oneof![
+            8 => (0i64..3).prop_map(Priority::Int),
+            1 => (0i64..3).prop_map(|p| Priority::Real(p as f64)),
+            1 => Just(Priority::Text),
+        ]
+    }
+
+    fn row() -> impl Strategy<Value = Row> {
+        (
+            any::<bool>(),
+            priority(),
+            time(),
+            proptest::option::of(time()),
+            proptest::option::of(-20i64..20),
+        )
+    }
+
+    fn sql_time(t: &Time, now: i64) -> rusqlite::types::Value {
+        match t {
+            Time::At(d) => (now + d).into(),
+            Time::Text => "soon".to_string().into(),
+        }
+    }
+
+    fn insert(c: &Connection, queue: &str, r: &Row, now: i64) {
+        let (pending, p, run_at, claim, expires) = r;
+        let p: rusqlite::types::Value = match p {
+            Priority::Int(p) => (*p).into(),
+            Priority::Real(p) => (*p).into(),
+            Priority::Text => "high".to_string().into(),
+        };
+        c.execute(
+            "INSERT INTO _honker_live
+               (queue, payload, state, priority, run_at, claim_expires_at, expires_at)
+             VALUES (?1, '{}', ?2, ?3, ?4, ?5, ?6)",
+            rusqlite::params![
+                queue,
+                if *pending { "pending" } else { "processing" },
+                p,
+                sql_time(run_at, now),
+                claim.as_ref().map(|t| sql_time(t, now)),
+                expires.map(|e| now + e),
+            ],
+        )
+        .unwrap();
+    }
+
+    /// The ids `sql` claims from queue "q", rolled back afterwards.
+    fn claimed_by(c: &Connection, sql: &str, n: i64) -> Vec<i64> {
+        c.execute_batch("BEGIN").unwrap();
+        let mut ids: Vec<i64> = c
+            .prepare(sql)
+            .unwrap()
+            .query_map(rusqlite::params!["q", "w", n, 60], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        c.execute_batch("ROLLBACK").unwrap();
+        ids.sort_unstable();
+        ids
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Whenever the check says the queue's rows share one priority,
+        /// the claim through the pending and processing indexes takes
+        /// exactly the rows the claim through the claim index takes, for
+        /// every limit; and the check says so only when it is true.
+        #[test]
+        fn the_one_priority_claim_takes_what_the_claim_takes(
+            rows in proptest::collection::vec(row(), 0..40),
+            others in proptest::collection::vec(row(), 0..10),
+            uniform in any::<bool>(),
+        ) {
+            let c = crate::open_in_memory().unwrap();
+            let now = crate::now(&c).unwrap();
+            for r in &rows {
+                let mut r = r.clone();
+                if uniform {
+                    r.1 = Priority::Int(1);
+                }
+                insert(&c, "q", &r, now);
+            }
+            for r in &others {
+                insert(&c, "other", r, now);
+            }
+            let one: bool = c
+                .query_row(sql::ONE_PRIORITY, ["q"], |r| r.get(0))
+                .unwrap();
+            let distinct: i64 = c
+                .query_row(
+                    "SELECT COUNT(DISTINCT priority) FROM _honker_live
+                     WHERE queue = 'q' AND state IN ('pending', 'processing')",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            prop_assert_eq!(one, distinct <= 1);
+            if uniform {
+                prop_assert!(one);
+            }
+            if one {
+                for n in [1, 2, 5, 100] {
+                    prop_assert_eq!(
+                        claimed_by(&c, sql::CLAIM_ONE_PRIORITY, n),
+                        claimed_by(&c, sql::CLAIM, n),
+                        "limit {}", n
+                    );
+                }
+            }
+        }
+    }
 }

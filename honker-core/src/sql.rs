@@ -273,6 +273,47 @@ pub const CLAIM: &str = "UPDATE _honker_live
   RETURNING id, queue, payload, priority, run_at, worker_id, claim_expires_at,
             attempts, max_attempts, created_at, expires_at";
 
+/// Whether every row of queue ?1 in the claim index (pending or
+/// processing) has one priority: the first and last entries of the index
+/// for the queue, two seeks, no table row read. Then [`CLAIM_ONE_PRIORITY`]
+/// claims in the same order as [`CLAIM`].
+pub const ONE_PRIORITY: &str = "SELECT
+  (SELECT priority FROM _honker_live INDEXED BY _honker_live_claim
+    WHERE queue = ?1 || '' AND state IN ('pending', 'processing')
+    ORDER BY priority DESC LIMIT 1)
+  IS
+  (SELECT priority FROM _honker_live INDEXED BY _honker_live_claim
+    WHERE queue = ?1 || '' AND state IN ('pending', 'processing')
+    ORDER BY priority ASC LIMIT 1)";
+
+/// [`CLAIM`] for a queue whose rows share one priority, where claim order
+/// is `run_at, id`: due pending rows through the pending index and lapsed
+/// claims through the processing index, merged in that order. It never
+/// walks past the rows other claims hold (the claim index keeps them, at
+/// the front of a first-in, first-out queue, and each costs a table read).
+/// Same parameters, same rows taken as [`CLAIM`] under that condition.
+pub const CLAIM_ONE_PRIORITY: &str = "UPDATE _honker_live
+  SET state = 'processing',
+      worker_id = ?2,
+      claim_expires_at = unixepoch() + ?4,
+      attempts = attempts + 1
+  WHERE id IN (
+    SELECT id FROM (
+      SELECT id, run_at FROM _honker_live INDEXED BY _honker_live_pending_deadline
+      WHERE queue = ?1 || '' AND state = 'pending'
+        AND (run_at <= unixepoch() OR run_at >= '')
+        AND (expires_at IS NULL OR expires_at > unixepoch())
+      UNION ALL
+      SELECT id, run_at FROM _honker_live INDEXED BY _honker_live_processing_deadline
+      WHERE queue = ?1 || '' AND state = 'processing'
+        AND (claim_expires_at < unixepoch() OR claim_expires_at IS NULL
+             OR claim_expires_at >= '')
+        AND (expires_at IS NULL OR expires_at > unixepoch())
+      ORDER BY 2, 1
+      LIMIT ?3 + 0))
+  RETURNING id, queue, payload, priority, run_at, worker_id, claim_expires_at,
+            attempts, max_attempts, created_at, expires_at";
+
 /// Move a row the claim just took, whose attempts were already exhausted
 /// before this claim, to dead. ?1 id. The claim incremented `attempts`;
 /// the dead row records the attempts actually made.

@@ -860,9 +860,19 @@ fn statements_are_never_reprepared() {
         queue_stats(&c, if n % 2 == 0 { "q" } else { "other" }).unwrap();
         pending_due_count(&c, if n % 2 == 0 { "q" } else { "other" }).unwrap();
         put(&c, "q", "1", opts().delay(Duration::from_millis(n as u64)));
+        // Rounds alternate between mixed priorities (the claim through
+        // the claim index) and one priority (the merged claim).
+        if n % 2 == 1 {
+            put(&c, "q", "1", opts().priority(1));
+        } else {
+            c.execute("UPDATE _honker_live SET priority = 0", [])
+                .unwrap();
+        }
     }
     let checks = [
         honker_core::sql::CLAIM,
+        honker_core::sql::ONE_PRIORITY,
+        honker_core::sql::CLAIM_ONE_PRIORITY,
         honker_core::sql::ACK,
         honker_core::sql::HEARTBEAT,
         honker_core::sql::NEXT_CLAIM_AT,
