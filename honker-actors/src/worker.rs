@@ -1,12 +1,27 @@
-//! The worker actor: runs one job at a time through its handler.
+//! The worker actor: runs the jobs handed to it, one at a time, through
+//! their handlers.
 //!
-//! It decodes the payload, runs the handler under the job's timeout (the
+//! It decodes each payload, runs the handler under the job's timeout (the
 //! handler future is polled right here and dropped on timeout or abort),
-//! catches a panic, and reports the outcome to the supervisor. It never touches SQLite. After a handler panic the worker
-//! fails on purpose, carrying the panic message, so the supervisor records
-//! the retry and replaces it.
+//! catches a panic, and reports the outcomes to the supervisor. It never
+//! touches SQLite.
+//!
+//! A message carries one job, or a short batch of jobs measured fast (the
+//! supervisor decides; see `supervisor::dispatch`). The outcomes of a batch
+//! go back in one message. A job of a batch whose claim was lost, whose
+//! pool is stopping, or whose `expires_at` passed while it waited behind
+//! the others is not started; it is reported aborted, so its claim is given
+//! back with the attempt unburned. When a job of a batch runs longer than
+//! [`HAND_BACK_AFTER`], the jobs behind it go back to the pool's buffer at
+//! once, for other workers.
+//!
+//! After a handler panic the worker reports what it ran and hands back
+//! what it did not start, then fails on purpose with [`PanicReported`], so
+//! the supervisor records the retry and replaces it.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,12 +30,17 @@ use honker_core::ClaimedJob;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 
+use crate::clock::unix_now;
 use crate::job::{ErasedJob, RunResult};
 use crate::supervisor::{RunId, SupervisorMsg};
 use crate::writer::panic_message;
 use crate::JobContext;
 
 pub(crate) struct Worker;
+
+/// A job of a batch running longer than this hands the jobs behind it back
+/// to the pool, for other workers.
+const HAND_BACK_AFTER: Duration = Duration::from_millis(1);
 
 /// A job handed to a worker.
 pub(crate) struct Assignment {
@@ -32,9 +52,32 @@ pub(crate) struct Assignment {
 }
 
 pub(crate) enum WorkerMsg {
-    /// Run this job now and report how it went.
-    Run(Box<Assignment>),
+    /// Run these jobs now, in order, and report how they went.
+    Run(Vec<Assignment>),
 }
+
+/// How one job handed to a worker went.
+#[derive(Debug)]
+pub(crate) struct Report {
+    pub(crate) run: RunId,
+    pub(crate) result: RunResult,
+    /// Zero for a job that was not started.
+    pub(crate) elapsed: Duration,
+}
+
+/// The worker failed on purpose after a handler panicked, having reported
+/// every job of its message first: the supervisor leaves those jobs to the
+/// report, whichever of the two it reads first.
+#[derive(Debug)]
+pub(crate) struct PanicReported(pub(crate) String);
+
+impl std::fmt::Display for PanicReported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "panicked: {}", self.0)
+    }
+}
+
+impl std::error::Error for PanicReported {}
 
 pub(crate) struct WorkerState {
     supervisor: ActorRef<SupervisorMsg>,
@@ -59,59 +102,131 @@ impl Actor for Worker {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let WorkerMsg::Run(a) = message;
-        let Assignment {
-            job,
-            run,
-            handler,
-            ctx,
-        } = *a;
-        let signals = ctx.signals.clone();
-        let timeout = handler.options().timeout;
-        let span = tracing::info_span!(
-            "honker.job",
-            job = handler.name(),
-            queue = %job.queue,
-            job_id = job.id,
-            attempt = job.attempts,
-        );
-        let started = Instant::now();
-        // Polled here, so a worker that is killed drops the run with it.
-        let handler_run =
-            AssertUnwindSafe(handler.run(ctx, job.payload).instrument(span.clone())).catch_unwind();
-        let timer = async {
-            match timeout {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
+        let WorkerMsg::Run(batch) = message;
+        let mut waiting: VecDeque<Assignment> = batch.into();
+        let mut reports = Vec::with_capacity(waiting.len());
+        let mut panicked = None;
+        let mut started_one = false;
+        while let Some(a) = waiting.pop_front() {
+            // The first job starts as it always did; the ones behind it
+            // only while they are still wanted.
+            if started_one && !still_wanted(&a) {
+                reports.push(Report {
+                    run: a.run,
+                    result: RunResult::Aborted,
+                    elapsed: Duration::ZERO,
+                });
+                continue;
             }
-        };
-        let result = tokio::select! {
-            finished = handler_run => match finished {
-                Ok(r) => r,
-                Err(payload) => {
-                    let msg = panic_message(&*payload);
-                    span.in_scope(|| tracing::error!(panic = %msg, "job handler panicked"));
-                    // Fail this worker: the supervisor records the retry and replaces it.
-                    return Err(format!("panicked: {msg}").into());
+            started_one = true;
+            let run = run_one(a);
+            tokio::pin!(run);
+            let outcome = if waiting.is_empty() {
+                run.await
+            } else {
+                tokio::select! {
+                    biased;
+                    outcome = &mut run => outcome,
+                    () = tokio::time::sleep(HAND_BACK_AFTER) => {
+                        // Slower than its kind: the jobs behind it go back
+                        // to the pool now, with what already ran.
+                        let back = waiting.drain(..).map(|a| (a.run, a.job)).collect();
+                        report(&myself, state, std::mem::take(&mut reports), back, None);
+                        run.await
+                    }
                 }
-            },
-            () = timer => RunResult::TimedOut(timeout.unwrap_or(Duration::ZERO)),
-            () = signals.abort.raised() => RunResult::Aborted,
-        };
-        let elapsed = started.elapsed();
-        if state
-            .supervisor
-            .cast(SupervisorMsg::Finished {
-                worker: myself.get_id(),
-                run,
-                result,
-                elapsed,
-            })
-            .is_err()
-        {
-            // The pool is gone; the claim lapses and another worker runs the job.
-            span.in_scope(|| tracing::warn!("pool stopped before the outcome could be recorded"));
+            };
+            match outcome {
+                Ok(r) => reports.push(r),
+                Err(p) => {
+                    panicked = Some(p);
+                    break;
+                }
+            }
         }
-        Ok(())
+        let back = waiting.drain(..).map(|a| (a.run, a.job)).collect();
+        report(&myself, state, reports, back, panicked.clone());
+        match panicked {
+            // Fail this worker: the supervisor replaces it.
+            Some((_, msg)) => Err(Box::new(PanicReported(msg))),
+            None => Ok(()),
+        }
     }
+}
+
+/// Tell the supervisor how the jobs went, and hand back those not started.
+fn report(
+    myself: &ActorRef<WorkerMsg>,
+    state: &WorkerState,
+    reports: Vec<Report>,
+    returned: Vec<(RunId, ClaimedJob)>,
+    panicked: Option<(RunId, String)>,
+) {
+    let sent = state.supervisor.cast(SupervisorMsg::Finished {
+        worker: myself.get_id(),
+        reports,
+        returned,
+        panicked,
+    });
+    if sent.is_err() {
+        // The pool is gone; the claims lapse and other workers run the
+        // jobs.
+        tracing::warn!("pool stopped before the outcomes could be recorded");
+    }
+}
+
+/// Whether a job that waited behind others of its batch should start.
+fn still_wanted(a: &Assignment) -> bool {
+    let s = &a.ctx.signals;
+    !s.stop.is_raised()
+        && !s.abort.is_raised()
+        && !s.claim_lost.load(Ordering::Acquire)
+        && a.job.expires_at.is_none_or(|e| e > unix_now())
+}
+
+/// Run one job; `Err` with its run and the message when its handler
+/// panicked.
+async fn run_one(a: Assignment) -> Result<Report, (RunId, String)> {
+    let Assignment {
+        job,
+        run,
+        handler,
+        ctx,
+    } = a;
+    let signals = ctx.signals.clone();
+    let timeout = handler.options().timeout;
+    let span = tracing::info_span!(
+        "honker.job",
+        job = handler.name(),
+        queue = %job.queue,
+        job_id = job.id,
+        attempt = job.attempts,
+    );
+    let started = Instant::now();
+    // Polled here, so a worker that is killed drops the run with it.
+    let handler_run =
+        AssertUnwindSafe(handler.run(ctx, job.payload).instrument(span.clone())).catch_unwind();
+    let timer = async {
+        match timeout {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let result = tokio::select! {
+        finished = handler_run => match finished {
+            Ok(r) => r,
+            Err(payload) => {
+                let msg = panic_message(&*payload);
+                span.in_scope(|| tracing::error!(panic = %msg, "job handler panicked"));
+                return Err((run, msg));
+            }
+        },
+        () = timer => RunResult::TimedOut(timeout.unwrap_or(Duration::ZERO)),
+        () = signals.abort.raised() => RunResult::Aborted,
+    };
+    Ok(Report {
+        run,
+        result,
+        elapsed: started.elapsed(),
+    })
 }

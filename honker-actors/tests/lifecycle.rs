@@ -431,3 +431,112 @@ async fn a_job_of_higher_priority_claimed_behind_a_prefetched_buffer_starts_next
         "ahead of 5..=12, buffered before it: {starts:?}"
     );
 }
+
+// ------------------------------------------------------------ batches
+
+static MIXED_DONE: AtomicUsize = AtomicUsize::new(0);
+static SLOW_STARTED: AtomicBool = AtomicBool::new(false);
+/// Fast, except the argument 1, which takes 3 s.
+#[job(queue = "mixed")]
+async fn mixed(_ctx: JobContext, slow: u32) -> Result<(), JobError> {
+    if slow == 1 {
+        SLOW_STARTED.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    MIXED_DONE.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_batched_behind_a_slow_one_are_handed_back_and_run_by_another_worker() {
+    let (_d, h) = honker();
+    let pool = WorkerPool::builder(&h)
+        .register(mixed)
+        .concurrency(2)
+        .start()
+        .await
+        .unwrap();
+    // Measure the kind fast.
+    for _ in 0..20 {
+        mixed::enqueue(&h, 0).await.unwrap();
+    }
+    wait_until_drained(&h, "mixed", Duration::from_secs(10))
+        .await
+        .unwrap();
+    // One commit: the pool claims them together, and hands them out in
+    // two batches, the slow job first in one of them.
+    h.transaction(|tx| {
+        mixed::enqueue_tx(tx, 1)?;
+        for _ in 0..20 {
+            mixed::enqueue_tx(tx, 0)?;
+        }
+        Ok::<_, honker_actors::Error>(())
+    })
+    .await
+    .unwrap();
+    let fast_done = eventually(Duration::from_secs(2), async || {
+        MIXED_DONE.load(Ordering::SeqCst) >= 40
+    });
+    assert!(
+        fast_done.await,
+        "the 20 fast jobs finished while the slow one runs: {} done",
+        MIXED_DONE.load(Ordering::SeqCst)
+    );
+    assert!(SLOW_STARTED.load(Ordering::SeqCst));
+    wait_until_drained(&h, "mixed", Duration::from_secs(10))
+        .await
+        .unwrap();
+    pool.shutdown().await.unwrap();
+    assert_eq!(MIXED_DONE.load(Ordering::SeqCst), 41);
+}
+
+static BATCH_RUNS: RunCounts = RunCounts::new();
+/// Fast; the argument 0 panics on its first attempt.
+#[job(queue = "batch_panics", backoff = "0s")]
+async fn batch_panics(ctx: JobContext, n: u32) -> Result<(), JobError> {
+    BATCH_RUNS.record(n);
+    if n == 0 && ctx.attempt() == 1 {
+        panic!("first attempt of 0");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_inside_a_batch_loses_no_outcome_and_hands_the_rest_back() {
+    let (_d, h) = honker();
+    let pool = WorkerPool::builder(&h)
+        .register(batch_panics)
+        .concurrency(1)
+        .start()
+        .await
+        .unwrap();
+    for n in 100..120 {
+        batch_panics::enqueue(&h, n).await.unwrap();
+    }
+    wait_until_drained(&h, "batch_panics", Duration::from_secs(10))
+        .await
+        .unwrap();
+    // One worker, one commit: 0 first in a batch, 1..=10 behind it.
+    h.transaction(|tx| {
+        for n in 0..=10 {
+            batch_panics::enqueue_tx(tx, n)?;
+        }
+        Ok::<_, honker_actors::Error>(())
+    })
+    .await
+    .unwrap();
+    wait_until_drained(&h, "batch_panics", Duration::from_secs(10))
+        .await
+        .unwrap();
+    let status = pool.status().await.unwrap();
+    pool.shutdown().await.unwrap();
+    let runs = BATCH_RUNS.all();
+    assert_eq!(runs.get(&0), Some(&2), "retried once after its panic");
+    for n in (1..=10).chain(100..120) {
+        assert_eq!(runs.get(&n), Some(&1), "job {n} ran exactly once");
+    }
+    let stats = h.queue("batch_panics").stats().await.unwrap();
+    assert_eq!((stats.dead, stats.processing), (0, 0));
+    assert_eq!(status.restarts, 1, "the worker was replaced");
+    assert_eq!(status.stale_finishes, 0);
+}

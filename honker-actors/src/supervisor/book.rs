@@ -224,13 +224,28 @@ impl ClaimBook {
         now: i64,
         gone: &mut Vec<(Ready, NotStarted)>,
     ) -> Option<Ready> {
-        while let Some(r) = self.ready.pop_front() {
+        self.next_ready_if(now, gone, |_| true)
+    }
+
+    /// [`Self::next_ready`], only when the next job satisfies `wanted`
+    /// (else it stays first).
+    pub(crate) fn next_ready_if(
+        &mut self,
+        now: i64,
+        gone: &mut Vec<(Ready, NotStarted)>,
+        wanted: impl Fn(&Ready) -> bool,
+    ) -> Option<Ready> {
+        while let Some(r) = self.ready.front() {
             if r.job.expires_at.is_some_and(|e| e <= now) {
+                let r = self.ready.pop_front()?;
                 self.forget(r.job.lease(), r.queue);
                 gone.push((r, NotStarted::Expired));
                 continue;
             }
-            return Some(r);
+            if !wanted(r) {
+                return None;
+            }
+            return self.ready.pop_front();
         }
         None
     }
@@ -253,6 +268,36 @@ impl ClaimBook {
                 lost: false,
             },
         );
+    }
+
+    /// A worker hands `run` back unstarted (it waited behind a slow job of
+    /// its batch): it waits in the buffer again, ahead of the jobs of its
+    /// priority, its claim kept. Returns its queue and kind; `None` when
+    /// the book does not hold the run, or its claim was lost meanwhile
+    /// (then it is dropped, as a lost ready job is).
+    pub(crate) fn unstart(
+        &mut self,
+        run: RunId,
+        job: ClaimedJob,
+    ) -> Option<(&'static str, &'static str)> {
+        let r = self.running.remove(&run)?;
+        if r.lost {
+            self.uncount(r.queue);
+            return None;
+        }
+        let at = self
+            .ready
+            .partition_point(|w| w.job.priority > job.priority);
+        self.ready.insert(
+            at,
+            Ready {
+                job,
+                queue: r.queue,
+                kind: r.kind,
+                run,
+            },
+        );
+        Some((r.queue, r.kind))
     }
 
     /// `run` ended: take it out of the book. `None` (counted as stale)

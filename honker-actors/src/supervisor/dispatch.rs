@@ -2,10 +2,11 @@
 //! outcomes to write: the part of the supervisor between a cycle's claims
 //! and the next cycle's outcomes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use honker_core::Lease;
+use honker_core::{ClaimedJob, Lease};
 use ractor::ActorId;
 
 use super::book::{outcome_of, NotStarted, Ready, RunId};
@@ -15,11 +16,23 @@ use crate::clock::unix_now;
 use crate::context::JobSignals;
 use crate::job::{JobOptions, RunResult};
 use crate::telemetry::JobMetrics;
-use crate::worker::{Assignment, WorkerMsg};
+use crate::worker::{Assignment, Report, WorkerMsg};
 use crate::JobContext;
 
 /// Weight of the newest run in the moving average of run time.
 const RUN_TIME_WEIGHT: f64 = 0.05;
+/// A kind whose runs take at most this long on average may be handed out
+/// in batches (seconds).
+const BATCH_KIND: f64 = 0.000_1;
+/// The most measured run time one batch holds (seconds).
+const BATCH_TIME: f64 = 0.000_5;
+/// The most jobs in one batch.
+const MAX_BATCH: usize = 16;
+
+/// The measured run time of `kind`, when it is fast enough to batch.
+fn batch_cost_of(run_time: &HashMap<&'static str, f64>, kind: &str) -> Option<f64> {
+    run_time.get(kind).copied().filter(|t| *t <= BATCH_KIND)
+}
 
 impl SupervisorState {
     /// The metric handles of `kind` on `queue`.
@@ -30,15 +43,38 @@ impl SupervisorState {
     }
 
     /// Hand ready jobs to idle workers; give back those that expired.
+    ///
+    /// When more jobs wait than workers are free, a worker may get a
+    /// short batch: jobs of kinds measured fast ([`BATCH_KIND`]), in
+    /// buffer order (highest priority first), up to an even share of the
+    /// waiting jobs, [`MAX_BATCH`] jobs and [`BATCH_TIME`] of measured run
+    /// time. So a job never waits behind a batch for longer than that, and
+    /// a slow job is never batched.
     pub(super) fn dispatch_ready(&mut self) {
         let now = unix_now();
         let mut gone = Vec::new();
         while let Some(&worker) = self.idle.last() {
-            let Some(r) = self.book.next_ready(now, &mut gone) else {
+            let free = self.idle.len();
+            let Some(first) = self.book.next_ready(now, &mut gone) else {
                 break;
             };
             self.idle.pop();
-            self.start_job(worker, r);
+            // The share of this worker: the waiting jobs spread evenly.
+            let share = (self.book.ready_len() + 1).div_ceil(free).min(MAX_BATCH);
+            let mut budget = self.batch_cost(first.kind);
+            let mut batch = vec![first];
+            while batch.len() < share && budget.is_some_and(|b| b < BATCH_TIME) {
+                let run_time = &self.kind_run;
+                let next = self.book.next_ready_if(now, &mut gone, |r| {
+                    batch_cost_of(run_time, r.kind).is_some()
+                });
+                let Some(r) = next else {
+                    break;
+                };
+                budget = budget.zip(self.batch_cost(r.kind)).map(|(a, b)| a + b);
+                batch.push(r);
+            }
+            self.start_jobs(worker, batch);
         }
         for (r, why) in gone {
             let NotStarted::Expired = why;
@@ -56,22 +92,56 @@ impl SupervisorState {
         }
     }
 
-    fn start_job(&mut self, worker: ActorId, r: Ready) {
+    /// The measured run time of `kind` when it may go in a batch.
+    fn batch_cost(&self, kind: &str) -> Option<f64> {
+        batch_cost_of(&self.kind_run, kind)
+    }
+
+    /// Hand `batch` (one job or more, in order) to `worker`.
+    fn start_jobs(&mut self, worker: ActorId, batch: Vec<Ready>) {
+        if !self.slots.contains_key(&worker) {
+            for r in batch.into_iter().rev() {
+                self.book.unready(r);
+            }
+            return;
+        }
+        let mut assignments = Vec::with_capacity(batch.len());
+        for r in batch {
+            if let Some(a) = self.assignment(r) {
+                assignments.push(a);
+            }
+        }
+        let runs: Vec<RunId> = assignments.iter().map(|a| a.run).collect();
+        let Some(slot) = self.slots.get_mut(&worker) else {
+            return;
+        };
+        if runs.is_empty() {
+            self.idle.push(worker);
+            return;
+        }
+        slot.jobs = runs.clone();
+        if slot.worker.cast(WorkerMsg::Run(assignments)).is_err() {
+            // The worker is stopping; its supervision event will replace it.
+            slot.jobs.clear();
+            for run in runs {
+                self.record(run, RunResult::Aborted, Duration::ZERO);
+            }
+        }
+    }
+
+    /// Start `r` in the book and build what its worker needs; `None` when
+    /// it cannot run (then its outcome is recorded).
+    fn assignment(&mut self, r: Ready) -> Option<Assignment> {
         let run = r.run;
         let signals = Arc::new(JobSignals::default());
         let Some(handler) = self.args.routes.job(r.kind).cloned() else {
             // Routed to a registered job when claimed, so never here; if
             // it were, the job fails rather than waiting forever.
             self.book.start(&r, signals);
-            self.idle.push(worker);
             let why = format!("no registered job named {:?}", r.kind);
             self.record(run, RunResult::Fail(why), Duration::ZERO);
-            return;
+            return None;
         };
-        if !self.slots.contains_key(&worker) {
-            self.book.unready(r);
-            return;
-        }
         let ctx = JobContext {
             id: r.job.id,
             queue: Arc::from(r.queue),
@@ -88,37 +158,45 @@ impl SupervisorState {
             .record(unix_now().saturating_sub(r.job.run_at).max(0) as f64);
         m.in_flight.increment(1.0);
         self.book.start(&r, signals);
-        let assignment = Box::new(Assignment {
+        Some(Assignment {
             job: r.job,
             run,
             handler,
             ctx,
-        });
-        let Some(slot) = self.slots.get_mut(&worker) else {
-            return;
-        };
-        slot.job = Some(run);
-        if slot.worker.cast(WorkerMsg::Run(assignment)).is_err() {
-            // The worker is stopping; its supervision event will replace it.
-            slot.job = None;
-            self.record(run, RunResult::Aborted, Duration::ZERO);
-        }
+        })
     }
 
+    /// A worker reported on jobs it was handed: how they went, those it
+    /// hands back unstarted (they wait in the buffer again, claim kept),
+    /// and the one whose handler panicked (the worker then fails).
     pub(super) fn finished(
         &mut self,
         worker: ActorId,
-        run: RunId,
-        result: RunResult,
-        elapsed: Duration,
+        reports: Vec<Report>,
+        returned: Vec<(RunId, ClaimedJob)>,
+        panicked: Option<(RunId, String)>,
     ) {
         if let Some(slot) = self.slots.get_mut(&worker) {
-            if slot.job == Some(run) {
-                slot.job = None;
+            slot.jobs.retain(|run| {
+                !reports.iter().any(|r| r.run == *run)
+                    && !returned.iter().any(|(r, _)| r == run)
+                    && panicked.as_ref().is_none_or(|(p, _)| p != run)
+            });
+            if slot.jobs.is_empty() && panicked.is_none() {
                 self.idle.push(worker);
             }
         }
-        self.record(run, result, elapsed);
+        for r in reports {
+            self.record(r.run, r.result, r.elapsed);
+        }
+        for (run, job) in returned {
+            if let Some((queue, kind)) = self.book.unstart(run, job) {
+                self.job_metrics(queue, kind).in_flight.decrement(1.0);
+            }
+        }
+        if let Some((run, msg)) = panicked {
+            self.worker_failed(run, &format!("panicked: {msg}"));
+        }
         self.dispatch_ready();
     }
 
@@ -157,10 +235,9 @@ impl SupervisorState {
         }
         if !elapsed.is_zero() {
             let t = elapsed.as_secs_f64();
-            self.avg_run = Some(match self.avg_run {
-                None => t,
-                Some(avg) => avg + RUN_TIME_WEIGHT * (t - avg),
-            });
+            self.avg_run = Some(moving_average(self.avg_run, t));
+            let kind = self.kind_run.get(run.kind).copied();
+            self.kind_run.insert(run.kind, moving_average(kind, t));
         }
         let shutting_down = self.shutdown.is_some();
         let default_opts;
@@ -231,5 +308,13 @@ impl SupervisorState {
                 tracing::warn!(job_id = lease.id, queue, "claim lost {when}");
             }
         }
+    }
+}
+
+/// `avg` moved toward `t` by [`RUN_TIME_WEIGHT`]; `t` itself at first.
+fn moving_average(avg: Option<f64>, t: f64) -> f64 {
+    match avg {
+        None => t,
+        Some(avg) => avg + RUN_TIME_WEIGHT * (t - avg),
     }
 }

@@ -56,7 +56,7 @@ use crate::job::RunResult;
 use crate::routing::Routes;
 use crate::telemetry::{JobMetrics, QueueMetrics};
 use crate::wake::{Wake, WakeGuard};
-use crate::worker::{Worker, WorkerMsg};
+use crate::worker::{PanicReported, Report, Worker, WorkerMsg};
 use crate::{Honker, Result};
 
 /// Why the supervisor is woken.
@@ -92,12 +92,14 @@ pub(crate) enum SupervisorMsg {
     Depths(Result<Vec<(&'static str, i64)>>),
     /// A back-off after a failed cycle or check is over.
     RetryNow,
-    /// A worker finished `run` (not a panic: that is a worker failure).
+    /// A worker reports on the jobs it was handed: how each went, those
+    /// it hands back unstarted, and the run whose handler panicked, if one
+    /// did (the worker then fails).
     Finished {
         worker: ActorId,
-        run: RunId,
-        result: RunResult,
-        elapsed: Duration,
+        reports: Vec<Report>,
+        returned: Vec<(RunId, honker_core::ClaimedJob)>,
+        panicked: Option<(RunId, String)>,
     },
     /// The heartbeat found these claims lost, and why.
     ClaimsLost(Vec<(Lease, honker_core::ClaimGone)>),
@@ -150,10 +152,10 @@ pub(crate) struct SupervisorArgs {
     pub(crate) data: AppData,
 }
 
-/// One worker actor and the run it has, if any.
+/// One worker actor and the runs handed to it and not yet reported.
 struct Slot {
     worker: ActorRef<WorkerMsg>,
-    job: Option<RunId>,
+    jobs: Vec<RunId>,
 }
 
 pub(crate) struct SupervisorState {
@@ -198,6 +200,9 @@ pub(crate) struct SupervisorState {
     restarts: u64,
     /// Moving average of job run time, seconds; `None` before the first.
     avg_run: Option<f64>,
+    /// The same, per registered job: which kinds are fast enough to be
+    /// handed out in batches.
+    kind_run: HashMap<&'static str, f64>,
 }
 
 /// Coalesce wakes: at most one of each kind waits in the mailbox.
@@ -226,7 +231,13 @@ impl Actor for Supervisor {
         for _ in 0..args.concurrency {
             let (worker, _) =
                 Actor::spawn_linked(None, Worker, myself.clone(), myself.get_cell()).await?;
-            slots.insert(worker.get_id(), Slot { worker, job: None });
+            slots.insert(
+                worker.get_id(),
+                Slot {
+                    worker,
+                    jobs: Vec::new(),
+                },
+            );
         }
         let check_wanted = Arc::new(AtomicBool::new(false));
         let heartbeat = spawn_heartbeat(&myself, &args, &leases, &check_wanted).await?;
@@ -266,6 +277,7 @@ impl Actor for Supervisor {
             job_metrics: HashMap::new(),
             restarts: 0,
             avg_run: None,
+            kind_run: HashMap::new(),
             args,
         })
     }
@@ -302,10 +314,10 @@ impl Actor for Supervisor {
             SupervisorMsg::Depths(result) => state.depths_read(result),
             SupervisorMsg::Finished {
                 worker,
-                run,
-                result,
-                elapsed,
-            } => state.finished(worker, run, result, elapsed),
+                reports,
+                returned,
+                panicked,
+            } => state.finished(worker, reports, returned, panicked),
             SupervisorMsg::ClaimsLost(leases) => state.claims_lost(&leases),
             SupervisorMsg::Paused(queues) => state.give_back_paused(&queues),
             SupervisorMsg::Shutdown(reply) => state.begin_shutdown(&myself, reply),
@@ -326,9 +338,14 @@ impl Actor for Supervisor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         // Never the default (stop on any child failure): replace the child.
-        let (cell, why) = match event {
-            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err.to_string())),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason),
+        // A worker that failed after a panic reported its jobs first: that
+        // report, read before or after this event, settles them.
+        let (cell, why, reported) = match event {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let reported = err.downcast_ref::<PanicReported>().is_some();
+                (cell, Some(err.to_string()), reported)
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason, false),
             _ => return Ok(()),
         };
         let id = cell.get_id();
@@ -350,16 +367,28 @@ impl Actor for Supervisor {
         };
         state.idle.retain(|w| *w != id);
         let why = why.unwrap_or_else(|| "worker stopped".into());
-        if let Some(run) = slot.job {
-            state.worker_failed(run, &why);
+        if !reported {
+            // Stopped without a report: the first run was going, the
+            // others were not started.
+            let mut runs = slot.jobs.into_iter();
+            if let Some(run) = runs.next() {
+                state.worker_failed(run, &why);
+            }
+            for run in runs {
+                state.record(run, RunResult::Aborted, Duration::ZERO);
+            }
         }
         if state.shutdown.is_none() {
             let (worker, _) =
                 Actor::spawn_linked(None, Worker, myself.clone(), myself.get_cell()).await?;
             state.idle.push(worker.get_id());
-            state
-                .slots
-                .insert(worker.get_id(), Slot { worker, job: None });
+            state.slots.insert(
+                worker.get_id(),
+                Slot {
+                    worker,
+                    jobs: Vec::new(),
+                },
+            );
             state.restarts += 1;
             tracing::warn!(reason = %why, "worker replaced");
         }

@@ -96,9 +96,7 @@ impl SupervisorState {
                 "handler ignored the abort; releasing its claim anyway"
             );
             for slot in self.slots.values_mut() {
-                if slot.job == Some(run) {
-                    slot.job = None;
-                }
+                slot.jobs.retain(|r| *r != run);
             }
             self.record(run, RunResult::Aborted, Duration::ZERO);
         }

@@ -271,6 +271,40 @@ fn a_job_of_higher_priority_claimed_later_starts_before_the_buffer() {
 }
 
 #[test]
+fn a_run_handed_back_waits_again_ahead_of_its_priority_and_keeps_its_claim() {
+    let mut b = book(4, &[]);
+    b.claimed(job(1, 1, "q", None), "q", "k");
+    b.claimed(job(2, 1, "q", None), "q", "k");
+    b.claimed(job(3, 1, "q", None), "q", "k");
+    let (run, _) = start_next(&mut b);
+    let (lost_run, _) = start_next(&mut b);
+    assert_eq!(b.unstart(run, job(1, 1, "q", None)), Some(("q", "k")));
+    assert_eq!((b.ready_len(), b.running_len(), b.held_in("q")), (2, 1, 3));
+    assert!(heartbeated(&b).contains(&Lease { id: 1, attempts: 1 }));
+    // Ahead of job 3, which was claimed after it.
+    let next = b.next_ready(0, &mut Vec::new()).unwrap();
+    assert_eq!((next.job.id, next.run), (1, run));
+    // A run whose claim was lost meanwhile is dropped, not buffered.
+    b.lost(&[Lease { id: 2, attempts: 1 }]);
+    assert_eq!(b.unstart(lost_run, job(2, 1, "q", None)), None);
+    assert_eq!((b.running_len(), b.held_in("q")), (0, 2));
+    // A run the book does not hold.
+    assert_eq!(b.unstart(lost_run, job(2, 1, "q", None)), None);
+}
+
+#[test]
+fn next_ready_if_leaves_an_unwanted_job_first_and_still_gives_back_expired_ones() {
+    let mut b = book(4, &[]);
+    b.claimed(job(1, 1, "q", Some(5)), "q", "k");
+    b.claimed(job(2, 1, "q", None), "q", "slow");
+    let mut gone = Vec::new();
+    assert!(b.next_ready_if(10, &mut gone, |r| r.kind == "k").is_none());
+    assert_eq!(gone.len(), 1, "job 1 expired at 5");
+    assert_eq!(b.ready_len(), 1, "job 2 stays first");
+    assert_eq!(b.next_ready_if(10, &mut gone, |_| true).unwrap().job.id, 2);
+}
+
+#[test]
 fn running_lists_every_run_with_its_lease_and_queue() {
     let mut b = book(4, &[]);
     b.claimed(job(1, 1, "q", None), "q", "k");
@@ -309,6 +343,8 @@ enum Op {
     /// The job of the run at this index (modulo) is claimed anew with
     /// the same lease (requeued with fresh attempts).
     Reclaim(usize),
+    /// A worker hands the run at this index (modulo) back unstarted.
+    Unstart(usize),
     /// A shutdown gives every ready job back.
     Drain,
     /// Time passes (expiring ready jobs).
@@ -324,6 +360,7 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::Stale),
         (0usize..64).prop_map(Op::Lost),
         (0usize..64).prop_map(Op::Reclaim),
+        (0usize..64).prop_map(Op::Unstart),
         Just(Op::Drain),
         Just(Op::Tick),
     ]
@@ -427,6 +464,13 @@ proptest! {
                     }
                 }
                 Op::Reclaim(_) => {}
+                Op::Unstart(i) if !running.is_empty() => {
+                    let (run, lease, queue) = running.remove(i % running.len());
+                    let back = b.unstart(run, job(lease.id, lease.attempts, queue, None));
+                    // Back in the buffer unless its claim was lost.
+                    prop_assert_eq!(back.is_some(), !lost.contains(&run));
+                }
+                Op::Unstart(_) => {}
                 Op::Drain => {
                     b.drain_ready();
                 }
