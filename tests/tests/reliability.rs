@@ -119,7 +119,7 @@ async fn kill_9_with_100_jobs_in_flight_loses_none_and_reruns_only_those() {
     }
     let twice: HashSet<i64> = runs
         .iter()
-        .filter(|(_, &n)| n > 1)
+        .filter(|(_, n)| **n > 1)
         .map(|(id, _)| *id)
         .collect();
     assert!(
