@@ -59,6 +59,9 @@ pub(crate) struct JobSignals {
     pub(crate) claim_lost: AtomicBool,
     /// The claim was lost because the job was cancelled.
     pub(crate) cancelled: AtomicBool,
+    /// Its queue was paused: a job not yet started (waiting in a batch)
+    /// is not started.
+    pub(crate) held_back: AtomicBool,
     /// Forced: the run is dropped.
     pub(crate) abort: Signal,
 }

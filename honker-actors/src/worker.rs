@@ -9,11 +9,12 @@
 //! A message carries one job, or a short batch of jobs measured fast (the
 //! supervisor decides; see `supervisor::dispatch`). The outcomes of a batch
 //! go back in one message. A job of a batch whose claim was lost, whose
-//! pool is stopping, or whose `expires_at` passed while it waited behind
-//! the others is not started; it is reported aborted, so its claim is given
-//! back with the attempt unburned. When a job of a batch runs longer than
-//! [`HAND_BACK_AFTER`], the jobs behind it go back to the pool's buffer at
-//! once, for other workers.
+//! queue was paused, whose pool is stopping, or whose `expires_at` passed
+//! while it waited behind the others is not started; it is reported
+//! aborted, so its claim is given back with the attempt unburned. When a
+//! job of a batch runs longer than [`HAND_BACK_AFTER`] (seen by a timer
+//! while it awaits, or when it returns if it never yields), the jobs
+//! behind it go back to the pool's buffer at once, for other workers.
 //!
 //! After a handler panic the worker reports what it ran and hands back
 //! what it did not start, then fails on purpose with [`PanicReported`], so
@@ -21,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,8 +53,13 @@ pub(crate) struct Assignment {
 }
 
 pub(crate) enum WorkerMsg {
-    /// Run these jobs now, in order, and report how they went.
-    Run(Vec<Assignment>),
+    /// Run these jobs now, in order, and report how they went; keep the
+    /// run going now in `running` (0 between jobs), so a worker that stops
+    /// without a report is understood.
+    Run {
+        jobs: Vec<Assignment>,
+        running: Arc<AtomicU64>,
+    },
 }
 
 /// How one job handed to a worker went.
@@ -102,8 +108,8 @@ impl Actor for Worker {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let WorkerMsg::Run(batch) = message;
-        let mut waiting: VecDeque<Assignment> = batch.into();
+        let WorkerMsg::Run { jobs, running } = message;
+        let mut waiting: VecDeque<Assignment> = jobs.into();
         let mut reports = Vec::with_capacity(waiting.len());
         let mut panicked = None;
         let mut started_one = false;
@@ -119,7 +125,13 @@ impl Actor for Worker {
                 continue;
             }
             started_one = true;
-            let run = run_one(a);
+            running.store(a.run.get(), Ordering::Release);
+            // A panic while the handler future is dropped (a timeout, an
+            // abort) is caught too: it is the job's, not the worker's.
+            let id = a.run;
+            let run = AssertUnwindSafe(run_one(a))
+                .catch_unwind()
+                .map(move |r| r.unwrap_or_else(|p| Err((id, panic_message(&*p)))));
             tokio::pin!(run);
             let outcome = if waiting.is_empty() {
                 run.await
@@ -136,8 +148,18 @@ impl Actor for Worker {
                     }
                 }
             };
+            running.store(0, Ordering::Release);
             match outcome {
-                Ok(r) => reports.push(r),
+                Ok(r) => {
+                    // A handler that never yields is not stopped by the
+                    // timer above: once it is back, the jobs behind it go.
+                    let slow = r.elapsed > HAND_BACK_AFTER;
+                    reports.push(r);
+                    if slow && !waiting.is_empty() {
+                        let back = waiting.drain(..).map(|a| (a.run, a.job)).collect();
+                        report(&myself, state, std::mem::take(&mut reports), back, None);
+                    }
+                }
                 Err(p) => {
                     panicked = Some(p);
                     break;
@@ -181,6 +203,7 @@ fn still_wanted(a: &Assignment) -> bool {
     !s.stop.is_raised()
         && !s.abort.is_raised()
         && !s.claim_lost.load(Ordering::Acquire)
+        && !s.held_back.load(Ordering::Acquire)
         && a.job.expires_at.is_none_or(|e| e > unix_now())
 }
 

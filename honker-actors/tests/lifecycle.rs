@@ -540,3 +540,274 @@ async fn a_panic_inside_a_batch_loses_no_outcome_and_hands_the_rest_back() {
     assert_eq!(status.restarts, 1, "the worker was replaced");
     assert_eq!(status.stale_finishes, 0);
 }
+
+// What an outside review broke in the first cut of batches: jobs handed
+// back during a shutdown or a pause, handlers that never yield, a panic
+// while a handler is dropped, and a prefetch sized by another queue's jobs.
+
+fn spin(ms: u64) {
+    let until = std::time::Instant::now() + Duration::from_millis(ms);
+    while std::time::Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+static EDGE_STARTS: std::sync::Mutex<Vec<(u64, std::time::Instant)>> =
+    std::sync::Mutex::new(Vec::new());
+/// Fast for 0; for n > 0 spins n ms, then awaits n ms, then panics when
+/// n is odd.
+#[job(queue = "batch_edges")]
+async fn batch_edges(_ctx: JobContext, n: u64) -> Result<(), JobError> {
+    EDGE_STARTS
+        .lock()
+        .unwrap()
+        .push((n, std::time::Instant::now()));
+    if n > 0 {
+        spin(n);
+        tokio::time::sleep(Duration::from_millis(n)).await;
+        assert!(n % 2 == 0, "odd ones panic");
+    }
+    Ok(())
+}
+
+/// A pool of `concurrency` whose `batch_edges` kind is measured fast.
+async fn warm_edges(h: &Honker, concurrency: usize) -> WorkerPool {
+    let pool = WorkerPool::builder(h)
+        .register(batch_edges)
+        .concurrency(concurrency)
+        .start()
+        .await
+        .unwrap();
+    for _ in 0..40 {
+        batch_edges::enqueue(h, 0).await.unwrap();
+    }
+    wait_until_drained(h, "batch_edges", Duration::from_secs(10))
+        .await
+        .unwrap();
+    pool
+}
+
+/// One commit: a slow job first, then `fast` fast ones.
+async fn slow_then_fast(h: &Honker, slow: u64, fast: usize) {
+    h.transaction(move |tx| {
+        batch_edges::enqueue_tx(tx, slow)?;
+        for _ in 0..fast {
+            batch_edges::enqueue_tx(tx, 0)?;
+        }
+        Ok::<_, honker_actors::Error>(())
+    })
+    .await
+    .unwrap();
+    let started = eventually(Duration::from_secs(10), async || {
+        EDGE_STARTS.lock().unwrap().iter().any(|(n, _)| *n == slow)
+    });
+    assert!(started.await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_edges_under_shutdown_pause_and_cpu_bound_handlers() {
+    // Shutdown while a batch's slow job (which then panics) holds the rest:
+    // none of them starts, each is given back, attempt unburned.
+    let (_d, h) = honker();
+    let pool = warm_edges(&h, 1).await;
+    slow_then_fast(&h, 201, 10).await;
+    let stopping = std::time::Instant::now();
+    pool.shutdown().await.unwrap();
+    let late = EDGE_STARTS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, t)| *t > stopping)
+        .count();
+    assert_eq!(late, 0, "nothing starts once the shutdown began");
+    let q = h.queue("batch_edges");
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.processing, s.pending_due), (0, 11), "{s:?}");
+    let c = honker_actors::core::open(h.path()).unwrap();
+    let burned: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM _honker_live WHERE attempts > 0 AND payload NOT LIKE '%201%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(burned, 0, "the jobs never started burned no attempt");
+
+    // A pause while the slow job runs: the jobs behind it, handed back,
+    // do not start.
+    let (_d, h) = honker();
+    EDGE_STARTS.lock().unwrap().clear();
+    let pool = warm_edges(&h, 2).await;
+    slow_then_fast(&h, 300, 20).await;
+    let q = h.queue("batch_edges");
+    q.pause().await.unwrap();
+    let paused_at = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let late: Vec<u64> = EDGE_STARTS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, t)| *t > paused_at + Duration::from_millis(50))
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(late.is_empty(), "started after the pause: {late:?}");
+    q.resume().await.unwrap();
+    wait_until_drained(&h, "batch_edges", Duration::from_secs(10))
+        .await
+        .unwrap();
+    pool.shutdown().await.unwrap();
+
+    // Handlers that never yield: a job of higher priority waits for at
+    // most the one running, not the whole batch behind it.
+    let (_d, h) = honker();
+    let pool = WorkerPool::builder(&h)
+        .register(spinner)
+        .concurrency(1)
+        .start()
+        .await
+        .unwrap();
+    for _ in 0..40 {
+        spinner::enqueue(&h, 0).await.unwrap();
+    }
+    wait_until_drained(&h, "spinners", Duration::from_secs(10))
+        .await
+        .unwrap();
+    SPINS.lock().unwrap().clear();
+    h.transaction(|tx| {
+        for _ in 0..16 {
+            spinner::enqueue_tx(tx, 30)?;
+        }
+        Ok::<_, honker_actors::Error>(())
+    })
+    .await
+    .unwrap();
+    let started = eventually(Duration::from_secs(10), async || {
+        !SPINS.lock().unwrap().is_empty()
+    });
+    assert!(started.await);
+    spinner::builder(2).priority(9).enqueue(&h).await.unwrap();
+    wait_until_drained(&h, "spinners", Duration::from_secs(20))
+        .await
+        .unwrap();
+    pool.shutdown().await.unwrap();
+    let order = SPINS.lock().unwrap().clone();
+    let at = order.iter().position(|n| *n == 2).unwrap();
+    assert!(at <= 2, "the high-priority job started {at}th: {order:?}");
+}
+
+static SPINS: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+/// Spins `ms` and never yields.
+#[job(queue = "spinners")]
+async fn spinner(_ctx: JobContext, ms: u64) -> Result<(), JobError> {
+    if ms > 0 {
+        SPINS.lock().unwrap().push(ms);
+        spin(ms);
+    }
+    Ok(())
+}
+
+static DROP_RUNS: RunCounts = RunCounts::new();
+struct PanicOnDrop(bool);
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if self.0 && !std::thread::panicking() {
+            panic!("guard dropped mid-run");
+        }
+    }
+}
+#[job(queue = "drop_panics")]
+async fn drop_fast(_ctx: JobContext, n: u32) -> Result<(), JobError> {
+    DROP_RUNS.record(n);
+    Ok(())
+}
+#[job(queue = "drop_panics", backoff = "0s", timeout = "20ms")]
+async fn drop_slow(ctx: JobContext, n: u32) -> Result<(), JobError> {
+    DROP_RUNS.record(n);
+    // Job 1's first attempt overruns its timeout, and its future panics
+    // as it is dropped.
+    let first = n == 1 && ctx.attempt() == 1;
+    let guard = PanicOnDrop(first);
+    if first {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    std::mem::forget(guard);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_while_a_timed_out_handler_is_dropped_is_that_jobs_alone() {
+    let (_d, h) = honker();
+    let pool = WorkerPool::builder(&h)
+        .register(drop_fast)
+        .register(drop_slow)
+        .concurrency(1)
+        .start()
+        .await
+        .unwrap();
+    // Both kinds measured fast (drop_slow with n = 0 does not sleep).
+    for _ in 0..40 {
+        drop_fast::enqueue(&h, 0).await.unwrap();
+        drop_slow::enqueue(&h, 0).await.unwrap();
+    }
+    wait_until_drained(&h, "drop_panics", Duration::from_secs(10))
+        .await
+        .unwrap();
+    let warm = DROP_RUNS.all().get(&0).copied().unwrap_or(0);
+    h.transaction(|tx| {
+        for n in 10..15 {
+            drop_fast::enqueue_tx(tx, n)?;
+        }
+        drop_slow::enqueue_tx(tx, 1)?;
+        Ok::<_, honker_actors::Error>(())
+    })
+    .await
+    .unwrap();
+    wait_until_drained(&h, "drop_panics", Duration::from_secs(20))
+        .await
+        .unwrap();
+    pool.shutdown().await.unwrap();
+    let runs = DROP_RUNS.all();
+    for n in 10..15 {
+        assert_eq!(runs.get(&n), Some(&1), "job {n} ran once: {runs:?}");
+    }
+    assert_eq!(runs.get(&1), Some(&2), "timed out, panicked, retried once");
+    assert!(warm >= 40);
+}
+
+#[job(queue = "slowq")]
+async fn slowq(_ctx: JobContext, _n: u32) -> Result<(), JobError> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_queue_is_not_prefetched_by_what_a_fast_queue_measured() {
+    let (_d, h) = honker();
+    let pool = WorkerPool::builder(&h)
+        .register(batch_edges)
+        .register(slowq)
+        .concurrency(2)
+        .start()
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        batch_edges::enqueue(&h, 0).await.unwrap();
+    }
+    wait_until_drained(&h, "batch_edges", Duration::from_secs(10))
+        .await
+        .unwrap();
+    h.transaction(|tx| {
+        for n in 0..40 {
+            slowq::enqueue_tx(tx, n)?;
+        }
+        Ok::<_, honker_actors::Error>(())
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = pool.status().await.unwrap();
+    // Unmeasured: the concurrency ahead at most, not the fast queue's 16x.
+    assert_eq!(s.in_flight, 2, "{s:?}");
+    assert!(s.prefetched <= 2, "{s:?}");
+    pool.shutdown().await.unwrap();
+}

@@ -37,6 +37,13 @@ pub(crate) type LeaseIn = (Lease, &'static str);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct RunId(u64);
 
+impl RunId {
+    /// The run's number: never 0.
+    pub(crate) fn get(self) -> u64 {
+        self.0
+    }
+}
+
 /// A claimed job waiting for a worker.
 #[derive(Debug)]
 pub(crate) struct Ready {
@@ -134,8 +141,14 @@ impl ClaimBook {
     }
 
     /// Plan a claim of up to `budget` jobs over `queues` (in that order),
-    /// each within its limit, and reserve it until [`Self::unreserve`].
-    pub(crate) fn plan(&mut self, budget: usize, queues: &[&'static str]) -> ClaimPlan {
+    /// each within its limit and within `cap` (the most it may hold, ready,
+    /// running and reserved), and reserve it until [`Self::unreserve`].
+    pub(crate) fn plan(
+        &mut self,
+        budget: usize,
+        queues: &[&'static str],
+        cap: impl Fn(&'static str) -> usize,
+    ) -> ClaimPlan {
         let mut plan = ClaimPlan {
             budget,
             queues: Vec::new(),
@@ -149,7 +162,9 @@ impl ClaimBook {
         for q in queues {
             let used = self.held_in(q) + self.reserved_per_queue.get(q).copied().unwrap_or(0);
             let limit = self.limits.get(q).copied().unwrap_or(usize::MAX);
-            let room = budget.min(limit.saturating_sub(used));
+            let room = budget
+                .min(limit.saturating_sub(used))
+                .min(cap(q).saturating_sub(used));
             if room > 0 {
                 plan.queues.push((q, room));
             }
@@ -273,8 +288,9 @@ impl ClaimBook {
     /// A worker hands `run` back unstarted (it waited behind a slow job of
     /// its batch): it waits in the buffer again, ahead of the jobs of its
     /// priority, its claim kept. Returns its queue and kind; `None` when
-    /// the book does not hold the run, or its claim was lost meanwhile
-    /// (then it is dropped, as a lost ready job is).
+    /// the book does not hold the run. A run whose claim was lost meanwhile
+    /// is dropped, as a lost ready job is (its queue and kind are returned
+    /// all the same).
     pub(crate) fn unstart(
         &mut self,
         run: RunId,
@@ -283,7 +299,7 @@ impl ClaimBook {
         let r = self.running.remove(&run)?;
         if r.lost {
             self.uncount(r.queue);
-            return None;
+            return Some((r.queue, r.kind));
         }
         let at = self
             .ready

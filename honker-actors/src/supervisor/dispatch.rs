@@ -51,6 +51,10 @@ impl SupervisorState {
     /// time. So a job never waits behind a batch for longer than that, and
     /// a slow job is never batched.
     pub(super) fn dispatch_ready(&mut self) {
+        if self.shutdown.is_some() {
+            // Nothing new starts; the buffer was given back.
+            return;
+        }
         let now = unix_now();
         let mut gone = Vec::new();
         while let Some(&worker) = self.idle.last() {
@@ -120,7 +124,11 @@ impl SupervisorState {
             return;
         }
         slot.jobs = runs.clone();
-        if slot.worker.cast(WorkerMsg::Run(assignments)).is_err() {
+        let msg = WorkerMsg::Run {
+            jobs: assignments,
+            running: slot.running.clone(),
+        };
+        if slot.worker.cast(msg).is_err() {
             // The worker is stopping; its supervision event will replace it.
             slot.jobs.clear();
             for run in runs {
@@ -189,10 +197,20 @@ impl SupervisorState {
         for r in reports {
             self.record(r.run, r.result, r.elapsed);
         }
-        for (run, job) in returned {
-            if let Some((queue, kind)) = self.book.unstart(run, job) {
-                self.job_metrics(queue, kind).in_flight.decrement(1.0);
+        if !returned.is_empty() {
+            for (run, job) in returned {
+                if let Some((queue, kind)) = self.book.unstart(run, job) {
+                    self.job_metrics(queue, kind).in_flight.decrement(1.0);
+                }
             }
+            // Back in the buffer: a stop or a pause seen since holds for
+            // them as for any job not started.
+            if self.shutdown.is_some() {
+                self.release_ready();
+            }
+            let paused = std::mem::take(&mut self.paused);
+            self.give_back_paused(&paused);
+            self.paused = paused;
         }
         if let Some((run, msg)) = panicked {
             self.worker_failed(run, &format!("panicked: {msg}"));
@@ -235,7 +253,8 @@ impl SupervisorState {
         }
         if !elapsed.is_zero() {
             let t = elapsed.as_secs_f64();
-            self.avg_run = Some(moving_average(self.avg_run, t));
+            let queue = self.queue_run.get(run.queue).copied();
+            self.queue_run.insert(run.queue, moving_average(queue, t));
             let kind = self.kind_run.get(run.kind).copied();
             self.kind_run.insert(run.kind, moving_average(kind, t));
         }

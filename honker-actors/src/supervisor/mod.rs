@@ -39,7 +39,7 @@ mod scheduler;
 mod shutdown;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -125,7 +125,8 @@ pub(crate) enum SupervisorMsg {
 pub struct PoolStatus {
     /// Live worker actors.
     pub workers: usize,
-    /// Jobs running now.
+    /// Jobs running now, or handed to a worker in a batch and waiting
+    /// there behind another job.
     pub in_flight: usize,
     /// Jobs claimed and waiting for a free worker.
     pub prefetched: usize,
@@ -156,6 +157,18 @@ pub(crate) struct SupervisorArgs {
 struct Slot {
     worker: ActorRef<WorkerMsg>,
     jobs: Vec<RunId>,
+    /// The run the worker is in now (`RunId::get`), 0 between runs.
+    running: Arc<AtomicU64>,
+}
+
+impl Slot {
+    fn new(worker: ActorRef<WorkerMsg>) -> Slot {
+        Slot {
+            worker,
+            jobs: Vec::new(),
+            running: Arc::new(AtomicU64::new(0)),
+        }
+    }
 }
 
 pub(crate) struct SupervisorState {
@@ -198,11 +211,14 @@ pub(crate) struct SupervisorState {
     /// By queue and job kind, registered on first use.
     job_metrics: HashMap<(&'static str, &'static str), JobMetrics>,
     restarts: u64,
-    /// Moving average of job run time, seconds; `None` before the first.
-    avg_run: Option<f64>,
-    /// The same, per registered job: which kinds are fast enough to be
+    /// Moving average of job run time per queue, seconds (absent before
+    /// the first run): the size of each queue's prefetch buffer.
+    queue_run: HashMap<&'static str, f64>,
+    /// The same per registered job: which kinds are fast enough to be
     /// handed out in batches.
     kind_run: HashMap<&'static str, f64>,
+    /// The file's paused queues, as the last cycle or heartbeat saw them.
+    paused: Vec<String>,
 }
 
 /// Coalesce wakes: at most one of each kind waits in the mailbox.
@@ -231,13 +247,7 @@ impl Actor for Supervisor {
         for _ in 0..args.concurrency {
             let (worker, _) =
                 Actor::spawn_linked(None, Worker, myself.clone(), myself.get_cell()).await?;
-            slots.insert(
-                worker.get_id(),
-                Slot {
-                    worker,
-                    jobs: Vec::new(),
-                },
-            );
+            slots.insert(worker.get_id(), Slot::new(worker));
         }
         let check_wanted = Arc::new(AtomicBool::new(false));
         let heartbeat = spawn_heartbeat(&myself, &args, &leases, &check_wanted).await?;
@@ -276,8 +286,9 @@ impl Actor for Supervisor {
             metrics,
             job_metrics: HashMap::new(),
             restarts: 0,
-            avg_run: None,
+            queue_run: HashMap::new(),
             kind_run: HashMap::new(),
+            paused: Vec::new(),
             args,
         })
     }
@@ -319,7 +330,7 @@ impl Actor for Supervisor {
                 panicked,
             } => state.finished(worker, reports, returned, panicked),
             SupervisorMsg::ClaimsLost(leases) => state.claims_lost(&leases),
-            SupervisorMsg::Paused(queues) => state.give_back_paused(&queues),
+            SupervisorMsg::Paused(queues) => state.paused_seen(queues, false),
             SupervisorMsg::Shutdown(reply) => state.begin_shutdown(&myself, reply),
             SupervisorMsg::ShutdownDeadline => state.shutdown_deadline(&myself),
             SupervisorMsg::ShutdownForce => state.shutdown_force(),
@@ -368,27 +379,24 @@ impl Actor for Supervisor {
         state.idle.retain(|w| *w != id);
         let why = why.unwrap_or_else(|| "worker stopped".into());
         if !reported {
-            // Stopped without a report: the first run was going, the
-            // others were not started.
-            let mut runs = slot.jobs.into_iter();
-            if let Some(run) = runs.next() {
-                state.worker_failed(run, &why);
-            }
-            for run in runs {
-                state.record(run, RunResult::Aborted, Duration::ZERO);
+            // Stopped without a report: the run it was in failed; the
+            // others of its batch go back with their attempt unburned
+            // (those that ran before it run again: their outcome was not
+            // reported).
+            let now = slot.running.load(Ordering::Acquire);
+            for run in slot.jobs {
+                if run.get() == now {
+                    state.worker_failed(run, &why);
+                } else {
+                    state.record(run, RunResult::Aborted, Duration::ZERO);
+                }
             }
         }
         if state.shutdown.is_none() {
             let (worker, _) =
                 Actor::spawn_linked(None, Worker, myself.clone(), myself.get_cell()).await?;
             state.idle.push(worker.get_id());
-            state.slots.insert(
-                worker.get_id(),
-                Slot {
-                    worker,
-                    jobs: Vec::new(),
-                },
-            );
+            state.slots.insert(worker.get_id(), Slot::new(worker));
             state.restarts += 1;
             tracing::warn!(reason = %why, "worker replaced");
         }

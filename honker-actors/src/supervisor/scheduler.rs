@@ -65,9 +65,19 @@ fn prefetch_buffer(concurrency: usize, avg_run: Option<f64>) -> usize {
 }
 
 impl SupervisorState {
-    /// The prefetch buffer for the jobs' measured run time.
+    /// The prefetch buffer of `queue`, for its jobs' measured run time.
+    fn queue_buffer(&self, queue: &str) -> usize {
+        prefetch_buffer(self.args.concurrency, self.queue_run.get(queue).copied())
+    }
+
+    /// The pool's prefetch buffer: the largest of its queues' (each queue
+    /// holds at most the concurrency plus its own).
     fn buffer(&self) -> usize {
-        prefetch_buffer(self.args.concurrency, self.avg_run)
+        self.queues
+            .iter()
+            .map(|q| self.queue_buffer(q))
+            .max()
+            .unwrap_or(self.args.concurrency)
     }
 
     /// The fewest jobs or outcomes for which a second cycle starts while
@@ -155,7 +165,16 @@ impl SupervisorState {
         let n = self.queues.len();
         self.rotate = (self.rotate + 1) % n;
         let order: Vec<&'static str> = (0..n).map(|i| self.queues[(self.rotate + i) % n]).collect();
-        self.book.plan(budget, &order)
+        let caps: Vec<usize> = order
+            .iter()
+            .map(|q| self.args.concurrency.saturating_add(self.queue_buffer(q)))
+            .collect();
+        self.book.plan(budget, &order, |q| {
+            order
+                .iter()
+                .position(|o| *o == q)
+                .map_or(usize::MAX, |i| caps[i])
+        })
     }
 
     fn start_cycle(&mut self, myself: &ActorRef<SupervisorMsg>, plan: ClaimPlan) {
@@ -372,7 +391,7 @@ impl SupervisorState {
                 );
             }
         }
-        self.give_back_paused(&out.paused);
+        self.paused_seen(out.paused, true);
         self.dispatch_ready();
         tracing::trace!(
             planned = ?sent.plan, maybe_more = out.maybe_more,
@@ -436,13 +455,36 @@ impl SupervisorState {
         }
     }
 
+    /// The paused queues a cycle (`all`: every one of the file's) or the
+    /// heartbeat (those it found paused) saw.
+    pub(super) fn paused_seen(&mut self, queues: Vec<String>, all: bool) {
+        self.give_back_paused(&queues);
+        if all {
+            self.paused = queues;
+        } else {
+            for q in queues {
+                if !self.paused.contains(&q) {
+                    self.paused.push(q);
+                }
+            }
+        }
+    }
+
     /// Jobs of paused queues claimed but not started go back, attempt
-    /// unburned: a pause stops starts, not only claims.
+    /// unburned: a pause stops starts, not only claims. Those waiting in a
+    /// worker's batch are held back there.
     pub(super) fn give_back_paused(&mut self, paused: &[String]) {
         for q in paused {
             let Some(queue) = self.queues.iter().copied().find(|name| name == q) else {
                 continue;
             };
+            for (_, run) in self.book.running() {
+                if run.queue == queue {
+                    run.signals
+                        .held_back
+                        .store(true, std::sync::atomic::Ordering::Release);
+                }
+            }
             let back = self.book.drain_ready_of(queue);
             if !back.is_empty() {
                 tracing::info!(

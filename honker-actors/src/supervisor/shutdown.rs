@@ -51,14 +51,7 @@ impl SupervisorState {
         if let Some((_, t)) = self.timer.take() {
             t.abort();
         }
-        // Jobs claimed but not started go back at once, attempt unburned.
-        for r in self.book.drain_ready() {
-            self.pending.push(Outcome::Release {
-                lease: r.job.lease(),
-                queue: r.queue,
-                kind: r.kind,
-            });
-        }
+        self.release_ready();
         for (_, run) in self.book.running() {
             run.signals.stop.raise();
         }
@@ -67,6 +60,17 @@ impl SupervisorState {
             tokio::spawn(async move {
                 tokio::time::sleep(grace).await;
                 let _ = me.cast(SupervisorMsg::ShutdownDeadline);
+            });
+        }
+    }
+
+    /// Jobs claimed but not started go back at once, attempt unburned.
+    pub(super) fn release_ready(&mut self) {
+        for r in self.book.drain_ready() {
+            self.pending.push(Outcome::Release {
+                lease: r.job.lease(),
+                queue: r.queue,
+                kind: r.kind,
             });
         }
     }

@@ -106,7 +106,7 @@ fn a_finish_for_a_run_not_held_is_dropped_and_counted() {
 fn room_counts_ready_running_and_reserved() {
     let mut b = book(4, &[]);
     assert_eq!(b.room(4), 8);
-    let plan = b.plan(3, &["q"]);
+    let plan = b.plan(3, &["q"], |_| usize::MAX);
     assert_eq!(b.room(4), 5);
     b.claimed(job(1, 1, "q", None), "q", "k");
     b.unreserve(&plan);
@@ -119,24 +119,37 @@ fn room_counts_ready_running_and_reserved() {
 #[test]
 fn plans_respect_queue_limits_across_cycles_in_flight() {
     let mut b = book(10, &[("slow", 2)]);
-    let first = b.plan(10, &["slow", "fast"]);
+    let first = b.plan(10, &["slow", "fast"], |_| usize::MAX);
     assert_eq!(first.queues, vec![("slow", 2), ("fast", 10)]);
     // A second cycle while the first is in flight: no room left in "slow".
-    let second = b.plan(5, &["slow", "fast"]);
+    let second = b.plan(5, &["slow", "fast"], |_| usize::MAX);
     assert_eq!(second.queues, vec![("fast", 5)]);
     b.unreserve(&first);
     b.claimed(job(1, 1, "slow", None), "slow", "k");
     b.unreserve(&second);
-    let third = b.plan(5, &["slow"]);
+    let third = b.plan(5, &["slow"], |_| usize::MAX);
     assert_eq!(third.queues, vec![("slow", 1)]);
-    let none = b.plan(0, &["slow"]);
+    let none = b.plan(0, &["slow"], |_| usize::MAX);
     assert!(none.queues.is_empty());
+}
+
+#[test]
+fn a_plan_keeps_each_queue_within_its_own_cap() {
+    let mut b = book(4, &[]);
+    b.claimed(job(1, 1, "slow", None), "slow", "k");
+    // "slow" may hold 3 in all (one held), "fast" 20.
+    let cap = |q: &str| if q == "slow" { 3 } else { 20 };
+    let plan = b.plan(30, &["slow", "fast"], cap);
+    assert_eq!(plan.queues, vec![("slow", 2), ("fast", 20)]);
+    // Reserved counts against the cap until the cycle is back.
+    let again = b.plan(30, &["slow", "fast"], cap);
+    assert!(again.queues.is_empty(), "{again:?}");
 }
 
 #[test]
 fn a_plan_with_no_queue_reserves_nothing() {
     let mut b = book(4, &[("q", 0)]);
-    let plan = b.plan(4, &["q"]);
+    let plan = b.plan(4, &["q"], |_| usize::MAX);
     assert_eq!(plan.budget, 0);
     assert_eq!(b.room(0), 4);
 }
@@ -286,7 +299,9 @@ fn a_run_handed_back_waits_again_ahead_of_its_priority_and_keeps_its_claim() {
     assert_eq!((next.job.id, next.run), (1, run));
     // A run whose claim was lost meanwhile is dropped, not buffered.
     b.lost(&[Lease { id: 2, attempts: 1 }]);
-    assert_eq!(b.unstart(lost_run, job(2, 1, "q", None)), None);
+    let ready = b.ready_len();
+    assert_eq!(b.unstart(lost_run, job(2, 1, "q", None)), Some(("q", "k")));
+    assert_eq!(b.ready_len(), ready, "not buffered");
     assert_eq!((b.running_len(), b.held_in("q")), (0, 2));
     // A run the book does not hold.
     assert_eq!(b.unstart(lost_run, job(2, 1, "q", None)), None);
@@ -396,7 +411,7 @@ proptest! {
             match op {
                 Op::Plan(budget) if in_flight.len() < 2 => {
                     let budget = budget.min(b.room(BUFFER));
-                    in_flight.push_back(b.plan(budget, &QUEUES));
+                    in_flight.push_back(b.plan(budget, &QUEUES, |_| usize::MAX));
                 }
                 Op::Plan(_) => {}
                 Op::Back(share, expiring) => {
@@ -466,9 +481,11 @@ proptest! {
                 Op::Reclaim(_) => {}
                 Op::Unstart(i) if !running.is_empty() => {
                     let (run, lease, queue) = running.remove(i % running.len());
+                    let ready = b.ready_len();
                     let back = b.unstart(run, job(lease.id, lease.attempts, queue, None));
+                    prop_assert!(back.is_some());
                     // Back in the buffer unless its claim was lost.
-                    prop_assert_eq!(back.is_some(), !lost.contains(&run));
+                    prop_assert_eq!(b.ready_len(), ready + usize::from(!lost.contains(&run)));
                 }
                 Op::Unstart(_) => {}
                 Op::Drain => {
@@ -502,10 +519,10 @@ proptest! {
 #[test]
 fn a_plan_says_how_many_workers_are_free_now() {
     let mut b = ClaimBook::new(4, HashMap::new(), SharedLeases::default());
-    let plan = b.plan(b.room(8), &["a"]);
+    let plan = b.plan(b.room(8), &["a"], |_| usize::MAX);
     assert_eq!(plan.free, 4);
     b.unreserve(&plan);
     b.claimed(job(1, 1, "a", None), "a", "k");
-    let plan = b.plan(b.room(8), &["a"]);
+    let plan = b.plan(b.room(8), &["a"], |_| usize::MAX);
     assert_eq!(plan.free, 3, "a ready job will take a worker");
 }
