@@ -8,9 +8,11 @@
 //!
 //! A message carries one job, or a short batch of jobs measured fast (the
 //! supervisor decides; see `supervisor::dispatch`). The outcomes of a batch
-//! go back in one message. A job of a batch whose claim was lost, whose
+//! go back in one message (two when the rest of it is handed back early;
+//! only the last frees the worker). A job whose claim was lost, whose
 //! queue was paused, whose pool is stopping, or whose `expires_at` passed
-//! while it waited behind the others is not started; it is reported
+//! while it waited (in the mailbox, or behind others of its batch) is not
+//! started; it is reported
 //! aborted, so its claim is given back with the attempt unburned. When a
 //! job of a batch runs longer than [`HAND_BACK_AFTER`] (seen by a timer
 //! while it awaits, or when it returns if it never yields), the jobs
@@ -112,11 +114,10 @@ impl Actor for Worker {
         let mut waiting: VecDeque<Assignment> = jobs.into();
         let mut reports = Vec::with_capacity(waiting.len());
         let mut panicked = None;
-        let mut started_one = false;
         while let Some(a) = waiting.pop_front() {
-            // The first job starts as it always did; the ones behind it
-            // only while they are still wanted.
-            if started_one && !still_wanted(&a) {
+            // The message may have waited in the mailbox, and the jobs
+            // behind the first in the batch: each starts only while wanted.
+            if !still_wanted(&a) {
                 reports.push(Report {
                     run: a.run,
                     result: RunResult::Aborted,
@@ -124,7 +125,6 @@ impl Actor for Worker {
                 });
                 continue;
             }
-            started_one = true;
             running.store(a.run.get(), Ordering::Release);
             // A panic while the handler future is dropped (a timeout, an
             // abort) is caught too: it is the job's, not the worker's.
@@ -143,7 +143,8 @@ impl Actor for Worker {
                         // Slower than its kind: the jobs behind it go back
                         // to the pool now, with what already ran.
                         let back = waiting.drain(..).map(|a| (a.run, a.job)).collect();
-                        report(&myself, state, std::mem::take(&mut reports), back, None);
+                        let done = std::mem::take(&mut reports);
+                        report(&myself, state, done, back, None, false);
                         run.await
                     }
                 }
@@ -157,7 +158,8 @@ impl Actor for Worker {
                     reports.push(r);
                     if slow && !waiting.is_empty() {
                         let back = waiting.drain(..).map(|a| (a.run, a.job)).collect();
-                        report(&myself, state, std::mem::take(&mut reports), back, None);
+                        let done = std::mem::take(&mut reports);
+                        report(&myself, state, done, back, None, false);
                     }
                 }
                 Err(p) => {
@@ -167,7 +169,7 @@ impl Actor for Worker {
             }
         }
         let back = waiting.drain(..).map(|a| (a.run, a.job)).collect();
-        report(&myself, state, reports, back, panicked.clone());
+        report(&myself, state, reports, back, panicked.clone(), true);
         match panicked {
             // Fail this worker: the supervisor replaces it.
             Some((_, msg)) => Err(Box::new(PanicReported(msg))),
@@ -176,19 +178,23 @@ impl Actor for Worker {
     }
 }
 
-/// Tell the supervisor how the jobs went, and hand back those not started.
+/// Tell the supervisor how the jobs went, and hand back those not started;
+/// `last`: the message is done with (the worker is free, unless it
+/// panicked).
 fn report(
     myself: &ActorRef<WorkerMsg>,
     state: &WorkerState,
     reports: Vec<Report>,
     returned: Vec<(RunId, ClaimedJob)>,
     panicked: Option<(RunId, String)>,
+    last: bool,
 ) {
     let sent = state.supervisor.cast(SupervisorMsg::Finished {
         worker: myself.get_id(),
         reports,
         returned,
         panicked,
+        last,
     });
     if sent.is_err() {
         // The pool is gone; the claims lapse and other workers run the

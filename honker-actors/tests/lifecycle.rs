@@ -811,3 +811,110 @@ async fn a_slow_queue_is_not_prefetched_by_what_a_fast_queue_measured() {
     assert!(s.prefetched <= 2, "{s:?}");
     pool.shutdown().await.unwrap();
 }
+
+// A second review: a batch whose first job never yields reported twice
+// (its early hand-back, then the end), and the worker was made free twice.
+
+static DQ_RUNS: RunCounts = RunCounts::new();
+static DQ_SPINNING: AtomicBool = AtomicBool::new(false);
+/// 0: no-op. 1: spins 400 ms, never yields. 2: panics. 3: awaits 400 ms.
+#[job(queue = "dq")]
+async fn dj(_ctx: JobContext, n: u32) -> Result<(), JobError> {
+    DQ_RUNS.record(n);
+    match n {
+        1 => {
+            DQ_SPINNING.store(true, Ordering::SeqCst);
+            spin(400)
+        }
+        2 => panic!("boom"),
+        3 => tokio::time::sleep(Duration::from_millis(400)).await,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A pool of one worker that has just handed back a batch whose jobs were
+/// all cancelled meanwhile (the buffer is empty after the hand-back).
+async fn after_an_early_hand_back(h: &Honker) -> WorkerPool {
+    let pool = WorkerPool::builder(h)
+        .register(dj)
+        .concurrency(1)
+        .start()
+        .await
+        .unwrap();
+    for _ in 0..40 {
+        dj::enqueue(h, 0).await.unwrap();
+    }
+    wait_until_drained(h, "dq", Duration::from_secs(10))
+        .await
+        .unwrap();
+    DQ_SPINNING.store(false, Ordering::SeqCst);
+    let ids = h
+        .transaction(|tx| {
+            dj::enqueue_tx(tx, 1)?;
+            let mut ids = Vec::new();
+            for _ in 0..10 {
+                ids.push(dj::enqueue_tx(tx, 0)?.id());
+            }
+            Ok::<_, honker_actors::Error>(ids)
+        })
+        .await
+        .unwrap();
+    let spinning = eventually(Duration::from_secs(5), async || {
+        DQ_SPINNING.load(Ordering::SeqCst)
+    });
+    assert!(spinning.await);
+    let q = h.queue("dq");
+    for id in ids {
+        q.cancel(id).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    pool
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_early_hand_back_the_worker_is_free_once() {
+    // (One test: the two cases share the job's statics.)
+    // A job behind a panicking one still runs, and nothing stays claimed.
+    let (_d, h) = honker();
+    let pool = after_an_early_hand_back(&h).await;
+    h.transaction(|tx| {
+        dj::enqueue_tx(tx, 2)?;
+        dj::enqueue_tx(tx, 100)?;
+        Ok::<_, honker_actors::Error>(())
+    })
+    .await
+    .unwrap();
+    let ran = eventually(Duration::from_secs(8), async || {
+        DQ_RUNS.all().contains_key(&100)
+    });
+    assert!(ran.await, "{:?}", pool.status().await.unwrap());
+    let stopping = std::time::Instant::now();
+    pool.shutdown().await.unwrap();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "nothing left running"
+    );
+    let s = h.queue("dq").stats().await.unwrap();
+    assert_eq!(s.processing, 0, "{s:?}");
+
+    // A job cancelled before it starts never starts.
+    let (_d, h) = honker();
+    let pool = after_an_early_hand_back(&h).await;
+    let cancelled = h
+        .transaction(|tx| {
+            dj::enqueue_tx(tx, 3)?;
+            Ok::<_, honker_actors::Error>(dj::enqueue_tx(tx, 101)?.id())
+        })
+        .await
+        .unwrap();
+    let started = eventually(Duration::from_secs(5), async || {
+        DQ_RUNS.all().contains_key(&3)
+    });
+    assert!(started.await);
+    assert!(h.queue("dq").cancel(cancelled).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    pool.shutdown().await.unwrap();
+    let runs = DQ_RUNS.all();
+    assert_eq!(runs.get(&101), None, "the cancelled job started: {runs:?}");
+}

@@ -103,7 +103,8 @@ impl SupervisorState {
 
     /// Hand `batch` (one job or more, in order) to `worker`.
     fn start_jobs(&mut self, worker: ActorId, batch: Vec<Ready>) {
-        if !self.slots.contains_key(&worker) {
+        if self.slots.get(&worker).is_none_or(|s| !s.jobs.is_empty()) {
+            // Gone, or still busy (never expected: a worker is idle once).
             for r in batch.into_iter().rev() {
                 self.book.unready(r);
             }
@@ -183,6 +184,7 @@ impl SupervisorState {
         reports: Vec<Report>,
         returned: Vec<(RunId, ClaimedJob)>,
         panicked: Option<(RunId, String)>,
+        last: bool,
     ) {
         if let Some(slot) = self.slots.get_mut(&worker) {
             slot.jobs.retain(|run| {
@@ -190,7 +192,15 @@ impl SupervisorState {
                     && !returned.iter().any(|(r, _)| r == run)
                     && panicked.as_ref().is_none_or(|(p, _)| p != run)
             });
-            if slot.jobs.is_empty() && panicked.is_none() {
+            // Free only when done with its message (an early hand-back
+            // leaves it running one job), and only once.
+            if last && panicked.is_none() && !self.idle.contains(&worker) {
+                if !slot.jobs.is_empty() {
+                    tracing::error!(
+                        runs = slot.jobs.len(),
+                        "a worker finished its message without reporting every job"
+                    );
+                }
                 self.idle.push(worker);
             }
         }

@@ -94,12 +94,14 @@ pub(crate) enum SupervisorMsg {
     RetryNow,
     /// A worker reports on the jobs it was handed: how each went, those
     /// it hands back unstarted, and the run whose handler panicked, if one
-    /// did (the worker then fails).
+    /// did (the worker then fails); `last` when it is done with the message
+    /// (an early hand-back is not).
     Finished {
         worker: ActorId,
         reports: Vec<Report>,
         returned: Vec<(RunId, honker_core::ClaimedJob)>,
         panicked: Option<(RunId, String)>,
+        last: bool,
     },
     /// The heartbeat found these claims lost, and why.
     ClaimsLost(Vec<(Lease, honker_core::ClaimGone)>),
@@ -328,7 +330,8 @@ impl Actor for Supervisor {
                 reports,
                 returned,
                 panicked,
-            } => state.finished(worker, reports, returned, panicked),
+                last,
+            } => state.finished(worker, reports, returned, panicked, last),
             SupervisorMsg::ClaimsLost(leases) => state.claims_lost(&leases),
             SupervisorMsg::Paused(queues) => state.paused_seen(queues, false),
             SupervisorMsg::Shutdown(reply) => state.begin_shutdown(&myself, reply),
