@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use honker_actors::testing::wait_until_drained;
-use honker_actors::{job, EnqueueOptions, Honker, JobContext, JobError, WorkerPool};
+use honker_actors::{job, EnqueueOptions, Honker, Job, JobContext, JobError, WorkerPool};
 
 static LONG_RUNS: AtomicUsize = AtomicUsize::new(0);
 #[job(queue = "long")]
@@ -434,6 +434,20 @@ async fn a_job_of_higher_priority_claimed_behind_a_prefetched_buffer_starts_next
 
 // ------------------------------------------------------------ batches
 
+/// Run `n` jobs of `J` with `args` through the pool already started on
+/// `h`, so that it measures the kind (fast, for a no-op argument).
+async fn measure<J: Job>(h: &Honker, args: J::Args, n: usize)
+where
+    J::Args: Clone,
+{
+    for _ in 0..n {
+        h.enqueue::<J>(args.clone()).await.unwrap();
+    }
+    wait_until_drained(h, J::QUEUE, Duration::from_secs(10))
+        .await
+        .unwrap();
+}
+
 static MIXED_DONE: AtomicUsize = AtomicUsize::new(0);
 static SLOW_STARTED: AtomicBool = AtomicBool::new(false);
 /// Fast, except the argument 1, which takes 3 s.
@@ -456,13 +470,7 @@ async fn jobs_batched_behind_a_slow_one_are_handed_back_and_run_by_another_worke
         .start()
         .await
         .unwrap();
-    // Measure the kind fast.
-    for _ in 0..20 {
-        mixed::enqueue(&h, 0).await.unwrap();
-    }
-    wait_until_drained(&h, "mixed", Duration::from_secs(10))
-        .await
-        .unwrap();
+    measure::<mixed>(&h, 0, 20).await;
     // One commit: the pool claims them together, and hands them out in
     // two batches, the slow job first in one of them.
     h.transaction(|tx| {
@@ -578,12 +586,7 @@ async fn warm_edges(h: &Honker, concurrency: usize) -> WorkerPool {
         .start()
         .await
         .unwrap();
-    for _ in 0..40 {
-        batch_edges::enqueue(h, 0).await.unwrap();
-    }
-    wait_until_drained(h, "batch_edges", Duration::from_secs(10))
-        .await
-        .unwrap();
+    measure::<batch_edges>(h, 0, 40).await;
     pool
 }
 
@@ -666,12 +669,7 @@ async fn batch_edges_under_shutdown_pause_and_cpu_bound_handlers() {
         .start()
         .await
         .unwrap();
-    for _ in 0..40 {
-        spinner::enqueue(&h, 0).await.unwrap();
-    }
-    wait_until_drained(&h, "spinners", Duration::from_secs(10))
-        .await
-        .unwrap();
+    measure::<spinner>(&h, 0, 40).await;
     SPINS.lock().unwrap().clear();
     h.transaction(|tx| {
         for _ in 0..16 {
@@ -790,12 +788,7 @@ async fn a_slow_queue_is_not_prefetched_by_what_a_fast_queue_measured() {
         .start()
         .await
         .unwrap();
-    for _ in 0..200 {
-        batch_edges::enqueue(&h, 0).await.unwrap();
-    }
-    wait_until_drained(&h, "batch_edges", Duration::from_secs(10))
-        .await
-        .unwrap();
+    measure::<batch_edges>(&h, 0, 200).await;
     h.transaction(|tx| {
         for n in 0..40 {
             slowq::enqueue_tx(tx, n)?;
@@ -842,12 +835,7 @@ async fn after_an_early_hand_back(h: &Honker) -> WorkerPool {
         .start()
         .await
         .unwrap();
-    for _ in 0..40 {
-        dj::enqueue(h, 0).await.unwrap();
-    }
-    wait_until_drained(h, "dq", Duration::from_secs(10))
-        .await
-        .unwrap();
+    measure::<dj>(h, 0, 40).await;
     DQ_SPINNING.store(false, Ordering::SeqCst);
     let ids = h
         .transaction(|tx| {

@@ -248,18 +248,37 @@ pub const ENQUEUE: &str = concat!(
 
 // ---------------------------------------------------------------- claim
 
+/// The head of both claims: take the rows of `WHERE id IN (..)` for worker
+/// ?2 for ?4 seconds, counting the attempt.
+macro_rules! claim_update {
+    () => {
+        "UPDATE _honker_live
+  SET state = 'processing',
+      worker_id = ?2,
+      claim_expires_at = unixepoch() + ?4,
+      attempts = attempts + 1
+  WHERE id IN ("
+    };
+}
+
+/// What both claims return: the claimed row, as `ClaimedJob` reads it.
+macro_rules! claimed_columns {
+    () => {
+        "
+  RETURNING id, queue, payload, priority, run_at, worker_id, claim_expires_at,
+            attempts, max_attempts, created_at, expires_at"
+    };
+}
+
 /// Claim up to ?3 rows of queue ?1 for worker ?2 for ?4 seconds, through the
 /// partial claim index, in claim order. Returns the claimed rows. Rows a
 /// foreign writer left odd are taken too, so that the claim dead-letters
 /// them instead of leaving them forever: a due time that is TEXT or a BLOB
 /// (`>= ''`: they sort after every number), a processing row with no claim
 /// deadline (a worker that died before setting it: reclaimed).
-pub const CLAIM: &str = "UPDATE _honker_live
-  SET state = 'processing',
-      worker_id = ?2,
-      claim_expires_at = unixepoch() + ?4,
-      attempts = attempts + 1
-  WHERE id IN (
+pub const CLAIM: &str = concat!(
+    claim_update!(),
+    "
     SELECT id FROM _honker_live INDEXED BY _honker_live_claim
     WHERE queue = ?1 || ''
       AND state IN ('pending', 'processing')
@@ -269,9 +288,9 @@ pub const CLAIM: &str = "UPDATE _honker_live
              OR claim_expires_at IS NULL OR claim_expires_at >= '')))
     ORDER BY priority DESC, run_at ASC, id ASC
     LIMIT ?3 + 0
-  )
-  RETURNING id, queue, payload, priority, run_at, worker_id, claim_expires_at,
-            attempts, max_attempts, created_at, expires_at";
+  )",
+    claimed_columns!()
+);
 
 /// Whether every row of queue ?1 in the claim index (pending or
 /// processing) has one priority: the first and last entries of the index
@@ -292,12 +311,9 @@ pub const ONE_PRIORITY: &str = "SELECT
 /// walks past the rows other claims hold (the claim index keeps them, at
 /// the front of a first-in, first-out queue, and each costs a table read).
 /// Same parameters, same rows taken as [`CLAIM`] under that condition.
-pub const CLAIM_ONE_PRIORITY: &str = "UPDATE _honker_live
-  SET state = 'processing',
-      worker_id = ?2,
-      claim_expires_at = unixepoch() + ?4,
-      attempts = attempts + 1
-  WHERE id IN (
+pub const CLAIM_ONE_PRIORITY: &str = concat!(
+    claim_update!(),
+    "
     SELECT id FROM (
       SELECT id, run_at FROM _honker_live INDEXED BY _honker_live_pending_deadline
       WHERE queue = ?1 || '' AND state = 'pending'
@@ -310,9 +326,9 @@ pub const CLAIM_ONE_PRIORITY: &str = "UPDATE _honker_live
              OR claim_expires_at >= '')
         AND (expires_at IS NULL OR expires_at > unixepoch())
       ORDER BY 2, 1
-      LIMIT ?3 + 0))
-  RETURNING id, queue, payload, priority, run_at, worker_id, claim_expires_at,
-            attempts, max_attempts, created_at, expires_at";
+      LIMIT ?3 + 0))",
+    claimed_columns!()
+);
 
 /// Move a row the claim just took, whose attempts were already exhausted
 /// before this claim, to dead. ?1 id. The claim incremented `attempts`;
