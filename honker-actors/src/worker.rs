@@ -142,7 +142,7 @@ impl Actor for Worker {
                     () = tokio::time::sleep(HAND_BACK_AFTER) => {
                         // Slower than its kind: the jobs behind it go back
                         // to the pool now, with what already ran.
-                        let back = waiting.drain(..).map(|a| (a.run, a.job)).collect();
+                        let back = unstarted(&mut waiting);
                         let done = std::mem::take(&mut reports);
                         report(&myself, state, done, back, None, false);
                         run.await
@@ -157,7 +157,7 @@ impl Actor for Worker {
                     let slow = r.elapsed > HAND_BACK_AFTER;
                     reports.push(r);
                     if slow && !waiting.is_empty() {
-                        let back = waiting.drain(..).map(|a| (a.run, a.job)).collect();
+                        let back = unstarted(&mut waiting);
                         let done = std::mem::take(&mut reports);
                         report(&myself, state, done, back, None, false);
                     }
@@ -168,7 +168,7 @@ impl Actor for Worker {
                 }
             }
         }
-        let back = waiting.drain(..).map(|a| (a.run, a.job)).collect();
+        let back = unstarted(&mut waiting);
         report(&myself, state, reports, back, panicked.clone(), true);
         match panicked {
             // Fail this worker: the supervisor replaces it.
@@ -203,7 +203,13 @@ fn report(
     }
 }
 
-/// Whether a job that waited behind others of its batch should start.
+/// The jobs of a batch not started, handed back with their claims.
+fn unstarted(waiting: &mut VecDeque<Assignment>) -> Vec<(RunId, ClaimedJob)> {
+    waiting.drain(..).map(|a| (a.run, a.job)).collect()
+}
+
+/// Whether a job that waited (in the mailbox, or behind others of its
+/// batch) should start.
 fn still_wanted(a: &Assignment) -> bool {
     let s = &a.ctx.signals;
     !s.stop.is_raised()
