@@ -111,6 +111,8 @@ async fn a_stale_run_never_completes_the_reclaimed_attempt() {
 
 static REQUEUED_SECOND: AtomicBool = AtomicBool::new(false);
 static REQUEUED_FIRST_DONE: AtomicBool = AtomicBool::new(false);
+static REQUEUED_TOLD: std::sync::Mutex<Option<Option<honker_actors::StopReason>>> =
+    std::sync::Mutex::new(None);
 #[job(queue = "requeued")]
 async fn requeued(ctx: JobContext, _a: Args) -> Result<(), JobError> {
     if !REQUEUED_SECOND.swap(true, Ordering::SeqCst) {
@@ -120,11 +122,11 @@ async fn requeued(ctx: JobContext, _a: Args) -> Result<(), JobError> {
         assert!(q.cancel(ctx.id()).await.unwrap());
         assert!(q.requeue_dead(ctx.id()).await.unwrap());
         let told = tokio::time::timeout(Duration::from_secs(20), ctx.stopping()).await;
-        assert_eq!(
-            told.ok(),
-            Some(honker_actors::StopReason::ClaimLost),
-            "the earlier run is told its claim is lost"
-        );
+        // Cancelled when the pool saw the cancel before the new claim,
+        // ClaimLost when the new claim superseded it first: either way,
+        // told. (Asserted by the test, not here: a panic here would only
+        // fail this run.)
+        *REQUEUED_TOLD.lock().unwrap() = Some(told.ok());
         REQUEUED_FIRST_DONE.store(true, Ordering::SeqCst);
         return Ok(());
     }
@@ -160,6 +162,16 @@ async fn a_requeued_job_claimed_again_is_never_completed_by_its_earlier_run() {
         "{:?} / {:?}",
         q.get_job(id).await.unwrap(),
         q.list_dead(10, 0).await.unwrap()
+    );
+    let told = *REQUEUED_TOLD.lock().unwrap();
+    assert!(
+        matches!(
+            told,
+            Some(Some(
+                honker_actors::StopReason::ClaimLost | honker_actors::StopReason::Cancelled
+            ))
+        ),
+        "the earlier run is told it must stop: {told:?}"
     );
 }
 
