@@ -1,6 +1,7 @@
 //! When the supervisor runs a cycle, what it does with the answer, how
 //! claimed jobs reach workers, and the wake-up timers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -165,15 +166,18 @@ impl SupervisorState {
         let n = self.queues.len();
         self.rotate = (self.rotate + 1) % n;
         let order: Vec<&'static str> = (0..n).map(|i| self.queues[(self.rotate + i) % n]).collect();
-        let caps: Vec<usize> = order
+        // What each queue may hold: the workers plus its own buffer.
+        let caps: HashMap<&'static str, usize> = order
             .iter()
-            .map(|q| self.args.concurrency.saturating_add(self.queue_buffer(q)))
+            .map(|q| {
+                (
+                    *q,
+                    self.args.concurrency.saturating_add(self.queue_buffer(q)),
+                )
+            })
             .collect();
         self.book.plan(budget, &order, |q| {
-            order
-                .iter()
-                .position(|o| *o == q)
-                .map_or(usize::MAX, |i| caps[i])
+            caps.get(q).copied().unwrap_or(usize::MAX)
         })
     }
 
