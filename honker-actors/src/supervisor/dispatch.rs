@@ -263,8 +263,10 @@ impl SupervisorState {
         }
         if !elapsed.is_zero() {
             let t = elapsed.as_secs_f64();
+            let before = self.queue_buffer(run.queue);
             let queue = self.queue_run.get(run.queue).copied();
             self.queue_run.insert(run.queue, moving_average(queue, t));
+            self.queue_buffer_moved(before, self.queue_buffer(run.queue));
             let kind = self.kind_run.get(run.kind).copied();
             self.kind_run.insert(run.kind, moving_average(kind, t));
         }

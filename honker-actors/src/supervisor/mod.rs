@@ -216,6 +216,9 @@ pub(crate) struct SupervisorState {
     /// Moving average of job run time per queue, seconds (absent before
     /// the first run): the size of each queue's prefetch buffer.
     queue_run: HashMap<&'static str, f64>,
+    /// The pool's prefetch buffer, the largest of its queues': kept as
+    /// runs are measured, not recounted on every message.
+    pool_buffer: usize,
     /// The same per registered job: which kinds are fast enough to be
     /// handed out in batches.
     kind_run: HashMap<&'static str, f64>,
@@ -289,6 +292,7 @@ impl Actor for Supervisor {
             job_metrics: HashMap::new(),
             restarts: 0,
             queue_run: HashMap::new(),
+            pool_buffer: args.concurrency,
             kind_run: HashMap::new(),
             paused: Vec::new(),
             args,

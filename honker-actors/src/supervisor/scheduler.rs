@@ -67,18 +67,30 @@ fn prefetch_buffer(concurrency: usize, avg_run: Option<f64>) -> usize {
 
 impl SupervisorState {
     /// The prefetch buffer of `queue`, for its jobs' measured run time.
-    fn queue_buffer(&self, queue: &str) -> usize {
+    pub(super) fn queue_buffer(&self, queue: &str) -> usize {
         prefetch_buffer(self.args.concurrency, self.queue_run.get(queue).copied())
     }
 
     /// The pool's prefetch buffer: the largest of its queues' (each queue
     /// holds at most the concurrency plus its own).
     fn buffer(&self) -> usize {
-        self.queues
-            .iter()
-            .map(|q| self.queue_buffer(q))
-            .max()
-            .unwrap_or(self.args.concurrency)
+        self.pool_buffer
+    }
+
+    /// A queue's buffer went from `before` to `after`: keep the pool's,
+    /// the largest, without recounting every queue unless the largest
+    /// shrank.
+    pub(super) fn queue_buffer_moved(&mut self, before: usize, after: usize) {
+        if after >= self.pool_buffer {
+            self.pool_buffer = after;
+        } else if before == self.pool_buffer && after < before {
+            self.pool_buffer = self
+                .queues
+                .iter()
+                .map(|q| self.queue_buffer(q))
+                .max()
+                .unwrap_or(self.args.concurrency);
+        }
     }
 
     /// The fewest jobs or outcomes for which a second cycle starts while
