@@ -283,6 +283,56 @@ mod tests {
         assert_eq!((again.id, again.duplicate), (a.id, true));
     }
 
+    /// Move job `id`'s expiry to `by` seconds from now (negative: past).
+    fn expire_in(conn: &Connection, id: i64, by: i64) {
+        conn.execute(
+            "UPDATE _honker_live SET expires_at = unixepoch() + ?2 WHERE id = ?1",
+            [id, by],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_job_that_expired_holds_no_key() {
+        let conn = open_in_memory().unwrap();
+        let u = Unique::key("k");
+        let first = put(&conn, &u);
+        // Expiring one second from now: it can still run, so it blocks.
+        expire_in(&conn, first.id, 1);
+        let again = put(&conn, &u);
+        assert_eq!((again.id, again.duplicate), (first.id, true));
+        // Expired this very second (the sweep takes `expires_at <= now`,
+        // the claim never takes it): it can never run, so a new job is
+        // inserted, and the sweep later moves only the expired one.
+        expire_in(&conn, first.id, 0);
+        let second = put(&conn, &u);
+        assert!(!second.duplicate && second.id != first.id);
+        assert_eq!(crate::sweep_expired(&conn, None).unwrap(), 1);
+        assert!(crate::get_dead(&conn, first.id).unwrap().is_some());
+        assert!(crate::get_job(&conn, second.id).unwrap().is_some());
+        assert_eq!(put(&conn, &u).id, second.id, "the new job holds the key");
+
+        // Running past its expiry, its claim valid: it may still finish,
+        // so it blocks; once the claim lapsed it is the sweep's.
+        let jobs = claim_batch(&conn, "q", "w", 1, VIS).unwrap();
+        assert_eq!(jobs[0].id, second.id);
+        expire_in(&conn, second.id, -5);
+        assert_eq!(put(&conn, &u).id, second.id, "a valid claim still runs");
+        conn.execute(
+            "UPDATE _honker_live SET claim_expires_at = unixepoch() - 1 WHERE id = ?1",
+            [second.id],
+        )
+        .unwrap();
+        let third = put(&conn, &u);
+        assert!(!third.duplicate && third.id != second.id, "lapsed and expired");
+        // The same for a key held only while pending: an expired pending
+        // job blocks nothing.
+        let p = Unique::key("p").while_pending();
+        let a = put(&conn, &p);
+        expire_in(&conn, a.id, 0);
+        assert!(!put(&conn, &p).duplicate);
+    }
+
     #[test]
     fn cancelled_or_dead_jobs_block_nothing() {
         let conn = open_in_memory().unwrap();

@@ -316,8 +316,10 @@ impl Model {
         );
     }
 
-    /// The newest job other than `except` that holds `key` of `queue` now.
-    fn blocking(&self, queue: usize, key: u8, except: Option<i64>) -> Option<i64> {
+    /// The newest job other than `except` that holds `key` of `queue` at
+    /// `now`: live in a state its rule names, and still able to run (not
+    /// what the expiry sweep would take).
+    fn blocking(&self, queue: usize, key: u8, except: Option<i64>, now: i64) -> Option<i64> {
         self.unique_of
             .iter()
             .filter(|&(&id, &(q, k, _))| q == queue && k == key && Some(id) != except)
@@ -326,6 +328,8 @@ impl Model {
                     r.queue == QUEUES[queue]
                         && (r.state == State::Pending
                             || (!pending_only && r.state == State::Processing))
+                        && !(r.expired(now)
+                            && (r.state == State::Pending || r.lapsed(now)))
                 })
             })
             .map(|(&id, _)| id)
@@ -333,10 +337,10 @@ impl Model {
     }
 
     /// Whether requeueing dead job `id` would give its key a second job.
-    fn requeue_conflicts(&self, id: i64) -> bool {
+    fn requeue_conflicts(&self, id: i64, now: i64) -> bool {
         self.unique_of
             .get(&id)
-            .is_some_and(|&(q, k, _)| self.blocking(q, k, Some(id)).is_some())
+            .is_some_and(|&(q, k, _)| self.blocking(q, k, Some(id), now).is_some())
     }
 
     /// Dead job `id` requeued: live, pending, fresh attempts, due at
@@ -561,9 +565,13 @@ impl Run {
                         u = u.while_pending();
                     }
                     o = o.unique(u);
+                    if let Some(e) = expires {
+                        o = o.expires(units(e));
+                    }
                     // The model: a live job holding the key in a state its
-                    // rule names blocks the enqueue (the newest of them).
-                    let blocking = self.m.blocking(queue, key, None);
+                    // rule names, and able to run, blocks the enqueue (the
+                    // newest of them).
+                    let blocking = self.m.blocking(queue, key, None, t);
                     let done = honker_core::enqueue_outcome(c, QUEUES[queue], "{}", &o).unwrap();
                     if let Some(id) = blocking {
                         assert_eq!((done.id, done.duplicate), (id, true), "a duplicate");
@@ -868,7 +876,7 @@ impl Run {
                 }
                 let id = self.m.enqueued[pick % self.m.enqueued.len()];
                 let dead = self.m.dead.contains_key(&id);
-                if dead && self.m.requeue_conflicts(id) {
+                if dead && self.m.requeue_conflicts(id, t) {
                     let e = requeue_dead(c, id).unwrap_err();
                     assert!(
                         matches!(e, honker_core::Error::UniqueConflict { .. }),
@@ -898,7 +906,7 @@ impl Run {
                 // In id order, each against the jobs put back before it.
                 let mut ids = Vec::new();
                 for id in candidates {
-                    if !self.m.requeue_conflicts(id) {
+                    if !self.m.requeue_conflicts(id, t) {
                         self.m.revive(id, 0);
                         ids.push(id);
                     }

@@ -5,12 +5,17 @@
 
 /// The job that holds key ?2 of queue ?1 now (other than job ?3): within
 /// its period, or live in a state its rule names (pending; or pending or
-/// processing). The newest, when several do.
+/// processing) and still able to run. A job that expired can never run
+/// (the sweep's rows: pending past `expires_at`, or processing with its
+/// claim lapsed after it) and holds no key. The newest, when several do.
 pub const UNIQUE_BLOCKING: &str = "SELECT u.job_id FROM _honker_unique u
   WHERE u.queue = ?1 AND u.key = ?2 AND (?3 IS NULL OR u.job_id != ?3) AND (
     (u.until IS NOT NULL AND u.until > unixepoch())
     OR EXISTS (SELECT 1 FROM _honker_live l WHERE l.id = u.job_id AND l.queue = u.queue
-      AND (l.state = 'pending' OR (u.while_state = 'active' AND l.state = 'processing'))))
+      AND (l.state = 'pending' OR (u.while_state = 'active' AND l.state = 'processing'))
+      AND NOT (l.expires_at IS NOT NULL AND l.expires_at <= unixepoch()
+        AND (l.state = 'pending' OR l.claim_expires_at IS NULL
+             OR l.claim_expires_at < unixepoch()))))
   ORDER BY u.job_id DESC LIMIT 1";
 
 /// Job ?1 holds key ?3 of queue ?2, while ?4, and for ?5 seconds (NULL:
