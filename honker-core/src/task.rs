@@ -72,6 +72,7 @@ pub enum Payload<'a> {
 /// | read by Rust, from a call with | `Args` decoded from |
 /// |---|---|
 /// | keywords only | the `kwargs` object |
+/// | one positional `null`, into an `Option` | `None` |
 /// | one positional argument | a struct with named fields (or an `Option` or `Box` of one): the `args` array, by field order (Python's `f(x)` sets the first parameter to `x`); any other type: `args[0]`, failing that the `args` array (a one-tuple) |
 /// | several positional arguments | the `args` array (a tuple, or a struct by field order) |
 /// | no arguments | `{}`; failing that, `null` (`()` or an `Option`) |
@@ -238,10 +239,19 @@ impl<'de> Deserialize<'de> for KeyNames {
     }
 }
 
-/// Whether `T` deserializes as a struct with named fields, or an `Option`
-/// of one (asked of `T`'s `Deserialize` itself, which names the shape it
-/// wants first; `Box` and `Arc` ask for their content's).
-fn is_named_struct<T: DeserializeOwned>() -> bool {
+/// What `T`'s `Deserialize` asks for first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Shape {
+    /// A struct with named fields, or an `Option` of one.
+    named_struct: bool,
+    /// An `Option` (of anything): `null` is its `None`.
+    optional: bool,
+}
+
+/// The shape `T` deserializes as (asked of `T`'s `Deserialize` itself,
+/// which names the shape it wants first; `Box` and `Arc` ask for their
+/// content's).
+fn shape_of<T: DeserializeOwned>() -> Shape {
     use serde::de::{Deserializer, Visitor};
 
     #[derive(Debug)]
@@ -257,7 +267,7 @@ fn is_named_struct<T: DeserializeOwned>() -> bool {
             Stop
         }
     }
-    struct Probe<'a>(&'a std::cell::Cell<bool>);
+    struct Probe<'a>(&'a std::cell::Cell<Shape>);
     impl<'de> Deserializer<'de> for Probe<'_> {
         type Error = Stop;
         fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
@@ -269,11 +279,18 @@ fn is_named_struct<T: DeserializeOwned>() -> bool {
             _: &'static [&'static str],
             _: V,
         ) -> Result<V::Value, Stop> {
-            self.0.set(true);
+            self.0.set(Shape {
+                named_struct: true,
+                ..self.0.get()
+            });
             Err(Stop)
         }
         /// `Option<S>` is a struct when `S` is: probe the inner type.
         fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Stop> {
+            self.0.set(Shape {
+                optional: true,
+                ..self.0.get()
+            });
             v.visit_some(self)
         }
         serde::forward_to_deserialize_any! {
@@ -282,9 +299,9 @@ fn is_named_struct<T: DeserializeOwned>() -> bool {
             identifier ignored_any
         }
     }
-    let named = std::cell::Cell::new(false);
-    let _ = T::deserialize(Probe(&named));
-    named.get()
+    let shape = std::cell::Cell::new(Shape::default());
+    let _ = T::deserialize(Probe(&shape));
+    shape.get()
 }
 
 fn envelope_problem(e: &serde_json::Error) -> String {
@@ -365,10 +382,15 @@ impl TaskCall {
             ([], false) => decode(self.kwargs.get(), "kwargs"),
             ([], true) => decode("{}", "no arguments")
                 .or_else(|first| serde_json::from_str::<T>("null").map_err(|_| first)),
+            // `None` of an `Option` is written as `args: [null]`, and an
+            // `Option` reads `null` as `None`, never as `Some` of a struct
+            // whose fields all take `null`.
+            ([one], true) if one.get() == "null" && shape_of::<T>().optional => {
+                decode(one.get(), "args[0]")
+            }
             // A struct is a parameter list: Python's `f(x)` sets its
             // first field to `x`, whatever `x` is.
-            // (`None` of an `Option` of one is `null`: `args[0]`.)
-            ([one], true) if is_named_struct::<T>() => decode(&self.args_array(), "args")
+            ([one], true) if shape_of::<T>().named_struct => decode(&self.args_array(), "args")
                 .or_else(|first| decode(one.get(), "args[0]").map_err(|_| first)),
             ([one], true) => decode(one.get(), "args[0]")
                 .or_else(|first| decode(&self.args_array(), "args").map_err(|_| first)),

@@ -246,3 +246,117 @@ fn a_duplicated_envelope_is_malformed_not_unreadable() {
     let p = r#"{"__honker_task__": {"task": "t", "args": [], "kwargs": {"r": NaN}}}"#;
     assert!(matches!(read_payload(p), Err(TaskError::NotJson(_))));
 }
+
+#[test]
+fn none_of_an_option_of_a_struct_whose_fields_take_null_reads_back_as_none() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Window {
+        since: Option<i64>,
+    }
+    let none: Option<Window> = None;
+    let p = task_payload("t", &none).unwrap();
+    assert!(p.contains(r#""args":[null]"#), "{p}");
+    assert_eq!(roundtrip(&none).unwrap(), None);
+    let some = Some(Window { since: None });
+    assert_eq!(roundtrip(&some).unwrap(), some);
+    // A struct (not an `Option`) still takes Python's `f(None)` as its
+    // first field.
+    assert_eq!(
+        py_call("[null]", "{}").decode::<Window>().unwrap(),
+        Window { since: None }
+    );
+}
+
+mod shapes {
+    //! Every shape Rust writes reads back as serde_json itself reads it
+    //! back (JSON cannot tell `Some(None)` from `None`; nothing else is
+    //! lost).
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    struct OneOpt {
+        since: Option<i64>,
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    struct OneVec {
+        items: Vec<Option<OneOpt>>,
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    struct Defaulted {
+        #[serde(default)]
+        n: u8,
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    struct New(Option<OneOpt>);
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    struct Unit;
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    enum E {
+        Unit,
+        New(Option<OneOpt>),
+        Tuple(Option<i64>, Option<OneOpt>),
+        Named { w: Option<OneOpt> },
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    #[serde(untagged)]
+    enum Untagged {
+        W(OneOpt),
+        N(Option<i64>),
+    }
+
+    fn one_opt() -> impl Strategy<Value = OneOpt> + Clone {
+        proptest::option::of(any::<i64>()).prop_map(|since| OneOpt { since })
+    }
+    fn e() -> impl Strategy<Value = E> {
+        let w = proptest::option::of(one_opt());
+        prop_oneof![
+            Just(E::Unit),
+            w.clone().prop_map(E::New),
+            (proptest::option::of(any::<i64>()), w.clone()).prop_map(|(a, b)| E::Tuple(a, b)),
+            w.prop_map(|w| E::Named { w }),
+        ]
+    }
+
+    /// `v` reads back from its envelope as serde_json reads it back.
+    fn same<T>(v: &T)
+    where
+        T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let json = serde_json::to_string(v).unwrap();
+        let plain: T = serde_json::from_str(&json).unwrap();
+        let back = roundtrip(v).unwrap_or_else(|e| panic!("{v:?} ({json}): {e}"));
+        assert_eq!(back, plain, "{v:?} written as {json}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn nested_options_enums_and_one_field_structs(
+            a in proptest::option::of(proptest::option::of(one_opt())),
+            b in proptest::option::of(e()),
+            c in proptest::collection::vec(proptest::option::of(one_opt()), 0..3),
+            d in proptest::option::of(proptest::option::of(any::<i64>())),
+            n in proptest::option::of(any::<u8>()),
+        ) {
+            same(&a);
+            same(&a.clone().flatten());
+            same(&b);
+            same(&b.clone().map(Box::new));
+            same(&OneVec { items: c.clone() });
+            same(&Some(OneVec { items: c.clone() }));
+            same(&(a.clone().flatten(),));
+            same(&(a.clone().flatten(), d));
+            same(&New(a.clone().flatten()));
+            same(&Some(New(a.clone().flatten())));
+            same(&d);
+            same(&n.map(|n| Defaulted { n }));
+            same(&Some(Unit));
+            same(&None::<Unit>);
+            same(&a.clone().flatten().map(Untagged::W));
+            same(&Untagged::N(d.flatten()));
+            same(&a.flatten().map(|w| vec![w]));
+        }
+    }
+}
