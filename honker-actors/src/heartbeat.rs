@@ -10,10 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use honker_core::{ClaimGone, Lease};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::supervisor::{SharedLeases, SupervisorMsg};
+use crate::supervisor::{Fence, SharedLeases, SupervisorMsg};
 use crate::Honker;
 
 pub(crate) struct Heartbeat;
@@ -32,7 +34,6 @@ const CHECK_SPACING: Duration = Duration::from_millis(5);
 
 pub(crate) struct HeartbeatArgs {
     pub(crate) honker: Honker,
-    pub(crate) worker_id: Arc<str>,
     pub(crate) visibility: Duration,
     pub(crate) leases: SharedLeases,
     pub(crate) supervisor: ActorRef<SupervisorMsg>,
@@ -89,13 +90,33 @@ impl Actor for Heartbeat {
     }
 }
 
-fn held(a: &HeartbeatArgs) -> Vec<Lease> {
+fn held(a: &HeartbeatArgs) -> Vec<Fence> {
     a.leases
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
-        .copied()
+        .cloned()
         .collect()
+}
+
+/// Which of `fences` are gone, and why: one look per claiming cycle's
+/// worker string.
+fn gone_of(
+    c: &honker_core::rusqlite::Connection,
+    fences: Vec<Fence>,
+) -> honker_core::Result<Vec<(Fence, ClaimGone)>> {
+    let mut by_worker: HashMap<Arc<str>, Vec<Lease>> = HashMap::new();
+    for f in fences {
+        by_worker.entry(f.worker).or_default().push(f.lease);
+    }
+    let mut gone = Vec::new();
+    for (worker, leases) in by_worker {
+        for (lease, why) in honker_core::lost_claims(c, &worker, &leases)? {
+            let worker = worker.clone();
+            gone.push((Fence { worker, lease }, why));
+        }
+    }
+    Ok(gone)
 }
 
 /// Extend every held claim; tell the supervisor which were lost, and why.
@@ -104,20 +125,21 @@ async fn beat(a: &HeartbeatArgs) {
     if leases.is_empty() {
         return;
     }
-    let (worker, extend) = (a.worker_id.clone(), a.visibility);
-    // Each lease on its own: two attempts of one job (an earlier one
-    // whose claim lapsed) must not pass for each other.
+    let extend = a.visibility;
+    // Each claim on its own, by its own fence: two claims of one job (an
+    // earlier one whose claim lapsed, or one requeued since) must not
+    // pass for each other.
     let lost = a
         .honker
         .writer()
         .write(move |c| {
             let mut lost = Vec::new();
-            for l in leases {
-                if honker_core::heartbeat(c, &worker, l, extend)?.is_none() {
-                    lost.push(l);
+            for f in leases {
+                if honker_core::heartbeat(c, &f.worker, f.lease, extend)?.is_none() {
+                    lost.push(f);
                 }
             }
-            Ok(honker_core::lost_claims(c, &worker, &lost)?)
+            Ok(gone_of(c, lost)?)
         })
         .await;
     report(a, lost);
@@ -130,12 +152,11 @@ async fn check(a: &HeartbeatArgs) {
     a.check_wanted.store(false, Ordering::Release);
     let leases = held(a);
     if !leases.is_empty() {
-        let worker = a.worker_id.clone();
         let read = a
             .honker
             .writer()
             .read(move |c| {
-                let gone = honker_core::lost_claims(c, &worker, &leases)?;
+                let gone = gone_of(c, leases)?;
                 Ok((gone, honker_core::paused_queues(c)?))
             })
             .await;
@@ -152,7 +173,7 @@ async fn check(a: &HeartbeatArgs) {
     tokio::time::sleep(CHECK_SPACING).await;
 }
 
-fn report(a: &HeartbeatArgs, gone: crate::Result<Vec<(Lease, ClaimGone)>>) {
+fn report(a: &HeartbeatArgs, gone: crate::Result<Vec<(Fence, ClaimGone)>>) {
     match gone {
         // The supervisor checks each against what it still holds.
         Ok(gone) if !gone.is_empty() => {

@@ -201,8 +201,14 @@ impl WorkerPoolBuilder {
                 })
                 .await?;
         }
+        // The start time too: a restarted process may get the same pid
+        // (pid 1 in every container), and a pool's id, with each claiming
+        // cycle's number after it, is what makes every claim's fence new.
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
         let worker_id: Arc<str> = Arc::from(format!(
-            "{}:{}:{}",
+            "{}:{}:{}:{started:x}",
             hostname(),
             std::process::id(),
             POOL_SEQ.fetch_add(1, Ordering::Relaxed)
@@ -295,7 +301,11 @@ impl WorkerPool {
         }
     }
 
-    /// The id this pool claims jobs under (`host:pid:n`), unique per pool.
+    /// The id this pool claims jobs under (`host:pid:n:start`), unique per
+    /// pool. Each claim writes it to `worker_id` with the claiming cycle's
+    /// number after a `#` (`host:pid:n:start#c`), so no two claims of a
+    /// row ever share a fence, even a job requeued with fresh attempts and
+    /// claimed again by the same pool.
     pub fn worker_id(&self) -> &str {
         &self.worker_id
     }

@@ -370,10 +370,11 @@ fn next_request(rx: &mpsc::Receiver<Request>) -> Option<Request> {
 /// How often the writer re-checks the file's identity (a `stat`).
 const FILE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// Whether the database file is still the one this process opened; logs
-/// the change once.
-fn file_gone(file: &mut FileIdentity, logged: &mut bool) -> Option<&'static str> {
-    let change = file.check()?;
+/// Whether the database file is still the one this process opened (a
+/// look at most every [`FILE_CHECK_EVERY`], or `now`); logs the change
+/// once.
+fn file_gone(file: &mut FileIdentity, logged: &mut bool, now: bool) -> Option<&'static str> {
+    let change = if now { file.check_now() } else { file.check() }?;
     if !std::mem::replace(logged, true) {
         let path = file.path();
         quietly(|| {
@@ -434,7 +435,7 @@ impl Thread {
                 quietly(|| r(&me.conn));
             }
             while !writes.is_empty() {
-                if let Some(what) = file_gone(&mut me.file, &mut me.file_logged) {
+                if let Some(what) = file_gone(&mut me.file, &mut me.file_logged, false) {
                     for w in writes.drain(..) {
                         op_refused(w, me.file.path(), what);
                     }
@@ -570,8 +571,24 @@ impl Thread {
         } else {
             exec(conn, &ctl.commit)
         };
-        match commit {
-            Ok(()) => {
+        // The path may have been given another file (a restore, a `mv`)
+        // since the last look: then this commit went to the old, unlinked
+        // file, which no one else sees. Looked at after the commit, so no
+        // write is told Ok that committed after a replacement.
+        let gone = match commit {
+            Ok(()) if !failed_alone => file_gone(&mut self.file, &mut self.file_logged, true),
+            _ => None,
+        };
+        match (commit, gone) {
+            (Ok(()), Some(what)) => {
+                for f in finishers {
+                    f.send(Err(Error::FileGone {
+                        path: self.file.path().to_path_buf(),
+                        what,
+                    }));
+                }
+            }
+            (Ok(()), None) => {
                 for f in finishers {
                     f.send(Ok(()));
                 }
@@ -580,7 +597,7 @@ impl Thread {
                     tracing::trace!(writes = n, elapsed = ?started.elapsed(), "group committed");
                 });
             }
-            Err(e) => {
+            (Err(e), _) => {
                 if !conn.is_autocommit() {
                     let _ = exec(conn, &ctl.rollback);
                 }

@@ -175,6 +175,142 @@ async fn a_requeued_job_claimed_again_is_never_completed_by_its_earlier_run() {
     );
 }
 
+static STALE_ACK_RUNS: AtomicUsize = AtomicUsize::new(0);
+static STALE_ACK_FINISH: AtomicBool = AtomicBool::new(false);
+#[job(queue = "stale_ack")]
+async fn stale_ack(_a: Args) -> Result<(), JobError> {
+    if STALE_ACK_RUNS.fetch_add(1, Ordering::SeqCst) == 0 {
+        // The first run ends when the test says, while another
+        // connection holds the write lock.
+        eventually(Duration::from_secs(20), async || {
+            STALE_ACK_FINISH.load(Ordering::SeqCst)
+        })
+        .await;
+        return Ok(());
+    }
+    Err(JobError::fail("the second run's own outcome"))
+}
+
+#[job(queue = "stale_ack_timer")]
+async fn stale_ack_timer(_a: Args) -> Result<(), JobError> {
+    Ok(())
+}
+
+/// The outside review's case: a run's ack waits behind another
+/// connection's write lock, in a cycle queued behind one that claims;
+/// that connection cancels the job and requeues it (fresh attempts);
+/// the claiming cycle takes it again with the same id and attempt
+/// number. The waiting ack must not complete the new claim: the new
+/// run's own failure is what the file keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_ack_of_an_earlier_claim_never_completes_the_job_claimed_again() {
+    let (_d, h) = honker();
+    let id = stale_ack::enqueue(&h, Args { n: 1 }).await.unwrap().id();
+    // A delayed job whose due time makes the pool start a claiming cycle
+    // while the lock is held.
+    let timer = stale_ack_timer::builder(Args { n: 2 })
+        .delay(Duration::from_secs(2))
+        .enqueue(&h)
+        .await
+        .unwrap()
+        .id();
+    let due = h
+        .queue("stale_ack_timer")
+        .get_job(timer)
+        .await
+        .unwrap()
+        .unwrap()
+        .run_at;
+    let pool = WorkerPool::builder(&h)
+        .register(stale_ack)
+        .register(stale_ack_timer)
+        .concurrency(2)
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), async || STALE_ACK_RUNS
+            .load(Ordering::SeqCst)
+            == 1)
+        .await
+    );
+    let c = foreign(&h);
+    c.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // The timer's cycle is now waiting for the lock.
+    let until_due = (due * 1000 + 300) - unix_ms();
+    tokio::time::sleep(Duration::from_millis(until_due.max(0) as u64)).await;
+    // The first run ends: its ack goes in the next cycle, behind it.
+    STALE_ACK_FINISH.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(honker_actors::core::cancel(&c, id).unwrap());
+    assert!(honker_actors::core::requeue_dead(&c, id).unwrap());
+    c.execute_batch("COMMIT").unwrap();
+    let q = h.queue("stale_ack");
+    let dead =
+        eventually(Duration::from_secs(20), async || {
+            q.list_dead(10, 0).await.unwrap().iter().any(|d| {
+                d.id == id && d.last_error.as_deref() == Some("the second run's own outcome")
+            })
+        })
+        .await;
+    pool.shutdown().await.unwrap();
+    assert!(
+        dead,
+        "the job claimed again kept its own outcome: live {:?}, dead {:?}",
+        q.get_job(id).await.unwrap(),
+        q.list_dead(10, 0).await.unwrap()
+    );
+    assert_eq!(STALE_ACK_RUNS.load(Ordering::SeqCst), 2);
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A write right after the file was replaced (a restore, a `mv`) went to
+/// the old, unlinked file: it is refused, never told Ok. The writer used
+/// to look at the file at most every 5 ms, so such a write was told Ok
+/// every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_write_after_the_file_is_replaced_is_refused_not_told_ok() {
+    for round in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        let h = honker_actors::Honker::open(&db).unwrap();
+        let q = h.queue("q");
+        q.enqueue(&1, EnqueueOptions::default()).await.unwrap();
+        // Another file, made elsewhere, moved over the path.
+        let other = dir.path().join("restored.db");
+        honker_actors::core::open(&other).unwrap();
+        std::fs::rename(&other, &db).unwrap();
+        match q.enqueue(&2, EnqueueOptions::default()).await {
+            Err(Error::FileGone { what, path }) => {
+                assert_eq!(
+                    (what, path.as_path()),
+                    ("replaced", db.as_path()),
+                    "round {round}"
+                );
+            }
+            other => panic!("round {round}: a write after the replacement was told {other:?}"),
+        }
+        // And every write after it.
+        let again = q.enqueue(&3, EnqueueOptions::default()).await;
+        assert!(
+            matches!(
+                again,
+                Err(Error::FileGone {
+                    what: "replaced",
+                    ..
+                })
+            ),
+            "{again:?}"
+        );
+    }
+}
+
 // ------------------------------------------------------------ 2. rolled-back groups
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -76,10 +76,35 @@ impl FileIdentity {
     /// Whether the path still names the same file (at most one `stat`
     /// every `every`).
     pub fn check(&mut self) -> Option<FileChange> {
+        self.look(false)
+    }
+
+    /// Whether the path still names the same file, looking now whenever
+    /// it is not already known to have changed: for the moment that
+    /// decides an answer (a write told it committed).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use honker_core::{FileChange, FileIdentity};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (path, other) = (dir.path().join("app.db"), dir.path().join("new.db"));
+    /// std::fs::write(&path, b"").unwrap();
+    /// let mut file = FileIdentity::new(&path, Duration::from_secs(3600));
+    /// assert_eq!(file.check(), None);
+    /// std::fs::write(&other, b"").unwrap();
+    /// std::fs::rename(&other, &path).unwrap();
+    /// assert_eq!(file.check(), None, "not looked at again for an hour");
+    /// assert_eq!(file.check_now(), Some(FileChange::Replaced));
+    /// ```
+    pub fn check_now(&mut self) -> Option<FileChange> {
+        self.look(true)
+    }
+
+    fn look(&mut self, now_anyway: bool) -> Option<FileChange> {
         let settled = self.changed == Some(FileChange::Replaced);
         if !settled && self.identity.is_some() {
             let now = Instant::now();
-            if now >= self.next {
+            if now_anyway || now >= self.next {
                 self.next = now.checked_add(self.every).unwrap_or(now);
                 let now_there = identity_of(&self.path);
                 self.changed = match now_there {

@@ -324,7 +324,10 @@ mod tests {
         )
         .unwrap();
         let third = put(&conn, &u);
-        assert!(!third.duplicate && third.id != second.id, "lapsed and expired");
+        assert!(
+            !third.duplicate && third.id != second.id,
+            "lapsed and expired"
+        );
         // The same for a key held only while pending: an expired pending
         // job blocks nothing.
         let p = Unique::key("p").while_pending();

@@ -328,8 +328,7 @@ impl Model {
                     r.queue == QUEUES[queue]
                         && (r.state == State::Pending
                             || (!pending_only && r.state == State::Processing))
-                        && !(r.expired(now)
-                            && (r.state == State::Pending || r.lapsed(now)))
+                        && !(r.expired(now) && (r.state == State::Pending || r.lapsed(now)))
                 })
             })
             .map(|(&id, _)| id)

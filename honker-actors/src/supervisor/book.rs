@@ -1,6 +1,7 @@
 //! The claim book: every claim a pool holds, from the claim to the outcome.
-//! Each claim gets a run id of its own; its lease (job id and attempt) is
-//! what it writes with.
+//! Each claim gets a run id of its own; its [`Fence`] (the lease, job id
+//! and attempt, and the worker string its claim wrote) is what it writes
+//! with.
 //!
 //! Pure bookkeeping, no actors and no SQL, so every rule is unit-tested:
 //! - a claim is *ready* (prefetched) or *running*; both count against the
@@ -10,9 +11,11 @@
 //! - a finish names its run: the finish of an earlier attempt never
 //!   touches a later attempt of the same job, and a finish of a run the
 //!   book does not hold is dropped and counted;
-//! - a new claim with the lease of a run still going (a job cancelled,
-//!   requeued with fresh attempts and claimed again: the same id and
-//!   attempt number) supersedes it: the old run's claim is lost;
+//! - no two claims share a fence: a job cancelled, requeued with fresh
+//!   attempts and claimed again has the same id and attempt number, but
+//!   another cycle's worker string, so neither the old run's outcome nor
+//!   its heartbeat can touch the new claim (the heartbeat finds the old
+//!   one lost);
 //! - ready jobs wait in priority order, first in, first out within one;
 //! - a ready job whose `expires_at` passed is given back, never started;
 //! - a run whose claim was lost writes nothing.
@@ -27,11 +30,34 @@ use super::cycle::{ClaimPlan, Outcome};
 use crate::context::JobSignals;
 use crate::job::{JobOptions, RunResult};
 
-/// The leases the heartbeat extends: every claim held and not lost.
-pub(crate) type SharedLeases = Arc<Mutex<HashSet<Lease>>>;
+/// The claims the heartbeat extends: every claim held and not lost.
+pub(crate) type SharedLeases = Arc<Mutex<HashSet<Fence>>>;
 
-/// A lease and the queue of its job.
-pub(crate) type LeaseIn = (Lease, &'static str);
+/// A claim and the queue of its job.
+pub(crate) type LeaseIn = (Fence, &'static str);
+
+/// What a pool's writes name one claim by: its lease (job id and the
+/// attempt number the claim set) and the worker string the claim wrote,
+/// which is the pool's id and the claiming cycle's number. A job requeued
+/// with fresh attempts and claimed again by the same pool has the same
+/// lease; its fence differs, so a fence never repeats and an earlier
+/// claim's outcome or heartbeat, however late, matches no later claim.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Fence {
+    /// `worker_id` as the claim wrote it.
+    pub(crate) worker: Arc<str>,
+    pub(crate) lease: Lease,
+}
+
+impl Fence {
+    /// The fence of a claimed row, as its claim returned it.
+    pub(crate) fn of(job: &ClaimedJob) -> Fence {
+        Fence {
+            worker: Arc::from(job.worker_id.as_str()),
+            lease: job.lease(),
+        }
+    }
+}
 
 /// One claim's run, unique within its pool for the pool's life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -52,12 +78,13 @@ pub(crate) struct Ready {
     /// The registered job that runs it.
     pub(crate) kind: &'static str,
     pub(crate) run: RunId,
+    pub(crate) fence: Fence,
 }
 
 /// A job a worker runs.
 #[derive(Debug)]
 pub(crate) struct Running {
-    pub(crate) lease: Lease,
+    pub(crate) fence: Fence,
     pub(crate) queue: &'static str,
     pub(crate) kind: &'static str,
     pub(crate) signals: Arc<JobSignals>,
@@ -190,26 +217,10 @@ impl ClaimBook {
     }
 
     /// A cycle claimed `job` from `queue`, to be run by the registered job
-    /// `kind`: it waits for a worker. Returns
-    /// how many older claims with the same lease it superseded (their
-    /// claims are lost: the job was claimed anew).
-    pub(crate) fn claimed(
-        &mut self,
-        job: ClaimedJob,
-        queue: &'static str,
-        kind: &'static str,
-    ) -> usize {
-        let lease = job.lease();
-        // Only a lease the book holds can be superseded: looking it up
-        // first spares a walk over every claim for each new one.
-        let held = !self.lock_held().insert(lease);
-        let (dropped, stopped) = if held {
-            let superseded = self.lost(&[lease]);
-            self.lock_held().insert(lease);
-            superseded
-        } else {
-            (Vec::new(), Vec::new())
-        };
+    /// `kind`: it waits for a worker.
+    pub(crate) fn claimed(&mut self, job: ClaimedJob, queue: &'static str, kind: &'static str) {
+        let fence = Fence::of(&job);
+        self.lock_held().insert(fence.clone());
         *self.per_queue.entry(queue).or_default() += 1;
         self.next_run += 1;
         let run = RunId(self.next_run);
@@ -226,9 +237,9 @@ impl ClaimBook {
                 queue,
                 kind,
                 run,
+                fence,
             },
         );
-        dropped.len() + stopped.len()
     }
 
     /// The next ready job to start, at unix second `now`. Jobs that
@@ -253,7 +264,7 @@ impl ClaimBook {
         while let Some(r) = self.ready.front() {
             if r.job.expires_at.is_some_and(|e| e <= now) {
                 let r = self.ready.pop_front()?;
-                self.forget(r.job.lease(), r.queue);
+                self.forget(&r.fence, r.queue);
                 gone.push((r, NotStarted::Expired));
                 continue;
             }
@@ -276,7 +287,7 @@ impl ClaimBook {
         self.running.insert(
             r.run,
             Running {
-                lease: r.job.lease(),
+                fence: r.fence.clone(),
                 queue: r.queue,
                 kind: r.kind,
                 signals,
@@ -311,6 +322,7 @@ impl ClaimBook {
                 queue: r.queue,
                 kind: r.kind,
                 run,
+                fence: r.fence,
             },
         );
         Some((r.queue, r.kind))
@@ -324,11 +336,10 @@ impl ClaimBook {
             return None;
         };
         if r.lost {
-            // Its lease left the heartbeat when it was lost (and may
-            // belong to a newer claim now).
+            // Its fence left the heartbeat when it was lost.
             self.uncount(r.queue);
         } else {
-            self.forget(r.lease, r.queue);
+            self.forget(&r.fence, r.queue);
         }
         Some(r)
     }
@@ -336,32 +347,32 @@ impl ClaimBook {
     /// The heartbeat found these claims lost. Ready jobs are dropped
     /// (returned with their queue); running jobs are told to stop, and
     /// their outcome will not be written (returned in the second list).
-    pub(crate) fn lost(&mut self, leases: &[Lease]) -> (Vec<LeaseIn>, Vec<LeaseIn>) {
-        let set: HashSet<Lease> = leases.iter().copied().collect();
+    pub(crate) fn lost(&mut self, fences: &[Fence]) -> (Vec<LeaseIn>, Vec<LeaseIn>) {
+        let set: HashSet<&Fence> = fences.iter().collect();
         let mut dropped = Vec::new();
         let mut kept = VecDeque::with_capacity(self.ready.len());
         for r in self.ready.drain(..) {
-            if set.contains(&r.job.lease()) {
-                dropped.push((r.job.lease(), r.queue));
+            if set.contains(&r.fence) {
+                dropped.push((r.fence, r.queue));
             } else {
                 kept.push_back(r);
             }
         }
         self.ready = kept;
-        for (lease, queue) in &dropped {
-            self.forget(*lease, queue);
+        for (fence, queue) in &dropped {
+            self.forget(fence, queue);
         }
         let mut stopped = Vec::new();
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         for run in self.running.values_mut() {
-            if !run.lost && set.contains(&run.lease) {
+            if !run.lost && set.contains(&run.fence) {
                 run.lost = true;
                 run.signals
                     .claim_lost
                     .store(true, std::sync::atomic::Ordering::Release);
                 run.signals.stop.raise();
-                held.remove(&run.lease);
-                stopped.push((run.lease, run.queue));
+                held.remove(&run.fence);
+                stopped.push((run.fence.clone(), run.queue));
             }
         }
         drop(held);
@@ -375,7 +386,7 @@ impl ClaimBook {
             self.ready.drain(..).partition(|r| r.queue == queue);
         self.ready = kept;
         for r in &out {
-            self.forget(r.job.lease(), r.queue);
+            self.forget(&r.fence, r.queue);
         }
         out.into()
     }
@@ -384,7 +395,7 @@ impl ClaimBook {
     pub(crate) fn drain_ready(&mut self) -> Vec<Ready> {
         let all: Vec<Ready> = self.ready.drain(..).collect();
         for r in &all {
-            self.forget(r.job.lease(), r.queue);
+            self.forget(&r.fence, r.queue);
         }
         all
     }
@@ -394,8 +405,8 @@ impl ClaimBook {
         self.running.iter()
     }
 
-    fn forget(&mut self, lease: Lease, queue: &'static str) {
-        self.lock_held().remove(&lease);
+    fn forget(&mut self, fence: &Fence, queue: &'static str) {
+        self.lock_held().remove(fence);
         self.uncount(queue);
     }
 
@@ -405,7 +416,7 @@ impl ClaimBook {
         }
     }
 
-    fn lock_held(&self) -> std::sync::MutexGuard<'_, HashSet<Lease>> {
+    fn lock_held(&self) -> std::sync::MutexGuard<'_, HashSet<Fence>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -425,40 +436,40 @@ pub(crate) fn outcome_of(
     if run.lost {
         return None;
     }
-    let (lease, queue, kind) = (run.lease, run.queue, run.kind);
-    let attempt = u32::try_from(lease.attempts).unwrap_or(u32::MAX);
+    let (fence, queue, kind) = (run.fence.clone(), run.queue, run.kind);
+    let attempt = u32::try_from(fence.lease.attempts).unwrap_or(u32::MAX);
     let asked_to_stop = shutting_down && run.signals.stop.is_raised();
     Some(match result {
         RunResult::Done(result) => Outcome::Ack {
-            lease,
+            fence,
             queue,
             kind,
             result: result.map(|r| (r, opts.result_ttl)),
         },
         RunResult::Retry { .. } | RunResult::TimedOut(_) if asked_to_stop => {
-            Outcome::Release { lease, queue, kind }
+            Outcome::Release { fence, queue, kind }
         }
         RunResult::Retry { after, error } => Outcome::Retry {
-            lease,
+            fence,
             queue,
             kind,
             delay: after.unwrap_or_else(|| opts.backoff.delay(attempt)),
             error,
         },
         RunResult::TimedOut(d) => Outcome::Retry {
-            lease,
+            fence,
             queue,
             kind,
             delay: opts.backoff.delay(attempt),
             error: format!("timed out after {}", humantime(d)),
         },
         RunResult::Fail(error) => Outcome::Fail {
-            lease,
+            fence,
             queue,
             kind,
             error,
         },
-        RunResult::Aborted => Outcome::Release { lease, queue, kind },
+        RunResult::Aborted => Outcome::Release { fence, queue, kind },
     })
 }
 

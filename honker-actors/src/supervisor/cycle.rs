@@ -13,20 +13,21 @@ use std::time::Duration;
 use honker_core::rusqlite::Connection;
 use honker_core::{atomically, ClaimedJob, Lease, RetryOutcome};
 
+use super::book::Fence;
 use crate::Result;
 
 /// A result to write down for one claim.
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
     Ack {
-        lease: Lease,
+        fence: Fence,
         queue: &'static str,
         /// The registered job that ran it, or `routing::UNROUTED`.
         kind: &'static str,
         result: Option<(String, Option<Duration>)>,
     },
     Retry {
-        lease: Lease,
+        fence: Fence,
         queue: &'static str,
         /// The registered job that ran it, or `routing::UNROUTED`.
         kind: &'static str,
@@ -34,14 +35,14 @@ pub(crate) enum Outcome {
         error: String,
     },
     Fail {
-        lease: Lease,
+        fence: Fence,
         queue: &'static str,
         /// The registered job that ran it, or `routing::UNROUTED`.
         kind: &'static str,
         error: String,
     },
     Release {
-        lease: Lease,
+        fence: Fence,
         queue: &'static str,
         /// The registered job that ran it, or `routing::UNROUTED`.
         kind: &'static str,
@@ -67,13 +68,17 @@ impl Outcome {
         }
     }
 
-    pub(crate) fn lease(&self) -> Lease {
+    pub(crate) fn fence(&self) -> &Fence {
         match self {
-            Outcome::Ack { lease, .. }
-            | Outcome::Retry { lease, .. }
-            | Outcome::Fail { lease, .. }
-            | Outcome::Release { lease, .. } => *lease,
+            Outcome::Ack { fence, .. }
+            | Outcome::Retry { fence, .. }
+            | Outcome::Fail { fence, .. }
+            | Outcome::Release { fence, .. } => fence,
         }
+    }
+
+    pub(crate) fn lease(&self) -> Lease {
+        self.fence().lease
     }
 }
 
@@ -147,6 +152,8 @@ fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 
 /// The inputs of one cycle.
 pub(crate) struct Cycle<'a> {
+    /// The worker string this cycle's claims write: the pool's id and the
+    /// cycle's number, never used by another claim.
     pub(crate) worker_id: &'a str,
     pub(crate) outcomes: &'a [Outcome],
     pub(crate) plan: &'a ClaimPlan,
@@ -165,7 +172,7 @@ pub(crate) fn run_cycle(c: &Connection, cy: &Cycle<'_>) -> Result<CycleOutput> {
     for o in cy.outcomes {
         // Each outcome is atomic on its own (one statement, or a savepoint
         // inside `apply`), so a failing one rolls back alone.
-        match apply(c, cy.worker_id, o) {
+        match apply(c, o) {
             Ok(a) => out.applied.push(Ok(a)),
             Err(e) if c.is_autocommit() => return Err(e.into()),
             Err(e) => out.applied.push(Err(e.to_string())),
@@ -233,49 +240,44 @@ pub(crate) fn next_times(c: &Connection, queues: &[&'static str]) -> Result<Next
     Ok(next)
 }
 
-fn apply(c: &Connection, worker_id: &str, o: &Outcome) -> honker_core::Result<Applied> {
+/// Write `o` with the fence of its own claim.
+fn apply(c: &Connection, o: &Outcome) -> honker_core::Result<Applied> {
+    let Fence { worker, lease } = o.fence();
+    let (worker, lease) = (&**worker, *lease);
     Ok(match o {
-        Outcome::Ack {
-            lease,
-            result: None,
-            ..
-        } => {
-            if honker_core::ack(c, worker_id, *lease)? {
+        Outcome::Ack { result: None, .. } => {
+            if honker_core::ack(c, worker, lease)? {
                 Applied::Acked
             } else {
                 Applied::Lost
             }
         }
         Outcome::Ack {
-            lease,
             result: Some((value, ttl)),
             ..
         } => atomically(c, |c| {
-            if !honker_core::ack(c, worker_id, *lease)? {
+            if !honker_core::ack(c, worker, lease)? {
                 return Ok(Applied::Lost);
             }
             honker_core::save_result(c, lease.id, value, *ttl)?;
             Ok(Applied::Acked)
         })?,
-        Outcome::Retry {
-            lease,
-            delay,
-            error,
-            ..
-        } => match honker_core::retry(c, worker_id, *lease, *delay, error)? {
-            RetryOutcome::Retried => Applied::Retried,
-            RetryOutcome::Dead => Applied::Dead,
-            RetryOutcome::Lost => Applied::Lost,
-        },
-        Outcome::Fail { lease, error, .. } => {
-            if honker_core::fail(c, worker_id, *lease, error)? {
+        Outcome::Retry { delay, error, .. } => {
+            match honker_core::retry(c, worker, lease, *delay, error)? {
+                RetryOutcome::Retried => Applied::Retried,
+                RetryOutcome::Dead => Applied::Dead,
+                RetryOutcome::Lost => Applied::Lost,
+            }
+        }
+        Outcome::Fail { error, .. } => {
+            if honker_core::fail(c, worker, lease, error)? {
                 Applied::Dead
             } else {
                 Applied::Lost
             }
         }
-        Outcome::Release { lease, .. } => {
-            if honker_core::release(c, worker_id, &[*lease])? == 1 {
+        Outcome::Release { .. } => {
+            if honker_core::release(c, worker, &[lease])? == 1 {
                 Applied::Released
             } else {
                 Applied::Lost
@@ -366,8 +368,8 @@ mod tests {
     }
 
     /// Two jobs of queue "a", claimed by a cycle: their ids, and the
-    /// lease of each.
-    fn two_claimed(c: &Connection) -> (i64, i64, impl Fn(i64) -> Lease) {
+    /// fence of each.
+    fn two_claimed(c: &Connection) -> (i64, i64, impl Fn(i64) -> Fence) {
         let a = enqueue(c, "a");
         let b = enqueue(c, "a");
         let plan = ClaimPlan {
@@ -378,7 +380,7 @@ mod tests {
         let jobs = in_tx(c, |c| run_cycle(c, &cycle(&[], &plan, &["a"])))
             .unwrap()
             .claimed;
-        let lease = move |id| jobs.iter().find(|j| j.id == id).unwrap().lease();
+        let lease = move |id| Fence::of(jobs.iter().find(|j| j.id == id).unwrap());
         (a, b, lease)
     }
 
@@ -386,19 +388,22 @@ mod tests {
     fn outcomes_are_written_and_a_stale_lease_changes_nothing() {
         let c = db();
         let (a, b, lease) = two_claimed(&c);
-        let stale = Lease {
-            id: b,
-            attempts: lease(b).attempts - 1,
+        let stale = Fence {
+            worker: W.into(),
+            lease: Lease {
+                id: b,
+                attempts: lease(b).lease.attempts - 1,
+            },
         };
         let outcomes = [
             Outcome::Ack {
-                lease: lease(a),
+                fence: lease(a),
                 queue: "a",
                 kind: "k",
                 result: Some(("42".into(), None)),
             },
             Outcome::Fail {
-                lease: stale,
+                fence: stale,
                 queue: "a",
                 kind: "k",
                 error: "stale".into(),
@@ -417,19 +422,64 @@ mod tests {
     }
 
     #[test]
+    fn an_outcome_of_an_earlier_claim_with_the_same_lease_changes_nothing() {
+        // Job a was claimed by cycle 1 ("pool-1"), cancelled, requeued
+        // with fresh attempts and claimed again by cycle 2 ("pool-1#2"):
+        // the same id and attempt number. Cycle 1's ack, written late,
+        // must not complete cycle 2's claim.
+        let c = db();
+        let (a, _, lease) = two_claimed(&c);
+        let old = lease(a);
+        honker_core::cancel(&c, a).unwrap();
+        assert!(honker_core::requeue_dead(&c, a).unwrap());
+        let plan = ClaimPlan {
+            budget: 1,
+            queues: vec![("a", 1)],
+            free: 64,
+        };
+        let mut second = cycle(&[], &plan, &["a"]);
+        second.worker_id = "pool-1#2";
+        let new = in_tx(&c, |c| run_cycle(c, &second)).unwrap().claimed;
+        assert_eq!(new.len(), 1);
+        let new = Fence::of(&new[0]);
+        assert_eq!(new.lease, old.lease, "the same id and attempt number");
+        let stale = [Outcome::Ack {
+            fence: old,
+            queue: "a",
+            kind: "k",
+            result: None,
+        }];
+        let none = ClaimPlan::default();
+        let out = in_tx(&c, |c| run_cycle(c, &cycle(&stale, &none, &["a"]))).unwrap();
+        assert_eq!(out.applied, vec![Ok(Applied::Lost)]);
+        let row = honker_core::get_job(&c, a)
+            .unwrap()
+            .expect("the new claim's row");
+        assert_eq!(row.worker_id.as_deref(), Some("pool-1#2"));
+        let fresh = [Outcome::Ack {
+            fence: new,
+            queue: "a",
+            kind: "k",
+            result: None,
+        }];
+        let out = in_tx(&c, |c| run_cycle(c, &cycle(&fresh, &none, &["a"]))).unwrap();
+        assert_eq!(out.applied, vec![Ok(Applied::Acked)]);
+    }
+
+    #[test]
     fn a_failing_outcome_rolls_back_alone_and_the_rest_commit() {
         let c = db();
         let (a, b, lease) = two_claimed(&c);
         // A result that is not JSON makes that ack fail after its DELETE.
         let outcomes = [
             Outcome::Ack {
-                lease: lease(a),
+                fence: lease(a),
                 queue: "a",
                 kind: "k",
                 result: Some(("{not json".into(), None)),
             },
             Outcome::Ack {
-                lease: lease(b),
+                fence: lease(b),
                 queue: "a",
                 kind: "k",
                 result: None,
@@ -449,34 +499,39 @@ mod tests {
     #[test]
     fn outcomes_name_their_queue_and_lease() {
         let lease = Lease { id: 3, attempts: 2 };
+        let fence = Fence {
+            worker: "w#1".into(),
+            lease,
+        };
         let all = [
             Outcome::Ack {
-                lease,
+                fence: fence.clone(),
                 queue: "a",
                 kind: "k",
                 result: None,
             },
             Outcome::Retry {
-                lease,
+                fence: fence.clone(),
                 queue: "a",
                 kind: "k",
                 delay: Duration::ZERO,
                 error: String::new(),
             },
             Outcome::Fail {
-                lease,
+                fence: fence.clone(),
                 queue: "a",
                 kind: "k",
                 error: String::new(),
             },
             Outcome::Release {
-                lease,
+                fence: fence.clone(),
                 queue: "a",
                 kind: "k",
             },
         ];
         for o in &all {
             assert_eq!((o.queue(), o.lease()), ("a", lease), "{o:?}");
+            assert_eq!(o.fence(), &fence);
         }
     }
 
@@ -494,7 +549,7 @@ mod tests {
         let c = db();
         let (a, _, lease) = two_claimed(&c);
         let release = [Outcome::Release {
-            lease: lease(a),
+            fence: lease(a),
             queue: "a",
             kind: "k",
         }];
@@ -517,7 +572,7 @@ mod tests {
         ))
         .unwrap();
         let ack = [Outcome::Ack {
-            lease: lease(a),
+            fence: lease(a),
             queue: "a",
             kind: "k",
             result: None,

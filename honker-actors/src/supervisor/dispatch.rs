@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use honker_core::{ClaimedJob, Lease};
+use honker_core::ClaimedJob;
 use ractor::ActorId;
 
-use super::book::{outcome_of, NotStarted, Ready, RunId};
+use super::book::{outcome_of, Fence, NotStarted, Ready, RunId};
 use super::cycle::Outcome;
 use super::SupervisorState;
 use crate::clock::unix_now;
@@ -89,7 +89,7 @@ impl SupervisorState {
             );
             self.sweep_due = true;
             self.pending.push(Outcome::Release {
-                lease: r.job.lease(),
+                fence: r.fence,
                 queue: r.queue,
                 kind: r.kind,
             });
@@ -156,7 +156,7 @@ impl SupervisorState {
             queue: Arc::from(r.queue),
             attempt: u32::try_from(r.job.attempts).unwrap_or(u32::MAX),
             max_attempts: u32::try_from(r.job.max_attempts).unwrap_or(u32::MAX),
-            worker_id: self.args.worker_id.clone(),
+            worker_id: r.fence.worker.clone(),
             honker: self.args.honker.clone(),
             data: self.args.data.clone(),
             signals: signals.clone(),
@@ -255,7 +255,7 @@ impl SupervisorState {
             );
             return;
         };
-        let lease = run.lease;
+        let lease = run.fence.lease;
         let m = self.job_metrics(run.queue, run.kind);
         m.in_flight.decrement(1.0);
         if !elapsed.is_zero() {
@@ -293,27 +293,27 @@ impl SupervisorState {
         }
     }
 
-    pub(super) fn claims_lost(&mut self, lost: &[(Lease, honker_core::ClaimGone)]) {
-        let cancelled: Vec<Lease> = lost
+    pub(super) fn claims_lost(&mut self, lost: &[(Fence, honker_core::ClaimGone)]) {
+        let cancelled: Vec<&Fence> = lost
             .iter()
             .filter(|(_, why)| *why == honker_core::ClaimGone::Cancelled)
-            .map(|(l, _)| *l)
+            .map(|(f, _)| f)
             .collect();
         // Say why before the run is told to stop.
         for (_, run) in self.book.running() {
-            if !run.lost && cancelled.contains(&run.lease) {
+            if !run.lost && cancelled.contains(&&run.fence) {
                 run.signals
                     .cancelled
                     .store(true, std::sync::atomic::Ordering::Release);
             }
         }
-        let leases: Vec<Lease> = lost.iter().map(|(l, _)| *l).collect();
-        let (dropped, stopped) = self.book.lost(&leases);
+        let fences: Vec<Fence> = lost.iter().map(|(f, _)| f.clone()).collect();
+        let (dropped, stopped) = self.book.lost(&fences);
         // A run told to stop gets the grace period, then it is dropped.
         let to_abort: Vec<_> = self
             .book
             .running()
-            .filter(|(_, r)| r.lost && stopped.iter().any(|(l, _)| *l == r.lease))
+            .filter(|(_, r)| r.lost && stopped.iter().any(|(f, _)| *f == r.fence))
             .map(|(_, r)| r.signals.clone())
             .collect();
         if !to_abort.is_empty() {
@@ -329,14 +329,15 @@ impl SupervisorState {
         let running = stopped
             .into_iter()
             .map(|l| (l, "while the job was running"));
-        for ((lease, queue), when) in not_started.chain(running) {
+        for ((fence, queue), when) in not_started.chain(running) {
             if let Some(m) = self.metrics.get(queue) {
                 m.lost_claims.increment(1);
             }
-            if cancelled.contains(&lease) {
-                tracing::info!(job_id = lease.id, queue, "job cancelled {when}");
+            let job_id = fence.lease.id;
+            if cancelled.contains(&&fence) {
+                tracing::info!(job_id, queue, "job cancelled {when}");
             } else {
-                tracing::warn!(job_id = lease.id, queue, "claim lost {when}");
+                tracing::warn!(job_id, queue, "claim lost {when}");
             }
         }
     }

@@ -43,11 +43,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use honker_core::Lease;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use book::ClaimBook;
-pub(crate) use book::{RunId, SharedLeases};
+pub(crate) use book::{Fence, RunId, SharedLeases};
 use cycle::{CycleOutput, NextTimes, Outcome};
 
 use crate::context::AppData;
@@ -104,7 +103,7 @@ pub(crate) enum SupervisorMsg {
         last: bool,
     },
     /// The heartbeat found these claims lost, and why.
-    ClaimsLost(Vec<(Lease, honker_core::ClaimGone)>),
+    ClaimsLost(Vec<(Fence, honker_core::ClaimGone)>),
     /// The heartbeat found these queues paused (after a commit).
     Paused(Vec<String>),
     /// Stop claiming, let running jobs finish, flush, then reply.
@@ -186,6 +185,9 @@ pub(crate) struct SupervisorState {
     pending: Vec<Outcome>,
     /// Cycles sent to the writer and not yet back.
     cycles_running: usize,
+    /// Cycles started in the pool's life: each one's number goes into
+    /// the worker string its claims write.
+    cycles_started: u64,
     check_running: bool,
     /// Something may be claimable (an enqueue, a timer, a full claim).
     work_maybe: bool,
@@ -271,6 +273,7 @@ impl Actor for Supervisor {
             leases,
             pending: Vec::new(),
             cycles_running: 0,
+            cycles_started: 0,
             check_running: false,
             work_maybe: true,
             commit_seen: false,
@@ -462,7 +465,6 @@ async fn spawn_heartbeat(
 ) -> Result<ActorRef<HeartbeatMsg>, ActorProcessingErr> {
     let hb_args = HeartbeatArgs {
         honker: args.honker.clone(),
-        worker_id: args.worker_id.clone(),
         visibility: args.visibility,
         leases: leases.clone(),
         supervisor: myself.clone(),

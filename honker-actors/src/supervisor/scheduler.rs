@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use honker_core::DoublingDelay;
 use ractor::ActorRef;
 
+use super::book::Fence;
 use super::cycle::{self, Applied, ClaimPlan, Cycle, CycleOutput, NextTimes, Outcome};
 use super::{SupervisorMsg, SupervisorState};
 use crate::clock::until_due;
@@ -208,7 +209,10 @@ impl SupervisorState {
             plan,
             seq: self.wake_seq,
         });
-        let worker_id = self.args.worker_id.clone();
+        // Each cycle's claims write a worker string of their own, so no
+        // two claims of a row share a fence (see `book::Fence`).
+        self.cycles_started += 1;
+        let worker_id = format!("{}#{}", self.args.worker_id, self.cycles_started);
         let visibility = self.args.visibility;
         let queues = self.queues.clone();
         let me = myself.clone();
@@ -364,7 +368,6 @@ impl SupervisorState {
             let Some(queue) = self.queues.iter().copied().find(|q| *q == job.queue) else {
                 continue;
             };
-            let (id, attempt, lease) = (job.id, job.attempts, job.lease());
             let route = self.args.routes.route(queue, &job.payload);
             if self.shutdown.is_some() {
                 // Claimed by a cycle sent before the shutdown began:
@@ -373,22 +376,16 @@ impl SupervisorState {
                     Route::Run(handler) => handler.name(),
                     Route::Dead(_) => UNROUTED,
                 };
-                self.pending.push(Outcome::Release { lease, queue, kind });
+                let fence = Fence::of(&job);
+                self.pending.push(Outcome::Release { fence, queue, kind });
                 continue;
             }
-            // An outcome not yet written for the same lease belongs to an
-            // earlier claim of a job requeued since: writing it would
-            // complete this new claim.
-            self.pending.retain(|o| o.lease() != lease);
             let kind = match route {
                 Route::Run(handler) => handler.name(),
                 Route::Dead(error) => {
-                    // Never run by a handler it was not written for. An
-                    // earlier run of the same lease (requeued since) is
-                    // superseded, as for a routed claim.
-                    self.claims_lost(&[(lease, honker_core::ClaimGone::Lost)]);
+                    // Never run by a handler it was not written for.
                     self.pending.push(Outcome::Fail {
-                        lease,
+                        fence: Fence::of(&job),
                         queue,
                         kind: UNROUTED,
                         error,
@@ -396,16 +393,7 @@ impl SupervisorState {
                     continue;
                 }
             };
-            if self.book.claimed(job, queue, kind) > 0 {
-                tracing::warn!(
-                    job_id = id,
-                    attempt,
-                    queue,
-                    job = kind,
-                    "job claimed anew with the same attempt number (requeued from dead) while an \
-                     earlier run of it was going; that run's claim is lost"
-                );
-            }
+            self.book.claimed(job, queue, kind);
         }
         self.paused_seen(out.paused, true);
         self.dispatch_ready();
@@ -511,7 +499,7 @@ impl SupervisorState {
             }
             for r in back {
                 self.pending.push(Outcome::Release {
-                    lease: r.job.lease(),
+                    fence: r.fence,
                     queue: r.queue,
                     kind: r.kind,
                 });

@@ -68,7 +68,7 @@ impl SupervisorState {
     pub(super) fn release_ready(&mut self) {
         for r in self.book.drain_ready() {
             self.pending.push(Outcome::Release {
-                lease: r.job.lease(),
+                fence: r.fence,
                 queue: r.queue,
                 kind: r.kind,
             });
@@ -93,7 +93,11 @@ impl SupervisorState {
 
     /// The abort grace ended: give back the claims of runs that ignored it.
     pub(super) fn shutdown_force(&mut self) {
-        let runs: Vec<_> = self.book.running().map(|(id, r)| (*id, r.lease)).collect();
+        let runs: Vec<_> = self
+            .book
+            .running()
+            .map(|(id, r)| (*id, r.fence.lease))
+            .collect();
         for (run, lease) in runs {
             tracing::error!(
                 job_id = lease.id,

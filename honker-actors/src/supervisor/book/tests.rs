@@ -4,13 +4,24 @@ use super::*;
 use crate::job::Backoff;
 
 fn job(id: i64, attempts: i64, queue: &str, expires_at: Option<i64>) -> ClaimedJob {
+    job_of_cycle(id, attempts, queue, expires_at, 1)
+}
+
+/// A job claimed by the pool's cycle number `cycle`.
+fn job_of_cycle(
+    id: i64,
+    attempts: i64,
+    queue: &str,
+    expires_at: Option<i64>,
+    cycle: u64,
+) -> ClaimedJob {
     ClaimedJob {
         id,
         queue: queue.to_string(),
         payload: "{}".into(),
         priority: 0,
         run_at: 0,
-        worker_id: "w".into(),
+        worker_id: format!("w#{cycle}"),
         claim_expires_at: 100,
         attempts,
         max_attempts: 3,
@@ -34,8 +45,20 @@ fn start_next(b: &mut ClaimBook) -> (RunId, Arc<JobSignals>) {
     (r.run, signals)
 }
 
-fn heartbeated(b: &ClaimBook) -> HashSet<Lease> {
+fn heartbeated(b: &ClaimBook) -> HashSet<Fence> {
     b.held.lock().unwrap().clone()
+}
+
+fn heartbeated_leases(b: &ClaimBook) -> HashSet<Lease> {
+    heartbeated(b).into_iter().map(|f| f.lease).collect()
+}
+
+/// The fence of job `id`, attempt `attempts`, claimed by cycle `cycle`.
+fn fence(id: i64, attempts: i64, cycle: u64) -> Fence {
+    Fence {
+        worker: format!("w#{cycle}").into(),
+        lease: Lease { id, attempts },
+    }
 }
 
 fn opts() -> JobOptions {
@@ -55,10 +78,10 @@ fn a_finish_of_an_earlier_attempt_never_touches_the_later_one() {
     assert_eq!(b.running_len(), 2);
     let run = b.finish(first).expect("attempt 1 is in the book");
     let out = outcome_of(&run, RunResult::Done(None), &opts(), false);
-    assert!(matches!(out, Some(Outcome::Ack { lease, .. }) if lease == L1));
+    assert!(matches!(out, Some(Outcome::Ack { fence, .. }) if fence.lease == L1));
     // Attempt 2 still runs, still heartbeated, still counted.
     assert_eq!(b.running_len(), 1);
-    assert!(heartbeated(&b).contains(&Lease { id: 1, attempts: 2 }));
+    assert!(heartbeated_leases(&b).contains(&Lease { id: 1, attempts: 2 }));
     assert_eq!(b.held_in("q"), 1);
     assert!(b.finish(second).is_some());
     assert_eq!(b.held_in("q"), 0);
@@ -66,26 +89,33 @@ fn a_finish_of_an_earlier_attempt_never_touches_the_later_one() {
 }
 
 #[test]
-fn a_new_claim_with_the_lease_of_a_running_one_supersedes_it() {
-    // Cancelled, requeued with fresh attempts, claimed again: the same
-    // id and attempt number, a different claim.
+fn a_new_claim_with_the_lease_of_a_running_one_is_another_claim() {
+    // Cancelled, requeued with fresh attempts, claimed again by a later
+    // cycle: the same id and attempt number, another fence.
     let mut b = book(2, &[]);
     b.claimed(job(1, 1, "q", None), "q", "k");
     let (old, old_signals) = start_next(&mut b);
-    assert_eq!(b.claimed(job(1, 1, "q", None), "q", "k"), 1);
-    assert!(old_signals.stop.is_raised(), "the old run is told");
+    b.claimed(job_of_cycle(1, 1, "q", None, 2), "q", "k");
     let (new, _) = start_next(&mut b);
     assert_ne!(old, new);
-    // The old run's finish writes nothing and leaves the new claim be.
+    assert_eq!(
+        heartbeated(&b),
+        HashSet::from([fence(1, 1, 1), fence(1, 1, 2)]),
+        "both claims are heartbeated, each by its own fence"
+    );
+    // The heartbeat finds the old claim lost: only the old run is told.
+    let (_, stopped) = b.lost(&[fence(1, 1, 1)]);
+    assert_eq!(stopped, vec![(fence(1, 1, 1), "q")]);
+    assert!(old_signals.stop.is_raised(), "the old run is told");
+    assert_eq!(heartbeated(&b), HashSet::from([fence(1, 1, 2)]));
+    // The old run's finish writes nothing and leaves the new claim be;
+    // the new run's outcome names the new claim's fence.
     let run = b.finish(old).expect("still in the book");
     assert!(outcome_of(&run, RunResult::Done(None), &opts(), false).is_none());
-    assert!(
-        heartbeated(&b).contains(&L1),
-        "the new claim is still heartbeated"
-    );
     assert_eq!(b.held_in("q"), 1);
     let run = b.finish(new).expect("the new run");
-    assert!(outcome_of(&run, RunResult::Done(None), &opts(), false).is_some());
+    let out = outcome_of(&run, RunResult::Done(None), &opts(), false).expect("written");
+    assert_eq!(out.fence(), &fence(1, 1, 2));
     assert!(heartbeated(&b).is_empty());
     assert_eq!(b.held_in("q"), 0);
 }
@@ -176,10 +206,12 @@ fn lost_claims_drop_ready_jobs_and_stop_running_ones_without_an_outcome() {
     b.claimed(job(1, 1, "q", None), "q", "k");
     let (running, signals) = start_next(&mut b);
     b.claimed(job(2, 1, "q", None), "q", "k");
-    let l2 = Lease { id: 2, attempts: 1 };
-    let (dropped, stopped) = b.lost(&[L1, l2]);
-    assert_eq!(dropped, vec![(l2, "q")]);
-    assert_eq!(stopped, vec![(L1, "q")]);
+    // Another cycle's claim of the same leases is not these claims.
+    assert_eq!(b.lost(&[fence(1, 1, 2), fence(2, 1, 2)]), (vec![], vec![]));
+    assert!(!signals.stop.is_raised());
+    let (dropped, stopped) = b.lost(&[fence(1, 1, 1), fence(2, 1, 1)]);
+    assert_eq!(dropped, vec![(fence(2, 1, 1), "q")]);
+    assert_eq!(stopped, vec![(fence(1, 1, 1), "q")]);
     assert!(signals.stop.is_raised());
     assert!(heartbeated(&b).is_empty());
     // Still occupies its worker and its queue until it returns.
@@ -188,7 +220,7 @@ fn lost_claims_drop_ready_jobs_and_stop_running_ones_without_an_outcome() {
     assert!(outcome_of(&run, RunResult::Done(None), &opts(), false).is_none());
     assert_eq!(b.held_in("q"), 0);
     // A second report of the same loss changes nothing.
-    assert_eq!(b.lost(&[L1]), (vec![], vec![]));
+    assert_eq!(b.lost(&[fence(1, 1, 1)]), (vec![], vec![]));
 }
 
 #[test]
@@ -293,12 +325,12 @@ fn a_run_handed_back_waits_again_ahead_of_its_priority_and_keeps_its_claim() {
     let (lost_run, _) = start_next(&mut b);
     assert_eq!(b.unstart(run, job(1, 1, "q", None)), Some(("q", "k")));
     assert_eq!((b.ready_len(), b.running_len(), b.held_in("q")), (2, 1, 3));
-    assert!(heartbeated(&b).contains(&Lease { id: 1, attempts: 1 }));
+    assert!(heartbeated(&b).contains(&fence(1, 1, 1)));
     // Ahead of job 3, which was claimed after it.
     let next = b.next_ready(0, &mut Vec::new()).unwrap();
     assert_eq!((next.job.id, next.run), (1, run));
     // A run whose claim was lost meanwhile is dropped, not buffered.
-    b.lost(&[Lease { id: 2, attempts: 1 }]);
+    b.lost(&[fence(2, 1, 1)]);
     let ready = b.ready_len();
     assert_eq!(b.unstart(lost_run, job(2, 1, "q", None)), Some(("q", "k")));
     assert_eq!(b.ready_len(), ready, "not buffered");
@@ -324,8 +356,10 @@ fn running_lists_every_run_with_its_lease_and_queue() {
     let mut b = book(4, &[]);
     b.claimed(job(1, 1, "q", None), "q", "k");
     let (run, _) = start_next(&mut b);
-    let all: Vec<(RunId, Lease, &str)> =
-        b.running().map(|(id, r)| (*id, r.lease, r.queue)).collect();
+    let all: Vec<(RunId, Lease, &str)> = b
+        .running()
+        .map(|(id, r)| (*id, r.fence.lease, r.queue))
+        .collect();
     assert_eq!(all, vec![(run, L1, "q")]);
 }
 
@@ -353,10 +387,10 @@ enum Op {
     Finish(usize),
     /// A finish for a run the book never had.
     Stale,
-    /// The heartbeat finds this (modulo) held lease lost.
+    /// The heartbeat finds this (modulo) held claim lost.
     Lost(usize),
-    /// The job of the run at this index (modulo) is claimed anew with
-    /// the same lease (requeued with fresh attempts).
+    /// The job of the run at this index (modulo) is claimed anew by a
+    /// later cycle with the same lease (requeued with fresh attempts).
     Reclaim(usize),
     /// A worker hands the run at this index (modulo) back unstarted.
     Unstart(usize),
@@ -394,15 +428,16 @@ proptest! {
 
     /// Whatever happens, in any order: a queue never holds more than
     /// its limit, the pool never more than its room, the heartbeat
-    /// extends exactly the claims held and not lost, a lost or
-    /// superseded run writes nothing, and every finish of a run not
+    /// extends exactly the claims held and not lost, a run whose claim
+    /// was found lost writes nothing, and every finish of a run not
     /// held is dropped and counted.
     #[test]
     fn the_book_keeps_its_invariants(ops in proptest::collection::vec(op(), 1..80)) {
         let mut b = book(CONCURRENCY, &[("a", LIMIT_A)]);
         let mut in_flight: VecDeque<ClaimPlan> = VecDeque::new();
-        // Running runs: id, lease, queue; and which of them lost their claim.
-        let mut running: Vec<(RunId, Lease, &'static str)> = Vec::new();
+        // Running runs: id, fence, queue; and which of them lost their claim.
+        let mut running: Vec<(RunId, Fence, &'static str)> = Vec::new();
+        let mut cycle = 1;
         let mut lost: HashSet<RunId> = HashSet::new();
         let mut next_id = 1;
         let mut now = 0;
@@ -416,13 +451,14 @@ proptest! {
                 Op::Plan(_) => {}
                 Op::Back(share, expiring) => {
                     let Some(plan) = in_flight.pop_front() else { continue };
+                    cycle += 1;
                     let mut left = plan.budget;
                     for (q, room) in &plan.queues {
                         let n = (room * usize::from(share) / 100).min(left);
                         left -= n;
                         for _ in 0..n {
                             let expires = expiring.then_some(now + 1);
-                            b.claimed(job(next_id, 1, q, expires), q, "k");
+                            b.claimed(job_of_cycle(next_id, 1, q, expires, cycle), q, "k");
                             next_id += 1;
                         }
                     }
@@ -433,7 +469,7 @@ proptest! {
                     if let Some(r) = b.next_ready(now, &mut gone) {
                         prop_assert!(r.job.expires_at.is_none_or(|e| e > now));
                         b.start(&r, Arc::new(JobSignals::default()));
-                        running.push((r.run, r.job.lease(), r.queue));
+                        running.push((r.run, r.fence.clone(), r.queue));
                     }
                     for (r, _) in gone {
                         prop_assert!(r.job.expires_at.is_some_and(|e| e <= now));
@@ -455,34 +491,33 @@ proptest! {
                     stale += 1;
                 }
                 Op::Lost(i) => {
-                    let mut held: Vec<Lease> = heartbeated(&b).into_iter().collect();
+                    let mut held: Vec<Fence> = heartbeated(&b).into_iter().collect();
                     if held.is_empty() { continue }
-                    held.sort_by_key(|l| l.id);
-                    let pick = held[i % held.len()];
-                    b.lost(&[pick]);
-                    for (run, lease, _) in &running {
-                        if *lease == pick {
+                    held.sort_by(|x, y| (x.lease.id, &x.worker).cmp(&(y.lease.id, &y.worker)));
+                    let pick = held[i % held.len()].clone();
+                    b.lost(std::slice::from_ref(&pick));
+                    for (run, f, _) in &running {
+                        if *f == pick {
                             lost.insert(*run);
                         }
                     }
                 }
                 Op::Reclaim(i) if !running.is_empty() => {
-                    let (_, lease, queue) = running[i % running.len()];
+                    let (_, f, queue) = running[i % running.len()].clone();
                     if queue == "a" && b.held_in("a") + b.reserved_per_queue.get("a").copied().unwrap_or(0) >= LIMIT_A {
                         continue; // the pool would not have claimed it
                     }
-                    b.claimed(job(lease.id, lease.attempts, queue, None), queue, "k");
-                    for (run, l, _) in &running {
-                        if *l == lease {
-                            lost.insert(*run);
-                        }
-                    }
+                    // A later cycle's claim: the old run goes on until
+                    // the heartbeat finds its claim lost.
+                    cycle += 1;
+                    let (id, attempts) = (f.lease.id, f.lease.attempts);
+                    b.claimed(job_of_cycle(id, attempts, queue, None, cycle), queue, "k");
                 }
                 Op::Reclaim(_) => {}
                 Op::Unstart(i) if !running.is_empty() => {
-                    let (run, lease, queue) = running.remove(i % running.len());
+                    let (run, f, queue) = running.remove(i % running.len());
                     let ready = b.ready_len();
-                    let back = b.unstart(run, job(lease.id, lease.attempts, queue, None));
+                    let back = b.unstart(run, job(f.lease.id, f.lease.attempts, queue, None));
                     prop_assert!(back.is_some());
                     // Back in the buffer unless its claim was lost.
                     prop_assert_eq!(b.ready_len(), ready + usize::from(!lost.contains(&run)));
@@ -499,15 +534,15 @@ proptest! {
                 "queue a: {} held + {} reserved > {}", b.held_in("a"), reserved_a, LIMIT_A);
             prop_assert_eq!(b.held_in("a") + b.held_in("b"), b.ready_len() + b.running_len());
             prop_assert_eq!(b.running_len(), running.len());
-            let expected: HashSet<Lease> = b
+            let expected: HashSet<Fence> = b
                 .ready
                 .iter()
-                .map(|r| r.job.lease())
+                .map(|r| r.fence.clone())
                 .chain(
                     running
                         .iter()
                         .filter(|(run, _, _)| !lost.contains(run))
-                        .map(|(_, l, _)| *l),
+                        .map(|(_, f, _)| f.clone()),
                 )
                 .collect();
             prop_assert_eq!(heartbeated(&b), expected);
