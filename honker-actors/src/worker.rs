@@ -10,7 +10,8 @@
 //! supervisor decides; see `supervisor::dispatch`). The outcomes of a batch
 //! go back in one message (two when the rest of it is handed back early;
 //! only the last frees the worker). A job whose claim was lost, whose
-//! queue was paused, whose pool is stopping, or whose `expires_at` passed
+//! queue was paused, whose pool is stopping, whose `expires_at` passed, or
+//! whose rate-limit window (the one its claim was counted in) ended
 //! while it waited (in the mailbox, or behind others of its batch) is not
 //! started; it is reported
 //! aborted, so its claim is given back with the attempt unburned. When a
@@ -52,6 +53,9 @@ pub(crate) struct Assignment {
     pub(crate) run: RunId,
     pub(crate) handler: Arc<dyn ErasedJob>,
     pub(crate) ctx: JobContext,
+    /// The end of the rate-limit window its claim was counted in (unix
+    /// seconds): it must start before.
+    pub(crate) start_before: Option<i64>,
 }
 
 pub(crate) enum WorkerMsg {
@@ -217,6 +221,7 @@ fn still_wanted(a: &Assignment) -> bool {
         && !s.claim_lost.load(Ordering::Acquire)
         && !s.held_back.load(Ordering::Acquire)
         && a.job.expires_at.is_none_or(|e| e > unix_now())
+        && a.start_before.is_none_or(|e| e > unix_now())
 }
 
 /// Run one job; `Err` with its run and the message when its handler
@@ -227,6 +232,7 @@ async fn run_one(a: Assignment) -> Result<Report, (RunId, String)> {
         run,
         handler,
         ctx,
+        ..
     } = a;
     let signals = ctx.signals.clone();
     let timeout = handler.options().timeout;

@@ -25,7 +25,7 @@ async fn a_pause_stops_the_start_of_jobs_a_busy_pool_prefetched() {
     }
     let pool = WorkerPool::builder(&h)
         .register(slow_job)
-        .concurrency(1)
+        .concurrency(2)
         .start()
         .await
         .unwrap();
@@ -58,4 +58,71 @@ async fn a_pause_stops_the_start_of_jobs_a_busy_pool_prefetched() {
         "resumed without a new enqueue"
     );
     pool.shutdown().await.unwrap();
+}
+
+/// Unix milliseconds now.
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+static LIMITED_STARTS: Mutex<Vec<u128>> = Mutex::new(Vec::new());
+
+#[job(queue = "limited")]
+async fn limited_job(_n: u32) -> Result<(), JobError> {
+    LIMITED_STARTS.lock().unwrap().push(unix_ms());
+    Ok(())
+}
+
+#[job(queue = "urgent", priority = 9)]
+async fn urgent_job(_n: u32) -> Result<(), JobError> {
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    Ok(())
+}
+
+/// The outside review's case: a rate limit of 1 start per second, and a
+/// queue of higher priority claimed in the same cycles. The limited job
+/// was claimed (and counted) for a free worker that a higher-priority job
+/// then took; it started in the next window, where another was claimed
+/// and started too. What the limit promises is handler starts: at most 1
+/// in any second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_for_handler_starts_when_other_queues_take_the_workers() {
+    let (_d, h) = honker();
+    let rate = honker_actors::core::RateLimit {
+        limit: 1,
+        per: Duration::from_secs(1),
+    };
+    h.queue("limited").set_rate_limit(Some(rate)).await.unwrap();
+    for n in 0..6 {
+        limited_job::enqueue(&h, n).await.unwrap();
+    }
+    for n in 0..12 {
+        urgent_job::enqueue(&h, n).await.unwrap();
+    }
+    let pool = WorkerPool::builder(&h)
+        .register(limited_job)
+        .register(urgent_job)
+        .concurrency(2)
+        .start()
+        .await
+        .unwrap();
+    let all = eventually(Duration::from_secs(20), async || {
+        LIMITED_STARTS.lock().unwrap().len() == 6
+    })
+    .await;
+    pool.shutdown().await.unwrap();
+    let starts = LIMITED_STARTS.lock().unwrap().clone();
+    assert!(all, "every limited job ran: {starts:?}");
+    let mut seconds: Vec<u128> = starts.iter().map(|ms| ms / 1000).collect();
+    seconds.sort_unstable();
+    let before = seconds.len();
+    seconds.dedup();
+    assert_eq!(
+        seconds.len(),
+        before,
+        "two starts of the limited queue in one second: {starts:?}"
+    );
 }

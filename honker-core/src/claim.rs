@@ -60,11 +60,48 @@ pub fn claim_batch(
     n: usize,
     visibility: Duration,
 ) -> Result<Vec<ClaimedJob>> {
+    Ok(claim_counted(conn, queue, worker_id, n, visibility)?.jobs)
+}
+
+/// What [`claim_counted`] claimed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// The claimed jobs, in claim order.
+    pub jobs: Vec<ClaimedJob>,
+    /// When the queue has a rate limit: the end (unix seconds, the first
+    /// second after it) of the window these claims were counted in as
+    /// starts. A job not started before then must not start: it would be
+    /// a start in a window that did not count it.
+    pub start_before: Option<i64>,
+}
+
+/// [`claim_batch`], also saying by when the claimed jobs must start for
+/// their queue's rate limit to hold (it counts starts when it claims).
+///
+/// ```
+/// use std::time::Duration;
+/// use honker_core::{claim_counted, enqueue, set_rate_limit, EnqueueOptions, RateLimit};
+/// let conn = honker_core::open_in_memory().unwrap();
+/// enqueue(&conn, "q", "1", &EnqueueOptions::default()).unwrap();
+/// let rate = RateLimit { limit: 5, per: Duration::from_secs(60) };
+/// set_rate_limit(&conn, "q", Some(rate)).unwrap();
+/// let now = honker_core::now(&conn).unwrap();
+/// let got = claim_counted(&conn, "q", "w", 10, Duration::from_secs(30)).unwrap();
+/// assert_eq!(got.jobs.len(), 1);
+/// assert_eq!(got.start_before, Some(now / 60 * 60 + 60));
+/// ```
+pub fn claim_counted(
+    conn: &Connection,
+    queue: &str,
+    worker_id: &str,
+    n: usize,
+    visibility: Duration,
+) -> Result<Counted> {
     // One index seek first: the claim itself walks its queue in claim
     // order, past every row not yet due, which on a queue with many
     // scheduled jobs costs far more than finding out there is nothing.
     if n == 0 || !has_claimable(conn, queue)? {
-        return Ok(Vec::new());
+        return Ok(Counted::default());
     }
     let visibility = clamped_secs(visibility).max(1);
     atomically(conn, |c| {
@@ -72,7 +109,7 @@ pub fn claim_batch(
         let allowed = crate::controls::allowance(c, queue, n)?;
         let n = allowed.n;
         if n == 0 {
-            return Ok(Vec::new());
+            return Ok(Counted::default());
         }
         let mut out: Vec<ClaimedJob> = Vec::with_capacity(n.min(MAX_RESERVED));
         // Two seeks that spare the claim a walk past every row other
@@ -122,16 +159,20 @@ pub fn claim_batch(
                 break;
             }
         }
-        if let Some(per) = allowed.rate_per {
-            crate::controls::count_starts(c, queue, per, out.len())?;
-        }
+        let start_before = match allowed.rate_per {
+            Some(per) => crate::controls::count_starts(c, queue, per, out.len())?,
+            None => None,
+        };
         out.sort_by(|a, b| {
             b.priority
                 .cmp(&a.priority)
                 .then(a.run_at.cmp(&b.run_at))
                 .then(a.id.cmp(&b.id))
         });
-        Ok(out)
+        Ok(Counted {
+            jobs: out,
+            start_before,
+        })
     })
 }
 

@@ -304,18 +304,23 @@ pub(crate) struct Allowance {
 }
 
 /// Count `k` claims of `queue` in its rate window (the window of the
-/// claim's own transaction, as Python's `try_rate_limit` counts).
-pub(crate) fn count_starts(conn: &Connection, queue: &str, per: i64, k: usize) -> Result<()> {
+/// claim's own transaction, as Python's `try_rate_limit` counts). Returns
+/// the end of the window they were counted in (unix seconds, the first
+/// second after it); `None` when `k` is 0.
+pub(crate) fn count_starts(
+    conn: &Connection,
+    queue: &str,
+    per: i64,
+    k: usize,
+) -> Result<Option<i64>> {
     if k == 0 {
-        return Ok(());
+        return Ok(None);
     }
-    conn.prepare_cached(sql::RATE_COUNT)?
-        .execute(rusqlite::params![
-            queue,
-            per,
-            i64::try_from(k).unwrap_or(i64::MAX)
-        ])?;
-    Ok(())
+    let start: i64 = conn.prepare_cached(sql::RATE_COUNT)?.query_row(
+        rusqlite::params![queue, per, i64::try_from(k).unwrap_or(i64::MAX)],
+        |r| r.get(0),
+    )?;
+    Ok(Some(start.saturating_add(per)))
 }
 
 #[cfg(test)]

@@ -60,8 +60,8 @@ pub use browse::{
     LiveState,
 };
 pub use claim::{
-    claim_batch, has_claimable, next_claim_at, next_expiry_any, next_expiry_at,
-    DEFAULT_VISIBILITY_TIMEOUT,
+    claim_batch, claim_counted, has_claimable, next_claim_at, next_expiry_any, next_expiry_at,
+    Counted, DEFAULT_VISIBILITY_TIMEOUT,
 };
 pub use complete::{
     ack, ack_batch, fail, heartbeat, heartbeat_batch, lost_claims, release, retry, ClaimGone,

@@ -18,6 +18,9 @@
 //!   one lost);
 //! - ready jobs wait in priority order, first in, first out within one;
 //! - a ready job whose `expires_at` passed is given back, never started;
+//! - a job of a rate-limited queue waits ahead of the buffer (it was
+//!   claimed for a worker free then), and starts only within the window
+//!   its claim was counted in: after it, it is given back, never started;
 //! - a run whose claim was lost writes nothing.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -79,12 +82,16 @@ pub(crate) struct Ready {
     pub(crate) kind: &'static str,
     pub(crate) run: RunId,
     pub(crate) fence: Fence,
+    /// Its queue's rate limit counted it in a window ending then (unix
+    /// seconds): it must start before.
+    pub(crate) start_before: Option<i64>,
 }
 
 /// A job a worker runs.
 #[derive(Debug)]
 pub(crate) struct Running {
     pub(crate) fence: Fence,
+    pub(crate) start_before: Option<i64>,
     pub(crate) queue: &'static str,
     pub(crate) kind: &'static str,
     pub(crate) signals: Arc<JobSignals>,
@@ -113,6 +120,8 @@ pub(crate) struct ClaimBook {
 pub(crate) enum NotStarted {
     /// Its `expires_at` passed while it waited.
     Expired,
+    /// The rate-limit window its claim was counted in ended.
+    WindowOver,
 }
 
 impl ClaimBook {
@@ -218,7 +227,21 @@ impl ClaimBook {
 
     /// A cycle claimed `job` from `queue`, to be run by the registered job
     /// `kind`: it waits for a worker.
+    #[cfg(test)]
     pub(crate) fn claimed(&mut self, job: ClaimedJob, queue: &'static str, kind: &'static str) {
+        self.claimed_until(job, queue, kind, None);
+    }
+
+    /// [`Self::claimed`], for a job that must start before unix second
+    /// `start_before` (its queue's rate limit counted it in a window that
+    /// ends then): it waits ahead of the buffer.
+    pub(crate) fn claimed_until(
+        &mut self,
+        job: ClaimedJob,
+        queue: &'static str,
+        kind: &'static str,
+        start_before: Option<i64>,
+    ) {
         let fence = Fence::of(&job);
         self.lock_held().insert(fence.clone());
         *self.per_queue.entry(queue).or_default() += 1;
@@ -226,10 +249,14 @@ impl ClaimBook {
         let run = RunId(self.next_run);
         // Claims come in claim order, so this is nearly always the back;
         // a job of higher priority claimed later goes ahead of the lower
-        // ones waiting (first in, first out within a priority).
-        let at = self
-            .ready
-            .partition_point(|r| r.job.priority >= job.priority);
+        // ones waiting (first in, first out within a priority). Jobs with
+        // a rate window first, first in, first out.
+        let at = if start_before.is_some() {
+            self.ready.partition_point(|r| r.start_before.is_some())
+        } else {
+            self.ready
+                .partition_point(|r| r.start_before.is_some() || r.job.priority >= job.priority)
+        };
         self.ready.insert(
             at,
             Ready {
@@ -238,6 +265,7 @@ impl ClaimBook {
                 kind,
                 run,
                 fence,
+                start_before,
             },
         );
     }
@@ -262,10 +290,17 @@ impl ClaimBook {
         wanted: impl Fn(&Ready) -> bool,
     ) -> Option<Ready> {
         while let Some(r) = self.ready.front() {
-            if r.job.expires_at.is_some_and(|e| e <= now) {
+            let why = if r.job.expires_at.is_some_and(|e| e <= now) {
+                Some(NotStarted::Expired)
+            } else if r.start_before.is_some_and(|e| e <= now) {
+                Some(NotStarted::WindowOver)
+            } else {
+                None
+            };
+            if let Some(why) = why {
                 let r = self.ready.pop_front()?;
                 self.forget(&r.fence, r.queue);
-                gone.push((r, NotStarted::Expired));
+                gone.push((r, why));
                 continue;
             }
             if !wanted(r) {
@@ -288,6 +323,7 @@ impl ClaimBook {
             r.run,
             Running {
                 fence: r.fence.clone(),
+                start_before: r.start_before,
                 queue: r.queue,
                 kind: r.kind,
                 signals,
@@ -312,9 +348,12 @@ impl ClaimBook {
             self.uncount(r.queue);
             return Some((r.queue, r.kind));
         }
-        let at = self
-            .ready
-            .partition_point(|w| w.job.priority > job.priority);
+        let at = if r.start_before.is_some() {
+            0
+        } else {
+            self.ready
+                .partition_point(|w| w.start_before.is_some() || w.job.priority > job.priority)
+        };
         self.ready.insert(
             at,
             Ready {
@@ -323,6 +362,7 @@ impl ClaimBook {
                 kind: r.kind,
                 run,
                 fence: r.fence,
+                start_before: r.start_before,
             },
         );
         Some((r.queue, r.kind))

@@ -113,6 +113,10 @@ pub(crate) struct CycleOutput {
     /// (then it was rolled back alone and should be tried again).
     pub(crate) applied: Vec<std::result::Result<Applied, String>>,
     pub(crate) claimed: Vec<ClaimedJob>,
+    /// Rate-limited queues whose claims were counted as starts, each with
+    /// the end of the window they were counted in (its jobs must start
+    /// before it).
+    pub(crate) start_before: Vec<(&'static str, i64)>,
     /// Queues whose claim failed, with the error (rolled back alone).
     pub(crate) claim_errors: Vec<(&'static str, String)>,
     /// A queue gave all that was asked, or was not asked for lack of
@@ -204,8 +208,11 @@ pub(crate) fn run_cycle(c: &Connection, cy: &Cycle<'_>) -> Result<CycleOutput> {
         if n == 0 {
             continue;
         }
-        match honker_core::claim_batch(c, q, cy.worker_id, n, cy.visibility) {
-            Ok(jobs) => {
+        match honker_core::claim_counted(c, q, cy.worker_id, n, cy.visibility) {
+            Ok(honker_core::Counted { jobs, start_before }) => {
+                if let Some(end) = start_before {
+                    out.start_before.push((q, end));
+                }
                 out.maybe_more |= jobs.len() == n;
                 budget = budget.saturating_sub(jobs.len());
                 free = free.saturating_sub(jobs.len());

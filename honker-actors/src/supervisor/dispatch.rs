@@ -81,13 +81,25 @@ impl SupervisorState {
             self.start_jobs(worker, batch);
         }
         for (r, why) in gone {
-            let NotStarted::Expired = why;
-            tracing::info!(
-                queue = r.queue,
-                job_id = r.job.id,
-                "job expired while waiting for a worker; not started"
-            );
-            self.sweep_due = true;
+            match why {
+                NotStarted::Expired => {
+                    tracing::info!(
+                        queue = r.queue,
+                        job_id = r.job.id,
+                        "job expired while waiting for a worker; not started"
+                    );
+                    self.sweep_due = true;
+                }
+                NotStarted::WindowOver => {
+                    tracing::info!(
+                        queue = r.queue,
+                        job_id = r.job.id,
+                        "the rate-limit window that counted this job ended before a worker \
+                         took it; given back, not started"
+                    );
+                    self.work_maybe = true;
+                }
+            }
             self.pending.push(Outcome::Release {
                 fence: r.fence,
                 queue: r.queue,
@@ -172,6 +184,7 @@ impl SupervisorState {
             run,
             handler,
             ctx,
+            start_before: r.start_before,
         })
     }
 

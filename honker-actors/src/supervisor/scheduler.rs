@@ -393,7 +393,12 @@ impl SupervisorState {
                     continue;
                 }
             };
-            self.book.claimed(job, queue, kind);
+            let start_before = out
+                .start_before
+                .iter()
+                .find(|(q, _)| *q == queue)
+                .map(|(_, end)| *end);
+            self.book.claimed_until(job, queue, kind, start_before);
         }
         self.paused_seen(out.paused, true);
         self.dispatch_ready();

@@ -106,10 +106,12 @@ pub const RATE_WINDOW: &str = "SELECT w.start, COALESCE((SELECT count FROM _honk
     WHERE name = ?1 AND window_start = w.start), 0)
   FROM (SELECT (unixepoch() / ?2) * ?2 AS start) AS w";
 
-/// Count ?3 starts in rate limit ?1's current window (length ?2 s).
+/// Count ?3 starts in rate limit ?1's current window (length ?2 s);
+/// returns the window's start.
 pub const RATE_COUNT: &str = "INSERT INTO _honker_rate_limits (name, window_start, count)
   VALUES (?1, (unixepoch() / ?2) * ?2, ?3)
-  ON CONFLICT(name, window_start) DO UPDATE SET count = count + excluded.count";
+  ON CONFLICT(name, window_start) DO UPDATE SET count = count + excluded.count
+  RETURNING window_start";
 
 // ---------------------------------------------------------------- health
 

@@ -561,3 +561,39 @@ fn a_plan_says_how_many_workers_are_free_now() {
     let plan = b.plan(b.room(8), &["a"], |_| usize::MAX);
     assert_eq!(plan.free, 3, "a ready job will take a worker");
 }
+
+#[test]
+fn a_rate_limited_job_waits_ahead_of_the_buffer_and_never_starts_after_its_window() {
+    let mut b = book(4, &[]);
+    let with = |id, priority| ClaimedJob {
+        priority,
+        ..job(id, 1, "q", None)
+    };
+    // A buffer of higher priority, then two jobs whose rate window ends
+    // at second 10: they go first, in claim order.
+    b.claimed(with(1, 9), "q", "k");
+    b.claimed_until(with(2, 0), "lim", "k", Some(10));
+    b.claimed(with(3, 5), "q", "k");
+    b.claimed_until(with(4, 0), "lim", "k", Some(10));
+    let order: Vec<i64> = b.ready.iter().map(|r| r.job.id).collect();
+    assert_eq!(order, [2, 4, 1, 3]);
+    // Started within its window (second 9): taken, and handed back it
+    // goes first again, keeping its window.
+    let mut gone = Vec::new();
+    let r = b.next_ready(9, &mut gone).expect("job 2");
+    assert_eq!((r.job.id, r.start_before), (2, Some(10)));
+    b.start(&r, Arc::new(JobSignals::default()));
+    assert!(b.unstart(r.run, with(2, 0)).is_some());
+    let order: Vec<i64> = b.ready.iter().map(|r| r.job.id).collect();
+    assert_eq!(order, [2, 4, 1, 3]);
+    // At second 10 the window is over: both are given back, not started.
+    let r = b.next_ready(10, &mut gone).expect("job 1");
+    assert_eq!(r.job.id, 1);
+    let back: Vec<(i64, &NotStarted)> = gone.iter().map(|(r, why)| (r.job.id, why)).collect();
+    assert_eq!(
+        back,
+        [(2, &NotStarted::WindowOver), (4, &NotStarted::WindowOver)]
+    );
+    assert_eq!(b.held_in("lim"), 0, "their room is free");
+    assert!(!heartbeated(&b).contains(&fence(2, 1, 1)));
+}
