@@ -1,7 +1,7 @@
 //! The scheduler actor: fires the file's schedules while it leads.
 //!
-//! Leadership is the named lock `honker-scheduler` with the Python
-//! package's TTL (60 s), so among every scheduler on the file (pools of
+//! Leadership is the named lock `honker-scheduler` (held 15 s unrenewed
+//! by a pool, 60 s by the Python package's scheduler), so among every scheduler on the file (pools of
 //! any process, Python's `Scheduler`) exactly one fires at a time. The
 //! leader renews the lock every third of its TTL and stands down when a
 //! renewal fails; a follower tries to take it at every tick, so a new
@@ -20,8 +20,13 @@ use crate::Honker;
 /// The lock every honker scheduler elects itself with.
 pub const SCHEDULER_LOCK: &str = "honker-scheduler";
 
-/// The Python package's leader TTL.
-pub const DEFAULT_SCHEDULER_LOCK_TTL: Duration = Duration::from_secs(60);
+/// How long a pool's hold on the scheduler lock lasts unrenewed (renewed
+/// every third of it): a follower takes over within this of a leader's
+/// death, before the boundaries it missed are older than
+/// [`MISFIRE_AFTER`](honker_core::MISFIRE_AFTER) (30 s), so with the
+/// defaults no boundary is lost. The Python package's scheduler holds the
+/// same lock for 60 s; the TTL is each holder's own.
+pub const DEFAULT_SCHEDULER_LOCK_TTL: Duration = Duration::from_secs(15);
 
 /// How often the actor looks (boundaries are whole seconds).
 const TICK: Duration = Duration::from_millis(250);

@@ -122,8 +122,10 @@ impl WorkerPoolBuilder {
         self.scheduler_off = !on;
         self
     }
-    /// The scheduler lock's TTL (default 60 s, the Python package's; at
-    /// least 3 s): a leader that dies is replaced within it. Turns the
+    /// The scheduler lock's TTL (default 15 s; at least 3 s): a leader
+    /// that dies is replaced within it. Above 30 s (the misfire window),
+    /// boundaries missed while a dead leader's lock runs out follow their
+    /// misfire policy (by default, only the latest fires). Turns the
     /// scheduler on.
     pub fn scheduler_lock_ttl(mut self, ttl: Duration) -> Self {
         self.scheduler = Some(ttl);

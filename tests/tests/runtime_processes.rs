@@ -189,3 +189,66 @@ async fn a_long_job_is_reclaimed_after_its_process_is_killed() {
         "run once more, as the second claim, after the first process died"
     );
 }
+
+/// With the default settings, a scheduler leader killed with SIGKILL (in
+/// another process) is followed by a pool of this process that fires
+/// every `@every 1s` boundary of the gap, each once: the leader's lock
+/// runs out (15 s) before the boundaries it missed are older than the
+/// misfire window (30 s). With the Python package's 60 s, 26 of them
+/// were never fired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_scheduler_leader_loses_and_doubles_no_boundary_with_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lead.db");
+    let h = Honker::open(&db).unwrap();
+    let watch = honker_actors::core::open(&db).unwrap();
+    let mut s = honker_actors::core::ScheduleSpec::new("tick", "mp", "@every 1s", "{}");
+    s.zone = Some("UTC".into());
+    honker_actors::core::register_schedule(&watch, &s).unwrap();
+    let mut leader = ChildGuard::spawn(child("lead", &db).stdout(Stdio::piped()));
+    let lines = leader.stdout_lines();
+    assert_eq!(
+        lines.next_within(Duration::from_secs(30)).as_deref(),
+        Some("leading")
+    );
+    // A follower with the defaults.
+    let follower = WorkerPool::builder(&h)
+        .register(record)
+        .scheduler(true)
+        .start()
+        .await
+        .unwrap();
+    let boundaries = || -> Vec<i64> {
+        let mut stmt = watch
+            .prepare("SELECT boundary FROM _honker_schedule_runs ORDER BY boundary")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    assert!(eventually(Duration::from_secs(10), async || boundaries().len() >= 2).await);
+    leader.kill(); // SIGKILL
+    let killed_at: i64 = watch
+        .query_row("SELECT unixepoch()", [], |r| r.get(0))
+        .unwrap();
+    // The follower leads within the default TTL, and goes on firing.
+    assert!(
+        eventually(Duration::from_secs(40), async || {
+            boundaries().last().is_some_and(|b| *b >= killed_at + 20)
+        })
+        .await,
+        "the follower fires the boundaries after the leader died: {:?}",
+        boundaries()
+    );
+    let holder = honker_actors::core::lock_holder(&watch, "honker-scheduler").unwrap();
+    assert_eq!(holder.map(|h| h.0).as_deref(), Some(follower.worker_id()));
+    follower.shutdown().await.unwrap();
+    let b = boundaries();
+    let distinct: std::collections::BTreeSet<_> = b.iter().collect();
+    assert_eq!(distinct.len(), b.len(), "a boundary fired twice: {b:?}");
+    assert!(
+        b.windows(2).all(|w| w[1] == w[0] + 1),
+        "a boundary was lost across the takeover: {b:?}"
+    );
+}

@@ -78,6 +78,7 @@ fn main() {
         }
         "churn" => churn(db),
         "pool" | "long" => runtime(cmd, db),
+        "lead" => lead(db),
         "listen" => listen_pool(db),
         "uniq" => uniq(db),
         "cron-next" => cron_next(db),
@@ -292,6 +293,33 @@ fn runtime(cmd: &str, db: &str) -> honker_core::Result<()> {
         }
         pool.shutdown().await.map_err(into_core)?;
         println!("drained");
+        Ok(())
+    })
+}
+
+/// A pool that fires the file's schedules with the default settings;
+/// prints `leading` once it holds the scheduler lock, then runs until
+/// killed.
+fn lead(db: &str) -> honker_core::Result<()> {
+    let rt = tokio_runtime();
+    rt.block_on(async {
+        let honker = honker_actors::Honker::open(db).map_err(into_core)?;
+        let pool = honker_actors::WorkerPool::builder(&honker)
+            .register(record)
+            .scheduler(true)
+            .start()
+            .await
+            .map_err(into_core)?;
+        let conn = honker_core::open(db)?;
+        loop {
+            let holder = honker_core::lock_holder(&conn, "honker-scheduler")?;
+            if holder.is_some_and(|(owner, _)| owner == pool.worker_id()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        println!("leading");
+        std::future::pending::<()>().await;
         Ok(())
     })
 }
