@@ -1,8 +1,9 @@
 //! The scheduler actor: fires the file's schedules while it leads.
 //!
 //! Leadership is the named lock `honker-scheduler` (held 15 s unrenewed
-//! by a pool, 60 s by the Python package's scheduler), so among every scheduler on the file (pools of
-//! any process, Python's `Scheduler`) exactly one fires at a time. The
+//! by a pool, 60 s by the Python package's scheduler), so among every
+//! scheduler on the file (pools of any process, Python's `Scheduler`)
+//! exactly one fires at a time. The
 //! leader renews the lock every third of its TTL and stands down when a
 //! renewal fails; a follower tries to take it at every tick, so a new
 //! leader takes over within the TTL of a leader that died. Boundaries are

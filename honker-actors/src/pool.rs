@@ -113,7 +113,7 @@ impl WorkerPoolBuilder {
     /// Also fire the file's schedules (`honker_core::register_schedule`,
     /// or Python's `Scheduler.add`) while this pool leads: among every
     /// scheduler on the file, Rust or Python, the one holding the lock
-    /// [`SCHEDULER_LOCK`](crate::SCHEDULER_LOCK) (TTL 60 s, as Python's)
+    /// [`SCHEDULER_LOCK`](crate::SCHEDULER_LOCK) (TTL 15 s; Python's 60 s)
     /// fires each boundary, once. Off by default, on when a registered job
     /// has a schedule (`#[job(cron = ..)]`); `false` keeps it off even then
     /// (the schedules are still registered, for other pools to fire).
