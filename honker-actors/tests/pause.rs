@@ -25,7 +25,7 @@ async fn a_pause_stops_the_start_of_jobs_a_busy_pool_prefetched() {
     }
     let pool = WorkerPool::builder(&h)
         .register(slow_job)
-        .concurrency(2)
+        .concurrency(1)
         .start()
         .await
         .unwrap();
