@@ -6,11 +6,10 @@
 //! It runs beside the workers, so a long job never blocks its own
 //! heartbeat.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::collections::HashMap;
 
 use honker_core::{ClaimGone, Lease};
 use ractor::{Actor, ActorProcessingErr, ActorRef};

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, honker};
+use common::{eventually, honker, unix_ms};
 use honker_actors::core::rusqlite;
 use honker_actors::testing::wait_until_drained;
 use honker_actors::{job, EnqueueOptions, Error, Job, JobContext, JobError, WorkerPool};
@@ -149,13 +149,7 @@ async fn a_requeued_job_claimed_again_is_never_completed_by_its_earlier_run() {
         .await
         .unwrap();
     let q = h.queue("requeued");
-    let dead =
-        eventually(Duration::from_secs(30), async || {
-            q.list_dead(10, 0).await.unwrap().iter().any(|d| {
-                d.id == id && d.last_error.as_deref() == Some("the second run's own outcome")
-            })
-        })
-        .await;
+    let dead = dies_with(&q, id, "the second run's own outcome").await;
     pool.shutdown().await.unwrap();
     assert!(
         dead,
@@ -237,7 +231,7 @@ async fn a_late_ack_of_an_earlier_claim_never_completes_the_job_claimed_again() 
     let c = foreign(&h);
     c.execute_batch("BEGIN IMMEDIATE").unwrap();
     // The timer's cycle is now waiting for the lock.
-    let until_due = (due * 1000 + 300) - unix_ms();
+    let until_due = (i128::from(due) * 1000 + 300) - unix_ms() as i128;
     tokio::time::sleep(Duration::from_millis(until_due.max(0) as u64)).await;
     // The first run ends: its ack goes in the next cycle, behind it.
     STALE_ACK_FINISH.store(true, Ordering::SeqCst);
@@ -246,13 +240,7 @@ async fn a_late_ack_of_an_earlier_claim_never_completes_the_job_claimed_again() 
     assert!(honker_actors::core::requeue_dead(&c, id).unwrap());
     c.execute_batch("COMMIT").unwrap();
     let q = h.queue("stale_ack");
-    let dead =
-        eventually(Duration::from_secs(20), async || {
-            q.list_dead(10, 0).await.unwrap().iter().any(|d| {
-                d.id == id && d.last_error.as_deref() == Some("the second run's own outcome")
-            })
-        })
-        .await;
+    let dead = dies_with(&q, id, "the second run's own outcome").await;
     pool.shutdown().await.unwrap();
     assert!(
         dead,
@@ -263,11 +251,16 @@ async fn a_late_ack_of_an_earlier_claim_never_completes_the_job_claimed_again() 
     assert_eq!(STALE_ACK_RUNS.load(Ordering::SeqCst), 2);
 }
 
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+/// Whether job `id` of `q` reaches dead with `error` (within 30 s).
+async fn dies_with(q: &honker_actors::Queue, id: i64, error: &str) -> bool {
+    eventually(Duration::from_secs(30), async || {
+        q.list_dead(10, 0)
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.id == id && d.last_error.as_deref() == Some(error))
+    })
+    .await
 }
 
 /// A write right after the file was replaced (a restore, a `mv`) went to

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{eventually, honker};
+use common::{eventually, honker, unix_ms};
 use honker_actors::{job, JobError, WorkerPool};
 
 static STARTED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
@@ -58,14 +58,6 @@ async fn a_pause_stops_the_start_of_jobs_a_busy_pool_prefetched() {
         "resumed without a new enqueue"
     );
     pool.shutdown().await.unwrap();
-}
-
-/// Unix milliseconds now.
-fn unix_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
 }
 
 static LIMITED_STARTS: Mutex<Vec<u128>> = Mutex::new(Vec::new());

@@ -37,7 +37,7 @@ use crate::job::{JobOptions, RunResult};
 pub(crate) type SharedLeases = Arc<Mutex<HashSet<Fence>>>;
 
 /// A claim and the queue of its job.
-pub(crate) type LeaseIn = (Fence, &'static str);
+pub(crate) type FenceIn = (Fence, &'static str);
 
 /// What a pool's writes name one claim by: its lease (job id and the
 /// attempt number the claim set) and the worker string the claim wrote,
@@ -53,12 +53,20 @@ pub(crate) struct Fence {
 }
 
 impl Fence {
-    /// The fence of a claimed row, as its claim returned it.
-    pub(crate) fn of(job: &ClaimedJob) -> Fence {
+    /// The fence of `job`, claimed by a cycle that wrote `worker` (one
+    /// string shared by every claim of the cycle).
+    pub(crate) fn new(worker: &Arc<str>, job: &ClaimedJob) -> Fence {
+        debug_assert_eq!(&**worker, job.worker_id, "the claim's own worker string");
         Fence {
-            worker: Arc::from(job.worker_id.as_str()),
+            worker: worker.clone(),
             lease: job.lease(),
         }
+    }
+
+    /// The fence of a claimed row, as its claim returned it.
+    #[cfg(test)]
+    pub(crate) fn of(job: &ClaimedJob) -> Fence {
+        Fence::new(&Arc::from(job.worker_id.as_str()), job)
     }
 }
 
@@ -229,20 +237,22 @@ impl ClaimBook {
     /// `kind`: it waits for a worker.
     #[cfg(test)]
     pub(crate) fn claimed(&mut self, job: ClaimedJob, queue: &'static str, kind: &'static str) {
-        self.claimed_until(job, queue, kind, None);
+        let fence = Fence::of(&job);
+        self.claimed_until(job, fence, queue, kind, None);
     }
 
-    /// [`Self::claimed`], for a job that must start before unix second
-    /// `start_before` (its queue's rate limit counted it in a window that
-    /// ends then): it waits ahead of the buffer.
+    /// A cycle claimed `job` (under `fence`) from `queue`, to be run by the
+    /// registered job `kind`: it waits for a worker. With `start_before`
+    /// (its queue's rate limit counted it in a window that ends at that
+    /// unix second), it waits ahead of the buffer and must start before.
     pub(crate) fn claimed_until(
         &mut self,
         job: ClaimedJob,
+        fence: Fence,
         queue: &'static str,
         kind: &'static str,
         start_before: Option<i64>,
     ) {
-        let fence = Fence::of(&job);
         self.lock_held().insert(fence.clone());
         *self.per_queue.entry(queue).or_default() += 1;
         self.next_run += 1;
@@ -387,7 +397,7 @@ impl ClaimBook {
     /// The heartbeat found these claims lost. Ready jobs are dropped
     /// (returned with their queue); running jobs are told to stop, and
     /// their outcome will not be written (returned in the second list).
-    pub(crate) fn lost(&mut self, fences: &[Fence]) -> (Vec<LeaseIn>, Vec<LeaseIn>) {
+    pub(crate) fn lost(&mut self, fences: &[Fence]) -> (Vec<FenceIn>, Vec<FenceIn>) {
         let set: HashSet<&Fence> = fences.iter().collect();
         let mut dropped = Vec::new();
         let mut kept = VecDeque::with_capacity(self.ready.len());

@@ -37,6 +37,8 @@ const MAX_CYCLES_IN_FLIGHT: usize = 2;
 #[derive(Clone)]
 pub(crate) struct Sent {
     outcomes: Vec<Outcome>,
+    /// The worker string its claims wrote (shared by their fences).
+    worker: Arc<str>,
     plan: ClaimPlan,
     /// `wake_seq` when it started.
     seq: u64,
@@ -204,15 +206,16 @@ impl SupervisorState {
             self.sweep_due = false;
             self.last_housekeeping = Some(Instant::now());
         }
-        let sent = Arc::new(Sent {
-            outcomes: std::mem::take(&mut self.pending),
-            plan,
-            seq: self.wake_seq,
-        });
         // Each cycle's claims write a worker string of their own, so no
         // two claims of a row share a fence (see `book::Fence`).
         self.cycles_started += 1;
-        let worker_id = format!("{}#{}", self.args.worker_id, self.cycles_started);
+        let worker: Arc<str> = format!("{}#{}", self.args.worker_id, self.cycles_started).into();
+        let sent = Arc::new(Sent {
+            outcomes: std::mem::take(&mut self.pending),
+            worker,
+            plan,
+            seq: self.wake_seq,
+        });
         let visibility = self.args.visibility;
         let queues = self.queues.clone();
         let me = myself.clone();
@@ -222,7 +225,7 @@ impl SupervisorState {
                 cycle::run_cycle(
                     c,
                     &Cycle {
-                        worker_id: &worker_id,
+                        worker_id: &for_writer.worker,
                         outcomes: &for_writer.outcomes,
                         plan: &for_writer.plan,
                         visibility,
@@ -376,7 +379,7 @@ impl SupervisorState {
                     Route::Run(handler) => handler.name(),
                     Route::Dead(_) => UNROUTED,
                 };
-                let fence = Fence::of(&job);
+                let fence = Fence::new(&sent.worker, &job);
                 self.pending.push(Outcome::Release { fence, queue, kind });
                 continue;
             }
@@ -385,7 +388,7 @@ impl SupervisorState {
                 Route::Dead(error) => {
                     // Never run by a handler it was not written for.
                     self.pending.push(Outcome::Fail {
-                        fence: Fence::of(&job),
+                        fence: Fence::new(&sent.worker, &job),
                         queue,
                         kind: UNROUTED,
                         error,
@@ -398,7 +401,9 @@ impl SupervisorState {
                 .iter()
                 .find(|(q, _)| *q == queue)
                 .map(|(_, end)| *end);
-            self.book.claimed_until(job, queue, kind, start_before);
+            let fence = Fence::new(&sent.worker, &job);
+            self.book
+                .claimed_until(job, fence, queue, kind, start_before);
         }
         self.paused_seen(out.paused, true);
         self.dispatch_ready();

@@ -29,6 +29,14 @@ pub async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bo
     false
 }
 
+/// Unix time now, in milliseconds.
+pub fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
 /// How many times each argument ran: a job's handler records into it, a
 /// test reads it (exactly-once checks).
 pub struct RunCounts(std::sync::Mutex<Option<std::collections::HashMap<u32, u32>>>);

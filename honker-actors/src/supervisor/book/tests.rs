@@ -572,9 +572,9 @@ fn a_rate_limited_job_waits_ahead_of_the_buffer_and_never_starts_after_its_windo
     // A buffer of higher priority, then two jobs whose rate window ends
     // at second 10: they go first, in claim order.
     b.claimed(with(1, 9), "q", "k");
-    b.claimed_until(with(2, 0), "lim", "k", Some(10));
+    b.claimed_until(with(2, 0), fence(2, 1, 1), "lim", "k", Some(10));
     b.claimed(with(3, 5), "q", "k");
-    b.claimed_until(with(4, 0), "lim", "k", Some(10));
+    b.claimed_until(with(4, 0), fence(4, 1, 1), "lim", "k", Some(10));
     let order: Vec<i64> = b.ready.iter().map(|r| r.job.id).collect();
     assert_eq!(order, [2, 4, 1, 3]);
     // Started within its window (second 9): taken, and handed back it
