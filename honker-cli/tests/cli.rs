@@ -714,6 +714,25 @@ fn bad_input_is_refused_with_a_clear_message_and_nothing_written() {
     let pl = plain.display().to_string();
     fails(&["stats", &pl], "without the honker tables");
     fails(&["enqueue", &pl, "q", "1"], "without the honker tables");
+    // Another program's WAL file at rest: refused by every kind of
+    // command, and nothing made beside it.
+    let wal = dir.path().join("theirs.db");
+    let c = Connection::open(&wal).unwrap();
+    c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t(x)")
+        .unwrap();
+    drop(c);
+    let w = wal.display().to_string();
+    let beside = |s: &str| dir.path().join(format!("theirs.db{s}")).exists();
+    assert!(!beside("-wal") && !beside("-shm"), "at rest");
+    fails(&["stats", &w], "without the honker tables");
+    fails(&["pause", &w, "q"], "without the honker tables");
+    fails(&["enqueue", &w, "q", "1"], "without the honker tables");
+    fails(&["dead", &w, "retry", "--all"], "without the honker tables");
+    fails(&["web", &w, "--read-only"], "without the honker tables");
+    assert!(
+        !beside("-wal") && !beside("-shm"),
+        "a refused command left a file beside theirs"
+    );
     fails(
         &["stats", &dir.path().display().to_string()],
         "not a SQLite database",

@@ -141,8 +141,10 @@ fn uri_path(path: &Path) -> String {
 pub fn open_existing(path: impl AsRef<Path>) -> Result<Connection> {
     let path = path.as_ref();
     must_exist(path)?;
-    // Looked at read-only first: the checks must not write either.
-    drop(open_read_only(path)?);
+    // Looked at first, creating nothing: a file refused (not a database,
+    // not honker's) is left exactly as it was, with no `-wal` or `-shm`
+    // beside it.
+    drop(open_snapshot(path)?);
     crate::open(path)
 }
 

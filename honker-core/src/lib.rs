@@ -34,6 +34,7 @@ mod enqueue;
 mod error;
 mod existing;
 mod file_identity;
+mod file_stamp;
 mod health;
 mod job;
 mod kernel_wake;

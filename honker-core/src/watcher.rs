@@ -15,6 +15,12 @@
 //! missed. Elsewhere it polls every `interval`; an idle poller backs off:
 //! a second after the last change it polls at twice the interval, and the
 //! first change brings it back to the full rate.
+//!
+//! A read-only watcher ([`Watcher::read_only`]) holds no connection: it
+//! follows the sizes and modification times of the file and its `-wal`
+//! (the same wake-ups, a `stat` for each look), so it creates nothing
+//! beside a file at rest and never keeps a writer's last close from
+//! removing the `-wal` and `-shm`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::file_stamp::{Stamp, Stamped};
 use crate::kernel_wake::{KernelWake, Stopper, Woke};
 use crate::{DoublingDelay, Error, FileIdentity, Listeners, Listening, Result};
 
@@ -143,9 +150,14 @@ impl Watcher {
         Self::spawn(path.as_ref(), interval, false)
     }
 
-    /// [`Watcher::with_interval`] on a read-only connection, for a process
-    /// that must never write the file: when the last connection to a WAL
-    /// database closes, a writable one folds the WAL into the file.
+    /// [`Watcher::with_interval`] for a process that must never write the
+    /// file, and must leave nothing beside it: no connection at all. It
+    /// follows the sizes and modification times of the file and its
+    /// `-wal`, so it signals every commit, and now and then a write that
+    /// was not one (WAL frames not yet committed); once more shortly after
+    /// each change, so a reader woken by the frames' write also sees their
+    /// commit. A read-only connection would make a `-wal` and `-shm`
+    /// beside a file at rest and could not remove them.
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
@@ -165,13 +177,23 @@ impl Watcher {
                 "watch interval must be positive".into(),
             ));
         }
-        let conn = open_watch_connection(&path, read_only)?;
         // Read the baseline before returning, so every commit after
         // `start` returns is seen.
-        let baseline = data_version(&conn).map_err(|source| Error::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let probe = if read_only {
+            if !path.is_file() {
+                return Err(Error::NoSuchFile { path });
+            }
+            let files = Stamped::new(&path);
+            let stamp = files.stamp();
+            Probe::Stamp(files, stamp)
+        } else {
+            let conn = open_watch_connection(&path)?;
+            let baseline = data_version(&conn).map_err(|source| Error::Open {
+                path: path.clone(),
+                source,
+            })?;
+            Probe::Version(conn, baseline)
+        };
         let shared = Arc::new(Shared {
             subscribers: Listeners::default(),
             stop: AtomicBool::new(false),
@@ -199,12 +221,15 @@ impl Watcher {
         let thread = std::thread::Builder::new()
             .name("honker-watcher".into())
             .spawn(move || {
-                let how = Wait {
-                    interval,
-                    kernel,
-                    read_only,
-                };
-                poll_loop(conn, baseline, file, how, &thread_shared);
+                let how = Wait { interval, kernel };
+                match probe {
+                    Probe::Version(conn, baseline) => {
+                        poll_loop(conn, baseline, file, how, &thread_shared);
+                    }
+                    Probe::Stamp(files, stamp) => {
+                        stamp_loop(&files, stamp, file, how, &thread_shared);
+                    }
+                }
             })
             .map_err(|source| Error::Spawn {
                 what: "watcher",
@@ -424,24 +449,26 @@ impl Subscription {
     }
 }
 
-fn open_watch_connection(path: &Path, read_only: bool) -> Result<Connection> {
+/// What a watcher looks at, with its baseline.
+enum Probe {
+    /// `PRAGMA data_version` on a connection of its own.
+    Version(Connection, i64),
+    /// The file's and its `-wal`'s sizes and times, no connection.
+    Stamp(Stamped, Stamp),
+}
+
+fn open_watch_connection(path: &Path) -> Result<Connection> {
     if !path.exists() {
         return Err(Error::Open {
             path: path.to_path_buf(),
             source: rusqlite::Error::InvalidPath(path.to_path_buf()),
         });
     }
-    let mode = if read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-    };
-    let conn = Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(
-        |source| Error::Open {
-            path: path.to_path_buf(),
-            source,
-        },
-    )?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
     // Never wait for a lock inside the poll: a busy look is retried next tick.
     conn.busy_timeout(Duration::ZERO).map_err(Error::from)?;
     Ok(conn)
@@ -480,8 +507,6 @@ fn is_transient(e: &rusqlite::Error) -> bool {
 /// How the watcher thread waits between looks.
 struct Wait {
     interval: Duration,
-    /// Reconnect read-only.
-    read_only: bool,
     /// Kernel notifications; `None`: poll every `interval`.
     kernel: Option<KernelWake>,
 }
@@ -553,7 +578,7 @@ fn poll_loop(
                     shared.notify();
                 }
             },
-            None if now >= next_reopen => match open_watch_connection(&path, how.read_only)
+            None if now >= next_reopen => match open_watch_connection(&path)
                 .and_then(|c| data_version(&c).map(|v| (c, v)).map_err(Error::from))
             {
                 Ok((c, v)) => {
@@ -574,6 +599,44 @@ fn poll_loop(
             shared.set_error(format!(
                 "database file {} was {} while in use; \
                  connections opened before still see the old file",
+                path.display(),
+                change.as_str()
+            ));
+        }
+    }
+}
+
+/// The read-only watcher's loop: a `stat` of the file and its `-wal` for
+/// each look. A change signals at once, and once more at the next look
+/// (a reader woken by WAL frames' write may have looked before their
+/// commit was published).
+fn stamp_loop(
+    files: &Stamped,
+    mut last: Stamp,
+    mut file: FileIdentity,
+    mut how: Wait,
+    shared: &Shared,
+) {
+    let path = file.path().to_path_buf();
+    let mut last_change = Instant::now();
+    let mut again = false;
+    while !shared.stop.load(Ordering::Acquire) {
+        how.sleep(last_change.elapsed() >= IDLE_AFTER, again, &path);
+        if shared.stop.load(Ordering::Acquire) {
+            break;
+        }
+        let now = files.stamp();
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+            again = true;
+            shared.notify();
+        } else if std::mem::take(&mut again) {
+            shared.notify();
+        }
+        if let Some(change) = file.check() {
+            shared.set_error(format!(
+                "database file {} was {} while watched",
                 path.display(),
                 change.as_str()
             ));

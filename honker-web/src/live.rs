@@ -151,7 +151,7 @@ impl Live {
             return;
         }
         let history = Arc::downgrade(&self.history);
-        let reader = reader.fresh();
+        let reader = reader.clone();
         let me = self.clone_for_sampler();
         tokio::spawn(async move {
             loop {

@@ -290,3 +290,47 @@ async fn a_dashboard_limited_to_its_host_names_refuses_others() {
         .unwrap();
     assert_eq!(two.status(), StatusCode::MISDIRECTED_REQUEST);
 }
+
+/// A read-only dashboard on a file at rest looks without leaving anything
+/// beside it: no `-wal` or `-shm` while it serves pages, after it is
+/// dropped, or after another program wrote the file and closed (its last
+/// close removes them; a connection the dashboard held would have kept
+/// them). It still shows what that program wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_dashboard_leaves_nothing_beside_a_file_at_rest() {
+    let f = fixture();
+    let Fixture { _dir, path, c, .. } = f;
+    drop(c);
+    let side = |s: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(s);
+        std::path::PathBuf::from(p).exists()
+    };
+    let at_rest = |what: &str| {
+        assert!(!side("-wal") && !side("-shm"), "{what}: a file beside it");
+    };
+    at_rest("before");
+    let app = nested(honker_web::Dashboard::open_read_only(&path).unwrap());
+    for uri in [
+        "/ops",
+        "/ops/queues/emails?state=dead",
+        "/ops/dead",
+        "/ops/schedules",
+    ] {
+        let (status, _) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    at_rest("while it serves pages");
+    // Another program writes and closes.
+    let other = honker_core::open(&path).unwrap();
+    honker_core::enqueue(&other, "later", "{}", &Default::default()).unwrap();
+    let (_, page) = get(&app, "/ops").await;
+    assert!(page.contains("later"), "the new queue is shown");
+    drop(other);
+    at_rest("after the other program closed");
+    let (_, page) = get(&app, "/ops").await;
+    assert!(page.contains("later"));
+    drop(app);
+    at_rest("after");
+}
