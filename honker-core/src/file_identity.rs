@@ -147,6 +147,22 @@ mod tests {
     }
 
     #[test]
+    fn a_look_now_sees_what_the_rate_limited_look_does_not_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        std::fs::write(&path, b"one").unwrap();
+        let mut file = FileIdentity::new(&path, Duration::from_secs(3600));
+        assert_eq!(file.check(), None);
+        assert_eq!(file.check_now(), None, "the same file");
+        let other = dir.path().join("b.db");
+        std::fs::write(&other, b"two").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        assert_eq!(file.check(), None, "not looked at again for an hour");
+        assert_eq!(file.check_now(), Some(FileChange::Replaced));
+        assert_eq!(file.check(), Some(FileChange::Replaced), "and from then on");
+    }
+
+    #[test]
     fn a_file_deleted_then_made_anew_is_reported_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
