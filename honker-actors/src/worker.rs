@@ -38,6 +38,7 @@ use crate::clock::unix_now;
 use crate::job::{ErasedJob, RunResult};
 use crate::supervisor::{RunId, SupervisorMsg};
 use crate::writer::panic_message;
+use crate::context::JobSignals;
 use crate::JobContext;
 
 pub(crate) struct Worker;
@@ -215,13 +216,24 @@ fn unstarted(waiting: &mut VecDeque<Assignment>) -> Vec<(RunId, ClaimedJob)> {
 /// Whether a job that waited (in the mailbox, or behind others of its
 /// batch) should start.
 fn still_wanted(a: &Assignment) -> bool {
-    let s = &a.ctx.signals;
+    wanted_at(&a.ctx.signals, a.job.expires_at, a.start_before, unix_now())
+}
+
+/// Whether a job with `signals` may start at unix second `now`: not told
+/// to stop, abort or hold back, its claim not lost, not expired, and
+/// within the rate-limit window that counted it.
+fn wanted_at(
+    s: &JobSignals,
+    expires_at: Option<i64>,
+    start_before: Option<i64>,
+    now: i64,
+) -> bool {
     !s.stop.is_raised()
         && !s.abort.is_raised()
         && !s.claim_lost.load(Ordering::Acquire)
         && !s.held_back.load(Ordering::Acquire)
-        && a.job.expires_at.is_none_or(|e| e > unix_now())
-        && a.start_before.is_none_or(|e| e > unix_now())
+        && expires_at.is_none_or(|e| e > now)
+        && start_before.is_none_or(|e| e > now)
 }
 
 /// Run one job; `Err` with its run and the message when its handler
@@ -270,4 +282,34 @@ async fn run_one(a: Assignment) -> Result<Report, (RunId, String)> {
         result,
         elapsed: started.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiting_job_starts_only_while_wanted() {
+        let fresh = JobSignals::default;
+        assert!(wanted_at(&fresh(), None, None, 100));
+        // Expiry and the rate window: wanted up to the second before.
+        assert!(wanted_at(&fresh(), Some(101), Some(101), 100));
+        assert!(!wanted_at(&fresh(), Some(100), None, 100), "expired");
+        assert!(!wanted_at(&fresh(), None, Some(100), 100), "window over");
+        assert!(wanted_at(&fresh(), Some(101), None, 100));
+        assert!(wanted_at(&fresh(), None, Some(101), 100));
+        // Each signal alone holds it back.
+        let s = fresh();
+        s.stop.raise();
+        assert!(!wanted_at(&s, None, None, 100), "stopping");
+        let s = fresh();
+        s.abort.raise();
+        assert!(!wanted_at(&s, None, None, 100), "aborted");
+        let s = fresh();
+        s.claim_lost.store(true, Ordering::Release);
+        assert!(!wanted_at(&s, None, None, 100), "claim lost");
+        let s = fresh();
+        s.held_back.store(true, Ordering::Release);
+        assert!(!wanted_at(&s, None, None, 100), "paused");
+    }
 }
