@@ -35,10 +35,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 
 use crate::clock::unix_now;
+use crate::context::JobSignals;
 use crate::job::{ErasedJob, RunResult};
 use crate::supervisor::{RunId, SupervisorMsg};
 use crate::writer::panic_message;
-use crate::context::JobSignals;
 use crate::JobContext;
 
 pub(crate) struct Worker;
@@ -222,12 +222,7 @@ fn still_wanted(a: &Assignment) -> bool {
 /// Whether a job with `signals` may start at unix second `now`: not told
 /// to stop, abort or hold back, its claim not lost, not expired, and
 /// within the rate-limit window that counted it.
-fn wanted_at(
-    s: &JobSignals,
-    expires_at: Option<i64>,
-    start_before: Option<i64>,
-    now: i64,
-) -> bool {
+fn wanted_at(s: &JobSignals, expires_at: Option<i64>, start_before: Option<i64>, now: i64) -> bool {
     !s.stop.is_raised()
         && !s.abort.is_raised()
         && !s.claim_lost.load(Ordering::Acquire)

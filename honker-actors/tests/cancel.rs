@@ -127,3 +127,54 @@ async fn a_handler_that_ignores_its_cancel_is_dropped_after_the_grace_period() {
     assert_eq!(status.workers, 1);
     pool.shutdown().await.unwrap();
 }
+
+static BYSTANDER_SAW: Mutex<Vec<(u32, StopReason)>> = Mutex::new(Vec::new());
+static BYSTANDERS_UP: Mutex<Vec<i64>> = Mutex::new(Vec::new());
+
+#[job(queue = "bystanders")]
+async fn bystander(ctx: JobContext, n: u32) -> Result<(), JobError> {
+    BYSTANDERS_UP.lock().unwrap().push(ctx.id());
+    let why = ctx.stopping().await;
+    BYSTANDER_SAW.lock().unwrap().push((n, why));
+    Err(JobError::retry("stopped"))
+}
+
+/// A cancel is told to the cancelled run alone: another run going at the
+/// same time, stopped later by the shutdown, hears `Shutdown`, not
+/// `Cancelled`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_is_told_to_its_own_run_alone() {
+    let (_d, h) = honker();
+    let cancelled = bystander::enqueue(&h, 1).await.unwrap().id();
+    bystander::enqueue(&h, 2).await.unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(bystander)
+        .concurrency(2)
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), async || BYSTANDERS_UP
+            .lock()
+            .unwrap()
+            .len()
+            == 2)
+        .await
+    );
+    h.queue("bystanders").cancel(cancelled).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), async || !BYSTANDER_SAW
+            .lock()
+            .unwrap()
+            .is_empty())
+        .await
+    );
+    pool.shutdown().await.unwrap();
+    let mut saw = BYSTANDER_SAW.lock().unwrap().clone();
+    saw.sort_by_key(|(n, _)| *n);
+    assert_eq!(
+        saw,
+        [(1, StopReason::Cancelled), (2, StopReason::Shutdown)],
+        "each run hears its own reason"
+    );
+}

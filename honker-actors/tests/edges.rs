@@ -304,6 +304,52 @@ async fn the_first_write_after_the_file_is_replaced_is_refused_not_told_ok() {
     }
 }
 
+static STUBBORN_UP: AtomicBool = AtomicBool::new(false);
+#[job(queue = "stubborn")]
+async fn stubborn(_a: Args) -> Result<(), JobError> {
+    STUBBORN_UP.store(true, Ordering::SeqCst);
+    // Blocks its thread: neither the stop, nor the abort, can drop it.
+    std::thread::sleep(Duration::from_secs(4));
+    Ok(())
+}
+
+/// A handler that ignores even the abort (it blocks its thread) does not
+/// hold its claim: after the grace and the abort grace the claim is given
+/// back, attempt unburned, and its late `Ok` is not written. (The
+/// shutdown returns once the blocked runtime thread is free again: here,
+/// when the handler returns.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_ignores_the_abort_is_given_back_and_the_shutdown_ends() {
+    let (_d, h) = honker();
+    let id = stubborn::enqueue(&h, Args { n: 1 }).await.unwrap().id();
+    let pool = WorkerPool::builder(&h)
+        .register(stubborn)
+        .concurrency(1)
+        .shutdown_timeout(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), async || STUBBORN_UP
+            .load(Ordering::SeqCst))
+        .await
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(20), pool.shutdown()).await;
+    assert!(matches!(ended, Ok(Ok(()))), "the shutdown ended: {ended:?}");
+    let job = h
+        .queue("stubborn")
+        .get_job(id)
+        .await
+        .unwrap()
+        .expect("still live");
+    assert_eq!(
+        job.state,
+        honker_actors::core::JobState::Pending,
+        "given back"
+    );
+    assert_eq!(job.attempts, 0, "its attempt unburned");
+}
+
 // ------------------------------------------------------------ 2. rolled-back groups
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

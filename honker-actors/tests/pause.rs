@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{eventually, honker, unix_ms};
-use honker_actors::{job, JobError, WorkerPool};
+use honker_actors::{job, JobContext, JobError, WorkerPool};
 
 static STARTED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
@@ -62,15 +62,26 @@ async fn a_pause_stops_the_start_of_jobs_a_busy_pool_prefetched() {
 
 static LIMITED_STARTS: Mutex<Vec<u128>> = Mutex::new(Vec::new());
 
+/// (second of the claim, second of the start) of each limited job.
+static LIMITED_LATE: Mutex<Vec<(i64, i64)>> = Mutex::new(Vec::new());
+
 #[job(queue = "limited")]
-async fn limited_job(_n: u32) -> Result<(), JobError> {
-    LIMITED_STARTS.lock().unwrap().push(unix_ms());
+async fn limited_job(ctx: JobContext, _n: u32) -> Result<(), JobError> {
+    let started = unix_ms();
+    LIMITED_STARTS.lock().unwrap().push(started);
+    // The claim's second: its deadline less the visibility timeout.
+    let row = ctx.honker().queue("limited").get_job(ctx.id()).await;
+    if let Ok(Some(row)) = row {
+        let claimed = row.claim_expires_at.unwrap_or(0) - 300;
+        let started = i64::try_from(started / 1000).unwrap_or(i64::MAX);
+        LIMITED_LATE.lock().unwrap().push((claimed, started));
+    }
     Ok(())
 }
 
 #[job(queue = "urgent", priority = 9)]
 async fn urgent_job(_n: u32) -> Result<(), JobError> {
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     Ok(())
 }
 
@@ -91,7 +102,7 @@ async fn a_rate_limit_holds_for_handler_starts_when_other_queues_take_the_worker
     for n in 0..6 {
         limited_job::enqueue(&h, n).await.unwrap();
     }
-    for n in 0..12 {
+    for n in 0..4 {
         urgent_job::enqueue(&h, n).await.unwrap();
     }
     let pool = WorkerPool::builder(&h)
@@ -116,5 +127,15 @@ async fn a_rate_limit_holds_for_handler_starts_when_other_queues_take_the_worker
         seconds.len(),
         before,
         "two starts of the limited queue in one second: {starts:?}"
+    );
+    // Each started within the window that counted it (the claim's second,
+    // or the next when the count's statement saw the second turn), ahead
+    // of the higher-priority jobs claimed with it.
+    let late = LIMITED_LATE.lock().unwrap().clone();
+    assert_eq!(late.len(), 6);
+    assert!(
+        late.iter()
+            .all(|(claimed, started)| (0..=1).contains(&(started - claimed))),
+        "(claimed, started): {late:?}"
     );
 }
