@@ -103,6 +103,13 @@ impl Queue {
 
     /// Claim up to `n` jobs for `worker_id`.
     ///
+    /// An ack, retry or fail names its claim by `worker_id` and the
+    /// attempt number ([`Lease`]). A job cancelled, requeued with fresh
+    /// attempts and claimed again gets the same attempt number, so a
+    /// caller whose outcomes may be written late should not claim twice
+    /// under one `worker_id` (a pool writes a new one for each claiming
+    /// cycle).
+    ///
     /// Dropping the returned future while the claim is in flight loses
     /// nothing: claims whose caller stopped waiting are given back at once
     /// (attempt unburned).
