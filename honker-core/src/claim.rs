@@ -134,7 +134,7 @@ pub fn claim_counted(
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let got = rows.len();
-            let mut exhausted = 0;
+            let mut moved_any = false;
             for (job, unusable) in rows {
                 let moved = if let Some(why) = unusable {
                     atomically(c, |c| dead_letter_unusable(c, job.id, &why))
@@ -144,7 +144,7 @@ pub fn claim_counted(
                     out.push(job);
                     continue;
                 };
-                exhausted += 1;
+                moved_any = true;
                 match moved {
                     Ok(()) => {}
                     // The whole transaction is gone: nothing here holds.
@@ -157,7 +157,7 @@ pub fn claim_counted(
                 }
             }
             // Refill the slots of dead-lettered rows while candidates remain.
-            if exhausted == 0 || got < want {
+            if !moved_any || got < want {
                 break;
             }
         }
@@ -461,5 +461,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_row_that_cannot_move_to_dead_stays_claimed_and_the_queue_goes_on() {
+        let c = crate::open_in_memory().unwrap();
+        let one = crate::EnqueueOptions::default().max_attempts(1);
+        let stuck = crate::enqueue(&c, "q", "1", &one).unwrap();
+        let fine = crate::enqueue(&c, "q", "2", &crate::EnqueueOptions::default()).unwrap();
+        let vis = Duration::from_secs(60);
+        // Claimed once, its claim lapsed: exhausted, the claim moves it.
+        claim_batch(&c, "q", "w", 1, vis).unwrap();
+        c.execute(
+            "UPDATE _honker_live SET claim_expires_at = unixepoch() - 1 WHERE id = ?1",
+            [stuck],
+        )
+        .unwrap();
+        c.execute_batch(
+            "CREATE TEMP TRIGGER keep BEFORE INSERT ON _honker_dead
+             BEGIN SELECT RAISE(ABORT, 'kept'); END",
+        )
+        .unwrap();
+        let got = claim_batch(&c, "q", "w", 2, vis).unwrap();
+        let ids: Vec<i64> = got.iter().map(|j| j.id).collect();
+        assert_eq!(ids, [fine], "the other row is claimed");
+        assert!(crate::get_job(&c, stuck).unwrap().is_some(), "still live");
+        // Inside a caller's transaction that SQLite rolls back: an error.
+        c.execute(
+            "UPDATE _honker_live SET claim_expires_at = unixepoch() - 1 WHERE id = ?1",
+            [stuck],
+        )
+        .unwrap();
+        c.execute_batch(
+            "DROP TRIGGER keep;
+             CREATE TEMP TRIGGER gone BEFORE INSERT ON _honker_dead
+             BEGIN SELECT RAISE(ROLLBACK, 'gone'); END;
+             BEGIN IMMEDIATE",
+        )
+        .unwrap();
+        assert!(claim_batch(&c, "q", "w", 2, vis).is_err());
+        assert!(c.is_autocommit(), "the caller's transaction is gone");
     }
 }

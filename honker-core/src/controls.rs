@@ -463,4 +463,31 @@ mod tests {
             Err(Error::InvalidQueueName { .. })
         ));
     }
+
+    #[test]
+    fn queue_controls_read_back_what_was_set_and_the_longest_period_is_allowed() {
+        let conn = open_in_memory().unwrap();
+        assert_eq!(
+            queue_controls(&conn, "q").unwrap(),
+            QueueControls::default()
+        );
+        pause_queue(&conn, "q").unwrap();
+        set_max_running(&conn, "q", Some(3)).unwrap();
+        let rate = RateLimit {
+            limit: 7,
+            per: crate::MAX_DURATION,
+        };
+        set_rate_limit(&conn, "q", Some(rate)).unwrap();
+        let c = queue_controls(&conn, "q").unwrap();
+        assert!(c.paused);
+        assert_eq!((c.max_running, c.rate), (Some(3), Some(rate)));
+        let too_long = RateLimit {
+            limit: 7,
+            per: crate::MAX_DURATION + Duration::from_secs(1),
+        };
+        assert!(matches!(
+            set_rate_limit(&conn, "q", Some(too_long)),
+            Err(Error::InvalidOption(_))
+        ));
+    }
 }

@@ -415,4 +415,26 @@ mod tests {
             Err(Error::NotADatabase { .. })
         ));
     }
+
+    #[test]
+    fn a_damaged_database_is_an_open_error_not_called_a_non_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        drop(crate::open(&path).unwrap());
+        // A valid header, then a schema page of garbage.
+        let mut bytes = std::fs::read(&path).unwrap();
+        for b in &mut bytes[100..4096] {
+            *b = 0xFF;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let e = open_snapshot(&path).unwrap_err();
+        assert!(matches!(e, Error::Open { .. }), "{e:?}");
+        assert!(!matches!(e, Error::NotADatabase { .. }));
+        // Bytes that are no database at all are called so.
+        std::fs::write(&path, b"notes, not a database").unwrap();
+        assert!(matches!(
+            open_snapshot(&path).unwrap_err(),
+            Error::NotADatabase { .. }
+        ));
+    }
 }

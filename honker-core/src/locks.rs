@@ -161,4 +161,14 @@ mod tests {
         assert!(try_lock(&conn, "l", "a", Duration::MAX).unwrap());
         assert!(lock_holder(&conn, "l").unwrap().unwrap().1 > 0);
     }
+
+    #[test]
+    fn a_ttl_of_one_second_is_the_shortest_allowed() {
+        let conn = open_in_memory().unwrap();
+        assert!(try_lock(&conn, "l", "a", Duration::from_secs(1)).unwrap());
+        assert!(matches!(
+            try_lock(&conn, "m", "a", Duration::from_millis(999)),
+            Err(Error::InvalidOption(_))
+        ));
+    }
 }

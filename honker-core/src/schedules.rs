@@ -489,4 +489,112 @@ mod tests {
         }
         assert!(list_schedules(&conn).unwrap().is_empty());
     }
+
+    #[test]
+    fn the_misfire_window_is_the_last_30_seconds_and_its_edge_is_on_time() {
+        let conn = open_in_memory().unwrap();
+        register_schedule(&conn, &spec("@every 1s", Misfire::Skip)).unwrap();
+        let now = crate::now(&conn).unwrap();
+        // Boundaries from 31 s ago: the one 31 s ago is missed (skipped);
+        // 30 s ago, the window's edge, and every later one fire.
+        set_next(&conn, now - 31);
+        let fired: Vec<i64> = fire_due(&conn, now)
+            .unwrap()
+            .iter()
+            .map(|f| f.boundary)
+            .collect();
+        assert_eq!(fired, (now - 30..=now).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn one_look_fires_at_most_1000_boundaries_of_a_schedule() {
+        let conn = open_in_memory().unwrap();
+        register_schedule(&conn, &spec("@every 1s", Misfire::All)).unwrap();
+        let now = crate::now(&conn).unwrap();
+        set_next(&conn, now - 1500);
+        assert_eq!(fire_due(&conn, now).unwrap().len(), 1000);
+        assert_eq!(
+            get_schedule(&conn, "s").unwrap().unwrap().next_fire_at,
+            now - 500,
+            "the rest next time"
+        );
+        assert_eq!(fire_due(&conn, now).unwrap().len(), 501);
+    }
+
+    #[test]
+    fn the_soonest_boundary_is_the_earliest_enabled_one() {
+        let conn = open_in_memory().unwrap();
+        assert_eq!(next_fire_at(&conn).unwrap(), None);
+        register_schedule(&conn, &spec("@every 60s", Misfire::Latest)).unwrap();
+        set_next(&conn, 5000);
+        let mut other = spec("@every 60s", Misfire::Latest);
+        other.name = "t".into();
+        register_schedule(&conn, &other).unwrap();
+        conn.execute(
+            "UPDATE _honker_scheduler_tasks SET next_fire_at = 4000 WHERE name = 't'",
+            [],
+        )
+        .unwrap();
+        assert_eq!(next_fire_at(&conn).unwrap(), Some(4000));
+        conn.execute(
+            "UPDATE _honker_scheduler_tasks SET enabled = 0 WHERE name = 't'",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            next_fire_at(&conn).unwrap(),
+            Some(5000),
+            "a paused one waits"
+        );
+    }
+
+    #[test]
+    fn an_expiry_of_200_years_is_the_longest_allowed() {
+        let conn = open_in_memory().unwrap();
+        let mut s = spec("@every 60s", Misfire::Latest);
+        s.expires = Some(crate::MAX_DURATION);
+        register_schedule(&conn, &s).unwrap();
+        s.expires = Some(crate::MAX_DURATION + Duration::from_secs(1));
+        assert!(matches!(
+            register_schedule(&conn, &s),
+            Err(Error::InvalidOption(_))
+        ));
+    }
+
+    #[test]
+    fn a_schedule_that_cannot_fire_is_skipped_unless_the_callers_transaction_is_gone() {
+        let conn = open_in_memory().unwrap();
+        register_schedule(&conn, &spec("@every 60s", Misfire::Latest)).unwrap();
+        let mut other = spec("@every 60s", Misfire::Latest);
+        other.name = "t".into();
+        other.queue = "ok".into();
+        register_schedule(&conn, &other).unwrap();
+        let now = crate::now(&conn).unwrap();
+        conn.execute(
+            "UPDATE _honker_scheduler_tasks SET next_fire_at = ?1",
+            [now],
+        )
+        .unwrap();
+        // Schedule "s" cannot enqueue (a trigger refuses its queue): it
+        // alone is skipped, and tried again next time.
+        conn.execute_batch(
+            "CREATE TEMP TRIGGER no_q BEFORE INSERT ON _honker_live WHEN new.queue = 'q'
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .unwrap();
+        let fired = fire_due(&conn, now).unwrap();
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].schedule, "t");
+        assert_eq!(get_schedule(&conn, "s").unwrap().unwrap().next_fire_at, now);
+        // Inside a caller's transaction that SQLite rolls back: an error.
+        conn.execute_batch(
+            "DROP TRIGGER no_q;
+             CREATE TEMP TRIGGER gone BEFORE INSERT ON _honker_live
+             BEGIN SELECT RAISE(ROLLBACK, 'gone'); END;
+             BEGIN IMMEDIATE",
+        )
+        .unwrap();
+        assert!(fire_due(&conn, now).is_err());
+        assert!(conn.is_autocommit(), "the caller's transaction is gone");
+    }
 }

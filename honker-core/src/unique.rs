@@ -361,4 +361,18 @@ mod tests {
         }
         assert_eq!(crate::queue_stats(&conn, "q").unwrap().pending_due, 0);
     }
+
+    #[test]
+    fn the_longest_key_and_period_allowed_are_accepted() {
+        let conn = open_in_memory().unwrap();
+        assert!(!put(&conn, &Unique::key("k".repeat(1024))).duplicate);
+        let longest = Unique::key("p").period(crate::MAX_DURATION);
+        assert!(!put(&conn, &longest).duplicate);
+        let too_long = Unique::key("p2").period(crate::MAX_DURATION + Duration::from_secs(1));
+        let opts = EnqueueOptions::default().unique(too_long);
+        assert!(matches!(
+            enqueue_outcome(&conn, "q", "1", &opts),
+            Err(Error::InvalidOption(_))
+        ));
+    }
 }

@@ -192,3 +192,23 @@ fn other_keys_beside_the_envelope_are_ignored() {
     let p = r#"{"trace": 1, "__honker_task__": {"task": "t", "args": [1], "kwargs": {}}}"#;
     assert_eq!(task_name(p).unwrap().as_deref(), Some("t"));
 }
+
+#[test]
+fn a_malformed_envelope_says_what_an_envelope_holds_and_null_kwargs_are_none() {
+    let e = read_payload(r#"{"__honker_task__": {"args": []}}"#).unwrap_err();
+    let said = e.to_string();
+    assert!(
+        said.contains(r#"expected {"task": name, "args": [...], "kwargs": {...}}"#)
+            && said.contains("task"),
+        "{said}"
+    );
+    // Python writes `kwargs: null` for none: no keywords, not malformed.
+    let Payload::Task(c) =
+        read_payload(r#"{"__honker_task__": {"task": "t", "args": [1, 2], "kwargs": null}}"#)
+            .unwrap()
+    else {
+        panic!("an envelope")
+    };
+    assert_eq!((c.positional(), c.keywords().unwrap().len()), (2, 0));
+    assert_eq!(c.decode::<(i32, i32)>().unwrap(), (1, 2));
+}
