@@ -139,3 +139,25 @@ async fn a_rate_limit_holds_for_handler_starts_when_other_queues_take_the_worker
         "(claimed, started): {late:?}"
     );
 }
+
+/// What a queue handle sets, it reads back: pause, running limit, rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queues_controls_read_back_what_was_set() {
+    let (_d, h) = honker();
+    let q = h.queue("ctl");
+    assert_eq!(q.controls().await.unwrap(), Default::default());
+    assert!(q.pause().await.unwrap());
+    q.set_max_running(Some(3)).await.unwrap();
+    let rate = honker_actors::core::RateLimit {
+        limit: 5,
+        per: Duration::from_secs(2),
+    };
+    q.set_rate_limit(Some(rate)).await.unwrap();
+    let c = q.controls().await.unwrap();
+    assert!(c.paused);
+    assert_eq!((c.max_running, c.rate), (Some(3), Some(rate)));
+    assert!(q.resume().await.unwrap());
+    q.set_max_running(None).await.unwrap();
+    let c = q.controls().await.unwrap();
+    assert_eq!((c.paused, c.max_running, c.rate), (false, None, Some(rate)));
+}
