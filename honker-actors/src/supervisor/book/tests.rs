@@ -597,3 +597,21 @@ fn a_rate_limited_job_waits_ahead_of_the_buffer_and_never_starts_after_its_windo
     assert_eq!(b.held_in("lim"), 0, "their room is free");
     assert!(!heartbeated(&b).contains(&fence(2, 1, 1)));
 }
+
+#[test]
+fn a_run_handed_back_waits_behind_windowed_jobs_and_ahead_of_its_own_priority() {
+    let mut b = book(4, &[]);
+    let with = |id, priority| ClaimedJob {
+        priority,
+        ..job(id, 1, "q", None)
+    };
+    b.claimed(with(1, 5), "q", "k");
+    let (run, _) = start_next(&mut b);
+    b.claimed_until(with(2, 0), fence(2, 1, 1), "lim", "k", Some(10));
+    b.claimed(with(3, 9), "q", "k");
+    b.claimed(with(4, 5), "q", "k");
+    b.claimed(with(5, 1), "q", "k");
+    assert!(b.unstart(run, with(1, 5)).is_some());
+    let order: Vec<i64> = b.ready.iter().map(|r| r.job.id).collect();
+    assert_eq!(order, [2, 3, 1, 4, 5]);
+}
