@@ -1,4 +1,3 @@
-#![warn(missing_docs)]
 //! Background jobs in your SQLite file, run by actors inside your service.
 //!
 //! Jobs are rows in the application's own database (the honker format,

@@ -226,10 +226,10 @@ impl WorkerPoolBuilder {
             cancel_grace: self.cancel_grace,
             data: self.data,
         };
-        if let Some(ttl) = scheduler {
-            if ttl < Duration::from_secs(3) || ttl > honker_core::MAX_DURATION {
-                return Err(ConfigError::SchedulerLockTtl(ttl).into());
-            }
+        if let Some(ttl) = scheduler
+            && (ttl < Duration::from_secs(3) || ttl > honker_core::MAX_DURATION)
+        {
+            return Err(ConfigError::SchedulerLockTtl(ttl).into());
         }
         let honker = args.honker.clone();
         let (supervisor, join) = Actor::spawn(None, Supervisor, args)
@@ -353,7 +353,7 @@ impl WorkerPool {
     /// pool_task.await.unwrap()?;
     /// # Ok(()) }
     /// ```
-    pub async fn shutdown_on(self, signal: impl std::future::Future<Output = ()>) -> Result<()> {
+    pub async fn shutdown_on(self, signal: impl Future<Output = ()>) -> Result<()> {
         signal.await;
         tracing::info!("shutdown signal: shutting the worker pool down");
         self.shutdown().await

@@ -488,12 +488,10 @@ impl Thread {
         while let Some(w) = writes.pop_front() {
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
             let fault = hook.as_ref().and_then(|h| h(seq));
-            if isolate {
-                if let Err(e) = exec(conn, &ctl.savepoint) {
-                    let e = Arc::new(honker_core::Error::from(e));
-                    w(None, false).finish.send(Err(Error::NotCommitted(e)));
-                    continue;
-                }
+            if isolate && let Err(e) = exec(conn, &ctl.savepoint) {
+                let e = Arc::new(honker_core::Error::from(e));
+                w(None, false).finish.send(Err(Error::NotCommitted(e)));
+                continue;
             }
             self.in_request.store(true, Ordering::Relaxed);
             let Ran { mut result, finish } = w(Some(conn), fault == Some(Fault::Panic));

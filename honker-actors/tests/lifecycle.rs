@@ -573,7 +573,7 @@ async fn batch_edges(_ctx: JobContext, n: u64) -> Result<(), JobError> {
     if n > 0 {
         spin(n);
         tokio::time::sleep(Duration::from_millis(n)).await;
-        assert!(n % 2 == 0, "odd ones panic");
+        assert!(n.is_multiple_of(2), "odd ones panic");
     }
     Ok(())
 }

@@ -479,7 +479,7 @@ fn cancel_pause_resume_and_enqueue_say_what_they_changed() {
         panic!("a task envelope: {}", job.payload)
     };
     assert_eq!(call.name, "send_email");
-    let args: serde_json::Value = call.decode().unwrap();
+    let args: Value = call.decode().unwrap();
     assert_eq!(args, serde_json::json!({"to": "a@b"}));
 
     let raw = json(&["enqueue", &p, "emails", "[1, 2]", "--json"]);

@@ -67,7 +67,7 @@ fn json(args: &[&str]) -> Value {
 }
 
 fn tables(db: &str) -> Vec<String> {
-    let c = honker_core::rusqlite::Connection::open(db).unwrap();
+    let c = rusqlite::Connection::open(db).unwrap();
     let mut s = c
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
         .unwrap();

@@ -143,7 +143,7 @@ impl EnqueueOptions {
 pub(crate) fn ceil_millis(d: Duration) -> i64 {
     let ms = d
         .as_millis()
-        .saturating_add(u128::from(d.subsec_nanos() % 1_000_000 > 0));
+        .saturating_add(u128::from(!d.subsec_nanos().is_multiple_of(1_000_000)));
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 

@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn a_file_without_side_tables_lacks_only_unshared_objects() {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let conn = Connection::open_in_memory().unwrap();
         crate::migrate(&conn).unwrap();
         conn.execute_batch("DROP TABLE _honker_unique; DROP INDEX _honker_live_claim")
             .unwrap();

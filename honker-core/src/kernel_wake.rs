@@ -153,7 +153,7 @@ mod imp {
                 libc::write(
                     self.0.as_raw_fd(),
                     std::ptr::from_ref(&one).cast(),
-                    std::mem::size_of::<u64>(),
+                    size_of::<u64>(),
                 )
             };
         }

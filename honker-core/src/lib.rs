@@ -1,4 +1,3 @@
-#![warn(missing_docs)]
 //! The honker file format and every queue operation.
 //!
 //! Jobs are rows in the application's own SQLite file, in the tables of the

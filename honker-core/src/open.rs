@@ -118,17 +118,15 @@ pub fn migrate(conn: &Connection) -> Result<()> {
             let present = c
                 .prepare(sql::HAS_COLUMN)?
                 .exists(rusqlite::params![table, column])?;
-            if !present {
-                if let Err(e) = c.execute(ddl, []) {
-                    // A peer that does not bootstrap inside a transaction
-                    // may have won the race: judged by the column being
-                    // there now, not by the error's text.
-                    let added_meanwhile = c
-                        .prepare(sql::HAS_COLUMN)?
-                        .exists(rusqlite::params![table, column])?;
-                    if !added_meanwhile {
-                        return Err(e.into());
-                    }
+            if !present && let Err(e) = c.execute(ddl, []) {
+                // A peer that does not bootstrap inside a transaction
+                // may have won the race: judged by the column being
+                // there now, not by the error's text.
+                let added_meanwhile = c
+                    .prepare(sql::HAS_COLUMN)?
+                    .exists(rusqlite::params![table, column])?;
+                if !added_meanwhile {
+                    return Err(e.into());
                 }
             }
         }

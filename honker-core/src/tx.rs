@@ -46,10 +46,10 @@ pub fn atomically<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>
         },
         Err(e) => {
             // SQLite may already have rolled back (for example on SQLITE_FULL).
-            if !conn.is_autocommit() {
-                if let Err(rb) = rollback.iter().try_for_each(|s| control(conn, s)) {
-                    tracing::warn!(error = %rb, "rollback after a failed honker operation also failed");
-                }
+            if !conn.is_autocommit()
+                && let Err(rb) = rollback.iter().try_for_each(|s| control(conn, s))
+            {
+                tracing::warn!(error = %rb, "rollback after a failed honker operation also failed");
             }
             Err(e)
         }

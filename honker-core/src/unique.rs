@@ -176,12 +176,12 @@ pub(crate) fn check(unique: &Unique) -> Result<()> {
             "a unique key must be at most 1024 bytes (Unique::by_args hashes long ones)".into(),
         ));
     }
-    if let Some(p) = unique.period {
-        if p > crate::MAX_DURATION {
-            return Err(Error::InvalidOption(format!(
-                "unique period must be at most 200 years; got {p:?}"
-            )));
-        }
+    if let Some(p) = unique.period
+        && p > crate::MAX_DURATION
+    {
+        return Err(Error::InvalidOption(format!(
+            "unique period must be at most 200 years; got {p:?}"
+        )));
     }
     Ok(())
 }

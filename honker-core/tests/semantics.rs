@@ -854,7 +854,7 @@ fn statements_are_never_reprepared() {
         heartbeat_batch(&c, "w", &leases, Duration::from_secs(60)).unwrap();
         ack_batch(&c, "w", &leases).unwrap();
         next_claim_at(&c, if n % 2 == 0 { "q" } else { "other" }).unwrap();
-        honker_core::next_expiry_at(&c, if n % 2 == 0 { "q" } else { "other" }).unwrap();
+        next_expiry_at(&c, if n % 2 == 0 { "q" } else { "other" }).unwrap();
         honker_core::has_claimable(&c, "q").unwrap();
         list_dead(&c, "q", n, n).unwrap();
         queue_stats(&c, if n % 2 == 0 { "q" } else { "other" }).unwrap();
@@ -1662,8 +1662,8 @@ fn dead_lettering_an_unusable_and_an_exhausted_row_in_one_batch_still_refills() 
         [good],
         "both bad rows dead-lettered, the slot refilled"
     );
-    assert!(honker_core::get_dead(&c, blob).unwrap().is_some());
-    assert!(honker_core::get_dead(&c, spent).unwrap().is_some());
+    assert!(get_dead(&c, blob).unwrap().is_some());
+    assert!(get_dead(&c, spent).unwrap().is_some());
 }
 
 #[test]
@@ -1700,9 +1700,7 @@ fn a_row_whose_attempts_are_not_a_run_number_is_dead_lettered() {
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     assert_eq!(ids, [good]);
     for id in [negative, huge] {
-        let dead = honker_core::get_dead(&c, id)
-            .unwrap()
-            .expect("dead-lettered");
+        let dead = get_dead(&c, id).unwrap().expect("dead-lettered");
         assert!(dead.last_error.unwrap().contains("attempts"), "job {id}");
     }
 }
@@ -1738,9 +1736,7 @@ fn rows_with_text_times_or_no_claim_deadline_are_never_stuck() {
     assert_eq!(ids, [no_deadline, text_deadline]);
     assert!(jobs.iter().all(|j| j.attempts == 2));
     // A pending row whose due time is TEXT is dead-lettered, naming it.
-    let dead = honker_core::get_dead(&c, text_run_at)
-        .unwrap()
-        .expect("dead-lettered");
+    let dead = get_dead(&c, text_run_at).unwrap().expect("dead-lettered");
     assert!(dead.last_error.unwrap().contains("run_at"));
     assert!(!honker_core::has_claimable(&c, "q").unwrap());
 }

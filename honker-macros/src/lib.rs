@@ -1,4 +1,3 @@
-#![warn(missing_docs)]
 //! `#[job]`: turns an `async fn` into a typed honker job.
 //!
 //! Built like `sqlx-macros`: `parse` reads and checks the attribute and

@@ -90,7 +90,7 @@ fn duration_message(s: &str, e: DurationError, example: &str) -> String {
 
 /// Whole seconds, or the whole seconds to use instead (rounded up).
 fn whole_secs(ms: u64) -> Result<u64, u64> {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         Ok(ms / 1000)
     } else {
         Err(ms.div_ceil(1000))

@@ -343,15 +343,15 @@ fn parse_fn(func: ItemFn, attr: Attr, errors: &mut Errors) -> Option<JobDef> {
             (None, None)
         }
     };
-    if let Some(ctx) = &ctx {
-        if let Err(msg) = check_ctx(&ctx.ty) {
-            errors.push(syn::Error::new_spanned(&ctx.ty, msg));
-        }
+    if let Some(ctx) = &ctx
+        && let Err(msg) = check_ctx(&ctx.ty)
+    {
+        errors.push(syn::Error::new_spanned(&ctx.ty, msg));
     }
-    if let Some(arg) = &arg {
-        if let Err(msg) = check_arg(&arg.ty) {
-            errors.push(syn::Error::new_spanned(&arg.ty, msg));
-        }
+    if let Some(arg) = &arg
+        && let Err(msg) = check_arg(&arg.ty)
+    {
+        errors.push(syn::Error::new_spanned(&arg.ty, msg));
     }
 
     let ret = match &sig.output {

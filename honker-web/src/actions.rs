@@ -36,10 +36,11 @@ fn same_site(headers: &HeaderMap) -> bool {
             .get(name)
             .and_then(|v: &header::HeaderValue| v.to_str().ok())
     };
-    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
-        if site != "same-origin" && site != "none" {
-            return false;
-        }
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site"))
+        && site != "same-origin"
+        && site != "none"
+    {
+        return false;
     }
     match text(header::ORIGIN) {
         Some(origin) => {

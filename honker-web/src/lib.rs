@@ -1,4 +1,3 @@
-#![warn(missing_docs)]
 //! A web dashboard for a honker job file: an axum [`Router`] to mount in
 //! your own service, also served by `honker web DB`.
 //!

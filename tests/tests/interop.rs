@@ -272,7 +272,7 @@ fn queue_controls_and_unique_keys_are_harmless_to_python_and_rate_limits_count_t
     };
     honker_core::set_rate_limit(&conn, "interop", Some(rate)).unwrap();
     // A unique job's key, and a cancelled job (dead, "cancelled").
-    let unique = honker_core::EnqueueOptions::default().unique(honker_core::Unique::key("k"));
+    let unique = EnqueueOptions::default().unique(honker_core::Unique::key("k"));
     honker_core::enqueue_outcome(&conn, "other", "1", &unique).unwrap();
     let gone = honker_core::enqueue(&conn, "other", "2", &Default::default()).unwrap();
     honker_core::cancel(&conn, gone).unwrap();

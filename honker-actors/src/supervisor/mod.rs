@@ -430,10 +430,9 @@ impl SupervisorState {
                 // A commit may have cancelled a job this pool holds.
                 if self.leases.lock().is_ok_and(|l| !l.is_empty())
                     && !self.check_wanted.swap(true, Ordering::AcqRel)
+                    && let Some(hb) = &self.heartbeat
                 {
-                    if let Some(hb) = &self.heartbeat {
-                        let _ = hb.cast(HeartbeatMsg::Check);
-                    }
+                    let _ = hb.cast(HeartbeatMsg::Check);
                 }
             }
             WakeKind::Timer => {

@@ -352,7 +352,7 @@ fn uniq(db: &str) -> honker_core::Result<()> {
         for t in tasks {
             new += t
                 .await
-                .map_err(|e| honker_core::Error::InvalidOption(e.to_string()))?
+                .map_err(|e| Error::InvalidOption(e.to_string()))?
                 .map_err(into_core)?;
         }
         println!("new {new}");
@@ -413,10 +413,10 @@ fn ctl_pool(db: &str, concurrency: usize) -> honker_core::Result<()> {
     })
 }
 
-fn into_core(e: honker_actors::Error) -> honker_core::Error {
+fn into_core(e: honker_actors::Error) -> Error {
     match e {
         honker_actors::Error::Core(c) => c,
-        other => honker_core::Error::InvalidOption(other.to_string()),
+        other => Error::InvalidOption(other.to_string()),
     }
 }
 

@@ -240,13 +240,13 @@ pub fn run_python(python: &std::path::Path, script: &str, args: &[&str]) -> Stri
 
 /// Poll `f` until it is true or `limit` passes; the limit is a safety net
 /// for a hung test, not a speed assertion.
-pub async fn eventually(limit: std::time::Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + limit;
-    while std::time::Instant::now() < deadline {
+pub async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
         if f().await {
             return true;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     false
 }
