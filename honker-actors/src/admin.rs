@@ -26,21 +26,16 @@ impl Queue {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<JobRow>> {
-        let q = self.name.clone();
         self.honker
-            .writer()
-            .read(move |c| Ok(honker_core::list_jobs(c, &q, state, limit, offset)?))
+            .store()
+            .list_jobs(&self.name, state, limit, offset)
             .await
     }
 
     /// Delete dead job `id` of this queue for good (`false`: this queue has
     /// no such dead job).
     pub async fn purge_dead(&self, id: i64) -> Result<bool> {
-        let q = self.name.clone();
-        self.honker
-            .writer()
-            .write(move |c| Ok(honker_core::purge_dead_in(c, &q, id)?))
-            .await
+        self.honker.store().purge_dead_in(&self.name, id).await
     }
 
     /// Requeue this queue's dead jobs matching `filter` (its queue is this
@@ -81,19 +76,14 @@ impl Honker {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<DeadJob>> {
-        self.writer()
-            .read(move |c| Ok(honker_core::list_dead_where(c, &filter, limit, offset)?))
-            .await
+        self.store().list_dead_where(filter, limit, offset).await
     }
 
     /// Requeue every dead job of the file matching `filter` (the default
     /// filter: all) with fresh attempts, due now; returns how many. Pools
     /// of this process wake at once.
     pub async fn requeue_dead_where(&self, filter: DeadFilter) -> Result<usize> {
-        let n = self
-            .writer()
-            .write(move |c| Ok(honker_core::requeue_dead_where(c, &filter)?))
-            .await?;
+        let n = self.store().requeue_dead_where(filter).await?;
         if n > 0 {
             self.notify_commit();
         }
@@ -103,8 +93,6 @@ impl Honker {
     /// Delete every dead job of the file matching `filter` (the default
     /// filter: all) for good; returns how many.
     pub async fn purge_dead_where(&self, filter: DeadFilter) -> Result<usize> {
-        self.writer()
-            .write(move |c| Ok(honker_core::purge_dead_where(c, &filter)?))
-            .await
+        self.store().purge_dead_where(filter).await
     }
 }

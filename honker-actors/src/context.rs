@@ -136,11 +136,7 @@ impl JobContext {
     /// when a schedule fired it (a pool's scheduler, or
     /// `honker_core::fire_due`); `None` otherwise.
     pub async fn scheduled_at(&self) -> Result<Option<(String, i64)>> {
-        let id = self.id;
-        self.honker
-            .writer()
-            .read(move |c| Ok(honker_core::fired_for(c, id)?))
-            .await
+        self.honker.store().fired_for(self.id).await
     }
 
     /// This run's attempt number, from 1.
@@ -182,20 +178,11 @@ impl JobContext {
             id: self.id,
             attempts: i64::from(self.attempt),
         };
-        let worker = self.worker_id.clone();
-        let gone = self
-            .honker
-            .writer()
-            .write(move |c| {
-                if honker_core::heartbeat(c, &worker, lease, extend)?.is_some() {
-                    return Ok(None);
-                }
-                let why = honker_core::lost_claims(c, &worker, &[lease])?;
-                Ok(Some(
-                    why.first().map_or(honker_core::ClaimGone::Lost, |g| g.1),
-                ))
-            })
-            .await?;
+        let fence = crate::store::Fence {
+            worker: self.worker_id.clone(),
+            lease,
+        };
+        let gone = self.honker.store().extend_claim(fence, extend).await?;
         let Some(why) = gone else {
             return Ok(true);
         };

@@ -24,16 +24,17 @@ impl Queue {
     /// # Ok(()) }
     /// ```
     pub async fn pause(&self) -> Result<bool> {
-        let q = self.name.clone();
-        self.control(move |c| honker_core::pause_queue(c, &q)).await
+        let out = self.honker.store().pause_queue(&self.name).await?;
+        self.honker.notify_commit();
+        Ok(out)
     }
 
     /// Let workers claim from this queue again. Returns whether it was
     /// paused.
     pub async fn resume(&self) -> Result<bool> {
-        let q = self.name.clone();
-        self.control(move |c| honker_core::resume_queue(c, &q))
-            .await
+        let out = self.honker.store().resume_queue(&self.name).await?;
+        self.honker.notify_commit();
+        Ok(out)
     }
 
     /// At most `n` jobs of this queue running at once across every worker
@@ -48,9 +49,9 @@ impl Queue {
     /// # Ok(()) }
     /// ```
     pub async fn set_max_running(&self, n: Option<u32>) -> Result<()> {
-        let q = self.name.clone();
-        self.control(move |c| honker_core::set_max_running(c, &q, n))
-            .await
+        self.honker.store().set_max_running(&self.name, n).await?;
+        self.honker.notify_commit();
+        Ok(())
     }
 
     /// At most `rate.limit` starts of this queue per `rate.per` (whole
@@ -70,28 +71,13 @@ impl Queue {
     /// # Ok(()) }
     /// ```
     pub async fn set_rate_limit(&self, rate: Option<RateLimit>) -> Result<()> {
-        let q = self.name.clone();
-        self.control(move |c| honker_core::set_rate_limit(c, &q, rate))
-            .await
+        self.honker.store().set_rate_limit(&self.name, rate).await?;
+        self.honker.notify_commit();
+        Ok(())
     }
 
     /// This queue's controls.
     pub async fn controls(&self) -> Result<QueueControls> {
-        let q = self.name.clone();
-        self.honker
-            .writer()
-            .read(move |c| Ok(honker_core::queue_controls(c, &q)?))
-            .await
-    }
-
-    /// Write a control, then wake this process's pools so they apply it at
-    /// once (other processes see the commit).
-    async fn control<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&honker_core::rusqlite::Connection) -> honker_core::Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let out = self.honker.writer().write(move |c| Ok(f(c)?)).await?;
-        self.honker.notify_commit();
-        Ok(out)
+        self.honker.store().queue_controls(&self.name).await
     }
 }

@@ -3,9 +3,9 @@
 use std::marker::PhantomData;
 use std::time::{Duration, SystemTime};
 
-use honker_core::rusqlite::Connection;
 use honker_core::{EnqueueOptions, Unique, UniqueWhile};
 
+use crate::store::EnqueueTx;
 use crate::{telemetry, Honker, Job, JobHandle, Result};
 
 /// Options for one typed enqueue, starting from the job's defaults.
@@ -165,10 +165,7 @@ impl<J: Job> EnqueueBuilder<J> {
     /// pools at once.
     pub async fn enqueue(self, honker: &Honker) -> Result<JobHandle<J>> {
         let (payload, opts) = self.prepare()?;
-        let done = honker
-            .writer()
-            .write(move |c| Ok(honker_core::enqueue_outcome(c, J::QUEUE, &payload, &opts)?))
-            .await?;
+        let done = honker.store().enqueue(J::QUEUE, payload, opts).await?;
         counted::<J>(done);
         if !done.duplicate {
             honker.notify_enqueued(J::QUEUE);
@@ -176,11 +173,12 @@ impl<J: Job> EnqueueBuilder<J> {
         Ok(JobHandle::from_outcome(done))
     }
 
-    /// Enqueue on the application's own connection or transaction; commits
-    /// or rolls back with it. Pools see the commit through their watcher.
-    pub fn enqueue_tx(self, conn: &Connection) -> Result<JobHandle<J>> {
+    /// Enqueue in the application's own transaction (SQLite: its
+    /// `rusqlite` connection or transaction); commits or rolls back with
+    /// it. Pools see the commit through their watcher.
+    pub fn enqueue_tx<T: EnqueueTx + ?Sized>(self, tx: &T) -> Result<JobHandle<J>> {
         let (payload, opts) = self.prepare()?;
-        let done = honker_core::enqueue_outcome(conn, J::QUEUE, &payload, &opts)?;
+        let done = tx.enqueue_in(J::QUEUE, &payload, &opts)?;
         counted::<J>(done);
         Ok(JobHandle::from_outcome(done))
     }
@@ -194,8 +192,9 @@ fn counted<J: Job>(done: honker_core::Enqueued) {
     }
 }
 
-/// Enqueue a typed job on the application's own `rusqlite` connection or
-/// transaction (synchronous; it commits or rolls back with it).
+/// Enqueue a typed job in the application's own transaction (SQLite: its
+/// `rusqlite` connection or transaction; synchronous, it commits or rolls
+/// back with it).
 ///
 /// ```
 /// # use honker_actors::{Job, JobContext, JobError};
@@ -211,6 +210,6 @@ fn counted<J: Job>(done: honker_core::Enqueued) {
 /// tx.rollback().unwrap();                                  // the job is gone with it
 /// assert_eq!(honker_core::queue_stats(&conn, "ping").unwrap().pending_due, 0);
 /// ```
-pub fn enqueue_tx<J: Job>(conn: &Connection, args: J::Args) -> Result<JobHandle<J>> {
-    EnqueueBuilder::<J>::new(args).enqueue_tx(conn)
+pub fn enqueue_tx<J: Job>(tx: &dyn EnqueueTx, args: J::Args) -> Result<JobHandle<J>> {
+    EnqueueBuilder::<J>::new(args).enqueue_tx(tx)
 }

@@ -132,6 +132,10 @@ pub enum Error {
         /// What was left.
         left: Box<honker_core::QueueStats>,
     },
+    /// The store this handle runs on has no such operation (a door only
+    /// SQLite has, on another store).
+    #[error("not supported by this store: {0}")]
+    Unsupported(&'static str),
     /// A closure passed to [`Honker::transaction`](crate::Honker::transaction) failed; it was rolled back.
     #[error("transaction closure failed: {0}")]
     Transaction(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -250,12 +254,6 @@ pub enum ConfigError {
     /// A zero interval for the commit watcher.
     #[error("watch interval must be positive")]
     ZeroWatchInterval,
-}
-
-impl From<honker_core::rusqlite::Error> for Error {
-    fn from(e: honker_core::rusqlite::Error) -> Self {
-        Error::Core(e.into())
-    }
 }
 
 impl Error {

@@ -6,15 +6,15 @@
 //! It runs beside the workers, so a long job never blocks its own
 //! heartbeat.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use honker_core::{ClaimGone, Lease};
+use honker_core::ClaimGone;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::supervisor::{Fence, SharedLeases, SupervisorMsg};
+use crate::store::{ClaimsSeen, Fence};
+use crate::supervisor::{SharedLeases, SupervisorMsg};
 use crate::Honker;
 
 pub(crate) struct Heartbeat;
@@ -98,49 +98,13 @@ fn held(a: &HeartbeatArgs) -> Vec<Fence> {
         .collect()
 }
 
-/// Which of `fences` are gone, and why: one look per claiming cycle's
-/// worker string.
-fn gone_of(
-    c: &honker_core::rusqlite::Connection,
-    fences: Vec<Fence>,
-) -> honker_core::Result<Vec<(Fence, ClaimGone)>> {
-    let mut by_worker: HashMap<Arc<str>, Vec<Lease>> = HashMap::new();
-    for f in fences {
-        by_worker.entry(f.worker).or_default().push(f.lease);
-    }
-    let mut gone = Vec::new();
-    for (worker, leases) in by_worker {
-        for (lease, why) in honker_core::lost_claims(c, &worker, &leases)? {
-            let worker = worker.clone();
-            gone.push((Fence { worker, lease }, why));
-        }
-    }
-    Ok(gone)
-}
-
 /// Extend every held claim; tell the supervisor which were lost, and why.
 async fn beat(a: &HeartbeatArgs) {
     let leases = held(a);
     if leases.is_empty() {
         return;
     }
-    let extend = a.visibility;
-    // Each claim on its own, by its own fence: two claims of one job (an
-    // earlier one whose claim lapsed, or one requeued since) must not
-    // pass for each other.
-    let lost = a
-        .honker
-        .writer()
-        .write(move |c| {
-            let mut lost = Vec::new();
-            for f in leases {
-                if honker_core::heartbeat(c, &f.worker, f.lease, extend)?.is_none() {
-                    lost.push(f);
-                }
-            }
-            Ok(gone_of(c, lost)?)
-        })
-        .await;
+    let lost = a.honker.store().extend_claims(leases, a.visibility).await;
     report(a, lost);
 }
 
@@ -151,16 +115,8 @@ async fn check(a: &HeartbeatArgs) {
     a.check_wanted.store(false, Ordering::Release);
     let leases = held(a);
     if !leases.is_empty() {
-        let read = a
-            .honker
-            .writer()
-            .read(move |c| {
-                let gone = gone_of(c, leases)?;
-                Ok((gone, honker_core::paused_queues(c)?))
-            })
-            .await;
-        match read {
-            Ok((gone, paused)) => {
+        match a.honker.store().look_at_claims(leases).await {
+            Ok(ClaimsSeen { gone, paused }) => {
                 report(a, Ok(gone));
                 if !paused.is_empty() {
                     let _ = a.supervisor.cast(SupervisorMsg::Paused(paused));

@@ -1,26 +1,24 @@
 //! [`Honker`]: the handle to one database file, shared by enqueuers and pools.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use honker_core::rusqlite::Connection;
 use honker_core::QueueStats;
 use serde::de::DeserializeOwned;
 
 use crate::queue::Queue;
+use crate::sqlite::SqliteStore;
+use crate::store::{CommitWatch, Store};
 use crate::wake::{Wake, WakeGuard, WakeHub};
-use crate::writer::Writer;
-use crate::{ConfigError, EnqueueBuilder, Error, Job, JobHandle, Result};
+use crate::{EnqueueBuilder, Error, Job, JobHandle, Result};
 
 struct Inner {
-    path: PathBuf,
-    writer: Writer,
+    store: Arc<dyn Store>,
     wakes: Arc<WakeHub>,
     /// Started with the first listener: a process that only enqueues never
-    /// polls the file.
-    watcher: Mutex<Option<(honker_core::Watcher, honker_core::Subscription)>>,
-    watch_interval: Duration,
+    /// watches for commits.
+    watcher: Mutex<Option<Box<dyn CommitWatch>>>,
 }
 
 /// The handle to one honker database: enqueue jobs, run transactions, and
@@ -46,7 +44,7 @@ pub struct Honker {
 impl std::fmt::Debug for Honker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Honker")
-            .field("path", &self.inner.path)
+            .field("file", &self.inner.store.file())
             .finish()
     }
 }
@@ -78,32 +76,44 @@ impl Honker {
         path: impl AsRef<Path>,
         watch_interval: Duration,
     ) -> Result<Honker> {
-        let path = path.as_ref().to_path_buf();
-        if watch_interval.is_zero() {
-            return Err(ConfigError::ZeroWatchInterval.into());
-        }
-        let conn = honker_core::open(&path)?;
-        let writer = Writer::start(conn, path.clone(), "honker-writer".into())?;
-        Ok(Honker {
-            inner: Arc::new(Inner {
-                path,
-                writer,
-                wakes: Arc::new(WakeHub::default()),
-                watcher: Mutex::new(None),
-                watch_interval,
-            }),
-        })
+        let store = SqliteStore::open(path, watch_interval)?;
+        Ok(Honker::with_store(Arc::new(store)))
     }
 
-    /// The database path.
+    /// A handle on `store`: any implementation of the store boundary.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use std::sync::Arc;
+    /// use honker_actors::{sqlite::SqliteStore, Honker};
+    /// let store = SqliteStore::open(dir.path().join("a.db"), honker_core::DEFAULT_WATCH_INTERVAL).unwrap();
+    /// let honker = Honker::with_store(Arc::new(store));
+    /// assert!(honker.path().unwrap().ends_with("a.db"));
+    /// ```
+    pub fn with_store(store: Arc<dyn Store>) -> Honker {
+        Honker {
+            inner: Arc::new(Inner {
+                store,
+                wakes: Arc::new(WakeHub::default()),
+                watcher: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The database file, for a store that keeps one (SQLite).
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
     /// let h = honker_actors::Honker::open(dir.path().join("a.db")).unwrap();
-    /// assert!(h.path().ends_with("a.db"));
+    /// assert!(h.path().unwrap().ends_with("a.db"));
     /// ```
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.store.file()
+    }
+
+    /// The store this handle runs on.
+    pub fn store(&self) -> &dyn Store {
+        &*self.inner.store
     }
 
     /// The untyped API of one queue.
@@ -141,43 +151,6 @@ impl Honker {
     /// ```
     pub async fn enqueue<J: Job>(&self, args: J::Args) -> Result<JobHandle<J>> {
         EnqueueBuilder::<J>::new(args).enqueue(self).await
-    }
-
-    /// Run `f` on the writer thread inside the next group transaction, in a
-    /// savepoint of its own: an `Err` (or a panic, reported as
-    /// [`Error::Panicked`]) rolls back everything `f` did, `Ok` commits it
-    /// with the group. `f` cannot end the group's transaction: statements
-    /// that begin, commit or roll back a transaction are refused ("not
-    /// authorized"); use savepoints of your own inside it. Pragmas that change
-    /// whether or how every later write works (`query_only`, `foreign_keys`,
-    /// `journal_mode`, `synchronous`, ...) are refused too: the connection is
-    /// shared by all of them. Pools of this
-    /// `Honker` wake at once.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// let honker = honker_actors::Honker::open(dir.path().join("a.db")).unwrap();
-    /// let id = honker.transaction(|tx| {
-    ///     tx.execute("CREATE TABLE IF NOT EXISTS orders(id INTEGER PRIMARY KEY)", [])?;
-    ///     tx.execute("INSERT INTO orders DEFAULT VALUES", [])?;
-    ///     honker_core::enqueue(tx, "emails", r#"{"order":1}"#, &Default::default())
-    /// }).await.unwrap();
-    /// assert!(id > 0);
-    /// # }
-    /// ```
-    pub async fn transaction<T, E, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-        F: FnOnce(&Connection) -> std::result::Result<T, E> + Send + 'static,
-    {
-        let out = self
-            .writer()
-            .write(move |c| f(c).map_err(|e| Error::Transaction(e.into())))
-            .await?;
-        self.inner.wakes.fire(&Wake::Commit);
-        Ok(out)
     }
 
     /// Wait up to `timeout` for the saved result of job `id` and decode it.
@@ -224,22 +197,7 @@ impl Honker {
         // Listen before the first look, so a save in between is not missed.
         let _guard = self.listen(move |_| n.notify_one());
         loop {
-            let (raw, fate) = self
-                .writer()
-                .read(move |c| {
-                    if let Some(raw) = honker_core::get_result(c, id)? {
-                        return Ok((Some(raw), None));
-                    }
-                    let fate = honker_core::job_fate(c, id)?;
-                    // The ack and the result commit together: a job gone
-                    // from the tables may have saved its result meanwhile.
-                    let raw = match fate {
-                        honker_core::JobFate::Gone => honker_core::get_result(c, id)?,
-                        _ => None,
-                    };
-                    Ok((raw, Some(fate)))
-                })
-                .await?;
+            let (raw, fate) = self.store().result_or_fate(id).await?;
             if let Some(raw) = raw {
                 // A `()` job run by a handler that saved a value anyway
                 // (a Python task returning something) still succeeded.
@@ -292,7 +250,7 @@ impl Honker {
     /// # }
     /// ```
     pub async fn stats(&self) -> Result<Vec<QueueStats>> {
-        self.writer().read(|c| Ok(honker_core::stats(c)?)).await
+        self.store().stats().await
     }
 
     /// Call `f` after each commit to the file: by this process (through
@@ -317,15 +275,14 @@ impl Honker {
         self.listen(move |_| f())
     }
 
-    /// Inject faults into this handle's writer, for fault-injection tests:
-    /// `hook(k)` decides the fate of the k-th write request. Not an API.
+    /// Inject faults into this handle's SQLite writer, for
+    /// fault-injection tests: `hook(k)` decides the fate of the k-th write
+    /// request. Not an API.
     #[doc(hidden)]
-    pub fn inject_writer_faults(&self, hook: Option<crate::writer::FaultHook>) {
-        self.inner.writer.inject_faults(hook);
-    }
-
-    pub(crate) fn writer(&self) -> &Writer {
-        &self.inner.writer
+    pub fn inject_writer_faults(&self, hook: Option<crate::sqlite::FaultHook>) {
+        if let Some(s) = self.sqlite() {
+            s.inject_faults(hook);
+        }
     }
 
     /// Register a wake listener; starts the file watcher on first use.
@@ -358,7 +315,7 @@ impl Honker {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .and_then(|(w, _)| w.error())
+            .and_then(|w| w.error())
     }
 
     fn ensure_watcher(&self) {
@@ -366,18 +323,16 @@ impl Honker {
         if slot.is_some() {
             return;
         }
-        match honker_core::Watcher::with_interval(&self.inner.path, self.inner.watch_interval) {
-            Ok(w) => {
-                let hub = Arc::downgrade(&self.inner.wakes);
-                let sub = w.on_change(move || {
-                    if let Some(hub) = hub.upgrade() {
-                        hub.fire(&Wake::Commit);
-                    }
-                });
-                *slot = Some((w, sub));
+        let hub = Arc::downgrade(&self.inner.wakes);
+        let on_commit = Box::new(move || {
+            if let Some(hub) = hub.upgrade() {
+                hub.fire(&Wake::Commit);
             }
+        });
+        match self.inner.store.watch_commits(on_commit) {
+            Ok(w) => *slot = Some(w),
             Err(e) => {
-                tracing::error!(error = %e, path = %self.inner.path.display(),
+                tracing::error!(error = %e, file = ?self.inner.store.file(),
                     "cannot watch the database for commits by other processes; \
                      relying on in-process wake-ups and timers");
             }

@@ -54,13 +54,14 @@ mod pool;
 mod queue;
 mod routing;
 mod schedules;
+pub mod sqlite;
+pub mod store;
 mod stream;
 mod supervisor;
 mod telemetry;
 pub mod testing;
 mod wake;
 mod worker;
-mod writer;
 
 pub use context::{JobContext, StopReason};
 pub use enqueue::{enqueue_tx, EnqueueBuilder};
@@ -79,10 +80,10 @@ pub use pool::{
 };
 pub use queue::Queue;
 pub use schedules::Schedules;
+#[doc(hidden)]
+pub use sqlite::{Fault, FaultHook};
 pub use stream::{ClaimStream, StreamJob};
 pub use supervisor::PoolStatus;
-#[doc(hidden)]
-pub use writer::{Fault, FaultHook};
 
 /// Support for the code `#[job]` generates. Not a public API.
 #[doc(hidden)]

@@ -33,11 +33,7 @@ impl Honker {
             std::process::id(),
             rand::random::<u64>()
         ));
-        let (n, o) = (name.to_string(), owner.clone());
-        let held = self
-            .writer()
-            .write(move |c| Ok(honker_core::try_lock(c, &n, &o, ttl)?))
-            .await?;
+        let held = self.store().try_lock(name, &owner, ttl).await?;
         if !held {
             return Ok(None);
         }
@@ -68,11 +64,7 @@ async fn renew(honker: Honker, name: Arc<str>, owner: Arc<str>, ttl: Duration, l
     let mut last_ok = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(every).await;
-        let (n, o) = (name.clone(), owner.clone());
-        let renewed = honker
-            .writer()
-            .write(move |c| Ok(honker_core::renew_lock(c, &n, &o, ttl)?))
-            .await;
+        let renewed = honker.store().renew_lock(&name, &owner, ttl).await;
         match renewed {
             Ok(true) => last_ok = tokio::time::Instant::now(),
             Ok(false) => {
@@ -141,11 +133,7 @@ impl LockGuard {
     pub async fn release(mut self) -> Result<bool> {
         self.released = true;
         self.renewer.abort();
-        let (n, o) = (self.name.clone(), self.owner.clone());
-        self.honker
-            .writer()
-            .write(move |c| Ok(honker_core::unlock(c, &n, &o)?))
-            .await
+        self.honker.store().unlock(&self.name, &self.owner).await
     }
 }
 
@@ -160,10 +148,7 @@ impl Drop for LockGuard {
         let (honker, n, o) = (self.honker.clone(), self.name.clone(), self.owner.clone());
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let released = honker
-                    .writer()
-                    .write(move |c| Ok(honker_core::unlock(c, &n, &o)?))
-                    .await;
+                let released = honker.store().unlock(&n, &o).await;
                 if let Err(e) = released {
                     tracing::warn!(error = %e, "releasing a dropped named lock failed; it runs out by its ttl");
                 }

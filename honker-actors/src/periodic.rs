@@ -77,12 +77,11 @@ impl Actor for Periodic {
     ) -> Result<(), ActorProcessingErr> {
         state.timer.abort();
         if state.leading {
-            let owner = state.args.owner.clone();
             let released = state
                 .args
                 .honker
-                .writer()
-                .write(move |c| Ok(honker_core::unlock(c, SCHEDULER_LOCK, &owner)?))
+                .store()
+                .unlock(SCHEDULER_LOCK, &state.args.owner)
                 .await;
             if let Err(e) = released {
                 tracing::warn!(error = %e, "could not release the scheduler lock; it runs out by its ttl");
@@ -104,13 +103,10 @@ impl Actor for Periodic {
 
 impl PeriodicState {
     async fn tick(&mut self) {
-        let (owner, ttl) = (self.args.owner.clone(), self.args.lock_ttl);
-        let writer = self.args.honker.writer();
+        let (owner, ttl) = (&*self.args.owner, self.args.lock_ttl);
+        let store = self.args.honker.store();
         if !self.leading {
-            match writer
-                .write(move |c| Ok(honker_core::try_lock(c, SCHEDULER_LOCK, &owner, ttl)?))
-                .await
-            {
+            match store.try_lock(SCHEDULER_LOCK, owner, ttl).await {
                 Ok(true) => {
                     tracing::info!(owner = %self.args.owner, "this pool now fires the file's schedules");
                     self.leading = true;
@@ -123,9 +119,7 @@ impl PeriodicState {
                 }
             }
         } else if self.renewed.elapsed() >= ttl / 3 {
-            let renewed = writer
-                .write(move |c| Ok(honker_core::renew_lock(c, SCHEDULER_LOCK, &owner, ttl)?))
-                .await;
+            let renewed = store.renew_lock(SCHEDULER_LOCK, owner, ttl).await;
             match renewed {
                 Ok(true) => self.renewed = Instant::now(),
                 Ok(false) => {
@@ -145,24 +139,14 @@ impl PeriodicState {
             }
         }
         // A read first: most ticks find nothing due and take no write lock.
-        let due = writer
-            .read(|c| {
-                let now = honker_core::now(c)?;
-                Ok(honker_core::next_fire_at(c)?.is_some_and(|t| t <= now))
-            })
-            .await;
+        let due = store.schedule_due().await;
         if !matches!(due, Ok(true)) {
             if let Err(e) = due {
                 tracing::warn!(error = %e, "reading the next schedule boundary failed");
             }
             return;
         }
-        let fired = writer
-            .write(|c| {
-                let now = honker_core::now(c)?;
-                Ok(honker_core::fire_due(c, now)?)
-            })
-            .await;
+        let fired = store.fire_due().await;
         match fired {
             Ok(fired) if !fired.is_empty() => {
                 for f in &fired {

@@ -193,15 +193,7 @@ impl WorkerPoolBuilder {
                     Ok(s)
                 })
                 .collect::<Result<_>>()?;
-            self.honker
-                .writer()
-                .write(move |c| {
-                    for s in &specs {
-                        honker_core::register_schedule(c, s)?;
-                    }
-                    Ok(())
-                })
-                .await?;
+            self.honker.store().register_schedules(specs).await?;
         }
         // The start time too: a restarted process may get the same pid
         // (pid 1 in every container), and a pool's id, with each claiming

@@ -3,11 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use honker_core::rusqlite::Connection;
 use honker_core::{ClaimedJob, DeadJob, EnqueueOptions, Lease, QueueStats, RetryOutcome};
 use serde::Serialize;
 
-use crate::writer::Writer;
 use crate::{telemetry, Error, Honker, Result};
 
 /// The untyped API of one queue, mirroring the format's operations.
@@ -92,13 +90,14 @@ impl Queue {
 
     /// Enqueue JSON text (validated); returns the job id.
     pub async fn enqueue_json(&self, json: String, opts: EnqueueOptions) -> Result<i64> {
-        let q = self.name.clone();
-        let id = self
-            .write(move |c| Ok(honker_core::enqueue(c, &q, &json, &opts)?))
-            .await?;
+        serde_json::from_str::<serde::de::IgnoredAny>(&json)
+            .map_err(|e| Error::Core(honker_core::Error::InvalidPayload(e)))?;
+        let done = self.honker.store().enqueue(&self.name, json, opts).await?;
         telemetry::enqueued(&self.name);
-        self.honker.notify_enqueued(&self.name);
-        Ok(id)
+        if !done.duplicate {
+            self.honker.notify_enqueued(&self.name);
+        }
+        Ok(done.id)
     }
 
     /// Claim up to `n` jobs for `worker_id`.
@@ -114,39 +113,18 @@ impl Queue {
     /// nothing: claims whose caller stopped waiting are given back at once
     /// (attempt unburned).
     pub async fn claim_batch(&self, worker_id: &str, n: usize) -> Result<Vec<ClaimedJob>> {
-        crate::writer::refuse_on_writer_thread()?;
-        let (q, w, vis) = (self.name.clone(), worker_id.to_string(), self.visibility);
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        let writer = self.honker.writer().clone();
-        self.honker.writer().write_then(
-            move |c| Ok(honker_core::claim_batch(c, &q, &w, n, vis)?),
-            move |result: Result<Vec<ClaimedJob>>| {
-                if let Err(Ok(jobs)) = reply.send(result) {
-                    give_back(&writer, jobs);
-                }
-            },
-        );
-        let mut pending = PendingClaim {
-            rx: Some(rx),
-            writer: self.honker.writer().clone(),
-        };
-        let rx = pending.rx.as_mut().ok_or(Error::WriterStopped)?;
-        let out = rx.await.map_err(|_| Error::WriterStopped)?;
-        pending.rx = None;
-        out
+        self.honker
+            .store()
+            .claim(&self.name, worker_id, n, self.visibility)
+            .await
     }
 
     /// Ack many claims in one transaction; returns the ids acked.
     pub async fn ack_batch(&self, worker_id: &str, leases: &[Lease]) -> Result<Vec<i64>> {
-        let (l, w, q) = (leases.to_vec(), worker_id.to_string(), self.name.clone());
         let acked = self
-            .write(move |c| {
-                let ours: Vec<Lease> = l
-                    .into_iter()
-                    .filter(|l| in_queue(c, &q, l.id).unwrap_or(false))
-                    .collect();
-                Ok(honker_core::ack_batch(c, &w, &ours)?)
-            })
+            .honker
+            .store()
+            .ack_in(&self.name, worker_id, leases.to_vec())
             .await?;
         telemetry::lost_claims(&self.name, leases.len() - acked.len());
         Ok(acked)
@@ -165,20 +143,17 @@ impl Queue {
         delay: Duration,
         error: &str,
     ) -> Result<RetryOutcome> {
-        let (w, e, q) = (worker_id.to_string(), error.to_string(), self.name.clone());
-        self.write(move |c| {
-            if !in_queue(c, &q, lease.id)? {
-                return Ok(RetryOutcome::Lost);
-            }
-            Ok(honker_core::retry(c, &w, lease, delay, &e)?)
-        })
-        .await
+        self.honker
+            .store()
+            .retry_in(&self.name, worker_id, lease, delay, error.to_string())
+            .await
     }
 
     /// Move a claim to dead; `false` when it was lost.
     pub async fn fail(&self, worker_id: &str, lease: Lease, error: &str) -> Result<bool> {
-        let (w, e, q) = (worker_id.to_string(), error.to_string(), self.name.clone());
-        self.write(move |c| Ok(in_queue(c, &q, lease.id)? && honker_core::fail(c, &w, lease, &e)?))
+        self.honker
+            .store()
+            .fail_in(&self.name, worker_id, lease, error.to_string())
             .await
     }
 
@@ -189,14 +164,10 @@ impl Queue {
         lease: Lease,
         extend: Duration,
     ) -> Result<Option<i64>> {
-        let (w, q) = (worker_id.to_string(), self.name.clone());
-        self.write(move |c| {
-            if !in_queue(c, &q, lease.id)? {
-                return Ok(None);
-            }
-            Ok(honker_core::heartbeat(c, &w, lease, extend)?)
-        })
-        .await
+        self.honker
+            .store()
+            .heartbeat_in(&self.name, worker_id, lease, extend)
+            .await
     }
 
     /// Cancel a pending or processing job of this queue: it moves to
@@ -206,10 +177,7 @@ impl Queue {
     /// (`ctx.stopping()` gives `StopReason::Cancelled`), writes no outcome
     /// for it, and drops the run after its `cancel_grace`.
     pub async fn cancel(&self, id: i64) -> Result<bool> {
-        let q = self.name.clone();
-        let cancelled = self
-            .write(move |c| Ok(honker_core::cancel_in(c, &q, id)?))
-            .await?;
+        let cancelled = self.honker.store().cancel_in(&self.name, id).await?;
         if cancelled {
             self.honker.notify_commit();
         }
@@ -218,38 +186,23 @@ impl Queue {
 
     /// Read a live job of this queue (`None` for a job of another queue).
     pub async fn get_job(&self, id: i64) -> Result<Option<honker_core::JobRow>> {
-        let q = self.name.clone();
-        self.honker
-            .writer()
-            .read(move |c| Ok(honker_core::get_job_in(c, &q, id)?))
-            .await
+        self.honker.store().job_in(&self.name, id).await
     }
 
     /// Counts for this queue.
     pub async fn stats(&self) -> Result<QueueStats> {
-        let q = self.name.clone();
-        self.honker
-            .writer()
-            .read(move |c| Ok(honker_core::queue_stats(c, &q)?))
-            .await
+        self.honker.store().queue_stats(&self.name).await
     }
 
     /// Dead jobs of this queue, oldest first.
     pub async fn list_dead(&self, limit: usize, offset: usize) -> Result<Vec<DeadJob>> {
-        let q = self.name.clone();
-        self.honker
-            .writer()
-            .read(move |c| Ok(honker_core::list_dead(c, &q, limit, offset)?))
-            .await
+        self.honker.store().dead_in(&self.name, limit, offset).await
     }
 
     /// Move a dead job of this queue back to live with fresh attempts
     /// (`false` when this queue has no dead job `id`).
     pub async fn requeue_dead(&self, id: i64) -> Result<bool> {
-        let q = self.name.clone();
-        let requeued = self
-            .write(move |c| Ok(honker_core::requeue_dead_in(c, &q, id)?))
-            .await?;
+        let requeued = self.honker.store().requeue_dead_in(&self.name, id).await?;
         if requeued {
             self.honker.notify_enqueued(&self.name);
         }
@@ -258,60 +211,6 @@ impl Queue {
 
     /// Move this queue's expired jobs to dead.
     pub async fn sweep_expired(&self) -> Result<usize> {
-        let q = self.name.clone();
-        self.write(move |c| Ok(honker_core::sweep_expired(c, Some(&q))?))
-            .await
+        self.honker.store().sweep_expired(&self.name).await
     }
-
-    async fn write<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
-    {
-        self.honker.writer().write(f).await
-    }
-}
-
-/// Whether live job `id` belongs to `queue`: a queue handle acts only on
-/// its own queue's jobs (the fenced operations themselves match id, worker
-/// and attempt, not the queue).
-fn in_queue(c: &Connection, queue: &str, id: i64) -> Result<bool> {
-    Ok(honker_core::get_job_in(c, queue, id)?.is_some())
-}
-
-/// A claim's reply not yet taken. Dropped before it is taken (the caller
-/// stopped waiting), it gives back whatever the claim returned; a claim
-/// that returns after the drop is given back by the writer side.
-struct PendingClaim {
-    rx: Option<tokio::sync::oneshot::Receiver<Result<Vec<ClaimedJob>>>>,
-    writer: Writer,
-}
-
-impl Drop for PendingClaim {
-    fn drop(&mut self) {
-        if let Some(mut rx) = self.rx.take() {
-            rx.close();
-            if let Ok(Ok(jobs)) = rx.try_recv() {
-                give_back(&self.writer, jobs);
-            }
-        }
-    }
-}
-
-/// Release claims whose caller stopped waiting for them.
-fn give_back(writer: &Writer, jobs: Vec<ClaimedJob>) {
-    let Some(first) = jobs.first() else {
-        return;
-    };
-    let worker = first.worker_id.clone();
-    let leases: Vec<Lease> = jobs.iter().map(ClaimedJob::lease).collect();
-    writer.write_then(
-        move |c| Ok(honker_core::release(c, &worker, &leases)?),
-        |released: Result<usize>| {
-            if let Err(e) = released {
-                tracing::warn!(error = %e,
-                    "could not give back claims nobody waited for; they run again once they lapse");
-            }
-        },
-    );
 }

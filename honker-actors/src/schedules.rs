@@ -39,21 +39,14 @@ impl Schedules {
     /// keeps its next boundary; a new or changed one fires next at its
     /// first boundary after now. Wakes the schedulers of this process.
     pub async fn add(&self, spec: ScheduleSpec) -> Result<()> {
-        self.honker
-            .writer()
-            .write(move |c| Ok(honker_core::register_schedule(c, &spec)?))
-            .await?;
+        self.honker.store().register_schedules(vec![spec]).await?;
         self.honker.notify_commit();
         Ok(())
     }
 
     /// Remove a schedule; `false` when there was none.
     pub async fn remove(&self, name: &str) -> Result<bool> {
-        let name = name.to_string();
-        self.honker
-            .writer()
-            .write(move |c| Ok(honker_core::remove_schedule(c, &name)?))
-            .await
+        self.honker.store().remove_schedule(name).await
     }
 
     /// Pause a schedule: nothing fires until [`resume`](Self::resume).
@@ -68,11 +61,7 @@ impl Schedules {
     }
 
     async fn set_enabled(&self, name: &str, on: bool) -> Result<bool> {
-        let name = name.to_string();
-        self.honker
-            .writer()
-            .write(move |c| Ok(honker_core::set_schedule_enabled(c, &name, on)?))
-            .await
+        self.honker.store().set_schedule_enabled(name, on).await
     }
 
     /// Enqueue schedule `name`'s job now, outside its timetable, paused or
@@ -91,12 +80,7 @@ impl Schedules {
     /// # }
     /// ```
     pub async fn run_now(&self, name: &str) -> Result<Option<i64>> {
-        let name = name.to_string();
-        let id = self
-            .honker
-            .writer()
-            .write(move |c| Ok(honker_core::run_schedule_now(c, &name)?))
-            .await?;
+        let id = self.honker.store().run_schedule_now(name).await?;
         if id.is_some() {
             self.honker.notify_commit();
         }
@@ -105,18 +89,11 @@ impl Schedules {
 
     /// One schedule.
     pub async fn get(&self, name: &str) -> Result<Option<ScheduleRow>> {
-        let name = name.to_string();
-        self.honker
-            .writer()
-            .read(move |c| Ok(honker_core::get_schedule(c, &name)?))
-            .await
+        self.honker.store().get_schedule(name).await
     }
 
     /// Every schedule, by name.
     pub async fn list(&self) -> Result<Vec<ScheduleRow>> {
-        self.honker
-            .writer()
-            .read(|c| Ok(honker_core::list_schedules(c)?))
-            .await
+        self.honker.store().list_schedules().await
     }
 }

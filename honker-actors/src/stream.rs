@@ -84,17 +84,11 @@ async fn next_job(mut st: StreamState) -> Option<(Result<StreamJob>, StreamState
         let direct = st.enqueued.swap(false, Ordering::AcqRel);
         let attempt = async {
             if !direct {
-                let q = st.queue.name.clone();
                 let (claimable, next) = st
                     .queue
                     .honker
-                    .writer()
-                    .read(move |c| {
-                        Ok((
-                            honker_core::has_claimable(c, &q)?,
-                            honker_core::next_claim_at(c, &q)?,
-                        ))
-                    })
+                    .store()
+                    .claim_outlook(&st.queue.name)
                     .await?;
                 if !claimable {
                     return Ok((None, next));
@@ -119,14 +113,13 @@ async fn next_job(mut st: StreamState) -> Option<(Result<StreamJob>, StreamState
                     Some(t) => Some(t),
                     None if direct => {
                         // The claim came back empty: learn the next due time.
-                        let q = st.queue.name.clone();
                         st.queue
                             .honker
-                            .writer()
-                            .read(move |c| Ok(honker_core::next_claim_at(c, &q)?))
+                            .store()
+                            .claim_outlook(&st.queue.name)
                             .await
                             .ok()
-                            .flatten()
+                            .and_then(|(_, next)| next)
                     }
                     None => None,
                 };

@@ -189,10 +189,7 @@ pub async fn perform<J: Job>(
 /// # }
 /// ```
 pub async fn enqueued<J: Job>(honker: &Honker) -> Result<Vec<J::Args>> {
-    let payloads = honker
-        .writer()
-        .read(|c| Ok(honker_core::waiting_payloads(c, J::QUEUE)?))
-        .await?;
+    let payloads = honker.store().waiting_payloads(J::QUEUE).await?;
     payloads
         .iter()
         .filter(|p| match honker_core::task_name(p) {

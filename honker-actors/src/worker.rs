@@ -37,8 +37,8 @@ use tracing::Instrument;
 use crate::clock::unix_now;
 use crate::context::JobSignals;
 use crate::job::{ErasedJob, RunResult};
+use crate::sqlite::panic_message;
 use crate::supervisor::{RunId, SupervisorMsg};
-use crate::writer::panic_message;
 use crate::JobContext;
 
 pub(crate) struct Worker;

@@ -21,7 +21,7 @@ struct Args {
 }
 
 fn foreign(h: &honker_actors::Honker) -> rusqlite::Connection {
-    let c = rusqlite::Connection::open(h.path()).unwrap();
+    let c = rusqlite::Connection::open(h.path().unwrap()).unwrap();
     c.busy_timeout(Duration::from_secs(5)).unwrap();
     c
 }
@@ -40,7 +40,7 @@ async fn lapses(ctx: JobContext, a: Args) -> Result<(), JobError> {
     if ctx.attempt() == 1 {
         // The claim lapses under the running handler (a paused
         // process, a clock jump, a stalled writer).
-        let c = rusqlite::Connection::open(ctx.honker().path()).unwrap();
+        let c = rusqlite::Connection::open(ctx.honker().path().unwrap()).unwrap();
         c.execute(
             "UPDATE _honker_live SET claim_expires_at = unixepoch() - 1 WHERE id = ?1",
             [ctx.id()],
@@ -1113,7 +1113,7 @@ async fn a_shutdown_that_cannot_write_its_outcomes_says_so() {
     // Another program holds the write lock through the whole shutdown.
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
     let (unlock_tx, unlock_rx) = std::sync::mpsc::channel::<()>();
-    let path = h.path().to_path_buf();
+    let path = h.path().unwrap().to_path_buf();
     let holder = std::thread::spawn(move || {
         let c = rusqlite::Connection::open(path).unwrap();
         c.execute_batch("BEGIN IMMEDIATE").unwrap();

@@ -93,7 +93,7 @@ async fn shutdown_in_the_middle_of_10k_jobs_loses_none_and_burns_no_attempt() {
 
     // Nothing left in flight, nothing burned: every unfinished job is pending
     // with the attempts it had before.
-    let conn = honker_core::open(h.path()).unwrap();
+    let conn = honker_core::open(h.path().unwrap()).unwrap();
     let (processing, burned, live): (i64, i64, i64) = conn
         .query_row(
             "SELECT SUM(state = 'processing'), SUM(attempts > 0), COUNT(*) FROM _honker_live",
@@ -189,7 +189,7 @@ async fn two_pools_in_one_process_run_each_job_exactly_once() {
     let (_d, h) = honker();
     // The second pool has its own Honker (own writer connection), like a
     // second service instance would.
-    let h2 = Honker::open(h.path()).unwrap();
+    let h2 = Honker::open(h.path().unwrap()).unwrap();
     let a = WorkerPool::builder(&h)
         .register(counted)
         .concurrency(8)
@@ -285,7 +285,7 @@ async fn an_idle_pool_wakes_for_enqueues_foreign_commits_and_due_times() {
         .await
     );
     // 2. A commit by a connection the pool knows nothing about.
-    let foreign = rusqlite::Connection::open(h.path()).unwrap();
+    let foreign = rusqlite::Connection::open(h.path().unwrap()).unwrap();
     honker_core::enqueue(&foreign, "wakes", "2", &EnqueueOptions::default()).unwrap();
     assert!(
         eventually(Duration::from_secs(10), async || WOKEN
@@ -626,7 +626,7 @@ async fn batch_edges_under_shutdown_pause_and_cpu_bound_handlers() {
     let q = h.queue("batch_edges");
     let s = q.stats().await.unwrap();
     assert_eq!((s.processing, s.pending_due), (0, 11), "{s:?}");
-    let c = honker_actors::core::open(h.path()).unwrap();
+    let c = honker_actors::core::open(h.path().unwrap()).unwrap();
     let burned: i64 = c
         .query_row(
             "SELECT COUNT(*) FROM _honker_live WHERE attempts > 0 AND payload NOT LIKE '%201%'",

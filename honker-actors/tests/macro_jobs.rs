@@ -145,7 +145,7 @@ async fn enqueue_builder_and_enqueue_tx_write_the_jobs_defaults_and_options() {
     assert_eq!((row.max_attempts, row.priority), (2, 9));
     assert!(row.run_at > row.created_at + 58);
 
-    let mut conn = honker_core::open(h.path()).unwrap();
+    let mut conn = honker_core::open(h.path().unwrap()).unwrap();
     let tx = conn.transaction().unwrap();
     let rolled_back = send_email::enqueue_tx(&tx, Email { to: "c@b.c".into() })
         .unwrap()

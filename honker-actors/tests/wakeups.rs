@@ -81,7 +81,7 @@ async fn an_in_process_enqueue_wakes_an_idle_pool_without_the_watcher() {
 async fn the_watcher_alone_wakes_an_idle_pool_for_a_foreign_commit() {
     let (_d, h) = common::honker();
     let pool = idle_pool(&h).await;
-    let foreign = rusqlite::Connection::open(h.path()).unwrap();
+    let foreign = rusqlite::Connection::open(h.path().unwrap()).unwrap();
     // Three times: a watcher polling a thousand times slower would be
     // lucky once, not three times in a row.
     for n in 200..203 {

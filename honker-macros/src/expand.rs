@@ -70,12 +70,13 @@ pub(crate) fn expand(def: &JobDef) -> TokenStream {
                 ::honker_actors::EnqueueBuilder::<#ident>::new(args)
             }
 
-            /// Enqueue on the application's own connection or transaction.
-            #vis fn enqueue_tx(
-                conn: &::honker_actors::core::rusqlite::Connection,
+            /// Enqueue in the application's own transaction (SQLite: its
+            /// `rusqlite` connection or transaction).
+            #vis fn enqueue_tx<T: ::honker_actors::store::EnqueueTx + ?Sized>(
+                tx: &T,
                 args: #arg_ty,
             ) -> ::honker_actors::Result<::honker_actors::JobHandle<#ident>> {
-                ::honker_actors::EnqueueBuilder::<#ident>::new(args).enqueue_tx(conn)
+                ::honker_actors::EnqueueBuilder::<#ident>::new(args).enqueue_tx(tx)
             }
         }
 

@@ -95,7 +95,7 @@ pub enum Error {
 /// ```
 #[derive(Clone)]
 pub struct Dashboard {
-    path: PathBuf,
+    path: Option<PathBuf>,
     honker: Option<Honker>,
     read_only: bool,
     live: live::Live,
@@ -132,7 +132,7 @@ impl Dashboard {
         let live = live::Live::new();
         live.follow_commits(&honker);
         Dashboard {
-            path: honker.path().to_path_buf(),
+            path: honker.path().map(Path::to_path_buf),
             honker: Some(honker),
             read_only: false,
             live,
@@ -154,7 +154,7 @@ impl Dashboard {
         let live = live::Live::new();
         live.watch_file(&path);
         Ok(Dashboard {
-            path,
+            path: Some(path),
             honker: None,
             read_only: true,
             live,

@@ -13,17 +13,18 @@ use crate::Error;
 /// The dashboard's reads of one file.
 #[derive(Clone)]
 pub(crate) struct Reader {
-    path: PathBuf,
+    /// `None`: the runtime's store is not a file; nothing can be read.
+    path: Option<PathBuf>,
 }
 
 impl Reader {
-    pub(crate) fn new(path: PathBuf) -> Reader {
+    pub(crate) fn new(path: Option<PathBuf>) -> Reader {
         Reader { path }
     }
 
-    /// The file read.
-    pub(crate) fn path(&self) -> &std::path::Path {
-        &self.path
+    /// The file read, if the store is one.
+    pub(crate) fn path(&self) -> Option<&std::path::Path> {
+        self.path.as_deref()
     }
 
     /// Run `f` on a connection of its own, on a blocking thread.
@@ -32,7 +33,11 @@ impl Reader {
         T: Send + 'static,
         F: FnOnce(&Connection) -> honker_core::Result<T> + Send + 'static,
     {
-        let path = self.path.clone();
+        let Some(path) = self.path.clone() else {
+            return Err(Error::Actors(honker_actors::Error::Unsupported(
+                "the dashboard reads SQLite files only",
+            )));
+        };
         tokio::task::spawn_blocking(move || Ok(f(&open(&path)?)?))
             .await
             .map_err(|e| Error::Join(e.to_string()))?

@@ -540,7 +540,7 @@ async fn a_full_disk_is_a_typed_error_with_no_partial_write() {
     // Everything that was acknowledged is there; the failed one is not.
     let s = q.stats().await.unwrap();
     assert_eq!(s.pending_due, ok, "no partial write");
-    let check = rusqlite::Connection::open(h.path()).unwrap();
+    let check = rusqlite::Connection::open(h.path().unwrap()).unwrap();
     assert_eq!(
         count(
             &check,
@@ -761,7 +761,7 @@ async fn shutdown_while_10k_jobs_flow_then_restart_runs_each_once_and_burns_noth
     for p in producers {
         p.await.unwrap();
     }
-    let conn = rusqlite::Connection::open(h.path()).unwrap();
+    let conn = rusqlite::Connection::open(h.path().unwrap()).unwrap();
     assert_eq!(
         count(
             &conn,

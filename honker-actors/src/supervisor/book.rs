@@ -27,48 +27,17 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use honker_core::{ClaimedJob, Lease};
+use honker_core::ClaimedJob;
 
-use super::cycle::{ClaimPlan, Outcome};
 use crate::context::JobSignals;
 use crate::job::{JobOptions, RunResult};
+use crate::store::{ClaimPlan, Fence, Outcome};
 
 /// The claims the heartbeat extends: every claim held and not lost.
 pub(crate) type SharedLeases = Arc<Mutex<HashSet<Fence>>>;
 
 /// A claim and the queue of its job.
 pub(crate) type FenceIn = (Fence, &'static str);
-
-/// What a pool's writes name one claim by: its lease (job id and the
-/// attempt number the claim set) and the worker string the claim wrote,
-/// which is the pool's id and the claiming cycle's number. A job requeued
-/// with fresh attempts and claimed again by the same pool has the same
-/// lease; its fence differs, so a fence never repeats and an earlier
-/// claim's outcome or heartbeat, however late, matches no later claim.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Fence {
-    /// `worker_id` as the claim wrote it.
-    pub(crate) worker: Arc<str>,
-    pub(crate) lease: Lease,
-}
-
-impl Fence {
-    /// The fence of `job`, claimed by a cycle that wrote `worker` (one
-    /// string shared by every claim of the cycle).
-    pub(crate) fn new(worker: &Arc<str>, job: &ClaimedJob) -> Fence {
-        debug_assert_eq!(&**worker, job.worker_id, "the claim's own worker string");
-        Fence {
-            worker: worker.clone(),
-            lease: job.lease(),
-        }
-    }
-
-    /// The fence of a claimed row, as its claim returned it.
-    #[cfg(test)]
-    pub(crate) fn of(job: &ClaimedJob) -> Fence {
-        Fence::new(&Arc::from(job.worker_id.as_str()), job)
-    }
-}
 
 /// One claim's run, unique within its pool for the pool's life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -9,12 +9,12 @@ use std::time::Duration;
 use honker_core::ClaimedJob;
 use ractor::ActorId;
 
-use super::book::{outcome_of, Fence, NotStarted, Ready, RunId};
-use super::cycle::Outcome;
+use super::book::{outcome_of, NotStarted, Ready, RunId};
 use super::SupervisorState;
 use crate::clock::unix_now;
 use crate::context::JobSignals;
 use crate::job::{JobOptions, RunResult};
+use crate::store::{Fence, Outcome};
 use crate::telemetry::JobMetrics;
 use crate::worker::{Assignment, Report, WorkerMsg};
 use crate::JobContext;

@@ -33,7 +33,6 @@
 //! at the next due `run_at` / claim expiry / `expires_at`.
 
 mod book;
-mod cycle;
 mod dispatch;
 mod scheduler;
 mod shutdown;
@@ -45,9 +44,9 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
+use crate::store::{CycleOutput, CycleRequest, Fence, NextTimes, Outcome};
 use book::ClaimBook;
-pub(crate) use book::{Fence, RunId, SharedLeases};
-use cycle::{CycleOutput, NextTimes, Outcome};
+pub(crate) use book::{RunId, SharedLeases};
 
 use crate::context::AppData;
 use crate::heartbeat::{Heartbeat, HeartbeatArgs, HeartbeatMsg};
@@ -85,7 +84,9 @@ pub(crate) enum SupervisorMsg {
     /// A cycle came back from the writer, with what it carried.
     CycleDone {
         output: Result<CycleOutput>,
-        sent: Box<scheduler::Sent>,
+        request: Box<CycleRequest>,
+        /// `wake_seq` when it started.
+        seq: u64,
     },
     /// Queue depths were read (for the gauge).
     Depths(Result<Vec<(&'static str, i64)>>),
@@ -174,7 +175,7 @@ impl Slot {
 
 pub(crate) struct SupervisorState {
     args: SupervisorArgs,
-    queues: Vec<&'static str>,
+    queues: Arc<[&'static str]>,
     rotate: usize,
     slots: HashMap<ActorId, Slot>,
     /// Workers with no job.
@@ -247,7 +248,7 @@ impl Actor for Supervisor {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let queues = args.routes.queues();
+        let queues: Arc<[&'static str]> = args.routes.queues().into();
         let metrics = queues.iter().map(|q| (*q, QueueMetrics::new(q))).collect();
         let leases = SharedLeases::default();
         let mut slots = HashMap::new();
@@ -330,7 +331,11 @@ impl Actor for Supervisor {
                 state.work_maybe = true;
             }
             SupervisorMsg::Checked(result) => state.checked(&myself, result),
-            SupervisorMsg::CycleDone { output, sent } => state.cycle_done(&myself, output, *sent),
+            SupervisorMsg::CycleDone {
+                output,
+                request,
+                seq,
+            } => state.cycle_done(&myself, output, *request, seq),
             SupervisorMsg::Depths(result) => state.depths_read(result),
             SupervisorMsg::Finished {
                 worker,

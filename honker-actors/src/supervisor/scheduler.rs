@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 use honker_core::DoublingDelay;
 use ractor::ActorRef;
 
-use super::book::Fence;
-use super::cycle::{self, Applied, ClaimPlan, Cycle, CycleOutput, NextTimes, Outcome};
 use super::{SupervisorMsg, SupervisorState};
 use crate::clock::until_due;
 use crate::routing::{Route, UNROUTED};
+use crate::store::{Applied, ClaimPlan, CycleOutput, CycleRequest, Fence, NextTimes, Outcome};
 use crate::Result;
 
 /// Housekeeping (expiry sweep, result sweep, queue depth) at least this
@@ -32,17 +31,6 @@ const PREFETCH_TIME: f64 = 0.004;
 const MAX_PREFETCH_FACTOR: usize = 16;
 /// Cycles in flight at once: one committing, one queued behind it.
 const MAX_CYCLES_IN_FLIGHT: usize = 2;
-
-/// What a cycle carried to the writer, handed back with its answer.
-#[derive(Clone)]
-pub(crate) struct Sent {
-    outcomes: Vec<Outcome>,
-    /// The worker string its claims wrote (shared by their fences).
-    worker: Arc<str>,
-    plan: ClaimPlan,
-    /// `wake_seq` when it started.
-    seq: u64,
-}
 
 /// The prefetch buffer of a pool of `concurrency` whose jobs run
 /// `avg_run` seconds on average: about [`PREFETCH_TIME`] of work, at least
@@ -210,35 +198,26 @@ impl SupervisorState {
         // two claims of a row share a fence (see `book::Fence`).
         self.cycles_started += 1;
         let worker: Arc<str> = format!("{}#{}", self.args.worker_id, self.cycles_started).into();
-        let sent = Arc::new(Sent {
-            outcomes: std::mem::take(&mut self.pending),
+        let request = CycleRequest {
             worker,
+            outcomes: std::mem::take(&mut self.pending),
             plan,
-            seq: self.wake_seq,
-        });
-        let visibility = self.args.visibility;
-        let queues = self.queues.clone();
+            visibility: self.args.visibility,
+            queues: self.queues.clone(),
+            sweep,
+        };
+        let seq = self.wake_seq;
         let me = myself.clone();
-        let for_writer = sent.clone();
-        self.args.honker.writer().write_then(
-            move |c| {
-                cycle::run_cycle(
-                    c,
-                    &Cycle {
-                        worker_id: &for_writer.worker,
-                        outcomes: &for_writer.outcomes,
-                        plan: &for_writer.plan,
-                        visibility,
-                        queues: &queues,
-                        sweep,
-                    },
-                )
-            },
-            move |output| {
-                let sent = Box::new(Arc::try_unwrap(sent).unwrap_or_else(|a| (*a).clone()));
+        self.args.honker.store().run_cycle(
+            request,
+            Box::new(move |request, output| {
                 // A stopped pool cannot take the answer; nothing to do then.
-                let _ = me.cast(SupervisorMsg::CycleDone { output, sent });
-            },
+                let _ = me.cast(SupervisorMsg::CycleDone {
+                    output,
+                    request: Box::new(request),
+                    seq,
+                });
+            }),
         );
     }
 
@@ -248,16 +227,7 @@ impl SupervisorState {
         let honker = self.args.honker.clone();
         let me = myself.clone();
         tokio::spawn(async move {
-            let result = honker
-                .writer()
-                .read(move |c| {
-                    let mut claimable = false;
-                    for q in &queues {
-                        claimable |= honker_core::has_claimable(c, q)?;
-                    }
-                    Ok((claimable, cycle::next_times(c, &queues)?))
-                })
-                .await;
+            let result = honker.store().claimable(&queues).await;
             let _ = me.cast(SupervisorMsg::Checked(result));
         });
     }
@@ -298,16 +268,7 @@ impl SupervisorState {
         let honker = self.args.honker.clone();
         let me = myself.clone();
         tokio::spawn(async move {
-            let result = honker
-                .writer()
-                .read(move |c| {
-                    let mut d = Vec::with_capacity(queues.len());
-                    for q in queues {
-                        d.push((q, honker_core::pending_due_count(c, q)?));
-                    }
-                    Ok(d)
-                })
-                .await;
+            let result = honker.store().depths(&queues).await;
             let _ = me.cast(SupervisorMsg::Depths(result));
         });
     }
@@ -330,7 +291,8 @@ impl SupervisorState {
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         output: Result<CycleOutput>,
-        sent: Sent,
+        sent: CycleRequest,
+        seq: u64,
     ) {
         self.cycles_running -= 1;
         self.book.unreserve(&sent.plan);
@@ -409,10 +371,10 @@ impl SupervisorState {
         self.dispatch_ready();
         tracing::trace!(
             planned = ?sent.plan, maybe_more = out.maybe_more,
-            seq = sent.seq, wake_seq = self.wake_seq, cycles = self.cycles_running,
+            seq, wake_seq = self.wake_seq, cycles = self.cycles_running,
             commit_seen = self.commit_seen, "cycle done"
         );
-        if !out.maybe_more && self.wake_seq == sent.seq && self.cycles_running == 0 {
+        if !out.maybe_more && self.wake_seq == seq && self.cycles_running == 0 {
             // Every queue gave less than asked: drained until the next wake.
             self.work_maybe = false;
         }

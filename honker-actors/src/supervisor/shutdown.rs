@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use ractor::ActorRef;
 
-use super::cycle::Outcome;
 use super::{ShutdownReply, SupervisorMsg, SupervisorState};
 use crate::job::RunResult;
+use crate::store::Outcome;
 
 /// After a forced abort at the end of the shutdown grace period, how long a
 /// handler that ignores it gets before its claim is released regardless.

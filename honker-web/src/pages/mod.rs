@@ -30,7 +30,9 @@ pub(crate) struct Params {
 }
 
 pub(super) fn file(s: &Shared) -> String {
-    s.reader.path().display().to_string()
+    s.reader
+        .path()
+        .map_or_else(|| "(not a file)".to_string(), |p| p.display().to_string())
 }
 
 /// A failed read, as a page.

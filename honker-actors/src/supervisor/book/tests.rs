@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::job::Backoff;
+use honker_core::Lease;
 
 fn job(id: i64, attempts: i64, queue: &str, expires_at: Option<i64>) -> ClaimedJob {
     job_of_cycle(id, attempts, queue, expires_at, 1)

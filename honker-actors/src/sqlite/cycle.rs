@@ -8,172 +8,20 @@
 //! commit. Only a failure that ends the whole transaction (SQLite rolled
 //! it back) fails the cycle.
 
-use std::time::Duration;
-
 use honker_core::rusqlite::Connection;
-use honker_core::{atomically, ClaimedJob, Lease, RetryOutcome};
+use honker_core::{atomically, RetryOutcome};
 
-use super::book::Fence;
+use crate::store::cycle::earliest;
+use crate::store::{Applied, CycleOutput, CycleRequest, Fence, NextTimes, Outcome};
 use crate::Result;
 
-/// A result to write down for one claim.
-#[derive(Debug, Clone)]
-pub(crate) enum Outcome {
-    Ack {
-        fence: Fence,
-        queue: &'static str,
-        /// The registered job that ran it, or `routing::UNROUTED`.
-        kind: &'static str,
-        result: Option<(String, Option<Duration>)>,
-    },
-    Retry {
-        fence: Fence,
-        queue: &'static str,
-        /// The registered job that ran it, or `routing::UNROUTED`.
-        kind: &'static str,
-        delay: Duration,
-        error: String,
-    },
-    Fail {
-        fence: Fence,
-        queue: &'static str,
-        /// The registered job that ran it, or `routing::UNROUTED`.
-        kind: &'static str,
-        error: String,
-    },
-    Release {
-        fence: Fence,
-        queue: &'static str,
-        /// The registered job that ran it, or `routing::UNROUTED`.
-        kind: &'static str,
-    },
-}
-
-impl Outcome {
-    pub(crate) fn queue(&self) -> &'static str {
-        match self {
-            Outcome::Ack { queue, .. }
-            | Outcome::Retry { queue, .. }
-            | Outcome::Fail { queue, .. }
-            | Outcome::Release { queue, .. } => queue,
-        }
-    }
-
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            Outcome::Ack { kind, .. }
-            | Outcome::Retry { kind, .. }
-            | Outcome::Fail { kind, .. }
-            | Outcome::Release { kind, .. } => kind,
-        }
-    }
-
-    pub(crate) fn fence(&self) -> &Fence {
-        match self {
-            Outcome::Ack { fence, .. }
-            | Outcome::Retry { fence, .. }
-            | Outcome::Fail { fence, .. }
-            | Outcome::Release { fence, .. } => fence,
-        }
-    }
-
-    pub(crate) fn lease(&self) -> Lease {
-        self.fence().lease
-    }
-}
-
-/// What a cycle should claim.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct ClaimPlan {
-    /// The most to claim in all.
-    pub(crate) budget: usize,
-    /// Queues in the order to try, each with its room.
-    pub(crate) queues: Vec<(&'static str, usize)>,
-    /// Workers free now: a queue limited across processes (a running or
-    /// rate limit) is claimed only for these, before the other queues, so
-    /// no claim of it waits unstarted holding a slot every process shares.
-    pub(crate) free: usize,
-}
-
-/// What writing one outcome did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Applied {
-    Acked,
-    Retried,
-    Dead,
-    Released,
-    /// The claim was no longer ours: nothing changed.
-    Lost,
-}
-
-/// What a cycle did.
-#[derive(Debug, Default)]
-pub(crate) struct CycleOutput {
-    /// One entry per outcome, in order: what it did, or why it failed
-    /// (then it was rolled back alone and should be tried again).
-    pub(crate) applied: Vec<std::result::Result<Applied, String>>,
-    pub(crate) claimed: Vec<ClaimedJob>,
-    /// Rate-limited queues whose claims were counted as starts, each with
-    /// the end of the window they were counted in (its jobs must start
-    /// before it).
-    pub(crate) start_before: Vec<(&'static str, i64)>,
-    /// Queues whose claim failed, with the error (rolled back alone).
-    pub(crate) claim_errors: Vec<(&'static str, String)>,
-    /// A queue gave all that was asked, or was not asked for lack of
-    /// budget: more may be waiting.
-    pub(crate) maybe_more: bool,
-    /// `None` when not read (more work was waiting).
-    pub(crate) next: Option<NextTimes>,
-    /// Rows the expiry sweep moved to dead.
-    pub(crate) swept: usize,
-    /// The file's paused queues (jobs of theirs claimed but not started
-    /// go back).
-    pub(crate) paused: Vec<String>,
-}
-
-/// When something next happens on the pool's queues (unix seconds).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct NextTimes {
-    /// A `run_at` falls due or a claim lapses.
-    pub(crate) claim: Option<i64>,
-    /// A job expires and wants sweeping.
-    pub(crate) expiry: Option<i64>,
-}
-
-impl NextTimes {
-    /// The earlier of the two.
-    pub(crate) fn first(&self) -> Option<i64> {
-        earliest(self.claim, self.expiry)
-    }
-}
-
-fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.min(y)),
-        (x, y) => x.or(y),
-    }
-}
-
-/// The inputs of one cycle.
-pub(crate) struct Cycle<'a> {
-    /// The worker string this cycle's claims write: the pool's id and the
-    /// cycle's number, never used by another claim.
-    pub(crate) worker_id: &'a str,
-    pub(crate) outcomes: &'a [Outcome],
-    pub(crate) plan: &'a ClaimPlan,
-    pub(crate) visibility: Duration,
-    pub(crate) queues: &'a [&'static str],
-    /// Sweep expired jobs (and results) this time.
-    pub(crate) sweep: bool,
-}
-
 /// Run one cycle on `c`, inside the caller's transaction.
-pub(crate) fn run_cycle(c: &Connection, cy: &Cycle<'_>) -> Result<CycleOutput> {
+pub(crate) fn run_cycle(c: &Connection, cy: &CycleRequest) -> Result<CycleOutput> {
     let mut out = CycleOutput {
         applied: Vec::with_capacity(cy.outcomes.len()),
         ..CycleOutput::default()
     };
-    for o in cy.outcomes {
+    for o in &cy.outcomes {
         // Each outcome is atomic on its own (one statement, or a savepoint
         // inside `apply`), so a failing one rolls back alone.
         match apply(c, o) {
@@ -208,7 +56,7 @@ pub(crate) fn run_cycle(c: &Connection, cy: &Cycle<'_>) -> Result<CycleOutput> {
         if n == 0 {
             continue;
         }
-        match honker_core::claim_counted(c, q, cy.worker_id, n, cy.visibility) {
+        match honker_core::claim_counted(c, q, &cy.worker, n, cy.visibility) {
             Ok(honker_core::Counted { jobs, start_before }) => {
                 if let Some(end) = start_before {
                     out.start_before.push((q, end));
@@ -231,7 +79,7 @@ pub(crate) fn run_cycle(c: &Connection, cy: &Cycle<'_>) -> Result<CycleOutput> {
     // The next due times matter only once the queues run dry; while a
     // claim comes back full, the next cycle follows at once anyway.
     if !out.maybe_more {
-        out.next = Some(next_times(c, cy.queues)?);
+        out.next = Some(next_times(c, &cy.queues)?);
     }
     Ok(out)
 }
@@ -296,7 +144,10 @@ fn apply(c: &Connection, o: &Outcome) -> honker_core::Result<Applied> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ClaimPlan;
     use honker_core::EnqueueOptions;
+    use honker_core::Lease;
+    use std::time::Duration;
 
     const W: &str = "pool-1";
     const VIS: Duration = Duration::from_secs(60);
@@ -309,17 +160,13 @@ mod tests {
         honker_core::enqueue(c, q, "{}", &EnqueueOptions::default()).expect("enqueue")
     }
 
-    fn cycle<'a>(
-        outcomes: &'a [Outcome],
-        plan: &'a ClaimPlan,
-        queues: &'a [&'static str],
-    ) -> Cycle<'a> {
-        Cycle {
-            worker_id: W,
-            outcomes,
-            plan,
+    fn cycle(outcomes: &[Outcome], plan: &ClaimPlan, queues: &[&'static str]) -> CycleRequest {
+        CycleRequest {
+            worker: W.into(),
+            outcomes: outcomes.to_vec(),
+            plan: plan.clone(),
             visibility: VIS,
-            queues,
+            queues: queues.into(),
             sweep: false,
         }
     }
@@ -445,7 +292,7 @@ mod tests {
             free: 64,
         };
         let mut second = cycle(&[], &plan, &["a"]);
-        second.worker_id = "pool-1#2";
+        second.worker = "pool-1#2".into();
         let new = in_tx(&c, |c| run_cycle(c, &second)).unwrap().claimed;
         assert_eq!(new.len(), 1);
         let new = Fence::of(&new[0]);

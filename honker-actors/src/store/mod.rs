@@ -1,0 +1,295 @@
+//! The store boundary: every operation the runtime needs from the database
+//! its jobs live in, as traits a store implements.
+//!
+//! The runtime (pools, workers, heartbeats, [`Honker`](crate::Honker),
+//! [`Queue`](crate::Queue), `#[job]`'s expansion, the dashboard and the
+//! CLI) reaches the database only through [`Store`]; SQLite
+//! ([`SqliteStore`](crate::sqlite::SqliteStore)) is one implementation, the
+//! honker format's own. The design follows River's driver interface and
+//! Oban's engines: the operations are grouped by who calls them, each
+//! group a trait of its own, and [`Store`] is all of them.
+//!
+//! - [`PoolStore`]: a pool's cycle (outcomes, claims and sweeps in one
+//!   transaction), the look whether anything is claimable and when the
+//!   next thing falls due, queue depths, heartbeats and lost claims;
+//! - [`JobStore`]: enqueue, a queue's own claims and outcomes (the untyped
+//!   [`Queue`](crate::Queue) API), results, and the operator's reads and
+//!   writes (list, get, requeue, purge, cancel, stats);
+//! - [`ControlStore`]: pause, running and rate limits;
+//! - [`ScheduleStore`]: periodic schedules and their firing;
+//! - [`LockStore`]: named locks with a time to live;
+//! - [`CommitSource`]: wake-ups on commits by other connections and
+//!   processes (SQLite: the file watcher; a server: its notifications).
+//!
+//! A caller's own transaction is the store's own type: SQLite's door is
+//! [`EnqueueTx`], implemented for `rusqlite::Connection` (and so for its
+//! transactions), which `enqueue_tx` takes.
+//!
+//! Every method answers in the runtime's [`Error`](crate::Error); a store
+//! wraps its own errors as their source.
+
+pub(crate) mod cycle;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use honker_core::{
+    ClaimGone, ClaimedJob, DeadFilter, DeadJob, EnqueueOptions, Enqueued, Fired, JobFate, JobRow,
+    Lease, LiveState, QueueControls, QueueStats, RateLimit, RetryOutcome, ScheduleRow,
+    ScheduleSpec,
+};
+
+pub use cycle::{
+    Applied, ClaimPlan, CycleDone, CycleOutput, CycleRequest, Fence, NextTimes, Outcome,
+};
+
+use crate::Result;
+
+/// A store: every group of operations, and what the runtime asks of it
+/// as a whole. Held as `Arc<dyn Store>` by a [`Honker`](crate::Honker).
+///
+/// ```
+/// use honker_actors::store::Store;
+/// # let dir = tempfile::tempdir().unwrap();
+/// let honker = honker_actors::Honker::open(dir.path().join("a.db")).unwrap();
+/// let store: &dyn Store = honker.store();
+/// assert!(store.file().unwrap().ends_with("a.db"));
+/// ```
+pub trait Store:
+    PoolStore + JobStore + ControlStore + ScheduleStore + LockStore + CommitSource
+{
+    /// The database file, for a store that keeps one (SQLite).
+    fn file(&self) -> Option<&Path>;
+
+    /// The store as `Any`, for the doors only one store has (SQLite's
+    /// transaction closures).
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// What a worker pool asks of its store.
+#[async_trait]
+pub trait PoolStore: Send + Sync + 'static {
+    /// Run one cycle of a pool, in one transaction: write `request`'s
+    /// outcomes (each rolled back alone when it fails), claim as
+    /// `request.plan` says, sweep expired jobs when asked, and read when
+    /// something is next due once the queues run dry. `done` gets the
+    /// request back with the answer, after the commit; it must be quick
+    /// (it sends the pool a message). A callback, not a future: the hot
+    /// path wakes the pool without a task in between.
+    fn run_cycle(&self, request: CycleRequest, done: CycleDone);
+
+    /// Whether any of `queues` has a job a claim would take now, and when
+    /// something is next due: one read, no write lock.
+    async fn claimable(&self, queues: &[&'static str]) -> Result<(bool, NextTimes)>;
+
+    /// Each queue's pending jobs due now (for the depth gauge).
+    async fn depths(&self, queues: &[&'static str]) -> Result<Vec<(&'static str, i64)>>;
+
+    /// Extend every claim of `fences` by `by` from now, each by its own
+    /// fence; answer those that are gone, and why.
+    async fn extend_claims(
+        &self,
+        fences: Vec<Fence>,
+        by: Duration,
+    ) -> Result<Vec<(Fence, ClaimGone)>>;
+
+    /// Which of `fences` are gone, and why, and which queues are paused:
+    /// one read.
+    async fn look_at_claims(&self, fences: Vec<Fence>) -> Result<ClaimsSeen>;
+
+    /// Extend one claim by `by` from now: `None` when extended, else why
+    /// it is gone.
+    async fn extend_claim(&self, fence: Fence, by: Duration) -> Result<Option<ClaimGone>>;
+}
+
+/// What [`PoolStore::look_at_claims`] saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClaimsSeen {
+    /// Claims that are gone, and why.
+    pub gone: Vec<(Fence, ClaimGone)>,
+    /// The store's paused queues.
+    pub paused: Vec<String>,
+}
+
+/// Enqueue, a queue's own claims and outcomes, results, and the
+/// operator's reads and writes.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Enqueue `payload` to `queue`: JSON text the caller has produced or
+    /// validated (the store may trust it), with `opts` (unique keys
+    /// included). Whether it was inserted or an equal unique job found.
+    async fn enqueue(&self, queue: &str, payload: String, opts: EnqueueOptions)
+        -> Result<Enqueued>;
+
+    /// Claim up to `n` jobs of `queue` for `worker`. Cancel-safe: claims
+    /// whose caller stopped waiting are given back (attempt unburned).
+    async fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        n: usize,
+        visibility: Duration,
+    ) -> Result<Vec<ClaimedJob>>;
+
+    /// Ack the claims of `leases` that are `queue`'s jobs; the ids acked.
+    async fn ack_in(&self, queue: &str, worker: &str, leases: Vec<Lease>) -> Result<Vec<i64>>;
+
+    /// Retry a claim of a job of `queue` after `delay`, or dead-letter it
+    /// when its attempts are spent.
+    async fn retry_in(
+        &self,
+        queue: &str,
+        worker: &str,
+        lease: Lease,
+        delay: Duration,
+        error: String,
+    ) -> Result<RetryOutcome>;
+
+    /// Dead-letter a claim of a job of `queue`; `false` when it was lost.
+    async fn fail_in(&self, queue: &str, worker: &str, lease: Lease, error: String)
+        -> Result<bool>;
+
+    /// Extend a claim of a job of `queue`; the new deadline, `None` when
+    /// it was lost.
+    async fn heartbeat_in(
+        &self,
+        queue: &str,
+        worker: &str,
+        lease: Lease,
+        extend: Duration,
+    ) -> Result<Option<i64>>;
+
+    /// Cancel live job `id` of `queue`.
+    async fn cancel_in(&self, queue: &str, id: i64) -> Result<bool>;
+
+    /// Live job `id` of `queue`.
+    async fn job_in(&self, queue: &str, id: i64) -> Result<Option<JobRow>>;
+
+    /// `queue`'s live jobs in `state`, `limit` from `offset`.
+    async fn list_jobs(
+        &self,
+        queue: &str,
+        state: LiveState,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<JobRow>>;
+
+    /// Counts for `queue`.
+    async fn queue_stats(&self, queue: &str) -> Result<QueueStats>;
+
+    /// Counts for every queue.
+    async fn stats(&self) -> Result<Vec<QueueStats>>;
+
+    /// `queue`'s dead jobs, oldest first.
+    async fn dead_in(&self, queue: &str, limit: usize, offset: usize) -> Result<Vec<DeadJob>>;
+
+    /// Dead jobs matching `filter`, by id.
+    async fn list_dead_where(
+        &self,
+        filter: DeadFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<DeadJob>>;
+
+    /// Requeue dead job `id` of `queue` with fresh attempts.
+    async fn requeue_dead_in(&self, queue: &str, id: i64) -> Result<bool>;
+
+    /// Requeue the dead jobs matching `filter`; how many.
+    async fn requeue_dead_where(&self, filter: DeadFilter) -> Result<usize>;
+
+    /// Delete dead job `id` of `queue`.
+    async fn purge_dead_in(&self, queue: &str, id: i64) -> Result<bool>;
+
+    /// Delete the dead jobs matching `filter`; how many.
+    async fn purge_dead_where(&self, filter: DeadFilter) -> Result<usize>;
+
+    /// Dead-letter `queue`'s expired jobs; how many.
+    async fn sweep_expired(&self, queue: &str) -> Result<usize>;
+
+    /// Job `id`'s saved result, and when there is none, its fate. A job
+    /// gone from the tables is looked at again: its result commits with
+    /// its ack.
+    async fn result_or_fate(&self, id: i64) -> Result<(Option<String>, Option<JobFate>)>;
+
+    /// The payloads of `queue`'s pending jobs, in claim order.
+    async fn waiting_payloads(&self, queue: &str) -> Result<Vec<String>>;
+
+    /// Whether `queue` has a job a claim would take now, and when its
+    /// next job falls due or claim lapses (a time already past when one
+    /// is claimable).
+    async fn claim_outlook(&self, queue: &str) -> Result<(bool, Option<i64>)>;
+
+    /// The schedule and boundary that fired job `id`.
+    async fn fired_for(&self, id: i64) -> Result<Option<(String, i64)>>;
+}
+
+/// Pause, running limits and rate limits of queues.
+#[async_trait]
+pub trait ControlStore: Send + Sync + 'static {
+    /// `queue`'s controls.
+    async fn queue_controls(&self, queue: &str) -> Result<QueueControls>;
+    /// Pause `queue`; `false` when it was paused already.
+    async fn pause_queue(&self, queue: &str) -> Result<bool>;
+    /// Resume `queue`; `false` when it was not paused.
+    async fn resume_queue(&self, queue: &str) -> Result<bool>;
+    /// Limit how many of `queue`'s jobs run at once everywhere.
+    async fn set_max_running(&self, queue: &str, n: Option<u32>) -> Result<()>;
+    /// Limit how many of `queue`'s jobs start per period everywhere.
+    async fn set_rate_limit(&self, queue: &str, rate: Option<RateLimit>) -> Result<()>;
+}
+
+/// Periodic schedules.
+#[async_trait]
+pub trait ScheduleStore: Send + Sync + 'static {
+    /// Register (or update) every schedule of `specs`, in one transaction.
+    async fn register_schedules(&self, specs: Vec<ScheduleSpec>) -> Result<()>;
+    /// Remove schedule `name`.
+    async fn remove_schedule(&self, name: &str) -> Result<bool>;
+    /// Enable or disable schedule `name`.
+    async fn set_schedule_enabled(&self, name: &str, enabled: bool) -> Result<bool>;
+    /// Enqueue schedule `name`'s job now; its id.
+    async fn run_schedule_now(&self, name: &str) -> Result<Option<i64>>;
+    /// Schedule `name`.
+    async fn get_schedule(&self, name: &str) -> Result<Option<ScheduleRow>>;
+    /// Every schedule.
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRow>>;
+    /// Whether a boundary of an enabled schedule is due now: a read.
+    async fn schedule_due(&self) -> Result<bool>;
+    /// Fire every due boundary, by the store's clock.
+    async fn fire_due(&self) -> Result<Vec<Fired>>;
+}
+
+/// Named locks with a time to live.
+#[async_trait]
+pub trait LockStore: Send + Sync + 'static {
+    /// Take lock `name` for `owner` for `ttl`, if free or lapsed.
+    async fn try_lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool>;
+    /// Extend `owner`'s lock `name` to `ttl` from now; `false` when lost.
+    async fn renew_lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool>;
+    /// Release `owner`'s lock `name`; `false` when it was not held.
+    async fn unlock(&self, name: &str, owner: &str) -> Result<bool>;
+}
+
+/// Commits by other connections and processes.
+pub trait CommitSource: Send + Sync + 'static {
+    /// Call `on_commit` after commits by anyone (several close together
+    /// may make one call) until the returned watch is dropped.
+    fn watch_commits(&self, on_commit: Box<dyn Fn() + Send + Sync>)
+        -> Result<Box<dyn CommitWatch>>;
+}
+
+/// A running watch for commits; dropping it stops the calls.
+pub trait CommitWatch: Send + Sync {
+    /// The last problem the watch met (the file was replaced, ...).
+    fn error(&self) -> Option<String>;
+}
+
+/// A caller's own transaction of some store, in which jobs can be
+/// enqueued so they commit or roll back with the caller's writes.
+/// SQLite's is `rusqlite::Connection` (and so its transactions).
+pub trait EnqueueTx {
+    /// Enqueue `payload` (JSON text the caller produced) to `queue`
+    /// inside this transaction.
+    fn enqueue_in(&self, queue: &str, payload: &str, opts: &EnqueueOptions) -> Result<Enqueued>;
+}
