@@ -336,3 +336,27 @@ pub fn waiting_payloads(conn: &Connection, queue: &str) -> Result<Vec<String>> {
     let rows = stmt.query_map([queue], |r| Ok(text_lossy(r.get_ref(0)?)))?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::EnqueueOptions;
+
+    #[test]
+    fn waiting_payloads_are_the_queues_pending_rows_oldest_first() {
+        let c = crate::open_in_memory().unwrap();
+        let later = EnqueueOptions::default().delay(Duration::from_secs(3600));
+        crate::enqueue(&c, "q", r#""scheduled""#, &later).unwrap();
+        crate::enqueue(&c, "q", r#""running""#, &Default::default()).unwrap();
+        crate::enqueue(&c, "other", r#""elsewhere""#, &Default::default()).unwrap();
+        crate::enqueue(&c, "q", r#""due""#, &Default::default()).unwrap();
+        let claimed = crate::claim_batch(&c, "q", "w", 1, Duration::from_secs(60)).unwrap();
+        assert_eq!(claimed[0].payload, r#""running""#);
+        assert_eq!(
+            crate::waiting_payloads(&c, "q").unwrap(),
+            [r#""scheduled""#, r#""due""#]
+        );
+        assert!(crate::waiting_payloads(&c, "none").unwrap().is_empty());
+    }
+}

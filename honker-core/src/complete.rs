@@ -267,3 +267,49 @@ pub fn release(conn: &Connection, worker_id: &str, leases: &[Lease]) -> Result<u
         Ok(n)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::ClaimGone;
+
+    #[test]
+    fn a_claim_is_lost_while_its_row_lives_on_and_cancelled_once_the_row_is_cancelled() {
+        let c = crate::open_in_memory().unwrap();
+        for p in ["1", "2", "3"] {
+            crate::enqueue(&c, "q", p, &Default::default()).unwrap();
+        }
+        let jobs = crate::claim_batch(&c, "q", "w", 3, Duration::from_secs(60)).unwrap();
+        let [a, b, kept] = [jobs[0].lease(), jobs[1].lease(), jobs[2].lease()];
+        assert!(crate::lost_claims(&c, "w", &[a, b, kept])
+            .unwrap()
+            .is_empty());
+        // `a` given back (the row is pending again), `b` cancelled.
+        assert_eq!(crate::release(&c, "w", &[a]).unwrap(), 1);
+        assert!(crate::cancel(&c, b.id).unwrap());
+        assert_eq!(
+            crate::lost_claims(&c, "w", &[a, b, kept]).unwrap(),
+            [(a, ClaimGone::Lost), (b, ClaimGone::Cancelled)]
+        );
+        // Another worker's claim of the same row is not this one's.
+        assert_eq!(
+            crate::lost_claims(&c, "other", &[kept]).unwrap(),
+            [(kept, ClaimGone::Lost)]
+        );
+    }
+
+    #[test]
+    fn a_claim_whose_row_died_of_a_failure_is_lost_not_cancelled() {
+        let c = crate::open_in_memory().unwrap();
+        let opts = crate::EnqueueOptions::default().max_attempts(1);
+        crate::enqueue(&c, "q", "1", &opts).unwrap();
+        let job = crate::claim_batch(&c, "q", "w", 1, Duration::from_secs(60)).unwrap();
+        let l = job[0].lease();
+        assert!(crate::fail(&c, "w", l, "boom").unwrap());
+        assert_eq!(
+            crate::lost_claims(&c, "w", &[l]).unwrap(),
+            [(l, ClaimGone::Lost)]
+        );
+    }
+}

@@ -374,6 +374,15 @@ mod tests {
                 "{bad:?}"
             );
         }
+        for no_number_or_no_unit in ["@every 5", "@every s"] {
+            let e = Schedule::parse(no_number_or_no_unit)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("for example '@every 30s'"),
+                "{no_number_or_no_unit}: {e}"
+            );
+        }
         assert!(next_boundary("* * * * *", 0, Some("Mars/Olympus")).is_err());
         assert!(
             next_boundary("0 0 31 2 *", 0, Some("UTC")).is_err(),

@@ -50,3 +50,28 @@ impl DoublingDelay {
         self.current = self.first;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_doubles_to_its_cap_and_starts_over_after_a_success() {
+        let ms = Duration::from_millis;
+        let mut d = DoublingDelay::new(ms(10), ms(35));
+        assert_eq!(d.peek(), ms(10));
+        assert_eq!(d.take(), ms(10));
+        assert_eq!(d.peek(), ms(20), "peek shows the next pause");
+        assert_eq!(d.peek(), ms(20), "and does not double it");
+        assert_eq!(d.take(), ms(20));
+        assert_eq!(d.take(), ms(35));
+        assert_eq!(d.take(), ms(35));
+        d.reset();
+        assert_eq!(d.take(), ms(10));
+        assert_eq!(
+            DoublingDelay::new(ms(90), ms(35)).take(),
+            ms(35),
+            "first is capped"
+        );
+    }
+}

@@ -302,6 +302,16 @@ mod tests {
         assert_eq!(ceil_millis(Duration::MAX), i64::MAX);
         assert_eq!(ceil_secs(Duration::from_millis(1001)), 2);
         assert_eq!(ceil_millis(Duration::from_nanos(1_000_001)), 2);
+        assert_eq!(
+            ceil_millis(Duration::from_micros(500)),
+            1,
+            "a part of a millisecond is one"
+        );
+        assert_eq!(
+            ceil_millis(Duration::from_millis(2)),
+            2,
+            "whole milliseconds stay"
+        );
         assert_eq!(ceil_secs(Duration::ZERO), 0);
     }
 

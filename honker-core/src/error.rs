@@ -145,3 +145,28 @@ impl Error {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::ffi;
+
+    fn sqlite(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn sqlite_errors_are_sorted_by_what_a_caller_can_do() {
+        for code in [ffi::SQLITE_BUSY, ffi::SQLITE_LOCKED] {
+            let e = Error::from(sqlite(code));
+            assert!(matches!(e, Error::Busy(_)), "{e:?}");
+            assert!(e.is_transient());
+        }
+        let full = Error::from(sqlite(ffi::SQLITE_FULL));
+        assert!(matches!(full, Error::DiskFull(_)), "{full:?}");
+        assert!(!full.is_transient());
+        let other = Error::from(sqlite(ffi::SQLITE_CONSTRAINT));
+        assert!(matches!(other, Error::Sqlite(_)), "{other:?}");
+        assert!(!other.is_transient());
+    }
+}

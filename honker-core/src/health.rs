@@ -228,4 +228,27 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn totals_and_running_ids_count_each_table_and_claimed_rows_only() {
+        let conn = crate::open_in_memory().unwrap();
+        let opts = crate::EnqueueOptions::default().max_attempts(1);
+        let ids: Vec<i64> = (0..4)
+            .map(|i| crate::enqueue(&conn, "q", &i.to_string(), &opts).unwrap())
+            .collect();
+        let jobs = crate::claim_batch(&conn, "q", "w", 3, Duration::from_secs(60)).unwrap();
+        assert!(crate::fail(&conn, "w", jobs[0].lease(), "boom").unwrap());
+        assert_eq!(
+            row_totals(&conn).unwrap(),
+            RowTotals {
+                live: 3,
+                dead: 1,
+                issued: 4
+            }
+        );
+        let mut running = running_ids(&conn, 10).unwrap();
+        running.sort_unstable();
+        assert_eq!(running, [ids[1], ids[2]]);
+        assert_eq!(running_ids(&conn, 1).unwrap().len(), 1, "the limit holds");
+    }
 }

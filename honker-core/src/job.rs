@@ -540,4 +540,28 @@ mod tests {
         let shown = describe(ValueRef::Text(long.as_bytes()));
         assert!(shown.len() < 60 && shown.ends_with("...\""), "{shown}");
     }
+
+    #[test]
+    fn a_payload_that_is_not_utf8_text_is_shown_lossily_not_as_a_type() {
+        let c = crate::open_in_memory().unwrap();
+        let id = crate::enqueue(&c, "q", "1", &Default::default()).unwrap();
+        c.execute(
+            "UPDATE _honker_live SET payload = x'6162ff' WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+        assert_eq!(
+            crate::get_job(&c, id).unwrap().unwrap().payload,
+            "ab\u{fffd}"
+        );
+        c.execute(
+            "UPDATE _honker_live SET payload = CAST(x'6364ff' AS TEXT) WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+        assert_eq!(
+            crate::get_job(&c, id).unwrap().unwrap().payload,
+            "cd\u{fffd}"
+        );
+    }
 }

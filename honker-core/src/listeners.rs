@@ -109,3 +109,42 @@ impl Drop for Listening {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Cb = dyn Fn() -> u32 + Send + Sync;
+
+    fn calls(l: &Listeners<Cb>) -> Vec<u32> {
+        l.snapshot().iter().map(|f| f()).collect()
+    }
+
+    #[test]
+    fn a_guard_keeps_its_own_callback_registered_until_dropped() {
+        let l: Listeners<Cb> = Listeners::default();
+        assert!(l.is_empty());
+        let one = l.listen(Arc::new(|| 1));
+        let two = l.listen(Arc::new(|| 2));
+        let shared = l.clone();
+        assert_eq!((l.len(), shared.len(), l.is_empty()), (2, 2, false));
+        assert_eq!(calls(&shared), [1, 2], "a clone is the same registry");
+        assert!(format!("{one:?}").starts_with("Listening"));
+        drop(one);
+        assert_eq!(
+            calls(&l),
+            [2],
+            "dropping one guard removes its callback only"
+        );
+        drop(two);
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn a_guard_outliving_its_registry_drops_quietly() {
+        let l: Listeners<Cb> = Listeners::default();
+        let guard = l.listen(Arc::new(|| 1));
+        drop(l);
+        drop(guard);
+    }
+}

@@ -53,3 +53,21 @@ pub fn get_result(conn: &Connection, job_id: i64) -> Result<Option<String>> {
 pub fn sweep_results(conn: &Connection) -> Result<usize> {
     Ok(conn.prepare_cached(sql::RESULT_SWEEP)?.execute([])?)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn the_sweep_deletes_expired_results_only_and_says_how_many() {
+        let c = crate::open_in_memory().unwrap();
+        crate::save_result(&c, 1, "1", Some(Duration::ZERO)).unwrap();
+        crate::save_result(&c, 2, "2", Some(Duration::ZERO)).unwrap();
+        crate::save_result(&c, 3, "3", None).unwrap();
+        crate::save_result(&c, 4, "4", Some(Duration::from_secs(3600))).unwrap();
+        assert_eq!(crate::sweep_results(&c).unwrap(), 2);
+        assert_eq!(crate::sweep_results(&c).unwrap(), 0);
+        assert_eq!(crate::get_result(&c, 3).unwrap().as_deref(), Some("3"));
+        assert_eq!(crate::get_result(&c, 4).unwrap().as_deref(), Some("4"));
+    }
+}

@@ -62,3 +62,33 @@ pub fn atomically<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>
 fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deferred foreign key fails at COMMIT, which leaves the
+    /// transaction open: it must be rolled back, not left on the
+    /// connection for the next statement to join.
+    #[test]
+    fn a_failed_commit_rolls_back_and_leaves_the_connection_usable() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE parent(id INTEGER PRIMARY KEY);
+             CREATE TABLE child(p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);",
+        )
+        .unwrap();
+        let e = atomically(&c, |c| {
+            c.execute("INSERT INTO child VALUES (7)", [])?;
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
+        assert!(c.is_autocommit(), "the failed transaction is closed");
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM child", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}

@@ -643,3 +643,6 @@ fn stamp_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
