@@ -173,9 +173,9 @@ impl<J: Job> EnqueueBuilder<J> {
         Ok(JobHandle::from_outcome(done))
     }
 
-    /// Enqueue in the application's own transaction (SQLite: its
-    /// `rusqlite` connection or transaction); commits or rolls back with
-    /// it. Pools see the commit through their watcher.
+    /// Enqueue in the application's own transaction (any [`EnqueueTx`]:
+    /// on SQLite, its own connection, transaction or savepoint); commits
+    /// or rolls back with it. Pools see the commit through their watcher.
     pub fn enqueue_tx<T: EnqueueTx + ?Sized>(self, tx: &T) -> Result<JobHandle<J>> {
         let (payload, opts) = self.prepare()?;
         let done = tx.enqueue_in(J::QUEUE, &payload, &opts)?;
@@ -192,9 +192,9 @@ fn counted<J: Job>(done: honker_core::Enqueued) {
     }
 }
 
-/// Enqueue a typed job in the application's own transaction (SQLite: its
-/// `rusqlite` connection or transaction; synchronous, it commits or rolls
-/// back with it).
+/// Enqueue a typed job in the application's own transaction (any
+/// [`EnqueueTx`]: on SQLite, its own connection, transaction or savepoint;
+/// synchronous, it commits or rolls back with it).
 ///
 /// ```
 /// # use honker_actors::{Job, JobContext, JobError};

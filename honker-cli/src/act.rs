@@ -1,13 +1,15 @@
 //! The writing commands: they open an existing honker file (never create
-//! one), act through honker-core's admin functions, and say what changed.
+//! one), act through the runtime's store, and say what changed.
 
 use std::path::Path;
 use std::time::Duration;
 
-use honker_core::{rusqlite::Connection, DeadFilter, EnqueueOptions};
+use honker_actors::store::Store;
+use honker_core::{DeadFilter, EnqueueOptions};
 use serde::Serialize;
 
 use crate::cli::{DeadAction, Output};
+use crate::file::File;
 use crate::view::{print_json, span, term};
 use crate::CliError;
 
@@ -91,18 +93,19 @@ pub fn dead(
         ..Done::default()
     };
     if dry_run {
-        let conn = honker_core::open_snapshot(db)?;
+        let f = File::look(db)?;
         match &pick {
             Pick::Ids(ids) => {
                 for &id in ids {
-                    match honker_core::get_dead(&conn, id)? {
+                    match f.wait(f.store().dead_job(id))? {
                         Some(_) => done.ids.push(id),
                         None => done.missing.push(id),
                     }
                 }
             }
             Pick::Where(filter) => {
-                done.ids = honker_core::list_dead_where(&conn, filter, usize::MAX, 0)?
+                done.ids = f
+                    .wait(f.store().list_dead_where(filter.clone(), usize::MAX, 0))?
                     .into_iter()
                     .map(|d| d.id)
                     .collect();
@@ -120,28 +123,30 @@ pub fn dead(
         }
         return done.print(out);
     }
-    let conn = honker_core::open_existing(db)?;
+    let f = File::act(db)?;
     match pick {
         Pick::Ids(ids) => {
             for id in ids {
-                match act_on_dead(&conn, action, id) {
+                match f.wait(act_on_dead(f.store(), action, id)) {
                     Ok(true) => done.ids.push(id),
                     Ok(false) => done.missing.push(id),
-                    Err(e @ honker_core::Error::UniqueConflict { .. }) => {
-                        done.refused.push(Refused {
-                            id,
-                            error: e.to_string(),
-                        })
-                    }
-                    Err(e) => return Err(e.into()),
+                    Err(CliError::Store(
+                        e @ honker_actors::Error::Core(honker_core::Error::UniqueConflict {
+                            ..
+                        }),
+                    )) => done.refused.push(Refused {
+                        id,
+                        error: e.to_string(),
+                    }),
+                    Err(e) => return Err(e),
                 }
             }
             done.count = done.ids.len();
         }
         Pick::Where(filter) => {
             done.count = match action {
-                DeadAction::Retry => honker_core::requeue_dead_where(&conn, &filter)?,
-                DeadAction::Purge => honker_core::purge_dead_where(&conn, &filter)?,
+                DeadAction::Retry => f.wait(f.store().requeue_dead_where(filter))?,
+                DeadAction::Purge => f.wait(f.store().purge_dead_where(filter))?,
             };
         }
     }
@@ -160,21 +165,29 @@ pub fn dead(
     done.print(out)
 }
 
-fn act_on_dead(conn: &Connection, action: DeadAction, id: i64) -> honker_core::Result<bool> {
+async fn act_on_dead(
+    store: &dyn Store,
+    action: DeadAction,
+    id: i64,
+) -> honker_actors::Result<bool> {
+    let Some(dead) = store.dead_job(id).await? else {
+        return Ok(false);
+    };
     match action {
-        DeadAction::Retry => honker_core::requeue_dead(conn, id),
-        DeadAction::Purge => match honker_core::get_dead(conn, id)? {
-            Some(d) => honker_core::purge_dead_in(conn, &d.queue, id),
-            None => Ok(false),
-        },
+        DeadAction::Retry => store.requeue_dead_in(&dead.queue, id).await,
+        DeadAction::Purge => store.purge_dead_in(&dead.queue, id).await,
     }
 }
 
 /// `honker cancel DB ID`.
 pub fn cancel(db: &Path, id: i64, out: Output) -> Result<(), CliError> {
-    let conn = honker_core::open_existing(db)?;
-    let before = honker_core::get_job(&conn, id)?;
-    if !honker_core::cancel(&conn, id)? {
+    let f = File::act(db)?;
+    let before = f.wait(f.store().job(id))?;
+    let cancelled = match &before {
+        Some(j) => f.wait(f.store().cancel_in(&j.queue, id))?,
+        None => false,
+    };
+    if !cancelled {
         return Err(CliError::NotFound(format!(
             "job {id} is not pending or running in {}; nothing cancelled",
             db.display()
@@ -200,11 +213,11 @@ pub fn cancel(db: &Path, id: i64, out: Output) -> Result<(), CliError> {
 /// `honker pause|resume DB QUEUE`.
 pub fn pause(db: &Path, queue: &str, paused: bool, out: Output) -> Result<(), CliError> {
     honker_core::validate_queue_name(queue)?;
-    let conn = honker_core::open_existing(db)?;
+    let f = File::act(db)?;
     let changed = if paused {
-        honker_core::pause_queue(&conn, queue)?
+        f.wait(f.store().pause_queue(queue))?
     } else {
-        honker_core::resume_queue(&conn, queue)?
+        f.wait(f.store().resume_queue(queue))?
     };
     let word = if paused { "paused" } else { "resumed" };
     let message = if changed {
@@ -258,8 +271,8 @@ pub fn enqueue(db: &Path, job: NewJob<'_>, out: Output) -> Result<(), CliError> 
     if let Some(e) = job.expires {
         opts = opts.expires(e);
     }
-    let conn = honker_core::open_existing(db)?;
-    let id = honker_core::enqueue(&conn, job.queue, &payload, &opts)?;
+    let f = File::act(db)?;
+    let id = f.wait(f.store().enqueue(job.queue, payload, opts))?.id;
     let what = job.task.map_or(String::new(), |t| format!(" (task {t})"));
     let due = job
         .delay
@@ -283,8 +296,8 @@ pub fn enqueue(db: &Path, job: NewJob<'_>, out: Output) -> Result<(), CliError> 
 
 /// `honker cron DB pause|resume|run-now NAME`.
 pub fn cron(db: &Path, name: &str, action: CronWrite, out: Output) -> Result<(), CliError> {
-    let conn = honker_core::open_existing(db)?;
-    let exists = honker_core::get_schedule(&conn, name)?.is_some();
+    let f = File::act(db)?;
+    let exists = f.wait(f.store().get_schedule(name))?.is_some();
     if !exists {
         return Err(CliError::NotFound(format!(
             "no schedule named {name:?} in {}",
@@ -294,7 +307,7 @@ pub fn cron(db: &Path, name: &str, action: CronWrite, out: Output) -> Result<(),
     let (tag, count, ids, message) = match action {
         CronWrite::Pause | CronWrite::Resume => {
             let on = matches!(action, CronWrite::Resume);
-            let changed = honker_core::set_schedule_enabled(&conn, name, on)?;
+            let changed = f.wait(f.store().set_schedule_enabled(name, on))?;
             let word = if on { "resumed" } else { "paused" };
             let message = if changed {
                 format!("{word} schedule {name}")
@@ -305,7 +318,7 @@ pub fn cron(db: &Path, name: &str, action: CronWrite, out: Output) -> Result<(),
             (tag, usize::from(changed), Vec::new(), message)
         }
         CronWrite::RunNow => {
-            let id = honker_core::run_schedule_now(&conn, name)?.ok_or_else(|| {
+            let id = f.wait(f.store().run_schedule_now(name))?.ok_or_else(|| {
                 CliError::NotFound(format!("schedule {name:?} was removed meanwhile"))
             })?;
             let message = format!("enqueued job {id} for schedule {name} (run now)");

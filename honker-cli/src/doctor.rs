@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::cli::Output;
+use crate::file::File;
 use crate::view::{print_json, span};
 use crate::CliError;
 
@@ -55,7 +56,7 @@ fn journal_mode(db: &Path) -> Result<String, CliError> {
 
 /// Run every check; exits non-zero (through the error) when one fails.
 pub fn doctor(db: &Path, out: Output) -> Result<(), CliError> {
-    let conn = honker_core::open_snapshot(db)?;
+    let f = File::look(db)?;
     let mut checks = Vec::new();
 
     let mode = journal_mode(db)?;
@@ -90,7 +91,7 @@ pub fn doctor(db: &Path, out: Output) -> Result<(), CliError> {
         },
     ));
 
-    let objects = honker_core::schema_objects(&conn)?;
+    let objects = f.wait(f.store().schema_objects())?;
     let missing_shared: Vec<&str> = objects
         .iter()
         .filter(|o| o.shared && !o.present)
@@ -135,8 +136,8 @@ pub fn doctor(db: &Path, out: Output) -> Result<(), CliError> {
         )
     });
 
-    let health = honker_core::health(&conn, 10)?;
-    let now = honker_core::now(&conn)?;
+    let health = f.wait(f.store().health(10))?;
+    let now = f.wait(f.store().now())?;
     checks.push(if health.expired_claims == 0 {
         check(
             "claims",

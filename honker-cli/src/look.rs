@@ -3,23 +3,25 @@
 
 use std::path::Path;
 
-use honker_core::{rusqlite::Connection, DeadFilter, LiveState};
+use honker_core::{DeadFilter, LiveState};
 use serde::Serialize;
 
 use crate::cli::{Output, StateArg};
+use crate::file::File;
 use crate::view::{clip, print_json, span, table, when, JobView, QueueView, ScheduleView};
 use crate::CliError;
 
-fn open(db: &Path) -> Result<(Connection, i64), CliError> {
-    let conn = honker_core::open_snapshot(db)?;
-    let now = honker_core::now(&conn)?;
-    Ok((conn, now))
+fn open(db: &Path) -> Result<(File, i64), CliError> {
+    let file = File::look(db)?;
+    let now = file.wait(file.store().now())?;
+    Ok((file, now))
 }
 
 /// `honker stats DB`.
 pub fn stats(db: &Path, out: Output) -> Result<(), CliError> {
-    let (conn, now) = open(db)?;
-    let queues: Vec<QueueView> = honker_core::stats(&conn)?
+    let (f, now) = open(db)?;
+    let queues: Vec<QueueView> = f
+        .wait(f.store().stats())?
         .into_iter()
         .map(QueueView::from)
         .collect();
@@ -73,21 +75,23 @@ pub fn jobs(
     offset: usize,
     out: Output,
 ) -> Result<(), CliError> {
-    let (conn, now) = open(db)?;
+    let (f, now) = open(db)?;
     let jobs: Vec<JobView> = match state {
-        StateArg::Dead => {
-            honker_core::list_dead_where(&conn, &DeadFilter::default().queue(queue), limit, offset)?
-                .into_iter()
-                .map(JobView::dead)
-                .collect()
-        }
+        StateArg::Dead => f
+            .wait(
+                f.store()
+                    .list_dead_where(DeadFilter::default().queue(queue), limit, offset),
+            )?
+            .into_iter()
+            .map(JobView::dead)
+            .collect(),
         live => {
             let s = match live {
                 StateArg::Pending => LiveState::Pending,
                 StateArg::Scheduled => LiveState::Scheduled,
                 _ => LiveState::Running,
             };
-            honker_core::list_jobs(&conn, queue, s, limit, offset)?
+            f.wait(f.store().list_jobs(queue, s, limit, offset))?
                 .into_iter()
                 .map(|j| JobView::live(j, now))
                 .collect()
@@ -170,13 +174,13 @@ pub fn jobs(
 
 /// `honker job DB ID`.
 pub fn job(db: &Path, id: i64, out: Output) -> Result<(), CliError> {
-    let (conn, now) = open(db)?;
-    let job = match honker_core::get_job(&conn, id)? {
+    let (f, now) = open(db)?;
+    let job = match f.wait(f.store().job(id))? {
         Some(j) => Some(JobView::live(j, now)),
-        None => honker_core::get_dead(&conn, id)?.map(JobView::dead),
+        None => f.wait(f.store().dead_job(id))?.map(JobView::dead),
     };
-    let result = honker_core::get_result(&conn, id)?;
-    let schedule = honker_core::fired_for(&conn, id)?;
+    let result = f.wait(f.store().result(id))?;
+    let schedule = f.wait(f.store().fired_for(id))?;
     if job.is_none() && result.is_none() {
         return Err(CliError::NotFound(format!(
             "no job {id} in {} (a job that succeeded is deleted; it may have left no result)",
@@ -263,8 +267,9 @@ fn pretty(text: &str) -> String {
 
 /// `honker cron DB list`.
 pub fn cron_list(db: &Path, out: Output) -> Result<(), CliError> {
-    let (conn, now) = open(db)?;
-    let schedules: Vec<ScheduleView> = honker_core::list_schedules(&conn)?
+    let (f, now) = open(db)?;
+    let schedules: Vec<ScheduleView> = f
+        .wait(f.store().list_schedules())?
         .into_iter()
         .map(ScheduleView::from)
         .collect();

@@ -12,25 +12,28 @@ mod act;
 mod cli;
 mod doctor;
 mod duration;
+mod file;
 mod look;
 mod view;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 
 use cli::{Cli, Command, CronAction, CronNext, CronOnFile};
+use honker_actors::sqlite::SqliteStore;
 use honker_core::DeadFilter;
 
 /// Why a command failed; every one is printed as one line naming the cause.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// From the file or the admin functions.
+    /// From the file, through the store.
+    #[error(transparent)]
+    Store(#[from] honker_actors::Error),
+    /// A bad name or expression (checked before the file is opened).
     #[error(transparent)]
     Core(#[from] honker_core::Error),
-    /// From SQLite directly.
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] honker_core::rusqlite::Error),
     /// A bad argument clap could not see.
     #[error("{0}")]
     Usage(String),
@@ -235,9 +238,8 @@ fn web(
             honker_web::Dashboard::open_read_only(db)?
         } else {
             // The file must exist: the dashboard never creates one.
-            drop(honker_core::open_existing(db)?);
-            let honker = honker_actors::Honker::open(db).map_err(honker_web::Error::from)?;
-            honker_web::Dashboard::new(honker)
+            let store = SqliteStore::open_existing(db, honker_core::DEFAULT_WATCH_INTERVAL)?;
+            honker_web::Dashboard::new(honker_actors::Honker::with_store(Arc::new(store)))
         };
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;

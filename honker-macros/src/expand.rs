@@ -70,8 +70,8 @@ pub(crate) fn expand(def: &JobDef) -> TokenStream {
                 ::honker_actors::EnqueueBuilder::<#ident>::new(args)
             }
 
-            /// Enqueue in the application's own transaction (SQLite: its
-            /// `rusqlite` connection or transaction).
+            /// Enqueue in the application's own transaction: the store's
+            /// own type (see `honker_actors::store::EnqueueTx`).
             #vis fn enqueue_tx<T: ::honker_actors::store::EnqueueTx + ?Sized>(
                 tx: &T,
                 args: #arg_ty,

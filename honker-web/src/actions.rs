@@ -79,9 +79,9 @@ fn actor<'a>(s: &'a Shared, headers: &HeaderMap) -> Result<&'a Honker, Refused> 
             "refused: this action came from another site",
         ));
     }
-    match (&s.honker, s.read_only) {
-        (Some(h), false) => Ok(h),
-        _ => Err((
+    match s.read_only {
+        false => Ok(&s.honker),
+        true => Err((
             StatusCode::FORBIDDEN,
             "refused: this dashboard is read-only",
         )),
@@ -151,7 +151,7 @@ pub(crate) async fn dead_one(
     Form(f): Form<Back>,
 ) -> Response {
     let back = f.back.as_deref();
-    let queue = match s.reader.read(move |c| honker_core::get_dead(c, id)).await {
+    let queue = match s.honker.store().dead_job(id).await {
         Ok(Some(d)) => d.queue,
         Ok(None) => return done(&base, back, &format!("Job {id} is not dead; nothing done.")),
         Err(e) => return failed(&base, back, &format!("{action} job {id}"), &e),
@@ -213,7 +213,7 @@ pub(crate) async fn cancel(
     Form(f): Form<Back>,
 ) -> Response {
     let back = f.back.as_deref();
-    let queue = match s.reader.read(move |c| honker_core::get_job(c, id)).await {
+    let queue = match s.honker.store().job(id).await {
         Ok(Some(j)) => j.queue,
         Ok(None) => return done(&base, back, &format!("Job {id} is not pending or running.")),
         Err(e) => return failed(&base, back, &format!("cancel job {id}"), &e),

@@ -10,8 +10,9 @@
 //! with their elapsed time, and schedules (pause, resume, run now). Every
 //! action goes through honker's admin API and is logged with `tracing`.
 //!
-//! Reads use a read-only connection of the dashboard's own, on a blocking
-//! thread: looking never waits for, or holds up, your service's writer.
+//! Reads go through the runtime's store boundary, as an operator's looks:
+//! on SQLite a reader connection of the store's own, on a blocking thread,
+//! so looking never waits for, or holds up, your service's writer.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -57,28 +58,23 @@ mod actions;
 mod html;
 mod live;
 mod pages;
-mod reader;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
+use honker_actors::sqlite::SqliteStore;
 use honker_actors::Honker;
 
 /// Why the dashboard could not start or answer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// From the file (missing, not a database, not a honker file, ...).
-    #[error(transparent)]
-    Core(#[from] honker_core::Error),
-    /// From the runtime's admin API.
+    /// From the store (the file is missing, not a database, not a honker
+    /// file, ...) or the runtime's admin API.
     #[error(transparent)]
     Actors(#[from] honker_actors::Error),
-    /// A read's blocking thread was lost.
-    #[error("a read of the dashboard failed to finish: {0}")]
-    Join(String),
 }
 
 /// The dashboard over one honker file: build with [`Dashboard::new`] (with
@@ -95,8 +91,7 @@ pub enum Error {
 /// ```
 #[derive(Clone)]
 pub struct Dashboard {
-    path: Option<PathBuf>,
-    honker: Option<Honker>,
+    honker: Honker,
     read_only: bool,
     live: live::Live,
     hosts: Vec<String>,
@@ -105,17 +100,16 @@ pub struct Dashboard {
 impl std::fmt::Debug for Dashboard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dashboard")
-            .field("path", &self.path)
+            .field("path", &self.honker.path())
             .field("read_only", &self.read_only)
             .finish()
     }
 }
 
 pub(crate) struct State {
-    /// Acts through this; `None`: looking only.
-    pub(crate) honker: Option<Honker>,
+    /// Looks, and acts unless `read_only`, through this.
+    pub(crate) honker: Honker,
     pub(crate) read_only: bool,
-    pub(crate) reader: reader::Reader,
     pub(crate) live: live::Live,
 }
 
@@ -132,8 +126,7 @@ impl Dashboard {
         let live = live::Live::new();
         live.follow_commits(&honker);
         Dashboard {
-            path: honker.path().map(Path::to_path_buf),
-            honker: Some(honker),
+            honker,
             read_only: false,
             live,
             hosts: Vec::new(),
@@ -141,21 +134,20 @@ impl Dashboard {
     }
 
     /// A dashboard that only looks: the file is opened read-only (never
-    /// created, never written) and actions are refused. Fails when `path`
-    /// is not an existing honker file.
+    /// created, never written, nothing left beside it) and actions are
+    /// refused. Fails when `path` is not an existing honker file.
     ///
     /// ```
     /// let err = honker_web::Dashboard::open_read_only("/no/such/app.db").unwrap_err();
     /// assert!(err.to_string().contains("/no/such/app.db"));
     /// ```
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Dashboard, Error> {
-        let path = path.as_ref().to_path_buf();
-        drop(reader::open(&path)?);
+        let store = SqliteStore::open_read_only(path, live::WATCH_EVERY)?;
+        let honker = Honker::with_store(Arc::new(store));
         let live = live::Live::new();
-        live.watch_file(&path);
+        live.follow_commits(&honker);
         Ok(Dashboard {
-            path: Some(path),
-            honker: None,
+            honker,
             read_only: true,
             live,
             hosts: Vec::new(),
@@ -163,9 +155,10 @@ impl Dashboard {
     }
 
     /// Show, never act: no buttons, and every action is refused (403).
-    /// A dashboard without a `Honker` is always read-only.
+    /// A dashboard opened with [`Dashboard::open_read_only`] stays
+    /// read-only.
     pub fn read_only(mut self, yes: bool) -> Dashboard {
-        self.read_only = yes || self.honker.is_none();
+        self.read_only = yes || self.honker.sqlite().is_some_and(SqliteStore::is_read_only);
         self
     }
 
@@ -209,7 +202,6 @@ impl Dashboard {
             .route("/jobs/{id}/cancel", post(actions::cancel))
             .route("/schedules/{name}/{action}", post(actions::schedule))
             .with_state(Arc::new(State {
-                reader: reader::Reader::new(self.path),
                 honker: self.honker,
                 read_only: self.read_only,
                 live: self.live,

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,11 +11,10 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
+use honker_actors::store::Store;
 use honker_actors::Honker;
 use honker_core::RowTotals;
 use tokio::sync::watch;
-
-use crate::reader::Reader;
 
 /// How often the sampler reads the file's totals and running jobs, at most.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -33,7 +31,7 @@ const COALESCE: Duration = Duration::from_millis(150);
 /// With no commit, pages still refresh this often (elapsed times move).
 const TICK: Duration = Duration::from_secs(5);
 /// How often a read-only dashboard looks for commits.
-const WATCH_EVERY: Duration = Duration::from_millis(5);
+pub(crate) const WATCH_EVERY: Duration = Duration::from_millis(5);
 
 /// Shared by the dashboard's requests.
 #[derive(Clone)]
@@ -130,28 +128,15 @@ impl Live {
         self.keep(Box::new(guard));
     }
 
-    /// Count commits to the file at `path` with a watcher of its own.
-    pub(crate) fn watch_file(&self, path: &Path) {
-        match honker_core::Watcher::read_only(path, WATCH_EVERY) {
-            Ok(w) => {
-                let tx = self.commits.clone();
-                let sub = w.on_change(move || tx.send_modify(|v| *v = v.wrapping_add(1)));
-                self.keep(Box::new((w, sub)));
-            }
-            Err(e) => tracing::warn!(error = %e, path = %path.display(),
-                "cannot watch the file for commits; pages refresh every few seconds instead"),
-        }
-    }
-
     /// Note that someone looks, and start the sampler if it is not
-    /// running (on the current runtime, with a connection of its own).
-    pub(crate) fn ensure_sampler(&self, reader: &Reader) {
+    /// running (on the current runtime).
+    pub(crate) fn ensure_sampler(&self, honker: &Honker) {
         self.touch();
         if self.sampling.swap(true, Ordering::AcqRel) {
             return;
         }
         let history = Arc::downgrade(&self.history);
-        let reader = reader.clone();
+        let honker = honker.clone();
         let me = self.clone_for_sampler();
         tokio::spawn(async move {
             loop {
@@ -159,7 +144,7 @@ impl Live {
                     return; // the dashboard is gone
                 };
                 let started = Instant::now();
-                match reader.read(sample).await {
+                match sample(honker.store()).await {
                     Ok((now, totals, running)) => history
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -213,12 +198,10 @@ impl Live {
 }
 
 /// The totals and the running jobs' ids (up to 5,000).
-fn sample(
-    c: &honker_core::rusqlite::Connection,
-) -> honker_core::Result<(i64, RowTotals, Vec<i64>)> {
-    let now = honker_core::now(c)?;
-    let totals = honker_core::row_totals(c)?;
-    let running = honker_core::running_ids(c, 5_000)?;
+async fn sample(store: &dyn Store) -> honker_actors::Result<(i64, RowTotals, Vec<i64>)> {
+    let now = store.now().await?;
+    let totals = store.row_totals().await?;
+    let running = store.running_ids(5_000).await?;
     Ok((now, totals, running))
 }
 
@@ -236,7 +219,7 @@ impl Drop for Streaming {
 pub(crate) async fn events(
     State(state): State<Arc<crate::State>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    state.live.ensure_sampler(&state.reader);
+    state.live.ensure_sampler(&state.honker);
     let rx = state.live.commits.subscribe();
     state.live.streams.fetch_add(1, Ordering::Relaxed);
     let open = Streaming(state.live.streams.clone());

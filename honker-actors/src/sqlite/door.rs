@@ -96,7 +96,6 @@ impl Honker {
             "transaction closures run on the SQLite store only",
         ))?;
         let out = store
-            .writer()
             .write(move |c| f(c).map_err(|e| Error::Transaction(e.into())))
             .await?;
         self.notify_commit();

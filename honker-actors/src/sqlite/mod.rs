@@ -22,14 +22,18 @@
 mod cycle;
 mod door;
 mod ops;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub(crate) use writer::panic_message;
 pub use writer::{Fault, FaultHook};
+
+use honker_core::rusqlite::Connection;
 
 use crate::store::{CommitSource, CommitWatch, Store};
 use crate::{ConfigError, Result};
@@ -47,14 +51,26 @@ use writer::Writer;
 /// ```
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Writer,
+    access: Access,
     watch_interval: Duration,
+}
+
+/// How a store reaches its file.
+enum Access {
+    /// Through its writer thread, which reads too; an operator's looks
+    /// through a reader connection of their own, so a long look never
+    /// holds up the writer.
+    Writer(Writer, Arc<Mutex<Option<Connection>>>),
+    /// Looking only: a snapshot connection of its own for each read
+    /// (nothing held between reads, nothing created beside the file).
+    Snapshot,
 }
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
             .field("path", &self.path)
+            .field("read_only", &self.is_read_only())
             .finish()
     }
 }
@@ -66,14 +82,69 @@ impl SqliteStore {
     /// listener wants them).
     pub fn open(path: impl AsRef<Path>, watch_interval: Duration) -> Result<SqliteStore> {
         let path = path.as_ref().to_path_buf();
-        if watch_interval.is_zero() {
-            return Err(ConfigError::ZeroWatchInterval.into());
-        }
+        check_interval(watch_interval)?;
         let conn = honker_core::open(&path)?;
+        Self::with_writer(path, conn, watch_interval)
+    }
+
+    /// Open an existing honker file to read and write it, creating
+    /// nothing: a missing file, one that is not a database or not a
+    /// honker file is refused and left exactly as it was (no `-wal` or
+    /// `-shm` beside it). For tools that act on a service's file.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use honker_actors::sqlite::SqliteStore;
+    /// let path = dir.path().join("a.db");
+    /// assert!(SqliteStore::open_existing(&path, honker_core::DEFAULT_WATCH_INTERVAL).is_err());
+    /// assert!(!path.exists());
+    /// ```
+    pub fn open_existing(path: impl AsRef<Path>, watch_interval: Duration) -> Result<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        check_interval(watch_interval)?;
+        let conn = honker_core::open_existing(&path)?;
+        Self::with_writer(path, conn, watch_interval)
+    }
+
+    /// Look at an existing honker file without ever writing it: every
+    /// read opens a snapshot of its own (a file at rest is read in place,
+    /// immutable; one in use through its writer's `-wal`), and every write
+    /// is refused with [`honker_core::Error::ReadOnly`]. Its commit watch
+    /// holds no connection either. Fails when `path` is not an existing
+    /// honker file.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use honker_actors::store::{JobStore, Store};
+    /// use honker_actors::sqlite::SqliteStore;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("a.db");
+    /// drop(honker_core::open(&path).unwrap());
+    /// let store = SqliteStore::open_read_only(&path, honker_core::DEFAULT_WATCH_INTERVAL).unwrap();
+    /// assert!(store.stats().await.unwrap().is_empty());
+    /// assert!(store.enqueue("q", "1".into(), Default::default()).await.is_err());
+    /// # }
+    /// ```
+    pub fn open_read_only(path: impl AsRef<Path>, watch_interval: Duration) -> Result<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        check_interval(watch_interval)?;
+        drop(honker_core::open_snapshot(&path)?);
+        Ok(SqliteStore {
+            path,
+            access: Access::Snapshot,
+            watch_interval,
+        })
+    }
+
+    fn with_writer(
+        path: PathBuf,
+        conn: honker_core::rusqlite::Connection,
+        watch_interval: Duration,
+    ) -> Result<SqliteStore> {
         let writer = Writer::start(conn, path.clone(), "honker-writer".into())?;
         Ok(SqliteStore {
             path,
-            writer,
+            access: Access::Writer(writer, Arc::default()),
             watch_interval,
         })
     }
@@ -83,16 +154,94 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Whether this store only looks ([`SqliteStore::open_read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        matches!(self.access, Access::Snapshot)
+    }
+
     /// Inject faults into the writer, for fault-injection tests:
     /// `hook(k)` decides the fate of the k-th write request. Not an API.
     #[doc(hidden)]
     pub fn inject_faults(&self, hook: Option<FaultHook>) {
-        self.writer.inject_faults(hook);
+        if let Access::Writer(w, _) = &self.access {
+            w.inject_faults(hook);
+        }
     }
 
-    pub(crate) fn writer(&self) -> &Writer {
-        &self.writer
+    /// The writer thread; refused on a store that only looks.
+    pub(crate) fn writer(&self) -> Result<&Writer> {
+        match &self.access {
+            Access::Writer(w, _) => Ok(w),
+            Access::Snapshot => Err(honker_core::Error::ReadOnly {
+                path: self.path.clone(),
+                cause: "opened to look only".into(),
+            }
+            .into()),
+        }
     }
+
+    /// Run `f` inside the writer's next group transaction.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.writer()?.write(f).await
+    }
+
+    /// Run read-only `f`: on the writer's connection outside any
+    /// transaction, or on a snapshot of its own.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        match &self.access {
+            Access::Writer(w, _) => w.read(f).await,
+            Access::Snapshot => {
+                let path = self.path.clone();
+                tokio::task::spawn_blocking(move || f(&honker_core::open_snapshot(&path)?))
+                    .await
+                    .map_err(|e| crate::Error::Panicked(e.to_string()))?
+            }
+        }
+    }
+
+    /// Run read-only `f` for an operator (a list, a count, a job by id):
+    /// off the writer thread, on a reader connection of its own (or a
+    /// snapshot). It sees every write already answered.
+    pub(crate) async fn look<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let Access::Writer(_, reader) = &self.access else {
+            return self.read(f).await;
+        };
+        let (path, reader) = (self.path.clone(), reader.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut held = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let conn = match held.take() {
+                Some(c) => c,
+                None => honker_core::open_connection(&path)?,
+            };
+            let out = f(&conn);
+            // A connection left inside a transaction is not reused.
+            if conn.is_autocommit() {
+                *held = Some(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| crate::Error::Panicked(e.to_string()))?
+    }
+}
+
+fn check_interval(watch_interval: Duration) -> Result<()> {
+    if watch_interval.is_zero() {
+        return Err(ConfigError::ZeroWatchInterval.into());
+    }
+    Ok(())
 }
 
 impl Store for SqliteStore {
@@ -122,7 +271,12 @@ impl CommitSource for SqliteStore {
         &self,
         on_commit: Box<dyn Fn() + Send + Sync>,
     ) -> Result<Box<dyn CommitWatch>> {
-        let watcher = honker_core::Watcher::with_interval(&self.path, self.watch_interval)?;
+        let watcher = match self.access {
+            Access::Writer(..) => {
+                honker_core::Watcher::with_interval(&self.path, self.watch_interval)?
+            }
+            Access::Snapshot => honker_core::Watcher::read_only(&self.path, self.watch_interval)?,
+        };
         let on_commit: Arc<dyn Fn() + Send + Sync> = Arc::from(on_commit);
         let subscription = watcher.on_change(move || on_commit());
         Ok(Box::new(FileWatch {

@@ -15,6 +15,8 @@
 //! - [`JobStore`]: enqueue, a queue's own claims and outcomes (the untyped
 //!   [`Queue`](crate::Queue) API), results, and the operator's reads and
 //!   writes (list, get, requeue, purge, cancel, stats);
+//! - [`InspectStore`]: what operators look at: any job by id, the store's
+//!   clock, row totals, health and the schema;
 //! - [`ControlStore`]: pause, running and rate limits;
 //! - [`ScheduleStore`]: periodic schedules and their firing;
 //! - [`LockStore`]: named locks with a time to live;
@@ -22,8 +24,9 @@
 //!   processes (SQLite: the file watcher; a server: its notifications).
 //!
 //! A caller's own transaction is the store's own type: SQLite's door is
-//! [`EnqueueTx`], implemented for `rusqlite::Connection` (and so for its
-//! transactions), which `enqueue_tx` takes.
+//! [`EnqueueTx`], implemented in [`sqlite`](crate::sqlite) for the
+//! application's own connection, transactions and savepoints, which
+//! `enqueue_tx` takes.
 //!
 //! Every method answers in the runtime's [`Error`](crate::Error); a store
 //! wraps its own errors as their source.
@@ -35,9 +38,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use honker_core::{
-    ClaimGone, ClaimedJob, DeadFilter, DeadJob, EnqueueOptions, Enqueued, Fired, JobFate, JobRow,
-    Lease, LiveState, QueueControls, QueueStats, RateLimit, RetryOutcome, ScheduleRow,
-    ScheduleSpec,
+    ClaimGone, ClaimedJob, DeadFilter, DeadJob, EnqueueOptions, Enqueued, Fired, Health, JobFate,
+    JobRow, Lease, LiveState, QueueControls, QueueStats, RateLimit, RetryOutcome, RowTotals,
+    ScheduleRow, ScheduleSpec, SchemaObject,
 };
 
 pub use cycle::{
@@ -57,7 +60,7 @@ use crate::Result;
 /// assert!(store.file().unwrap().ends_with("a.db"));
 /// ```
 pub trait Store:
-    PoolStore + JobStore + ControlStore + ScheduleStore + LockStore + CommitSource
+    PoolStore + JobStore + InspectStore + ControlStore + ScheduleStore + LockStore + CommitSource
 {
     /// The database file, for a store that keeps one (SQLite).
     fn file(&self) -> Option<&Path>;
@@ -224,6 +227,30 @@ pub trait JobStore: Send + Sync + 'static {
     async fn fired_for(&self, id: i64) -> Result<Option<(String, i64)>>;
 }
 
+/// What an operator looks at (the CLI, the dashboard): any job by id,
+/// the store's clock, row totals and health.
+#[async_trait]
+pub trait InspectStore: Send + Sync + 'static {
+    /// The store's clock, Unix seconds: the time every `run_at`,
+    /// `claim_expires_at` and `expires_at` is compared with.
+    async fn now(&self) -> Result<i64>;
+    /// Live job `id`, of any queue.
+    async fn job(&self, id: i64) -> Result<Option<JobRow>>;
+    /// Dead job `id`, of any queue.
+    async fn dead_job(&self, id: i64) -> Result<Option<DeadJob>>;
+    /// Job `id`'s saved result, unless absent or expired.
+    async fn result(&self, id: i64) -> Result<Option<String>>;
+    /// Rows of each table, and ids handed out so far.
+    async fn row_totals(&self) -> Result<RowTotals>;
+    /// The ids of up to `limit` running jobs, of every queue.
+    async fn running_ids(&self, limit: usize) -> Result<Vec<i64>>;
+    /// Overdue claims, exhausted rows and clocks ahead, with up to
+    /// `sample` examples of each.
+    async fn health(&self, sample: usize) -> Result<Health>;
+    /// Each object of the format's schema, and whether the store has it.
+    async fn schema_objects(&self) -> Result<Vec<SchemaObject>>;
+}
+
 /// Pause, running limits and rate limits of queues.
 #[async_trait]
 pub trait ControlStore: Send + Sync + 'static {
@@ -287,7 +314,8 @@ pub trait CommitWatch: Send + Sync {
 
 /// A caller's own transaction of some store, in which jobs can be
 /// enqueued so they commit or roll back with the caller's writes.
-/// SQLite's is `rusqlite::Connection` (and so its transactions).
+/// SQLite's are the application's own connection, transactions and
+/// savepoints (see [`sqlite`](crate::sqlite)).
 pub trait EnqueueTx {
     /// Enqueue `payload` (JSON text the caller produced) to `queue`
     /// inside this transaction.

@@ -9,7 +9,7 @@ use honker_core::JobState;
 
 use super::{failure, file, not_found, pretty, queue_link, stamp, tag, Params};
 use crate::html::{button, esc, page, Base, Nav};
-use crate::State as Shared;
+use crate::{Error, State as Shared};
 
 /// `GET /jobs/{id}`: one job, live or dead, and its result.
 pub(crate) async fn job(
@@ -18,18 +18,17 @@ pub(crate) async fn job(
     Path(id): Path<i64>,
     Query(p): Query<Params>,
 ) -> Response {
-    let read = s
-        .reader
-        .read(move |c| {
-            Ok((
-                honker_core::now(c)?,
-                honker_core::get_job(c, id)?,
-                honker_core::get_dead(c, id)?,
-                honker_core::get_result(c, id)?,
-                honker_core::fired_for(c, id)?,
-            ))
-        })
-        .await;
+    let store = s.honker.store();
+    let read = async {
+        Ok::<_, Error>((
+            store.now().await?,
+            store.job(id).await?,
+            store.dead_job(id).await?,
+            store.result(id).await?,
+            store.fired_for(id).await?,
+        ))
+    }
+    .await;
     let (now, live, dead, result, fired) = match read {
         Ok(v) => v,
         Err(e) => return failure(&base, &s, &e),

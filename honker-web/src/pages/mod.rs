@@ -30,7 +30,7 @@ pub(crate) struct Params {
 }
 
 pub(super) fn file(s: &Shared) -> String {
-    s.reader
+    s.honker
         .path()
         .map_or_else(|| "(not a file)".to_string(), |p| p.display().to_string())
 }
@@ -64,11 +64,9 @@ pub(super) fn tag(state: &str) -> String {
 
 /// `GET /`: every queue, throughput, schedules in short.
 pub(crate) async fn overview(State(s): St, Base(base): Base, Query(p): Query<Params>) -> Response {
-    s.live.ensure_sampler(&s.reader);
-    let read = s
-        .reader
-        .read(|c| Ok((honker_core::now(c)?, honker_core::stats(c)?)))
-        .await;
+    s.live.ensure_sampler(&s.honker);
+    let store = s.honker.store();
+    let read = async { Ok::<_, Error>((store.now().await?, store.stats().await?)) }.await;
     let (now, queues) = match read {
         Ok(v) => v,
         Err(e) => return failure(&base, &s, &e),
@@ -154,37 +152,34 @@ pub(crate) async fn queue_jobs(
     let state = state_of(&p).to_string();
     let pg = p.page.unwrap_or(0);
     let offset = pg.saturating_mul(PAGE);
-    let (q, st) = (queue.clone(), state.clone());
-    let read = s
-        .reader
-        .read(move |c| {
-            let now = honker_core::now(c)?;
-            let stats = honker_core::queue_stats(c, &q)?;
-            let rows: Vec<Row> = match st.as_str() {
-                "dead" => honker_core::list_dead_where(
-                    c,
-                    &DeadFilter::default().queue(&q),
-                    PAGE + 1,
-                    offset,
-                )?
+    let store = s.honker.store();
+    let read = async {
+        let now = store.now().await?;
+        let stats = store.queue_stats(&queue).await?;
+        let rows: Vec<Row> = match state.as_str() {
+            "dead" => store
+                .list_dead_where(DeadFilter::default().queue(&queue), PAGE + 1, offset)
+                .await?
                 .into_iter()
                 .map(Row::Dead)
                 .collect(),
-                other => {
-                    let ls = match other {
-                        "scheduled" => LiveState::Scheduled,
-                        "running" => LiveState::Running,
-                        _ => LiveState::Pending,
-                    };
-                    honker_core::list_jobs(c, &q, ls, PAGE + 1, offset)?
-                        .into_iter()
-                        .map(Row::Live)
-                        .collect()
-                }
-            };
-            Ok((now, stats, rows))
-        })
-        .await;
+            other => {
+                let ls = match other {
+                    "scheduled" => LiveState::Scheduled,
+                    "running" => LiveState::Running,
+                    _ => LiveState::Pending,
+                };
+                store
+                    .list_jobs(&queue, ls, PAGE + 1, offset)
+                    .await?
+                    .into_iter()
+                    .map(Row::Live)
+                    .collect()
+            }
+        };
+        Ok::<_, Error>((now, stats, rows))
+    }
+    .await;
     let (now, stats, mut rows) = match read {
         Ok(v) => v,
         Err(e) => return failure(&base, &s, &e),
@@ -408,15 +403,14 @@ pub(crate) async fn dead(State(s): St, Base(base): Base, Query(p): Query<Params>
         Some(q) => DeadFilter::default().queue(q),
         None => DeadFilter::default(),
     };
-    let read = s
-        .reader
-        .read(move |c| {
-            Ok((
-                honker_core::now(c)?,
-                honker_core::list_dead_where(c, &filter, PAGE + 1, offset)?,
-            ))
-        })
-        .await;
+    let store = s.honker.store();
+    let read = async {
+        Ok::<_, Error>((
+            store.now().await?,
+            store.list_dead_where(filter, PAGE + 1, offset).await?,
+        ))
+    }
+    .await;
     let (now, mut rows) = match read {
         Ok(v) => v,
         Err(e) => return failure(&base, &s, &e),
@@ -472,27 +466,26 @@ pub(crate) async fn dead(State(s): St, Base(base): Base, Query(p): Query<Params>
 
 /// `GET /running`: every running job, with how long it has run.
 pub(crate) async fn running(State(s): St, Base(base): Base, Query(p): Query<Params>) -> Response {
-    s.live.ensure_sampler(&s.reader);
-    let read = s
-        .reader
-        .read(|c| {
-            let now = honker_core::now(c)?;
-            let mut jobs = Vec::new();
-            for q in honker_core::stats(c)?
-                .into_iter()
-                .filter(|q| q.processing > 0)
-            {
-                jobs.extend(honker_core::list_jobs(
-                    c,
-                    &q.queue,
-                    LiveState::Running,
-                    PAGE,
-                    0,
-                )?);
-            }
-            Ok((now, jobs))
-        })
-        .await;
+    s.live.ensure_sampler(&s.honker);
+    let store = s.honker.store();
+    let read = async {
+        let now = store.now().await?;
+        let mut jobs = Vec::new();
+        for q in store
+            .stats()
+            .await?
+            .into_iter()
+            .filter(|q| q.processing > 0)
+        {
+            jobs.extend(
+                store
+                    .list_jobs(&q.queue, LiveState::Running, PAGE, 0)
+                    .await?,
+            );
+        }
+        Ok::<_, Error>((now, jobs))
+    }
+    .await;
     let (now, jobs) = match read {
         Ok(v) => v,
         Err(e) => return failure(&base, &s, &e),
@@ -552,10 +545,8 @@ pub(crate) async fn running(State(s): St, Base(base): Base, Query(p): Query<Para
 
 /// `GET /schedules`: every schedule with its next fire time.
 pub(crate) async fn schedules(State(s): St, Base(base): Base, Query(p): Query<Params>) -> Response {
-    let read = s
-        .reader
-        .read(|c| Ok((honker_core::now(c)?, honker_core::list_schedules(c)?)))
-        .await;
+    let store = s.honker.store();
+    let read = async { Ok::<_, Error>((store.now().await?, store.list_schedules().await?)) }.await;
     let (now, rows) = match read {
         Ok(v) => v,
         Err(e) => return failure(&base, &s, &e),
