@@ -6,26 +6,22 @@
 //! It runs beside the workers, so a long job never blocks its own
 //! heartbeat.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use honker_core::ClaimGone;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use crate::messages::{HeartbeatMsg, SupervisorMsg};
 use crate::store::{ClaimsSeen, Fence};
-use crate::supervisor::{SharedLeases, SupervisorMsg};
 use crate::Honker;
 
 pub(crate) struct Heartbeat;
 
-pub(crate) enum HeartbeatMsg {
-    /// Extend every running job's claim now.
-    Beat,
-    /// Something committed: look (a read) whether a held claim is gone,
-    /// so a cancelled job hears of it within milliseconds.
-    Check,
-}
+/// The claims the heartbeat extends: every claim held and not lost.
+pub(crate) type SharedLeases = Arc<Mutex<HashSet<Fence>>>;
 
 /// The least time between two checks: commits can come thousands of
 /// times a second, a check reads every held claim.

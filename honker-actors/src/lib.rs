@@ -49,6 +49,7 @@ mod heartbeat;
 mod honker;
 mod job;
 mod lock;
+mod messages;
 mod periodic;
 mod pool;
 mod queue;
@@ -73,6 +74,7 @@ pub use honker_core::{ClaimedJob, DeadJob, EnqueueOptions, Lease, QueueStats, Re
 pub use honker_macros::job;
 pub use job::{Backoff, Job, JobError, JobOptions, UniqueArgs};
 pub use lock::LockGuard;
+pub use messages::PoolStatus;
 pub use periodic::{DEFAULT_SCHEDULER_LOCK_TTL, SCHEDULER_LOCK};
 pub use pool::{
     WorkerPool, WorkerPoolBuilder, DEFAULT_CANCEL_GRACE, DEFAULT_CONCURRENCY,
@@ -83,7 +85,6 @@ pub use schedules::Schedules;
 #[doc(hidden)]
 pub use sqlite::{Fault, FaultHook};
 pub use stream::{ClaimStream, StreamJob};
-pub use supervisor::PoolStatus;
 
 /// Support for the code `#[job]` generates. Not a public API.
 #[doc(hidden)]

@@ -25,8 +25,7 @@
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -36,61 +35,15 @@ use tracing::Instrument;
 
 use crate::clock::unix_now;
 use crate::context::JobSignals;
-use crate::job::{ErasedJob, RunResult};
+use crate::job::RunResult;
+use crate::messages::{Assignment, PanicReported, Report, RunId, SupervisorMsg, WorkerMsg};
 use crate::sqlite::panic_message;
-use crate::supervisor::{RunId, SupervisorMsg};
-use crate::JobContext;
 
 pub(crate) struct Worker;
 
 /// A job of a batch running longer than this hands the jobs behind it back
 /// to the pool, for other workers.
 const HAND_BACK_AFTER: Duration = Duration::from_millis(1);
-
-/// A job handed to a worker.
-pub(crate) struct Assignment {
-    pub(crate) job: ClaimedJob,
-    /// The claim's run, named in the report.
-    pub(crate) run: RunId,
-    pub(crate) handler: Arc<dyn ErasedJob>,
-    pub(crate) ctx: JobContext,
-    /// The end of the rate-limit window its claim was counted in (unix
-    /// seconds): it must start before.
-    pub(crate) start_before: Option<i64>,
-}
-
-pub(crate) enum WorkerMsg {
-    /// Run these jobs now, in order, and report how they went; keep the
-    /// run going now in `running` (0 between jobs), so a worker that stops
-    /// without a report is understood.
-    Run {
-        jobs: Vec<Assignment>,
-        running: Arc<AtomicU64>,
-    },
-}
-
-/// How one job handed to a worker went.
-#[derive(Debug)]
-pub(crate) struct Report {
-    pub(crate) run: RunId,
-    pub(crate) result: RunResult,
-    /// Zero for a job that was not started.
-    pub(crate) elapsed: Duration,
-}
-
-/// The worker failed on purpose after a handler panicked, having reported
-/// every job of its message first: the supervisor leaves those jobs to the
-/// report, whichever of the two it reads first.
-#[derive(Debug)]
-pub(crate) struct PanicReported(pub(crate) String);
-
-impl std::fmt::Display for PanicReported {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "panicked: {}", self.0)
-    }
-}
-
-impl std::error::Error for PanicReported {}
 
 pub(crate) struct WorkerState {
     supervisor: ActorRef<SupervisorMsg>,

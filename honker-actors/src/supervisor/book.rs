@@ -24,31 +24,19 @@
 //! - a run whose claim was lost writes nothing.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use honker_core::ClaimedJob;
 
 use crate::context::JobSignals;
+use crate::heartbeat::SharedLeases;
 use crate::job::{JobOptions, RunResult};
+use crate::messages::RunId;
 use crate::store::{ClaimPlan, Fence, Outcome};
-
-/// The claims the heartbeat extends: every claim held and not lost.
-pub(crate) type SharedLeases = Arc<Mutex<HashSet<Fence>>>;
 
 /// A claim and the queue of its job.
 pub(crate) type FenceIn = (Fence, &'static str);
-
-/// One claim's run, unique within its pool for the pool's life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct RunId(u64);
-
-impl RunId {
-    /// The run's number: never 0.
-    pub(crate) fn get(self) -> u64 {
-        self.0
-    }
-}
 
 /// A claimed job waiting for a worker.
 #[derive(Debug)]

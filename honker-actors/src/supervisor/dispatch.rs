@@ -9,14 +9,15 @@ use std::time::Duration;
 use honker_core::ClaimedJob;
 use ractor::ActorId;
 
-use super::book::{outcome_of, NotStarted, Ready, RunId};
+use super::book::{outcome_of, NotStarted, Ready};
 use super::SupervisorState;
 use crate::clock::unix_now;
 use crate::context::JobSignals;
 use crate::job::{JobOptions, RunResult};
+use crate::messages::RunId;
+use crate::messages::{Assignment, Report, WorkerMsg};
 use crate::store::{Fence, Outcome};
 use crate::telemetry::JobMetrics;
-use crate::worker::{Assignment, Report, WorkerMsg};
 use crate::JobContext;
 
 /// Weight of the newest run in the moving average of run time.

@@ -42,106 +42,26 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::store::{CycleOutput, CycleRequest, Fence, NextTimes, Outcome};
+use crate::heartbeat::SharedLeases;
+use crate::messages::{HeartbeatMsg, PanicReported, RunId, WorkerMsg};
+pub(crate) use crate::messages::{PoolStatus, ShutdownReply, SupervisorMsg, WakeKind};
+use crate::store::Outcome;
 use book::ClaimBook;
-pub(crate) use book::{RunId, SharedLeases};
 
 use crate::context::AppData;
-use crate::heartbeat::{Heartbeat, HeartbeatArgs, HeartbeatMsg};
+use crate::heartbeat::{Heartbeat, HeartbeatArgs};
 use crate::job::RunResult;
 use crate::routing::Routes;
 use crate::telemetry::{JobMetrics, QueueMetrics};
 use crate::wake::{Wake, WakeGuard};
-use crate::worker::{PanicReported, Report, Worker, WorkerMsg};
+use crate::worker::Worker;
 use crate::{Honker, Result};
-
-/// Why the supervisor is woken.
-#[derive(Debug)]
-pub(crate) enum WakeKind {
-    /// This process enqueued to one of our queues.
-    Enqueued,
-    /// Something committed somewhere.
-    Commit,
-    /// A due time passed (or a retry back-off ended).
-    Timer,
-}
 
 /// How long a shutdown may take beyond the jobs' grace period.
 pub(crate) const SHUTDOWN_OVERHEAD: Duration =
     shutdown::ABORT_GRACE.saturating_add(shutdown::WRITE_GRACE);
-
-/// What a shutdown reports: `Err(n)` when `n` outcomes could not be
-/// written.
-pub(crate) type ShutdownReply = RpcReplyPort<std::result::Result<(), usize>>;
-
-pub(crate) enum SupervisorMsg {
-    /// Something may be claimable.
-    Wake(WakeKind),
-    /// The cheap read after a commit wake came back.
-    Checked(Result<(bool, NextTimes)>),
-    /// A cycle came back from the writer, with what it carried.
-    CycleDone {
-        output: Result<CycleOutput>,
-        request: Box<CycleRequest>,
-        /// `wake_seq` when it started.
-        seq: u64,
-    },
-    /// Queue depths were read (for the gauge).
-    Depths(Result<Vec<(&'static str, i64)>>),
-    /// A back-off after a failed cycle or check is over.
-    RetryNow,
-    /// A worker reports on the jobs it was handed: how each went, those
-    /// it hands back unstarted, and the run whose handler panicked, if one
-    /// did (the worker then fails); `last` when it is done with the message
-    /// (an early hand-back is not).
-    Finished {
-        worker: ActorId,
-        reports: Vec<Report>,
-        returned: Vec<(RunId, honker_core::ClaimedJob)>,
-        panicked: Option<(RunId, String)>,
-        last: bool,
-    },
-    /// The heartbeat found these claims lost, and why.
-    ClaimsLost(Vec<(Fence, honker_core::ClaimGone)>),
-    /// The heartbeat found these queues paused (after a commit).
-    Paused(Vec<String>),
-    /// Stop claiming, let running jobs finish, flush, then reply.
-    Shutdown(ShutdownReply),
-    /// The shutdown grace period ended: abort what still runs.
-    ShutdownDeadline,
-    /// The abort grace ended: release what still has not stopped.
-    ShutdownForce,
-    /// Report the pool's state.
-    Status(RpcReplyPort<PoolStatus>),
-}
-
-/// A snapshot of a pool, from [`WorkerPool::status`](crate::WorkerPool::status).
-///
-/// ```
-/// let s = honker_actors::PoolStatus::default();
-/// assert_eq!(s.workers, 0);
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PoolStatus {
-    /// Live worker actors.
-    pub workers: usize,
-    /// Jobs running now, or handed to a worker in a batch and waiting
-    /// there behind another job.
-    pub in_flight: usize,
-    /// Jobs claimed and waiting for a free worker.
-    pub prefetched: usize,
-    /// Outcomes waiting to be written.
-    pub pending_outcomes: usize,
-    /// Workers replaced after a failure since start.
-    pub restarts: u64,
-    /// Finishes dropped because their claim was no longer held by the
-    /// pool (a run the pool had already given up).
-    pub stale_finishes: u64,
-    /// Whether a shutdown has begun.
-    pub shutting_down: bool,
-}
 
 pub(crate) struct SupervisorArgs {
     pub(crate) honker: Honker,
