@@ -2,7 +2,6 @@
 //! outcomes to write: the part of the supervisor between a cycle's claims
 //! and the next cycle's outcomes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,20 +19,10 @@ use crate::store::{Fence, Outcome};
 use crate::telemetry::JobMetrics;
 use crate::JobContext;
 
-/// Weight of the newest run in the moving average of run time.
-const RUN_TIME_WEIGHT: f64 = 0.05;
-/// A kind whose runs take at most this long on average may be handed out
-/// in batches (seconds).
-const BATCH_KIND: f64 = 0.000_1;
 /// The most measured run time one batch holds (seconds).
 const BATCH_TIME: f64 = 0.000_5;
 /// The most jobs in one batch.
 const MAX_BATCH: usize = 16;
-
-/// The measured run time of `kind`, when it is fast enough to batch.
-fn batch_cost_of(run_time: &HashMap<&'static str, f64>, kind: &str) -> Option<f64> {
-    run_time.get(kind).copied().filter(|t| *t <= BATCH_KIND)
-}
 
 impl SupervisorState {
     /// The metric handles of `kind` on `queue`.
@@ -46,7 +35,7 @@ impl SupervisorState {
     /// Hand ready jobs to idle workers; give back those that expired.
     ///
     /// When more jobs wait than workers are free, a worker may get a
-    /// short batch: jobs of kinds measured fast ([`BATCH_KIND`]), in
+    /// short batch: jobs of kinds measured fast (`prefetch::BATCH_KIND`), in
     /// buffer order (highest priority first), up to an even share of the
     /// waiting jobs, [`MAX_BATCH`] jobs and [`BATCH_TIME`] of measured run
     /// time. So a job never waits behind a batch for longer than that, and
@@ -66,17 +55,19 @@ impl SupervisorState {
             self.idle.pop();
             // The share of this worker: the waiting jobs spread evenly.
             let share = (self.book.ready_len() + 1).div_ceil(free).min(MAX_BATCH);
-            let mut budget = self.batch_cost(first.kind);
+            let mut budget = self.run_times.batch_cost(first.kind);
             let mut batch = vec![first];
             while batch.len() < share && budget.is_some_and(|b| b < BATCH_TIME) {
-                let run_time = &self.kind_run;
-                let next = self.book.next_ready_if(now, &mut gone, |r| {
-                    batch_cost_of(run_time, r.kind).is_some()
-                });
+                let run_times = &self.run_times;
+                let next = self
+                    .book
+                    .next_ready_if(now, &mut gone, |r| run_times.batch_cost(r.kind).is_some());
                 let Some(r) = next else {
                     break;
                 };
-                budget = budget.zip(self.batch_cost(r.kind)).map(|(a, b)| a + b);
+                budget = budget
+                    .zip(self.run_times.batch_cost(r.kind))
+                    .map(|(a, b)| a + b);
                 batch.push(r);
             }
             self.start_jobs(worker, batch);
@@ -107,11 +98,6 @@ impl SupervisorState {
                 kind: r.kind,
             });
         }
-    }
-
-    /// The measured run time of `kind` when it may go in a batch.
-    fn batch_cost(&self, kind: &str) -> Option<f64> {
-        batch_cost_of(&self.kind_run, kind)
     }
 
     /// Hand `batch` (one job or more, in order) to `worker`.
@@ -275,15 +261,7 @@ impl SupervisorState {
         if !elapsed.is_zero() {
             m.duration.record(elapsed.as_secs_f64());
         }
-        if !elapsed.is_zero() {
-            let t = elapsed.as_secs_f64();
-            let before = self.queue_buffer(run.queue);
-            let queue = self.queue_run.get(run.queue).copied();
-            self.queue_run.insert(run.queue, moving_average(queue, t));
-            self.queue_buffer_moved(before, self.queue_buffer(run.queue));
-            let kind = self.kind_run.get(run.kind).copied();
-            self.kind_run.insert(run.kind, moving_average(kind, t));
-        }
+        self.run_times.measured(run.queue, run.kind, elapsed);
         let shutting_down = self.shutdown.is_some();
         let default_opts;
         let opts = match self.args.routes.job(run.kind) {
@@ -354,13 +332,5 @@ impl SupervisorState {
                 tracing::warn!(job_id, queue, "claim lost {when}");
             }
         }
-    }
-}
-
-/// `avg` moved toward `t` by [`RUN_TIME_WEIGHT`]; `t` itself at first.
-fn moving_average(avg: Option<f64>, t: f64) -> f64 {
-    match avg {
-        None => t,
-        Some(avg) => avg + RUN_TIME_WEIGHT * (t - avg),
     }
 }

@@ -34,8 +34,10 @@
 
 mod book;
 mod dispatch;
+mod prefetch;
 mod scheduler;
 mod shutdown;
+mod timers;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -119,9 +121,8 @@ pub(crate) struct SupervisorState {
     wake_seq: u64,
     /// A due time passed: the next cycle sweeps expired jobs.
     sweep_due: bool,
-    timer: Option<(i64, tokio::task::JoinHandle<()>)>,
-    retry_timer: Option<tokio::task::JoinHandle<()>>,
-    backoff: honker_core::DoublingDelay,
+    /// The due-time wake-up and the retry back-off.
+    timers: timers::Timers,
     cycle_failures: u32,
     last_housekeeping: Option<Instant>,
     depth_read_running: bool,
@@ -136,15 +137,8 @@ pub(crate) struct SupervisorState {
     /// By queue and job kind, registered on first use.
     job_metrics: HashMap<(&'static str, &'static str), JobMetrics>,
     restarts: u64,
-    /// Moving average of job run time per queue, seconds (absent before
-    /// the first run): the size of each queue's prefetch buffer.
-    queue_run: HashMap<&'static str, f64>,
-    /// The pool's prefetch buffer, the largest of its queues': kept as
-    /// runs are measured, not recounted on every message.
-    pool_buffer: usize,
-    /// The same per registered job: which kinds are fast enough to be
-    /// handed out in batches.
-    kind_run: HashMap<&'static str, f64>,
+    /// Measured run times: the prefetch buffer and batches.
+    run_times: prefetch::RunTimes,
     /// The file's paused queues, as the last cycle or heartbeat saw them.
     paused: Vec<String>,
 }
@@ -186,6 +180,7 @@ impl Actor for Supervisor {
         // Claim whatever is already waiting.
         myself.cast(SupervisorMsg::Wake(WakeKind::Timer))?;
         Ok(SupervisorState {
+            run_times: prefetch::RunTimes::new(args.concurrency, queues.clone()),
             book: ClaimBook::new(args.concurrency, args.queue_limits.clone(), leases.clone()),
             queues,
             rotate: 0,
@@ -200,9 +195,7 @@ impl Actor for Supervisor {
             commit_seen: false,
             wake_seq: 0,
             sweep_due: true,
-            timer: None,
-            retry_timer: None,
-            backoff: scheduler::retry_backoff(),
+            timers: timers::Timers::new(),
             cycle_failures: 0,
             last_housekeeping: None,
             depth_read_running: false,
@@ -215,9 +208,6 @@ impl Actor for Supervisor {
             metrics,
             job_metrics: HashMap::new(),
             restarts: 0,
-            queue_run: HashMap::new(),
-            pool_buffer: args.concurrency,
-            kind_run: HashMap::new(),
             paused: Vec::new(),
             args,
         })
@@ -229,12 +219,7 @@ impl Actor for Supervisor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         state.wake_guard = None;
-        if let Some((_, t)) = state.timer.take() {
-            t.abort();
-        }
-        if let Some(t) = state.retry_timer.take() {
-            t.abort();
-        }
+        state.timers.stop();
         Ok(())
     }
 
@@ -247,7 +232,7 @@ impl Actor for Supervisor {
         match message {
             SupervisorMsg::Wake(kind) => state.woken(kind),
             SupervisorMsg::RetryNow => {
-                state.retry_timer = None;
+                state.timers.back_off_over();
                 state.work_maybe = true;
             }
             SupervisorMsg::Checked(result) => state.checked(&myself, result),

@@ -5,11 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use honker_core::DoublingDelay;
 use ractor::ActorRef;
 
 use super::{SupervisorMsg, SupervisorState};
-use crate::clock::until_due;
 use crate::routing::{Route, UNROUTED};
 use crate::store::{Applied, ClaimPlan, CycleOutput, CycleRequest, Fence, NextTimes, Outcome};
 use crate::Result;
@@ -17,86 +15,15 @@ use crate::Result;
 /// Housekeeping (expiry sweep, result sweep, queue depth) at least this
 /// often while the pool is active.
 pub(super) const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
-/// Back-off after a failed cycle or check, doubling up to the maximum.
-pub(super) fn retry_backoff() -> DoublingDelay {
-    DoublingDelay::new(MIN_RETRY_BACKOFF, MAX_RETRY_BACKOFF)
-}
-const MIN_RETRY_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
-/// How much work, in run time, the prefetch buffer holds: the most a job
-/// claimed behind a full buffer of equal priority waits for it.
-const PREFETCH_TIME: f64 = 0.004;
-/// The largest prefetch buffer, in multiples of the concurrency (for jobs
-/// of a quarter of a millisecond or less).
-const MAX_PREFETCH_FACTOR: usize = 16;
 /// Cycles in flight at once: one committing, one queued behind it.
 const MAX_CYCLES_IN_FLIGHT: usize = 2;
 
-/// The prefetch buffer of a pool of `concurrency` whose jobs run
-/// `avg_run` seconds on average: about [`PREFETCH_TIME`] of work, at least
-/// a quarter of the concurrency, at most [`MAX_PREFETCH_FACTOR`] times
-/// it; the concurrency itself until a run is measured. Fast jobs get a
-/// large buffer, so each cycle (one commit) carries many outcomes and
-/// claims.
-fn prefetch_buffer(concurrency: usize, avg_run: Option<f64>) -> usize {
-    let least = (concurrency / 4).max(1);
-    let most = concurrency.saturating_mul(MAX_PREFETCH_FACTOR).max(least);
-    let Some(t) = avg_run else {
-        return concurrency;
-    };
-    if !t.is_finite() || t <= 0.0 {
-        return most;
-    }
-    // Work the buffer may hold: PREFETCH_TIME on each worker.
-    let fit = concurrency as f64 * PREFETCH_TIME / t;
-    if fit >= most as f64 {
-        most
-    } else {
-        (fit as usize).clamp(least, most)
-    }
-}
-
 impl SupervisorState {
-    /// The prefetch buffer of `queue`, for its jobs' measured run time.
-    pub(super) fn queue_buffer(&self, queue: &str) -> usize {
-        prefetch_buffer(self.args.concurrency, self.queue_run.get(queue).copied())
-    }
-
-    /// The pool's prefetch buffer: the largest of its queues' (each queue
-    /// holds at most the concurrency plus its own).
-    fn buffer(&self) -> usize {
-        self.pool_buffer
-    }
-
-    /// A queue's buffer went from `before` to `after`: keep the pool's,
-    /// the largest, without recounting every queue unless the largest
-    /// shrank.
-    pub(super) fn queue_buffer_moved(&mut self, before: usize, after: usize) {
-        if after >= self.pool_buffer {
-            self.pool_buffer = after;
-        } else if before == self.pool_buffer && after < before {
-            self.pool_buffer = self
-                .queues
-                .iter()
-                .map(|q| self.queue_buffer(q))
-                .max()
-                .unwrap_or(self.args.concurrency);
-        }
-    }
-
-    /// The fewest jobs or outcomes for which a second cycle starts while
-    /// one runs: a cycle's commit costs about the same for ten jobs as
-    /// for a hundred, so while the writer is busy the next cycle waits to
-    /// carry a worthwhile batch.
-    fn worthwhile(&self) -> usize {
-        (self.args.concurrency / 2).max(self.buffer() / 8).max(1)
-    }
-
     /// Start the next cycle or check if one is due.
     pub(super) fn pump(&mut self, myself: &ActorRef<SupervisorMsg>) {
         if self.cycles_running >= MAX_CYCLES_IN_FLIGHT
             || self.check_running
-            || self.retry_timer.is_some()
+            || self.timers.backing_off()
         {
             return;
         }
@@ -112,7 +39,7 @@ impl SupervisorState {
         }
         self.maybe_read_depths(myself);
         let room = if self.work_maybe || self.commit_seen {
-            self.book.room(self.buffer())
+            self.book.room(self.run_times.buffer())
         } else {
             0
         };
@@ -123,7 +50,7 @@ impl SupervisorState {
             // would leave no worker free for a queue limited across
             // processes, and keep starting each other, claiming nothing);
             // otherwise wait for the running one to come back.
-            let worthwhile = self.worthwhile();
+            let worthwhile = self.run_times.worthwhile();
             let claimable = if self.work_maybe { self.book.free() } else { 0 };
             if self.pending.len() < worthwhile && claimable < worthwhile {
                 return;
@@ -175,7 +102,9 @@ impl SupervisorState {
             .map(|q| {
                 (
                     *q,
-                    self.args.concurrency.saturating_add(self.queue_buffer(q)),
+                    self.args
+                        .concurrency
+                        .saturating_add(self.run_times.queue_buffer(q)),
                 )
             })
             .collect();
@@ -240,7 +169,7 @@ impl SupervisorState {
         self.check_running = false;
         match result {
             Ok((claimable, next)) => {
-                self.backoff.reset();
+                self.timers.succeeded();
                 self.work_maybe |= claimable;
                 self.plan_wake(myself, next);
             }
@@ -390,7 +319,7 @@ impl SupervisorState {
             }
             self.retry_later(myself);
         } else {
-            self.backoff.reset();
+            self.timers.succeeded();
         }
     }
 
@@ -489,59 +418,18 @@ impl SupervisorState {
         if self.shutdown.is_some() {
             return;
         }
-        let Some(at) = at else {
-            return;
-        };
-        if let Some((current, handle)) = &self.timer {
-            if *current <= at && !handle.is_finished() {
-                return;
-            }
-            handle.abort();
+        if let Some(at) = at {
+            let me = myself.clone();
+            self.timers.wake_at(at, move || {
+                let _ = me.cast(SupervisorMsg::Wake(super::WakeKind::Timer));
+            });
         }
-        // unixepoch() must read `at` when the claim runs: a few ms past it.
-        let delay = until_due(at);
-        let me = myself.clone();
-        let handle = tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = me.cast(SupervisorMsg::Wake(super::WakeKind::Timer));
-        });
-        self.timer = Some((at, handle));
     }
 
     pub(super) fn retry_later(&mut self, myself: &ActorRef<SupervisorMsg>) {
-        if self.retry_timer.is_some() {
-            return;
-        }
-        let delay = self.backoff.take();
         let me = myself.clone();
-        self.retry_timer = Some(tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
+        self.timers.retry_later(move || {
             let _ = me.cast(SupervisorMsg::RetryNow);
-        }));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_prefetch_buffer_holds_about_four_ms_of_work() {
-        // Unmeasured: the concurrency.
-        assert_eq!(prefetch_buffer(32, None), 32);
-        // No-op jobs: the cap, sixteen times the concurrency.
-        assert_eq!(prefetch_buffer(32, Some(0.000_002)), 512);
-        assert_eq!(prefetch_buffer(32, Some(0.0)), 512);
-        // 1 ms jobs: four per worker.
-        assert_eq!(prefetch_buffer(32, Some(0.001)), 128);
-        // 2 ms jobs on 256 workers: two per worker.
-        assert_eq!(prefetch_buffer(256, Some(0.002)), 512);
-        // Slow jobs: a quarter of the concurrency, and at least one.
-        assert_eq!(prefetch_buffer(32, Some(0.5)), 8);
-        assert_eq!(prefetch_buffer(1, Some(0.5)), 1);
-        assert_eq!(prefetch_buffer(1, Some(0.000_001)), 16);
-        // Nothing a clock can produce overflows it.
-        assert_eq!(prefetch_buffer(usize::MAX, Some(f64::NAN)), usize::MAX);
-        assert_eq!(prefetch_buffer(usize::MAX, Some(1e-300)), usize::MAX);
+        });
     }
 }

@@ -48,9 +48,7 @@ impl SupervisorState {
             ),
         });
         self.wake_guard = None;
-        if let Some((_, t)) = self.timer.take() {
-            t.abort();
-        }
+        self.timers.cancel_wake_up();
         self.release_ready();
         for (_, run) in self.book.running() {
             run.signals.stop.raise();
