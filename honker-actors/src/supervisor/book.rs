@@ -25,15 +25,13 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
 use honker_core::ClaimedJob;
 
 use crate::context::JobSignals;
 use crate::heartbeat::SharedLeases;
-use crate::job::{JobOptions, RunResult};
 use crate::messages::RunId;
-use crate::store::{ClaimPlan, Fence, Outcome};
+use crate::store::{ClaimPlan, Fence};
 
 /// A claim and the queue of its job.
 pub(crate) type FenceIn = (Fence, &'static str);
@@ -425,67 +423,6 @@ impl ClaimBook {
 
     fn lock_held(&self) -> std::sync::MutexGuard<'_, HashSet<Fence>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// The outcome to write for `run`, which ended with `result`. `None` when
-/// nothing may be written: the claim was lost.
-///
-/// A retryable error (or a timeout) returned while the pool shuts down,
-/// by a handler that was asked to stop, gives the claim back without
-/// burning the attempt: that is the cooperative stop the docs describe.
-pub(crate) fn outcome_of(
-    run: &Running,
-    result: RunResult,
-    opts: &JobOptions,
-    shutting_down: bool,
-) -> Option<Outcome> {
-    if run.lost {
-        return None;
-    }
-    let (fence, queue, kind) = (run.fence.clone(), run.queue, run.kind);
-    let attempt = u32::try_from(fence.lease.attempts).unwrap_or(u32::MAX);
-    let asked_to_stop = shutting_down && run.signals.stop.is_raised();
-    Some(match result {
-        RunResult::Done(result) => Outcome::Ack {
-            fence,
-            queue,
-            kind,
-            result: result.map(|r| (r, opts.result_ttl)),
-        },
-        RunResult::Retry { .. } | RunResult::TimedOut(_) if asked_to_stop => {
-            Outcome::Release { fence, queue, kind }
-        }
-        RunResult::Retry { after, error } => Outcome::Retry {
-            fence,
-            queue,
-            kind,
-            delay: after.unwrap_or_else(|| opts.backoff.delay(attempt)),
-            error,
-        },
-        RunResult::TimedOut(d) => Outcome::Retry {
-            fence,
-            queue,
-            kind,
-            delay: opts.backoff.delay(attempt),
-            error: format!("timed out after {}", humantime(d)),
-        },
-        RunResult::Fail(error) => Outcome::Fail {
-            fence,
-            queue,
-            kind,
-            error,
-        },
-        RunResult::Aborted => Outcome::Release { fence, queue, kind },
-    })
-}
-
-/// `1.5s`, `250ms`: a duration for a message a person reads.
-fn humantime(d: Duration) -> String {
-    if d.as_millis() < 1000 {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{}s", d.as_secs_f64())
     }
 }
 

@@ -8,15 +8,14 @@ use std::time::Duration;
 use honker_core::ClaimedJob;
 use ractor::ActorId;
 
-use super::book::{outcome_of, NotStarted, Ready};
-use super::SupervisorState;
+use super::book::{NotStarted, Ready};
+use super::{pause, SupervisorState};
 use crate::clock::unix_now;
 use crate::context::JobSignals;
-use crate::job::{JobOptions, RunResult};
+use crate::job::RunResult;
 use crate::messages::RunId;
 use crate::messages::{Assignment, Report, WorkerMsg};
 use crate::store::{Fence, Outcome};
-use crate::telemetry::JobMetrics;
 use crate::JobContext;
 
 /// The most measured run time one batch holds (seconds).
@@ -25,13 +24,6 @@ const BATCH_TIME: f64 = 0.000_5;
 const MAX_BATCH: usize = 16;
 
 impl SupervisorState {
-    /// The metric handles of `kind` on `queue`.
-    pub(super) fn job_metrics(&mut self, queue: &'static str, kind: &'static str) -> &JobMetrics {
-        self.job_metrics
-            .entry((queue, kind))
-            .or_insert_with(|| JobMetrics::new(queue, kind))
-    }
-
     /// Hand ready jobs to idle workers; give back those that expired.
     ///
     /// When more jobs wait than workers are free, a worker may get a
@@ -218,71 +210,13 @@ impl SupervisorState {
             if self.shutdown.is_some() {
                 self.release_ready();
             }
-            let paused = std::mem::take(&mut self.paused);
-            self.give_back_paused(&paused);
-            self.paused = paused;
+            let back = pause::hold_back(&mut self.book, &self.queues, self.paused.list());
+            self.pending.extend(back);
         }
         if let Some((run, msg)) = panicked {
             self.worker_failed(run, &format!("panicked: {msg}"));
         }
         self.dispatch_ready();
-    }
-
-    /// A worker died (a handler panicked) while running `run`.
-    pub(super) fn worker_failed(&mut self, run: RunId, why: &str) {
-        let error = if why.starts_with("panicked: ") {
-            why.to_string()
-        } else {
-            format!("worker failed: {why}")
-        };
-        let site = self
-            .book
-            .running()
-            .find(|(r, _)| **r == run)
-            .map(|(_, r)| (r.queue, r.kind));
-        if let Some((queue, kind)) = site {
-            self.job_metrics(queue, kind).restarts.increment(1);
-        }
-        self.record(run, RunResult::Retry { after: None, error }, Duration::ZERO);
-    }
-
-    /// Turn a finished run into an outcome to write.
-    pub(super) fn record(&mut self, id: RunId, result: RunResult, elapsed: Duration) {
-        let Some(run) = self.book.finish(id) else {
-            tracing::warn!(
-                run = ?id,
-                "a run finished whose claim the pool no longer holds; outcome dropped"
-            );
-            return;
-        };
-        let lease = run.fence.lease;
-        let m = self.job_metrics(run.queue, run.kind);
-        m.in_flight.decrement(1.0);
-        if !elapsed.is_zero() {
-            m.duration.record(elapsed.as_secs_f64());
-        }
-        self.run_times.measured(run.queue, run.kind, elapsed);
-        let shutting_down = self.shutdown.is_some();
-        let default_opts;
-        let opts = match self.args.routes.job(run.kind) {
-            Some(j) => j.options(),
-            None => {
-                default_opts = JobOptions::default();
-                &default_opts
-            }
-        };
-        match outcome_of(&run, result, opts, shutting_down) {
-            // Logged once written (`count_applied`): what happened, not
-            // what was meant to.
-            Some(o) => self.pending.push(o),
-            None => tracing::warn!(
-                job_id = lease.id,
-                queue = run.queue,
-                job = run.kind,
-                attempt = lease.attempts,
-                "run ended after its claim was lost; nothing written"
-            ),
-        }
     }
 
     pub(super) fn claims_lost(&mut self, lost: &[(Fence, honker_core::ClaimGone)]) {

@@ -1,18 +1,23 @@
-//! The supervisor actor: one per pool. It owns the pool's job state and the
-//! claim scheduler.
+//! The supervisor actor: one per pool. It owns the pool's claims and
+//! pumps them: claims from the store, jobs to workers, outcomes back.
 //!
-//! The parts, each in a file of its own:
-//! - this file: the actor, its messages, and the dispatch of each message
-//!   to one method;
-//! - [`book`]: the claim book, every claim the pool holds keyed by lease
-//!   (pure, unit-tested);
-//! - [`cycle`]: one cycle on the writer thread (outcomes, claims, sweeps,
-//!   next due time), tested on a database of its own;
-//! - [`scheduler`]: when to run a cycle, what to do with its answer, the
-//!   prefetch buffer's size, wake-up timers;
-//! - [`dispatch`]: handing claimed jobs to workers, turning runs into
-//!   outcomes;
-//! - [`shutdown`]: the graceful stop.
+//! Split by concern, as ractor's factory is, each part in a file of its
+//! own (its messages are in `crate::messages`):
+//! - this file: the actor, its state (a few owned parts), and the
+//!   dispatch of each message to one method;
+//! - `claim_pump`: when to run a cycle, what to ask of it, and what to do
+//!   with its answer;
+//! - `book`: the claim book, every claim the pool holds keyed by its
+//!   fence (pure, unit-tested);
+//! - `dispatch`: handing claimed jobs to idle workers, alone or in short
+//!   batches, and a worker's report back;
+//! - `outcomes`: what a run reports, the outcome it becomes, how that is
+//!   recorded and counted;
+//! - `prefetch`: measured run times, and the buffer and batch sizes they
+//!   allow;
+//! - `pause`: the paused queues, and what a pause stops from starting;
+//! - `timers`: the due-time wake-up and the retry back-off;
+//! - `shutdown`: the graceful stop.
 //!
 //! One *cycle* is one write request to the writer thread. Outcomes that
 //! arrive while a cycle runs go into the next one, so a busy pool writes
@@ -33,9 +38,11 @@
 //! at the next due `run_at` / claim expiry / `expires_at`.
 
 mod book;
+mod claim_pump;
 mod dispatch;
+mod outcomes;
+mod pause;
 mod prefetch;
-mod scheduler;
 mod shutdown;
 mod timers;
 
@@ -139,8 +146,8 @@ pub(crate) struct SupervisorState {
     restarts: u64,
     /// Measured run times: the prefetch buffer and batches.
     run_times: prefetch::RunTimes,
-    /// The file's paused queues, as the last cycle or heartbeat saw them.
-    paused: Vec<String>,
+    /// The store's paused queues, as the last cycle or heartbeat saw them.
+    paused: pause::PausedQueues,
 }
 
 /// Coalesce wakes: at most one of each kind waits in the mailbox.
@@ -208,7 +215,7 @@ impl Actor for Supervisor {
             metrics,
             job_metrics: HashMap::new(),
             restarts: 0,
-            paused: Vec::new(),
+            paused: pause::PausedQueues::default(),
             args,
         })
     }

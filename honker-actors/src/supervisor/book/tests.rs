@@ -1,7 +1,12 @@
 //! Unit tests of the claim book, and its model-based property test.
 
 use super::*;
+use std::time::Duration;
+
 use crate::job::Backoff;
+use crate::job::{JobOptions, RunResult};
+use crate::store::Outcome;
+use crate::supervisor::outcomes::outcome_of;
 use honker_core::Lease;
 
 fn job(id: i64, attempts: i64, queue: &str, expires_at: Option<i64>) -> ClaimedJob {
@@ -225,46 +230,6 @@ fn lost_claims_drop_ready_jobs_and_stop_running_ones_without_an_outcome() {
 }
 
 #[test]
-fn a_cooperative_stop_on_shutdown_gives_the_claim_back() {
-    let mut b = book(1, &[]);
-    b.claimed(job(1, 1, "q", None), "q", "k");
-    let (run, signals) = start_next(&mut b);
-    signals.stop.raise();
-    let run = b.finish(run).unwrap();
-    let retry = || RunResult::Retry {
-        after: None,
-        error: "stopping".into(),
-    };
-    let out = outcome_of(&run, retry(), &opts(), true);
-    assert!(matches!(out, Some(Outcome::Release { .. })), "{out:?}");
-    // Without a shutdown the same error is a retry with the backoff.
-    let out = outcome_of(&run, retry(), &opts(), false);
-    assert!(
-        matches!(out, Some(Outcome::Retry { delay, .. }) if delay == Duration::from_secs(7)),
-        "{out:?}"
-    );
-    // A permanent failure stays a failure.
-    let out = outcome_of(&run, RunResult::Fail("bad".into()), &opts(), true);
-    assert!(matches!(out, Some(Outcome::Fail { .. })));
-}
-
-#[test]
-fn a_timeout_is_a_retry_with_the_backoff_and_says_so() {
-    let mut b = book(1, &[]);
-    b.claimed(job(1, 1, "q", None), "q", "k");
-    let (run, _) = start_next(&mut b);
-    let run = b.finish(run).unwrap();
-    let timed_out = RunResult::TimedOut(Duration::from_millis(250));
-    match outcome_of(&run, timed_out, &opts(), false) {
-        Some(Outcome::Retry { delay, error, .. }) => {
-            assert_eq!(delay, Duration::from_secs(7));
-            assert_eq!(error, "timed out after 250ms");
-        }
-        other => panic!("{other:?}"),
-    }
-}
-
-#[test]
 fn draining_ready_jobs_frees_their_room() {
     let mut b = book(2, &[("q", 5)]);
     b.claimed(job(1, 1, "q", None), "q", "k");
@@ -362,13 +327,6 @@ fn running_lists_every_run_with_its_lease_and_queue() {
         .map(|(id, r)| (*id, r.fence.lease, r.queue))
         .collect();
     assert_eq!(all, vec![(run, L1, "q")]);
-}
-
-#[test]
-fn durations_read_as_a_person_writes_them() {
-    assert_eq!(humantime(Duration::from_millis(999)), "999ms");
-    assert_eq!(humantime(Duration::from_millis(1000)), "1s");
-    assert_eq!(humantime(Duration::from_millis(1500)), "1.5s");
 }
 
 // ---------------------------------------------------------- model test

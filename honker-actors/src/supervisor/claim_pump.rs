@@ -1,5 +1,7 @@
-//! When the supervisor runs a cycle, what it does with the answer, how
-//! claimed jobs reach workers, and the wake-up timers.
+//! The claim pump: when the supervisor runs a cycle (outcomes, claims and
+//! sweeps in one transaction of the store), what it asks of it, and what
+//! it does with the answer; the cheap look after another process's
+//! commit; the queue depths for the gauge.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use ractor::ActorRef;
 
-use super::{SupervisorMsg, SupervisorState};
+use super::{pause, SupervisorMsg, SupervisorState};
 use crate::routing::{Route, UNROUTED};
-use crate::store::{Applied, ClaimPlan, CycleOutput, CycleRequest, Fence, NextTimes, Outcome};
+use crate::store::{ClaimPlan, CycleOutput, CycleRequest, Fence, NextTimes, Outcome};
 use crate::Result;
 
 /// Housekeeping (expiry sweep, result sweep, queue depth) at least this
@@ -323,89 +325,13 @@ impl SupervisorState {
         }
     }
 
-    /// Count what writing `o` did, and log it: one line per retry, death
-    /// or lost claim, with the job's error as written.
-    fn count_applied(&mut self, o: &Outcome, applied: Applied) {
-        let (lease, queue, job) = (o.lease(), o.queue(), o.kind());
-        let m = self.job_metrics(queue, job);
-        let error = match o {
-            Outcome::Retry { error, .. } | Outcome::Fail { error, .. } => error.as_str(),
-            _ => "",
-        };
-        let message = match applied {
-            Applied::Acked => return m.success.increment(1),
-            Applied::Released => return m.released.increment(1),
-            Applied::Retried => {
-                m.retried.increment(1);
-                let delay = match o {
-                    Outcome::Retry { delay, .. } => delay.as_secs(),
-                    _ => 0,
-                };
-                format!("job failed; retrying in {delay} s: {error}")
-            }
-            Applied::Dead => {
-                m.dead.increment(1);
-                format!("job moved to _honker_dead: {error}")
-            }
-            Applied::Lost => {
-                m.lost.increment(1);
-                "claim was lost before the outcome was recorded; nothing written".to_string()
-            }
-        };
-        let (job_id, attempt) = (lease.id, lease.attempts);
-        if applied == Applied::Retried {
-            tracing::info!(queue, job, job_id, attempt, "{message}");
-        } else {
-            tracing::warn!(queue, job, job_id, attempt, "{message}");
-        }
-    }
-
     /// The paused queues a cycle (`all`: every one of the file's) or the
-    /// heartbeat (those it found paused) saw.
+    /// heartbeat (those it found paused) saw: what they stop from
+    /// starting is given back.
     pub(super) fn paused_seen(&mut self, queues: Vec<String>, all: bool) {
-        self.give_back_paused(&queues);
-        if all {
-            self.paused = queues;
-        } else {
-            for q in queues {
-                if !self.paused.contains(&q) {
-                    self.paused.push(q);
-                }
-            }
-        }
-    }
-
-    /// Jobs of paused queues claimed but not started go back, attempt
-    /// unburned: a pause stops starts, not only claims. Those waiting in a
-    /// worker's batch are held back there.
-    pub(super) fn give_back_paused(&mut self, paused: &[String]) {
-        for q in paused {
-            let Some(queue) = self.queues.iter().copied().find(|name| name == q) else {
-                continue;
-            };
-            for (_, run) in self.book.running() {
-                if run.queue == queue {
-                    run.signals
-                        .held_back
-                        .store(true, std::sync::atomic::Ordering::Release);
-                }
-            }
-            let back = self.book.drain_ready_of(queue);
-            if !back.is_empty() {
-                tracing::info!(
-                    queue,
-                    jobs = back.len(),
-                    "queue paused; giving back jobs not started"
-                );
-            }
-            for r in back {
-                self.pending.push(Outcome::Release {
-                    fence: r.fence,
-                    queue: r.queue,
-                    kind: r.kind,
-                });
-            }
-        }
+        let back = pause::hold_back(&mut self.book, &self.queues, &queues);
+        self.pending.extend(back);
+        self.paused.seen(queues, all);
     }
 
     /// Wake at the next due time.
