@@ -20,32 +20,86 @@ pub(super) const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
 /// Cycles in flight at once: one committing, one queued behind it.
 const MAX_CYCLES_IN_FLIGHT: usize = 2;
 
+/// What the claim pump keeps between messages.
+pub(super) struct PumpState {
+    /// The pool's queues.
+    pub(super) queues: Arc<[&'static str]>,
+    /// Which queue a plan tries first (it rotates).
+    pub(super) rotate: usize,
+    /// Outcomes not yet sent to the store.
+    pub(super) pending: Vec<Outcome>,
+    /// Cycles sent to the store and not yet back.
+    pub(super) cycles_running: usize,
+    /// Cycles started in the pool's life: each one's number goes into
+    /// the worker string its claims write.
+    pub(super) cycles_started: u64,
+    /// The cheap look after a commit is out.
+    pub(super) check_running: bool,
+    /// Something may be claimable (an enqueue, a timer, a full claim).
+    pub(super) work_maybe: bool,
+    /// A commit was seen that no read or claim has looked at yet.
+    pub(super) commit_seen: bool,
+    /// Bumped by every enqueue or timer wake; a cycle that saw none while
+    /// it ran and filled no queue proves the queues drained.
+    pub(super) wake_seq: u64,
+    /// A due time passed: the next cycle sweeps expired jobs.
+    pub(super) sweep_due: bool,
+    /// Cycles failed in a row.
+    pub(super) cycle_failures: u32,
+    pub(super) last_housekeeping: Option<Instant>,
+    pub(super) depth_read_running: bool,
+    pub(super) last_depths: Option<Instant>,
+}
+
+impl PumpState {
+    /// A new pool: it may have work (claim what is waiting) and sweeps
+    /// first.
+    pub(super) fn new(queues: Arc<[&'static str]>) -> PumpState {
+        PumpState {
+            queues,
+            rotate: 0,
+            pending: Vec::new(),
+            cycles_running: 0,
+            cycles_started: 0,
+            check_running: false,
+            work_maybe: true,
+            commit_seen: false,
+            wake_seq: 0,
+            sweep_due: true,
+            cycle_failures: 0,
+            last_housekeeping: None,
+            depth_read_running: false,
+            last_depths: None,
+        }
+    }
+}
+
 impl SupervisorState {
     /// Start the next cycle or check if one is due.
     pub(super) fn pump(&mut self, myself: &ActorRef<SupervisorMsg>) {
-        if self.cycles_running >= MAX_CYCLES_IN_FLIGHT
-            || self.check_running
+        if self.pump.cycles_running >= MAX_CYCLES_IN_FLIGHT
+            || self.pump.check_running
             || self.timers.backing_off()
         {
             return;
         }
         if self.shutdown.is_some() {
-            if !self.pending.is_empty() {
-                if self.cycles_running == 0 {
+            if !self.pump.pending.is_empty() {
+                if self.pump.cycles_running == 0 {
                     self.start_cycle(myself, ClaimPlan::default());
                 }
-            } else if self.book.running_len() == 0 && self.cycles_running == 0 {
+            } else if self.book.running_len() == 0 && self.pump.cycles_running == 0 {
                 self.complete_shutdown(Ok(()));
             }
             return;
         }
         self.maybe_read_depths(myself);
-        let room = if self.work_maybe || self.commit_seen {
+        let room = if self.pump.work_maybe || self.pump.commit_seen {
             self.book.room(self.run_times.buffer())
         } else {
             0
         };
-        if self.cycles_running > 0 {
+        if self.pump.cycles_running > 0 {
             // A second cycle only when it carries a worthwhile batch, for
             // workers the running one will not fill (not the prefetch
             // buffer: two cycles that each see the other's reservation
@@ -53,37 +107,43 @@ impl SupervisorState {
             // processes, and keep starting each other, claiming nothing);
             // otherwise wait for the running one to come back.
             let worthwhile = self.run_times.worthwhile();
-            let claimable = if self.work_maybe { self.book.free() } else { 0 };
-            if self.pending.len() < worthwhile && claimable < worthwhile {
+            let claimable = if self.pump.work_maybe {
+                self.book.free()
+            } else {
+                0
+            };
+            if self.pump.pending.len() < worthwhile && claimable < worthwhile {
                 return;
             }
         }
-        let plan = if self.work_maybe || (self.commit_seen && !self.pending.is_empty()) {
-            self.plan_claims(room)
-        } else {
-            ClaimPlan::default()
-        };
-        let housekeeping = self.sweep_due
+        let plan =
+            if self.pump.work_maybe || (self.pump.commit_seen && !self.pump.pending.is_empty()) {
+                self.plan_claims(room)
+            } else {
+                ClaimPlan::default()
+            };
+        let housekeeping = self.pump.sweep_due
             || self
+                .pump
                 .last_housekeeping
                 .is_none_or(|t| t.elapsed() >= HOUSEKEEPING_EVERY);
         tracing::trace!(
-            work_maybe = self.work_maybe,
-            commit_seen = self.commit_seen,
+            work_maybe = self.pump.work_maybe,
+            commit_seen = self.pump.commit_seen,
             room,
-            pending = self.pending.len(),
+            pending = self.pump.pending.len(),
             ?plan,
             housekeeping,
-            cycles = self.cycles_running,
+            cycles = self.pump.cycles_running,
             "pump"
         );
-        if !self.pending.is_empty() || !plan.queues.is_empty() || housekeeping {
+        if !self.pump.pending.is_empty() || !plan.queues.is_empty() || housekeeping {
             if !plan.queues.is_empty() {
-                self.commit_seen = false;
+                self.pump.commit_seen = false;
             }
             self.start_cycle(myself, plan);
-        } else if self.commit_seen && room > 0 && self.cycles_running == 0 {
-            self.commit_seen = false;
+        } else if self.pump.commit_seen && room > 0 && self.pump.cycles_running == 0 {
+            self.pump.commit_seen = false;
             self.start_check(myself);
         }
     }
@@ -92,12 +152,14 @@ impl SupervisorState {
     /// limit, in rotating order; reserved in the book until the cycle
     /// comes back.
     fn plan_claims(&mut self, budget: usize) -> ClaimPlan {
-        if budget == 0 || self.queues.is_empty() {
+        if budget == 0 || self.pump.queues.is_empty() {
             return ClaimPlan::default();
         }
-        let n = self.queues.len();
-        self.rotate = (self.rotate + 1) % n;
-        let order: Vec<&'static str> = (0..n).map(|i| self.queues[(self.rotate + i) % n]).collect();
+        let n = self.pump.queues.len();
+        self.pump.rotate = (self.pump.rotate + 1) % n;
+        let order: Vec<&'static str> = (0..n)
+            .map(|i| self.pump.queues[(self.pump.rotate + i) % n])
+            .collect();
         // What each queue may hold: the workers plus its own buffer.
         let caps: HashMap<&'static str, usize> = order
             .iter()
@@ -116,28 +178,30 @@ impl SupervisorState {
     }
 
     fn start_cycle(&mut self, myself: &ActorRef<SupervisorMsg>, plan: ClaimPlan) {
-        self.cycles_running += 1;
-        let sweep = self.sweep_due
+        self.pump.cycles_running += 1;
+        let sweep = self.pump.sweep_due
             || self
+                .pump
                 .last_housekeeping
                 .is_none_or(|t| t.elapsed() >= HOUSEKEEPING_EVERY);
         if sweep {
-            self.sweep_due = false;
-            self.last_housekeeping = Some(Instant::now());
+            self.pump.sweep_due = false;
+            self.pump.last_housekeeping = Some(Instant::now());
         }
         // Each cycle's claims write a worker string of their own, so no
         // two claims of a row share a fence (see `book::Fence`).
-        self.cycles_started += 1;
-        let worker: Arc<str> = format!("{}#{}", self.args.worker_id, self.cycles_started).into();
+        self.pump.cycles_started += 1;
+        let worker: Arc<str> =
+            format!("{}#{}", self.args.worker_id, self.pump.cycles_started).into();
         let request = CycleRequest {
             worker,
-            outcomes: std::mem::take(&mut self.pending),
+            outcomes: std::mem::take(&mut self.pump.pending),
             plan,
             visibility: self.args.visibility,
-            queues: self.queues.clone(),
+            queues: self.pump.queues.clone(),
             sweep,
         };
-        let seq = self.wake_seq;
+        let seq = self.pump.wake_seq;
         let me = myself.clone();
         self.args.honker.store().run_cycle(
             request,
@@ -153,8 +217,8 @@ impl SupervisorState {
     }
 
     fn start_check(&mut self, myself: &ActorRef<SupervisorMsg>) {
-        self.check_running = true;
-        let queues = self.queues.clone();
+        self.pump.check_running = true;
+        let queues = self.pump.queues.clone();
         let honker = self.args.honker.clone();
         let me = myself.clone();
         tokio::spawn(async move {
@@ -168,16 +232,16 @@ impl SupervisorState {
         myself: &ActorRef<SupervisorMsg>,
         result: Result<(bool, NextTimes)>,
     ) {
-        self.check_running = false;
+        self.pump.check_running = false;
         match result {
             Ok((claimable, next)) => {
                 self.timers.succeeded();
-                self.work_maybe |= claimable;
+                self.pump.work_maybe |= claimable;
                 self.plan_wake(myself, next);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "checking for claimable jobs failed");
-                self.commit_seen = true;
+                self.pump.commit_seen = true;
                 self.retry_later(myself);
             }
         }
@@ -186,16 +250,17 @@ impl SupervisorState {
     /// Read each queue's depth for the gauge, outside any write
     /// transaction, at most every few seconds.
     fn maybe_read_depths(&mut self, myself: &ActorRef<SupervisorMsg>) {
-        if self.depth_read_running
+        if self.pump.depth_read_running
             || self
+                .pump
                 .last_depths
                 .is_some_and(|t| t.elapsed() < HOUSEKEEPING_EVERY)
         {
             return;
         }
-        self.depth_read_running = true;
-        self.last_depths = Some(Instant::now());
-        let queues = self.queues.clone();
+        self.pump.depth_read_running = true;
+        self.pump.last_depths = Some(Instant::now());
+        let queues = self.pump.queues.clone();
         let honker = self.args.honker.clone();
         let me = myself.clone();
         tokio::spawn(async move {
@@ -205,11 +270,11 @@ impl SupervisorState {
     }
 
     pub(super) fn depths_read(&mut self, result: Result<Vec<(&'static str, i64)>>) {
-        self.depth_read_running = false;
+        self.pump.depth_read_running = false;
         match result {
             Ok(depths) => {
                 for (q, d) in depths {
-                    if let Some(m) = self.metrics.get(q) {
+                    if let Some(m) = self.counters.queues.get(q) {
                         m.depth.set(d as f64);
                     }
                 }
@@ -225,18 +290,18 @@ impl SupervisorState {
         sent: CycleRequest,
         seq: u64,
     ) {
-        self.cycles_running -= 1;
+        self.pump.cycles_running -= 1;
         self.book.unreserve(&sent.plan);
         let out = match output {
             Ok(out) => out,
             Err(e) => {
-                self.cycle_failures += 1;
+                self.pump.cycle_failures += 1;
                 tracing::warn!(error = %e, outcomes = sent.outcomes.len(),
-                    failures = self.cycle_failures, "pool cycle failed; will retry");
+                    failures = self.pump.cycle_failures, "pool cycle failed; will retry");
                 // Never dropped: oldest first, ahead of anything newer.
-                let newer = std::mem::replace(&mut self.pending, sent.outcomes);
-                self.pending.extend(newer);
-                self.work_maybe = true;
+                let newer = std::mem::replace(&mut self.pump.pending, sent.outcomes);
+                self.pump.pending.extend(newer);
+                self.pump.work_maybe = true;
                 if self.shutdown_gives_up() {
                     return;
                 }
@@ -244,7 +309,7 @@ impl SupervisorState {
                 return;
             }
         };
-        self.cycle_failures = 0;
+        self.pump.cycle_failures = 0;
         let mut trouble = !out.claim_errors.is_empty();
         for (o, applied) in sent.outcomes.into_iter().zip(out.applied) {
             match applied {
@@ -252,7 +317,7 @@ impl SupervisorState {
                 Err(why) => {
                     tracing::warn!(queue = o.queue(), job_id = o.lease().id, error = %why,
                         "could not record a job outcome; will retry");
-                    self.pending.push(o);
+                    self.pump.pending.push(o);
                     trouble = true;
                 }
             }
@@ -261,7 +326,7 @@ impl SupervisorState {
             tracing::warn!(queue = q, error = %why, "claiming failed for this queue; will retry");
         }
         for job in out.claimed {
-            let Some(queue) = self.queues.iter().copied().find(|q| *q == job.queue) else {
+            let Some(queue) = self.pump.queues.iter().copied().find(|q| *q == job.queue) else {
                 continue;
             };
             let route = self.args.routes.route(queue, &job.payload);
@@ -273,14 +338,16 @@ impl SupervisorState {
                     Route::Dead(_) => UNROUTED,
                 };
                 let fence = Fence::new(&sent.worker, &job);
-                self.pending.push(Outcome::Release { fence, queue, kind });
+                self.pump
+                    .pending
+                    .push(Outcome::Release { fence, queue, kind });
                 continue;
             }
             let kind = match route {
                 Route::Run(handler) => handler.name(),
                 Route::Dead(error) => {
                     // Never run by a handler it was not written for.
-                    self.pending.push(Outcome::Fail {
+                    self.pump.pending.push(Outcome::Fail {
                         fence: Fence::new(&sent.worker, &job),
                         queue,
                         kind: UNROUTED,
@@ -302,18 +369,18 @@ impl SupervisorState {
         self.dispatch_ready();
         tracing::trace!(
             planned = ?sent.plan, maybe_more = out.maybe_more,
-            seq, wake_seq = self.wake_seq, cycles = self.cycles_running,
-            commit_seen = self.commit_seen, "cycle done"
+            seq, wake_seq = self.pump.wake_seq, cycles = self.pump.cycles_running,
+            commit_seen = self.pump.commit_seen, "cycle done"
         );
-        if !out.maybe_more && self.wake_seq == seq && self.cycles_running == 0 {
+        if !out.maybe_more && self.pump.wake_seq == seq && self.pump.cycles_running == 0 {
             // Every queue gave less than asked: drained until the next wake.
-            self.work_maybe = false;
+            self.pump.work_maybe = false;
         }
         if let Some(next) = out.next {
             self.plan_wake(myself, next);
         }
         if trouble {
-            self.work_maybe = true;
+            self.pump.work_maybe = true;
             // A shutdown does not wait forever for outcomes that keep
             // failing either.
             if self.shutdown_gives_up() {
@@ -329,8 +396,8 @@ impl SupervisorState {
     /// heartbeat (those it found paused) saw: what they stop from
     /// starting is given back.
     pub(super) fn paused_seen(&mut self, queues: Vec<String>, all: bool) {
-        let back = pause::hold_back(&mut self.book, &self.queues, &queues);
-        self.pending.extend(back);
+        let back = pause::hold_back(&mut self.book, &self.pump.queues, &queues);
+        self.pump.pending.extend(back);
         self.paused.seen(queues, all);
     }
 

@@ -39,12 +39,12 @@ impl SupervisorState {
         }
         let now = unix_now();
         let mut gone = Vec::new();
-        while let Some(&worker) = self.idle.last() {
-            let free = self.idle.len();
+        while let Some(&worker) = self.workers.idle.last() {
+            let free = self.workers.idle.len();
             let Some(first) = self.book.next_ready(now, &mut gone) else {
                 break;
             };
-            self.idle.pop();
+            self.workers.idle.pop();
             // The share of this worker: the waiting jobs spread evenly.
             let share = (self.book.ready_len() + 1).div_ceil(free).min(MAX_BATCH);
             let mut budget = self.run_times.batch_cost(first.kind);
@@ -72,7 +72,7 @@ impl SupervisorState {
                         job_id = r.job.id,
                         "job expired while waiting for a worker; not started"
                     );
-                    self.sweep_due = true;
+                    self.pump.sweep_due = true;
                 }
                 NotStarted::WindowOver => {
                     tracing::info!(
@@ -81,10 +81,10 @@ impl SupervisorState {
                         "the rate-limit window that counted this job ended before a worker \
                          took it; given back, not started"
                     );
-                    self.work_maybe = true;
+                    self.pump.work_maybe = true;
                 }
             }
-            self.pending.push(Outcome::Release {
+            self.pump.pending.push(Outcome::Release {
                 fence: r.fence,
                 queue: r.queue,
                 kind: r.kind,
@@ -94,7 +94,12 @@ impl SupervisorState {
 
     /// Hand `batch` (one job or more, in order) to `worker`.
     fn start_jobs(&mut self, worker: ActorId, batch: Vec<Ready>) {
-        if self.slots.get(&worker).is_none_or(|s| !s.jobs.is_empty()) {
+        if self
+            .workers
+            .slots
+            .get(&worker)
+            .is_none_or(|s| !s.jobs.is_empty())
+        {
             // Gone, or still busy (never expected: a worker is idle once).
             for r in batch.into_iter().rev() {
                 self.book.unready(r);
@@ -108,11 +113,11 @@ impl SupervisorState {
             }
         }
         let runs: Vec<RunId> = assignments.iter().map(|a| a.run).collect();
-        let Some(slot) = self.slots.get_mut(&worker) else {
+        let Some(slot) = self.workers.slots.get_mut(&worker) else {
             return;
         };
         if runs.is_empty() {
-            self.idle.push(worker);
+            self.workers.idle.push(worker);
             return;
         }
         slot.jobs = runs.clone();
@@ -178,7 +183,7 @@ impl SupervisorState {
         panicked: Option<(RunId, String)>,
         last: bool,
     ) {
-        if let Some(slot) = self.slots.get_mut(&worker) {
+        if let Some(slot) = self.workers.slots.get_mut(&worker) {
             slot.jobs.retain(|run| {
                 !reports.iter().any(|r| r.run == *run)
                     && !returned.iter().any(|(r, _)| r == run)
@@ -186,14 +191,14 @@ impl SupervisorState {
             });
             // Free only when done with its message (an early hand-back
             // leaves it running one job), and only once.
-            if last && panicked.is_none() && !self.idle.contains(&worker) {
+            if last && panicked.is_none() && !self.workers.idle.contains(&worker) {
                 if !slot.jobs.is_empty() {
                     tracing::error!(
                         runs = slot.jobs.len(),
                         "a worker finished its message without reporting every job"
                     );
                 }
-                self.idle.push(worker);
+                self.workers.idle.push(worker);
             }
         }
         for r in reports {
@@ -210,8 +215,8 @@ impl SupervisorState {
             if self.shutdown.is_some() {
                 self.release_ready();
             }
-            let back = pause::hold_back(&mut self.book, &self.queues, self.paused.list());
-            self.pending.extend(back);
+            let back = pause::hold_back(&mut self.book, &self.pump.queues, self.paused.list());
+            self.pump.pending.extend(back);
         }
         if let Some((run, msg)) = panicked {
             self.worker_failed(run, &format!("panicked: {msg}"));
@@ -256,7 +261,7 @@ impl SupervisorState {
             .into_iter()
             .map(|l| (l, "while the job was running"));
         for ((fence, queue), when) in not_started.chain(running) {
-            if let Some(m) = self.metrics.get(queue) {
+            if let Some(m) = self.counters.queues.get(queue) {
                 m.lost_claims.increment(1);
             }
             let job_id = fence.lease.id;

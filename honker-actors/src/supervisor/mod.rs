@@ -49,14 +49,13 @@ mod timers;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::heartbeat::SharedLeases;
 use crate::messages::{HeartbeatMsg, PanicReported, RunId, WorkerMsg};
 pub(crate) use crate::messages::{PoolStatus, ShutdownReply, SupervisorMsg, WakeKind};
-use crate::store::Outcome;
 use book::ClaimBook;
 
 use crate::context::AppData;
@@ -102,52 +101,63 @@ impl Slot {
     }
 }
 
+/// The supervisor's state: a few owned parts, each with its own concern.
 pub(crate) struct SupervisorState {
     args: SupervisorArgs,
-    queues: Arc<[&'static str]>,
-    rotate: usize,
-    slots: HashMap<ActorId, Slot>,
-    /// Workers with no job.
-    idle: Vec<ActorId>,
+    /// The worker actors, and which are idle.
+    workers: Workers,
+    /// Every claim the pool holds.
     book: ClaimBook,
-    leases: SharedLeases,
-    /// Outcomes not yet sent to the writer.
-    pending: Vec<Outcome>,
-    /// Cycles sent to the writer and not yet back.
-    cycles_running: usize,
-    /// Cycles started in the pool's life: each one's number goes into
-    /// the worker string its claims write.
-    cycles_started: u64,
-    check_running: bool,
-    /// Something may be claimable (an enqueue, a timer, a full claim).
-    work_maybe: bool,
-    /// A commit was seen that no read or claim has looked at yet.
-    commit_seen: bool,
-    /// Bumped by every enqueue or timer wake; a cycle that saw none while
-    /// it ran and filled no queue proves the queues drained.
-    wake_seq: u64,
-    /// A due time passed: the next cycle sweeps expired jobs.
-    sweep_due: bool,
+    /// The claim pump's state: cycles in flight, outcomes waiting, why
+    /// to claim next.
+    pump: claim_pump::PumpState,
     /// The due-time wake-up and the retry back-off.
     timers: timers::Timers,
-    cycle_failures: u32,
-    last_housekeeping: Option<Instant>,
-    depth_read_running: bool,
-    last_depths: Option<Instant>,
-    heartbeat: Option<ActorRef<HeartbeatMsg>>,
-    /// A claims check waits in the heartbeat's mailbox.
-    check_wanted: Arc<AtomicBool>,
-    wake_guard: Option<WakeGuard>,
-    wake_flags: Arc<WakeFlags>,
-    shutdown: Option<shutdown::ShutdownState>,
-    metrics: HashMap<&'static str, QueueMetrics>,
-    /// By queue and job kind, registered on first use.
-    job_metrics: HashMap<(&'static str, &'static str), JobMetrics>,
-    restarts: u64,
     /// Measured run times: the prefetch buffer and batches.
     run_times: prefetch::RunTimes,
     /// The store's paused queues, as the last cycle or heartbeat saw them.
     paused: pause::PausedQueues,
+    /// The heartbeat actor and what it shares with the pool.
+    heartbeat: HeartbeatLink,
+    /// Wake-ups from enqueues and commits.
+    wakes: WakeLink,
+    /// Metric handles, by queue and by queue and job kind.
+    counters: Counters,
+    /// Set once a shutdown begins.
+    shutdown: Option<shutdown::ShutdownState>,
+}
+
+/// A pool's worker actors.
+struct Workers {
+    slots: HashMap<ActorId, Slot>,
+    /// Workers with no job.
+    idle: Vec<ActorId>,
+    /// Workers replaced after a failure since start.
+    restarts: u64,
+}
+
+/// The heartbeat actor, and what the pool shares with it.
+struct HeartbeatLink {
+    /// `None` while it is being replaced, or once the pool stops.
+    actor: Option<ActorRef<HeartbeatMsg>>,
+    /// A claims check waits in the heartbeat's mailbox.
+    check_wanted: Arc<AtomicBool>,
+    /// The claims it extends (the book keeps them).
+    leases: SharedLeases,
+}
+
+/// The pool's registration for wake-ups.
+struct WakeLink {
+    /// Dropped at shutdown: no more wake-ups.
+    guard: Option<WakeGuard>,
+    flags: Arc<WakeFlags>,
+}
+
+/// Metric handles, registered once.
+struct Counters {
+    queues: HashMap<&'static str, QueueMetrics>,
+    /// By queue and job kind, registered on first use.
+    jobs: HashMap<(&'static str, &'static str), JobMetrics>,
 }
 
 /// Coalesce wakes: at most one of each kind waits in the mailbox.
@@ -189,33 +199,28 @@ impl Actor for Supervisor {
         Ok(SupervisorState {
             run_times: prefetch::RunTimes::new(args.concurrency, queues.clone()),
             book: ClaimBook::new(args.concurrency, args.queue_limits.clone(), leases.clone()),
-            queues,
-            rotate: 0,
-            idle: slots.keys().cloned().collect(),
-            slots,
-            leases,
-            pending: Vec::new(),
-            cycles_running: 0,
-            cycles_started: 0,
-            check_running: false,
-            work_maybe: true,
-            commit_seen: false,
-            wake_seq: 0,
-            sweep_due: true,
+            pump: claim_pump::PumpState::new(queues),
+            workers: Workers {
+                idle: slots.keys().cloned().collect(),
+                slots,
+                restarts: 0,
+            },
             timers: timers::Timers::new(),
-            cycle_failures: 0,
-            last_housekeeping: None,
-            depth_read_running: false,
-            last_depths: None,
-            heartbeat: Some(heartbeat),
-            check_wanted,
-            wake_guard: Some(wake_guard),
-            wake_flags,
-            shutdown: None,
-            metrics,
-            job_metrics: HashMap::new(),
-            restarts: 0,
             paused: pause::PausedQueues::default(),
+            heartbeat: HeartbeatLink {
+                actor: Some(heartbeat),
+                check_wanted,
+                leases,
+            },
+            wakes: WakeLink {
+                guard: Some(wake_guard),
+                flags: wake_flags,
+            },
+            counters: Counters {
+                queues: metrics,
+                jobs: HashMap::new(),
+            },
+            shutdown: None,
             args,
         })
     }
@@ -225,7 +230,7 @@ impl Actor for Supervisor {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.wake_guard = None;
+        state.wakes.guard = None;
         state.timers.stop();
         Ok(())
     }
@@ -240,7 +245,7 @@ impl Actor for Supervisor {
             SupervisorMsg::Wake(kind) => state.woken(kind),
             SupervisorMsg::RetryNow => {
                 state.timers.back_off_over();
-                state.work_maybe = true;
+                state.pump.work_maybe = true;
             }
             SupervisorMsg::Checked(result) => state.checked(&myself, result),
             SupervisorMsg::CycleDone {
@@ -287,23 +292,33 @@ impl Actor for Supervisor {
             _ => return Ok(()),
         };
         let id = cell.get_id();
-        if state.heartbeat.as_ref().is_some_and(|h| h.get_id() == id) {
-            state.heartbeat = None;
+        if state
+            .heartbeat
+            .actor
+            .as_ref()
+            .is_some_and(|h| h.get_id() == id)
+        {
+            state.heartbeat.actor = None;
             if state.shutdown.is_none() {
                 tracing::error!(reason = ?why, "heartbeat actor stopped; restarting it");
                 // A check it had not started is gone with it.
-                state.check_wanted.store(false, Ordering::Release);
-                state.heartbeat = Some(
-                    spawn_heartbeat(&myself, &state.args, &state.leases, &state.check_wanted)
-                        .await?,
+                state.heartbeat.check_wanted.store(false, Ordering::Release);
+                state.heartbeat.actor = Some(
+                    spawn_heartbeat(
+                        &myself,
+                        &state.args,
+                        &state.heartbeat.leases,
+                        &state.heartbeat.check_wanted,
+                    )
+                    .await?,
                 );
             }
             return Ok(());
         }
-        let Some(slot) = state.slots.remove(&id) else {
+        let Some(slot) = state.workers.slots.remove(&id) else {
             return Ok(());
         };
-        state.idle.retain(|w| *w != id);
+        state.workers.idle.retain(|w| *w != id);
         let why = why.unwrap_or_else(|| "worker stopped".into());
         if !reported {
             // Stopped without a report: the run it was in failed; the
@@ -322,9 +337,12 @@ impl Actor for Supervisor {
         if state.shutdown.is_none() {
             let (worker, _) =
                 Actor::spawn_linked(None, Worker, myself.clone(), myself.get_cell()).await?;
-            state.idle.push(worker.get_id());
-            state.slots.insert(worker.get_id(), Slot::new(worker));
-            state.restarts += 1;
+            state.workers.idle.push(worker.get_id());
+            state
+                .workers
+                .slots
+                .insert(worker.get_id(), Slot::new(worker));
+            state.workers.restarts += 1;
             tracing::warn!(reason = %why, "worker replaced");
         }
         state.dispatch_ready();
@@ -337,36 +355,36 @@ impl SupervisorState {
     fn woken(&mut self, kind: WakeKind) {
         match kind {
             WakeKind::Enqueued => {
-                self.wake_flags.enqueued.store(false, Ordering::Release);
-                self.wake_seq += 1;
-                self.work_maybe = true;
+                self.wakes.flags.enqueued.store(false, Ordering::Release);
+                self.pump.wake_seq += 1;
+                self.pump.work_maybe = true;
             }
             WakeKind::Commit => {
-                self.wake_flags.commit.store(false, Ordering::Release);
-                self.commit_seen = true;
+                self.wakes.flags.commit.store(false, Ordering::Release);
+                self.pump.commit_seen = true;
                 // A commit may have cancelled a job this pool holds.
-                if self.leases.lock().is_ok_and(|l| !l.is_empty())
-                    && !self.check_wanted.swap(true, Ordering::AcqRel)
-                    && let Some(hb) = &self.heartbeat
+                if self.heartbeat.leases.lock().is_ok_and(|l| !l.is_empty())
+                    && !self.heartbeat.check_wanted.swap(true, Ordering::AcqRel)
+                    && let Some(hb) = &self.heartbeat.actor
                 {
                     let _ = hb.cast(HeartbeatMsg::Check);
                 }
             }
             WakeKind::Timer => {
-                self.wake_seq += 1;
-                self.work_maybe = true;
-                self.sweep_due = true;
+                self.pump.wake_seq += 1;
+                self.pump.work_maybe = true;
+                self.pump.sweep_due = true;
             }
         }
     }
 
     fn status(&self) -> PoolStatus {
         PoolStatus {
-            workers: self.slots.len(),
+            workers: self.workers.slots.len(),
             in_flight: self.book.running_len(),
             prefetched: self.book.ready_len(),
-            pending_outcomes: self.pending.len(),
-            restarts: self.restarts,
+            pending_outcomes: self.pump.pending.len(),
+            restarts: self.workers.restarts,
             stale_finishes: self.book.stale(),
             shutting_down: self.shutdown.is_some(),
         }

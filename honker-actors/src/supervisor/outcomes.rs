@@ -20,7 +20,8 @@ use crate::telemetry::JobMetrics;
 impl SupervisorState {
     /// The metric handles of `kind` on `queue`.
     pub(super) fn job_metrics(&mut self, queue: &'static str, kind: &'static str) -> &JobMetrics {
-        self.job_metrics
+        self.counters
+            .jobs
             .entry((queue, kind))
             .or_insert_with(|| JobMetrics::new(queue, kind))
     }
@@ -71,7 +72,7 @@ impl SupervisorState {
         match outcome_of(&run, result, opts, shutting_down) {
             // Logged once written (`count_applied`): what happened, not
             // what was meant to.
-            Some(o) => self.pending.push(o),
+            Some(o) => self.pump.pending.push(o),
             None => tracing::warn!(
                 job_id = lease.id,
                 queue = run.queue,

@@ -47,7 +47,7 @@ impl SupervisorState {
                     .saturating_add(WRITE_GRACE),
             ),
         });
-        self.wake_guard = None;
+        self.wakes.guard = None;
         self.timers.cancel_wake_up();
         self.release_ready();
         for (_, run) in self.book.running() {
@@ -65,7 +65,7 @@ impl SupervisorState {
     /// Jobs claimed but not started go back at once, attempt unburned.
     pub(super) fn release_ready(&mut self) {
         for r in self.book.drain_ready() {
-            self.pending.push(Outcome::Release {
+            self.pump.pending.push(Outcome::Release {
                 fence: r.fence,
                 queue: r.queue,
                 kind: r.kind,
@@ -101,7 +101,7 @@ impl SupervisorState {
                 job_id = lease.id,
                 "handler ignored the abort; releasing its claim anyway"
             );
-            for slot in self.slots.values_mut() {
+            for slot in self.workers.slots.values_mut() {
                 slot.jobs.retain(|r| *r != run);
             }
             self.record(run, RunResult::Aborted, Duration::ZERO);
@@ -117,12 +117,12 @@ impl SupervisorState {
         if s.give_up_at.is_some_and(|t| Instant::now() < t) || s.give_up_at.is_none() {
             return false;
         }
-        let unwritten = self.pending.len();
+        let unwritten = self.pump.pending.len();
         tracing::error!(
             unwritten,
             "shutdown could not write every job outcome; those jobs will run again"
         );
-        self.pending.clear();
+        self.pump.pending.clear();
         self.complete_shutdown(Err(unwritten));
         true
     }
@@ -132,7 +132,7 @@ impl SupervisorState {
             if s.replies.is_empty() {
                 return;
             }
-            if let Some(hb) = self.heartbeat.take() {
+            if let Some(hb) = self.heartbeat.actor.take() {
                 hb.stop(None);
             }
             tracing::info!(worker_id = %self.args.worker_id, "worker pool stopped");
