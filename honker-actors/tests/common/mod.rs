@@ -5,12 +5,29 @@ use std::time::{Duration, Instant};
 
 use honker_actors::Honker;
 
-/// A database in a fresh temp dir (keep the dir alive with the handle).
-pub fn honker() -> (tempfile::TempDir, Honker) {
+/// A `Honker` on a fresh store, and what keeps the store alive (a temp
+/// dir, a schema) until dropped.
+pub type Fresh = (Box<dyn std::any::Any + Send>, Honker);
+
+/// Log to the test's output, as `RUST_LOG` says.
+pub fn trace() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
+}
+
+/// A fresh SQLite store: a database in a temp dir of its own.
+pub fn sqlite() -> Fresh {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Honker::open(dir.path().join("app.db")).unwrap();
+    (Box::new(dir), h)
+}
+
+/// A database in a fresh temp dir (keep the dir alive with the handle),
+/// for the tests that look at the SQLite file itself.
+pub fn honker() -> (tempfile::TempDir, Honker) {
+    trace();
     let dir = tempfile::tempdir().unwrap();
     let h = Honker::open(dir.path().join("app.db")).unwrap();
     (dir, h)

@@ -2,12 +2,11 @@
 //! its outcome is never written, and a handler that ignores it is dropped
 //! after the pool's `cancel_grace`.
 
-mod common;
-
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{eventually, honker};
+use super::honker;
+use crate::common::eventually;
 use honker_actors::testing::wait_until_drained;
 use honker_actors::{job, JobContext, JobError, StopReason, WorkerPool};
 

@@ -1,12 +1,11 @@
 //! Job kinds: many jobs on one queue, routed by the task name each row
 //! carries; raw payloads; typed job handles.
 
-mod common;
-
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{eventually, honker};
+use super::honker;
+use crate::common::eventually;
 use honker_actors::testing::wait_until_drained;
 use honker_actors::{job, ConfigError, Error, Honker, JobError, WorkerPool};
 use serde::{Deserialize, Serialize};

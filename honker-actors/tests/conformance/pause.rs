@@ -1,11 +1,10 @@
 //! A pause within one process: jobs a busy pool prefetched do not start.
 
-mod common;
-
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{eventually, honker, unix_ms};
+use super::honker;
+use crate::common::{eventually, unix_ms};
 use honker_actors::{job, JobContext, JobError, WorkerPool};
 
 static STARTED: Mutex<Vec<u32>> = Mutex::new(Vec::new());

@@ -1,11 +1,10 @@
 //! Unique jobs through typed enqueues: by arguments (`#[job(unique)]`), by
 //! key, while pending only, and for a period.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{eventually, honker};
+use super::honker;
+use crate::common::eventually;
 use honker_actors::testing::wait_until_drained;
 use honker_actors::{job, JobContext, JobError, WorkerPool};
 use serde::{Deserialize, Serialize};

@@ -1,11 +1,10 @@
 //! The operator's API through a `Honker`: every queue the file knows in
 //! the stats, jobs listed by state, dead jobs requeued or purged by filter.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{eventually, honker};
+use super::honker;
+use crate::common::eventually;
 use honker_actors::core::{DeadFilter, LiveState};
 use honker_actors::{job, JobError, WorkerPool};
 

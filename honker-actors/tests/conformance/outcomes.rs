@@ -2,9 +2,8 @@
 //! explicit retry delay, permanent failure, bad payload, panic, timeout,
 //! plus results, application data and per-queue concurrency.
 
-mod common;
-
-use common::{eventually, honker};
+use super::honker;
+use crate::common::eventually;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
