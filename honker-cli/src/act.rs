@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use honker_actors::core::{DeadFilter, EnqueueOptions};
 use honker_actors::store::Store;
-use honker_core::{DeadFilter, EnqueueOptions};
 use serde::Serialize;
 
 use crate::cli::{DeadAction, Output};
@@ -131,7 +131,7 @@ pub fn dead(
                     Ok(true) => done.ids.push(id),
                     Ok(false) => done.missing.push(id),
                     Err(CliError::Store(
-                        e @ honker_actors::Error::Core(honker_core::Error::UniqueConflict {
+                        e @ honker_actors::Error::Core(honker_actors::core::Error::UniqueConflict {
                             ..
                         }),
                     )) => done.refused.push(Refused {
@@ -194,7 +194,7 @@ pub fn cancel(db: &Path, id: i64, out: Output) -> Result<(), CliError> {
         )));
     }
     let was = match before.as_ref().map(|j| &j.state) {
-        Some(honker_core::JobState::Processing) => {
+        Some(honker_actors::core::JobState::Processing) => {
             "running; its worker is told to stop".to_string()
         }
         _ => "pending".to_string(),
@@ -212,7 +212,7 @@ pub fn cancel(db: &Path, id: i64, out: Output) -> Result<(), CliError> {
 
 /// `honker pause|resume DB QUEUE`.
 pub fn pause(db: &Path, queue: &str, paused: bool, out: Output) -> Result<(), CliError> {
-    honker_core::validate_queue_name(queue)?;
+    honker_actors::core::validate_queue_name(queue)?;
     let f = File::act(db)?;
     let changed = if paused {
         f.wait(f.store().pause_queue(queue))?
@@ -248,7 +248,7 @@ pub struct NewJob<'a> {
 
 /// `honker enqueue DB QUEUE JSON`.
 pub fn enqueue(db: &Path, job: NewJob<'_>, out: Output) -> Result<(), CliError> {
-    honker_core::validate_queue_name(job.queue)?;
+    honker_actors::core::validate_queue_name(job.queue)?;
     // Kept as written (numbers beyond f64, key order): checked, not re-encoded.
     let value: Box<serde_json::value::RawValue> = serde_json::from_str(job.json).map_err(|e| {
         CliError::Usage(format!(
@@ -258,7 +258,7 @@ pub fn enqueue(db: &Path, job: NewJob<'_>, out: Output) -> Result<(), CliError> 
     })?;
     let payload = match job.task {
         Some("") => return Err(CliError::Usage("--task needs a name".into())),
-        Some(name) => honker_core::task_payload(name, &value).map_err(CliError::Json)?,
+        Some(name) => honker_actors::core::task_payload(name, &value).map_err(CliError::Json)?,
         None => value.get().to_string(),
     };
     let mut opts = EnqueueOptions::default().priority(job.priority);

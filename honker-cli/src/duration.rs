@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Parse a duration: one or more `<whole number><unit>` parts, units `ms`,
 /// `s`, `m`, `h`, `d`. Overflow, a missing unit and anything past
-/// [`honker_core::MAX_DURATION`] are errors.
+/// [`honker_actors::core::MAX_DURATION`] are errors.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
@@ -41,7 +41,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             .and_then(|ms| total.checked_add(ms))
             .ok_or_else(|| format!("{text:?}: too long"))?;
     }
-    let max = honker_core::MAX_DURATION.as_millis();
+    let max = honker_actors::core::MAX_DURATION.as_millis();
     if total > max {
         return Err(format!(
             "{text:?} is longer than the longest duration honker takes ({} days)",

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use honker_core::{DeadFilter, LiveState};
+use honker_actors::core::{DeadFilter, LiveState};
 use serde::Serialize;
 
 use crate::cli::{Output, StateArg};
@@ -327,7 +327,7 @@ pub fn cron_next(
     let mut at = start;
     let mut boundaries = Vec::new();
     for _ in 0..count {
-        at = honker_core::next_boundary(expr, at, zone)?;
+        at = honker_actors::core::next_boundary(expr, at, zone)?;
         boundaries.push(at);
     }
     if out.json {

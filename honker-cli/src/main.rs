@@ -22,8 +22,8 @@ use std::sync::Arc;
 use clap::Parser;
 
 use cli::{Cli, Command, CronAction, CronNext, CronOnFile};
+use honker_actors::core::DeadFilter;
 use honker_actors::sqlite::SqliteStore;
-use honker_core::DeadFilter;
 
 /// Why a command failed; every one is printed as one line naming the cause.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ pub enum CliError {
     Store(#[from] honker_actors::Error),
     /// A bad name or expression (checked before the file is opened).
     #[error(transparent)]
-    Core(#[from] honker_core::Error),
+    Core(#[from] honker_actors::core::Error),
     /// A bad argument clap could not see.
     #[error("{0}")]
     Usage(String),
@@ -238,7 +238,8 @@ fn web(
             honker_web::Dashboard::open_read_only(db)?
         } else {
             // The file must exist: the dashboard never creates one.
-            let store = SqliteStore::open_existing(db, honker_core::DEFAULT_WATCH_INTERVAL)?;
+            let store =
+                SqliteStore::open_existing(db, honker_actors::core::DEFAULT_WATCH_INTERVAL)?;
             honker_web::Dashboard::new(honker_actors::Honker::with_store(Arc::new(store)))
         };
         let listener = tokio::net::TcpListener::bind(listen).await?;

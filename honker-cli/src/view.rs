@@ -1,7 +1,7 @@
 //! What the commands print: the JSON documents (stable field names) and
 //! their text renderings.
 
-use honker_core::{DeadJob, JobRow, JobState, QueueStats, ScheduleRow};
+use honker_actors::core::{DeadJob, JobRow, JobState, QueueStats, ScheduleRow};
 use serde::Serialize;
 
 /// One queue's counts.
@@ -57,7 +57,7 @@ pub struct JobView {
 }
 
 fn task_of(payload: &str) -> Option<String> {
-    honker_core::task_name(payload)
+    honker_actors::core::task_name(payload)
         .ok()
         .flatten()
         .map(|n| n.into_owned())

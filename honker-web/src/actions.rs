@@ -7,8 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use honker_actors::core::DeadFilter;
 use honker_actors::Honker;
-use honker_core::DeadFilter;
 use serde::Deserialize;
 
 use crate::html::{url, Base};

@@ -171,7 +171,7 @@ impl Dashboard {
     /// ```
     /// let dir = tempfile::tempdir().unwrap();
     /// # let path = dir.path().join("app.db");
-    /// # honker_core::open(&path).unwrap();
+    /// # honker_actors::core::open(&path).unwrap();
     /// let d = honker_web::Dashboard::open_read_only(&path).unwrap()
     ///     .allow_hosts(["localhost:8080", "127.0.0.1:8080"]);
     /// # drop(d);

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
+use honker_actors::core::RowTotals;
 use honker_actors::store::Store;
 use honker_actors::Honker;
-use honker_core::RowTotals;
 use tokio::sync::watch;
 
 /// How often the sampler reads the file's totals and running jobs, at most.

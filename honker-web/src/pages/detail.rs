@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use honker_core::JobState;
+use honker_actors::core::JobState;
 
 use super::{failure, file, not_found, pretty, queue_link, stamp, tag, Params};
 use crate::html::{button, esc, page, Base, Nav};
@@ -88,7 +88,7 @@ pub(crate) async fn job(
         }
     };
     if let Some(p) = &payload {
-        if let Some(task) = honker_core::task_name(p).ok().flatten() {
+        if let Some(task) = honker_actors::core::task_name(p).ok().flatten() {
             fields.insert(1, ("Task", esc(&task)));
         }
         fields.push((

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use honker_core::{DeadFilter, DeadJob, JobRow, JobState, LiveState};
+use honker_actors::core::{DeadFilter, DeadJob, JobRow, JobState, LiveState};
 use serde::Deserialize;
 
 use crate::html::{button, clip, esc, page, relative, span, time, url, Base, Nav};
@@ -102,7 +102,7 @@ pub(crate) async fn overview(State(s): St, Base(base): Base, Query(p): Query<Par
                 q.oldest_pending_age.map_or("–".into(), span),
                 q.next_due_at.map_or("–".into(), |t| relative(t, now)),
                 if q.paused { tag("paused") } else { tag("active") },
-                if s.read_only || honker_core::validate_queue_name(&q.queue).is_err() {
+                if s.read_only || honker_actors::core::validate_queue_name(&q.queue).is_err() {
                     // A name another binding allowed and honker-rs does not
                     // take: it cannot be paused by name.
                     String::new()
@@ -237,7 +237,7 @@ pub(crate) enum Row {
 }
 
 fn task_or_dash(payload: &str) -> String {
-    honker_core::task_name(payload)
+    honker_actors::core::task_name(payload)
         .ok()
         .flatten()
         .map_or("–".into(), |n| esc(&n))
@@ -249,7 +249,8 @@ fn arguments(payload: &str) -> String {
     let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(payload) else {
         return payload.to_string();
     };
-    let Some(serde_json::Value::Object(call)) = map.remove(honker_core::TASK_ENVELOPE) else {
+    let Some(serde_json::Value::Object(call)) = map.remove(honker_actors::core::TASK_ENVELOPE)
+    else {
         return payload.to_string();
     };
     let args = call
