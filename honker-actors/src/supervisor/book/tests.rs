@@ -522,6 +522,21 @@ fn a_plan_says_how_many_workers_are_free_now() {
 }
 
 #[test]
+fn free_workers_are_those_no_ready_running_or_reserved_claim_will_take() {
+    let mut b = book(10, &[]);
+    b.claimed(job(1, 1, "q", None), "q", "k");
+    b.claimed(job(2, 1, "q", None), "q", "k");
+    start_next(&mut b);
+    assert_eq!((b.ready_len(), b.running_len(), b.free()), (1, 1, 8));
+    let plan = b.plan(3, &["q"], |_| usize::MAX);
+    assert_eq!(plan.budget, 3);
+    assert_eq!(b.free(), 5, "10 less 1 ready, 1 running and 3 reserved");
+    b.unreserve(&plan);
+    assert_eq!(b.free(), 8);
+    assert_eq!(book(1, &[]).free(), 1);
+}
+
+#[test]
 fn a_rate_limited_job_waits_ahead_of_the_buffer_and_never_starts_after_its_window() {
     let mut b = book(4, &[]);
     let with = |id, priority| ClaimedJob {
