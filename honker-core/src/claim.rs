@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::enqueue::clamped_secs;
+use crate::durations::clamped_secs;
 use crate::job::{describe, exact_int};
 use crate::{atomically, sql, ClaimedJob, Result};
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::enqueue::{clamped_millis, clamped_secs};
+use crate::durations::{clamped_millis, clamped_secs};
 use crate::{atomically, sql, Lease, Result};
 
 /// What [`retry`] did.

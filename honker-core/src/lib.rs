@@ -29,6 +29,7 @@ mod complete;
 mod controls;
 mod cron;
 mod doubling;
+mod durations;
 mod enqueue;
 mod error;
 mod existing;
@@ -73,9 +74,10 @@ pub use controls::{
 };
 pub use cron::{next_boundary, CronFields, Schedule};
 pub use doubling::DoublingDelay;
+pub use durations::MAX_DURATION;
 pub use enqueue::{
     enqueue, enqueue_json, enqueue_outcome, validate_queue_name, EnqueueOptions,
-    DEFAULT_MAX_ATTEMPTS, MAX_DURATION,
+    DEFAULT_MAX_ATTEMPTS,
 };
 pub use error::{Error, Result};
 pub use existing::{open_existing, open_read_only, open_snapshot};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::enqueue::clamped_secs;
+use crate::durations::clamped_secs;
 use crate::{atomically, sql, Error, Result};
 
 /// Take lock `name` for `owner` for `ttl` (whole seconds, at least 1; the

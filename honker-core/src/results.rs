@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::enqueue::clamped_secs;
+use crate::durations::clamped_secs;
 use crate::{sql, Error, Result};
 
 /// Save (or replace) the JSON result of job `job_id`, kept for `ttl`

@@ -170,7 +170,7 @@ pub fn register_schedule(conn: &Connection, spec: &ScheduleSpec) -> Result<()> {
                 spec.expr,
                 spec.payload,
                 spec.priority,
-                spec.expires.map(crate::enqueue::ceil_secs),
+                spec.expires.map(crate::durations::ceil_secs),
                 first,
                 spec.max_attempts,
             ])?;

@@ -159,7 +159,7 @@ pub(crate) fn hold(conn: &Connection, queue: &str, unique: &Unique, id: i64) -> 
             queue,
             unique.key,
             while_,
-            unique.period.map(crate::enqueue::ceil_secs)
+            unique.period.map(crate::durations::ceil_secs)
         ])?;
     Ok(())
 }

@@ -6,7 +6,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::parse::{Backoff, JobDef, Options};
+use crate::options::Backoff;
+use crate::parse::{JobDef, Options};
 
 pub(crate) fn expand(def: &JobDef) -> TokenStream {
     let JobDef {

@@ -3,8 +3,6 @@
 
 use syn::{Expr, Lit, UnOp};
 
-use crate::parse::Backoff;
-
 /// The rule `honker_core::validate_queue_name` enforces at run time, with
 /// the same reasons (this crate cannot depend on `honker-core`): keep the
 /// two in step. `None`: a valid name.
@@ -159,6 +157,13 @@ pub(crate) fn unique_period(s: &str) -> Result<u64, String> {
         "\"1h\" or \"1d\"",
         "would never hold: use at least \"1s\", or leave it out",
     )
+}
+
+/// A retry delay in whole seconds.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Backoff {
+    Fixed { secs: u64 },
+    Exponential { base_secs: u64, max_secs: u64 },
 }
 
 /// `backoff`: `"5s"` (fixed, `"0s"` allowed) or `"exponential(2s, 1h)"`;

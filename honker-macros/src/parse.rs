@@ -70,13 +70,6 @@ pub(crate) struct Options {
     pub unique_period_secs: Option<u64>,
 }
 
-/// A retry delay in whole seconds.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Backoff {
-    Fixed { secs: u64 },
-    Exponential { base_secs: u64, max_secs: u64 },
-}
-
 const OPTIONS: &[&str] = &[
     "queue",
     "name",
@@ -391,6 +384,6 @@ fn parse_fn(func: ItemFn, attr: Attr, errors: &mut Errors) -> Option<JobDef> {
 }
 
 use crate::options::{
-    backoff, expires, priority, queue_name_error, result_ttl, timeout, unique_period,
+    backoff, expires, priority, queue_name_error, result_ttl, timeout, unique_period, Backoff,
 };
 use crate::types::{check_arg, check_ctx};
