@@ -5,9 +5,24 @@ use std::time::{Duration, Instant};
 
 use honker_actors::Honker;
 
-/// A `Honker` on a fresh store, and what keeps the store alive (a temp
-/// dir, a schema) until dropped.
-pub type Fresh = (Box<dyn std::any::Any + Send>, Honker);
+/// A `Honker` on a fresh store, and the store's guard: what keeps the
+/// store alive (a temp dir, a schema) until dropped, and how to open
+/// another handle on it (another service instance, another process).
+pub type Fresh = (StoreGuard, Honker);
+
+/// Keeps a store under test alive; opens more handles on it.
+pub struct StoreGuard {
+    _keep: Box<dyn std::any::Any + Send>,
+    another: Box<dyn Fn() -> Honker + Send + Sync>,
+}
+
+impl StoreGuard {
+    /// Another handle on the same store, with its own connections: its
+    /// commits are another program's to the first handle.
+    pub fn another(&self) -> Honker {
+        (self.another)()
+    }
+}
 
 /// Log to the test's output, as `RUST_LOG` says.
 pub fn trace() {
@@ -20,8 +35,13 @@ pub fn trace() {
 /// A fresh SQLite store: a database in a temp dir of its own.
 pub fn sqlite() -> Fresh {
     let dir = tempfile::tempdir().unwrap();
-    let h = Honker::open(dir.path().join("app.db")).unwrap();
-    (Box::new(dir), h)
+    let path = dir.path().join("app.db");
+    let h = Honker::open(&path).unwrap();
+    let guard = StoreGuard {
+        _keep: Box::new(dir),
+        another: Box::new(move || Honker::open(&path).unwrap()),
+    };
+    (guard, h)
 }
 
 /// A database in a fresh temp dir (keep the dir alive with the handle),

@@ -17,6 +17,7 @@
 pub mod admin;
 pub mod cancel;
 pub mod kinds;
+pub mod lifecycle;
 pub mod outcomes;
 pub mod pause;
 pub mod store_ops;
