@@ -220,3 +220,135 @@ fn writable(p: &Path) -> bool {
         .map(|m| !m.permissions().readonly())
         .unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use rusqlite::ffi;
+
+    use super::*;
+
+    fn sqlite(code: std::ffi::c_int) -> Error {
+        Error::from(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None))
+    }
+
+    #[test]
+    fn lock_conflicts_are_retried_and_other_errors_are_not() {
+        let calls = Cell::new(0);
+        let got = retry_busy(|| {
+            calls.set(calls.get() + 1);
+            if calls.get() < 3 {
+                Err(sqlite(ffi::SQLITE_BUSY))
+            } else {
+                Ok(7)
+            }
+        });
+        assert_eq!((got.unwrap(), calls.get()), (7, 3), "busy twice, then done");
+        calls.set(0);
+        let got: Result<()> = retry_busy(|| {
+            calls.set(calls.get() + 1);
+            Err(sqlite(ffi::SQLITE_CORRUPT))
+        });
+        assert!(matches!(got, Err(Error::Sqlite(_))));
+        assert_eq!(calls.get(), 1, "a lasting error is returned at once");
+    }
+
+    #[test]
+    fn a_path_without_a_directory_part_is_in_the_current_one() {
+        assert!(check_directory(Path::new("app.db")).is_ok());
+        let missing = check_directory(Path::new("/no/such/dir/app.db")).unwrap_err();
+        assert!(
+            matches!(missing, Error::MissingDirectory { .. }),
+            "{missing:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_directory(&dir.path().join("app.db")).is_ok());
+    }
+
+    #[test]
+    fn writable_is_the_real_permission_and_an_unnameable_path_is_not_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(writable(dir.path()));
+        assert!(
+            !writable(Path::new("/tmp/nul\0byte")),
+            "no C path: not writable"
+        );
+        assert!(!writable(Path::new("/no/such/dir")));
+    }
+
+    /// Root may write anything, so the unwritable directory here is one
+    /// whose name no system call can take (a NUL byte).
+    #[test]
+    fn an_open_error_names_the_file_or_the_directory_that_cannot_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let existing = dir.path().join("app.db");
+        std::fs::write(&existing, b"").unwrap();
+        let cannot_open = || sqlite(ffi::SQLITE_CANTOPEN);
+
+        // A new file in a directory that cannot be written.
+        let nowhere = Path::new("/tmp/x\0y/app.db");
+        match classify(nowhere, cannot_open()) {
+            Error::ReadOnly { cause, .. } => {
+                assert!(
+                    cause.contains("directory") && cause.contains("cannot be created"),
+                    "{cause}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // An error that is no permission problem is an open error, wherever.
+        assert!(matches!(
+            classify(nowhere, sqlite(ffi::SQLITE_CORRUPT)),
+            Error::Open { .. }
+        ));
+        // A writable file in a writable directory: not a permission problem
+        // of either, so SQLite's own error (or its read-only verdict).
+        assert!(matches!(
+            classify(&existing, cannot_open()),
+            Error::Open { .. }
+        ));
+        match classify(&existing, sqlite(ffi::SQLITE_READONLY)) {
+            Error::ReadOnly { path, .. } => assert_eq!(path, existing),
+            other => panic!("{other:?}"),
+        }
+        // A relative name is in the current directory, which is writable.
+        assert!(matches!(
+            classify(Path::new("app.db"), cannot_open()),
+            Error::Open { .. }
+        ));
+        // A directory where the file should be: an open error.
+        assert!(matches!(
+            classify(dir.path(), cannot_open()),
+            Error::Open { .. }
+        ));
+        assert!(matches!(
+            classify(&existing, sqlite(ffi::SQLITE_NOTADB)),
+            Error::NotADatabase { .. }
+        ));
+        let other = Error::InvalidOption("x".into());
+        assert!(
+            matches!(classify(&existing, other), Error::InvalidOption(_)),
+            "passed through"
+        );
+    }
+
+    #[test]
+    fn migrating_adds_a_column_an_older_file_lacks_and_changes_nothing_twice() {
+        let c = open_in_memory().unwrap();
+        let (table, column, _) = sql::ADDED_COLUMNS[0];
+        c.execute_batch(&format!("ALTER TABLE {table} DROP COLUMN {column}"))
+            .unwrap();
+        let has = |c: &Connection| {
+            c.prepare(sql::HAS_COLUMN)
+                .unwrap()
+                .exists([table, column])
+                .unwrap()
+        };
+        assert!(!has(&c));
+        migrate(&c).unwrap();
+        assert!(has(&c), "added back");
+        migrate(&c).unwrap();
+        assert!(has(&c));
+    }
+}
