@@ -117,14 +117,18 @@ fn a_read_only_watcher_signals_a_commit_and_is_quiet_at_rest() {
     let (_dir, path, conn) = file();
     let w = Watcher::read_only(&path, Duration::from_millis(1)).unwrap();
     let sub = w.subscribe();
-    std::thread::sleep(Duration::from_millis(20));
-    assert!(!sub.try_take(), "nothing written");
+    assert!(!sub.wait_timeout(Duration::from_millis(20)), "nothing written");
+    assert!(!sub.try_take());
     commit(&conn);
     assert!(sub.wait_timeout(Duration::from_secs(5)));
+    commit(&conn);
+    until("the second commit is signalled", || sub.try_take());
     // The look after a change signals once more; then quiet.
     std::thread::sleep(SAFETY_NET * 3);
     sub.try_take();
     std::thread::sleep(SAFETY_NET * 3);
     assert!(!sub.try_take(), "quiet at rest");
     assert_eq!(w.subscriber_count(), 1);
+    drop(sub);
+    assert_eq!(w.subscriber_count(), 0);
 }
