@@ -277,7 +277,8 @@ impl Honker {
 
     /// Inject faults into this handle's SQLite writer, for
     /// fault-injection tests: `hook(k)` decides the fate of the k-th write
-    /// request. Not an API.
+    /// request. Only with the `test-util` feature; not an API.
+    #[cfg(feature = "test-util")]
     #[doc(hidden)]
     pub fn inject_writer_faults(&self, hook: Option<crate::sqlite::FaultHook>) {
         if let Some(s) = self.sqlite() {

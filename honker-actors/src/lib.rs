@@ -82,6 +82,7 @@ pub use pool::{
 };
 pub use queue::Queue;
 pub use schedules::Schedules;
+#[cfg(feature = "test-util")]
 #[doc(hidden)]
 pub use sqlite::{Fault, FaultHook};
 pub use stream::{ClaimStream, StreamJob};

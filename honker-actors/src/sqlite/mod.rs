@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub(crate) use writer::panic_message;
+#[cfg(feature = "test-util")]
 pub use writer::{Fault, FaultHook};
 
 use honker_core::rusqlite::Connection;
@@ -160,7 +161,9 @@ impl SqliteStore {
     }
 
     /// Inject faults into the writer, for fault-injection tests:
-    /// `hook(k)` decides the fate of the k-th write request. Not an API.
+    /// `hook(k)` decides the fate of the k-th write request. Only with
+    /// the `test-util` feature; not an API.
+    #[cfg(feature = "test-util")]
     #[doc(hidden)]
     pub fn inject_faults(&self, hook: Option<FaultHook>) {
         if let Access::Writer(w, _) = &self.access {

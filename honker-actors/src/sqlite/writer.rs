@@ -89,9 +89,11 @@ impl Control {
 
 type Finish = Box<dyn FnOnce(Result<(), Error>) + Send>;
 
-/// A fault to inject into the writer, for fault-injection tests.
+/// A fault to inject into the writer, for fault-injection tests (the
+/// `test-util` feature installs them; without it none is ever injected).
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "test-util"), allow(dead_code))]
 pub enum Fault {
     /// The request's statements ran, then SQLite reported `SQLITE_FULL`
     /// and rolled the whole group transaction back.
@@ -177,6 +179,8 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[derive(Clone)]
 pub(crate) struct Writer {
     tx: mpsc::Sender<Request>,
+    /// Set only with the `test-util` feature.
+    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
     faults: Arc<Mutex<Option<FaultHook>>>,
 }
 
@@ -238,6 +242,7 @@ impl Writer {
     }
 
     /// Install (or remove) a fault-injection hook.
+    #[cfg(feature = "test-util")]
     pub(crate) fn inject_faults(&self, hook: Option<FaultHook>) {
         *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = hook;
     }

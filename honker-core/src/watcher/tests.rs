@@ -117,7 +117,10 @@ fn a_read_only_watcher_signals_a_commit_and_is_quiet_at_rest() {
     let (_dir, path, conn) = file();
     let w = Watcher::read_only(&path, Duration::from_millis(1)).unwrap();
     let sub = w.subscribe();
-    assert!(!sub.wait_timeout(Duration::from_millis(20)), "nothing written");
+    assert!(
+        !sub.wait_timeout(Duration::from_millis(20)),
+        "nothing written"
+    );
     assert!(!sub.try_take());
     commit(&conn);
     assert!(sub.wait_timeout(Duration::from_secs(5)));
