@@ -495,6 +495,22 @@ fn read_only_file_or_directory_gives_a_typed_error_naming_the_path() {
     assert!(got.starts_with("ERR ReadOnly"), "{got}");
     assert!(!d2.join("new.db").exists());
 
+    // A database in rollback-journal mode in a read-only directory: SQLite
+    // opens it, but can switch it to WAL no more than it can journal a
+    // write there; honker refuses it, naming the directory.
+    let d3 = base.path().join("rojournal");
+    std::fs::create_dir(&d3).unwrap();
+    let f3 = d3.join("app.db");
+    let plain = rusqlite::Connection::open(&f3).unwrap();
+    plain.execute_batch("CREATE TABLE t(x)").unwrap();
+    drop(plain);
+    chmod(&f3, 0o666);
+    chmod(&d3, 0o555);
+    let got = open_as_user(&f3);
+    assert!(got.starts_with("ERR ReadOnly"), "{got}");
+    assert!(got.contains("rojournal is not writable"), "{got}");
+    chmod(&d3, 0o755);
+
     // Nothing was lost or changed.
     chmod(&d2, 0o755);
     chmod(&f1, 0o644);
