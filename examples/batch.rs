@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use honker_actors::{EnqueueOptions, Honker};
+use honker_actors::core::EnqueueOptions;
+use honker_actors::Honker;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -8,7 +8,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use honker_actors::{job, EnqueueOptions, Honker, JobContext, JobError, WorkerPool};
+use honker_actors::core::EnqueueOptions;
+use honker_actors::{job, Honker, JobContext, JobError, WorkerPool};
 
 static RAN: AtomicU64 = AtomicU64::new(0);
 static RETRIED: AtomicU64 = AtomicU64::new(0);

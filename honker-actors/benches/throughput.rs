@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use honker_actors::{job, EnqueueOptions, Honker, JobError, WorkerPool};
+use honker_actors::core::EnqueueOptions;
+use honker_actors::{job, Honker, JobError, WorkerPool};
 use tokio::sync::Notify;
 
 const PAYLOAD: &str = r#"{"to":"someone@example.com","n":12345}"#;

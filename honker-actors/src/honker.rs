@@ -28,7 +28,8 @@ struct Inner {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), honker_actors::Error> {
-/// use honker_actors::{EnqueueOptions, Honker};
+/// use honker_actors::Honker;
+/// use honker_actors::core::EnqueueOptions;
 /// let dir = tempfile::tempdir().unwrap();
 /// let honker = Honker::open(dir.path().join("app.db"))?;
 /// let emails = honker.queue("emails");

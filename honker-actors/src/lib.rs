@@ -70,7 +70,6 @@ pub use error::{ConfigError, Error, Result};
 pub use handle::JobHandle;
 pub use honker::Honker;
 pub use honker_core as core;
-pub use honker_core::{ClaimedJob, DeadJob, EnqueueOptions, Lease, QueueStats, RetryOutcome};
 pub use honker_macros::job;
 pub use job::{Backoff, Job, JobError, JobOptions, UniqueArgs};
 pub use lock::LockGuard;

@@ -37,7 +37,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::context::{AppData, JobSignals};
-use crate::{Error, Honker, Job, JobContext, JobError, QueueStats, Result};
+use crate::core::QueueStats;
+use crate::{Error, Honker, Job, JobContext, JobError, Result};
 
 /// Start a test [`JobContext`] on `honker`: job id 1, attempt 1 of 3,
 /// worker id `"test"`, no application data.

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use common::{eventually, honker, unix_ms};
 use honker_actors::core::rusqlite;
+use honker_actors::core::EnqueueOptions;
 use honker_actors::testing::wait_until_drained;
-use honker_actors::{job, EnqueueOptions, Error, Job, JobContext, JobError, WorkerPool};
+use honker_actors::{job, Error, Job, JobContext, JobError, WorkerPool};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -606,7 +607,7 @@ async fn extreme_durations_are_refused_or_clamped_never_wrapped() {
         .retry("w", job.lease(), Duration::MAX, "later")
         .await
         .unwrap();
-    assert_eq!(out, honker_actors::RetryOutcome::Retried);
+    assert_eq!(out, honker_actors::core::RetryOutcome::Retried);
     let typeof_run_at: String = foreign(&h)
         .query_row("SELECT typeof(run_at) FROM _honker_live", [], |r| r.get(0))
         .unwrap();
@@ -836,7 +837,7 @@ async fn a_queue_handle_never_acts_on_another_queues_job() {
         .is_none());
     assert!(!a.fail("w", lease, "from a").await.unwrap());
     let retried = a.retry("w", lease, Duration::ZERO, "from a").await.unwrap();
-    assert_eq!(retried, honker_actors::RetryOutcome::Lost);
+    assert_eq!(retried, honker_actors::core::RetryOutcome::Lost);
     assert!(!a.ack("w", lease).await.unwrap());
     let row = b
         .get_job(id)

@@ -79,7 +79,7 @@ async fn the_pool_emits_counters_histograms_and_gauges_labelled_by_queue_and_job
     h.queue("mixed")
         .enqueue(
             &"later",
-            honker_actors::EnqueueOptions::default().delay(Duration::from_secs(600)),
+            honker_actors::core::EnqueueOptions::default().delay(Duration::from_secs(600)),
         )
         .await
         .unwrap();

@@ -4,7 +4,8 @@
 //! retrying caller enqueue twice) and the handle keeps working. Its own
 //! binary: the subscriber is global.
 
-use honker_actors::{EnqueueOptions, Honker};
+use honker_actors::core::EnqueueOptions;
+use honker_actors::Honker;
 use tracing::subscriber::Subscriber;
 use tracing::{Event, Metadata};
 

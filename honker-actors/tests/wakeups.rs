@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::eventually;
 use honker_actors::core::rusqlite;
-use honker_actors::{job, EnqueueOptions, Honker, JobContext, JobError, WorkerPool};
+use honker_actors::core::EnqueueOptions;
+use honker_actors::{job, Honker, JobContext, JobError, WorkerPool};
 
 /// When each job started (unix seconds, fractional), by payload.
 static STARTED: Mutex<Vec<(u32, f64)>> = Mutex::new(Vec::new());

@@ -10,7 +10,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{child, eventually, ChildGuard};
-use honker_actors::{job, EnqueueOptions, Error, Honker, JobContext, JobError, WorkerPool};
+use honker_actors::core::EnqueueOptions;
+use honker_actors::{job, Error, Honker, JobContext, JobError, WorkerPool};
 
 fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()

@@ -15,7 +15,8 @@ use crate::Result;
 /// claim's outcome or heartbeat, however late, matches no later claim.
 ///
 /// ```
-/// use honker_actors::{store::Fence, Lease};
+/// use honker_actors::store::Fence;
+/// use honker_actors::core::Lease;
 /// let f = Fence { worker: "host:1:2:3#4".into(), lease: Lease { id: 7, attempts: 1 } };
 /// assert_eq!(f.lease.id, 7);
 /// ```

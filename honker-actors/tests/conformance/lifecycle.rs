@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use honker_actors::core::EnqueueOptions;
 use honker_actors::core::{JobRow, JobState, LiveState};
 use honker_actors::testing::wait_until_drained;
-use honker_actors::{job, EnqueueOptions, Honker, Job, JobContext, JobError, WorkerPool};
+use honker_actors::{job, Honker, Job, JobContext, JobError, WorkerPool};
 
 static LONG_RUNS: AtomicUsize = AtomicUsize::new(0);
 #[job(queue = "long")]

@@ -140,7 +140,7 @@ async fn fail_goes_to_dead_at_once_and_bad_payloads_are_never_retried() {
     let bad = q
         .enqueue_json(
             r#"{"n":"not a number"}"#.into(),
-            honker_actors::EnqueueOptions::default().max_attempts(10),
+            honker_actors::core::EnqueueOptions::default().max_attempts(10),
         )
         .await
         .unwrap();
