@@ -16,6 +16,7 @@
 
 pub mod admin;
 pub mod cancel;
+pub mod edges;
 pub mod kinds;
 pub mod lifecycle;
 pub mod outcomes;
