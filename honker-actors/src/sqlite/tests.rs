@@ -146,3 +146,39 @@ async fn a_look_answers_while_the_writer_is_busy() {
         "the writer was still busy when the look answered"
     );
 }
+
+#[test]
+fn a_store_says_its_file_and_whether_it_only_looks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let store = SqliteStore::open(&path, EVERY).unwrap();
+    assert!(!store.is_read_only());
+    assert_eq!(crate::store::Store::file(&store), Some(path.as_path()));
+    let shown = format!("{store:?}");
+    assert!(
+        shown.contains("app.db") && shown.contains("read_only: false"),
+        "{shown}"
+    );
+    let looking = SqliteStore::open_read_only(&path, EVERY).unwrap();
+    assert!(format!("{looking:?}").contains("read_only: true"));
+    let h = Honker::with_store(std::sync::Arc::new(store));
+    assert_eq!(h.path(), Some(path.as_path()));
+}
+
+#[test]
+fn a_commit_watch_reports_the_file_replaced_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let store = SqliteStore::open(&path, EVERY).unwrap();
+    let watch = store.watch_commits(Box::new(|| {})).unwrap();
+    assert_eq!(watch.error(), None);
+    let other = dir.path().join("other.db");
+    drop(honker_core::open(&other).unwrap());
+    std::fs::rename(&other, &path).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while watch.error().is_none() {
+        assert!(std::time::Instant::now() < deadline, "never reported");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(watch.error().unwrap().contains("replaced"));
+}
