@@ -292,7 +292,24 @@ async fn a_heartbeat_extends_its_own_claim_only() {
         Some(ClaimGone::Lost),
         "another claim's fence"
     );
-    assert!(s.extend_claims(vec![fence], VIS).await.unwrap().is_empty());
+    assert!(s
+        .extend_claims(vec![fence.clone()], VIS)
+        .await
+        .unwrap()
+        .is_empty());
+    // Extended each by its own fence: a cancelled claim comes back, and why.
+    put(s, "q", "2", EnqueueOptions::default()).await;
+    let other = s.claim("q", "w#3", 1, VIS).await.unwrap().remove(0);
+    assert!(s.cancel_in("q", other.id).await.unwrap());
+    let gone = Fence {
+        worker: "w#3".into(),
+        lease: other.lease(),
+    };
+    let lost = s
+        .extend_claims(vec![fence, gone.clone()], VIS)
+        .await
+        .unwrap();
+    assert_eq!(lost, [(gone, ClaimGone::Cancelled)]);
 }
 
 #[tokio::test]
