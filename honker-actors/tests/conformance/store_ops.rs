@@ -529,3 +529,32 @@ async fn a_cycle_writes_its_outcomes_and_claims_in_one_answer() {
     assert_eq!(s.result(a).await.unwrap().as_deref(), Some("42"));
     assert_eq!(s.job(c).await.unwrap().unwrap().state, JobState::Pending);
 }
+
+#[tokio::test]
+async fn the_expiry_sweep_moves_only_the_queues_expired_jobs_to_dead() {
+    let (_g, h) = honker();
+    let s = store(&h);
+    let soon = || EnqueueOptions::default().expires(Duration::from_secs(1));
+    let a = put(s, "q", "1", soon()).await;
+    let b = put(s, "q", "2", soon()).await;
+    let kept = put(s, "q", "3", EnqueueOptions::default()).await;
+    let elsewhere = put(s, "other", "4", soon()).await;
+    let expires_at = s
+        .job(a)
+        .await
+        .unwrap()
+        .unwrap()
+        .expires_at
+        .expect("an expiry");
+    while s.now().await.unwrap() <= expires_at {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.sweep_expired("q").await.unwrap(), 2);
+    assert_eq!(s.sweep_expired("q").await.unwrap(), 0, "once");
+    for id in [a, b] {
+        let d = s.dead_job(id).await.unwrap().expect("dead");
+        assert_eq!(d.last_error.as_deref(), Some("expired"));
+    }
+    assert!(s.job(kept).await.unwrap().is_some());
+    assert!(s.job(elsewhere).await.unwrap().is_some(), "another queue's");
+}
