@@ -558,3 +558,32 @@ async fn the_expiry_sweep_moves_only_the_queues_expired_jobs_to_dead() {
     assert!(s.job(kept).await.unwrap().is_some());
     assert!(s.job(elsewhere).await.unwrap().is_some(), "another queue's");
 }
+
+#[tokio::test]
+async fn a_due_boundary_fires_once_and_its_job_knows_which() {
+    let (_g, h) = honker();
+    let s = store(&h);
+    let spec = ScheduleSpec::new("tick", "q", "@every 1s", r#"{"t":1}"#);
+    s.register_schedules(vec![spec]).await.unwrap();
+    let due_at = s.get_schedule("tick").await.unwrap().unwrap().next_fire_at;
+    while !s.schedule_due().await.unwrap() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(s.now().await.unwrap() >= due_at);
+    let fired = s.fire_due().await.unwrap();
+    let first = fired.first().expect("the due boundary fired");
+    assert_eq!((first.schedule.as_str(), first.boundary), ("tick", due_at));
+    assert_eq!(
+        s.fired_for(first.job_id).await.unwrap(),
+        Some(("tick".to_string(), due_at))
+    );
+    let j = s.job(first.job_id).await.unwrap().unwrap();
+    assert_eq!((j.queue.as_str(), j.payload.as_str()), ("q", r#"{"t":1}"#));
+    let again = s.fire_due().await.unwrap();
+    assert!(
+        again.iter().all(|f| f.boundary > due_at),
+        "a boundary fires once: {again:?}"
+    );
+    let plain = put(s, "q", "1", EnqueueOptions::default()).await;
+    assert_eq!(s.fired_for(plain).await.unwrap(), None);
+}
