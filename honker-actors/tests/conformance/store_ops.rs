@@ -587,3 +587,27 @@ async fn a_due_boundary_fires_once_and_its_job_knows_which() {
     let plain = put(s, "q", "1", EnqueueOptions::default()).await;
     assert_eq!(s.fired_for(plain).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn health_and_schema_describe_the_store_as_it_is() {
+    let (_g, h) = honker();
+    let s = store(&h);
+    let empty = s.health(5).await.unwrap();
+    assert_eq!(
+        (empty.expired_claims, empty.exhausted, empty.created_ahead),
+        (0, 0, None)
+    );
+    put(s, "q", "1", EnqueueOptions::default()).await;
+    let one = s.health(5).await.unwrap();
+    assert!(one.created_ahead.is_some_and(|a| a <= 0), "{one:?}");
+    let objects = s.schema_objects().await.unwrap();
+    let live = objects
+        .iter()
+        .find(|o| o.name == "_honker_live")
+        .expect("listed");
+    assert!(live.present && live.shared);
+    assert!(
+        objects.iter().all(|o| o.present),
+        "a fresh store has every object"
+    );
+}
