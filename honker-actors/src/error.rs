@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::{StoreError, StoreErrorKind};
+
 /// Everything the runtime's API can return.
 ///
 /// ```
@@ -12,14 +14,52 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A database error from the format layer (a bad path, a busy or full
-    /// database, an invalid option, ...).
+    /// The store failed: a busy or full database, a file that is missing,
+    /// read-only or not a honker file, ... [`StoreError::kind`] says which
+    /// (the same words for every store) and reads as the store's own
+    /// message; [`StoreError::get_ref`] is the store's own error.
+    ///
+    /// ```
+    /// use honker_actors::store::StoreErrorKind;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let err = honker_actors::Honker::open(dir.path().join("no/dir/app.db")).unwrap_err();
+    /// assert!(matches!(&err, honker_actors::Error::Store(e) if e.kind() == StoreErrorKind::NotFound));
+    /// assert!(err.to_string().contains("does not exist"));
+    /// ```
     #[error(transparent)]
-    Core(#[from] honker_core::Error),
+    Store(StoreError),
+    /// An option out of range (for example `max_attempts = 0`, or a delay
+    /// longer than [`MAX_DURATION`](crate::core::MAX_DURATION)). The
+    /// message names the option and its limit.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// A queue name that is not 1 to 128 bytes of ASCII letters, digits and
+    /// `_ - . : /` (queue names are metric labels).
+    #[error("invalid queue name {name:?}: {reason}")]
+    InvalidQueueName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A raw payload that is not JSON text.
+    #[error("payload is not valid JSON: {0}")]
+    InvalidPayload(#[source] serde_json::Error),
+    /// Putting dead job `job_id` back would give its uniqueness key a
+    /// second job: `holder` holds it now. Nothing was changed.
+    #[error("job {job_id} cannot be requeued: its unique key {key:?} is held by job {holder}")]
+    UniqueConflict {
+        /// The dead job.
+        job_id: i64,
+        /// The job that holds the key.
+        holder: i64,
+        /// The key.
+        key: String,
+    },
     /// The group transaction this write was part of could not begin or
     /// commit; the write did not happen.
     #[error("the write was not committed: {0}")]
-    NotCommitted(Arc<honker_core::Error>),
+    NotCommitted(Arc<StoreError>),
     /// The database file was deleted or replaced while this process had it
     /// open; writes are refused, since they would go to a file no one else
     /// sees and be lost when the process exits.
@@ -264,7 +304,7 @@ impl Error {
     /// ```
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Core(e) => e.is_transient(),
+            Error::Store(e) => e.is_transient(),
             Error::NotCommitted(e) => e.is_transient(),
             Error::RolledBack(_) => true,
             _ => false,
@@ -272,5 +312,173 @@ impl Error {
     }
 }
 
+/// The format crate's errors in the runtime's words: its refusals of
+/// input are the runtime's own variants; its database failures are a
+/// [`StoreError`] of the kind they are, with the format's error as cause.
+impl From<honker_core::Error> for Error {
+    fn from(e: honker_core::Error) -> Self {
+        use honker_core::Error as Core;
+        match e {
+            Core::InvalidOption(why) => Error::InvalidOption(why),
+            Core::InvalidQueueName { name, reason } => Error::InvalidQueueName { name, reason },
+            Core::InvalidPayload(e) => Error::InvalidPayload(e),
+            Core::UniqueConflict {
+                job_id,
+                holder,
+                key,
+            } => Error::UniqueConflict {
+                job_id,
+                holder,
+                key,
+            },
+            Core::Spawn { what, source } => Error::Spawn { what, source },
+            e => Error::Store(store_error(e)),
+        }
+    }
+}
+
+/// A failure of the SQLite store's database, as a [`StoreError`] of the
+/// kind it is.
+pub(crate) fn store_error(e: honker_core::Error) -> StoreError {
+    use honker_core::Error as Core;
+    let kind = match e {
+        Core::MissingDirectory { .. } | Core::NoSuchFile { .. } => StoreErrorKind::NotFound,
+        Core::NotADatabase { .. } | Core::NotHonker { .. } => StoreErrorKind::NotAStore,
+        Core::ReadOnly { .. } => StoreErrorKind::ReadOnly,
+        Core::Open { .. } => StoreErrorKind::Open,
+        Core::Busy(_) => StoreErrorKind::Busy,
+        Core::DiskFull(_) => StoreErrorKind::DiskFull,
+        _ => StoreErrorKind::Other,
+    };
+    StoreError::new(kind, e)
+}
+
 /// `Result` with the runtime's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use honker_core::rusqlite::{self, ffi};
+    use honker_core::Error as Core;
+    use std::path::PathBuf;
+
+    fn sqlite(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
+    }
+
+    fn kind_of(e: Core) -> StoreErrorKind {
+        match Error::from(e) {
+            Error::Store(s) => {
+                assert!(s.get_ref().downcast_ref::<Core>().is_some(), "{s:?}");
+                s.kind()
+            }
+            other => panic!("not a store error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_formats_failures_are_store_errors_of_their_kind() {
+        let path = PathBuf::from("/x/app.db");
+        let kinds = [
+            (
+                Core::MissingDirectory {
+                    path: path.clone(),
+                    dir: "/x".into(),
+                },
+                StoreErrorKind::NotFound,
+            ),
+            (
+                Core::NoSuchFile { path: path.clone() },
+                StoreErrorKind::NotFound,
+            ),
+            (
+                Core::NotADatabase { path: path.clone() },
+                StoreErrorKind::NotAStore,
+            ),
+            (
+                Core::NotHonker { path: path.clone() },
+                StoreErrorKind::NotAStore,
+            ),
+            (
+                Core::ReadOnly {
+                    path: path.clone(),
+                    cause: "read-only file system".into(),
+                },
+                StoreErrorKind::ReadOnly,
+            ),
+            (
+                Core::Open {
+                    path: path.clone(),
+                    source: sqlite(ffi::SQLITE_CANTOPEN),
+                },
+                StoreErrorKind::Open,
+            ),
+            (Core::from(sqlite(ffi::SQLITE_BUSY)), StoreErrorKind::Busy),
+            (
+                Core::from(sqlite(ffi::SQLITE_FULL)),
+                StoreErrorKind::DiskFull,
+            ),
+            (
+                Core::from(sqlite(ffi::SQLITE_CONSTRAINT)),
+                StoreErrorKind::Other,
+            ),
+        ];
+        for (core, kind) in kinds {
+            let said = core.to_string();
+            let e = Error::from(core);
+            assert_eq!(e.to_string(), said, "reads as the store's own message");
+            assert_eq!(e.is_transient(), kind == StoreErrorKind::Busy, "{e:?}");
+            let Error::Store(s) = e else { panic!("{e:?}") };
+            assert_eq!(s.kind(), kind, "{said}");
+        }
+        assert_eq!(
+            kind_of(Core::from(sqlite(ffi::SQLITE_LOCKED))),
+            StoreErrorKind::Busy
+        );
+    }
+
+    #[test]
+    fn refusals_of_input_are_the_runtimes_own_variants() {
+        assert!(matches!(
+            Error::from(Core::InvalidOption("max_attempts must be at least 1".into())),
+            Error::InvalidOption(w) if w == "max_attempts must be at least 1"
+        ));
+        assert!(matches!(
+            Error::from(Core::InvalidQueueName { name: "a b".into(), reason: "spaces" }),
+            Error::InvalidQueueName { name, reason: "spaces" } if name == "a b"
+        ));
+        let bad = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        assert!(matches!(
+            Error::from(Core::InvalidPayload(bad)),
+            Error::InvalidPayload(_)
+        ));
+        let e = Error::from(Core::UniqueConflict {
+            job_id: 4,
+            holder: 9,
+            key: "k".into(),
+        });
+        assert!(
+            matches!(&e, Error::UniqueConflict { job_id: 4, holder: 9, key } if key == "k"),
+            "{e:?}"
+        );
+        assert!(!e.is_transient());
+        let spawn = Error::from(Core::Spawn {
+            what: "writer",
+            source: std::io::Error::other("no threads"),
+        });
+        assert!(
+            matches!(spawn, Error::Spawn { what: "writer", .. }),
+            "{spawn:?}"
+        );
+    }
+
+    #[test]
+    fn a_group_not_committed_is_transient_when_its_cause_is() {
+        let busy = Error::NotCommitted(Arc::new(store_error(Core::from(sqlite(ffi::SQLITE_BUSY)))));
+        assert!(busy.is_transient());
+        let full = Error::NotCommitted(Arc::new(store_error(Core::from(sqlite(ffi::SQLITE_FULL)))));
+        assert!(!full.is_transient());
+        assert!(Error::RolledBack("disk full".into()).is_transient());
+    }
+}

@@ -90,8 +90,7 @@ impl Queue {
 
     /// Enqueue JSON text (validated); returns the job id.
     pub async fn enqueue_json(&self, json: String, opts: EnqueueOptions) -> Result<i64> {
-        serde_json::from_str::<serde::de::IgnoredAny>(&json)
-            .map_err(|e| Error::Core(honker_core::Error::InvalidPayload(e)))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(&json).map_err(Error::InvalidPayload)?;
         let done = self.honker.store().enqueue(&self.name, json, opts).await?;
         telemetry::enqueued(&self.name);
         if !done.duplicate {

@@ -130,14 +130,12 @@ pub fn dead(
                 match f.wait(act_on_dead(f.store(), action, id)) {
                     Ok(true) => done.ids.push(id),
                     Ok(false) => done.missing.push(id),
-                    Err(CliError::Store(
-                        e @ honker_actors::Error::Core(honker_actors::core::Error::UniqueConflict {
-                            ..
-                        }),
-                    )) => done.refused.push(Refused {
-                        id,
-                        error: e.to_string(),
-                    }),
+                    Err(CliError::Store(e @ honker_actors::Error::UniqueConflict { .. })) => {
+                        done.refused.push(Refused {
+                            id,
+                            error: e.to_string(),
+                        })
+                    }
                     Err(e) => return Err(e),
                 }
             }

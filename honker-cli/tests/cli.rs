@@ -350,6 +350,60 @@ fn job_shows_payload_attempts_error_times_result_and_schedule() {
     fails(&["job", &p, "999"], "no job 999");
 }
 
+#[test]
+fn a_dead_job_whose_unique_key_another_holds_is_refused_by_name_and_the_rest_retried() {
+    let (_d, path, p) = file();
+    let c = conn(&path);
+    let unique = EnqueueOptions::default()
+        .max_attempts(1)
+        .unique(honker_core::Unique::key("nightly-report"));
+    let first = honker_core::enqueue(&c, "r", "1", &unique).unwrap();
+    let got = honker_core::claim_batch(&c, "r", "w", 1, Duration::from_secs(60)).unwrap();
+    honker_core::fail(&c, "w", got[0].lease(), "boom").unwrap();
+    let holder = honker_core::enqueue(&c, "r", "2", &unique).unwrap();
+    assert_ne!(holder, first, "a dead job holds no key against a new one");
+    let other = dead_job(&c, "s", "timeout");
+
+    let out = honker(&["dead", &p, "retry", &first.to_string(), &other.to_string()]);
+    assert_eq!(out.code, 1, "a refusal fails the command: {}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("requeued 1 dead job(s): {other}")),
+        "the other id is still retried: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "job {first} refused: job {first} cannot be requeued: its unique key \"nightly-report\" is held by job {holder}"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        honker_core::get_job(&c, first).unwrap().is_none(),
+        "still dead"
+    );
+    assert_eq!(honker_core::list_dead(&c, "r", 10, 0).unwrap()[0].id, first);
+
+    let doc = json_failing(&["dead", &p, "retry", &first.to_string(), "--json"]);
+    assert_eq!(doc["refused"][0]["id"], first);
+    assert!(
+        doc["refused"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("held by job {holder}")),
+        "{doc}"
+    );
+    assert_eq!(doc["count"], 0);
+}
+
+/// Run, expect exit code 1 (done in part), parse stdout as JSON.
+fn json_failing(args: &[&str]) -> Value {
+    let out = honker(args);
+    assert_eq!(out.code, 1, "{args:?}: {}{}", out.stdout, out.stderr);
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", out.stdout))
+}
+
 fn dead_job(c: &Connection, queue: &str, error: &str) -> i64 {
     let one = EnqueueOptions::default().max_attempts(1);
     let id = honker_core::enqueue(c, queue, "1", &one).unwrap();

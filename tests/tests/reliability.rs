@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{child, eventually, ChildGuard};
 use honker_actors::core::EnqueueOptions;
+use honker_actors::store::StoreErrorKind;
 use honker_actors::{job, Error, Honker, JobContext, JobError, WorkerPool};
 
 fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
@@ -202,11 +203,11 @@ async fn contended(_ctx: JobContext, n: u32) -> Result<(), JobError> {
     Ok(())
 }
 
-/// The format-level error inside a runtime error, if it carries one.
-fn core_error(e: &Error) -> Option<&honker_core::Error> {
+/// The kind of store failure a runtime error carries, if it carries one.
+fn store_kind(e: &Error) -> Option<StoreErrorKind> {
     match e {
-        Error::Core(c) => Some(c),
-        Error::NotCommitted(c) => Some(c),
+        Error::Store(e) => Some(e.kind()),
+        Error::NotCommitted(e) => Some(e.kind()),
         _ => None,
     }
 }
@@ -289,7 +290,7 @@ async fn a_10_s_write_lock_elsewhere_gives_a_clear_busy_error_and_loses_nothing(
     eprintln!("enqueue under a 10 s lock, after {waited:?}: {e}");
     assert!(e.is_transient(), "{e:?}");
     assert!(
-        matches!(core_error(&e), Some(honker_core::Error::Busy(_))),
+        store_kind(&e) == Some(StoreErrorKind::Busy),
         "a typed busy error: {e:?}"
     );
     assert!(e.to_string().contains("busy"), "{e}");
@@ -477,7 +478,7 @@ async fn bad_paths_give_typed_errors_naming_the_cause() {
     let dir = tempfile::tempdir().unwrap();
     let e = Honker::open(dir.path().join("missing/app.db")).unwrap_err();
     assert!(
-        matches!(e, Error::Core(honker_core::Error::MissingDirectory { .. })),
+        matches!(&e, Error::Store(s) if s.kind() == StoreErrorKind::NotFound),
         "{e:?}"
     );
     let not_db = dir.path().join("notes.txt");
@@ -533,7 +534,7 @@ async fn a_full_disk_is_a_typed_error_with_no_partial_write() {
     eprintln!("database full after {ok} enqueues: {err}");
     assert!(ok > 0, "the first enqueues fit");
     assert!(
-        matches!(core_error(&err), Some(honker_core::Error::DiskFull(_))),
+        store_kind(&err) == Some(StoreErrorKind::DiskFull),
         "a typed disk-full error: {err:?}"
     );
     assert!(err.to_string().contains("full"), "{err}");

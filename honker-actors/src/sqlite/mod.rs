@@ -110,7 +110,8 @@ impl SqliteStore {
     /// Look at an existing honker file without ever writing it: every
     /// read opens a snapshot of its own (a file at rest is read in place,
     /// immutable; one in use through its writer's `-wal`), and every write
-    /// is refused with [`honker_core::Error::ReadOnly`]. Its commit watch
+    /// is refused as a [`StoreErrorKind::ReadOnly`](crate::store::StoreErrorKind::ReadOnly)
+    /// naming the file. Its commit watch
     /// holds no connection either. Fails when `path` is not an existing
     /// honker file.
     ///
@@ -291,6 +292,6 @@ impl CommitSource for SqliteStore {
 
 impl From<honker_core::rusqlite::Error> for crate::Error {
     fn from(e: honker_core::rusqlite::Error) -> Self {
-        crate::Error::Core(e.into())
+        crate::Error::from(honker_core::Error::from(e))
     }
 }

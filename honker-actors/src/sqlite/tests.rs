@@ -4,7 +4,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::SqliteStore;
-use crate::store::{CommitSource, ControlStore, InspectStore, JobStore, ScheduleStore};
+use crate::store::{
+    CommitSource, ControlStore, InspectStore, JobStore, ScheduleStore, StoreErrorKind,
+};
 use crate::Honker;
 
 const EVERY: Duration = Duration::from_millis(5);
@@ -35,8 +37,11 @@ async fn a_store_that_only_looks_reads_everything_and_writes_nothing() {
     assert!(store.now().await.unwrap() > 1_700_000_000);
 
     let refused = |r: crate::Result<()>| match r {
-        Err(crate::Error::Core(honker_core::Error::ReadOnly { path: p, .. })) => {
-            assert_eq!(p, path);
+        Err(crate::Error::Store(e)) if e.kind() == StoreErrorKind::ReadOnly => {
+            match e.get_ref().downcast_ref::<honker_core::Error>() {
+                Some(honker_core::Error::ReadOnly { path: p, .. }) => assert_eq!(p, &path),
+                other => panic!("the cause names the file: {other:?}"),
+            }
         }
         other => panic!("not refused as read-only: {other:?}"),
     };
@@ -95,15 +100,12 @@ fn an_existing_file_is_required_to_act_on_and_none_is_made() {
     let path = dir.path().join("app.db");
     let missing = SqliteStore::open_existing(&path, EVERY).unwrap_err();
     assert!(
-        matches!(
-            missing,
-            crate::Error::Core(honker_core::Error::NoSuchFile { .. })
-        ),
+        matches!(&missing, crate::Error::Store(e) if e.kind() == StoreErrorKind::NotFound),
         "{missing:?}"
     );
     assert!(matches!(
         SqliteStore::open_read_only(&path, EVERY),
-        Err(crate::Error::Core(honker_core::Error::NoSuchFile { .. }))
+        Err(crate::Error::Store(e)) if e.kind() == StoreErrorKind::NotFound
     ));
     assert!(beside(dir.path()).is_empty());
     std::fs::write(&path, b"not a database, not at all, no").unwrap();

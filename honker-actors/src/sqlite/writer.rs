@@ -469,7 +469,7 @@ impl Thread {
         let ctl = &self.ctl;
         let started = Instant::now();
         if let Err(e) = exec(conn, &ctl.begin) {
-            let e = Arc::new(honker_core::Error::from(e));
+            let e = Arc::new(crate::error::store_error(honker_core::Error::from(e)));
             let n = writes.len();
             quietly(
                 || tracing::warn!(error = %e, writes = n, "could not begin a write transaction"),
@@ -494,7 +494,7 @@ impl Thread {
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
             let fault = hook.as_ref().and_then(|h| h(seq));
             if isolate && let Err(e) = exec(conn, &ctl.savepoint) {
-                let e = Arc::new(honker_core::Error::from(e));
+                let e = Arc::new(crate::error::store_error(honker_core::Error::from(e)));
                 w(None, false).finish.send(Err(Error::NotCommitted(e)));
                 continue;
             }
@@ -510,7 +510,7 @@ impl Thread {
             } {
                 // The request's statements ran, then "SQLite" failed: the
                 // request is told that error, whatever it returned.
-                let e = Arc::new(sqlite_error(code.0, code.1));
+                let e = Arc::new(crate::error::store_error(sqlite_error(code.0, code.1)));
                 if let Some(f) = finish.0.take() {
                     finish = Reply(Some(Box::new(move |_| f(Err(Error::NotCommitted(e))))));
                 }
@@ -604,7 +604,7 @@ impl Thread {
                 if !conn.is_autocommit() {
                     let _ = exec(conn, &ctl.rollback);
                 }
-                let e = Arc::new(honker_core::Error::from(e));
+                let e = Arc::new(crate::error::store_error(honker_core::Error::from(e)));
                 for f in finishers {
                     f.send(Err(Error::NotCommitted(e.clone())));
                 }

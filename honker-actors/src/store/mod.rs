@@ -28,10 +28,14 @@
 //! application's own connection, transactions and savepoints, which
 //! `enqueue_tx` takes.
 //!
-//! Every method answers in the runtime's [`Error`](crate::Error); a store
-//! wraps its own errors as their source.
+//! Every method answers in the runtime's [`Error`](crate::Error): a
+//! refusal of input in the runtime's own variants, a failure of the store
+//! as [`Error::Store`](crate::Error::Store), a [`StoreError`] whose
+//! [`kind`](StoreError::kind) is store-neutral and whose cause is the
+//! store's own error.
 
 pub(crate) mod cycle;
+mod error;
 
 use std::path::Path;
 use std::time::Duration;
@@ -46,6 +50,7 @@ use honker_core::{
 pub use cycle::{
     Applied, ClaimPlan, CycleDone, CycleOutput, CycleRequest, Fence, NextTimes, Outcome,
 };
+pub use error::{StoreError, StoreErrorKind};
 
 use crate::Result;
 

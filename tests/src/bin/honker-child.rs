@@ -415,7 +415,10 @@ fn ctl_pool(db: &str, concurrency: usize) -> honker_core::Result<()> {
 
 fn into_core(e: honker_actors::Error) -> Error {
     match e {
-        honker_actors::Error::Core(c) => c,
+        honker_actors::Error::Store(e) => match e.into_inner().downcast::<Error>() {
+            Ok(c) => *c,
+            Err(other) => Error::InvalidOption(other.to_string()),
+        },
         other => Error::InvalidOption(other.to_string()),
     }
 }
