@@ -106,7 +106,7 @@ impl<J: Job> EnqueueBuilder<J> {
     }
 
     /// Unique by the job's name and arguments: while an equal job of this
-    /// kind waits or runs, the enqueue inserts nothing and answers with
+    /// name waits or runs, the enqueue inserts nothing and answers with
     /// that job ([`JobHandle::is_duplicate`]). `#[job(unique)]` makes it
     /// the job's default.
     ///

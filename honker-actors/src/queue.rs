@@ -58,8 +58,8 @@ impl Queue {
         self.enqueue_json(json, opts).await
     }
 
-    /// Enqueue a call of task `name` (a job kind another process, in Rust
-    /// or Python, runs) with `args` as its argument, in the envelope
+    /// Enqueue a call of the job named `name` (a job another process, in
+    /// Rust or Python, runs; the format's envelope calls it a task) with `args` as its argument, in the envelope
     /// typed jobs and Python's `@task` write: an `args` that serializes to
     /// a JSON object is the keyword arguments, anything else the one
     /// positional argument. Returns the job id; wait for the result with

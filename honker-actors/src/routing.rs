@@ -2,8 +2,8 @@
 //! envelope, as the Python package's workers do, or, for a raw payload,
 //! the queue's raw job.
 //!
-//! A queue's kinds are served together: a pool claims every row of the
-//! queues its jobs use, so a row of a kind it does not know goes to
+//! A queue's jobs are served together: a pool claims every row of the
+//! queues its jobs use, so a row of a job it does not know goes to
 //! `_honker_dead` as `unknown task` (Python's words), never to the wrong
 //! handler.
 

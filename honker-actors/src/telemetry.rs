@@ -66,7 +66,7 @@ impl QueueMetrics {
     }
 }
 
-/// The handles one pool uses for one job kind on one queue, registered
+/// The handles one pool uses for one job on one queue, registered
 /// on first use. The `job` label is a registered job's name, or
 /// `_unrouted` for rows no registered job runs (their names come from the
 /// file, so they are not labels).

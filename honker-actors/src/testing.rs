@@ -170,7 +170,7 @@ pub async fn perform<J: Job>(
 /// scheduled, not running), oldest first: the payloads whose task name is
 /// `J::NAME`, and, for a [`RAW`](Job::RAW) job, payloads without an
 /// envelope (a queue's only job takes those too, but which job is a
-/// queue's only one depends on the pool). Other kinds sharing the queue are
+/// queue's only one depends on the pool). Other jobs sharing the queue are
 /// left out; a row of `J` whose arguments do not decode is
 /// [`Error::PayloadDecode`], as it would go to dead rather than run.
 ///

@@ -98,7 +98,7 @@ impl Actor for Worker {
                     biased;
                     outcome = &mut run => outcome,
                     () = tokio::time::sleep(HAND_BACK_AFTER) => {
-                        // Slower than its kind: the jobs behind it go back
+                        // Slower than its job was measured: the jobs behind it go back
                         // to the pool now, with what already ran.
                         let back = unstarted(&mut waiting);
                         let done = std::mem::take(&mut reports);

@@ -7,7 +7,7 @@
 //! there, no write it was told failed is, every committed job ran exactly
 //! once, and the pool recovered (it drained the queue, a job enqueued after
 //! the fault ran, and its shutdown reported success); every committed row
-//! of a kind the pool does not register is dead as `unknown task`, never run.
+//! of a job the pool does not register is dead as `unknown task`, never run.
 
 mod common;
 
@@ -117,7 +117,7 @@ async fn workload(h: &Honker) -> Told {
                 .transaction(move |tx| {
                     tx.execute("INSERT INTO orders(id) VALUES (?1)", [i])
                         .map_err(honker_actors::core::Error::from)?;
-                    // A kind no pool registers: routed to dead.
+                    // A job no pool registers: routed to dead.
                     let ghost = honker_actors::core::task_payload("ghost", &i).unwrap();
                     honker_actors::core::enqueue(tx, "sweep", &ghost, &Default::default())?;
                     honker_actors::core::enqueue(tx, "sweep", &i.to_string(), &Default::default())

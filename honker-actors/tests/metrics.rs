@@ -56,7 +56,7 @@ async fn the_pool_emits_counters_histograms_and_gauges_labelled_by_queue_and_job
             .await
             .unwrap();
     }
-    // A kind no job of the pool has: dead, counted under `_unrouted`.
+    // A job name no job of the pool has: dead, counted under `_unrouted`.
     let ghost = honker_actors::core::task_payload("ghost", &1).unwrap();
     h.queue("mixed")
         .enqueue_json(ghost, Default::default())
@@ -122,7 +122,7 @@ async fn the_pool_emits_counters_histograms_and_gauges_labelled_by_queue_and_job
             Some("dead")
         ),
         1,
-        "a row of an unknown kind is counted apart, never as the job's"
+        "a row of an unknown job is counted apart, never as the job's"
     );
     assert_eq!(counter("honker_jobs_completed_total", Some("success")), 3);
     // fail -> dead; retry and panic: retried once, then dead (max_attempts 2)

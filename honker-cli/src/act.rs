@@ -237,7 +237,8 @@ pub fn pause(db: &Path, queue: &str, paused: bool, out: Output) -> Result<(), Cl
 pub struct NewJob<'a> {
     pub queue: &'a str,
     pub json: &'a str,
-    pub task: Option<&'a str>,
+    /// The job to call (in a task envelope), or `None` for a raw payload.
+    pub job: Option<&'a str>,
     pub delay: Option<Duration>,
     pub priority: i64,
     pub max_attempts: Option<u32>,
@@ -254,8 +255,8 @@ pub fn enqueue(db: &Path, job: NewJob<'_>, out: Output) -> Result<(), CliError> 
             crate::view::clip(job.json, 200)
         ))
     })?;
-    let payload = match job.task {
-        Some("") => return Err(CliError::Usage("--task needs a name".into())),
+    let payload = match job.job {
+        Some("") => return Err(CliError::Usage("--job needs a name".into())),
         Some(name) => honker_actors::core::task_payload(name, &value).map_err(CliError::Json)?,
         None => value.get().to_string(),
     };
@@ -271,7 +272,7 @@ pub fn enqueue(db: &Path, job: NewJob<'_>, out: Output) -> Result<(), CliError> 
     }
     let f = File::act(db)?;
     let id = f.wait(f.store().enqueue(job.queue, payload, opts))?.id;
-    let what = job.task.map_or(String::new(), |t| format!(" (task {t})"));
+    let what = job.job.map_or(String::new(), |t| format!(" (job {t})"));
     let due = job
         .delay
         .filter(|d| !d.is_zero())

@@ -114,19 +114,20 @@ pub enum Command {
         #[command(flatten)]
         out: Output,
     },
-    /// Enqueue a job: a raw JSON payload, or a call of a named task with
+    /// Enqueue a job: a raw JSON payload, or a call of a named job with
     /// JSON arguments (an object: keywords; anything else: one argument).
     Enqueue {
         /// The database file.
         db: PathBuf,
         /// The queue.
         queue: String,
-        /// The payload (or the task's arguments), as JSON.
+        /// The payload (or the job's arguments), as JSON.
         #[arg(value_name = "JSON")]
         payload: String,
-        /// Call this task (a `#[job]` name, or a Python `@task` name).
-        #[arg(long)]
-        task: Option<String>,
+        /// Call the job of this name (a `#[job]`'s name, or a Python
+        /// `@task`'s), in the format's task envelope.
+        #[arg(long, value_name = "NAME", visible_alias = "task")]
+        job: Option<String>,
         /// Run no sooner than this from now (`90s`, `5m`, `1h30m`, `2d`).
         #[arg(long, value_parser = crate::duration::parse)]
         delay: Option<std::time::Duration>,

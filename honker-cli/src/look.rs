@@ -129,7 +129,7 @@ pub fn jobs(
                 .map(|j| {
                     vec![
                         j.id.to_string(),
-                        j.task.clone().unwrap_or_else(|| "-".into()),
+                        j.name.clone().unwrap_or_else(|| "-".into()),
                         format!("{}/{}", j.attempts, j.max_attempts),
                         j.died_at.map_or("-".into(), |t| when(t, now)),
                         clip(j.last_error.as_deref().unwrap_or("-"), 50),
@@ -152,7 +152,7 @@ pub fn jobs(
                     };
                     vec![
                         j.id.to_string(),
-                        j.task.clone().unwrap_or_else(|| "-".into()),
+                        j.name.clone().unwrap_or_else(|| "-".into()),
                         format!("{}/{}", j.attempts, j.max_attempts),
                         when(t, now),
                         j.worker_id.clone().unwrap_or_else(|| "-".into()),
@@ -167,7 +167,7 @@ pub fn jobs(
     } else {
         ["WORKER", "PAYLOAD"]
     };
-    let headers = ["ID", "TASK", "ATTEMPTS", time_header, last[0], last[1]];
+    let headers = ["ID", "JOB", "ATTEMPTS", time_header, last[0], last[1]];
     print!("{}", table(&headers, &rows));
     Ok(())
 }
@@ -215,8 +215,8 @@ pub fn job(db: &Path, id: i64, out: Output) -> Result<(), CliError> {
                 crate::view::term(&j.state, false),
                 crate::view::term(&j.queue, false)
             );
-            if let Some(t) = &j.task {
-                lines.push(("task", t.clone()));
+            if let Some(t) = &j.name {
+                lines.push(("job", t.clone()));
             }
             lines.push(("payload", pretty(&j.payload)));
             lines.push(("attempts", format!("{} of {}", j.attempts, j.max_attempts)));

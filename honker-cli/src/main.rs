@@ -142,7 +142,7 @@ fn run(command: Command) -> Result<(), CliError> {
             db,
             queue,
             payload,
-            task,
+            job,
             delay,
             priority,
             max_attempts,
@@ -153,7 +153,7 @@ fn run(command: Command) -> Result<(), CliError> {
             act::NewJob {
                 queue: &queue,
                 json: &payload,
-                task: task.as_deref(),
+                job: job.as_deref(),
                 delay,
                 priority,
                 max_attempts,

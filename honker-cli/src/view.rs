@@ -41,8 +41,9 @@ pub struct JobView {
     pub queue: String,
     /// `pending`, `scheduled`, `running`, `dead`, or what another writer put.
     pub state: String,
-    /// The task the payload calls, if it is a task envelope.
-    pub task: Option<String>,
+    /// The name of the job the payload calls, if it is a task envelope
+    /// (the format's word; a `#[job]`'s name or a Python `@task`'s).
+    pub name: Option<String>,
     pub payload: String,
     pub priority: i64,
     pub attempts: i64,
@@ -56,7 +57,7 @@ pub struct JobView {
     pub died_at: Option<i64>,
 }
 
-fn task_of(payload: &str) -> Option<String> {
+fn job_name_of(payload: &str) -> Option<String> {
     honker_actors::core::task_name(payload)
         .ok()
         .flatten()
@@ -72,7 +73,7 @@ impl JobView {
             JobState::Other(s) => s.clone(),
         };
         JobView {
-            task: task_of(&j.payload),
+            name: job_name_of(&j.payload),
             id: j.id,
             queue: j.queue,
             state,
@@ -92,7 +93,7 @@ impl JobView {
 
     pub fn dead(d: DeadJob) -> Self {
         JobView {
-            task: task_of(&d.payload),
+            name: job_name_of(&d.payload),
             id: d.id,
             queue: d.queue,
             state: "dead".into(),

@@ -309,7 +309,7 @@ fn job_shows_payload_attempts_error_times_result_and_schedule() {
     let doc = json(&["job", &p, &id.to_string(), "--json"]);
     let job = &doc["job"];
     assert_eq!(
-        (&job["state"], &job["task"]),
+        (&job["state"], &job["name"]),
         (&Value::from("dead"), &Value::from("send_email"))
     );
     assert_eq!(job["payload"], task.as_str());
@@ -501,7 +501,7 @@ fn cancel_pause_resume_and_enqueue_say_what_they_changed() {
         &p,
         "emails",
         r#"{"to":"a@b"}"#,
-        "--task",
+        "--task", // the alias of --job (Python's word)
         "send_email",
         "--delay",
         "90s",
@@ -517,7 +517,7 @@ fn cancel_pause_resume_and_enqueue_say_what_they_changed() {
         .nth(2)
         .and_then(|w| w.parse().ok())
         .unwrap_or_else(|| panic!("{out}"));
-    assert!(out.contains("(task send_email), due in 90s"), "{out}");
+    assert!(out.contains("(job send_email), due in 90s"), "{out}");
     let c = conn(&path);
     let job = honker_core::get_job(&c, id).unwrap().unwrap();
     assert_eq!((job.priority, job.max_attempts), (-3, 7));
@@ -549,7 +549,7 @@ fn cancel_pause_resume_and_enqueue_say_what_they_changed() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.payload, exact);
-    let doc = json(&["enqueue", &p, "exact", exact, "--task", "t", "--json"]);
+    let doc = json(&["enqueue", &p, "exact", exact, "--job", "t", "--json"]);
     let stored = honker_core::get_job(&c, doc["ids"][0].as_i64().unwrap())
         .unwrap()
         .unwrap();
@@ -744,8 +744,8 @@ fn bad_input_is_refused_with_a_clear_message_and_nothing_written() {
         "--max-attempts",
     );
     fails(
-        &["enqueue", &p, "q", "1", "--task", ""],
-        "--task needs a name",
+        &["enqueue", &p, "q", "1", "--job", ""],
+        "--job needs a name",
     );
     fails(
         &["jobs", &p, "--queue", "q", "--state", "zombie"],

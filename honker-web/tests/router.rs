@@ -334,3 +334,34 @@ async fn a_read_only_dashboard_leaves_nothing_beside_a_file_at_rest() {
     drop(app);
     at_rest("after");
 }
+
+#[tokio::test]
+async fn a_jobs_name_is_shown_in_the_job_column_and_on_its_page() {
+    let f = fixture();
+    let call = honker_core::task_payload("send_digest", &serde_json::json!({"day": 1})).unwrap();
+    let named = honker_core::enqueue(&f.c, "emails", &call, &Default::default()).unwrap();
+    let app = nested(honker_web::Dashboard::new(
+        honker_actors::Honker::open(&f.path).unwrap(),
+    ));
+    let (_, page) = get(&app, "/ops/queues/emails?state=pending").await;
+    assert!(page.contains("<th>Id</th><th>Job</th>"), "{page}");
+    let row = |id: i64| -> String {
+        let at = page.find(&format!("data-job=\"{id}\"")).expect("its row");
+        page[at..].split("</tr>").next().unwrap().to_string()
+    };
+    assert!(
+        row(named).contains("<td>send_digest</td>"),
+        "{}",
+        row(named)
+    );
+    assert!(
+        row(f.pending).contains("<td>–</td>"),
+        "a raw payload names no job: {}",
+        row(f.pending)
+    );
+    let (_, detail) = get(&app, &format!("/ops/jobs/{named}")).await;
+    assert!(
+        detail.contains("Job") && detail.contains("send_digest"),
+        "{detail}"
+    );
+}

@@ -253,13 +253,13 @@ mod tests {
             Outcome::Ack {
                 fence: lease(a),
                 queue: "a",
-                kind: "k",
+                job_name: "k",
                 result: Some(("42".into(), None)),
             },
             Outcome::Fail {
                 fence: stale,
                 queue: "a",
-                kind: "k",
+                job_name: "k",
                 error: "stale".into(),
             },
         ];
@@ -300,7 +300,7 @@ mod tests {
         let stale = [Outcome::Ack {
             fence: old,
             queue: "a",
-            kind: "k",
+            job_name: "k",
             result: None,
         }];
         let none = ClaimPlan::default();
@@ -313,7 +313,7 @@ mod tests {
         let fresh = [Outcome::Ack {
             fence: new,
             queue: "a",
-            kind: "k",
+            job_name: "k",
             result: None,
         }];
         let out = in_tx(&c, |c| run_cycle(c, &cycle(&fresh, &none, &["a"]))).unwrap();
@@ -329,13 +329,13 @@ mod tests {
             Outcome::Ack {
                 fence: lease(a),
                 queue: "a",
-                kind: "k",
+                job_name: "k",
                 result: Some(("{not json".into(), None)),
             },
             Outcome::Ack {
                 fence: lease(b),
                 queue: "a",
-                kind: "k",
+                job_name: "k",
                 result: None,
             },
         ];
@@ -361,26 +361,26 @@ mod tests {
             Outcome::Ack {
                 fence: fence.clone(),
                 queue: "a",
-                kind: "k",
+                job_name: "k",
                 result: None,
             },
             Outcome::Retry {
                 fence: fence.clone(),
                 queue: "a",
-                kind: "k",
+                job_name: "k",
                 delay: Duration::ZERO,
                 error: String::new(),
             },
             Outcome::Fail {
                 fence: fence.clone(),
                 queue: "a",
-                kind: "k",
+                job_name: "k",
                 error: String::new(),
             },
             Outcome::Release {
                 fence: fence.clone(),
                 queue: "a",
-                kind: "k",
+                job_name: "k",
             },
         ];
         for o in &all {
@@ -405,7 +405,7 @@ mod tests {
         let release = [Outcome::Release {
             fence: lease(a),
             queue: "a",
-            kind: "k",
+            job_name: "k",
         }];
         let none = ClaimPlan::default();
         let first = in_tx(&c, |c| run_cycle(c, &cycle(&release, &none, &["a"]))).unwrap();
@@ -428,7 +428,7 @@ mod tests {
         let ack = [Outcome::Ack {
             fence: lease(a),
             queue: "a",
-            kind: "k",
+            job_name: "k",
             result: None,
         }];
         let none = ClaimPlan::default();

@@ -57,7 +57,7 @@ pub enum Outcome {
         /// The job's queue.
         queue: &'static str,
         /// The registered job that ran it, or `"(unrouted)"`.
-        kind: &'static str,
+        job_name: &'static str,
         /// The result to save, and its time to live.
         result: Option<(String, Option<Duration>)>,
     },
@@ -68,7 +68,7 @@ pub enum Outcome {
         /// The job's queue.
         queue: &'static str,
         /// The registered job that ran it, or `"(unrouted)"`.
-        kind: &'static str,
+        job_name: &'static str,
         /// The back-off before the next attempt.
         delay: Duration,
         /// What went wrong.
@@ -81,7 +81,7 @@ pub enum Outcome {
         /// The job's queue.
         queue: &'static str,
         /// The registered job that ran it, or `"(unrouted)"`.
-        kind: &'static str,
+        job_name: &'static str,
         /// What went wrong.
         error: String,
     },
@@ -93,7 +93,7 @@ pub enum Outcome {
         /// The job's queue.
         queue: &'static str,
         /// The registered job that ran it, or `"(unrouted)"`.
-        kind: &'static str,
+        job_name: &'static str,
     },
 }
 
@@ -109,12 +109,12 @@ impl Outcome {
     }
 
     /// The registered job that ran it.
-    pub fn kind(&self) -> &'static str {
+    pub fn job_name(&self) -> &'static str {
         match self {
-            Outcome::Ack { kind, .. }
-            | Outcome::Retry { kind, .. }
-            | Outcome::Fail { kind, .. }
-            | Outcome::Release { kind, .. } => kind,
+            Outcome::Ack { job_name, .. }
+            | Outcome::Retry { job_name, .. }
+            | Outcome::Fail { job_name, .. }
+            | Outcome::Release { job_name, .. } => job_name,
         }
     }
 

@@ -42,7 +42,7 @@ pub(crate) struct Ready {
     pub(crate) job: ClaimedJob,
     pub(crate) queue: &'static str,
     /// The registered job that runs it.
-    pub(crate) kind: &'static str,
+    pub(crate) job_name: &'static str,
     pub(crate) run: RunId,
     pub(crate) fence: Fence,
     /// Its queue's rate limit counted it in a window ending then (unix
@@ -56,7 +56,7 @@ pub(crate) struct Running {
     pub(crate) fence: Fence,
     pub(crate) start_before: Option<i64>,
     pub(crate) queue: &'static str,
-    pub(crate) kind: &'static str,
+    pub(crate) job_name: &'static str,
     pub(crate) signals: Arc<JobSignals>,
     /// The heartbeat found the claim lost: the outcome is not written.
     pub(crate) lost: bool,
@@ -189,15 +189,15 @@ impl ClaimBook {
     }
 
     /// A cycle claimed `job` from `queue`, to be run by the registered job
-    /// `kind`: it waits for a worker.
+    /// `job_name`: it waits for a worker.
     #[cfg(test)]
-    pub(crate) fn claimed(&mut self, job: ClaimedJob, queue: &'static str, kind: &'static str) {
+    pub(crate) fn claimed(&mut self, job: ClaimedJob, queue: &'static str, job_name: &'static str) {
         let fence = Fence::of(&job);
-        self.claimed_until(job, fence, queue, kind, None);
+        self.claimed_until(job, fence, queue, job_name, None);
     }
 
     /// A cycle claimed `job` (under `fence`) from `queue`, to be run by the
-    /// registered job `kind`: it waits for a worker. With `start_before`
+    /// registered job `job_name`: it waits for a worker. With `start_before`
     /// (its queue's rate limit counted it in a window that ends at that
     /// unix second), it waits ahead of the buffer and must start before.
     pub(crate) fn claimed_until(
@@ -205,7 +205,7 @@ impl ClaimBook {
         job: ClaimedJob,
         fence: Fence,
         queue: &'static str,
-        kind: &'static str,
+        job_name: &'static str,
         start_before: Option<i64>,
     ) {
         self.lock_held().insert(fence.clone());
@@ -227,7 +227,7 @@ impl ClaimBook {
             Ready {
                 job,
                 queue,
-                kind,
+                job_name,
                 run,
                 fence,
                 start_before,
@@ -290,7 +290,7 @@ impl ClaimBook {
                 fence: r.fence.clone(),
                 start_before: r.start_before,
                 queue: r.queue,
-                kind: r.kind,
+                job_name: r.job_name,
                 signals,
                 lost: false,
             },
@@ -299,9 +299,9 @@ impl ClaimBook {
 
     /// A worker hands `run` back unstarted (it waited behind a slow job of
     /// its batch): it waits in the buffer again, ahead of the jobs of its
-    /// priority, its claim kept. Returns its queue and kind; `None` when
+    /// priority, its claim kept. Returns its queue and job name; `None` when
     /// the book does not hold the run. A run whose claim was lost meanwhile
-    /// is dropped, as a lost ready job is (its queue and kind are returned
+    /// is dropped, as a lost ready job is (its queue and job name are returned
     /// all the same).
     pub(crate) fn unstart(
         &mut self,
@@ -311,7 +311,7 @@ impl ClaimBook {
         let r = self.running.remove(&run)?;
         if r.lost {
             self.uncount(r.queue);
-            return Some((r.queue, r.kind));
+            return Some((r.queue, r.job_name));
         }
         let at = if r.start_before.is_some() {
             0
@@ -324,13 +324,13 @@ impl ClaimBook {
             Ready {
                 job,
                 queue: r.queue,
-                kind: r.kind,
+                job_name: r.job_name,
                 run,
                 fence: r.fence,
                 start_before: r.start_before,
             },
         );
-        Some((r.queue, r.kind))
+        Some((r.queue, r.job_name))
     }
 
     /// `run` ended: take it out of the book. `None` (counted as stale)

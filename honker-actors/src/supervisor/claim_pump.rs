@@ -333,24 +333,26 @@ impl SupervisorState {
             if self.shutdown.is_some() {
                 // Claimed by a cycle sent before the shutdown began:
                 // straight back, attempt unburned, never started.
-                let kind = match &route {
+                let job_name = match &route {
                     Route::Run(handler) => handler.name(),
                     Route::Dead(_) => UNROUTED,
                 };
                 let fence = Fence::new(&sent.worker, &job);
-                self.pump
-                    .pending
-                    .push(Outcome::Release { fence, queue, kind });
+                self.pump.pending.push(Outcome::Release {
+                    fence,
+                    queue,
+                    job_name,
+                });
                 continue;
             }
-            let kind = match route {
+            let job_name = match route {
                 Route::Run(handler) => handler.name(),
                 Route::Dead(error) => {
                     // Never run by a handler it was not written for.
                     self.pump.pending.push(Outcome::Fail {
                         fence: Fence::new(&sent.worker, &job),
                         queue,
-                        kind: UNROUTED,
+                        job_name: UNROUTED,
                         error,
                     });
                     continue;
@@ -363,7 +365,7 @@ impl SupervisorState {
                 .map(|(_, end)| *end);
             let fence = Fence::new(&sent.worker, &job);
             self.book
-                .claimed_until(job, fence, queue, kind, start_before);
+                .claimed_until(job, fence, queue, job_name, start_before);
         }
         self.paused_seen(out.paused, true);
         self.dispatch_ready();

@@ -27,7 +27,7 @@ impl SupervisorState {
     /// Hand ready jobs to idle workers; give back those that expired.
     ///
     /// When more jobs wait than workers are free, a worker may get a
-    /// short batch: jobs of kinds measured fast (`prefetch::BATCH_KIND`), in
+    /// short batch: jobs of jobs measured fast (`prefetch::BATCH_JOB_SECS`), in
     /// buffer order (highest priority first), up to an even share of the
     /// waiting jobs, [`MAX_BATCH`] jobs and [`BATCH_TIME`] of measured run
     /// time. So a job never waits behind a batch for longer than that, and
@@ -47,18 +47,18 @@ impl SupervisorState {
             self.workers.idle.pop();
             // The share of this worker: the waiting jobs spread evenly.
             let share = (self.book.ready_len() + 1).div_ceil(free).min(MAX_BATCH);
-            let mut budget = self.run_times.batch_cost(first.kind);
+            let mut budget = self.run_times.batch_cost(first.job_name);
             let mut batch = vec![first];
             while batch.len() < share && budget.is_some_and(|b| b < BATCH_TIME) {
                 let run_times = &self.run_times;
-                let next = self
-                    .book
-                    .next_ready_if(now, &mut gone, |r| run_times.batch_cost(r.kind).is_some());
+                let next = self.book.next_ready_if(now, &mut gone, |r| {
+                    run_times.batch_cost(r.job_name).is_some()
+                });
                 let Some(r) = next else {
                     break;
                 };
                 budget = budget
-                    .zip(self.run_times.batch_cost(r.kind))
+                    .zip(self.run_times.batch_cost(r.job_name))
                     .map(|(a, b)| a + b);
                 batch.push(r);
             }
@@ -87,7 +87,7 @@ impl SupervisorState {
             self.pump.pending.push(Outcome::Release {
                 fence: r.fence,
                 queue: r.queue,
-                kind: r.kind,
+                job_name: r.job_name,
             });
         }
     }
@@ -139,11 +139,11 @@ impl SupervisorState {
     fn assignment(&mut self, r: Ready) -> Option<Assignment> {
         let run = r.run;
         let signals = Arc::new(JobSignals::default());
-        let Some(handler) = self.args.routes.job(r.kind).cloned() else {
+        let Some(handler) = self.args.routes.job(r.job_name).cloned() else {
             // Routed to a registered job when claimed, so never here; if
             // it were, the job fails rather than waiting forever.
             self.book.start(&r, signals);
-            let why = format!("no registered job named {:?}", r.kind);
+            let why = format!("no registered job named {:?}", r.job_name);
             self.record(run, RunResult::Fail(why), Duration::ZERO);
             return None;
         };
@@ -157,7 +157,7 @@ impl SupervisorState {
             data: self.args.data.clone(),
             signals: signals.clone(),
         };
-        let m = self.job_metrics(r.queue, r.kind);
+        let m = self.job_metrics(r.queue, r.job_name);
         // Whole seconds: the format keeps no finer time.
         m.wait
             .record(unix_now().saturating_sub(r.job.run_at).max(0) as f64);
@@ -206,8 +206,8 @@ impl SupervisorState {
         }
         if !returned.is_empty() {
             for (run, job) in returned {
-                if let Some((queue, kind)) = self.book.unstart(run, job) {
-                    self.job_metrics(queue, kind).in_flight.decrement(1.0);
+                if let Some((queue, job_name)) = self.book.unstart(run, job) {
+                    self.job_metrics(queue, job_name).in_flight.decrement(1.0);
                 }
             }
             // Back in the buffer: a stop or a pause seen since holds for

@@ -121,7 +121,7 @@ pub(crate) struct SupervisorState {
     heartbeat: HeartbeatLink,
     /// Wake-ups from enqueues and commits.
     wakes: WakeLink,
-    /// Metric handles, by queue and by queue and job kind.
+    /// Metric handles, by queue and by queue and job name.
     counters: Counters,
     /// Set once a shutdown begins.
     shutdown: Option<shutdown::ShutdownState>,
@@ -156,7 +156,7 @@ struct WakeLink {
 /// Metric handles, registered once.
 struct Counters {
     queues: HashMap<&'static str, QueueMetrics>,
-    /// By queue and job kind, registered on first use.
+    /// By queue and job name, registered on first use.
     jobs: HashMap<(&'static str, &'static str), JobMetrics>,
 }
 

@@ -18,12 +18,16 @@ use crate::store::{Applied, Outcome};
 use crate::telemetry::JobMetrics;
 
 impl SupervisorState {
-    /// The metric handles of `kind` on `queue`.
-    pub(super) fn job_metrics(&mut self, queue: &'static str, kind: &'static str) -> &JobMetrics {
+    /// The metric handles of `job_name` on `queue`.
+    pub(super) fn job_metrics(
+        &mut self,
+        queue: &'static str,
+        job_name: &'static str,
+    ) -> &JobMetrics {
         self.counters
             .jobs
-            .entry((queue, kind))
-            .or_insert_with(|| JobMetrics::new(queue, kind))
+            .entry((queue, job_name))
+            .or_insert_with(|| JobMetrics::new(queue, job_name))
     }
 
     /// A worker died (a handler panicked) while running `run`.
@@ -37,9 +41,9 @@ impl SupervisorState {
             .book
             .running()
             .find(|(r, _)| **r == run)
-            .map(|(_, r)| (r.queue, r.kind));
-        if let Some((queue, kind)) = site {
-            self.job_metrics(queue, kind).restarts.increment(1);
+            .map(|(_, r)| (r.queue, r.job_name));
+        if let Some((queue, job_name)) = site {
+            self.job_metrics(queue, job_name).restarts.increment(1);
         }
         self.record(run, RunResult::Retry { after: None, error }, Duration::ZERO);
     }
@@ -54,15 +58,15 @@ impl SupervisorState {
             return;
         };
         let lease = run.fence.lease;
-        let m = self.job_metrics(run.queue, run.kind);
+        let m = self.job_metrics(run.queue, run.job_name);
         m.in_flight.decrement(1.0);
         if !elapsed.is_zero() {
             m.duration.record(elapsed.as_secs_f64());
         }
-        self.run_times.measured(run.queue, run.kind, elapsed);
+        self.run_times.measured(run.queue, run.job_name, elapsed);
         let shutting_down = self.shutdown.is_some();
         let default_opts;
-        let opts = match self.args.routes.job(run.kind) {
+        let opts = match self.args.routes.job(run.job_name) {
             Some(j) => j.options(),
             None => {
                 default_opts = JobOptions::default();
@@ -76,7 +80,7 @@ impl SupervisorState {
             None => tracing::warn!(
                 job_id = lease.id,
                 queue = run.queue,
-                job = run.kind,
+                job = run.job_name,
                 attempt = lease.attempts,
                 "run ended after its claim was lost; nothing written"
             ),
@@ -86,7 +90,7 @@ impl SupervisorState {
     /// Count what writing `o` did, and log it: one line per retry, death
     /// or lost claim, with the job's error as written.
     pub(super) fn count_applied(&mut self, o: &Outcome, applied: Applied) {
-        let (lease, queue, job) = (o.lease(), o.queue(), o.kind());
+        let (lease, queue, job) = (o.lease(), o.queue(), o.job_name());
         let m = self.job_metrics(queue, job);
         let error = match o {
             Outcome::Retry { error, .. } | Outcome::Fail { error, .. } => error.as_str(),
@@ -136,40 +140,46 @@ pub(crate) fn outcome_of(
     if run.lost {
         return None;
     }
-    let (fence, queue, kind) = (run.fence.clone(), run.queue, run.kind);
+    let (fence, queue, job_name) = (run.fence.clone(), run.queue, run.job_name);
     let attempt = u32::try_from(fence.lease.attempts).unwrap_or(u32::MAX);
     let asked_to_stop = shutting_down && run.signals.stop.is_raised();
     Some(match result {
         RunResult::Done(result) => Outcome::Ack {
             fence,
             queue,
-            kind,
+            job_name,
             result: result.map(|r| (r, opts.result_ttl)),
         },
-        RunResult::Retry { .. } | RunResult::TimedOut(_) if asked_to_stop => {
-            Outcome::Release { fence, queue, kind }
-        }
+        RunResult::Retry { .. } | RunResult::TimedOut(_) if asked_to_stop => Outcome::Release {
+            fence,
+            queue,
+            job_name,
+        },
         RunResult::Retry { after, error } => Outcome::Retry {
             fence,
             queue,
-            kind,
+            job_name,
             delay: after.unwrap_or_else(|| opts.backoff.delay(attempt)),
             error,
         },
         RunResult::TimedOut(d) => Outcome::Retry {
             fence,
             queue,
-            kind,
+            job_name,
             delay: opts.backoff.delay(attempt),
             error: format!("timed out after {}", humantime(d)),
         },
         RunResult::Fail(error) => Outcome::Fail {
             fence,
             queue,
-            kind,
+            job_name,
             error,
         },
-        RunResult::Aborted => Outcome::Release { fence, queue, kind },
+        RunResult::Aborted => Outcome::Release {
+            fence,
+            queue,
+            job_name,
+        },
     })
 }
 
@@ -206,7 +216,7 @@ mod tests {
             },
             start_before: None,
             queue: "q",
-            kind: "k",
+            job_name: "k",
             signals: Arc::new(JobSignals::default()),
             lost: false,
         }
@@ -221,10 +231,10 @@ mod tests {
             Some(Outcome::Ack {
                 fence,
                 queue,
-                kind,
+                job_name,
                 result,
             }) => {
-                assert_eq!((fence, queue, kind), (r.fence.clone(), "q", "k"));
+                assert_eq!((fence, queue, job_name), (r.fence.clone(), "q", "k"));
                 assert_eq!(result, Some(("[1]".to_string(), ttl)));
             }
             other => panic!("{other:?}"),

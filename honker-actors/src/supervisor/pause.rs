@@ -65,7 +65,7 @@ pub(super) fn hold_back(
         back.extend(ready.into_iter().map(|r| Outcome::Release {
             fence: r.fence,
             queue: r.queue,
-            kind: r.kind,
+            job_name: r.job_name,
         }));
     }
     back

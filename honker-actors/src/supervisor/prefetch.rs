@@ -6,7 +6,7 @@
 //! about [`PREFETCH_TIME`] of work: sixteen times the concurrency for jobs
 //! of a quarter of a millisecond or less, a quarter of it for slow jobs,
 //! the concurrency itself until the first runs are measured. Kinds whose
-//! runs take at most [`BATCH_KIND`] may be handed to a worker several at
+//! runs take at most [`BATCH_JOB_SECS`] may be handed to a worker several at
 //! a time.
 
 use std::collections::HashMap;
@@ -21,11 +21,11 @@ const PREFETCH_TIME: f64 = 0.004;
 const MAX_PREFETCH_FACTOR: usize = 16;
 /// Weight of the newest run in the moving average of run time.
 const RUN_TIME_WEIGHT: f64 = 0.05;
-/// A kind whose runs take at most this long on average may be handed out
+/// A job_name whose runs take at most this long on average may be handed out
 /// in batches (seconds).
-pub(super) const BATCH_KIND: f64 = 0.000_1;
+pub(super) const BATCH_JOB_SECS: f64 = 0.000_1;
 
-/// A pool's measured run times, per queue (the buffer) and per job kind
+/// A pool's measured run times, per queue (the buffer) and per job name
 /// (batches), and the pool's buffer: the largest of its queues'.
 pub(super) struct RunTimes {
     concurrency: usize,
@@ -34,8 +34,8 @@ pub(super) struct RunTimes {
     queue_run: HashMap<&'static str, f64>,
     /// The largest queue buffer, kept as runs are measured.
     pool_buffer: usize,
-    /// Moving average of run time per job kind, seconds.
-    kind_run: HashMap<&'static str, f64>,
+    /// Moving average of run time per job name, seconds.
+    job_run_secs: HashMap<&'static str, f64>,
 }
 
 impl RunTimes {
@@ -46,13 +46,18 @@ impl RunTimes {
             queues,
             queue_run: HashMap::new(),
             pool_buffer: concurrency,
-            kind_run: HashMap::new(),
+            job_run_secs: HashMap::new(),
         }
     }
 
-    /// A run of `kind` on `queue` took `elapsed` (a run not started,
+    /// A run of `job_name` on `queue` took `elapsed` (a run not started,
     /// zero, measures nothing).
-    pub(super) fn measured(&mut self, queue: &'static str, kind: &'static str, elapsed: Duration) {
+    pub(super) fn measured(
+        &mut self,
+        queue: &'static str,
+        job_name: &'static str,
+        elapsed: Duration,
+    ) {
         if elapsed.is_zero() {
             return;
         }
@@ -72,8 +77,8 @@ impl RunTimes {
                 .max()
                 .unwrap_or(self.concurrency);
         }
-        let avg = self.kind_run.get(kind).copied();
-        self.kind_run.insert(kind, moving_average(avg, t));
+        let avg = self.job_run_secs.get(job_name).copied();
+        self.job_run_secs.insert(job_name, moving_average(avg, t));
     }
 
     /// The prefetch buffer of `queue`, for its jobs' measured run time.
@@ -95,12 +100,12 @@ impl RunTimes {
         (self.concurrency / 2).max(self.buffer() / 8).max(1)
     }
 
-    /// The measured run time of `kind`, when it is fast enough to batch.
-    pub(super) fn batch_cost(&self, kind: &str) -> Option<f64> {
-        self.kind_run
-            .get(kind)
+    /// The measured run time of `job_name`, when it is fast enough to batch.
+    pub(super) fn batch_cost(&self, job_name: &str) -> Option<f64> {
+        self.job_run_secs
+            .get(job_name)
             .copied()
-            .filter(|t| *t <= BATCH_KIND)
+            .filter(|t| *t <= BATCH_JOB_SECS)
     }
 }
 
@@ -195,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn only_kinds_measured_fast_are_batched() {
+    fn only_jobs_measured_fast_are_batched() {
         let mut t = RunTimes::new(4, vec!["q"].into());
         assert_eq!(t.batch_cost("a"), None, "unmeasured");
         t.measured("q", "a", Duration::from_micros(50));
@@ -205,7 +210,7 @@ mod tests {
         t.measured("q", "c", Duration::from_micros(100));
         assert_eq!(
             t.batch_cost("c"),
-            Some(BATCH_KIND),
+            Some(BATCH_JOB_SECS),
             "the bound itself batches"
         );
     }

@@ -68,7 +68,7 @@ impl SupervisorState {
             self.pump.pending.push(Outcome::Release {
                 fence: r.fence,
                 queue: r.queue,
-                kind: r.kind,
+                job_name: r.job_name,
             });
         }
     }

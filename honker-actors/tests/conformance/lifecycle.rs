@@ -435,7 +435,7 @@ async fn a_job_of_higher_priority_claimed_behind_a_prefetched_buffer_starts_next
 // ------------------------------------------------------------ batches
 
 /// Run `n` jobs of `J` with `args` through the pool already started on
-/// `h`, so that it measures the kind (fast, for a no-op argument).
+/// `h`, so that it measures the job (fast, for a no-op argument).
 async fn measure<J: Job>(h: &Honker, args: J::Args, n: usize)
 where
     J::Args: Clone,
@@ -578,7 +578,7 @@ async fn batch_edges(_ctx: JobContext, n: u64) -> Result<(), JobError> {
     Ok(())
 }
 
-/// A pool of `concurrency` whose `batch_edges` kind is measured fast.
+/// A pool of `concurrency` whose `batch_edges` job is measured fast.
 async fn warm_edges(h: &Honker, concurrency: usize) -> WorkerPool {
     let pool = WorkerPool::builder(h)
         .register(batch_edges)
@@ -739,7 +739,7 @@ async fn a_panic_while_a_timed_out_handler_is_dropped_is_that_jobs_alone() {
         .start()
         .await
         .unwrap();
-    // Both kinds measured fast (drop_slow with n = 0 does not sleep).
+    // Both jobs measured fast (drop_slow with n = 0 does not sleep).
     for _ in 0..40 {
         drop_fast::enqueue(&h, 0).await.unwrap();
         drop_slow::enqueue(&h, 0).await.unwrap();

@@ -17,10 +17,10 @@
 pub mod admin;
 pub mod cancel;
 pub mod edges;
-pub mod kinds;
 pub mod lifecycle;
 pub mod outcomes;
 pub mod pause;
+pub mod routing;
 pub mod store_ops;
 pub mod unique;
 

@@ -498,7 +498,7 @@ async fn a_cycle_writes_its_outcomes_and_claims_in_one_answer() {
         outcomes: vec![Outcome::Ack {
             fence,
             queue: "q",
-            kind: "k",
+            job_name: "k",
             result: Some(("42".into(), None)),
         }],
         plan: ClaimPlan {

@@ -89,7 +89,7 @@ pub(crate) async fn job(
     };
     if let Some(p) = &payload {
         if let Some(task) = honker_actors::core::task_name(p).ok().flatten() {
-            fields.insert(1, ("Task", esc(&task)));
+            fields.insert(1, ("Job", esc(&task)));
         }
         fields.push((
             "Payload",

@@ -236,7 +236,7 @@ pub(crate) enum Row {
     Dead(DeadJob),
 }
 
-fn task_or_dash(payload: &str) -> String {
+fn job_name_or_dash(payload: &str) -> String {
     honker_actors::core::task_name(payload)
         .ok()
         .flatten()
@@ -273,7 +273,7 @@ fn job_table(base: &str, s: &Shared, rows: &[Row], now: i64, here: &str) -> Stri
     }
     let dead = matches!(rows.first(), Some(Row::Dead(_)));
     let mut b = format!(
-        "<table class=jobs><tr><th>Id</th><th>Task</th><th>Attempts</th><th>When</th>\
+        "<table class=jobs><tr><th>Id</th><th>Job</th><th>Attempts</th><th>When</th>\
          <th>Arguments</th>{}<th></th></tr>",
         if dead { "<th>Last error</th>" } else { "" }
     );
@@ -338,7 +338,7 @@ fn job_table(base: &str, s: &Shared, rows: &[Row], now: i64, here: &str) -> Stri
             "<tr data-job=\"{id}\"><td><a href=\"{}/jobs/{id}\">{id}</a></td><td>{}</td>\
              <td class=n>{}/{}</td><td>{}</td><td><code>{}</code></td>{}<td>{actions}</td></tr>",
             esc(base),
-            task_or_dash(payload),
+            job_name_or_dash(payload),
             attempts.0,
             attempts.1,
             esc(&when),
@@ -496,7 +496,7 @@ pub(crate) async fn running(State(s): St, Base(base): Base, Query(p): Query<Para
         b.push_str("<p class=muted>Nothing is running.</p>");
     } else {
         b.push_str(
-            "<table id=running><tr><th>Id</th><th>Queue</th><th>Task</th><th>Worker</th>\
+            "<table id=running><tr><th>Id</th><th>Queue</th><th>Job</th><th>Worker</th>\
              <th>Running for</th><th>Attempt</th><th>Claim ends</th><th></th></tr>",
         );
         let seen = s.live.history(|h| h.running_since.clone());
@@ -518,7 +518,7 @@ pub(crate) async fn running(State(s): St, Base(base): Base, Query(p): Query<Para
                 j.id,
                 j.id,
                 queue_link(&base, &j.queue),
-                task_or_dash(&j.payload),
+                job_name_or_dash(&j.payload),
                 esc(j.worker_id.as_deref().unwrap_or("–")),
                 esc(&elapsed),
                 j.attempts,

@@ -311,7 +311,9 @@ fn next_ready_if_leaves_an_unwanted_job_first_and_still_gives_back_expired_ones(
     b.claimed(job(1, 1, "q", Some(5)), "q", "k");
     b.claimed(job(2, 1, "q", None), "q", "slow");
     let mut gone = Vec::new();
-    assert!(b.next_ready_if(10, &mut gone, |r| r.kind == "k").is_none());
+    assert!(b
+        .next_ready_if(10, &mut gone, |r| r.job_name == "k")
+        .is_none());
     assert_eq!(gone.len(), 1, "job 1 expired at 5");
     assert_eq!(b.ready_len(), 1, "job 2 stays first");
     assert_eq!(b.next_ready_if(10, &mut gone, |_| true).unwrap().job.id, 2);

@@ -1,4 +1,4 @@
-//! Job kinds: many jobs on one queue, routed by the task name each row
+//! Routing: many jobs on one queue, routed by the task name each row
 //! carries; raw payloads; typed job handles.
 
 use std::sync::Mutex;
@@ -73,7 +73,7 @@ async fn dead_error(h: &Honker, queue: &str, id: i64) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_kinds_on_one_queue_each_run_by_their_own_handler() {
+async fn two_jobs_on_one_queue_each_run_by_their_own_handler() {
     let (_d, h) = honker();
     for i in 0..20 {
         send_welcome::enqueue(
@@ -113,7 +113,7 @@ async fn two_kinds_on_one_queue_each_run_by_their_own_handler() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kind_the_pool_does_not_register_goes_to_dead_never_to_the_wrong_handler() {
+async fn a_job_the_pool_does_not_register_goes_to_dead_never_to_the_wrong_handler() {
     let (_d, h) = honker();
     let welcome = send_welcome::enqueue(
         &h,
@@ -152,7 +152,7 @@ async fn a_kind_the_pool_does_not_register_goes_to_dead_never_to_the_wrong_handl
         other => panic!("{other:?}"),
     }
     welcome.result(&h, Duration::from_secs(1)).await.unwrap();
-    // Requeued once a pool knows the kind, it runs.
+    // Requeued once a pool knows the job, it runs.
     h.queue("emails").requeue_dead(letter.id()).await.unwrap();
     let pool = start(&h, |b| b.register(send_newsletter)).await;
     wait_until_drained(&h, "emails", Duration::from_secs(30))
@@ -171,7 +171,7 @@ async fn legacy(w: Welcome) -> Result<(), JobError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payloads_written_before_envelopes_still_run_on_a_queue_with_one_job() {
     let (_d, h) = honker();
-    // What this crate wrote before job kinds, and what Python's
+    // What this crate wrote before several jobs shared a queue, and what Python's
     // `q.enqueue({...})` writes: the argument itself.
     let id = h
         .queue("legacy")
