@@ -61,7 +61,7 @@ impl Honker {
     /// assert!(err.to_string().contains("/no/such/dir"));
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Honker> {
-        Self::open_with_watch_interval(path, honker_core::DEFAULT_WATCH_INTERVAL)
+        Self::open_with_watch_interval(path, crate::sqlite::DEFAULT_WATCH_INTERVAL)
     }
 
     /// [`Honker::open`] with the interval at which commits by other
@@ -87,7 +87,7 @@ impl Honker {
     /// # let dir = tempfile::tempdir().unwrap();
     /// use std::sync::Arc;
     /// use honker_actors::{sqlite::SqliteStore, Honker};
-    /// let store = SqliteStore::open(dir.path().join("a.db"), honker_core::DEFAULT_WATCH_INTERVAL).unwrap();
+    /// let store = SqliteStore::open(dir.path().join("a.db"), honker_actors::sqlite::DEFAULT_WATCH_INTERVAL).unwrap();
     /// let honker = Honker::with_store(Arc::new(store));
     /// assert!(honker.path().unwrap().ends_with("a.db"));
     /// ```
@@ -272,7 +272,7 @@ impl Honker {
     /// assert!(seen.load(Ordering::Relaxed) >= 1);
     /// # }
     /// ```
-    pub fn on_commit(&self, f: impl Fn() + Send + Sync + 'static) -> honker_core::Listening {
+    pub fn on_commit(&self, f: impl Fn() + Send + Sync + 'static) -> crate::Listening {
         self.listen(move |_| f())
     }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
-use honker_core::{ClaimedJob, DoublingDelay, RetryOutcome};
+use honker_core::{ClaimedJob, RetryOutcome};
+
+use crate::doubling::DoublingDelay;
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 

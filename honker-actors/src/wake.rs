@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use honker_core::{Listeners, Listening};
+use crate::listeners::{Listeners, Listening};
 
 /// Why a listener is woken.
 #[derive(Clone, Copy, Debug)]

@@ -239,7 +239,7 @@ fn web(
         } else {
             // The file must exist: the dashboard never creates one.
             let store =
-                SqliteStore::open_existing(db, honker_actors::core::DEFAULT_WATCH_INTERVAL)?;
+                SqliteStore::open_existing(db, honker_actors::sqlite::DEFAULT_WATCH_INTERVAL)?;
             honker_web::Dashboard::new(honker_actors::Honker::with_store(Arc::new(store)))
         };
         let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -28,29 +28,27 @@ mod claim;
 mod complete;
 mod controls;
 mod cron;
-mod doubling;
 mod durations;
 mod enqueue;
 mod error;
 mod existing;
-mod file_identity;
-mod file_stamp;
 mod health;
 mod job;
-mod kernel_wake;
-mod listeners;
 mod locks;
 mod open;
 mod results;
 mod schedules;
-/// Not a public API: the statements, visible only to this crate's tests
-/// (plan and re-prepare checks). Use the functions.
+/// The statements: crate-private; the `internals` feature shows them to
+/// this workspace's plan tests and the benchmark's raw-SQL floor. Not an
+/// API: use the functions.
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod sql;
+#[cfg(not(feature = "internals"))]
+mod sql;
 mod task;
 mod tx;
 mod unique;
-mod watcher;
 
 pub use admin::{
     cancel, cancel_in, get_dead, get_job, get_job_in, job_fate, list_dead, pending_due_count,
@@ -73,7 +71,6 @@ pub use controls::{
     rate_reopens_at, resume_queue, set_max_running, set_rate_limit, QueueControls, RateLimit,
 };
 pub use cron::{next_boundary, CronFields, Schedule};
-pub use doubling::DoublingDelay;
 pub use durations::MAX_DURATION;
 pub use enqueue::{
     enqueue, enqueue_json, enqueue_outcome, validate_queue_name, EnqueueOptions,
@@ -81,12 +78,10 @@ pub use enqueue::{
 };
 pub use error::{Error, Result};
 pub use existing::{open_existing, open_read_only, open_snapshot};
-pub use file_identity::{FileChange, FileIdentity};
 pub use health::{
     health, row_totals, running_ids, schema_objects, Health, RowTotals, SchemaObject,
 };
 pub use job::{ClaimedJob, DeadJob, JobFate, JobRow, JobState, Lease, QueueStats};
-pub use listeners::{Listeners, Listening};
 pub use locks::{lock_holder, renew_lock, try_lock, unlock};
 pub use open::{migrate, open, open_connection, open_in_memory};
 pub use results::{get_result, save_result, sweep_results};
@@ -102,7 +97,6 @@ pub use task::{
 };
 pub use tx::atomically;
 pub use unique::{sweep_unique, Enqueued, Unique, UniqueWhile};
-pub use watcher::{Subscription, Watcher, DEFAULT_WATCH_INTERVAL, SAFETY_NET};
 
 /// The current time as SQLite sees it (`unixepoch()`), the clock every
 /// honker binding compares with.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rusqlite::ffi::ErrorCode;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::{sql, DoublingDelay, Error, Result};
+use crate::{sql, Error, Result};
 
 /// Open (creating if needed) the database at `path` with the format's
 /// pragmas, and create or migrate the honker schema.
@@ -36,11 +36,12 @@ const OPEN_BUSY_BUDGET: Duration = Duration::from_millis(5000);
 /// processes bootstrapping one new file at once must all succeed.
 fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
     let deadline = Instant::now() + OPEN_BUSY_BUDGET;
-    let mut pause = DoublingDelay::new(Duration::from_millis(2), Duration::from_millis(100));
+    let mut pause = Duration::from_millis(2);
     loop {
         match f() {
-            Err(e) if e.is_transient() && Instant::now() + pause.peek() < deadline => {
-                std::thread::sleep(pause.take());
+            Err(e) if e.is_transient() && Instant::now() + pause < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
             }
             other => return other,
         }

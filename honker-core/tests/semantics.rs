@@ -1269,51 +1269,6 @@ fn list_dead_limit_and_offset_saturate_instead_of_wrapping() {
     );
 }
 
-#[test]
-fn waiting_without_a_deadline_does_not_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("w.db");
-    let c = honker_core::open(&p).unwrap();
-    let w = honker_core::Watcher::start(&p).unwrap();
-    let sub = w.subscribe();
-    let writer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
-        put(&c, "q", "1", opts());
-    });
-    assert!(sub.wait_timeout(Duration::MAX));
-    writer.join().unwrap();
-}
-
-/// A read-only watcher makes nothing beside a file at rest, sees a commit
-/// by another connection, and does not keep that connection's last close
-/// from removing the `-wal` and `-shm` (a read-only connection did all
-/// three wrong).
-#[test]
-fn a_read_only_watcher_leaves_no_files_and_sees_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("w.db");
-    drop(honker_core::open(&p).unwrap());
-    let side = |s: &str| dir.path().join(format!("w.db{s}")).exists();
-    assert!(!side("-wal") && !side("-shm"), "at rest");
-    let w = honker_core::Watcher::read_only(&p, Duration::from_millis(5)).unwrap();
-    std::thread::sleep(Duration::from_millis(30));
-    assert!(!side("-wal") && !side("-shm"), "watching made a file");
-    let sub = w.subscribe();
-    let c = honker_core::open(&p).unwrap();
-    put(&c, "q", "1", opts());
-    assert!(
-        sub.wait_timeout(Duration::from_secs(5)),
-        "the commit is seen"
-    );
-    drop(c);
-    assert!(
-        !side("-wal") && !side("-shm"),
-        "the writer's close cleaned up"
-    );
-    drop(w);
-    assert!(!side("-wal") && !side("-shm"));
-}
-
 // ------------------------------------------------------------ wake-ups
 
 #[test]

@@ -21,10 +21,14 @@
 
 mod cycle;
 mod door;
+mod file_identity;
 mod ops;
 #[cfg(test)]
 mod tests;
+mod watch;
 mod writer;
+
+pub use watch::DEFAULT_WATCH_INTERVAL;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -47,7 +51,7 @@ use writer::Writer;
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
 /// let store = honker_actors::sqlite::SqliteStore::open(
-///     dir.path().join("a.db"), honker_core::DEFAULT_WATCH_INTERVAL).unwrap();
+///     dir.path().join("a.db"), honker_actors::sqlite::DEFAULT_WATCH_INTERVAL).unwrap();
 /// assert!(store.path().ends_with("a.db"));
 /// ```
 pub struct SqliteStore {
@@ -97,7 +101,7 @@ impl SqliteStore {
     /// # let dir = tempfile::tempdir().unwrap();
     /// use honker_actors::sqlite::SqliteStore;
     /// let path = dir.path().join("a.db");
-    /// assert!(SqliteStore::open_existing(&path, honker_core::DEFAULT_WATCH_INTERVAL).is_err());
+    /// assert!(SqliteStore::open_existing(&path, honker_actors::sqlite::DEFAULT_WATCH_INTERVAL).is_err());
     /// assert!(!path.exists());
     /// ```
     pub fn open_existing(path: impl AsRef<Path>, watch_interval: Duration) -> Result<SqliteStore> {
@@ -122,7 +126,7 @@ impl SqliteStore {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let path = dir.path().join("a.db");
     /// drop(honker_core::open(&path).unwrap());
-    /// let store = SqliteStore::open_read_only(&path, honker_core::DEFAULT_WATCH_INTERVAL).unwrap();
+    /// let store = SqliteStore::open_read_only(&path, honker_actors::sqlite::DEFAULT_WATCH_INTERVAL).unwrap();
     /// assert!(store.stats().await.unwrap().is_empty());
     /// assert!(store.enqueue("q", "1".into(), Default::default()).await.is_err());
     /// # }
@@ -260,8 +264,8 @@ impl Store for SqliteStore {
 
 /// The file watcher and its subscription; dropping it stops both.
 struct FileWatch {
-    watcher: honker_core::Watcher,
-    _subscription: honker_core::Subscription,
+    watcher: watch::Watcher,
+    _subscription: watch::Subscription,
 }
 
 impl CommitWatch for FileWatch {
@@ -276,10 +280,8 @@ impl CommitSource for SqliteStore {
         on_commit: Box<dyn Fn() + Send + Sync>,
     ) -> Result<Box<dyn CommitWatch>> {
         let watcher = match self.access {
-            Access::Writer(..) => {
-                honker_core::Watcher::with_interval(&self.path, self.watch_interval)?
-            }
-            Access::Snapshot => honker_core::Watcher::read_only(&self.path, self.watch_interval)?,
+            Access::Writer(..) => watch::Watcher::with_interval(&self.path, self.watch_interval)?,
+            Access::Snapshot => watch::Watcher::read_only(&self.path, self.watch_interval)?,
         };
         let on_commit: Arc<dyn Fn() + Send + Sync> = Arc::from(on_commit);
         let subscription = watcher.on_change(move || on_commit());

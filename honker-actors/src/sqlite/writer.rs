@@ -33,9 +33,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::file_identity::FileIdentity;
 use honker_core::rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use honker_core::rusqlite::{self as rusqlite, Connection};
-use honker_core::FileIdentity;
 use tokio::sync::oneshot;
 
 use crate::{Error, Result};

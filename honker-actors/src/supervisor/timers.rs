@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use honker_core::DoublingDelay;
+use crate::doubling::DoublingDelay;
 use tokio::task::JoinHandle;
 
 use crate::clock::until_due;

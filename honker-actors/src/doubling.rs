@@ -4,18 +4,8 @@ use std::time::Duration;
 
 /// A pause that starts at `first`, doubles after each failure up to `max`,
 /// and starts over after a success.
-///
-/// ```
-/// use std::time::Duration;
-/// let mut d = honker_core::DoublingDelay::new(Duration::from_millis(50), Duration::from_millis(150));
-/// assert_eq!(d.take(), Duration::from_millis(50));
-/// assert_eq!(d.take(), Duration::from_millis(100));
-/// assert_eq!(d.take(), Duration::from_millis(150));
-/// d.reset();
-/// assert_eq!(d.take(), Duration::from_millis(50));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DoublingDelay {
+pub(crate) struct DoublingDelay {
     first: Duration,
     max: Duration,
     current: Duration,

@@ -73,13 +73,13 @@ mod tests {
     fn a_commit_changes_the_stamp_and_a_read_does_not() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.db");
-        let conn = crate::open(&path).unwrap();
+        let conn = honker_core::open(&path).unwrap();
         let files = Stamped::new(&path);
         let before = files.stamp();
         assert!(before.db.is_some() && before.wal.is_some(), "{before:?}");
-        crate::stats(&conn).unwrap();
+        honker_core::stats(&conn).unwrap();
         assert_eq!(files.stamp(), before, "a read writes nothing");
-        crate::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+        honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
         assert_ne!(files.stamp(), before, "a commit writes the -wal");
         let after = files.stamp();
         drop(conn); // the last connection: checkpointed, -wal removed

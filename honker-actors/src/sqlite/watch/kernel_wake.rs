@@ -1,4 +1,4 @@
-//! Kernel file notifications for the [`Watcher`](crate::Watcher): on Linux,
+//! Kernel file notifications for the [`Watcher`](super::Watcher): on Linux,
 //! inotify on the database and its `-wal` tells the watcher thread that
 //! something wrote to them, so it sleeps until then instead of polling.
 //!
@@ -199,10 +199,10 @@ mod tests {
     fn a_write_to_the_wal_wakes_and_a_stop_ends_the_wait() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
-        let conn = crate::open(&path).unwrap();
+        let conn = honker_core::open(&path).unwrap();
         let (k, stop) = KernelWake::new(&path).unwrap();
         assert_eq!(k.wait(Duration::from_millis(5)).unwrap(), Woke::Timeout);
-        crate::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+        honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
         assert_eq!(k.wait(Duration::from_secs(5)).unwrap(), Woke::Written);
         // Consumed: nothing more until the next write.
         assert_eq!(k.wait(Duration::from_millis(5)).unwrap(), Woke::Timeout);

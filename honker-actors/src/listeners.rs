@@ -6,20 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 /// A registry of callbacks of type `F` (a `dyn Fn(..)`). Cheap to clone;
 /// clones share the registry.
-///
-/// ```
-/// use std::sync::Arc;
-/// use std::sync::atomic::{AtomicUsize, Ordering};
-/// let hub: honker_core::Listeners<dyn Fn(u32) + Send + Sync> = Default::default();
-/// let seen = Arc::new(AtomicUsize::new(0));
-/// let s = seen.clone();
-/// let guard = hub.listen(Arc::new(move |n: u32| { s.fetch_add(n as usize, Ordering::Relaxed); }));
-/// for f in hub.snapshot() { f(2) }
-/// drop(guard);
-/// for f in hub.snapshot() { f(5) }
-/// assert_eq!(seen.load(Ordering::Relaxed), 2);
-/// ```
-pub struct Listeners<F: ?Sized> {
+pub(crate) struct Listeners<F: ?Sized> {
     inner: Arc<Registry<F>>,
 }
 
@@ -66,11 +53,13 @@ impl<F: ?Sized + Send + Sync + 'static> Listeners<F> {
     }
 
     /// How many callbacks are registered.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         lock(&self.inner.list).len()
     }
 
     /// Whether none is.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -86,7 +75,22 @@ impl<F: ?Sized + Send + Sync> Unregister for Registry<F> {
     }
 }
 
-/// Keeps a callback registered in [`Listeners`]; dropping it unregisters.
+/// Keeps a callback registered (as [`Honker::on_commit`](crate::Honker::on_commit)
+/// returns it); dropping it unregisters the callback.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::sync::{atomic::{AtomicUsize, Ordering}, Arc};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let honker = honker_actors::Honker::open(dir.path().join("a.db")).unwrap();
+/// let seen = Arc::new(AtomicUsize::new(0));
+/// let counter = seen.clone();
+/// let listening = honker.on_commit(move || { counter.fetch_add(1, Ordering::Relaxed); });
+/// drop(listening);
+/// honker.queue("q").enqueue(&1, Default::default()).await.unwrap();
+/// assert_eq!(seen.load(Ordering::Relaxed), 0, "no calls after the drop");
+/// # }
+/// ```
 pub struct Listening {
     registry: Weak<dyn Unregister>,
     id: u64,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// How a path changed under a process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileChange {
+pub(crate) enum FileChange {
     /// Nothing is at the path any more.
     Deleted,
     /// Another file is at the path.
@@ -17,10 +17,6 @@ pub enum FileChange {
 
 impl FileChange {
     /// `"deleted"` or `"replaced"`.
-    ///
-    /// ```
-    /// assert_eq!(honker_core::FileChange::Replaced.as_str(), "replaced");
-    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             FileChange::Deleted => "deleted",
@@ -33,20 +29,8 @@ impl FileChange {
 /// began, looked at again at most every `every`. Once a change is seen it
 /// is reported from then on; a deletion becomes a replacement if another
 /// file appears at the path later (a file deleted and made anew).
-///
-/// ```
-/// use std::time::Duration;
-/// use honker_core::{FileChange, FileIdentity};
-/// let dir = tempfile::tempdir().unwrap();
-/// let path = dir.path().join("app.db");
-/// std::fs::write(&path, b"").unwrap();
-/// let mut file = FileIdentity::new(&path, Duration::ZERO);
-/// assert_eq!(file.check(), None);
-/// std::fs::remove_file(&path).unwrap();
-/// assert_eq!(file.check(), Some(FileChange::Deleted));
-/// ```
 #[derive(Debug)]
-pub struct FileIdentity {
+pub(crate) struct FileIdentity {
     path: PathBuf,
     identity: Option<(u64, u64)>,
     every: Duration,
@@ -82,20 +66,6 @@ impl FileIdentity {
     /// Whether the path still names the same file, looking now whenever
     /// it is not already known to have changed: for the moment that
     /// decides an answer (a write told it committed).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use honker_core::{FileChange, FileIdentity};
-    /// let dir = tempfile::tempdir().unwrap();
-    /// let (path, other) = (dir.path().join("app.db"), dir.path().join("new.db"));
-    /// std::fs::write(&path, b"").unwrap();
-    /// let mut file = FileIdentity::new(&path, Duration::from_secs(3600));
-    /// assert_eq!(file.check(), None);
-    /// std::fs::write(&other, b"").unwrap();
-    /// std::fs::rename(&other, &path).unwrap();
-    /// assert_eq!(file.check(), None, "not looked at again for an hour");
-    /// assert_eq!(file.check_now(), Some(FileChange::Replaced));
-    /// ```
     pub fn check_now(&mut self) -> Option<FileChange> {
         self.look(true)
     }

@@ -24,21 +24,38 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
+use honker_core::rusqlite::{self as rusqlite, Connection, OpenFlags};
 
-use crate::file_stamp::{Stamp, Stamped};
-use crate::kernel_wake::{KernelWake, Stopper, Woke};
-use crate::{DoublingDelay, Error, FileIdentity, Listeners, Listening, Result};
+use honker_core::{Error, Result};
 
-/// Default poll interval of a [`Watcher`].
+use self::file_stamp::{Stamp, Stamped};
+use self::kernel_wake::{KernelWake, Stopper, Woke};
+use super::file_identity::FileIdentity;
+use crate::doubling::DoublingDelay;
+use crate::listeners::{Listeners, Listening};
+
+mod file_stamp;
+mod kernel_wake;
+
+/// How often a store's commit watch looks at the file for other
+/// processes' commits, by default (where the kernel tells of writes, it
+/// sleeps until one, and looks every 50 ms regardless).
+///
+/// ```
+/// use honker_actors::sqlite::{SqliteStore, DEFAULT_WATCH_INTERVAL};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let store = SqliteStore::open(dir.path().join("a.db"), DEFAULT_WATCH_INTERVAL).unwrap();
+/// assert_eq!(DEFAULT_WATCH_INTERVAL, std::time::Duration::from_millis(1));
+/// # drop(store);
+/// ```
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_millis(1);
 
 /// With kernel notifications, how often the watcher looks anyway.
-pub const SAFETY_NET: Duration = Duration::from_millis(50);
+pub(crate) const SAFETY_NET: Duration = Duration::from_millis(50);
 
 /// After a write that showed no commit yet, look again after these pauses.
 const CONFIRM_AFTER: [Duration; 4] = [
@@ -59,9 +76,6 @@ const IDLE_AFTER: Duration = Duration::from_secs(1);
 const IDENTITY_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// Longest wait between attempts to reopen a connection that failed.
 const MAX_REOPEN_BACKOFF: Duration = Duration::from_secs(1);
-/// How long one wait lasts when a caller waits without a deadline.
-const FOREVER_SLICE: Duration = Duration::from_secs(3600);
-
 struct Shared {
     subscribers: Listeners<dyn Fn() + Send + Sync>,
     stop: AtomicBool,
@@ -91,18 +105,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Watches a database file for commits by other connections and processes.
-///
-/// ```
-/// use std::time::Duration;
-/// let dir = tempfile::tempdir().unwrap();
-/// let path = dir.path().join("app.db");
-/// let conn = honker_core::open(&path).unwrap();
-/// let watcher = honker_core::Watcher::start(&path).unwrap();
-/// let sub = watcher.subscribe();
-/// honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
-/// assert!(sub.wait_timeout(Duration::from_secs(5)));
-/// ```
-pub struct Watcher {
+pub(crate) struct Watcher {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     /// Ends a kernel wait at once; `None` when polling.
@@ -119,33 +122,12 @@ impl std::fmt::Debug for Watcher {
 }
 
 impl Watcher {
-    /// Watch `path` (which must already exist), polling every millisecond.
-    ///
-    /// ```
-    /// let dir = tempfile::tempdir().unwrap();
-    /// let path = dir.path().join("app.db");
-    /// honker_core::open(&path).unwrap();
-    /// let w = honker_core::Watcher::start(&path).unwrap();
-    /// assert!(w.error().is_none());
-    /// ```
-    pub fn start(path: impl AsRef<Path>) -> Result<Watcher> {
-        Self::with_interval(path, DEFAULT_WATCH_INTERVAL)
-    }
-
     /// Watch `path`, looking every `interval`. Where the kernel tells of
     /// file writes and `interval` is at most [`SAFETY_NET`], the watcher
     /// sleeps until a write (and looks every `SAFETY_NET` regardless); a
     /// longer interval asks for a slow watcher, which only polls. The
     /// environment variable `HONKER_NO_KERNEL_WAKE` (any value) makes every
     /// watcher poll, should a file system's notifications misbehave.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let path = dir.path().join("app.db");
-    /// # honker_core::open(&path).unwrap();
-    /// let w = honker_core::Watcher::with_interval(&path, std::time::Duration::from_millis(5)).unwrap();
-    /// # drop(w);
-    /// ```
     pub fn with_interval(path: impl AsRef<Path>, interval: Duration) -> Result<Watcher> {
         Self::spawn(path.as_ref(), interval, false)
     }
@@ -158,14 +140,6 @@ impl Watcher {
     /// each change, so a reader woken by the frames' write also sees their
     /// commit. A read-only connection would make a `-wal` and `-shm`
     /// beside a file at rest and could not remove them.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let path = dir.path().join("app.db");
-    /// # honker_core::open(&path).unwrap();
-    /// let w = honker_core::Watcher::read_only(&path, std::time::Duration::from_millis(5)).unwrap();
-    /// # drop(w);
-    /// ```
     pub fn read_only(path: impl AsRef<Path>, interval: Duration) -> Result<Watcher> {
         Self::spawn(path.as_ref(), interval, true)
     }
@@ -244,111 +218,35 @@ impl Watcher {
 
     /// Whether the kernel tells this watcher of writes (it sleeps between
     /// them); `false`: it polls every interval.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let path = dir.path().join("app.db");
-    /// # honker_core::open(&path).unwrap();
-    /// let w = honker_core::Watcher::start(&path).unwrap();
-    /// assert_eq!(w.kernel_notified(), cfg!(target_os = "linux"));
-    /// ```
+    #[cfg(test)]
     pub fn kernel_notified(&self) -> bool {
         self.stopper.is_some()
-    }
-
-    /// A subscription to wait on from a plain thread.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let path = dir.path().join("app.db");
-    /// # honker_core::open(&path).unwrap();
-    /// let w = honker_core::Watcher::start(&path).unwrap();
-    /// let sub = w.subscribe();
-    /// assert!(!sub.try_take());
-    /// ```
-    pub fn subscribe(&self) -> Subscription {
-        let signal = Arc::new(Signal::default());
-        let s = signal.clone();
-        let mut sub = self.on_change(move || s.raise());
-        sub.signal = Some(signal);
-        sub
     }
 
     /// Call `f` on the watcher thread after each observed change, until the
     /// returned subscription is dropped. `f` must be quick (wake a task,
     /// set a flag).
-    ///
-    /// ```
-    /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let path = dir.path().join("app.db");
-    /// # honker_core::open(&path).unwrap();
-    /// let w = honker_core::Watcher::start(&path).unwrap();
-    /// let seen = Arc::new(AtomicUsize::new(0));
-    /// let s = seen.clone();
-    /// let sub = w.on_change(move || { s.fetch_add(1, Ordering::Relaxed); });
-    /// drop(sub); // no more calls
-    /// ```
     pub fn on_change(&self, f: impl Fn() + Send + Sync + 'static) -> Subscription {
         Subscription {
             _listening: self.shared.subscribers.listen(Arc::new(f)),
-            signal: None,
         }
     }
 
     /// Subscribers currently registered.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let path = dir.path().join("app.db");
-    /// # honker_core::open(&path).unwrap();
-    /// let w = honker_core::Watcher::start(&path).unwrap();
-    /// let sub = w.subscribe();
-    /// assert_eq!(w.subscriber_count(), 1);
-    /// drop(sub);
-    /// assert_eq!(w.subscriber_count(), 0);
-    /// ```
+    #[cfg(test)]
     pub fn subscriber_count(&self) -> usize {
         self.shared.subscribers.len()
     }
 
     /// Changes observed since start.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let path = dir.path().join("app.db");
-    /// # honker_core::open(&path).unwrap();
-    /// let w = honker_core::Watcher::start(&path).unwrap();
-    /// assert_eq!(w.changes(), 0);
-    /// ```
     pub fn changes(&self) -> u64 {
         self.shared.changes.load(Ordering::Relaxed)
     }
 
     /// The last problem the watcher met (the file was replaced or deleted,
     /// the connection failed), if any. The watcher keeps trying.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let path = dir.path().join("app.db");
-    /// # honker_core::open(&path).unwrap();
-    /// let w = honker_core::Watcher::start(&path).unwrap();
-    /// assert_eq!(w.error(), None);
-    /// ```
     pub fn error(&self) -> Option<String> {
         lock(&self.shared.error).clone()
-    }
-
-    /// Stop the thread and wait for it.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let path = dir.path().join("app.db");
-    /// # honker_core::open(&path).unwrap();
-    /// honker_core::Watcher::start(&path).unwrap().stop();
-    /// ```
-    pub fn stop(mut self) {
-        self.halt();
     }
 
     fn halt(&mut self) {
@@ -371,82 +269,10 @@ impl Drop for Watcher {
     }
 }
 
-#[derive(Default, Debug)]
-struct Signal {
-    raised: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Signal {
-    fn raise(&self) {
-        *lock(&self.raised) = true;
-        self.cv.notify_all();
-    }
-}
-
 /// A registration with a [`Watcher`]; dropping it unsubscribes.
 #[derive(Debug)]
-pub struct Subscription {
+pub(crate) struct Subscription {
     _listening: Listening,
-    signal: Option<Arc<Signal>>,
-}
-
-impl Subscription {
-    /// Wait up to `timeout` for a change; `true` if one was signalled (and
-    /// is now consumed). Always `false` for a callback subscription.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let path = dir.path().join("app.db");
-    /// # honker_core::open(&path).unwrap();
-    /// let w = honker_core::Watcher::start(&path).unwrap();
-    /// let sub = w.subscribe();
-    /// assert!(!sub.wait_timeout(std::time::Duration::from_millis(20)));
-    /// ```
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let Some(signal) = &self.signal else {
-            return false;
-        };
-        // A timeout too long for the clock (`Duration::MAX`) waits forever.
-        let deadline = Instant::now().checked_add(timeout);
-        let mut raised = lock(&signal.raised);
-        while !*raised {
-            let wait = match deadline {
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return false;
-                    }
-                    deadline - now
-                }
-                None => FOREVER_SLICE,
-            };
-            raised = signal
-                .cv
-                .wait_timeout(raised, wait)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        *raised = false;
-        true
-    }
-
-    /// Take a pending signal without waiting.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let path = dir.path().join("app.db");
-    /// # honker_core::open(&path).unwrap();
-    /// # let w = honker_core::Watcher::start(&path).unwrap();
-    /// let sub = w.subscribe();
-    /// assert!(!sub.try_take());
-    /// ```
-    pub fn try_take(&self) -> bool {
-        match &self.signal {
-            Some(s) => std::mem::take(&mut *lock(&s.raised)),
-            None => false,
-        }
-    }
 }
 
 /// What a watcher looks at, with its baseline.
