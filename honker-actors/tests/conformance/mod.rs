@@ -18,6 +18,7 @@ pub mod admin;
 pub mod cancel;
 pub mod edges;
 pub mod lifecycle;
+pub mod model;
 pub mod outcomes;
 pub mod pause;
 pub mod routing;
