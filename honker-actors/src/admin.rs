@@ -68,7 +68,7 @@ impl Queue {
 }
 
 impl Honker {
-    /// Dead jobs of the file matching `filter`, by id, `limit` from
+    /// Dead jobs of the file matching `filter`, the newest death first, `limit` from
     /// `offset`.
     pub async fn list_dead_where(
         &self,

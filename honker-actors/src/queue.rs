@@ -193,7 +193,7 @@ impl Queue {
         self.honker.store().queue_stats(&self.name).await
     }
 
-    /// Dead jobs of this queue, oldest first.
+    /// Dead jobs of this queue, the newest death first.
     pub async fn list_dead(&self, limit: usize, offset: usize) -> Result<Vec<DeadJob>> {
         self.honker.store().dead_in(&self.name, limit, offset).await
     }

@@ -160,7 +160,8 @@ pub fn sweep_expired(conn: &Connection, queue: Option<&str>) -> Result<usize> {
     })
 }
 
-/// Dead jobs of `queue`, oldest id first, `limit` from `offset` (each
+/// Dead jobs of `queue`, the newest death first (Sidekiq's and River's
+/// order; ties: the newest id first), `limit` from `offset` (each
 /// saturating at `i64::MAX`). Rows are read leniently, as by [`get_job`].
 ///
 /// ```

@@ -90,7 +90,7 @@ impl DeadFilter {
     }
 }
 
-/// Dead jobs matching `filter`, by id, `limit` from `offset`.
+/// Dead jobs matching `filter`, the newest death first, `limit` from `offset`.
 ///
 /// ```
 /// let conn = honker_core::open_in_memory().unwrap();
@@ -228,7 +228,7 @@ mod tests {
             .iter()
             .map(|d| d.id)
             .collect();
-        assert_eq!(listed, [dead[0], dead[2]]);
+        assert_eq!(listed, [dead[2], dead[0]], "the newest death first");
         let a_timeouts = timeouts.clone().queue("a");
         assert_eq!(requeue_dead_where(&conn, &a_timeouts).unwrap(), 1);
         assert!(crate::get_job(&conn, dead[0]).unwrap().is_some());

@@ -77,6 +77,9 @@ CREATE TABLE IF NOT EXISTS _honker_dead (
 -- honker-rs addition (additive; peers ignore it): a queue's dead rows, by id,
 -- for its dead count and for listing them without scanning every dead row.
 CREATE INDEX IF NOT EXISTS _honker_dead_queue ON _honker_dead(queue);
+-- honker-rs addition (additive; peers ignore it): a queue's dead rows by
+-- time of death, to list the newest first without sorting every one.
+CREATE INDEX IF NOT EXISTS _honker_dead_died ON _honker_dead(queue, died_at);
 
 CREATE TABLE IF NOT EXISTS _honker_results (
   job_id INTEGER PRIMARY KEY,
@@ -510,10 +513,11 @@ pub const NEXT_EXPIRY_ANY: &str = "SELECT MIN(expires_at) FROM _honker_live
 pub const WAITING_PAYLOADS: &str = "SELECT payload FROM _honker_live
   WHERE queue = ?1 AND state = 'pending' ORDER BY id";
 
-/// Dead rows of queue ?1, by id, ?2 rows from offset ?3.
+/// Dead rows of queue ?1, the newest death first (then the newest id),
+/// ?2 rows from offset ?3.
 pub const LIST_DEAD: &str = "SELECT id, queue, payload, priority, run_at, attempts, max_attempts,
   last_error, created_at, died_at
-  FROM _honker_dead WHERE queue = ?1 || '' ORDER BY id LIMIT ?2 + 0 OFFSET ?3 + 0";
+  FROM _honker_dead WHERE queue = ?1 || '' ORDER BY died_at DESC, id DESC LIMIT ?2 + 0 OFFSET ?3 + 0";
 
 /// Due pending rows of queue ?1 in claim order, ?2 from offset ?3.
 pub const LIST_PENDING: &str = "SELECT id, queue, payload, state, priority, run_at, worker_id,
@@ -543,12 +547,13 @@ macro_rules! dead_where {
     };
 }
 
-/// Dead rows matching the filter, by id, ?4 from offset ?5.
+/// Dead rows matching the filter, the newest death first, ?4 from offset
+/// ?5.
 pub const LIST_DEAD_WHERE: &str = concat!(
     "SELECT id, queue, payload, priority, run_at, attempts, max_attempts,
   last_error, created_at, died_at FROM _honker_dead WHERE ",
     dead_where!(),
-    " ORDER BY id LIMIT ?4 + 0 OFFSET ?5 + 0"
+    " ORDER BY died_at DESC, id DESC LIMIT ?4 + 0 OFFSET ?5 + 0"
 );
 
 /// Ids of the dead rows matching the filter whose id is not live.

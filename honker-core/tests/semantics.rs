@@ -431,7 +431,8 @@ fn cancel_moves_pending_and_processing_jobs_to_dead_as_cancelled() {
         .collect();
     assert_eq!(
         got,
-        vec![(p, Some(CANCELLED), 0, "1"), (r, Some(CANCELLED), 1, "2")]
+        // Newest first: both died in this second, the later id first.
+        vec![(r, Some(CANCELLED), 1, "2"), (p, Some(CANCELLED), 0, "1")]
     );
     assert_eq!(CANCELLED, "cancelled");
     // An operator can bring it back.
@@ -489,7 +490,7 @@ fn requeue_of_a_dead_job_gives_it_fresh_attempts() {
 }
 
 #[test]
-fn list_dead_pages_by_id() {
+fn list_dead_pages_the_newest_death_first() {
     let (_d, c) = db();
     for i in 0..5 {
         put(&c, "q", &i.to_string(), opts());
@@ -497,13 +498,45 @@ fn list_dead_pages_by_id() {
     for j in claim_batch(&c, "q", "w", 5, VIS).unwrap() {
         fail(&c, "w", j.lease(), &format!("e{}", j.payload)).unwrap();
     }
-    let page: Vec<String> = list_dead(&c, "q", 2, 1)
-        .unwrap()
-        .into_iter()
-        .map(|d| d.payload)
-        .collect();
-    assert_eq!(page, vec!["1", "2"]);
+    // Job 0 died last (an old job that failed late); 1 and 2 died in the
+    // same second; 3 and 4 died earlier.
+    c.execute_batch(
+        "UPDATE _honker_dead SET died_at = 1000 + CASE payload
+           WHEN '0' THEN 50 WHEN '1' THEN 40 WHEN '2' THEN 40 WHEN '3' THEN 30 ELSE 20 END",
+    )
+    .unwrap();
+    let payloads = |v: Vec<honker_core::DeadJob>| -> Vec<String> {
+        v.into_iter().map(|d| d.payload).collect()
+    };
+    let all = payloads(list_dead(&c, "q", 10, 0).unwrap());
+    assert_eq!(
+        all,
+        ["0", "2", "1", "3", "4"],
+        "by death, then the newest id"
+    );
+    assert_eq!(payloads(list_dead(&c, "q", 2, 1).unwrap()), ["2", "1"]);
+    let filtered = honker_core::list_dead_where(&c, &Default::default(), 10, 0).unwrap();
+    assert_eq!(
+        payloads(filtered),
+        all,
+        "the filtered list in the same order"
+    );
     assert!(list_dead(&c, "other", 10, 0).unwrap().is_empty());
+    let plan: Vec<String> = c
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            honker_core::sql::LIST_DEAD
+        ))
+        .unwrap()
+        .query_map(rusqlite::params!["q", 10, 0], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("_honker_dead_died") && !plan.contains("TEMP B-TREE"),
+        "the newest first without sorting every dead row:\n{plan}"
+    );
 }
 
 #[test]

@@ -185,7 +185,7 @@ print(json.dumps({"theirs": theirs, "dead": [dict(r) for r in rows]}))
         .iter()
         .map(|d| d.id)
         .collect();
-    assert_eq!(listed, vec![ours, theirs]);
+    assert_eq!(listed, vec![theirs, ours], "the newest death first");
     // And a requeued python dead job is claimable by python again.
     assert!(honker_core::requeue_dead(&conn, theirs).unwrap());
     let out = run_python(

@@ -189,10 +189,10 @@ pub trait JobStore: Send + Sync + 'static {
     /// Counts for every queue.
     async fn stats(&self) -> Result<Vec<QueueStats>>;
 
-    /// `queue`'s dead jobs, oldest first.
+    /// `queue`'s dead jobs, the newest death first.
     async fn dead_in(&self, queue: &str, limit: usize, offset: usize) -> Result<Vec<DeadJob>>;
 
-    /// Dead jobs matching `filter`, by id.
+    /// Dead jobs matching `filter`, the newest death first.
     async fn list_dead_where(
         &self,
         filter: DeadFilter,

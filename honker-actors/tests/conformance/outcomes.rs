@@ -224,8 +224,15 @@ async fn panics_are_caught_recorded_and_the_pool_keeps_its_size() {
         q.stats().await.unwrap()
     );
     assert_eq!(PANIC_RUNS.load(Ordering::SeqCst), total as usize);
-    let dead = q.list_dead(1, 0).await.unwrap();
-    assert_eq!(dead[0].last_error.as_deref(), Some("panicked: boom 0"));
+    let errors: std::collections::BTreeSet<String> = q
+        .list_dead(total as usize, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|d| d.last_error)
+        .collect();
+    let want = (0..total).map(|i| format!("panicked: boom {i}")).collect();
+    assert_eq!(errors, want, "each dead job says which panic killed it");
     let status = pool.status().await.unwrap();
     assert_eq!(status.workers, 8, "the pool keeps its full size");
     assert_eq!(status.restarts, total);

@@ -189,9 +189,13 @@ async fn a_failure_dies_at_once_and_a_dead_job_is_requeued_fresh_or_purged() {
         .await
         .unwrap());
     let dead = s.dead_in("q", 10, 0).await.unwrap();
-    assert_eq!(dead.iter().map(|d| d.id).collect::<Vec<_>>(), [a, b]);
-    assert_eq!(dead[0].last_error.as_deref(), Some("boom"));
-    assert_eq!(dead[0].payload, r#""a""#);
+    assert_eq!(
+        dead.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [b, a],
+        "the newest death first"
+    );
+    assert_eq!(dead[1].last_error.as_deref(), Some("boom"));
+    assert_eq!(dead[1].payload, r#""a""#);
     let bang = DeadFilter::default().queue("q").error_contains("ban");
     assert_eq!(
         s.list_dead_where(bang.clone(), 10, 0).await.unwrap()[0].id,
