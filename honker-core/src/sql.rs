@@ -588,8 +588,8 @@ pub const REQUEUE_DEAD_INSERT_IN: &str = "INSERT INTO _honker_live
 /// Delete dead row ?1 (after it was requeued).
 pub const DELETE_DEAD: &str = "DELETE FROM _honker_dead WHERE id = ?1";
 
-/// Per-queue counts of every queue the file knows (a live or dead row, or
-/// a control), by name: queue, pending and due (not expired), scheduled
+/// Per-queue counts of every queue the file knows (a live or dead row, a
+/// control, or a schedule that enqueues into it), by name: queue, pending and due (not expired), scheduled
 /// (not expired), processing, dead, seconds since the oldest due pending
 /// row fell due, paused. Reads every row (it counts every queue).
 pub const STATS_ALL: &str = "SELECT q.queue,
@@ -614,6 +614,8 @@ pub const STATS_ALL: &str = "SELECT q.queue,
     SELECT queue, 0, 0, 0, COUNT(*), NULL, NULL FROM _honker_dead GROUP BY queue
     UNION ALL
     SELECT queue, 0, 0, 0, 0, NULL, NULL FROM _honker_queue_controls
+    UNION ALL
+    SELECT queue, 0, 0, 0, 0, NULL, NULL FROM _honker_scheduler_tasks
   ) AS q GROUP BY q.queue ORDER BY q.queue";
 
 /// The counts of `STATS_ALL` for queue ?1 alone, each through an index

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::honker;
 use crate::common::eventually;
-use honker_actors::core::{DeadFilter, LiveState};
+use honker_actors::core::{DeadFilter, LiveState, ScheduleSpec};
 use honker_actors::{job, JobError, WorkerPool};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -14,9 +14,34 @@ async fn stats_list_every_known_queue_with_its_pause_and_oldest_wait() {
     h.queue("idle").pause().await.unwrap();
     let busy = h.queue("busy");
     busy.enqueue(&1, Default::default()).await.unwrap();
+    // A cron job's queue between runs, and a drained queue with a dead job.
+    let nightly = ScheduleSpec::new("nightly", "reports", "0 3 * * *", "{}");
+    h.schedules().add(nightly).await.unwrap();
+    let gone = h
+        .queue("drained")
+        .enqueue(&1, Default::default())
+        .await
+        .unwrap();
+    h.queue("drained").cancel(gone).await.unwrap();
+    h.queue("drained").purge_dead(gone).await.unwrap();
     let all = h.stats().await.unwrap();
     let names: Vec<&str> = all.iter().map(|s| s.queue.as_str()).collect();
-    assert_eq!(names, ["busy", "idle"], "an empty, paused queue is listed");
+    assert_eq!(
+        names,
+        ["busy", "idle", "reports"],
+        "an empty, paused queue and a schedule's queue are listed; a queue \
+         nothing names any more is not"
+    );
+    let reports = &all[2];
+    assert_eq!(
+        (
+            reports.pending_due,
+            reports.scheduled,
+            reports.dead,
+            reports.paused
+        ),
+        (0, 0, 0, false)
+    );
     assert!(all[1].paused && !all[0].paused);
     assert_eq!(all[1].oldest_pending_age, None);
     assert!(all[0]
