@@ -245,6 +245,12 @@ pub enum ConfigError {
         /// The queue of the job registered second.
         second_queue: &'static str,
     },
+    /// One job registered twice with a pool.
+    #[error("job {name:?} is registered twice; register it once")]
+    RegisteredTwice {
+        /// The job's name.
+        name: &'static str,
+    },
     /// Two jobs of one queue are marked raw: a raw payload names neither.
     #[error("jobs {first} and {second} of queue {queue:?} are both marked raw; at most one may take a queue's raw payloads")]
     SeveralRawJobs {

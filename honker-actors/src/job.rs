@@ -399,6 +399,9 @@ pub(crate) enum RunResult {
 
 /// A registered job with its types erased, as the pool holds it.
 pub(crate) trait ErasedJob: Send + Sync {
+    /// The job's Rust type, to tell one job registered twice from two
+    /// jobs sharing a name.
+    fn job_type(&self) -> std::any::TypeId;
     fn name(&self) -> &'static str;
     fn queue(&self) -> &'static str;
     fn is_raw(&self) -> bool;
@@ -423,6 +426,9 @@ impl<J: Job> Registered<J> {
 }
 
 impl<J: Job> ErasedJob for Registered<J> {
+    fn job_type(&self) -> std::any::TypeId {
+        std::any::TypeId::of::<J>()
+    }
     fn name(&self) -> &'static str {
         J::NAME
     }

@@ -45,6 +45,9 @@ impl Routes {
         for j in jobs {
             check(j.as_ref())?;
             if let Some(other) = by_name.get(j.name()) {
+                if other.job_type() == j.job_type() {
+                    return Err(ConfigError::RegisteredTwice { name: j.name() });
+                }
                 return Err(ConfigError::DuplicateJobName {
                     name: j.name(),
                     first_queue: other.queue(),
@@ -298,6 +301,14 @@ mod tests {
         assert!(
             matches!(e, ConfigError::DuplicateJobName { name: "report", .. }),
             "{e}"
+        );
+        let e = Routes::new(vec![Registered::erased(Report), Registered::erased(Report)])
+            .err()
+            .unwrap();
+        assert_eq!(e, ConfigError::RegisteredTwice { name: "report" });
+        assert_eq!(
+            e.to_string(),
+            r#"job "report" is registered twice; register it once"#
         );
         let e = Routes::new(vec![
             Registered::erased(Bounce),

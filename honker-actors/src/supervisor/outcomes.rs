@@ -77,13 +77,22 @@ impl SupervisorState {
             // Logged once written (`count_applied`): what happened, not
             // what was meant to.
             Some(o) => self.pump.pending.push(o),
-            None => tracing::warn!(
-                job_id = lease.id,
-                queue = run.queue,
-                job = run.job_name,
-                attempt = lease.attempts,
-                "run ended after its claim was lost; nothing written"
-            ),
+            None => match unwritten(&run) {
+                Unwritten::Cancelled => tracing::info!(
+                    job_id = lease.id,
+                    queue = run.queue,
+                    job = run.job_name,
+                    attempt = lease.attempts,
+                    "run ended after its job was cancelled; nothing written"
+                ),
+                Unwritten::ClaimLost => tracing::warn!(
+                    job_id = lease.id,
+                    queue = run.queue,
+                    job = run.job_name,
+                    attempt = lease.attempts,
+                    "run ended after its claim was lost; nothing written"
+                ),
+            },
         }
     }
 
@@ -131,6 +140,26 @@ impl SupervisorState {
 /// A retryable error (or a timeout) returned while the pool shuts down,
 /// by a handler that was asked to stop, gives the claim back without
 /// burning the attempt: that is the cooperative stop the docs describe.
+/// Why a finished run's outcome is not written: an operator's cancel
+/// (said at INFO), or a claim lost otherwise (lapsed, taken over: WARN).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Unwritten {
+    Cancelled,
+    ClaimLost,
+}
+
+pub(crate) fn unwritten(run: &Running) -> Unwritten {
+    if run
+        .signals
+        .cancelled
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        Unwritten::Cancelled
+    } else {
+        Unwritten::ClaimLost
+    }
+}
+
 pub(crate) fn outcome_of(
     run: &Running,
     result: RunResult,
@@ -220,6 +249,16 @@ mod tests {
             signals: Arc::new(JobSignals::default()),
             lost: false,
         }
+    }
+
+    #[test]
+    fn a_cancelled_run_is_told_apart_from_a_lost_claim() {
+        let r = run();
+        assert_eq!(unwritten(&r), Unwritten::ClaimLost);
+        r.signals
+            .cancelled
+            .store(true, std::sync::atomic::Ordering::Release);
+        assert_eq!(unwritten(&r), Unwritten::Cancelled);
     }
 
     #[test]
