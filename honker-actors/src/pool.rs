@@ -316,11 +316,29 @@ impl WorkerPool {
         self.stop().await
     }
 
-    /// Wait for ctrl-c (SIGINT), then [`shutdown`](Self::shutdown).
+    /// Wait for ctrl-c (SIGINT), then [`shutdown`](Self::shutdown); a
+    /// second ctrl-c during the shutdown cuts the jobs' grace short: the
+    /// running jobs are aborted at once and their claims given back
+    /// (attempt unburned), as when the shutdown timeout ends.
     pub async fn shutdown_on_ctrl_c(self) -> Result<()> {
         tokio::signal::ctrl_c().await.map_err(Error::Signal)?;
-        tracing::info!("ctrl-c: shutting the worker pool down");
-        self.shutdown().await
+        tracing::info!(
+            grace = ?self.shutdown_timeout,
+            "ctrl-c: shutting the worker pool down; ctrl-c again stops the running jobs now"
+        );
+        let supervisor = self.supervisor.clone();
+        let stopping = self.shutdown();
+        tokio::pin!(stopping);
+        tokio::select! {
+            done = &mut stopping => return done,
+            again = tokio::signal::ctrl_c() => {
+                if again.is_ok() {
+                    tracing::warn!("ctrl-c again: stopping the running jobs now");
+                    let _ = supervisor.cast(SupervisorMsg::ShutdownDeadline);
+                }
+            }
+        }
+        stopping.await
     }
 
     /// Wait for `signal`, then [`shutdown`](Self::shutdown): for a service

@@ -252,3 +252,47 @@ async fn a_killed_scheduler_leader_loses_and_doubles_no_boundary_with_the_defaul
         "a boundary was lost across the takeover: {b:?}"
     );
 }
+
+/// One ctrl-c lets a running job finish within the shutdown timeout; a
+/// second cuts that short: the job is stopped at once, its claim given
+/// back with the attempt unburned, and the process exits.
+#[test]
+fn a_second_ctrl_c_stops_the_running_jobs_now_and_gives_their_claims_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ctrlc.db");
+    drop(honker_actors::core::open(&db).unwrap());
+    let mut pool = ChildGuard::spawn(child("ctrl-c", &db).stdout(Stdio::piped()));
+    let lines = pool.stdout_lines();
+    let running = lines
+        .next_within(Duration::from_secs(30))
+        .expect("the job starts");
+    let id: i64 = running.strip_prefix("running ").unwrap().parse().unwrap();
+    pool.interrupt();
+    // The default grace is 30 s: the job is still waited for.
+    assert!(
+        lines.silent_for(Duration::from_millis(700)),
+        "still graceful"
+    );
+    assert!(pool.try_wait().unwrap().is_none(), "still running");
+    let second = std::time::Instant::now();
+    pool.interrupt();
+    assert_eq!(
+        lines.next_within(Duration::from_secs(10)).as_deref(),
+        Some("stopped")
+    );
+    assert!(pool.wait_for_exit(Duration::from_secs(5)).success());
+    let took = second.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "stopped {took:?} after the second ctrl-c"
+    );
+    let conn = honker_actors::core::open(&db).unwrap();
+    let job = honker_actors::core::get_job(&conn, id)
+        .unwrap()
+        .expect("live");
+    assert_eq!(
+        (job.state, job.attempts, job.worker_id),
+        (honker_actors::core::JobState::Pending, 0, None),
+        "given back, attempt unburned"
+    );
+}

@@ -34,11 +34,12 @@ impl SupervisorState {
             s.replies.push(reply);
             return;
         }
+        let grace = self.args.shutdown_timeout;
         tracing::info!(
             running = self.book.running_len(),
-            "worker pool shutting down"
+            grace = ?grace,
+            "worker pool shutting down: running jobs get up to {grace:?} to finish, then are stopped"
         );
-        let grace = self.args.shutdown_timeout;
         self.shutdown = Some(ShutdownState {
             replies: vec![reply],
             give_up_at: Instant::now().checked_add(
@@ -73,8 +74,12 @@ impl SupervisorState {
         }
     }
 
-    /// The grace period ended: abort the runs still going.
+    /// The grace period ended (or a second ctrl-c cut it short): abort the
+    /// runs still going. Nothing to do unless a shutdown is under way.
     pub(super) fn shutdown_deadline(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        if self.shutdown.is_none() {
+            return;
+        }
         tracing::warn!(
             running = self.book.running_len(),
             "shutdown grace period over; stopping the jobs still running"

@@ -12,6 +12,9 @@
 //!   `mp_done`) until the queue is drained, then shut down.
 //! - `long DB`: run a pool (visibility 1 s) whose `long` job prints
 //!   `running ID` and never finishes, until killed.
+//! - `ctrl-c DB`: enqueue a `long` job, run a pool with the defaults that
+//!   prints `running ID` when the job starts, and shut it down on ctrl-c
+//!   (`shutdown_on_ctrl_c`); prints `stopped` and exits when it is done.
 //! - `inflight DB`: a pool of 100 (visibility 1 s) whose `rel` jobs record
 //!   themselves in `started` and never finish, until killed.
 //! - `work DB TOTAL`: a pool on queue `mix` (each run recorded in `done`)
@@ -78,6 +81,7 @@ fn main() {
         }
         "churn" => churn(db),
         "pool" | "long" => runtime(cmd, db),
+        "ctrl-c" => ctrl_c(db),
         "lead" => lead(db),
         "listen" => listen_pool(db),
         "uniq" => uniq(db),
@@ -264,6 +268,22 @@ async fn long(ctx: honker_actors::JobContext, _n: u32) -> Result<(), honker_acto
     let _ = std::io::stdout().flush();
     std::future::pending::<()>().await;
     Ok(())
+}
+
+fn ctrl_c(db: &str) -> honker_core::Result<()> {
+    let rt = tokio_runtime();
+    rt.block_on(async {
+        let honker = honker_actors::Honker::open(db).map_err(into_core)?;
+        long::enqueue(&honker, 1).await.map_err(into_core)?;
+        let pool = honker_actors::WorkerPool::builder(&honker)
+            .register(long)
+            .start()
+            .await
+            .map_err(into_core)?;
+        pool.shutdown_on_ctrl_c().await.map_err(into_core)?;
+        println!("stopped");
+        Ok(())
+    })
 }
 
 fn runtime(cmd: &str, db: &str) -> honker_core::Result<()> {

@@ -123,6 +123,13 @@ impl ChildGuard {
         Lines(rx)
     }
 
+    /// Send the child SIGINT (a ctrl-c).
+    pub fn interrupt(&self) {
+        let pid = libc::pid_t::try_from(self.0.id()).expect("a pid");
+        // SAFETY: kill(2) with a valid signal number has no memory effects.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0, "SIGINT");
+    }
+
     /// SIGKILL the child now and reap it.
     pub fn kill(&mut self) {
         self.0.kill().expect("kill a child");
@@ -144,6 +151,15 @@ impl Lines {
                 panic!("no line from the child within {limit:?}")
             }
         }
+    }
+
+    /// Whether the child stays silent (no line, output still open) for
+    /// `d`.
+    pub fn silent_for(&self, d: Duration) -> bool {
+        matches!(
+            self.0.recv_timeout(d),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        )
     }
 }
 
