@@ -19,7 +19,7 @@
 //! # let dir = tempfile::tempdir().unwrap();
 //! let honker = honker_actors::Honker::open(dir.path().join("app.db")).unwrap();
 //! let app: axum::Router = axum::Router::new()
-//!     .nest("/honker", honker_web::router(honker));
+//!     .nest_service("/honker", honker_web::router(honker));
 //! # drop(app);
 //! # }
 //! ```
@@ -45,7 +45,7 @@
 //! # let dir = tempfile::tempdir().unwrap();
 //! let honker = honker_actors::Honker::open(dir.path().join("app.db")).unwrap();
 //! let dashboard = honker_web::router(honker).layer(middleware::from_fn(operators_only));
-//! let app: axum::Router = axum::Router::new().nest("/honker", dashboard);
+//! let app: axum::Router = axum::Router::new().nest_service("/honker", dashboard);
 //! # drop(app);
 //! # }
 //! ```
@@ -246,7 +246,7 @@ async fn only_hosts(
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
 /// let honker = honker_actors::Honker::open(dir.path().join("app.db")).unwrap();
-/// let app: axum::Router = axum::Router::new().nest("/honker", honker_web::router(honker));
+/// let app: axum::Router = axum::Router::new().nest_service("/honker", honker_web::router(honker));
 /// # drop(app);
 /// ```
 pub fn router(honker: Honker) -> Router {

@@ -257,7 +257,7 @@ pub(crate) fn chart(series: &[(i64, i64, i64)]) -> String {
         .max(1);
     let bar = W / n;
     let mut svg = format!(
-        "<svg viewBox=\"0 0 {W} {}\" width=\"100%\" style=\"max-width:{W}px\" role=img aria-label=\"jobs per minute\">",
+        "<svg viewBox=\"0 0 {W} {}\" width=\"100%\" style=\"display:block\" role=img aria-label=\"jobs per minute\">",
         H + 18
     );
     for (i, (minute, enq, fin)) in series.iter().enumerate() {
@@ -324,5 +324,10 @@ mod tests {
         let svg = chart(&[(0, 0, 0), (60, 10, 5)]);
         assert!(svg.contains("10 enqueued, 5 finished"));
         assert!(svg.contains("peak 10/min"));
+        // It fills its card, however wide (no fixed pixel width).
+        assert!(
+            svg.contains("width=\"100%\"") && !svg.contains("max-width"),
+            "{svg}"
+        );
     }
 }

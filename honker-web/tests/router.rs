@@ -365,3 +365,48 @@ async fn a_jobs_name_is_shown_in_the_job_column_and_on_its_page() {
         "{detail}"
     );
 }
+
+/// Mounted with `nest_service`, the dashboard answers its root with and
+/// without the trailing slash, and its links follow the mount either way
+/// (axum's `nest` does not route `/ops/` at all).
+#[tokio::test]
+async fn mounted_as_a_service_the_root_answers_with_a_trailing_slash_too() {
+    let f = fixture();
+    let h = honker_actors::Honker::open(&f.path).unwrap();
+    let app = Router::new().nest_service("/ops", honker_web::Dashboard::new(h).router());
+    for root in ["/ops", "/ops/"] {
+        let (status, page) = get(&app, root).await;
+        assert_eq!(status, StatusCode::OK, "{root}");
+        assert!(
+            page.contains("href=\"/ops/dead\"") && !page.contains("href=\"/ops//"),
+            "{root}: links under the mount: {page}"
+        );
+    }
+    let (status, dead) = get(&app, "/ops/dead").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(dead.contains(&format!("data-job=\"{}\"", f.dead)));
+}
+
+#[tokio::test]
+async fn a_queues_own_page_pauses_and_resumes_it() {
+    let f = fixture();
+    let h = honker_actors::Honker::open(&f.path).unwrap();
+    let app = nested(honker_web::Dashboard::new(h.clone()));
+    let (_, page) = get(&app, "/ops/queues/emails").await;
+    assert!(
+        page.contains("action=\"/ops/queues/emails/pause\""),
+        "{page}"
+    );
+    h.queue("emails").pause().await.unwrap();
+    let (_, page) = get(&app, "/ops/queues/emails").await;
+    assert!(
+        page.contains("action=\"/ops/queues/emails/resume\"") && !page.contains("/emails/pause\""),
+        "a paused queue's page resumes it: {page}"
+    );
+    let (status, _) = post(&app, "/ops/queues/emails/resume", Some("http://dash.local")).await;
+    assert!(status.is_redirection(), "{status}");
+    assert!(!h.queue("emails").controls().await.unwrap().paused);
+    let read_only = nested(honker_web::Dashboard::new(h).read_only(true));
+    let (_, page) = get(&read_only, "/ops/queues/emails").await;
+    assert!(!page.contains("<form"), "a read-only page has no buttons");
+}

@@ -187,8 +187,17 @@ pub(crate) async fn queue_jobs(
     let more = rows.len() > PAGE;
     rows.truncate(PAGE);
     let here = format!("/queues/{}?state={state}&page={pg}", url(&queue));
+    let control = if s.read_only || honker_actors::core::validate_queue_name(&queue).is_err() {
+        String::new()
+    } else if stats.paused {
+        let to = format!("/queues/{}/resume", url(&queue));
+        button(&base, &to, "Resume", &here, "go")
+    } else {
+        let to = format!("/queues/{}/pause", url(&queue));
+        button(&base, &to, "Pause", &here, "")
+    };
     let mut b = format!(
-        "<h1>Queue {} {}</h1>",
+        "<h1>Queue {} {} {control}</h1>",
         esc(&queue),
         if stats.paused {
             tag("paused")
