@@ -32,6 +32,34 @@ impl Queue {
             .await
     }
 
+    /// [`list_jobs`](Self::list_jobs), only the jobs whose payload
+    /// contains `text`: a job's name, or a piece of its arguments as the
+    /// JSON is written. (Dead jobs: `DeadFilter::payload_contains`.)
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), honker_actors::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use honker_actors::core::LiveState;
+    /// let honker = honker_actors::Honker::open(dir.path().join("a.db"))?;
+    /// let q = honker.queue("emails");
+    /// q.enqueue(&serde_json::json!({"to": "ann@example.com"}), Default::default()).await?;
+    /// q.enqueue(&serde_json::json!({"to": "bob@example.com"}), Default::default()).await?;
+    /// assert_eq!(q.find_jobs(LiveState::Pending, "ann@", 50, 0).await?.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn find_jobs(
+        &self,
+        state: LiveState,
+        text: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<JobRow>> {
+        self.honker
+            .store()
+            .find_jobs(&self.name, state, text, limit, offset)
+            .await
+    }
+
     /// Delete dead job `id` of this queue for good (`false`: this queue has
     /// no such dead job).
     pub async fn purge_dead(&self, id: i64) -> Result<bool> {

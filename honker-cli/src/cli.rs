@@ -52,6 +52,10 @@ pub enum Command {
         /// Skip this many first.
         #[arg(long, default_value_t = 0)]
         offset: usize,
+        /// Only jobs whose payload contains this text: a job's name, or a
+        /// piece of its arguments as the JSON is written.
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
         #[command(flatten)]
         out: Output,
     },

@@ -67,34 +67,49 @@ pub fn stats(db: &Path, out: Output) -> Result<(), CliError> {
 }
 
 /// `honker jobs DB --queue Q --state S`.
+/// Which of a queue's jobs `honker jobs` lists.
+pub struct Page<'a> {
+    pub limit: usize,
+    pub offset: usize,
+    /// Only jobs whose payload contains it.
+    pub search: Option<&'a str>,
+}
+
 pub fn jobs(
     db: &Path,
     queue: &str,
     state: StateArg,
-    limit: usize,
-    offset: usize,
+    page: Page<'_>,
     out: Output,
 ) -> Result<(), CliError> {
+    let Page {
+        limit,
+        offset,
+        search,
+    } = page;
     let (f, now) = open(db)?;
     let jobs: Vec<JobView> = match state {
-        StateArg::Dead => f
-            .wait(
-                f.store()
-                    .list_dead_where(DeadFilter::default().queue(queue), limit, offset),
-            )?
-            .into_iter()
-            .map(JobView::dead)
-            .collect(),
+        StateArg::Dead => {
+            let mut filter = DeadFilter::default().queue(queue);
+            if let Some(text) = search {
+                filter = filter.payload_contains(text);
+            }
+            f.wait(f.store().list_dead_where(filter, limit, offset))?
+                .into_iter()
+                .map(JobView::dead)
+                .collect()
+        }
         live => {
             let s = match live {
                 StateArg::Pending => LiveState::Pending,
                 StateArg::Scheduled => LiveState::Scheduled,
                 _ => LiveState::Running,
             };
-            f.wait(f.store().list_jobs(queue, s, limit, offset))?
-                .into_iter()
-                .map(|j| JobView::live(j, now))
-                .collect()
+            let rows = match search {
+                Some(text) => f.wait(f.store().find_jobs(queue, s, text, limit, offset))?,
+                None => f.wait(f.store().list_jobs(queue, s, limit, offset))?,
+            };
+            rows.into_iter().map(|j| JobView::live(j, now)).collect()
         }
     };
     let state_name = format!("{state:?}").to_lowercase();

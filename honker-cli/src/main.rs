@@ -99,8 +99,19 @@ fn run(command: Command) -> Result<(), CliError> {
             state,
             limit,
             offset,
+            search,
             out,
-        } => look::jobs(&db, &queue, state, limit, offset, out),
+        } => look::jobs(
+            &db,
+            &queue,
+            state,
+            look::Page {
+                limit,
+                offset,
+                search: search.as_deref().filter(|s| !s.is_empty()),
+            },
+            out,
+        ),
         Command::Job { db, id, out } => look::job(&db, id, out),
         Command::Dead {
             db,

@@ -404,6 +404,43 @@ fn json_failing(args: &[&str]) -> Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", out.stdout))
 }
 
+#[test]
+fn jobs_are_found_by_name_or_argument_text() {
+    let (_d, path, p) = file();
+    let c = conn(&path);
+    let call = |name: &str, to: &str| {
+        honker_core::task_payload(name, &serde_json::json!({ "to": to })).unwrap()
+    };
+    let o = EnqueueOptions::default();
+    let ann = honker_core::enqueue(&c, "m", &call("send_email", "ann@x"), &o).unwrap();
+    let bob = honker_core::enqueue(&c, "m", &call("send_email", "bob@x"), &o).unwrap();
+    let rep = honker_core::enqueue(&c, "m", &call("report", "ann@x"), &o).unwrap();
+    let found = |state: &str, text: &str| -> Vec<i64> {
+        let doc = json(&[
+            "jobs", &p, "-q", "m", "-s", state, "--search", text, "--json",
+        ]);
+        doc["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(found("pending", "send_email"), [ann, bob]);
+    assert_eq!(found("pending", "ann@"), [ann, rep]);
+    assert!(found("pending", "nobody").is_empty());
+    let text = ok(&["jobs", &p, "-q", "m", "--search", "report"]);
+    assert!(
+        text.contains(&rep.to_string()) && !text.contains("send_email"),
+        "{text}"
+    );
+    let j = honker_core::claim_batch(&c, "m", "w", 1, Duration::from_secs(60)).unwrap();
+    honker_core::fail(&c, "w", j[0].lease(), "smtp").unwrap();
+    assert_eq!(found("dead", "ann@"), [ann]);
+    assert!(found("dead", "bob@").is_empty());
+    assert_eq!(found("pending", "bob@"), [bob]);
+}
+
 fn dead_job(c: &Connection, queue: &str, error: &str) -> i64 {
     let one = EnqueueOptions::default().max_attempts(1);
     let id = honker_core::enqueue(c, queue, "1", &one).unwrap();

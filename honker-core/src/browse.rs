@@ -33,6 +33,31 @@ pub fn list_jobs(
     limit: usize,
     offset: usize,
 ) -> Result<Vec<JobRow>> {
+    find_jobs(conn, queue, state, None, limit, offset)
+}
+
+/// [`list_jobs`], only those whose payload contains `text` when given: a
+/// job's name, or a piece of its arguments as the JSON is written.
+///
+/// ```
+/// use honker_core::{find_jobs, task_payload, LiveState};
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let call = task_payload("send_email", &serde_json::json!({"to": "ann@example.com"})).unwrap();
+/// honker_core::enqueue(&conn, "q", &call, &Default::default()).unwrap();
+/// honker_core::enqueue(&conn, "q", "1", &Default::default()).unwrap();
+/// let by_name = find_jobs(&conn, "q", LiveState::Pending, Some("send_email"), 10, 0).unwrap();
+/// assert_eq!(by_name.len(), 1);
+/// let by_args = find_jobs(&conn, "q", LiveState::Pending, Some("ann@"), 10, 0).unwrap();
+/// assert_eq!(by_args[0].id, by_name[0].id);
+/// ```
+pub fn find_jobs(
+    conn: &Connection,
+    queue: &str,
+    state: LiveState,
+    text: Option<&str>,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<JobRow>> {
     let sql = match state {
         LiveState::Pending => sql::LIST_PENDING,
         LiveState::Scheduled => sql::LIST_SCHEDULED,
@@ -41,7 +66,10 @@ pub fn list_jobs(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let offset = i64::try_from(offset).unwrap_or(i64::MAX);
     let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map(rusqlite::params![queue, limit, offset], JobRow::from_row)?;
+    let rows = stmt.query_map(
+        rusqlite::params![queue, limit, offset, text],
+        JobRow::from_row,
+    )?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
@@ -60,6 +88,9 @@ pub struct DeadFilter {
     pub error_contains: Option<String>,
     /// That died before this unix second.
     pub died_before: Option<i64>,
+    /// Whose payload contains this text: a job's name or a piece of its
+    /// arguments (as the JSON is written).
+    pub payload_contains: Option<String>,
 }
 
 impl DeadFilter {
@@ -78,14 +109,23 @@ impl DeadFilter {
         self.died_before = Some(t);
         self
     }
+    /// Whose payload contains `text` (a job's name, or a piece of its
+    /// arguments as the JSON is written).
+    pub fn payload_contains(mut self, text: &str) -> Self {
+        self.payload_contains = Some(text.to_string());
+        self
+    }
 
-    fn params(&self) -> [Option<&dyn rusqlite::ToSql>; 3] {
+    fn params(&self) -> [Option<&dyn rusqlite::ToSql>; 4] {
         [
             self.queue.as_ref().map(|q| q as &dyn rusqlite::ToSql),
             self.error_contains
                 .as_ref()
                 .map(|e| e as &dyn rusqlite::ToSql),
             self.died_before.as_ref().map(|t| t as &dyn rusqlite::ToSql),
+            self.payload_contains
+                .as_ref()
+                .map(|p| p as &dyn rusqlite::ToSql),
         ]
     }
 }
@@ -105,11 +145,14 @@ pub fn list_dead_where(
     limit: usize,
     offset: usize,
 ) -> Result<Vec<DeadJob>> {
-    let [q, e, t] = filter.params();
+    let [q, e, t, p] = filter.params();
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let offset = i64::try_from(offset).unwrap_or(i64::MAX);
     let mut stmt = conn.prepare_cached(sql::LIST_DEAD_WHERE)?;
-    let rows = stmt.query_map(rusqlite::params![q, e, t, limit, offset], DeadJob::from_row)?;
+    let rows = stmt.query_map(
+        rusqlite::params![q, e, t, p, limit, offset],
+        DeadJob::from_row,
+    )?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
@@ -126,11 +169,11 @@ pub fn list_dead_where(
 /// assert!(honker_core::get_job(&conn, id).unwrap().is_some());
 /// ```
 pub fn requeue_dead_where(conn: &Connection, filter: &DeadFilter) -> Result<usize> {
-    let [q, e, t] = filter.params();
+    let [q, e, t, p] = filter.params();
     atomically(conn, |c| {
         let ids: Vec<i64> = c
             .prepare_cached(sql::DEAD_IDS_WHERE)?
-            .query_map(rusqlite::params![q, e, t], |r| r.get(0))?
+            .query_map(rusqlite::params![q, e, t, p], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let mut n = 0;
         for id in ids {
@@ -155,10 +198,10 @@ pub fn requeue_dead_where(conn: &Connection, filter: &DeadFilter) -> Result<usiz
 /// assert!(honker_core::get_dead(&conn, id).unwrap().is_none());
 /// ```
 pub fn purge_dead_where(conn: &Connection, filter: &DeadFilter) -> Result<usize> {
-    let [q, e, t] = filter.params();
+    let [q, e, t, p] = filter.params();
     Ok(conn
         .prepare_cached(sql::PURGE_DEAD_WHERE)?
-        .execute(rusqlite::params![q, e, t])?)
+        .execute(rusqlite::params![q, e, t, p])?)
 }
 
 /// Delete dead job `id` of `queue` for good (`false`: no such dead job
@@ -267,5 +310,65 @@ mod tests {
             crate::get_dead(&conn, id).unwrap().is_some(),
             "nothing lost"
         );
+    }
+
+    #[test]
+    fn a_search_finds_jobs_by_name_or_argument_text_live_and_dead() {
+        let conn = open_in_memory().unwrap();
+        let call = |name: &str, to: &str| {
+            crate::task_payload(name, &serde_json::json!({ "to": to })).unwrap()
+        };
+        let o = EnqueueOptions::default();
+        let ann = enqueue(&conn, "q", &call("send_email", "ann@example.com"), &o).unwrap();
+        let bob = enqueue(&conn, "q", &call("send_email", "bob@example.com"), &o).unwrap();
+        let rep = enqueue(&conn, "q", &call("report", "ann@example.com"), &o).unwrap();
+        let later = EnqueueOptions::default().delay(Duration::from_secs(60));
+        let sched = enqueue(&conn, "q", &call("send_email", "cy@example.com"), &later).unwrap();
+        let ids = |state, text| -> Vec<i64> {
+            find_jobs(&conn, "q", state, text, 10, 0)
+                .unwrap()
+                .into_iter()
+                .map(|j| j.id)
+                .collect()
+        };
+        assert_eq!(ids(LiveState::Pending, Some("send_email")), [ann, bob]);
+        assert_eq!(ids(LiveState::Pending, Some("ann@")), [ann, rep]);
+        assert_eq!(ids(LiveState::Pending, None), [ann, bob, rep]);
+        assert_eq!(ids(LiveState::Pending, Some("nobody")), Vec::<i64>::new());
+        assert_eq!(ids(LiveState::Scheduled, Some("cy@")), [sched]);
+        assert_eq!(
+            find_jobs(&conn, "other", LiveState::Pending, Some("ann"), 10, 0)
+                .unwrap()
+                .len(),
+            0
+        );
+        let j = claim_batch(&conn, "q", "w", 1, Duration::from_secs(60)).unwrap();
+        assert_eq!(j[0].id, ann);
+        assert_eq!(ids(LiveState::Running, Some("ann@")), [ann]);
+        assert_eq!(ids(LiveState::Running, Some("bob@")), Vec::<i64>::new());
+        fail(&conn, "w", j[0].lease(), "smtp refused").unwrap();
+        cancel(&conn, rep).unwrap();
+        let dead = |f: DeadFilter| -> Vec<i64> {
+            list_dead_where(&conn, &f, 10, 0)
+                .unwrap()
+                .into_iter()
+                .map(|d| d.id)
+                .collect()
+        };
+        let mut both = dead(DeadFilter::default().payload_contains("ann@"));
+        both.sort_unstable();
+        assert_eq!(both, [ann, rep]);
+        assert_eq!(
+            dead(DeadFilter::default().payload_contains("send_email")),
+            [ann]
+        );
+        let f = DeadFilter::default().payload_contains("report");
+        assert_eq!(
+            requeue_dead_where(&conn, &f).unwrap(),
+            1,
+            "acts on its matches only"
+        );
+        assert!(crate::get_job(&conn, rep).unwrap().is_some());
+        assert!(crate::get_dead(&conn, ann).unwrap().is_some());
     }
 }

@@ -55,8 +55,8 @@ pub use admin::{
     queue_stats, requeue_dead, requeue_dead_in, stats, sweep_expired, waiting_payloads, CANCELLED,
 };
 pub use browse::{
-    list_dead_where, list_jobs, purge_dead_in, purge_dead_where, requeue_dead_where, DeadFilter,
-    LiveState,
+    find_jobs, list_dead_where, list_jobs, purge_dead_in, purge_dead_where, requeue_dead_where,
+    DeadFilter, LiveState,
 };
 pub use claim::{
     claim_batch, claim_counted, has_claimable, next_claim_at, next_expiry_any, next_expiry_at,

@@ -519,31 +519,36 @@ pub const LIST_DEAD: &str = "SELECT id, queue, payload, priority, run_at, attemp
   last_error, created_at, died_at
   FROM _honker_dead WHERE queue = ?1 || '' ORDER BY died_at DESC, id DESC LIMIT ?2 + 0 OFFSET ?3 + 0";
 
-/// Due pending rows of queue ?1 in claim order, ?2 from offset ?3.
+/// Due pending rows of queue ?1 in claim order, ?2 from offset ?3; with
+/// ?4, only those whose payload contains it (in each `LIST_*`).
 pub const LIST_PENDING: &str = "SELECT id, queue, payload, state, priority, run_at, worker_id,
   claim_expires_at, attempts, max_attempts, created_at, expires_at
   FROM _honker_live WHERE queue = ?1 AND state = 'pending' AND run_at <= unixepoch()
+  AND (?4 IS NULL OR instr(CAST(payload AS TEXT), ?4) > 0)
   ORDER BY priority DESC, run_at, id LIMIT ?2 + 0 OFFSET ?3 + 0";
 
 /// Scheduled (future) pending rows of queue ?1, soonest first.
 pub const LIST_SCHEDULED: &str = "SELECT id, queue, payload, state, priority, run_at, worker_id,
   claim_expires_at, attempts, max_attempts, created_at, expires_at
   FROM _honker_live WHERE queue = ?1 AND state = 'pending' AND run_at > unixepoch()
+  AND (?4 IS NULL OR instr(CAST(payload AS TEXT), ?4) > 0)
   ORDER BY run_at, id LIMIT ?2 + 0 OFFSET ?3 + 0";
 
 /// Processing rows of queue ?1, by claim deadline.
 pub const LIST_RUNNING: &str = "SELECT id, queue, payload, state, priority, run_at, worker_id,
   claim_expires_at, attempts, max_attempts, created_at, expires_at
   FROM _honker_live WHERE queue = ?1 AND state = 'processing'
+  AND (?4 IS NULL OR instr(CAST(payload AS TEXT), ?4) > 0)
   ORDER BY claim_expires_at, id LIMIT ?2 + 0 OFFSET ?3 + 0";
 
-/// The dead-row filter: ?1 queue, ?2 text in last_error, ?3 died before
-/// (each NULL: any).
+/// The dead-row filter: ?1 queue, ?2 text in last_error, ?3 died before,
+/// ?4 text in the payload (its job's name and arguments) (each NULL: any).
 macro_rules! dead_where {
     () => {
         "(?1 IS NULL OR queue = ?1)
     AND (?2 IS NULL OR instr(COALESCE(last_error, ''), ?2) > 0)
-    AND (?3 IS NULL OR died_at < ?3)"
+    AND (?3 IS NULL OR died_at < ?3)
+    AND (?4 IS NULL OR instr(CAST(payload AS TEXT), ?4) > 0)"
     };
 }
 
@@ -553,7 +558,7 @@ pub const LIST_DEAD_WHERE: &str = concat!(
     "SELECT id, queue, payload, priority, run_at, attempts, max_attempts,
   last_error, created_at, died_at FROM _honker_dead WHERE ",
     dead_where!(),
-    " ORDER BY died_at DESC, id DESC LIMIT ?4 + 0 OFFSET ?5 + 0"
+    " ORDER BY died_at DESC, id DESC LIMIT ?5 + 0 OFFSET ?6 + 0"
 );
 
 /// Ids of the dead rows matching the filter whose id is not live.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawForm, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -26,6 +26,8 @@ pub(crate) struct Back {
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Scope {
     queue: Option<String>,
+    /// A search: only the dead jobs whose payload contains it.
+    q: Option<String>,
 }
 
 /// Whether a `POST` came from the dashboard's own pages: a browser names
@@ -176,7 +178,8 @@ pub(crate) async fn dead_one(
     }
 }
 
-/// `POST /dead-all/retry|delete[?queue=Q]`.
+/// `POST /dead-all/retry|delete[?queue=Q][&q=TEXT]`: every dead job (of
+/// the queue, matching the search).
 pub(crate) async fn dead_all(
     Base(base): Base,
     Acting(h): Acting,
@@ -185,10 +188,13 @@ pub(crate) async fn dead_all(
     Form(f): Form<Back>,
 ) -> Response {
     let queue = scope.queue.filter(|q| !q.is_empty());
-    let filter = match &queue {
+    let mut filter = match &queue {
         Some(q) => DeadFilter::default().queue(q),
         None => DeadFilter::default(),
     };
+    if let Some(text) = scope.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        filter = filter.payload_contains(text);
+    }
     let (r, word) = match action.as_str() {
         "retry" => (h.requeue_dead_where(filter).await, "requeued"),
         "delete" => (h.purge_dead_where(filter).await, "deleted"),
@@ -202,6 +208,67 @@ pub(crate) async fn dead_all(
         }
         Err(e) => failed(&base, back, &format!("{action} all"), &e),
     }
+}
+
+/// `POST /dead-selected/retry|delete` with `id=..` for each selected dead
+/// job (the dead tables' checkboxes).
+pub(crate) async fn dead_selected(
+    State(s): St,
+    Base(base): Base,
+    Acting(h): Acting,
+    Path(action): Path<String>,
+    RawForm(body): RawForm,
+) -> Response {
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let back = fields
+        .iter()
+        .find(|(k, _)| k == "back")
+        .map(|(_, v)| v.as_str());
+    let word = match action.as_str() {
+        "retry" => "requeued",
+        "delete" => "deleted",
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let ids: Vec<i64> = fields
+        .iter()
+        .filter(|(k, _)| k == "id")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    if ids.is_empty() {
+        return done(&base, back, "No job selected; nothing done.");
+    }
+    let (mut acted, mut not_dead) = (Vec::new(), Vec::new());
+    for id in ids {
+        let queue = match s.honker.store().dead_job(id).await {
+            Ok(Some(d)) => d.queue,
+            Ok(None) => {
+                not_dead.push(id);
+                continue;
+            }
+            Err(e) => return failed(&base, back, &format!("{action} job {id}"), &e),
+        };
+        let q = h.queue(&queue);
+        let r = match action.as_str() {
+            "retry" => q.requeue_dead(id).await,
+            _ => q.purge_dead(id).await,
+        };
+        match r {
+            Ok(true) => acted.push(id),
+            Ok(false) => not_dead.push(id),
+            Err(e) => return failed(&base, back, &format!("{action} job {id}"), &e),
+        }
+    }
+    tracing::info!(action = %action, jobs = ?acted, "dashboard: selected dead jobs {word}");
+    let list = |v: &[i64]| v.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    let mut msg = format!("{} dead job(s) {word}", acted.len());
+    if !acted.is_empty() {
+        msg.push_str(&format!(": {}", list(&acted)));
+    }
+    msg.push('.');
+    if !not_dead.is_empty() {
+        msg.push_str(&format!(" Not dead (nothing done): {}.", list(&not_dead)));
+    }
+    done(&base, back, &msg)
 }
 
 /// `POST /jobs/{id}/cancel`.

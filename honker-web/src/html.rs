@@ -151,6 +151,7 @@ button.danger{color:var(--bad);border-color:#efc2bd}button.go{color:var(--ok);bo
 .tabs a.on{font-weight:600;color:var(--fg);text-decoration:none}dl{display:grid;grid-template-columns:160px 1fr;gap:6px 12px;margin:0}
 dt{color:var(--muted)}dd{margin:0}.chart{background:#fff;border:1px solid var(--line);padding:10px}
 .actions{display:flex;gap:8px;margin:8px 0 14px}
+.search{display:flex;gap:6px;margin:0 0 12px}.search input[type=search]{min-width:280px;padding:4px 8px;border:1px solid var(--line);border-radius:4px}
 ";
 
 /// Refresh `<main>` in place when the file changes (server-sent events).

@@ -199,6 +199,7 @@ impl Dashboard {
             .route("/queues/{queue}/{action}", post(actions::queue))
             .route("/dead/{id}/{action}", post(actions::dead_one))
             .route("/dead-all/{action}", post(actions::dead_all))
+            .route("/dead-selected/{action}", post(actions::dead_selected))
             .route("/jobs/{id}/cancel", post(actions::cancel))
             .route("/schedules/{name}/{action}", post(actions::schedule))
             .with_state(Arc::new(State {

@@ -181,7 +181,10 @@ async fn cross_site_posts_and_read_only_dashboards_are_refused() {
         let app = nested(d);
         let (_, page) = get(&app, "/ops/queues/emails?state=dead").await;
         assert!(page.contains(&format!("data-job=\"{}\"", f.dead)));
-        assert!(!page.contains("<form"), "a read-only page has no buttons");
+        assert!(
+            !page.contains("method=post"),
+            "a read-only page has no buttons"
+        );
         let (status, _) = post(&app, &format!("/ops/dead/{}/retry", f.dead), None).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(honker_core::get_dead(&f.c, f.dead).unwrap().is_some());
@@ -408,5 +411,145 @@ async fn a_queues_own_page_pauses_and_resumes_it() {
     assert!(!h.queue("emails").controls().await.unwrap().paused);
     let read_only = nested(honker_web::Dashboard::new(h).read_only(true));
     let (_, page) = get(&read_only, "/ops/queues/emails").await;
-    assert!(!page.contains("<form"), "a read-only page has no buttons");
+    assert!(
+        !page.contains("method=post"),
+        "a read-only page has no buttons"
+    );
+}
+
+async fn post_body(app: &Router, uri: &str, body: &str) -> (StatusCode, String) {
+    let req = Request::post(uri)
+        .header(header::HOST, "dash.local")
+        .header(header::ORIGIN, "http://dash.local")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let r = app.clone().oneshot(req).await.unwrap();
+    let location = r
+        .headers()
+        .get(header::LOCATION)
+        .map(|l| l.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (r.status(), location)
+}
+
+#[tokio::test]
+async fn a_search_finds_jobs_by_name_or_argument_text_and_acts_on_what_it_found() {
+    let f = fixture();
+    let call = |name: &str, to: &str| {
+        honker_core::task_payload(name, &serde_json::json!({ "to": to })).unwrap()
+    };
+    let one = EnqueueOptions::default().max_attempts(1);
+    let ann = honker_core::enqueue(&f.c, "emails", &call("send_email", "ann@x"), &one).unwrap();
+    let bob = honker_core::enqueue(&f.c, "emails", &call("send_email", "bob@x"), &one).unwrap();
+    let app = nested(honker_web::Dashboard::new(
+        honker_actors::Honker::open(&f.path).unwrap(),
+    ));
+    let (_, page) = get(&app, "/ops/queues/emails?state=pending&q=ann%40").await;
+    assert!(
+        page.contains("name=q value=\"ann@\""),
+        "the box keeps the search"
+    );
+    assert!(page.contains(&format!("data-job=\"{ann}\"")), "{page}");
+    assert!(!page.contains(&format!("data-job=\"{bob}\"")));
+    assert!(
+        !page.contains(&format!("data-job=\"{}\"", f.pending)),
+        "a raw payload without it"
+    );
+    let (_, page) = get(&app, "/ops/queues/emails?state=pending&q=send_email").await;
+    assert!(
+        page.contains(&format!("data-job=\"{ann}\""))
+            && page.contains(&format!("data-job=\"{bob}\""))
+    );
+
+    // Dead jobs: found by argument text; "all found" acts on those alone.
+    let claimed =
+        honker_core::claim_batch(&f.c, "emails", "w", 10, Duration::from_secs(60)).unwrap();
+    for j in &claimed {
+        if j.id == ann || j.id == bob {
+            honker_core::fail(&f.c, "w", j.lease(), "smtp").unwrap();
+        } else {
+            honker_core::release(&f.c, "w", &[j.lease()]).unwrap();
+        }
+    }
+    let (_, dead) = get(&app, "/ops/dead?q=bob%40").await;
+    assert!(dead.contains(&format!("data-job=\"{bob}\"")), "{dead}");
+    assert!(
+        !dead.contains(&format!("data-job=\"{ann}\""))
+            && !dead.contains(&format!("data-job=\"{}\"", f.dead))
+    );
+    assert!(dead.contains("Retry all found"));
+    let (status, _) = post_body(&app, "/ops/dead-all/retry?q=bob%40", "back=%2Fdead").await;
+    assert!(status.is_redirection());
+    let dead_ids: Vec<i64> = honker_core::list_dead(&f.c, "emails", 10, 0)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert!(dead_ids.contains(&ann) && dead_ids.contains(&f.dead) && !dead_ids.contains(&bob));
+}
+
+#[tokio::test]
+async fn selected_dead_jobs_are_retried_or_deleted_together() {
+    let f = fixture();
+    let one = EnqueueOptions::default().max_attempts(1);
+    let mut more = Vec::new();
+    for _ in 0..2 {
+        let id = honker_core::enqueue(&f.c, "emails", "3", &one).unwrap();
+        let j = honker_core::claim_batch(&f.c, "emails", "w", 3, Duration::from_secs(60)).unwrap();
+        let mine = j.iter().find(|j| j.id == id).unwrap();
+        honker_core::fail(&f.c, "w", mine.lease(), "x").unwrap();
+        for other in j.iter().filter(|j| j.id != id) {
+            honker_core::release(&f.c, "w", &[other.lease()]).unwrap();
+        }
+        more.push(id);
+    }
+    let h = honker_actors::Honker::open(&f.path).unwrap();
+    let app = nested(honker_web::Dashboard::new(h.clone()));
+    let (_, dead) = get(&app, "/ops/dead").await;
+    assert!(
+        dead.contains("form=bulk") && dead.contains("Retry selected"),
+        "{dead}"
+    );
+    assert!(dead.contains(&format!("name=id value={} form=bulk", f.dead)));
+
+    let body = format!("back=%2Fdead&id={}&id={}&id=999", f.dead, more[0]);
+    let (status, to) = post_body(&app, "/ops/dead-selected/retry", &body).await;
+    assert!(status.is_redirection(), "{status}");
+    assert!(
+        to.contains("2%20dead%20job%28s%29%20requeued")
+            && to.contains("nothing%20done%29%3A%20999"),
+        "{to}"
+    );
+    assert!(honker_core::get_job(&f.c, f.dead).unwrap().is_some());
+    assert!(honker_core::get_job(&f.c, more[0]).unwrap().is_some());
+    assert!(
+        honker_core::get_dead(&f.c, more[1]).unwrap().is_some(),
+        "not selected"
+    );
+
+    let (_, to) = post_body(
+        &app,
+        "/ops/dead-selected/delete",
+        &format!("id={}", more[1]),
+    )
+    .await;
+    assert!(to.contains("1%20dead%20job%28s%29%20deleted"), "{to}");
+    assert!(honker_core::get_dead(&f.c, more[1]).unwrap().is_none());
+    let (_, to) = post_body(&app, "/ops/dead-selected/delete", "back=%2Fdead").await;
+    assert!(to.contains("No%20job%20selected"), "{to}");
+
+    let read_only = nested(honker_web::Dashboard::new(h).read_only(true));
+    let (_, dead) = get(&read_only, "/ops/dead").await;
+    assert!(
+        !dead.contains("form=bulk"),
+        "a read-only page selects nothing"
+    );
+    let (status, _) = post_body(
+        &read_only,
+        "/ops/dead-selected/delete",
+        &format!("id={}", more[0]),
+    )
+    .await;
+    assert!(!status.is_redirection() && !status.is_success(), "{status}");
 }

@@ -261,6 +261,28 @@ impl JobStore for SqliteStore {
             .await
     }
 
+    async fn find_jobs(
+        &self,
+        queue: &str,
+        state: LiveState,
+        text: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<JobRow>> {
+        let (q, t) = (queue.to_string(), text.to_string());
+        self.look(move |c| {
+            Ok(honker_core::find_jobs(
+                c,
+                &q,
+                state,
+                Some(&t),
+                limit,
+                offset,
+            )?)
+        })
+        .await
+    }
+
     async fn queue_stats(&self, queue: &str) -> Result<QueueStats> {
         let q = queue.to_string();
         self.look(move |c| Ok(honker_core::queue_stats(c, &q)?))

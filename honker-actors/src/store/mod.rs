@@ -183,6 +183,18 @@ pub trait JobStore: Send + Sync + 'static {
         offset: usize,
     ) -> Result<Vec<JobRow>>;
 
+    /// [`list_jobs`](Self::list_jobs), only those whose payload contains
+    /// `text` (a job's name, or a piece of its arguments as the JSON is
+    /// written).
+    async fn find_jobs(
+        &self,
+        queue: &str,
+        state: LiveState,
+        text: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<JobRow>>;
+
     /// Counts for `queue`.
     async fn queue_stats(&self, queue: &str) -> Result<QueueStats>;
 

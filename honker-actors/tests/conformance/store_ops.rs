@@ -615,3 +615,71 @@ async fn health_and_schema_describe_the_store_as_it_is() {
         "a fresh store has every object"
     );
 }
+
+#[tokio::test]
+async fn a_search_finds_jobs_by_name_or_argument_text_in_each_state_and_in_dead() {
+    let (_g, h) = honker();
+    let s = store(&h);
+    let call = |name: &str, to: &str| {
+        format!(r#"{{"__honker_task__":{{"task":"{name}","args":[],"kwargs":{{"to":"{to}"}}}}}}"#)
+    };
+    let ann = put(s, "q", &call("send_email", "ann@x"), Default::default()).await;
+    let bob = put(s, "q", &call("send_email", "bob@x"), Default::default()).await;
+    let rep = put(s, "q", &call("report", "ann@x"), Default::default()).await;
+    let later = EnqueueOptions::default().delay(Duration::from_secs(600));
+    let cy = put(s, "q", &call("send_email", "cy@x"), later).await;
+    put(s, "other", &call("send_email", "ann@x"), Default::default()).await;
+    let ids = async |state, text: &str| -> Vec<i64> {
+        let rows = s.find_jobs("q", state, text, 10, 0).await.unwrap();
+        rows.into_iter().map(|j| j.id).collect()
+    };
+    assert_eq!(
+        ids(LiveState::Pending, "send_email").await,
+        [ann, bob],
+        "by name, in claim order"
+    );
+    assert_eq!(
+        ids(LiveState::Pending, "ann@").await,
+        [ann, rep],
+        "by argument text"
+    );
+    assert_eq!(ids(LiveState::Scheduled, "send_email").await, [cy]);
+    assert!(ids(LiveState::Pending, "nobody").await.is_empty());
+    let page = s
+        .find_jobs("q", LiveState::Pending, "send_email", 1, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [bob],
+        "paged"
+    );
+
+    let got = s.claim("q", "w#1", 1, VIS).await.unwrap();
+    assert_eq!(got[0].id, ann);
+    assert_eq!(ids(LiveState::Running, "ann@").await, [ann]);
+    assert!(ids(LiveState::Running, "bob@").await.is_empty());
+    assert!(s
+        .fail_in("q", "w#1", got[0].lease(), "smtp".into())
+        .await
+        .unwrap());
+    assert!(s.cancel_in("q", rep).await.unwrap());
+    let dead = async |f: DeadFilter| -> Vec<i64> {
+        let rows = s.list_dead_where(f, 10, 0).await.unwrap();
+        rows.into_iter().map(|d| d.id).collect()
+    };
+    let mut both = dead(DeadFilter::default().payload_contains("ann@")).await;
+    both.sort_unstable();
+    assert_eq!(both, [ann, rep]);
+    let f = DeadFilter::default()
+        .queue("q")
+        .payload_contains("send_email");
+    assert_eq!(dead(f.clone()).await, [ann]);
+    assert_eq!(
+        s.requeue_dead_where(f).await.unwrap(),
+        1,
+        "acts on its matches only"
+    );
+    assert!(s.job(ann).await.unwrap().is_some());
+    assert!(s.dead_job(rep).await.unwrap().is_some());
+}

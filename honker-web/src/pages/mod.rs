@@ -27,6 +27,38 @@ pub(crate) struct Params {
     queue: Option<String>,
     page: Option<usize>,
     msg: Option<String>,
+    /// Search: jobs whose payload (name or arguments) contains it.
+    q: Option<String>,
+}
+
+impl Params {
+    fn search(&self) -> Option<&str> {
+        self.q.as_deref().map(str::trim).filter(|q| !q.is_empty())
+    }
+}
+
+/// A search box over a list: a GET form to `action` keeping `keep`.
+fn search_form(base: &str, action: &str, keep: &[(&str, &str)], q: Option<&str>) -> String {
+    let mut b = format!(
+        "<form method=get action=\"{}{}\" class=search>",
+        esc(base),
+        esc(action)
+    );
+    for (k, v) in keep {
+        let _ = write!(b, "<input type=hidden name={k} value=\"{}\">", esc(v));
+    }
+    let _ = write!(
+        b,
+        "<input type=search name=q value=\"{}\" placeholder=\"job name or argument text\" \
+         aria-label=\"search jobs\"><button type=submit>Search</button></form>",
+        esc(q.unwrap_or(""))
+    );
+    b
+}
+
+/// `&q=..` for links that keep a search.
+fn q_param(q: Option<&str>) -> String {
+    q.map_or(String::new(), |q| format!("&q={}", url(q)))
 }
 
 pub(super) fn file(s: &Shared) -> String {
@@ -150,6 +182,7 @@ pub(crate) async fn queue_jobs(
     Query(p): Query<Params>,
 ) -> Response {
     let state = state_of(&p).to_string();
+    let search = p.search();
     let pg = p.page.unwrap_or(0);
     let offset = pg.saturating_mul(PAGE);
     let store = s.honker.store();
@@ -157,24 +190,31 @@ pub(crate) async fn queue_jobs(
         let now = store.now().await?;
         let stats = store.queue_stats(&queue).await?;
         let rows: Vec<Row> = match state.as_str() {
-            "dead" => store
-                .list_dead_where(DeadFilter::default().queue(&queue), PAGE + 1, offset)
-                .await?
-                .into_iter()
-                .map(Row::Dead)
-                .collect(),
+            "dead" => {
+                let mut f = DeadFilter::default().queue(&queue);
+                if let Some(q) = search {
+                    f = f.payload_contains(q);
+                }
+                store
+                    .list_dead_where(f, PAGE + 1, offset)
+                    .await?
+                    .into_iter()
+                    .map(Row::Dead)
+                    .collect()
+            }
             other => {
                 let ls = match other {
                     "scheduled" => LiveState::Scheduled,
                     "running" => LiveState::Running,
                     _ => LiveState::Pending,
                 };
-                store
-                    .list_jobs(&queue, ls, PAGE + 1, offset)
-                    .await?
-                    .into_iter()
-                    .map(Row::Live)
-                    .collect()
+                match search {
+                    Some(q) => store.find_jobs(&queue, ls, q, PAGE + 1, offset).await?,
+                    None => store.list_jobs(&queue, ls, PAGE + 1, offset).await?,
+                }
+                .into_iter()
+                .map(Row::Live)
+                .collect()
             }
         };
         Ok::<_, Error>((now, stats, rows))
@@ -186,7 +226,11 @@ pub(crate) async fn queue_jobs(
     };
     let more = rows.len() > PAGE;
     rows.truncate(PAGE);
-    let here = format!("/queues/{}?state={state}&page={pg}", url(&queue));
+    let here = format!(
+        "/queues/{}?state={state}&page={pg}{}",
+        url(&queue),
+        q_param(search)
+    );
     let control = if s.read_only || honker_actors::core::validate_queue_name(&queue).is_err() {
         String::new()
     } else if stats.paused {
@@ -221,10 +265,16 @@ pub(crate) async fn queue_jobs(
         );
     }
     b.push_str("</nav>");
+    b.push_str(&search_form(
+        &base,
+        &format!("/queues/{}", url(&queue)),
+        &[("state", &state)],
+        search,
+    ));
     b.push_str(&job_table(&base, &s, &rows, now, &here));
     b.push_str(&pager(
         &base,
-        &format!("/queues/{}?state={state}", url(&queue)),
+        &format!("/queues/{}?state={state}{}", url(&queue), q_param(search)),
         pg,
         more,
     ));
@@ -281,7 +331,22 @@ fn job_table(base: &str, s: &Shared, rows: &[Row], now: i64, here: &str) -> Stri
         return "<p class=muted>No jobs here.</p>".into();
     }
     let dead = matches!(rows.first(), Some(Row::Dead(_)));
-    let mut b = format!(
+    let select = dead && !s.read_only;
+    let mut b = String::new();
+    if select {
+        // The rows' checkboxes belong to this form (`form=bulk`).
+        let _ = write!(
+            b,
+            "<form id=bulk method=post action=\"{0}/dead-selected/retry\" class=actions>\
+             <input type=hidden name=back value=\"{1}\">\
+             <button type=submit class=go>Retry selected</button> \
+             <button type=submit class=danger formaction=\"{0}/dead-selected/delete\">Delete selected</button></form>",
+            esc(base),
+            esc(here)
+        );
+    }
+    let _ = write!(
+        b,
         "<table class=jobs><tr><th>Id</th><th>Job</th><th>Attempts</th><th>When</th>\
          <th>Arguments</th>{}<th></th></tr>",
         if dead { "<th>Last error</th>" } else { "" }
@@ -344,8 +409,13 @@ fn job_table(base: &str, s: &Shared, rows: &[Row], now: i64, here: &str) -> Stri
         };
         let _ = write!(
             b,
-            "<tr data-job=\"{id}\"><td><a href=\"{}/jobs/{id}\">{id}</a></td><td>{}</td>\
+            "<tr data-job=\"{id}\"><td>{}<a href=\"{}/jobs/{id}\">{id}</a></td><td>{}</td>\
              <td class=n>{}/{}</td><td>{}</td><td><code>{}</code></td>{}<td>{actions}</td></tr>",
+            if select {
+                format!("<input type=checkbox name=id value={id} form=bulk aria-label=\"select job {id}\"> ")
+            } else {
+                String::new()
+            },
             esc(base),
             job_name_or_dash(payload),
             attempts.0,
@@ -409,10 +479,14 @@ pub(crate) async fn dead(State(s): St, Base(base): Base, Query(p): Query<Params>
     let pg = p.page.unwrap_or(0);
     let offset = pg.saturating_mul(PAGE);
     let queue = p.queue.clone().filter(|q| !q.is_empty());
-    let filter = match &queue {
+    let search = p.search();
+    let mut filter = match &queue {
         Some(q) => DeadFilter::default().queue(q),
         None => DeadFilter::default(),
     };
+    if let Some(q) = search {
+        filter = filter.payload_contains(q);
+    }
     let store = s.honker.store();
     let read = async {
         Ok::<_, Error>((
@@ -427,9 +501,20 @@ pub(crate) async fn dead(State(s): St, Base(base): Base, Query(p): Query<Params>
     };
     let more = rows.len() > PAGE;
     rows.truncate(PAGE);
-    let scope = queue
-        .as_deref()
-        .map_or(String::new(), |q| format!("?queue={}", url(q)));
+    let scope = {
+        let mut parts = Vec::new();
+        if let Some(q) = queue.as_deref() {
+            parts.push(format!("queue={}", url(q)));
+        }
+        if let Some(q) = search {
+            parts.push(format!("q={}", url(q)));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&"))
+        }
+    };
     let here = format!("/dead{scope}");
     let mut b = format!(
         "<h1>Dead jobs{}</h1>",
@@ -442,19 +527,29 @@ pub(crate) async fn dead(State(s): St, Base(base): Base, Query(p): Query<Params>
         b.push_str(&button(
             &base,
             &format!("/dead-all/retry{scope}"),
-            "Retry all",
+            if search.is_some() {
+                "Retry all found"
+            } else {
+                "Retry all"
+            },
             &here,
             "go",
         ));
         b.push_str(&button(
             &base,
             &format!("/dead-all/delete{scope}"),
-            "Delete all",
+            if search.is_some() {
+                "Delete all found"
+            } else {
+                "Delete all"
+            },
             &here,
             "danger",
         ));
         b.push_str("</div>");
     }
+    let keep: Vec<(&str, &str)> = queue.as_deref().map(|q| ("queue", q)).into_iter().collect();
+    b.push_str(&search_form(&base, "/dead", &keep, search));
     let rows: Vec<Row> = rows.into_iter().map(Row::Dead).collect();
     b.push_str(&job_table(&base, &s, &rows, now, &here));
     let path = if scope.is_empty() {
