@@ -41,11 +41,17 @@ fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
         match f() {
             Err(e) if e.is_transient() && Instant::now() + pause < deadline => {
                 std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(100));
+                pause = next_pause(pause);
             }
             other => return other,
         }
     }
+}
+
+/// The pause after `pause` between lock-conflict retries: twice as long,
+/// at most 100 ms.
+fn next_pause(pause: Duration) -> Duration {
+    (pause * 2).min(Duration::from_millis(100))
 }
 
 /// Open the database at `path` with the format's pragmas, without touching
@@ -229,6 +235,15 @@ mod tests {
     use rusqlite::ffi;
 
     use super::*;
+
+    #[test]
+    fn retry_pauses_double_up_to_a_tenth_of_a_second() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_pause(ms(2)), ms(4));
+        assert_eq!(next_pause(ms(40)), ms(80));
+        assert_eq!(next_pause(ms(80)), ms(100));
+        assert_eq!(next_pause(ms(100)), ms(100));
+    }
 
     fn sqlite(code: std::ffi::c_int) -> Error {
         Error::from(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None))
