@@ -420,7 +420,7 @@ async fn registrations_a_pool_cannot_route_are_refused_at_start() {
         ),
         "{e}"
     );
-    // Registering the same job twice is the same mistake.
+    // Registering the same job twice is told as that.
     let e = WorkerPool::builder(&h)
         .register(triage)
         .register(triage)
@@ -428,8 +428,15 @@ async fn registrations_a_pool_cannot_route_are_refused_at_start() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, Error::Config(ConfigError::DuplicateJobName { .. })),
+        matches!(
+            e,
+            Error::Config(ConfigError::RegisteredTwice { name: "triage" })
+        ),
         "{e}"
+    );
+    assert_eq!(
+        e.to_string(),
+        r#"invalid configuration: job "triage" is registered twice; register it once"#
     );
 }
 
