@@ -553,3 +553,123 @@ async fn selected_dead_jobs_are_retried_or_deleted_together() {
     .await;
     assert!(!status.is_redirection() && !status.is_success(), "{status}");
 }
+
+/// 51 dead jobs of `queue` whose payload holds `text`.
+fn dead_batch(c: &honker_core::rusqlite::Connection, queue: &str, text: &str) -> Vec<i64> {
+    let one = EnqueueOptions::default().max_attempts(1);
+    let ids: Vec<i64> = (0..51)
+        .map(|i| honker_core::enqueue(c, queue, &format!(r#"{{"{text}":{i}}}"#), &one).unwrap())
+        .collect();
+    for j in honker_core::claim_batch(c, queue, "w", 51, Duration::from_secs(60)).unwrap() {
+        honker_core::fail(c, "w", j.lease(), "x").unwrap();
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_search_pages_fifty_at_a_time_and_its_links_keep_it() {
+    let f = fixture();
+    let ids = dead_batch(&f.c, "bulk", "needle");
+    let one = EnqueueOptions::default();
+    for i in 0..51 {
+        honker_core::enqueue(&f.c, "bulk", &format!(r#"{{"needle":{i}}}"#), &one).unwrap();
+    }
+    honker_core::enqueue(&f.c, "bulk", r#"{"hay":1}"#, &one).unwrap();
+    let app = nested(honker_web::Dashboard::new(
+        honker_actors::Honker::open(&f.path).unwrap(),
+    ));
+    for state in ["pending", "dead"] {
+        let (_, page) = get(&app, &format!("/ops/queues/bulk?state={state}&q=needle")).await;
+        assert_eq!(
+            page.matches("<tr data-job=").count(),
+            50,
+            "{state}: fifty on a page"
+        );
+        assert!(
+            page.contains(&format!(
+                "/ops/queues/bulk?state={state}&q=needle&page=1\" rel=next"
+            )),
+            "{state}: the next page keeps the search: {page}"
+        );
+        assert!(
+            page.contains("q=needle\">"),
+            "{state}: the actions come back to the search"
+        );
+        let (_, last) = get(
+            &app,
+            &format!("/ops/queues/bulk?state={state}&q=needle&page=1"),
+        )
+        .await;
+        assert_eq!(
+            last.matches("<tr data-job=").count(),
+            1,
+            "{state}: the 51st"
+        );
+        assert!(!last.contains("rel=next"), "{state}: no page after it");
+    }
+    // The dead page: scoped by queue; the rest of the file is not listed.
+    let (_, dead) = get(&app, "/ops/dead?queue=bulk&q=needle&page=1").await;
+    assert_eq!(dead.matches("<tr data-job=").count(), 1);
+    let (_, other) = get(&app, "/ops/dead?queue=emails").await;
+    assert!(other.contains(&format!("data-job=\"{}\"", f.dead)));
+    assert!(
+        !other.contains(&format!("data-job=\"{}\"", ids[0])),
+        "another queue's dead job"
+    );
+}
+
+#[tokio::test]
+async fn retry_all_of_one_queue_leaves_the_other_queues_dead_jobs() {
+    let f = fixture();
+    let ids = dead_batch(&f.c, "bulk", "needle");
+    let app = nested(honker_web::Dashboard::new(
+        honker_actors::Honker::open(&f.path).unwrap(),
+    ));
+    let (status, to) = post_body(
+        &app,
+        "/ops/dead-all/retry?queue=bulk",
+        "back=%2Fqueues%2Fbulk%3Fstate%3Ddead",
+    )
+    .await;
+    assert!(status.is_redirection());
+    assert!(
+        to.starts_with("/ops/queues/bulk?state=dead"),
+        "back where it was: {to}"
+    );
+    assert!(to.contains("51%20dead%20job%28s%29%20requeued"), "{to}");
+    assert!(honker_core::get_job(&f.c, ids[50]).unwrap().is_some());
+    assert!(
+        honker_core::get_dead(&f.c, f.dead).unwrap().is_some(),
+        "another queue's"
+    );
+}
+
+#[tokio::test]
+async fn selected_jobs_come_back_to_the_page_they_were_ticked_on_and_are_named() {
+    let f = fixture();
+    let app = nested(honker_web::Dashboard::new(
+        honker_actors::Honker::open(&f.path).unwrap(),
+    ));
+    let body = format!("id={}&back=%2Fqueues%2Femails%3Fstate%3Ddead", f.dead);
+    let (_, to) = post_body(&app, "/ops/dead-selected/retry", &body).await;
+    assert!(to.starts_with("/ops/queues/emails?state=dead"), "{to}");
+    assert!(
+        to.contains(&format!("requeued%3A%20{}.", f.dead)),
+        "names the job: {to}"
+    );
+}
+
+#[tokio::test]
+async fn the_running_page_lists_running_jobs_with_their_worker() {
+    let f = fixture();
+    let got = honker_core::claim_batch(&f.c, "emails", "w-7", 1, Duration::from_secs(60)).unwrap();
+    let app = nested(honker_web::Dashboard::new(
+        honker_actors::Honker::open(&f.path).unwrap(),
+    ));
+    let (status, page) = get(&app, "/ops/running").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(&format!("data-job=\"{}\"", got[0].id)) && page.contains("w-7"),
+        "{page}"
+    );
+}
