@@ -607,6 +607,19 @@ async fn a_search_pages_fifty_at_a_time_and_its_links_keep_it() {
         );
         assert!(!last.contains("rel=next"), "{state}: no page after it");
     }
+    // Without a search: every pending job, fifty a page.
+    let (_, all) = get(&app, "/ops/queues/bulk?state=pending").await;
+    assert_eq!(all.matches("<tr data-job=").count(), 50);
+    assert!(
+        all.contains("/ops/queues/bulk?state=pending&page=1\" rel=next"),
+        "{all}"
+    );
+    let (_, rest) = get(&app, "/ops/queues/bulk?state=pending&page=1").await;
+    assert_eq!(
+        rest.matches("<tr data-job=").count(),
+        2,
+        "51 found and 1 not"
+    );
     // The dead page: scoped by queue; the rest of the file is not listed.
     let (_, dead) = get(&app, "/ops/dead?queue=bulk&q=needle&page=1").await;
     assert_eq!(dead.matches("<tr data-job=").count(), 1);
