@@ -61,11 +61,12 @@ async fn post(app: &Router, uri: &str, origin: Option<&str>) -> (StatusCode, Str
     if let Some(o) = origin {
         req = req.header(header::ORIGIN, o);
     }
-    let r = app
-        .clone()
-        .oneshot(req.body(Body::from("back=%2Fdead")).unwrap())
-        .await
-        .unwrap();
+    sent(app, req.body(Body::from("back=%2Fdead")).unwrap()).await
+}
+
+/// Send `req`: its status and where it redirects to.
+async fn sent(app: &Router, req: Request<Body>) -> (StatusCode, String) {
+    let r = app.clone().oneshot(req).await.unwrap();
     let location = r
         .headers()
         .get(header::LOCATION)
@@ -424,13 +425,7 @@ async fn post_body(app: &Router, uri: &str, body: &str) -> (StatusCode, String) 
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from(body.to_string()))
         .unwrap();
-    let r = app.clone().oneshot(req).await.unwrap();
-    let location = r
-        .headers()
-        .get(header::LOCATION)
-        .map(|l| l.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (r.status(), location)
+    sent(app, req).await
 }
 
 #[tokio::test]
