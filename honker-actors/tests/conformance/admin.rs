@@ -108,3 +108,30 @@ async fn dead_jobs_are_requeued_by_filter_and_run_or_purged() {
         .await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_finds_its_jobs_by_name_or_argument_text() {
+    let (_d, h) = honker();
+    let q = h.queue("mail");
+    let ann = q
+        .enqueue(&serde_json::json!({"to": "ann@x"}), Default::default())
+        .await
+        .unwrap();
+    q.enqueue(&serde_json::json!({"to": "bob@x"}), Default::default())
+        .await
+        .unwrap();
+    h.queue("other")
+        .enqueue(&serde_json::json!({"to": "ann@x"}), Default::default())
+        .await
+        .unwrap();
+    let found = q
+        .find_jobs(LiveState::Pending, "ann@", 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(found.iter().map(|j| j.id).collect::<Vec<_>>(), [ann]);
+    assert!(q
+        .find_jobs(LiveState::Scheduled, "ann@", 10, 0)
+        .await
+        .unwrap()
+        .is_empty());
+}
