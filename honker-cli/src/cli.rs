@@ -85,6 +85,10 @@ pub enum Command {
         /// Only those whose last error contains this text.
         #[arg(long)]
         error_contains: Option<String>,
+        /// Only those whose payload contains this text: a job's name, or a
+        /// piece of its arguments as the JSON is written.
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
         /// List what would be done, and change nothing.
         #[arg(long)]
         dry_run: bool,

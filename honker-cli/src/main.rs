@@ -120,13 +120,15 @@ fn run(command: Command) -> Result<(), CliError> {
             queue,
             all,
             error_contains,
+            search,
             dry_run,
             out,
         } => {
             let pick = if !ids.is_empty() {
-                if error_contains.is_some() {
+                if error_contains.is_some() || search.is_some() {
                     return Err(CliError::Usage(
-                        "--error-contains filters --queue or --all, not a list of ids".into(),
+                        "--error-contains and --search filter --queue or --all, not a list of ids"
+                            .into(),
                     ));
                 }
                 act::Pick::Ids(ids)
@@ -137,6 +139,9 @@ fn run(command: Command) -> Result<(), CliError> {
                 }
                 if let Some(text) = &error_contains {
                     filter = filter.error_contains(text);
+                }
+                if let Some(text) = search.as_deref().filter(|t| !t.is_empty()) {
+                    filter = filter.payload_contains(text);
                 }
                 act::Pick::Where(filter)
             } else {

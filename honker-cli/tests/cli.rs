@@ -397,6 +397,48 @@ fn a_dead_job_whose_unique_key_another_holds_is_refused_by_name_and_the_rest_ret
     assert_eq!(doc["count"], 0);
 }
 
+#[test]
+fn dead_jobs_found_by_payload_text_are_retried_alone() {
+    let (_d, path, p) = file();
+    let c = conn(&path);
+    let one = EnqueueOptions::default().max_attempts(1);
+    let call = |to: &str| {
+        honker_core::task_payload("send_email", &serde_json::json!({ "to": to })).unwrap()
+    };
+    let ann = honker_core::enqueue(&c, "m", &call("ann@x"), &one).unwrap();
+    let bob = honker_core::enqueue(&c, "m", &call("bob@x"), &one).unwrap();
+    for j in honker_core::claim_batch(&c, "m", "w", 2, Duration::from_secs(60)).unwrap() {
+        honker_core::fail(&c, "w", j.lease(), "smtp").unwrap();
+    }
+    let doc = json(&[
+        "dead",
+        &p,
+        "retry",
+        "--queue",
+        "m",
+        "--search",
+        "ann@",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(doc["count"], 1);
+    assert!(
+        honker_core::get_dead(&c, ann).unwrap().is_some(),
+        "a dry run changes nothing"
+    );
+    let doc = json(&["dead", &p, "retry", "--all", "--search", "ann@", "--json"]);
+    assert_eq!(doc["count"], 1);
+    assert!(honker_core::get_job(&c, ann).unwrap().is_some());
+    assert!(
+        honker_core::get_dead(&c, bob).unwrap().is_some(),
+        "bob@ does not match"
+    );
+    fails(
+        &["dead", &p, "purge", &bob.to_string(), "--search", "bob"],
+        "--error-contains and --search filter --queue or --all",
+    );
+}
+
 /// Run, expect exit code 1 (done in part), parse stdout as JSON.
 fn json_failing(args: &[&str]) -> Value {
     let out = honker(args);

@@ -582,7 +582,7 @@ async fn a_search_pages_fifty_at_a_time_and_its_links_keep_it() {
         );
         assert!(
             page.contains(&format!(
-                "/ops/queues/bulk?state={state}&q=needle&page=1\" rel=next"
+                "/ops/queues/bulk?state={state}&amp;q=needle&amp;page=1\" rel=next"
             )),
             "{state}: the next page keeps the search: {page}"
         );
@@ -606,7 +606,7 @@ async fn a_search_pages_fifty_at_a_time_and_its_links_keep_it() {
     let (_, all) = get(&app, "/ops/queues/bulk?state=pending").await;
     assert_eq!(all.matches("<tr data-job=").count(), 50);
     assert!(
-        all.contains("/ops/queues/bulk?state=pending&page=1\" rel=next"),
+        all.contains("/ops/queues/bulk?state=pending&amp;page=1\" rel=next"),
         "{all}"
     );
     let (_, rest) = get(&app, "/ops/queues/bulk?state=pending&page=1").await;

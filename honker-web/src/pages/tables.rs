@@ -184,21 +184,12 @@ pub(super) fn job_table(base: &str, s: &Shared, rows: &[Row], now: i64, here: &s
 
 pub(super) fn pager(base: &str, path: &str, pg: usize, more: bool) -> String {
     let mut b = String::from("<div class=pager>");
+    let href = |to: usize| esc(&format!("{base}{path}&page={to}"));
     if pg > 0 {
-        let _ = write!(
-            b,
-            "<a href=\"{}{path}&page={}\">← newer page</a>",
-            esc(base),
-            pg - 1
-        );
+        let _ = write!(b, "<a href=\"{}\">← newer page</a>", href(pg - 1));
     }
     if more {
-        let _ = write!(
-            b,
-            "<a href=\"{}{path}&page={}\" rel=next>next page →</a>",
-            esc(base),
-            pg + 1
-        );
+        let _ = write!(b, "<a href=\"{}\" rel=next>next page →</a>", href(pg + 1));
     }
     b.push_str("</div>");
     b
