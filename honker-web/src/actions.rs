@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, RawForm, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use honker_actors::core::DeadFilter;
 use honker_actors::Honker;
 use serde::Deserialize;
 
@@ -188,13 +187,8 @@ pub(crate) async fn dead_all(
     Form(f): Form<Back>,
 ) -> Response {
     let queue = scope.queue.filter(|q| !q.is_empty());
-    let mut filter = match &queue {
-        Some(q) => DeadFilter::default().queue(q),
-        None => DeadFilter::default(),
-    };
-    if let Some(text) = scope.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        filter = filter.payload_contains(text);
-    }
+    let search = crate::search::text(scope.q.as_deref());
+    let filter = crate::search::dead_jobs(queue.as_deref(), search);
     let (r, word) = match action.as_str() {
         "retry" => (h.requeue_dead_where(filter).await, "requeued"),
         "delete" => (h.purge_dead_where(filter).await, "deleted"),

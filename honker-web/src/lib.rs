@@ -58,6 +58,7 @@ mod actions;
 mod html;
 mod live;
 mod pages;
+mod search;
 
 use std::path::Path;
 use std::sync::Arc;

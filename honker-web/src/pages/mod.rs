@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use honker_actors::core::{DeadFilter, LiveState};
+use honker_actors::core::LiveState;
 use serde::Deserialize;
 
 use crate::html::{button, esc, page, relative, span, time, url, Base, Nav};
@@ -37,7 +37,7 @@ pub(crate) struct Params {
 
 impl Params {
     fn search(&self) -> Option<&str> {
-        self.q.as_deref().map(str::trim).filter(|q| !q.is_empty())
+        crate::search::text(self.q.as_deref())
     }
 }
 
@@ -171,10 +171,7 @@ pub(crate) async fn queue_jobs(
         let stats = store.queue_stats(&queue).await?;
         let rows: Vec<Row> = match state.as_str() {
             "dead" => {
-                let mut f = DeadFilter::default().queue(&queue);
-                if let Some(q) = search {
-                    f = f.payload_contains(q);
-                }
+                let f = crate::search::dead_jobs(Some(&queue), search);
                 store
                     .list_dead_where(f, PAGE + 1, offset)
                     .await?
@@ -294,13 +291,7 @@ pub(crate) async fn dead(State(s): St, Base(base): Base, Query(p): Query<Params>
     let offset = pg.saturating_mul(PAGE);
     let queue = p.queue.clone().filter(|q| !q.is_empty());
     let search = p.search();
-    let mut filter = match &queue {
-        Some(q) => DeadFilter::default().queue(q),
-        None => DeadFilter::default(),
-    };
-    if let Some(q) = search {
-        filter = filter.payload_contains(q);
-    }
+    let filter = crate::search::dead_jobs(queue.as_deref(), search);
     let store = s.honker.store();
     let read = async {
         Ok::<_, Error>((
