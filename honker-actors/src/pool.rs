@@ -263,7 +263,7 @@ impl WorkerPoolBuilder {
 /// attempt. Dropping it without a shutdown kills it: its claims lapse after
 /// the visibility timeout and other workers run those jobs again.
 pub struct WorkerPool {
-    supervisor: ActorRef<SupervisorMsg>,
+    pub(crate) supervisor: ActorRef<SupervisorMsg>,
     join: Option<tokio::task::JoinHandle<()>>,
     scheduler: Option<(ActorRef<PeriodicMsg>, tokio::task::JoinHandle<()>)>,
     worker_id: Arc<str>,

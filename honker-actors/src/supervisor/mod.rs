@@ -125,6 +125,9 @@ pub(crate) struct SupervisorState {
     counters: Counters,
     /// Set once a shutdown begins.
     shutdown: Option<shutdown::ShutdownState>,
+    /// The grace was cut short (a second ctrl-c) before the shutdown
+    /// began: it begins without one.
+    hurried: bool,
 }
 
 /// A pool's worker actors.
@@ -221,6 +224,7 @@ impl Actor for Supervisor {
                 jobs: HashMap::new(),
             },
             shutdown: None,
+            hurried: false,
             args,
         })
     }

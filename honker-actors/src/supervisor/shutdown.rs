@@ -54,7 +54,9 @@ impl SupervisorState {
         for (_, run) in self.book.running() {
             run.signals.stop.raise();
         }
-        if self.book.running_len() > 0 {
+        if std::mem::take(&mut self.hurried) {
+            self.shutdown_deadline(myself);
+        } else if self.book.running_len() > 0 {
             let me = myself.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(grace).await;
@@ -75,9 +77,12 @@ impl SupervisorState {
     }
 
     /// The grace period ended (or a second ctrl-c cut it short): abort the
-    /// runs still going. Nothing to do unless a shutdown is under way.
+    /// runs still going. Cut short before the shutdown began (the second
+    /// ctrl-c can come before the pool's stop reaches the supervisor), the
+    /// shutdown begins without a grace.
     pub(super) fn shutdown_deadline(&mut self, myself: &ActorRef<SupervisorMsg>) {
         if self.shutdown.is_none() {
+            self.hurried = true;
             return;
         }
         tracing::warn!(
@@ -145,5 +150,69 @@ impl SupervisorState {
                 let _ = r.send(result);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::messages::SupervisorMsg;
+    use crate::{Honker, Job, JobContext, JobError, WorkerPool};
+
+    /// Runs until it is dropped.
+    struct Forever;
+
+    impl Job for Forever {
+        const NAME: &'static str = "forever";
+        const QUEUE: &'static str = "forever";
+        type Args = ();
+        type Output = ();
+        async fn run(&self, _: JobContext, _: ()) -> Result<(), JobError> {
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    }
+
+    /// A grace cut short before the shutdown reached the supervisor (the
+    /// second ctrl-c while the pool's stop is on its way) is kept: the
+    /// shutdown then begins without a grace, instead of waiting it out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_grace_cut_short_before_the_shutdown_began_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Honker::open(dir.path().join("a.db")).unwrap();
+        let id = h
+            .queue("forever")
+            .enqueue(&(), Default::default())
+            .await
+            .unwrap();
+        let pool = WorkerPool::builder(&h)
+            .register(Forever)
+            .shutdown_timeout(Duration::from_secs(60))
+            .start()
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while h.store().job(id).await.unwrap().unwrap().attempts == 0 {
+            assert!(Instant::now() < deadline, "the job starts");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        pool.supervisor
+            .cast(SupervisorMsg::ShutdownDeadline)
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            pool.status().await.unwrap().in_flight,
+            1,
+            "nothing stopped yet"
+        );
+        let started = Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), pool.shutdown())
+            .await
+            .expect("the shutdown does not wait out its 60 s grace")
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let job = h.store().job(id).await.unwrap().expect("given back");
+        assert_eq!(job.attempts, 0, "attempt unburned");
     }
 }
