@@ -681,3 +681,24 @@ async fn the_running_page_lists_running_jobs_with_their_worker() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn a_running_job_says_when_its_claim_ends_and_a_waiting_one_when_it_is_due() {
+    let f = fixture();
+    let got = honker_core::claim_batch(&f.c, "emails", "w", 1, Duration::from_secs(600)).unwrap();
+    let app = nested(honker_web::Dashboard::new(
+        honker_actors::Honker::open(&f.path).unwrap(),
+    ));
+    let (_, running) = get(&app, "/ops/queues/emails?state=running").await;
+    let at = running
+        .find(&format!("data-job=\"{}\"", got[0].id))
+        .expect("its row");
+    let row = running[at..].split("</tr>").next().unwrap();
+    assert!(row.contains("claim ends in"), "{row}");
+    honker_core::enqueue(&f.c, "emails", "3", &Default::default()).unwrap();
+    let (_, pending) = get(&app, "/ops/queues/emails?state=pending").await;
+    assert!(
+        pending.contains("due ") && !pending.contains("claim ends"),
+        "{pending}"
+    );
+}

@@ -194,3 +194,25 @@ pub(super) fn pager(base: &str, path: &str, pg: usize, more: bool) -> String {
     b.push_str("</div>");
     b
 }
+
+#[cfg(test)]
+mod tests {
+    use super::arguments;
+
+    #[test]
+    fn a_calls_arguments_read_as_written_and_a_raw_payload_as_it_is() {
+        let call = |args: &str, kwargs: &str| {
+            format!(r#"{{"__honker_task__":{{"task":"t","args":{args},"kwargs":{kwargs}}}}}"#)
+        };
+        assert_eq!(arguments(&call("[1,2]", "{}")), "[1,2]");
+        assert_eq!(arguments(&call("[]", r#"{"to":"a@b"}"#)), r#"{"to":"a@b"}"#);
+        assert_eq!(arguments(&call("[1]", r#"{"k":2}"#)), r#"[1] {"k":2}"#);
+        assert_eq!(arguments(&call("[]", "{}")), "()");
+        assert_eq!(
+            arguments(r#"{"to":"a@b"}"#),
+            r#"{"to":"a@b"}"#,
+            "no envelope"
+        );
+        assert_eq!(arguments("2"), "2");
+    }
+}
