@@ -77,8 +77,27 @@ impl Honker {
         path: impl AsRef<Path>,
         watch_interval: Duration,
     ) -> Result<Honker> {
+        if let Some(url) = path.as_ref().to_str().filter(|p| is_server_url(p)) {
+            return Self::open_server(url);
+        }
         let store = SqliteStore::open(path, watch_interval)?;
         Ok(Honker::with_store(Arc::new(store)))
+    }
+
+    /// The store of a server URL: PostgreSQL, with the feature
+    /// `postgres`.
+    #[cfg(feature = "postgres")]
+    fn open_server(url: &str) -> Result<Honker> {
+        let store = crate::postgres::PgStore::open(url)?;
+        Ok(Honker::with_store(Arc::new(store)))
+    }
+
+    /// The store of a server URL: refused, the feature `postgres` is off.
+    #[cfg(not(feature = "postgres"))]
+    fn open_server(_url: &str) -> Result<Honker> {
+        Err(crate::Error::Unsupported(
+            "a postgres:// URL needs honker-actors' cargo feature `postgres`",
+        ))
     }
 
     /// A handle on `store`: any implementation of the store boundary.
@@ -340,4 +359,9 @@ impl Honker {
             }
         }
     }
+}
+
+/// Whether `target` names a database server rather than a file.
+fn is_server_url(target: &str) -> bool {
+    target.starts_with("postgres://") || target.starts_with("postgresql://")
 }

@@ -54,6 +54,8 @@ mod lock;
 mod messages;
 mod periodic;
 mod pool;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod queue;
 mod routing;
 mod schedules;

@@ -80,12 +80,7 @@ fn set_paused(conn: &Connection, queue: &str, paused: bool) -> Result<bool> {
 /// assert_eq!(honker_core::queue_controls(&conn, "q").unwrap().max_running, Some(1));
 /// ```
 pub fn set_max_running(conn: &Connection, queue: &str, n: Option<u32>) -> Result<()> {
-    validate_queue_name(queue)?;
-    if n == Some(0) {
-        return Err(Error::InvalidOption(
-            "max_running must be at least 1 (pause the queue to stop it)".into(),
-        ));
-    }
+    check_max_running(queue, n)?;
     conn.prepare_cached(sql::CONTROLS_SET_MAX_RUNNING)?
         .execute(rusqlite::params![queue, n])?;
     Ok(())
@@ -102,8 +97,42 @@ pub fn set_max_running(conn: &Connection, queue: &str, n: Option<u32>) -> Result
 /// assert_eq!(honker_core::queue_controls(&conn, "q").unwrap().rate, Some(rate));
 /// ```
 pub fn set_rate_limit(conn: &Connection, queue: &str, rate: Option<RateLimit>) -> Result<()> {
+    let (limit, per) = check_rate_limit(queue, rate)?;
+    conn.prepare_cached(sql::CONTROLS_SET_RATE)?
+        .execute(rusqlite::params![queue, limit, per])?;
+    Ok(())
+}
+
+/// Check a running limit for `queue` as every store does: at least 1.
+///
+/// ```
+/// assert!(honker_core::check_max_running("q", Some(2)).is_ok());
+/// assert!(honker_core::check_max_running("q", Some(0)).is_err());
+/// ```
+pub fn check_max_running(queue: &str, n: Option<u32>) -> Result<()> {
     validate_queue_name(queue)?;
-    let (limit, per) = match rate {
+    if n == Some(0) {
+        return Err(Error::InvalidOption(
+            "max_running must be at least 1 (pause the queue to stop it)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Check a rate limit for `queue` as every store does; the starts and
+/// the period in seconds it writes (`None`s: no limit).
+///
+/// ```
+/// use std::time::Duration;
+/// use honker_core::{check_rate_limit, RateLimit};
+/// let r = RateLimit { limit: 5, per: Duration::from_secs(60) };
+/// assert_eq!(check_rate_limit("q", Some(r)).unwrap(), (Some(5), Some(60)));
+/// let bad = RateLimit { limit: 5, per: Duration::from_millis(1500) };
+/// assert!(check_rate_limit("q", Some(bad)).is_err());
+/// ```
+pub fn check_rate_limit(queue: &str, rate: Option<RateLimit>) -> Result<(Option<u32>, Option<i64>)> {
+    validate_queue_name(queue)?;
+    Ok(match rate {
         None => (None, None),
         Some(r) => {
             if r.limit == 0 {
@@ -120,10 +149,7 @@ pub fn set_rate_limit(conn: &Connection, queue: &str, rate: Option<RateLimit>) -
             }
             (Some(r.limit), Some(i64::try_from(per).unwrap_or(i64::MAX)))
         }
-    };
-    conn.prepare_cached(sql::CONTROLS_SET_RATE)?
-        .execute(rusqlite::params![queue, limit, per])?;
-    Ok(())
+    })
 }
 
 /// The controls of `queue` (all off for a queue never controlled).

@@ -26,7 +26,14 @@ pub const MAX_DURATION: Duration = Duration::from_secs(200 * 365 * 86_400);
 
 /// Whole milliseconds, rounded up; saturating (the same in debug and
 /// release builds).
-pub(crate) fn ceil_millis(d: Duration) -> i64 {
+///
+/// ```
+/// use std::time::Duration;
+/// use honker_core::durations::ceil_millis;
+/// assert_eq!(ceil_millis(Duration::from_micros(1001)), 2);
+/// assert_eq!(ceil_millis(Duration::MAX), i64::MAX);
+/// ```
+pub fn ceil_millis(d: Duration) -> i64 {
     let ms = d
         .as_millis()
         .saturating_add(u128::from(!d.subsec_nanos().is_multiple_of(1_000_000)));
@@ -35,18 +42,35 @@ pub(crate) fn ceil_millis(d: Duration) -> i64 {
 
 /// Whole seconds, rounded up; saturating (the same in debug and release
 /// builds).
-pub(crate) fn ceil_secs(d: Duration) -> i64 {
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(honker_core::durations::ceil_secs(Duration::from_millis(1001)), 2);
+/// ```
+pub fn ceil_secs(d: Duration) -> i64 {
     let s = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
     i64::try_from(s).unwrap_or(i64::MAX)
 }
 
 /// Whole seconds, rounded up, of `d` clamped to [`MAX_DURATION`].
-pub(crate) fn clamped_secs(d: Duration) -> i64 {
+///
+/// ```
+/// use std::time::Duration;
+/// use honker_core::{durations::clamped_secs, MAX_DURATION};
+/// assert_eq!(clamped_secs(Duration::MAX), MAX_DURATION.as_secs() as i64);
+/// ```
+pub fn clamped_secs(d: Duration) -> i64 {
     ceil_secs(d.min(MAX_DURATION))
 }
 
 /// Whole milliseconds, rounded up, of `d` clamped to [`MAX_DURATION`].
-pub(crate) fn clamped_millis(d: Duration) -> i64 {
+///
+/// ```
+/// use std::time::Duration;
+/// use honker_core::{durations::clamped_millis, MAX_DURATION};
+/// assert_eq!(clamped_millis(Duration::MAX), MAX_DURATION.as_millis() as i64);
+/// ```
+pub fn clamped_millis(d: Duration) -> i64 {
     ceil_millis(d.min(MAX_DURATION))
 }
 

@@ -187,6 +187,73 @@ pub fn enqueue_outcome(
     payload: &str,
     opts: &EnqueueOptions,
 ) -> Result<Enqueued> {
+    let p = prepare_enqueue(queue, opts)?;
+    let insert = |c: &Connection| -> Result<i64> {
+        let mut stmt = c.prepare_cached(sql::ENQUEUE)?;
+        stmt.execute(rusqlite::params![
+            queue,
+            payload,
+            p.run_at,
+            p.delay_ms,
+            p.priority,
+            p.max_attempts,
+            p.expires_s,
+        ])?;
+        Ok(c.last_insert_rowid())
+    };
+    let Some(unique) = &opts.unique else {
+        return Ok(Enqueued {
+            id: insert(conn)?,
+            duplicate: false,
+        });
+    };
+    atomically(conn, |c| {
+        if let Some(id) = blocking_job(c, queue, &unique.key, None)? {
+            return Ok(Enqueued {
+                id,
+                duplicate: true,
+            });
+        }
+        let id = insert(c)?;
+        hold(c, queue, unique, id)?;
+        Ok(Enqueued {
+            id,
+            duplicate: false,
+        })
+    })
+}
+
+/// An enqueue's options, checked, in the units every store writes: what
+/// [`prepare_enqueue`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PreparedEnqueue {
+    /// `run_at` as unix seconds, rounded up (`None`: now).
+    pub run_at: Option<i64>,
+    /// The delay in whole milliseconds, rounded up; wins over `run_at`.
+    pub delay_ms: Option<i64>,
+    /// The priority.
+    pub priority: i64,
+    /// Attempts allowed, at least 1.
+    pub max_attempts: u32,
+    /// Seconds from now until the job expires, rounded up.
+    pub expires_s: Option<i64>,
+}
+
+/// Check `queue` and `opts` as every store does before it writes a job
+/// (the queue's name, attempts, durations, the time to run, the unique
+/// key), and put them in the units the store writes. For a store of
+/// another database than SQLite: the checks are the format's, wherever
+/// the rows live.
+///
+/// ```
+/// use std::time::Duration;
+/// use honker_core::{prepare_enqueue, EnqueueOptions, Error};
+/// let p = prepare_enqueue("q", &EnqueueOptions::default().delay(Duration::from_micros(1500))).unwrap();
+/// assert_eq!((p.delay_ms, p.max_attempts), (Some(2), 3));
+/// let bad = EnqueueOptions::default().max_attempts(0);
+/// assert!(matches!(prepare_enqueue("q", &bad), Err(Error::InvalidOption(_))));
+/// ```
+pub fn prepare_enqueue(queue: &str, opts: &EnqueueOptions) -> Result<PreparedEnqueue> {
     validate_queue_name(queue)?;
     let max_attempts = opts.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
     if max_attempts == 0 {
@@ -211,38 +278,14 @@ pub fn enqueue_outcome(
             Some(secs)
         }
     };
-    let insert = |c: &Connection| -> Result<i64> {
-        let mut stmt = c.prepare_cached(sql::ENQUEUE)?;
-        stmt.execute(rusqlite::params![
-            queue,
-            payload,
-            run_at,
-            opts.delay.map(ceil_millis),
-            opts.priority,
-            max_attempts,
-            opts.expires.map(ceil_secs),
-        ])?;
-        Ok(c.last_insert_rowid())
-    };
-    let Some(unique) = &opts.unique else {
-        return Ok(Enqueued {
-            id: insert(conn)?,
-            duplicate: false,
-        });
-    };
-    crate::unique::check(unique)?;
-    atomically(conn, |c| {
-        if let Some(id) = blocking_job(c, queue, &unique.key, None)? {
-            return Ok(Enqueued {
-                id,
-                duplicate: true,
-            });
-        }
-        let id = insert(c)?;
-        hold(c, queue, unique, id)?;
-        Ok(Enqueued {
-            id,
-            duplicate: false,
-        })
+    if let Some(u) = &opts.unique {
+        crate::unique::check_unique(u)?;
+    }
+    Ok(PreparedEnqueue {
+        run_at,
+        delay_ms: opts.delay.map(ceil_millis),
+        priority: opts.priority,
+        max_attempts,
+        expires_s: opts.expires.map(ceil_secs),
     })
 }

@@ -28,7 +28,7 @@ mod claim;
 mod complete;
 mod controls;
 mod cron;
-mod durations;
+pub mod durations;
 mod enqueue;
 mod error;
 mod existing;
@@ -67,14 +67,14 @@ pub use complete::{
     RetryOutcome,
 };
 pub use controls::{
-    controlled_queues, next_claim_allowed_at, pause_queue, paused_queues, queue_controls,
+    check_max_running, check_rate_limit, controlled_queues, next_claim_allowed_at, pause_queue, paused_queues, queue_controls,
     rate_reopens_at, resume_queue, set_max_running, set_rate_limit, QueueControls, RateLimit,
 };
 pub use cron::{next_boundary, CronFields, Schedule};
 pub use durations::MAX_DURATION;
 pub use enqueue::{
-    enqueue, enqueue_json, enqueue_outcome, validate_queue_name, EnqueueOptions,
-    DEFAULT_MAX_ATTEMPTS,
+    enqueue, enqueue_json, enqueue_outcome, prepare_enqueue, validate_queue_name, EnqueueOptions,
+    PreparedEnqueue, DEFAULT_MAX_ATTEMPTS,
 };
 pub use error::{Error, Result};
 pub use existing::{open_existing, open_read_only, open_snapshot};
@@ -82,13 +82,13 @@ pub use health::{
     health, row_totals, running_ids, schema_objects, Health, RowTotals, SchemaObject,
 };
 pub use job::{ClaimedJob, DeadJob, JobFate, JobRow, JobState, Lease, QueueStats};
-pub use locks::{lock_holder, renew_lock, try_lock, unlock};
+pub use locks::{check_lock, lock_holder, renew_lock, try_lock, unlock};
 pub use open::{migrate, open, open_connection, open_in_memory};
 pub use results::{get_result, save_result, sweep_results};
 pub use rusqlite;
 pub use schedules::{
-    fire_due, fired_for, get_schedule, list_schedules, next_fire_at, register_schedule,
-    remove_schedule, run_schedule_now, set_schedule_enabled, Fired, Misfire, ScheduleRow,
+    boundaries_to_fire, check_schedule, fire_due, fired_for, first_boundary, get_schedule, list_schedules,
+    next_fire_at, register_schedule, remove_schedule, run_schedule_now, set_schedule_enabled, Fired, Misfire, ScheduleRow,
     ScheduleSpec, MISFIRE_AFTER,
 };
 pub use task::{
@@ -96,7 +96,7 @@ pub use task::{
     TASK_ENVELOPE,
 };
 pub use tx::atomically;
-pub use unique::{sweep_unique, Enqueued, Unique, UniqueWhile};
+pub use unique::{check_unique, sweep_unique, Enqueued, Unique, UniqueWhile};
 
 /// The current time as SQLite sees it (`unixepoch()`), the clock every
 /// honker binding compares with.

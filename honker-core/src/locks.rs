@@ -27,7 +27,7 @@ use crate::{atomically, sql, Error, Result};
 /// assert!(honker_core::try_lock(&conn, "nightly", "b", minute).unwrap());
 /// ```
 pub fn try_lock(conn: &Connection, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
-    check(name, owner, ttl)?;
+    check_lock(name, owner, ttl)?;
     let ttl = clamped_secs(ttl).max(1);
     atomically(conn, |c| {
         c.prepare_cached(sql::LOCK_DROP_EXPIRED)?.execute([name])?;
@@ -45,7 +45,7 @@ pub fn try_lock(conn: &Connection, name: &str, owner: &str, ttl: Duration) -> Re
 /// no longer holds it (released, or taken over by another after its time
 /// ran out).
 pub fn renew_lock(conn: &Connection, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
-    check(name, owner, ttl)?;
+    check_lock(name, owner, ttl)?;
     let ttl = clamped_secs(ttl).max(1);
     Ok(conn
         .prepare_cached(sql::LOCK_RENEW)?
@@ -80,7 +80,14 @@ pub fn lock_holder(conn: &Connection, name: &str) -> Result<Option<(String, i64)
         .optional()?)
 }
 
-fn check(name: &str, owner: &str, ttl: Duration) -> Result<()> {
+/// Check a lock's name, owner and time to live as every store does.
+///
+/// ```
+/// use std::time::Duration;
+/// assert!(honker_core::check_lock("l", "me", Duration::from_secs(1)).is_ok());
+/// assert!(honker_core::check_lock("", "me", Duration::from_secs(1)).is_err());
+/// ```
+pub fn check_lock(name: &str, owner: &str, ttl: Duration) -> Result<()> {
     if name.is_empty() || owner.is_empty() {
         return Err(Error::InvalidOption(
             "a lock needs a name and an owner".into(),

@@ -31,14 +31,16 @@ pub enum Misfire {
 }
 
 impl Misfire {
-    fn as_str(self) -> &'static str {
+    /// The policy as the format writes it.
+    pub fn as_str(self) -> &'static str {
         match self {
             Misfire::All => "all",
             Misfire::Latest => "latest",
             Misfire::Skip => "skip",
         }
     }
-    fn parse(s: &str) -> Misfire {
+    /// The policy written as `s` (anything unknown is `Latest`).
+    pub fn parse(s: &str) -> Misfire {
         match s {
             "all" => Misfire::All,
             "skip" => Misfire::Skip,
@@ -141,22 +143,7 @@ pub struct Fired {
 /// assert_eq!(list_schedules(&conn).unwrap()[0].next_fire_at, before);
 /// ```
 pub fn register_schedule(conn: &Connection, spec: &ScheduleSpec) -> Result<()> {
-    crate::validate_queue_name(&spec.queue)?;
-    Schedule::parse(&spec.expr)?;
-    if spec.name.is_empty() {
-        return Err(Error::InvalidOption("a schedule needs a name".into()));
-    }
-    if spec.max_attempts == 0 {
-        return Err(Error::InvalidOption(
-            "max_attempts must be at least 1".into(),
-        ));
-    }
-    if spec.expires.is_some_and(|e| e > crate::MAX_DURATION) {
-        return Err(Error::InvalidOption(
-            "expires must be at most 200 years".into(),
-        ));
-    }
-    serde_json::from_str::<serde::de::IgnoredAny>(&spec.payload).map_err(Error::InvalidPayload)?;
+    check_schedule(spec)?;
     let now = crate::now(conn)?;
     let first = spec.next_after(now)?;
     atomically(conn, |c| {
@@ -183,6 +170,82 @@ pub fn register_schedule(conn: &Connection, spec: &ScheduleSpec) -> Result<()> {
         c.prepare_cached(sql::SCHEDULER_WAKE)?.execute([])?;
         Ok(())
     })
+}
+
+/// Check a schedule as every store does before it registers one: its
+/// queue's name, its expression, a name, attempts, expiry and a JSON
+/// payload.
+///
+/// ```
+/// use honker_core::{check_schedule, ScheduleSpec};
+/// assert!(check_schedule(&ScheduleSpec::new("s", "q", "@every 60s", "{}")).is_ok());
+/// assert!(check_schedule(&ScheduleSpec::new("s", "q", "not cron", "{}")).is_err());
+/// ```
+pub fn check_schedule(spec: &ScheduleSpec) -> Result<()> {
+    crate::validate_queue_name(&spec.queue)?;
+    Schedule::parse(&spec.expr)?;
+    if spec.name.is_empty() {
+        return Err(Error::InvalidOption("a schedule needs a name".into()));
+    }
+    if spec.max_attempts == 0 {
+        return Err(Error::InvalidOption(
+            "max_attempts must be at least 1".into(),
+        ));
+    }
+    if spec.expires.is_some_and(|e| e > crate::MAX_DURATION) {
+        return Err(Error::InvalidOption(
+            "expires must be at most 200 years".into(),
+        ));
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(&spec.payload).map_err(Error::InvalidPayload)?;
+    Ok(())
+}
+
+/// The boundaries of `row` that fall at or before `now` and are to fire
+/// by its misfire policy (oldest first, at most 1000 a call), and the
+/// schedule's next boundary after now: what a store fires and where it
+/// moves `next_fire_at`.
+///
+/// ```
+/// use honker_core::{boundaries_to_fire, ScheduleRow, ScheduleSpec};
+/// let row = ScheduleRow {
+///     spec: ScheduleSpec::new("s", "q", "@every 60s", "{}"),
+///     next_fire_at: 1_800_000_000,
+///     enabled: true,
+/// };
+/// let (fire, next) = boundaries_to_fire(&row, 1_800_000_000).unwrap();
+/// assert_eq!((fire, next), (vec![1_800_000_000], 1_800_000_060));
+/// ```
+pub fn boundaries_to_fire(row: &ScheduleRow, now: i64) -> Result<(Vec<i64>, i64)> {
+    let spec = &row.spec;
+    // The boundaries that fell, oldest first, and the first one after now.
+    let mut boundaries = Vec::new();
+    let mut next = row.next_fire_at;
+    while next <= now && boundaries.len() < MAX_FIRES_PER_TICK {
+        boundaries.push(next);
+        next = spec.next_after(next)?;
+    }
+    let late = now - i64::try_from(MISFIRE_AFTER.as_secs()).unwrap_or(30);
+    let (missed, on_time): (Vec<i64>, Vec<i64>) = boundaries.into_iter().partition(|b| *b < late);
+    let to_fire: Vec<i64> = match spec.misfire {
+        Misfire::All => missed.into_iter().chain(on_time).collect(),
+        Misfire::Skip => on_time,
+        Misfire::Latest if on_time.is_empty() => missed.last().copied().into_iter().collect(),
+        Misfire::Latest => on_time,
+    };
+    Ok((to_fire, next))
+}
+
+/// The first boundary of `spec` after `now`: where a schedule registered
+/// now first fires.
+///
+/// ```
+/// use honker_core::{first_boundary, ScheduleSpec};
+/// let spec = ScheduleSpec::new("s", "q", "@every 60s", "{}");
+/// assert_eq!(first_boundary(&spec, 1_800_000_000).unwrap(), 1_800_000_060);
+/// ```
+pub fn first_boundary(spec: &ScheduleSpec, now: i64) -> Result<i64> {
+    spec.next_after(now)
 }
 
 /// Remove a schedule; `false` when there was none.
@@ -284,21 +347,7 @@ pub fn fire_due(conn: &Connection, now: i64) -> Result<Vec<Fired>> {
 
 fn fire_one(c: &Connection, row: &ScheduleRow, now: i64) -> Result<Vec<Fired>> {
     let spec = &row.spec;
-    // The boundaries that fell, oldest first, and the first one after now.
-    let mut boundaries = Vec::new();
-    let mut next = row.next_fire_at;
-    while next <= now && boundaries.len() < MAX_FIRES_PER_TICK {
-        boundaries.push(next);
-        next = spec.next_after(next)?;
-    }
-    let late = now - i64::try_from(MISFIRE_AFTER.as_secs()).unwrap_or(30);
-    let (missed, on_time): (Vec<i64>, Vec<i64>) = boundaries.into_iter().partition(|b| *b < late);
-    let to_fire: Vec<i64> = match spec.misfire {
-        Misfire::All => missed.into_iter().chain(on_time).collect(),
-        Misfire::Skip => on_time,
-        Misfire::Latest if on_time.is_empty() => missed.last().copied().into_iter().collect(),
-        Misfire::Latest => on_time,
-    };
+    let (to_fire, next) = boundaries_to_fire(row, now)?;
     let advanced = c
         .prepare_cached(sql::SCHEDULE_ADVANCE)?
         .execute(rusqlite::params![spec.name, next, row.next_fire_at])?;

@@ -165,7 +165,12 @@ pub(crate) fn hold(conn: &Connection, queue: &str, unique: &Unique, id: i64) -> 
 }
 
 /// Check a rule before anything is written.
-pub(crate) fn check(unique: &Unique) -> Result<()> {
+///
+/// ```
+/// assert!(honker_core::check_unique(&honker_core::Unique::key("k")).is_ok());
+/// assert!(honker_core::check_unique(&honker_core::Unique::key("")).is_err());
+/// ```
+pub fn check_unique(unique: &Unique) -> Result<()> {
     if unique.key.is_empty() {
         return Err(Error::InvalidOption(
             "a unique key must not be empty".into(),

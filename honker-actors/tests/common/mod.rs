@@ -101,3 +101,77 @@ impl RunCounts {
         self.0.lock().unwrap().clone().unwrap_or_default()
     }
 }
+
+/// The PostgreSQL server the tests use (`HONKER_PG_URL`); under CI its
+/// absence fails the test that asks.
+pub fn postgres_url() -> String {
+    match std::env::var("HONKER_PG_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "the PostgreSQL tests need a server: set HONKER_PG_URL (.ci/run starts one; \
+             `source .ci/postgres` does by hand)"
+        ),
+    }
+}
+
+/// A fresh PostgreSQL store: a schema of its own on the test server,
+/// dropped with the guard.
+pub fn postgres() -> Fresh {
+    use honker_actors::postgres::{PgOptions, PgStore};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let url = postgres_url();
+    let schema = format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    );
+    let open = {
+        let (url, schema) = (url.clone(), schema.clone());
+        move || {
+            let options = PgOptions {
+                schema: schema.clone(),
+                ..PgOptions::default()
+            };
+            Honker::with_store(std::sync::Arc::new(
+                PgStore::open_with(&url, options).expect("open the PostgreSQL store"),
+            ))
+        }
+    };
+    let h = open();
+    let guard = StoreGuard {
+        _keep: Box::new(DropSchema { url, schema }),
+        another: Box::new(open),
+    };
+    (guard, h)
+}
+
+/// Drops a test's schema when the test is done with it.
+struct DropSchema {
+    url: String,
+    schema: String,
+}
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        // A thread of its own: the test's runtime may be the one dropping.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            rt.block_on(async {
+                use honker_postgres::sqlx::{AssertSqlSafe, Connection};
+                if let Ok(mut c) = honker_postgres::sqlx::PgConnection::connect(&url).await {
+                    let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                    let _ = honker_postgres::sqlx::raw_sql(AssertSqlSafe(drop))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
