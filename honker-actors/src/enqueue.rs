@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use honker_core::{EnqueueOptions, Unique, UniqueWhile};
 
-use crate::store::EnqueueTx;
+use crate::store::{BatchJob, EnqueueTx};
 use crate::{telemetry, Honker, Job, JobHandle, Result};
 
 /// Options for one typed enqueue, starting from the job's defaults.
@@ -173,6 +173,18 @@ impl<J: Job> EnqueueBuilder<J> {
         Ok(JobHandle::from_outcome(done))
     }
 
+    /// Add this enqueue to `batch`, to commit with its other jobs.
+    pub fn add_to(self, batch: &mut Batch) -> Result<()> {
+        let (payload, opts) = self.prepare()?;
+        batch.jobs.push(BatchJob {
+            queue: J::QUEUE.to_string(),
+            payload,
+            opts,
+        });
+        batch.names.push((J::QUEUE, J::NAME));
+        Ok(())
+    }
+
     /// Enqueue in the application's own transaction (any [`EnqueueTx`]:
     /// on SQLite, its own connection, transaction or savepoint); commits
     /// or rolls back with it. Pools see the commit through their watcher.
@@ -185,10 +197,91 @@ impl<J: Job> EnqueueBuilder<J> {
 }
 
 fn counted<J: Job>(done: honker_core::Enqueued) {
+    count(J::QUEUE, J::NAME, done);
+}
+
+fn count(queue: &'static str, name: &'static str, done: honker_core::Enqueued) {
     if done.duplicate {
-        telemetry::duplicate_job(J::QUEUE, J::NAME);
+        telemetry::duplicate_job(queue, name);
     } else {
-        telemetry::enqueued_job(J::QUEUE, J::NAME);
+        telemetry::enqueued_job(queue, name);
+    }
+}
+
+/// Typed jobs, of any kinds, to enqueue in one transaction: all of them
+/// or none (Sidekiq's `push_bulk`, Oban's `insert_all`, River's
+/// `InsertMany`). On any store; one commit for the lot.
+///
+/// ```
+/// # use honker_actors::{Batch, EnqueueBuilder, Job, JobContext, JobError, Honker};
+/// # struct Ping;
+/// # impl Job for Ping {
+/// #     const NAME: &'static str = "ping"; const QUEUE: &'static str = "ping";
+/// #     type Args = u32; type Output = ();
+/// #     async fn run(&self, _: JobContext, _: u32) -> Result<(), JobError> { Ok(()) }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let honker = Honker::open(dir.path().join("a.db")).unwrap();
+/// let mut batch = Batch::new();
+/// for n in 0..3 {
+///     batch.push(EnqueueBuilder::<Ping>::new(n)).unwrap();
+/// }
+/// let done = honker.enqueue_batch(batch).await.unwrap();
+/// assert_eq!(done.len(), 3);
+/// assert_eq!(honker.queue("ping").stats().await.unwrap().pending_due, 3);
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct Batch {
+    jobs: Vec<BatchJob>,
+    names: Vec<(&'static str, &'static str)>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// Add a typed enqueue (`name::builder(args)`, with its options);
+    /// refused at once when its arguments cannot be encoded.
+    pub fn push<J: Job>(&mut self, job: EnqueueBuilder<J>) -> Result<&mut Batch> {
+        job.add_to(self)?;
+        Ok(self)
+    }
+
+    /// How many jobs it holds.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+}
+
+impl Honker {
+    /// Enqueue every job of `batch` in one transaction: all of them, or
+    /// none when one is refused (a bad option, a queue name) or the store
+    /// fails. One answer per job, in the order pushed.
+    pub async fn enqueue_batch(&self, batch: Batch) -> Result<Vec<honker_core::Enqueued>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let done = self.store().enqueue_batch(batch.jobs).await?;
+        for (&(queue, name), &d) in batch.names.iter().zip(&done) {
+            count(queue, name, d);
+        }
+        let mut woken: Vec<&str> = Vec::new();
+        for (&(queue, _), d) in batch.names.iter().zip(&done) {
+            if !d.duplicate && !woken.contains(&queue) {
+                woken.push(queue);
+                self.notify_enqueued(queue);
+            }
+        }
+        Ok(done)
     }
 }
 

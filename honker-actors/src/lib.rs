@@ -69,7 +69,7 @@ mod wake;
 mod worker;
 
 pub use context::{JobContext, StopReason};
-pub use enqueue::{enqueue_tx, EnqueueBuilder};
+pub use enqueue::{enqueue_tx, Batch, EnqueueBuilder};
 pub use error::{ConfigError, Error, Result};
 pub use handle::JobHandle;
 pub use honker::Honker;

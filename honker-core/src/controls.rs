@@ -130,7 +130,10 @@ pub fn check_max_running(queue: &str, n: Option<u32>) -> Result<()> {
 /// let bad = RateLimit { limit: 5, per: Duration::from_millis(1500) };
 /// assert!(check_rate_limit("q", Some(bad)).is_err());
 /// ```
-pub fn check_rate_limit(queue: &str, rate: Option<RateLimit>) -> Result<(Option<u32>, Option<i64>)> {
+pub fn check_rate_limit(
+    queue: &str,
+    rate: Option<RateLimit>,
+) -> Result<(Option<u32>, Option<i64>)> {
     validate_queue_name(queue)?;
     Ok(match rate {
         None => (None, None),

@@ -67,8 +67,9 @@ pub use complete::{
     RetryOutcome,
 };
 pub use controls::{
-    check_max_running, check_rate_limit, controlled_queues, next_claim_allowed_at, pause_queue, paused_queues, queue_controls,
-    rate_reopens_at, resume_queue, set_max_running, set_rate_limit, QueueControls, RateLimit,
+    check_max_running, check_rate_limit, controlled_queues, next_claim_allowed_at, pause_queue,
+    paused_queues, queue_controls, rate_reopens_at, resume_queue, set_max_running, set_rate_limit,
+    QueueControls, RateLimit,
 };
 pub use cron::{next_boundary, CronFields, Schedule};
 pub use durations::MAX_DURATION;
@@ -87,9 +88,9 @@ pub use open::{migrate, open, open_connection, open_in_memory};
 pub use results::{get_result, save_result, sweep_results};
 pub use rusqlite;
 pub use schedules::{
-    boundaries_to_fire, check_schedule, fire_due, fired_for, first_boundary, get_schedule, list_schedules,
-    next_fire_at, register_schedule, remove_schedule, run_schedule_now, set_schedule_enabled, Fired, Misfire, ScheduleRow,
-    ScheduleSpec, MISFIRE_AFTER,
+    boundaries_to_fire, check_schedule, fire_due, fired_for, first_boundary, get_schedule,
+    list_schedules, next_fire_at, register_schedule, remove_schedule, run_schedule_now,
+    set_schedule_enabled, Fired, Misfire, ScheduleRow, ScheduleSpec, MISFIRE_AFTER,
 };
 pub use task::{
     leading_task_name, read_payload, task_name, task_payload, Payload, TaskCall, TaskError,

@@ -44,7 +44,11 @@ pub async fn get_job(
 }
 
 /// Dead job `id`.
-pub async fn get_dead(conn: &mut PgConnection, st: &Statements, id: i64) -> Result<Option<DeadJob>> {
+pub async fn get_dead(
+    conn: &mut PgConnection,
+    st: &Statements,
+    id: i64,
+) -> Result<Option<DeadJob>> {
     let row = sqlx::query(st.get(GET_DEAD))
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -114,8 +118,12 @@ pub async fn sweep_expired(
 
 /// Delete expired results, and unique keys that block nothing any more.
 pub async fn sweep_results_and_keys(conn: &mut PgConnection, st: &Statements) -> Result<()> {
-    sqlx::query(st.get(RESULT_SWEEP)).execute(&mut *conn).await?;
-    sqlx::query(st.get(UNIQUE_SWEEP)).execute(&mut *conn).await?;
+    sqlx::query(st.get(RESULT_SWEEP))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(st.get(UNIQUE_SWEEP))
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -300,7 +308,9 @@ pub async fn purge_dead_where(
 }
 
 fn counts(r: &PgRow, first: usize, queue: String) -> sqlx::Result<QueueStats> {
-    let n = |i: usize| -> sqlx::Result<i64> { Ok(r.try_get::<Option<i64>, _>(first + i)?.unwrap_or(0)) };
+    let n = |i: usize| -> sqlx::Result<i64> {
+        Ok(r.try_get::<Option<i64>, _>(first + i)?.unwrap_or(0))
+    };
     Ok(QueueStats {
         pending_due: n(0)?,
         scheduled: n(1)?,
@@ -356,7 +366,11 @@ pub async fn save_result(
 }
 
 /// Job `id`'s result, unless absent or expired.
-pub async fn get_result(conn: &mut PgConnection, st: &Statements, id: i64) -> Result<Option<String>> {
+pub async fn get_result(
+    conn: &mut PgConnection,
+    st: &Statements,
+    id: i64,
+) -> Result<Option<String>> {
     Ok(sqlx::query(st.get(RESULT_GET))
         .bind(id)
         .fetch_optional(&mut *conn)

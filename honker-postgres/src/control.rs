@@ -18,15 +18,17 @@ use crate::sql::{
     CONTROLS_SET_RATE, HEALTH_CREATED_AHEAD, HEALTH_EXHAUSTED_COUNT, HEALTH_EXPIRED_CLAIMS,
     HEALTH_EXPIRED_CLAIMS_COUNT, HEALTH_OBJECTS, HEALTH_ROW_TOTALS, HEALTH_RUNNING_IDS,
     LOCK_DROP_EXPIRED, LOCK_OWNER, LOCK_RELEASE, LOCK_RENEW, LOCK_TAKE, NOW, OBJECTS, RATE_WINDOW,
-    SCHEDULE_ADVANCE, SCHEDULE_DELETE, SCHEDULE_DUE, SCHEDULE_GET, SCHEDULE_LIST,
-    SCHEDULE_RUN_GET, SCHEDULE_RUN_RECORD, SCHEDULE_SET_ENABLED, SCHEDULE_SOONEST,
-    SCHEDULE_UPSERT,
+    SCHEDULE_ADVANCE, SCHEDULE_DELETE, SCHEDULE_DUE, SCHEDULE_GET, SCHEDULE_LIST, SCHEDULE_RUN_GET,
+    SCHEDULE_RUN_RECORD, SCHEDULE_SET_ENABLED, SCHEDULE_SOONEST, SCHEDULE_UPSERT,
 };
 use crate::{next_claim_at, Result, Statements};
 
 /// The server's clock, unix seconds.
 pub async fn now(conn: &mut PgConnection, st: &Statements) -> Result<i64> {
-    Ok(sqlx::query(st.get(NOW)).fetch_one(&mut *conn).await?.try_get(0)?)
+    Ok(sqlx::query(st.get(NOW))
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?)
 }
 
 fn read_controls(r: &PgRow, first: usize) -> sqlx::Result<QueueControls> {
@@ -57,7 +59,10 @@ pub async fn queue_controls(
         .bind(queue)
         .fetch_optional(&mut *conn)
         .await?;
-    Ok(row.map(|r| read_controls(&r, 0)).transpose()?.unwrap_or_default())
+    Ok(row
+        .map(|r| read_controls(&r, 0))
+        .transpose()?
+        .unwrap_or_default())
 }
 
 /// Every queue with a control set, and its controls, by name.
@@ -65,7 +70,9 @@ pub async fn controlled_queues(
     conn: &mut PgConnection,
     st: &Statements,
 ) -> Result<Vec<(String, QueueControls)>> {
-    let rows = sqlx::query(st.get(CONTROLS_ALL)).fetch_all(&mut *conn).await?;
+    let rows = sqlx::query(st.get(CONTROLS_ALL))
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows
         .iter()
         .map(|r| Ok((r.try_get(0)?, read_controls(r, 1)?)))
@@ -74,7 +81,9 @@ pub async fn controlled_queues(
 
 /// The paused queues.
 pub async fn paused_queues(conn: &mut PgConnection, st: &Statements) -> Result<Vec<String>> {
-    let rows = sqlx::query(st.get(CONTROLS_PAUSED)).fetch_all(&mut *conn).await?;
+    let rows = sqlx::query(st.get(CONTROLS_PAUSED))
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows
         .iter()
         .map(|r| r.try_get(0))
@@ -328,8 +337,13 @@ pub async fn get_schedule(
 
 /// Every schedule, by name.
 pub async fn list_schedules(conn: &mut PgConnection, st: &Statements) -> Result<Vec<ScheduleRow>> {
-    let rows = sqlx::query(st.get(SCHEDULE_LIST)).fetch_all(&mut *conn).await?;
-    Ok(rows.iter().map(read_schedule).collect::<sqlx::Result<_>>()?)
+    let rows = sqlx::query(st.get(SCHEDULE_LIST))
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(read_schedule)
+        .collect::<sqlx::Result<_>>()?)
 }
 
 /// The soonest boundary of an enabled schedule.
@@ -358,7 +372,10 @@ pub async fn fire_due(conn: &mut PgConnection, st: &Statements, now: i64) -> Res
         .bind(now)
         .fetch_all(&mut *conn)
         .await?;
-    let due: Vec<ScheduleRow> = rows.iter().map(read_schedule).collect::<sqlx::Result<_>>()?;
+    let due: Vec<ScheduleRow> = rows
+        .iter()
+        .map(read_schedule)
+        .collect::<sqlx::Result<_>>()?;
     let mut fired = Vec::new();
     for row in due {
         let mut sp = conn.begin().await?;
@@ -500,7 +517,11 @@ pub async fn row_totals(conn: &mut PgConnection, st: &Statements) -> Result<RowT
 }
 
 /// Up to `limit` running job ids.
-pub async fn running_ids(conn: &mut PgConnection, st: &Statements, limit: usize) -> Result<Vec<i64>> {
+pub async fn running_ids(
+    conn: &mut PgConnection,
+    st: &Statements,
+    limit: usize,
+) -> Result<Vec<i64>> {
     let rows = sqlx::query(st.get(HEALTH_RUNNING_IDS))
         .bind(int(limit))
         .fetch_all(&mut *conn)

@@ -61,7 +61,12 @@ impl Statements {
     /// `template` with the schema put in: made once per template.
     pub fn get(&self, template: &'static str) -> AssertSqlSafe<Arc<str>> {
         let key = (template.as_ptr() as usize, template.len());
-        if let Some(s) = self.made.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(s) = self
+            .made
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return AssertSqlSafe(s.clone());
         }
         let made: Arc<str> = template.replace("{s}", &self.quoted).into();

@@ -125,10 +125,8 @@ async fn write_outcomes(
         .collect();
     let mut applied: Vec<Option<std::result::Result<Applied, String>>> = vec![None; outcomes.len()];
     if !plain.is_empty() {
-        let fences: Vec<(&str, honker_core::Lease)> = plain
-            .iter()
-            .map(|(_, f)| (&*f.worker, f.lease))
-            .collect();
+        let fences: Vec<(&str, honker_core::Lease)> =
+            plain.iter().map(|(_, f)| (&*f.worker, f.lease)).collect();
         let acked = pg::ack_batch(c, st, &fences).await?;
         for (i, f) in plain {
             applied[i] = Some(Ok(if acked.contains(&(f.lease.id, f.lease.attempts)) {

@@ -261,10 +261,14 @@ impl PgStore {
                 source,
             })?;
         let rt = StoreRuntime(Some(rt));
+        // The pool's own tasks run on the store's runtime, whatever
+        // runtime (if any) the caller is on.
+        let entered = rt.handle().enter();
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(2))
             .acquire_timeout(options.acquire_timeout)
             .connect_lazy_with(connect);
+        drop(entered);
         let ctx = Ctx {
             pool,
             st: Arc::new(st),
@@ -377,10 +381,19 @@ mod tests {
     fn a_password_never_shows_in_the_url_written() {
         for (url, shown) in [
             ("postgres://u:pw@h/db", "postgres://u:***@h/db"),
-            ("postgresql://u:p%40ss@h:1/db?sslmode=disable", "postgresql://u:***@h:1/db?sslmode=disable"),
-            ("postgres://u@h/db?password=pw", "postgres://u@h/db?password=***"),
+            (
+                "postgresql://u:p%40ss@h:1/db?sslmode=disable",
+                "postgresql://u:***@h:1/db?sslmode=disable",
+            ),
+            (
+                "postgres://u@h/db?password=pw",
+                "postgres://u@h/db?password=***",
+            ),
             ("postgres://u:pw@h", "postgres://u:***@h"),
-            ("postgres://h/db?PASSWORD=pw&user=u", "postgres://h/db?PASSWORD=***&user=u"),
+            (
+                "postgres://h/db?PASSWORD=pw&user=u",
+                "postgres://h/db?PASSWORD=***&user=u",
+            ),
         ] {
             assert_eq!(redact_url(url), shown);
             assert!(!redact_url(url).contains("pw"));
@@ -394,9 +407,13 @@ mod tests {
             acquire_timeout: Duration::from_secs(2),
             ..PgOptions::default()
         };
-        let err = PgStore::open_with("postgres://app:s3cret@127.0.0.1:1/jobs", options).unwrap_err();
+        let err =
+            PgStore::open_with("postgres://app:s3cret@127.0.0.1:1/jobs", options).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("postgres://app:***@127.0.0.1:1/jobs"), "{text}");
+        assert!(
+            text.contains("postgres://app:***@127.0.0.1:1/jobs"),
+            "{text}"
+        );
         assert!(!text.contains("s3cret"), "{text}");
         assert!(!format!("{err:?}").contains("s3cret"));
         match err {
@@ -412,7 +429,10 @@ mod tests {
             ..PgOptions::default()
         };
         let err = PgStore::open_with("postgres://u:pw@127.0.0.1:1/db", options).unwrap_err();
-        assert!(err.to_string().contains("invalid PostgreSQL schema name"), "{err}");
+        assert!(
+            err.to_string().contains("invalid PostgreSQL schema name"),
+            "{err}"
+        );
         assert!(!err.to_string().contains(":pw@"));
     }
 }

@@ -18,8 +18,8 @@ use honker_postgres::sqlx::{Acquire, PgConnection};
 use super::cycle::{next_times, run_cycle};
 use super::{Ctx, PgStore};
 use crate::store::{
-    ClaimsSeen, ControlStore, CycleDone, CycleRequest, Fence, InspectStore, JobStore, LockStore,
-    NextTimes, PoolStore, ScheduleStore,
+    BatchJob, ClaimsSeen, ControlStore, CycleDone, CycleRequest, Fence, InspectStore, JobStore,
+    LockStore, NextTimes, PoolStore, ScheduleStore,
 };
 use crate::{Error, Result};
 
@@ -92,7 +92,12 @@ async fn gone_of(
 }
 
 /// Whether live job `id` belongs to `queue`.
-async fn in_queue(c: &mut PgConnection, st: &pg::Statements, queue: &str, id: i64) -> pg::Result<bool> {
+async fn in_queue(
+    c: &mut PgConnection,
+    st: &pg::Statements,
+    queue: &str,
+    id: i64,
+) -> pg::Result<bool> {
     Ok(pg::get_job(c, st, Some(queue), id).await?.is_some())
 }
 
@@ -138,7 +143,10 @@ impl PoolStore for PgStore {
         write!(self, |c, st| {
             let mut lost = Vec::new();
             for f in fences {
-                if pg::heartbeat(c, st, &f.worker, f.lease, by).await?.is_none() {
+                if pg::heartbeat(c, st, &f.worker, f.lease, by)
+                    .await?
+                    .is_none()
+                {
                     lost.push(f);
                 }
             }
@@ -175,7 +183,18 @@ impl JobStore for PgStore {
         opts: EnqueueOptions,
     ) -> Result<Enqueued> {
         let q = queue.to_string();
-        write!(self, |c, st| pg::enqueue(c, st, &q, &payload, &opts).await?)
+        write!(self, |c, st| pg::enqueue(c, st, &q, &payload, &opts)
+            .await?)
+    }
+
+    async fn enqueue_batch(&self, jobs: Vec<BatchJob>) -> Result<Vec<Enqueued>> {
+        write!(self, |c, st| {
+            let mut done = Vec::with_capacity(jobs.len());
+            for j in &jobs {
+                done.push(pg::enqueue(c, st, &j.queue, &j.payload, &j.opts).await?);
+            }
+            done
+        })
     }
 
     async fn claim(
@@ -192,7 +211,9 @@ impl JobStore for PgStore {
             let out: pg::Result<Vec<ClaimedJob>> = async {
                 let mut conn = ctx.pool.acquire().await?;
                 let mut tx = conn.begin().await?;
-                let jobs = pg::claim(&mut tx, &ctx.st, &q, &w, n, visibility).await?.jobs;
+                let jobs = pg::claim(&mut tx, &ctx.st, &q, &w, n, visibility)
+                    .await?
+                    .jobs;
                 tx.commit().await?;
                 Ok(jobs)
             }
@@ -303,7 +324,10 @@ impl JobStore for PgStore {
         offset: usize,
     ) -> Result<Vec<JobRow>> {
         let q = queue.to_string();
-        read!(self, |c, st| pg::find_jobs(c, st, &q, state, None, limit, offset).await?)
+        read!(self, |c, st| pg::find_jobs(
+            c, st, &q, state, None, limit, offset
+        )
+        .await?)
     }
 
     async fn find_jobs(
@@ -315,7 +339,16 @@ impl JobStore for PgStore {
         offset: usize,
     ) -> Result<Vec<JobRow>> {
         let (q, t) = (queue.to_string(), text.to_string());
-        read!(self, |c, st| pg::find_jobs(c, st, &q, state, Some(&t), limit, offset).await?)
+        read!(self, |c, st| pg::find_jobs(
+            c,
+            st,
+            &q,
+            state,
+            Some(&t),
+            limit,
+            offset
+        )
+        .await?)
     }
 
     async fn queue_stats(&self, queue: &str) -> Result<QueueStats> {
@@ -329,7 +362,10 @@ impl JobStore for PgStore {
 
     async fn dead_in(&self, queue: &str, limit: usize, offset: usize) -> Result<Vec<DeadJob>> {
         let filter = DeadFilter::default().queue(queue);
-        read!(self, |c, st| pg::list_dead_where(c, st, &filter, limit, offset).await?)
+        read!(self, |c, st| pg::list_dead_where(
+            c, st, &filter, limit, offset
+        )
+        .await?)
     }
 
     async fn list_dead_where(
@@ -338,7 +374,10 @@ impl JobStore for PgStore {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<DeadJob>> {
-        read!(self, |c, st| pg::list_dead_where(c, st, &filter, limit, offset).await?)
+        read!(self, |c, st| pg::list_dead_where(
+            c, st, &filter, limit, offset
+        )
+        .await?)
     }
 
     async fn requeue_dead_in(&self, queue: &str, id: i64) -> Result<bool> {
@@ -444,7 +483,10 @@ impl ScheduleStore for PgStore {
 
     async fn set_schedule_enabled(&self, name: &str, enabled: bool) -> Result<bool> {
         let name = name.to_string();
-        write!(self, |c, st| pg::set_schedule_enabled(c, st, &name, enabled).await?)
+        write!(self, |c, st| pg::set_schedule_enabled(
+            c, st, &name, enabled
+        )
+        .await?)
     }
 
     async fn run_schedule_now(&self, name: &str) -> Result<Option<i64>> {

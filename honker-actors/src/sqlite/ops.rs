@@ -18,8 +18,8 @@ use super::cycle::{next_times, run_cycle};
 use super::writer::{refuse_on_writer_thread, Writer};
 use super::SqliteStore;
 use crate::store::{
-    ClaimsSeen, ControlStore, CycleDone, CycleRequest, Fence, InspectStore, JobStore, LockStore,
-    NextTimes, PoolStore, ScheduleStore,
+    BatchJob, ClaimsSeen, ControlStore, CycleDone, CycleRequest, Fence, InspectStore, JobStore,
+    LockStore, NextTimes, PoolStore, ScheduleStore,
 };
 use crate::{Error, Result};
 
@@ -144,6 +144,17 @@ impl JobStore for SqliteStore {
         let q = queue.to_string();
         self.write(move |c| Ok(honker_core::enqueue_outcome(c, &q, &payload, &opts)?))
             .await
+    }
+
+    async fn enqueue_batch(&self, jobs: Vec<BatchJob>) -> Result<Vec<Enqueued>> {
+        self.write(move |c| {
+            Ok(honker_core::atomically(c, |c| {
+                jobs.iter()
+                    .map(|j| honker_core::enqueue_outcome(c, &j.queue, &j.payload, &j.opts))
+                    .collect::<honker_core::Result<Vec<_>>>()
+            })?)
+        })
+        .await
     }
 
     async fn claim(

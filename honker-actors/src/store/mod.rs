@@ -111,6 +111,24 @@ pub trait PoolStore: Send + Sync + 'static {
     async fn extend_claim(&self, fence: Fence, by: Duration) -> Result<Option<ClaimGone>>;
 }
 
+/// One job of [`JobStore::enqueue_batch`].
+///
+/// ```
+/// let j = honker_actors::store::BatchJob {
+///     queue: "mail".into(), payload: "1".into(), opts: Default::default(),
+/// };
+/// assert_eq!(j.queue, "mail");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchJob {
+    /// The queue.
+    pub queue: String,
+    /// The payload: JSON text the caller produced or checked.
+    pub payload: String,
+    /// Its options.
+    pub opts: EnqueueOptions,
+}
+
 /// What [`PoolStore::look_at_claims`] saw.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClaimsSeen {
@@ -129,6 +147,12 @@ pub trait JobStore: Send + Sync + 'static {
     /// included). Whether it was inserted or an equal unique job found.
     async fn enqueue(&self, queue: &str, payload: String, opts: EnqueueOptions)
         -> Result<Enqueued>;
+
+    /// Enqueue every job of `jobs` in one transaction: all of them or,
+    /// when one is refused or the store fails, none. One answer per job,
+    /// in order (a unique job whose key is held, by another job or an
+    /// earlier one of the batch, answers with that job).
+    async fn enqueue_batch(&self, jobs: Vec<BatchJob>) -> Result<Vec<Enqueued>>;
 
     /// Claim up to `n` jobs of `queue` for `worker`. Cancel-safe: claims
     /// whose caller stopped waiting are given back (attempt unburned).

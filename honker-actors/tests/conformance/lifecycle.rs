@@ -73,14 +73,11 @@ fn flow_done() -> usize {
 async fn shutdown_in_the_middle_of_10k_jobs_loses_none_and_burns_no_attempt() {
     let (_d, h) = honker();
     let total = 10_000u32;
-    h.transaction(move |tx| {
-        for n in 0..total {
-            flow::enqueue_tx(tx, n)?;
-        }
-        Ok::<_, honker_actors::Error>(())
-    })
-    .await
-    .unwrap();
+    let mut batch = honker_actors::Batch::new();
+    for n in 0..total {
+        batch.push(flow::builder(n)).unwrap();
+    }
+    h.enqueue_batch(batch).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(flow)
         .concurrency(16)
@@ -473,15 +470,12 @@ async fn jobs_batched_behind_a_slow_one_are_handed_back_and_run_by_another_worke
     measure::<mixed>(&h, 0, 20).await;
     // One commit: the pool claims them together, and hands them out in
     // two batches, the slow job first in one of them.
-    h.transaction(|tx| {
-        mixed::enqueue_tx(tx, 1)?;
-        for _ in 0..20 {
-            mixed::enqueue_tx(tx, 0)?;
-        }
-        Ok::<_, honker_actors::Error>(())
-    })
-    .await
-    .unwrap();
+    let mut batch = honker_actors::Batch::new();
+    batch.push(mixed::builder(1)).unwrap();
+    for _ in 0..20 {
+        batch.push(mixed::builder(0)).unwrap();
+    }
+    h.enqueue_batch(batch).await.unwrap();
     let fast_done = eventually(Duration::from_secs(2), async || {
         MIXED_DONE.load(Ordering::SeqCst) >= 40
     });
@@ -525,14 +519,11 @@ async fn a_panic_inside_a_batch_loses_no_outcome_and_hands_the_rest_back() {
         .await
         .unwrap();
     // One worker, one commit: 0 first in a batch, 1..=10 behind it.
-    h.transaction(|tx| {
-        for n in 0..=10 {
-            batch_panics::enqueue_tx(tx, n)?;
-        }
-        Ok::<_, honker_actors::Error>(())
-    })
-    .await
-    .unwrap();
+    let mut batch = honker_actors::Batch::new();
+    for n in 0..=10 {
+        batch.push(batch_panics::builder(n)).unwrap();
+    }
+    h.enqueue_batch(batch).await.unwrap();
     wait_until_drained(&h, "batch_panics", Duration::from_secs(10))
         .await
         .unwrap();
@@ -592,15 +583,12 @@ async fn warm_edges(h: &Honker, concurrency: usize) -> WorkerPool {
 
 /// One commit: a slow job first, then `fast` fast ones.
 async fn slow_then_fast(h: &Honker, slow: u64, fast: usize) {
-    h.transaction(move |tx| {
-        batch_edges::enqueue_tx(tx, slow)?;
-        for _ in 0..fast {
-            batch_edges::enqueue_tx(tx, 0)?;
-        }
-        Ok::<_, honker_actors::Error>(())
-    })
-    .await
-    .unwrap();
+    let mut batch = honker_actors::Batch::new();
+    batch.push(batch_edges::builder(slow)).unwrap();
+    for _ in 0..fast {
+        batch.push(batch_edges::builder(0)).unwrap();
+    }
+    h.enqueue_batch(batch).await.unwrap();
     let started = eventually(Duration::from_secs(10), async || {
         EDGE_STARTS.lock().unwrap().iter().any(|(n, _)| *n == slow)
     });
@@ -668,14 +656,11 @@ async fn batch_edges_under_shutdown_pause_and_cpu_bound_handlers() {
         .unwrap();
     measure::<spinner>(&h, 0, 40).await;
     SPINS.lock().unwrap().clear();
-    h.transaction(|tx| {
-        for _ in 0..16 {
-            spinner::enqueue_tx(tx, 30)?;
-        }
-        Ok::<_, honker_actors::Error>(())
-    })
-    .await
-    .unwrap();
+    let mut batch = honker_actors::Batch::new();
+    for _ in 0..16 {
+        batch.push(spinner::builder(30)).unwrap();
+    }
+    h.enqueue_batch(batch).await.unwrap();
     let started = eventually(Duration::from_secs(10), async || {
         !SPINS.lock().unwrap().is_empty()
     });
@@ -748,15 +733,12 @@ async fn a_panic_while_a_timed_out_handler_is_dropped_is_that_jobs_alone() {
         .await
         .unwrap();
     let warm = DROP_RUNS.all().get(&0).copied().unwrap_or(0);
-    h.transaction(|tx| {
-        for n in 10..15 {
-            drop_fast::enqueue_tx(tx, n)?;
-        }
-        drop_slow::enqueue_tx(tx, 1)?;
-        Ok::<_, honker_actors::Error>(())
-    })
-    .await
-    .unwrap();
+    let mut batch = honker_actors::Batch::new();
+    for n in 10..15 {
+        batch.push(drop_fast::builder(n)).unwrap();
+    }
+    batch.push(drop_slow::builder(1)).unwrap();
+    h.enqueue_batch(batch).await.unwrap();
     wait_until_drained(&h, "drop_panics", Duration::from_secs(20))
         .await
         .unwrap();
@@ -786,14 +768,11 @@ async fn a_slow_queue_is_not_prefetched_by_what_a_fast_queue_measured() {
         .await
         .unwrap();
     measure::<batch_edges>(&h, 0, 200).await;
-    h.transaction(|tx| {
-        for n in 0..40 {
-            slowq::enqueue_tx(tx, n)?;
-        }
-        Ok::<_, honker_actors::Error>(())
-    })
-    .await
-    .unwrap();
+    let mut batch = honker_actors::Batch::new();
+    for n in 0..40 {
+        batch.push(slowq::builder(n)).unwrap();
+    }
+    h.enqueue_batch(batch).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let s = pool.status().await.unwrap();
     // Unmeasured: the concurrency ahead at most, not the fast queue's 16x.
@@ -834,17 +813,15 @@ async fn after_an_early_hand_back(h: &Honker) -> WorkerPool {
         .unwrap();
     measure::<dj>(h, 0, 40).await;
     DQ_SPINNING.store(false, Ordering::SeqCst);
-    let ids = h
-        .transaction(|tx| {
-            dj::enqueue_tx(tx, 1)?;
-            let mut ids = Vec::new();
-            for _ in 0..10 {
-                ids.push(dj::enqueue_tx(tx, 0)?.id());
-            }
-            Ok::<_, honker_actors::Error>(ids)
-        })
-        .await
-        .unwrap();
+    let mut batch = honker_actors::Batch::new();
+    batch.push(dj::builder(1)).unwrap();
+    for _ in 0..10 {
+        batch.push(dj::builder(0)).unwrap();
+    }
+    let ids: Vec<i64> = h.enqueue_batch(batch).await.unwrap()[1..]
+        .iter()
+        .map(|d| d.id)
+        .collect();
     let spinning = eventually(Duration::from_secs(5), async || {
         DQ_SPINNING.load(Ordering::SeqCst)
     });
@@ -863,13 +840,10 @@ async fn after_an_early_hand_back_the_worker_is_free_once() {
     // A job behind a panicking one still runs, and nothing stays claimed.
     let (_d, h) = honker();
     let pool = after_an_early_hand_back(&h).await;
-    h.transaction(|tx| {
-        dj::enqueue_tx(tx, 2)?;
-        dj::enqueue_tx(tx, 100)?;
-        Ok::<_, honker_actors::Error>(())
-    })
-    .await
-    .unwrap();
+    let mut batch = honker_actors::Batch::new();
+    batch.push(dj::builder(2)).unwrap();
+    batch.push(dj::builder(100)).unwrap();
+    h.enqueue_batch(batch).await.unwrap();
     let ran = eventually(Duration::from_secs(8), async || {
         DQ_RUNS.all().contains_key(&100)
     });
@@ -886,13 +860,10 @@ async fn after_an_early_hand_back_the_worker_is_free_once() {
     // A job cancelled before it starts never starts.
     let (_d, h) = honker();
     let pool = after_an_early_hand_back(&h).await;
-    let cancelled = h
-        .transaction(|tx| {
-            dj::enqueue_tx(tx, 3)?;
-            Ok::<_, honker_actors::Error>(dj::enqueue_tx(tx, 101)?.id())
-        })
-        .await
-        .unwrap();
+    let mut batch = honker_actors::Batch::new();
+    batch.push(dj::builder(3)).unwrap();
+    batch.push(dj::builder(101)).unwrap();
+    let cancelled = h.enqueue_batch(batch).await.unwrap()[1].id;
     let started = eventually(Duration::from_secs(5), async || {
         DQ_RUNS.all().contains_key(&3)
     });

@@ -517,17 +517,14 @@ async fn busy(_ctx: JobContext, _a: Args) -> Result<(), JobError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_limit_holds_while_a_busy_queue_keeps_two_cycles_in_flight() {
     let (_d, h) = honker();
-    h.transaction(|tx| {
-        for n in 0..300 {
-            solo::enqueue_tx(tx, Args { n })?;
-        }
-        for n in 0..20_000 {
-            busy::enqueue_tx(tx, Args { n })?;
-        }
-        Ok::<_, honker_actors::Error>(())
-    })
-    .await
-    .unwrap();
+    let mut batch = honker_actors::Batch::new();
+    for n in 0..300 {
+        batch.push(solo::builder(Args { n })).unwrap();
+    }
+    for n in 0..20_000 {
+        batch.push(busy::builder(Args { n })).unwrap();
+    }
+    h.enqueue_batch(batch).await.unwrap();
     let pool = WorkerPool::builder(&h)
         .register(solo)
         .register(busy)

@@ -361,15 +361,38 @@ async fn job_handles_give_typed_results_and_answer_at_once_for_dead_or_cancelled
     // Run by another binding whose task returned a value: still Ok(()).
     let other = note::enqueue(&h, 3).await.unwrap();
     let id = other.id();
-    h.transaction(move |tx| {
-        use honker_actors::core;
-        let jobs = core::claim_batch(tx, "typed", "py", 10, Duration::from_secs(60))?;
-        let job = jobs.iter().find(|j| j.id == id).expect("claimed");
-        core::save_result(tx, id, r#"{"count": 4}"#, None)?;
-        core::ack(tx, "py", job.lease())
-    })
-    .await
-    .unwrap();
+    // Its claim and an ack with that result, through the store itself
+    // as another binding writes them.
+    let s = h.store();
+    let jobs = s
+        .claim("typed", "py", 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let job = jobs.iter().find(|j| j.id == id).expect("claimed");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    s.run_cycle(
+        honker_actors::store::CycleRequest {
+            worker: "py".into(),
+            outcomes: vec![honker_actors::store::Outcome::Ack {
+                fence: honker_actors::store::Fence {
+                    worker: "py".into(),
+                    lease: job.lease(),
+                },
+                queue: "typed",
+                job_name: "note",
+                result: Some((r#"{"count": 4}"#.into(), None)),
+            }],
+            plan: Default::default(),
+            visibility: Duration::from_secs(60),
+            queues: vec!["typed"].into(),
+            sweep: false,
+        },
+        Box::new(move |_, out| {
+            let _ = tx.send(out);
+        }),
+    );
+    let out = rx.await.unwrap().unwrap();
+    assert_eq!(out.applied, [Ok(honker_actors::store::Applied::Acked)]);
     other.result(&h, Duration::from_secs(5)).await.unwrap();
 }
 

@@ -605,11 +605,10 @@ async fn health_and_schema_describe_the_store_as_it_is() {
     let one = s.health(5).await.unwrap();
     assert!(one.created_ahead.is_some_and(|a| a <= 0), "{one:?}");
     let objects = s.schema_objects().await.unwrap();
-    let live = objects
-        .iter()
-        .find(|o| o.name == "_honker_live")
-        .expect("listed");
-    assert!(live.present && live.shared);
+    assert!(
+        objects.iter().any(|o| o.kind == "table") && objects.iter().any(|o| o.kind == "index"),
+        "{objects:?}"
+    );
     assert!(
         objects.iter().all(|o| o.present),
         "a fresh store has every object"

@@ -43,13 +43,33 @@ async fn equal_arguments_are_one_job_while_it_waits() {
     .await
     .unwrap();
     assert!(!other.is_duplicate());
-    // Also inside the application's transaction.
-    let in_tx = h
-        .transaction(move |tx| sync_account::enqueue_tx(tx, a))
-        .await
+    // Also in a batch, where its equal is found by id; and one batch
+    // holding two equal jobs inserts one.
+    let mut batch = honker_actors::Batch::new();
+    batch.push(sync_account::builder(a)).unwrap();
+    batch
+        .push(sync_account::builder(Sync {
+            account: 3,
+            full: false,
+        }))
         .unwrap();
-    assert!(in_tx.is_duplicate());
-    assert_eq!(h.queue("sync").stats().await.unwrap().pending_due, 2);
+    batch
+        .push(sync_account::builder(Sync {
+            account: 3,
+            full: false,
+        }))
+        .unwrap();
+    let in_batch = h.enqueue_batch(batch).await.unwrap();
+    assert_eq!(
+        in_batch.iter().map(|d| d.duplicate).collect::<Vec<_>>(),
+        [true, false, true]
+    );
+    assert_eq!(in_batch[0].id, first.id());
+    assert_eq!(
+        in_batch[2].id, in_batch[1].id,
+        "the batch's own job holds the key"
+    );
+    assert_eq!(h.queue("sync").stats().await.unwrap().pending_due, 3);
     // Once it ran, an equal job is new.
     let pool = WorkerPool::builder(&h)
         .register(sync_account)
