@@ -186,13 +186,20 @@ impl<J: Job> EnqueueBuilder<J> {
     }
 
     /// Enqueue in the application's own transaction (any [`EnqueueTx`]:
-    /// on SQLite, its own connection, transaction or savepoint); commits
-    /// or rolls back with it. Pools see the commit through their watcher.
-    pub fn enqueue_tx<T: EnqueueTx + ?Sized>(self, tx: &T) -> Result<JobHandle<J>> {
-        let (payload, opts) = self.prepare()?;
-        let done = tx.enqueue_in(J::QUEUE, &payload, &opts)?;
-        counted::<J>(done);
-        Ok(JobHandle::from_outcome(done))
+    /// on SQLite, a reference to its own connection, transaction or
+    /// savepoint, answering at once; on PostgreSQL, its own sqlx
+    /// connection or transaction, answering a future); commits or rolls
+    /// back with it. Pools see the commit through their watch.
+    pub fn enqueue_tx<T: EnqueueTx>(self, tx: T) -> T::Answer<JobHandle<J>> {
+        let job = self.prepare().map(|(payload, opts)| BatchJob {
+            queue: J::QUEUE.to_string(),
+            payload,
+            opts,
+        });
+        tx.enqueue_then(job, |done| {
+            counted::<J>(done);
+            JobHandle::from_outcome(done)
+        })
     }
 }
 
@@ -286,8 +293,10 @@ impl Honker {
 }
 
 /// Enqueue a typed job in the application's own transaction (any
-/// [`EnqueueTx`]: on SQLite, its own connection, transaction or savepoint;
-/// synchronous, it commits or rolls back with it).
+/// [`EnqueueTx`]: on SQLite, a reference to its own connection,
+/// transaction or savepoint, answering at once; on PostgreSQL, its own
+/// sqlx transaction, answering a future). It commits or rolls back with
+/// that transaction.
 ///
 /// ```
 /// # use honker_actors::{Job, JobContext, JobError};
@@ -299,10 +308,10 @@ impl Honker {
 /// # }
 /// let mut conn = honker_core::open_in_memory().unwrap();
 /// let tx = conn.transaction().unwrap();
-/// honker_actors::enqueue_tx::<Ping>(&tx, 1).unwrap();
+/// honker_actors::enqueue_tx::<Ping, _>(&tx, 1).unwrap();
 /// tx.rollback().unwrap();                                  // the job is gone with it
 /// assert_eq!(honker_core::queue_stats(&conn, "ping").unwrap().pending_due, 0);
 /// ```
-pub fn enqueue_tx<J: Job>(tx: &dyn EnqueueTx, args: J::Args) -> Result<JobHandle<J>> {
+pub fn enqueue_tx<J: Job, T: EnqueueTx>(tx: T, args: J::Args) -> T::Answer<JobHandle<J>> {
     EnqueueBuilder::<J>::new(args).enqueue_tx(tx)
 }

@@ -73,10 +73,10 @@ pub(crate) fn expand(def: &JobDef) -> TokenStream {
 
             /// Enqueue in the application's own transaction: the store's
             /// own type (see `honker_actors::store::EnqueueTx`).
-            #vis fn enqueue_tx<T: ::honker_actors::store::EnqueueTx + ?Sized>(
-                tx: &T,
+            #vis fn enqueue_tx<T: ::honker_actors::store::EnqueueTx>(
+                tx: T,
                 args: #arg_ty,
-            ) -> ::honker_actors::Result<::honker_actors::JobHandle<#ident>> {
+            ) -> T::Answer<::honker_actors::JobHandle<#ident>> {
                 ::honker_actors::EnqueueBuilder::<#ident>::new(args).enqueue_tx(tx)
             }
         }

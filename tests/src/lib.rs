@@ -112,3 +112,61 @@ pub async fn listen_job(ctx: JobContext, _n: u32) -> Result<(), JobError> {
 pub async fn charge_order(_order: u32) -> Result<(), JobError> {
     Ok(())
 }
+
+/// Jobs of the PostgreSQL multi-process tests: each says on stdout what
+/// it did, one line each (stdout is line-buffered), for the test that
+/// started its process to count.
+pub mod pg {
+    use std::time::Duration;
+
+    use honker_actors::{job, JobContext, JobError, StopReason};
+
+    fn say(line: String) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    /// A job that says `ran N` (its argument).
+    #[job(queue = "pgwork")]
+    pub async fn pg_work(n: u64) -> Result<(), JobError> {
+        say(format!("ran {n}"));
+        Ok(())
+    }
+
+    /// A job that says `running ID` and runs until it is cancelled (then
+    /// says `cancelled ID`) or its process dies.
+    #[job(queue = "pglong")]
+    pub async fn pg_long(ctx: JobContext, _n: u64) -> Result<(), JobError> {
+        say(format!("running {}", ctx.id()));
+        if ctx.stopping().await == StopReason::Cancelled {
+            say(format!("cancelled {}", ctx.id()));
+        }
+        Ok(())
+    }
+
+    /// A job of a queue with a running limit: says `start N MS` and, 30 ms
+    /// later, `end N MS` (unix milliseconds).
+    #[job(queue = "pglimited")]
+    pub async fn pg_limited(n: u64) -> Result<(), JobError> {
+        say(format!("start {n} {}", crate::unix_ms()));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        say(format!("end {n} {}", crate::unix_ms()));
+        Ok(())
+    }
+
+    /// A unique job: one per order while it waits.
+    #[job(queue = "pgcharge", unique)]
+    pub async fn pg_charge(_order: u64) -> Result<(), JobError> {
+        Ok(())
+    }
+
+    /// Every second; says `tick BOUNDARY`.
+    #[job(queue = "pgtick", cron = "* * * * * *")]
+    pub async fn pg_tick(ctx: JobContext, _none: ()) -> Result<(), JobError> {
+        let (_, boundary) = ctx.scheduled_at().await?.unwrap_or_default();
+        say(format!("tick {boundary}"));
+        Ok(())
+    }
+}

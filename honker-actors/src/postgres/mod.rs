@@ -18,6 +18,7 @@
 //! with it masked ([`PgStore::url`]).
 
 mod cycle;
+mod door;
 mod listen;
 mod ops;
 
@@ -29,6 +30,7 @@ use honker_postgres::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use honker_postgres::sqlx::PgPool;
 use honker_postgres::Statements;
 
+pub use door::{Answer, PgTx};
 pub use honker_postgres::DEFAULT_SCHEMA;
 
 use crate::store::{StoreError, StoreErrorKind};

@@ -3,26 +3,33 @@
 //! `rusqlite` connection ([`EnqueueTx`] for `rusqlite::Connection`).
 
 use honker_core::rusqlite::Connection;
-use honker_core::{EnqueueOptions, Enqueued};
+use honker_core::Enqueued;
 
 use super::SqliteStore;
-use crate::store::EnqueueTx;
+use crate::store::{BatchJob, EnqueueTx};
 use crate::{Error, Honker, Result};
 
 /// The application's own connection: the job commits with it (or with the
 /// transaction open on it).
 ///
 /// ```
-/// use honker_actors::store::EnqueueTx;
-/// let mut conn = honker_core::open_in_memory().unwrap();
-/// let tx = conn.transaction().unwrap();
-/// let done = tx.enqueue_in("emails", "{}", &Default::default()).unwrap();
-/// tx.commit().unwrap();
-/// assert!(done.id > 0);
+/// use honker_actors::store::{BatchJob, EnqueueTx};
+/// let conn = honker_core::open_in_memory().unwrap();
+/// let job = BatchJob { queue: "emails".into(), payload: "{}".into(), opts: Default::default() };
+/// let done = (&conn).enqueue_then(Ok(job), |d| d).unwrap();
+/// assert!(done.id > 0 && !done.duplicate);
 /// ```
-impl EnqueueTx for Connection {
-    fn enqueue_in(&self, queue: &str, payload: &str, opts: &EnqueueOptions) -> Result<Enqueued> {
-        Ok(honker_core::enqueue_outcome(self, queue, payload, opts)?)
+impl EnqueueTx for &Connection {
+    type Answer<T: Send + 'static> = Result<T>;
+
+    fn enqueue_then<T: Send + 'static>(
+        self,
+        job: Result<BatchJob>,
+        then: impl FnOnce(Enqueued) -> T + Send + 'static,
+    ) -> Result<T> {
+        let job = job?;
+        let done = honker_core::enqueue_outcome(self, &job.queue, &job.payload, &job.opts)?;
+        Ok(then(done))
     }
 }
 
@@ -30,23 +37,36 @@ impl EnqueueTx for Connection {
 /// rolls back with the application's writes.
 ///
 /// ```
-/// use honker_actors::store::EnqueueTx;
+/// use honker_actors::store::{BatchJob, EnqueueTx};
 /// let mut conn = honker_core::open_in_memory().unwrap();
 /// let tx = conn.transaction().unwrap();
-/// tx.enqueue_in("emails", "{}", &Default::default()).unwrap();
+/// let job = BatchJob { queue: "emails".into(), payload: "{}".into(), opts: Default::default() };
+/// (&tx).enqueue_then(Ok(job), |d| d.id).unwrap();
 /// drop(tx); // rolled back
 /// assert_eq!(honker_core::stats(&conn).unwrap().len(), 0);
 /// ```
-impl EnqueueTx for honker_core::rusqlite::Transaction<'_> {
-    fn enqueue_in(&self, queue: &str, payload: &str, opts: &EnqueueOptions) -> Result<Enqueued> {
-        (**self).enqueue_in(queue, payload, opts)
+impl EnqueueTx for &honker_core::rusqlite::Transaction<'_> {
+    type Answer<T: Send + 'static> = Result<T>;
+
+    fn enqueue_then<T: Send + 'static>(
+        self,
+        job: Result<BatchJob>,
+        then: impl FnOnce(Enqueued) -> T + Send + 'static,
+    ) -> Result<T> {
+        (&**self).enqueue_then(job, then)
     }
 }
 
 /// A savepoint of the application's own connection.
-impl EnqueueTx for honker_core::rusqlite::Savepoint<'_> {
-    fn enqueue_in(&self, queue: &str, payload: &str, opts: &EnqueueOptions) -> Result<Enqueued> {
-        (**self).enqueue_in(queue, payload, opts)
+impl EnqueueTx for &honker_core::rusqlite::Savepoint<'_> {
+    type Answer<T: Send + 'static> = Result<T>;
+
+    fn enqueue_then<T: Send + 'static>(
+        self,
+        job: Result<BatchJob>,
+        then: impl FnOnce(Enqueued) -> T + Send + 'static,
+    ) -> Result<T> {
+        (&**self).enqueue_then(job, then)
     }
 }
 

@@ -355,10 +355,32 @@ pub trait CommitWatch: Send + Sync {
 
 /// A caller's own transaction of some store, in which jobs can be
 /// enqueued so they commit or roll back with the caller's writes.
-/// SQLite's are the application's own connection, transactions and
-/// savepoints (see [`sqlite`](crate::sqlite)).
-pub trait EnqueueTx {
-    /// Enqueue `payload` (JSON text the caller produced) to `queue`
-    /// inside this transaction.
-    fn enqueue_in(&self, queue: &str, payload: &str, opts: &EnqueueOptions) -> Result<Enqueued>;
+/// SQLite's are references to the application's own connection,
+/// transactions and savepoints (see [`sqlite`](crate::sqlite)), and an
+/// enqueue answers at once; PostgreSQL's are the application's own sqlx
+/// connection or transaction, and an enqueue answers a future (see
+/// `postgres`). `name::enqueue_tx(tx, args)` takes any of them.
+///
+/// ```
+/// use honker_actors::store::{BatchJob, EnqueueTx};
+/// let mut conn = honker_core::open_in_memory().unwrap();
+/// let tx = conn.transaction().unwrap();
+/// let job = BatchJob { queue: "emails".into(), payload: "{}".into(), opts: Default::default() };
+/// let id = (&tx).enqueue_then(Ok(job), |done| done.id).unwrap();
+/// tx.commit().unwrap();
+/// assert!(id > 0);
+/// ```
+pub trait EnqueueTx: Sized {
+    /// What an enqueue answers in this transaction: `Result<T>` where it
+    /// runs at once (SQLite), a future of it on a server (PostgreSQL).
+    type Answer<T: Send + 'static>;
+
+    /// Enqueue `job` inside this transaction (or answer its refusal, when
+    /// it is an `Err`), then make the answer of what was enqueued with
+    /// `then`.
+    fn enqueue_then<T: Send + 'static>(
+        self,
+        job: Result<BatchJob>,
+        then: impl FnOnce(Enqueued) -> T + Send + 'static,
+    ) -> Self::Answer<T>;
 }
