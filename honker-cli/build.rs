@@ -5,7 +5,8 @@
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(honker_python)");
-    for var in ["HONKER_PYTHON", "CI"] {
+    println!("cargo::rustc-check-cfg=cfg(honker_postgres)");
+    for var in ["HONKER_PYTHON", "HONKER_PG_URL", "CI"] {
         println!("cargo::rerun-if-env-changed={var}");
     }
     let set = |var: &str| {
@@ -16,5 +17,9 @@ fn main() {
     };
     if set("HONKER_PYTHON") || set("CI") {
         println!("cargo::rustc-cfg=honker_python");
+    }
+    // Likewise the tests of the command on a PostgreSQL server.
+    if set("HONKER_PG_URL") || set("CI") {
+        println!("cargo::rustc-cfg=honker_postgres");
     }
 }

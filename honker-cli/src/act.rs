@@ -188,7 +188,7 @@ pub fn cancel(db: &Path, id: i64, out: Output) -> Result<(), CliError> {
     if !cancelled {
         return Err(CliError::NotFound(format!(
             "job {id} is not pending or running in {}; nothing cancelled",
-            db.display()
+            crate::file::shown(db)
         )));
     }
     let was = match before.as_ref().map(|j| &j.state) {
@@ -300,7 +300,7 @@ pub fn cron(db: &Path, name: &str, action: CronWrite, out: Output) -> Result<(),
     if !exists {
         return Err(CliError::NotFound(format!(
             "no schedule named {name:?} in {}",
-            db.display()
+            crate::file::shown(db)
         )));
     }
     let (tag, count, ids, message) = match action {

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Look at and act on a honker job file: the SQLite database your service
-/// (or the `honker` Python package) keeps its jobs in. Reading commands
-/// open the file read-only and never create it; writing commands say what
-/// they changed.
+/// (or the `honker` Python package) keeps its jobs in, or the PostgreSQL
+/// database of a service that outgrew one machine (a `postgres://` URL;
+/// `?honker_schema=NAME` for a schema other than `honker`). Reading
+/// commands open a file read-only and never create it; writing commands
+/// say what they changed.
 #[derive(Debug, Parser)]
 #[command(name = "honker", version, propagate_version = true)]
 pub struct Cli {
@@ -31,14 +33,14 @@ pub enum Command {
     /// Every queue: pending, scheduled, running, dead, paused, how far
     /// behind, when the next scheduled job falls due.
     Stats {
-        /// The database file.
+        /// The database: a SQLite file, or a PostgreSQL `postgres://` URL.
         db: PathBuf,
         #[command(flatten)]
         out: Output,
     },
     /// A queue's jobs in one state.
     Jobs {
-        /// The database file.
+        /// The database: a SQLite file, or a PostgreSQL `postgres://` URL.
         db: PathBuf,
         /// The queue.
         #[arg(long, short)]
@@ -61,7 +63,7 @@ pub enum Command {
     },
     /// One job, live or dead: payload, attempts, last error, times, result.
     Job {
-        /// The database file.
+        /// The database: a SQLite file, or a PostgreSQL `postgres://` URL.
         db: PathBuf,
         /// The job id.
         id: i64,
@@ -70,7 +72,7 @@ pub enum Command {
     },
     /// Retry (requeue) or purge dead jobs: by id, by queue, or all.
     Dead {
-        /// The database file.
+        /// The database: a SQLite file, or a PostgreSQL `postgres://` URL.
         db: PathBuf,
         /// What to do.
         action: DeadAction,
@@ -97,7 +99,7 @@ pub enum Command {
     },
     /// Cancel a pending or running job (a running one is told to stop).
     Cancel {
-        /// The database file.
+        /// The database: a SQLite file, or a PostgreSQL `postgres://` URL.
         db: PathBuf,
         /// The job id.
         id: i64,
@@ -106,7 +108,7 @@ pub enum Command {
     },
     /// Pause a queue: no honker-rs worker claims from it until resumed.
     Pause {
-        /// The database file.
+        /// The database: a SQLite file, or a PostgreSQL `postgres://` URL.
         db: PathBuf,
         /// The queue.
         queue: String,
@@ -115,7 +117,7 @@ pub enum Command {
     },
     /// Resume a paused queue.
     Resume {
-        /// The database file.
+        /// The database: a SQLite file, or a PostgreSQL `postgres://` URL.
         db: PathBuf,
         /// The queue.
         queue: String,
@@ -125,7 +127,7 @@ pub enum Command {
     /// Enqueue a job: a raw JSON payload, or a call of a named job with
     /// JSON arguments (an object: keywords; anything else: one argument).
     Enqueue {
-        /// The database file.
+        /// The database: a SQLite file, or a PostgreSQL `postgres://` URL.
         db: PathBuf,
         /// The queue.
         queue: String,
@@ -167,14 +169,14 @@ pub enum Command {
     /// and indexes, jobs stuck past their claim, exhausted jobs, clocks.
     /// Exits 1 when a check fails.
     Doctor {
-        /// The database file.
+        /// The database: a SQLite file, or a PostgreSQL `postgres://` URL.
         db: PathBuf,
         #[command(flatten)]
         out: Output,
     },
     /// Serve the web dashboard for the file.
     Web {
-        /// The database file.
+        /// The database: a SQLite file, or a PostgreSQL `postgres://` URL.
         db: PathBuf,
         /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -217,7 +219,7 @@ pub enum DeadAction {
 #[derive(Debug, Parser)]
 #[command(name = "honker cron", no_binary_name = true)]
 pub struct CronOnFile {
-    /// The database file.
+    /// The database: a SQLite file, or a PostgreSQL `postgres://` URL.
     pub db: PathBuf,
     /// What to do.
     #[command(subcommand)]

@@ -58,7 +58,14 @@ fn journal_mode(db: &Path) -> Result<String, CliError> {
 pub fn doctor(db: &Path, out: Output) -> Result<(), CliError> {
     let f = File::look(db)?;
     let mut checks = Vec::new();
+    if crate::file::server_url(db).is_none() {
+        file_checks(db, &mut checks)?;
+    }
+    store_checks(&f, out, checks)
+}
 
+/// The checks of a SQLite file itself: its journal mode and its WAL.
+fn file_checks(db: &Path, checks: &mut Vec<Check>) -> Result<(), CliError> {
     let mode = journal_mode(db)?;
     checks.push(if mode.eq_ignore_ascii_case("wal") {
         check("journal_mode", Status::Ok, "wal".into())
@@ -90,7 +97,11 @@ pub fn doctor(db: &Path, out: Output) -> Result<(), CliError> {
             format!("{} KiB", wal_size / 1024)
         },
     ));
+    Ok(())
+}
 
+/// The checks every store answers: its schema, claims, rows and clock.
+fn store_checks(f: &File, out: Output, mut checks: Vec<Check>) -> Result<(), CliError> {
     let objects = f.wait(f.store().schema_objects())?;
     let missing_shared: Vec<&str> = objects
         .iter()

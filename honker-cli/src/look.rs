@@ -34,7 +34,7 @@ pub fn stats(db: &Path, out: Output) -> Result<(), CliError> {
         return print_json(&Doc { now, queues });
     }
     if queues.is_empty() {
-        println!("no queues in {}", db.display());
+        println!("no queues in {}", crate::file::shown(db));
         return Ok(());
     }
     let rows: Vec<Vec<String>> = queues
@@ -199,7 +199,7 @@ pub fn job(db: &Path, id: i64, out: Output) -> Result<(), CliError> {
     if job.is_none() && result.is_none() {
         return Err(CliError::NotFound(format!(
             "no job {id} in {} (a job that succeeded is deleted; it may have left no result)",
-            db.display()
+            crate::file::shown(db)
         )));
     }
     if out.json {
@@ -297,7 +297,7 @@ pub fn cron_list(db: &Path, out: Output) -> Result<(), CliError> {
         return print_json(&Doc { now, schedules });
     }
     if schedules.is_empty() {
-        println!("no schedules in {}", db.display());
+        println!("no schedules in {}", crate::file::shown(db));
         return Ok(());
     }
     let rows: Vec<Vec<String>> = schedules

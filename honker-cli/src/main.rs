@@ -250,7 +250,11 @@ fn web(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let dashboard = if read_only {
+        let dashboard = if let Some(url) = crate::file::server_url(db) {
+            let store = honker_actors::postgres::PgStore::open(url)?;
+            honker_web::Dashboard::new(honker_actors::Honker::with_store(Arc::new(store)))
+                .read_only(read_only)
+        } else if read_only {
             honker_web::Dashboard::open_read_only(db)?
         } else {
             // The file must exist: the dashboard never creates one.
@@ -270,7 +274,7 @@ fn web(
         let dashboard = dashboard.allow_hosts(hosts);
         println!(
             "honker dashboard for {} on http://{addr}/{}",
-            db.display(),
+            crate::file::shown(db),
             if read_only { " (read-only)" } else { "" }
         );
         axum::serve(listener, dashboard.router())

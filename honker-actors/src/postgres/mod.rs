@@ -98,6 +98,39 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// `url` without its `honker_schema` query parameter, and that
+/// parameter's value: the schema a URL names for the store (so that a
+/// URL alone, as the `honker` command takes it, can name any schema).
+///
+/// ```
+/// use honker_actors::postgres::split_schema;
+/// assert_eq!(split_schema("postgres://h/db?honker_schema=jobs&sslmode=disable"),
+///     ("postgres://h/db?sslmode=disable".to_string(), Some("jobs".to_string())));
+/// assert_eq!(split_schema("postgres://h/db"), ("postgres://h/db".to_string(), None));
+/// ```
+pub fn split_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut schema = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| match p.split_once('=') {
+            Some(("honker_schema", v)) => {
+                schema = Some(v.to_string());
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (url, schema)
+}
+
 /// How a [`PgStore`] opens.
 ///
 /// ```
@@ -246,8 +279,14 @@ impl PgStore {
         Self::open_with(url, PgOptions::default())
     }
 
-    /// [`open`](Self::open) with `options`.
-    pub fn open_with(url: &str, options: PgOptions) -> Result<PgStore> {
+    /// [`open`](Self::open) with `options`. A `honker_schema=NAME` query
+    /// parameter of `url` names the schema, over `options.schema`.
+    pub fn open_with(url: &str, mut options: PgOptions) -> Result<PgStore> {
+        let (url, schema) = split_schema(url);
+        let url = url.as_str();
+        if let Some(schema) = schema {
+            options.schema = schema;
+        }
         let masked: Arc<str> = redact_url(url).into();
         let st = Statements::new(&options.schema).map_err(|e| open_error(&masked, e))?;
         let connect: PgConnectOptions = url
@@ -368,6 +407,10 @@ fn open_error(url: &Arc<str>, e: honker_postgres::Error) -> Error {
 impl crate::store::Store for PgStore {
     fn file(&self) -> Option<&std::path::Path> {
         None
+    }
+
+    fn location(&self) -> String {
+        format!("{} (schema {})", self.ctx.url, self.ctx.st.schema())
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -70,6 +70,13 @@ pub trait Store:
     /// The database file, for a store that keeps one (SQLite).
     fn file(&self) -> Option<&Path>;
 
+    /// Where the store is, as an operator reads it: a file's path, or a
+    /// server's URL (its password masked) and schema.
+    fn location(&self) -> String {
+        self.file()
+            .map_or_else(|| "(no file)".to_string(), |p| p.display().to_string())
+    }
+
     /// The store as `Any`, for the doors only one store has (SQLite's
     /// transaction closures).
     fn as_any(&self) -> &dyn std::any::Any;

@@ -42,9 +42,7 @@ impl Params {
 }
 
 pub(super) fn file(s: &Shared) -> String {
-    s.honker
-        .path()
-        .map_or_else(|| "(not a file)".to_string(), |p| p.display().to_string())
+    s.honker.store().location()
 }
 
 /// A failed read, as a page.
