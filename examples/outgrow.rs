@@ -20,7 +20,10 @@ async fn confirm_order(order_id: i64) -> Result<String, JobError> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let Some(url) = std::env::var("HONKER_PG_URL").ok().filter(|u| !u.is_empty()) else {
+    let Some(url) = std::env::var("HONKER_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
         println!("skipped: set HONKER_PG_URL to a PostgreSQL database (.ci/run does)");
         return Ok(());
     };
@@ -29,7 +32,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let schema = format!("outgrow_{}", std::process::id());
     let sep = if url.contains('?') { '&' } else { '?' };
     let honker = Honker::open(format!("{url}{sep}honker_schema={schema}"))?;
-    let store = honker.store().as_any().downcast_ref::<PgStore>().ok_or("a PgStore")?;
+    let store = honker
+        .store()
+        .as_any()
+        .downcast_ref::<PgStore>()
+        .ok_or("a PgStore")?;
     println!("store: {}", honker.store().location());
 
     // The service's own table and connection.
@@ -62,8 +69,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("order {doomed} rolled back, and job {doomed_job} with it");
 
     // Two pools, as two machines would run them: each job runs once.
-    let a = WorkerPool::builder(&honker).register(confirm_order).start().await?;
-    let b = WorkerPool::builder(&honker).register(confirm_order).start().await?;
+    let a = WorkerPool::builder(&honker)
+        .register(confirm_order)
+        .start()
+        .await?;
+    let b = WorkerPool::builder(&honker)
+        .register(confirm_order)
+        .start()
+        .await?;
     let said: String = job.result(&honker, Duration::from_secs(30)).await?;
     println!("job {job}: {said}");
     a.shutdown().await?;
@@ -73,8 +86,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert!(honker.store().job(doomed_job.id()).await?.is_none());
     println!("done: nothing left waiting, the rolled-back job never existed");
 
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-        .execute(&mut app)
-        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(&mut app)
+    .await?;
     Ok(())
 }

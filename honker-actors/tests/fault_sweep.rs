@@ -1,5 +1,5 @@
 //! The writer fault sweep: a fixed workload (typed enqueues, application
-//! transactions that enqueue, a pool that claims and acks) runs once per
+//! transactions that enqueue, a batch, a pool that claims and acks) runs once per
 //! fault kind and per write request k, with that fault injected into the
 //! k-th request: SQLite reporting a full disk or an I/O error (and rolling
 //! the whole group back), SQLITE_BUSY, or a panic. After each run the file
@@ -126,6 +126,15 @@ async fn workload(h: &Honker) -> Told {
             told.orders.push((i, r.is_ok()));
             told.enqueues.push((i, r.ok()));
         }
+    }
+    // A batch: both its jobs committed, or neither.
+    let mut batch = honker_actors::Batch::new();
+    for i in [20u32, 21] {
+        batch.push(sweep::builder(i)).unwrap();
+    }
+    let r = h.enqueue_batch(batch).await;
+    for (k, i) in [20u32, 21].into_iter().enumerate() {
+        told.enqueues.push((i, r.as_ref().ok().map(|d| d[k].id)));
     }
     told
 }

@@ -94,7 +94,7 @@ impl<'t> EnqueueTx for &'t mut Transaction<'_, Postgres> {
         job: Result<BatchJob>,
         then: impl FnOnce(Enqueued) -> T + Send + 'static,
     ) -> Answer<'t, T> {
-        enqueue_in(&mut **self, &*DEFAULT, job, then)
+        enqueue_in(self, &*DEFAULT, job, then)
     }
 }
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 use honker_actors::core::{
     DeadFilter, EnqueueOptions, JobState, Lease, LiveState, RetryOutcome, Unique, CANCELLED,
 };
-use honker_actors::store::Store;
+use honker_actors::store::{BatchJob, Store};
 use honker_actors::Error;
 use proptest::prelude::*;
 
@@ -49,6 +49,13 @@ enum Op {
         max_attempts: u32,
         /// A key (of 3) and whether it holds only while pending.
         unique: Option<(u8, bool)>,
+    },
+    /// Jobs enqueued in one batch (queue, priority, unique key); with
+    /// `bad`, a last one whose options are refused, and so the whole
+    /// batch is.
+    Batch {
+        jobs: Vec<(usize, i64, Option<u8>)>,
+        bad: bool,
     },
     Claim {
         worker: usize,
@@ -113,6 +120,11 @@ fn op() -> impl Strategy<Value = Op> {
                 max_attempts,
                 unique,
             }),
+        1 => (
+            prop::collection::vec((0..2usize, -1..=2i64, prop::option::weighted(0.4, 0..3u8)), 1..4),
+            prop::bool::weighted(0.2),
+        )
+            .prop_map(|(jobs, bad)| Op::Batch { jobs, bad }),
         4 => (0..2usize, 0..2usize, 1..=3usize)
             .prop_map(|(worker, queue, n)| Op::Claim { worker, queue, n }),
         5 => (0..2usize, any::<usize>(), prop::bool::weighted(0.25), done)
@@ -219,6 +231,32 @@ impl Run<'_> {
         self.s.now().await.unwrap()
     }
 
+    /// The model's record of job `id`, just enqueued and inserted.
+    fn admit(
+        &mut self,
+        id: i64,
+        queue: usize,
+        priority: i64,
+        run_at: i64,
+        max_attempts: u32,
+        unique: Option<(u8, bool)>,
+    ) {
+        if let Some((key, pending_only)) = unique {
+            self.m.unique.insert(id, (queue, key, pending_only));
+        }
+        self.m.ids.push(id);
+        self.m.queue_of.insert(id, queue);
+        let live = Live {
+            queue,
+            priority,
+            run_at,
+            worker: None,
+            attempts: 0,
+            max_attempts: i64::from(max_attempts),
+        };
+        self.m.live.insert(id, live);
+    }
+
     async fn run_at(&self, id: i64) -> i64 {
         self.s.job(id).await.unwrap().expect("a live job").run_at
     }
@@ -268,20 +306,54 @@ impl Run<'_> {
                     (before + wait..=after + wait + i64::from(later)).contains(&run_at),
                     "due at the delay's end: {run_at} for {before}..={after} + {wait}"
                 );
-                if let Some((key, pending_only)) = unique {
-                    self.m.unique.insert(e.id, (queue, key, pending_only));
+                self.admit(e.id, queue, priority, run_at, max_attempts, unique);
+            }
+            Op::Batch { ref jobs, bad } => {
+                let mut batch = Vec::new();
+                for &(queue, priority, key) in jobs {
+                    let mut o = EnqueueOptions::default().priority(priority);
+                    if let Some(key) = key {
+                        o = o.unique(Unique::key(format!("k{key}")));
+                    }
+                    batch.push(BatchJob {
+                        queue: QUEUES[queue].into(),
+                        payload: "{}".into(),
+                        opts: o,
+                    });
                 }
-                self.m.ids.push(e.id);
-                self.m.queue_of.insert(e.id, queue);
-                let live = Live {
-                    queue,
-                    priority,
-                    run_at,
-                    worker: None,
-                    attempts: 0,
-                    max_attempts: i64::from(max_attempts),
-                };
-                self.m.live.insert(e.id, live);
+                if bad {
+                    batch.push(BatchJob {
+                        queue: QUEUES[0].into(),
+                        payload: "{}".into(),
+                        opts: EnqueueOptions::default().max_attempts(0),
+                    });
+                    let refused = s.enqueue_batch(batch).await;
+                    assert!(
+                        matches!(refused, Err(Error::InvalidOption(_))),
+                        "{refused:?}"
+                    );
+                    // Nothing of it was written: the comparison after the
+                    // step finds every table as the model has it.
+                    return;
+                }
+                let before = self.now().await;
+                let done = s.enqueue_batch(batch).await.unwrap();
+                let after = self.now().await;
+                assert_eq!(done.len(), jobs.len());
+                for (&(queue, priority, key), e) in jobs.iter().zip(done) {
+                    if let Some(holder) = key.and_then(|k| self.m.blocking(queue, k, None)) {
+                        assert_eq!(
+                            (e.id, e.duplicate),
+                            (holder, true),
+                            "a duplicate of its holder"
+                        );
+                        continue;
+                    }
+                    assert!(!e.duplicate, "nothing holds the key: {op:?}");
+                    let run_at = self.run_at(e.id).await;
+                    assert!((before..=after).contains(&run_at), "due now: {run_at}");
+                    self.admit(e.id, queue, priority, run_at, 3, key.map(|k| (k, false)));
+                }
             }
             Op::Claim { worker, queue, n } => {
                 let running = self
