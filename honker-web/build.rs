@@ -6,7 +6,9 @@
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(honker_browser)");
+    println!("cargo::rustc-check-cfg=cfg(honker_postgres)");
     println!("cargo::rerun-if-env-changed=HONKER_CHROMIUM");
+    println!("cargo::rerun-if-env-changed=HONKER_PG_URL");
     println!("cargo::rerun-if-env-changed=CI");
     let on = |var: &str| {
         std::env::var(var).is_ok_and(|v| {
@@ -16,5 +18,9 @@ fn main() {
     };
     if on("HONKER_CHROMIUM") || on("CI") {
         println!("cargo::rustc-cfg=honker_browser");
+    }
+    // Likewise the dashboard on a PostgreSQL server (`HONKER_PG_URL`).
+    if on("HONKER_PG_URL") || on("CI") {
+        println!("cargo::rustc-cfg=honker_postgres");
     }
 }

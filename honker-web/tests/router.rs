@@ -702,3 +702,84 @@ async fn a_running_job_says_when_its_claim_ends_and_a_waiting_one_when_it_is_due
         "{pending}"
     );
 }
+
+/// The dashboard on a PostgreSQL store (the server `HONKER_PG_URL`
+/// names): its pages and actions work as on a file, and the URL's
+/// password never reaches a page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(honker_postgres),
+    ignore = "needs a PostgreSQL server: set HONKER_PG_URL to a database URL (.ci/run starts one)"
+)]
+async fn the_dashboard_works_on_a_postgres_store_and_never_shows_its_password() {
+    use honker_actors::postgres::{PgOptions, PgStore};
+    let url = std::env::var("HONKER_PG_URL").expect("HONKER_PG_URL (.ci/run sets it)");
+    let secret = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('@').next())
+        .and_then(|u| u.split(':').nth(1))
+        .unwrap_or("")
+        .to_string();
+    let schema = format!("web_{}", std::process::id());
+    let options = PgOptions {
+        schema: schema.clone(),
+        ..PgOptions::default()
+    };
+    let h = honker_actors::Honker::with_store(std::sync::Arc::new(
+        PgStore::open_with(&url, options).unwrap(),
+    ));
+    let q = h.queue("emails");
+    let one = EnqueueOptions::default().max_attempts(1);
+    let dead = q
+        .enqueue(&serde_json::json!({"to": "x"}), one)
+        .await
+        .unwrap();
+    let got = q.claim_batch("w", 1).await.unwrap();
+    assert!(q.fail("w", got[0].lease(), "smtp down").await.unwrap());
+    let pending = q.enqueue(&2, Default::default()).await.unwrap();
+    let app = nested(honker_web::Dashboard::new(h.clone()));
+    let same = Some("http://dash.local");
+    let mut pages = String::new();
+    for uri in [
+        "/ops",
+        "/ops/dead",
+        "/ops/queues/emails?state=dead",
+        "/ops/running",
+    ] {
+        let (status, body) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        pages.push_str(&body);
+    }
+    let (status, job) = get(&app, &format!("/ops/jobs/{dead}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(job.contains("smtp down"), "the dead job's error");
+    pages.push_str(&job);
+    assert!(
+        pages.contains("data-queue=\"emails\"") && pages.contains(&format!("data-job=\"{dead}\""))
+    );
+    assert!(
+        !secret.is_empty() && !pages.contains(&secret),
+        "the password reached a page"
+    );
+    assert!(
+        pages.contains(&format!("schema {schema}")),
+        "the store is named"
+    );
+    let (_, to) = post(&app, &format!("/ops/dead/{dead}/retry"), same).await;
+    assert!(to.contains("requeued"), "{to}");
+    assert!(h.store().job(dead).await.unwrap().is_some());
+    let (_, to) = post(&app, &format!("/ops/jobs/{pending}/cancel"), same).await;
+    assert!(to.contains("cancelled"), "{to}");
+    assert_eq!(
+        h.store()
+            .dead_job(pending)
+            .await
+            .unwrap()
+            .and_then(|d| d.last_error)
+            .as_deref(),
+        Some("cancelled")
+    );
+    post(&app, "/ops/queues/emails/pause", same).await;
+    assert!(h.store().queue_controls("emails").await.unwrap().paused);
+}

@@ -419,6 +419,57 @@ async fn a_running_limit_holds_over_four_processes() {
     stop(guards, &said).await;
 }
 
+/// A rate limit of 5 starts a second on a queue that 3 processes serve:
+/// no second sees more than 5 starts, in whichever process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(honker_postgres),
+    ignore = "needs a PostgreSQL server: set HONKER_PG_URL to a database URL (.ci/run starts one)"
+)]
+async fn a_rate_limit_holds_over_three_processes() {
+    let schema = Schema::new("rate");
+    let h = schema.honker();
+    let rate = honker_actors::core::RateLimit {
+        limit: 5,
+        per: Duration::from_secs(1),
+    };
+    h.queue("pglimited")
+        .set_rate_limit(Some(rate))
+        .await
+        .unwrap();
+    let said = Said::default();
+    let (guards, _) = workers(&schema, &said, 3, 8, 300).await;
+    let mut batch = Batch::new();
+    for n in 0..30 {
+        batch
+            .push(honker_tests::pg::pg_limited::builder(n))
+            .unwrap();
+    }
+    h.enqueue_batch(batch).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(60), async || said.count("end") == 30).await,
+        "all 30 ran: {}",
+        said.count("end")
+    );
+    let mut per_second: BTreeMap<i64, usize> = BTreeMap::new();
+    for (_, r) in said.words("start") {
+        let ms: i64 = r.split_once(' ').unwrap().1.parse().unwrap();
+        *per_second.entry(ms.div_euclid(1000)).or_default() += 1;
+    }
+    assert_eq!(per_second.values().sum::<usize>(), 30, "each ran once");
+    assert!(
+        per_second.values().all(|n| *n <= 5),
+        "more than 5 starts in a second: {per_second:?}"
+    );
+    assert!(
+        per_second.values().any(|n| *n == 5),
+        "the limit, not something else, held them back: {per_second:?}"
+    );
+    let who: BTreeSet<usize> = said.words("start").iter().map(|(w, _)| *w).collect();
+    assert!(who.len() >= 2, "several processes ran them: {who:?}");
+    stop(guards, &said).await;
+}
+
 /// Two processes with schedulers: one leads; killed, the other leads
 /// within the lock's time to live and fires every boundary of the gap,
 /// each once.
