@@ -152,8 +152,18 @@ pub async fn next_claim_allowed_at(
     st: &Statements,
     queue: &str,
 ) -> Result<Option<i64>> {
-    let due = next_claim_at(conn, st, queue).await?;
     let ctl = queue_controls(conn, st, queue).await?;
+    next_claim_allowed_under(conn, st, queue, &ctl).await
+}
+
+/// [`next_claim_allowed_at`] with `queue`'s controls already read.
+pub async fn next_claim_allowed_under(
+    conn: &mut PgConnection,
+    st: &Statements,
+    queue: &str,
+    ctl: &QueueControls,
+) -> Result<Option<i64>> {
+    let due = next_claim_at(conn, st, queue).await?;
     let mut reopens = None;
     if let (false, Some(rate)) = (ctl.paused, ctl.rate) {
         let per = i64::try_from(rate.per.as_secs()).unwrap_or(i64::MAX).max(1);

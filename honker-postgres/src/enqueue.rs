@@ -8,7 +8,10 @@ use crate::{Result, Statements};
 
 /// Enqueue `payload` (JSON text the caller has produced or checked) to
 /// `queue` with `opts`, inside the transaction `conn` is in: the job
-/// commits or rolls back with it. A unique job whose key another job
+/// commits or rolls back with it. A job that is not unique is one
+/// statement, so outside a transaction it commits on its own; a unique
+/// one needs the caller's transaction (its key is checked and held in
+/// it). A unique job whose key another job
 /// holds is not inserted: that job's id comes back, `duplicate` set.
 /// Enqueues of one key serialize on an advisory lock, so two processes
 /// racing with one key insert one job. Notifies the schema's channel.
@@ -41,13 +44,13 @@ pub async fn enqueue(
         .bind(p.priority)
         .bind(i64::from(p.max_attempts))
         .bind(p.expires_s)
+        .bind(st.channel())
         .fetch_one(&mut *conn)
         .await?
         .try_get(0)?;
     if let Some(unique) = &opts.unique {
         hold(conn, st, queue, unique, id).await?;
     }
-    notify(conn, st).await?;
     Ok(Enqueued {
         id,
         duplicate: false,

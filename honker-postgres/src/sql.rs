@@ -164,16 +164,20 @@ pub const NOTIFY: &str = "SELECT pg_notify($1, '')";
 
 /// $1 queue, $2 payload, $3 run_at (NULL = now), $4 delay ms (NULL = none;
 /// wins over run_at: the first whole second at or after now + delay), $5
-/// priority, $6 max_attempts, $7 expires-in seconds. Returns the id.
-pub const ENQUEUE: &str = "INSERT INTO {s}.live
-    (queue, payload, run_at, priority, max_attempts, expires_at)
+/// priority, $6 max_attempts, $7 expires-in seconds, $8 the channel to
+/// notify. Returns the id. One statement: on its own it is atomic (the
+/// row and its notification commit together), and inside a caller's
+/// transaction the notification waits for the caller's commit.
+pub const ENQUEUE: &str = "WITH ins AS (
+  INSERT INTO {s}.live (queue, payload, run_at, priority, max_attempts, expires_at)
   VALUES ($1, $2,
     CASE WHEN $4::bigint IS NULL THEN COALESCE($3::bigint, {s}.now_s())
          WHEN $4::bigint <= 0 THEN {s}.now_s()
          ELSE ({s}.now_ms() + $4::bigint + 999) / 1000 END,
     $5, $6,
     CASE WHEN $7::bigint IS NULL THEN NULL ELSE {s}.now_s() + $7::bigint END)
-  RETURNING id";
+  RETURNING id)
+SELECT id, pg_notify($8, '') FROM ins";
 
 // ---------------------------------------------------------------- unique
 
@@ -260,12 +264,14 @@ RETURNING ",
 );
 
 /// Move claimed row $1, whose attempts were already spent before this
-/// claim, to dead (the attempts actually made).
-pub const CLAIM_EXHAUSTED_TO_DEAD: &str = "INSERT INTO {s}.dead
+/// claim, to dead (the attempts actually made): one statement.
+pub const CLAIM_EXHAUSTED_TO_DEAD: &str = "WITH gone AS (
+    DELETE FROM {s}.live WHERE id = $1
+    RETURNING id, queue, payload, priority, run_at, attempts, max_attempts, created_at)
+  INSERT INTO {s}.dead
     (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
   SELECT id, queue, payload, priority, run_at, attempts - 1, max_attempts,
-         'max attempts exceeded', created_at
-  FROM {s}.live WHERE id = $1
+         'max attempts exceeded', created_at FROM gone
   ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, payload = excluded.payload,
     priority = excluded.priority, run_at = excluded.run_at, attempts = excluded.attempts,
     max_attempts = excluded.max_attempts, last_error = excluded.last_error,
@@ -344,12 +350,15 @@ pub const FENCED_TO_DEAD: &str = concat!(
 
 /// Delete the finished jobs of many claims at once, each while its own
 /// claim is valid: $1 ids, $2 worker strings, $3 attempts (arrays of one
-/// length). Returns the id and attempt of each deleted.
-pub const ACK_BATCH: &str = "DELETE FROM {s}.live l
-  USING unnest($1::bigint[], $2::text[], $3::bigint[]) AS f(id, worker, attempts)
-  WHERE l.id = f.id AND l.worker_id = f.worker AND l.attempts = f.attempts
-    AND l.state = 'processing' AND l.claim_expires_at >= {s}.now_s()
-  RETURNING l.id, l.attempts";
+/// length); and, when any was deleted, notify channel $4 (once, at the
+/// commit). Returns the id and attempt of each deleted.
+pub const ACK_BATCH: &str = "WITH gone AS (
+    DELETE FROM {s}.live l
+    USING unnest($1::bigint[], $2::text[], $3::bigint[]) AS f(id, worker, attempts)
+    WHERE l.id = f.id AND l.worker_id = f.worker AND l.attempts = f.attempts
+      AND l.state = 'processing' AND l.claim_expires_at >= {s}.now_s()
+    RETURNING l.id, l.attempts)
+  SELECT id, attempts, pg_notify($4, '') FROM gone";
 
 /// Extend a valid claim to $4 s from now (never shortening it).
 pub const HEARTBEAT: &str = concat!(

@@ -1,16 +1,28 @@
-//! One cycle of a pool on PostgreSQL, in one transaction: write the
-//! outcomes that came in, claim for the room the supervisor planned,
-//! sweep when asked, and read when something is next due.
+//! One cycle of a pool on PostgreSQL: write the outcomes that came in,
+//! claim for the room the supervisor planned, sweep when asked, and read
+//! when something is next due.
 //!
-//! Isolation: every outcome is one statement or a few that cannot fail
-//! on their own (a result that is not JSON is refused before anything is
-//! written), so only a failure of the database fails a write, and then
-//! the whole transaction is gone: the cycle fails and the pool sends
-//! every outcome again (each fenced, so one already written is `Lost`,
-//! never written twice). Plain acks are written together, in one
-//! statement.
+//! Each part commits on its own, atomic by itself, so a cycle costs the
+//! statements it needs and no `BEGIN` or `COMMIT` round trip (on a
+//! server, the round trips are the cost):
+//!
+//! - the plain acks together, in one statement that also notifies the
+//!   listeners; every other outcome in one statement, or (an ack with a
+//!   result) in a transaction of its own. Every write is fenced by its
+//!   claim, so an outcome sent again is `Lost`, never written twice; one
+//!   that cannot be written (a result that is not JSON) is refused before
+//!   anything is;
+//! - each queue's claim in one statement, and a queue with a running or
+//!   rate limit in a transaction of its own under the queue's advisory
+//!   lock (the count, the claim and the rate window together); a claim
+//!   that fails after the outcomes were written is reported for its queue
+//!   (`claim_errors`), the outcomes' answers kept;
+//! - the sweeps, one statement each.
+//!
+//! A failure writing the outcomes fails the cycle: the pool sends them
+//! again.
 
-use honker_core::RetryOutcome;
+use honker_core::{QueueControls, RetryOutcome};
 use honker_postgres as pg;
 use honker_postgres::sqlx::{Acquire, PgConnection};
 
@@ -19,14 +31,11 @@ use crate::store::cycle::earliest;
 use crate::store::{Applied, CycleOutput, CycleRequest, Fence, NextTimes, Outcome};
 use crate::Result;
 
-/// Run one cycle on a pooled connection, in a transaction of its own.
+/// Run one cycle on a pooled connection.
 pub(crate) async fn run_cycle(ctx: &Ctx, cy: &CycleRequest) -> Result<CycleOutput> {
     let out: pg::Result<CycleOutput> = async {
         let mut conn = ctx.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let out = cycle_in(&mut tx, &ctx.st, cy).await?;
-        tx.commit().await?;
-        Ok(out)
+        cycle_in(&mut conn, &ctx.st, cy).await
     }
     .await;
     out.map_err(|e| ctx.err(e))
@@ -37,27 +46,33 @@ async fn cycle_in(
     st: &pg::Statements,
     cy: &CycleRequest,
 ) -> pg::Result<CycleOutput> {
+    // The controls first, once: which queues are paused, which limited
+    // across processes, and each one's limits for its claim.
+    let controls = pg::controlled_queues(c, st).await?;
+    let ctl_of = |q: &str| -> QueueControls {
+        controls
+            .iter()
+            .find(|(name, _)| name == q)
+            .map(|(_, ctl)| ctl.clone())
+            .unwrap_or_default()
+    };
     let mut out = CycleOutput {
         applied: write_outcomes(c, st, &cy.outcomes).await?,
         ..CycleOutput::default()
     };
-    // Work made due or a running slot freed: wake the other pools.
-    if out
-        .applied
-        .iter()
-        .any(|a| matches!(a, Ok(a) if *a != Applied::Lost))
-    {
-        pg::notify(c, st).await?;
-    }
     let mut limited = Vec::new();
-    for (q, ctl) in pg::controlled_queues(c, st).await? {
+    for (q, ctl) in &controls {
         if ctl.paused {
-            out.paused.push(q);
+            out.paused.push(q.clone());
         } else if ctl.max_running.is_some() || ctl.rate.is_some() {
-            limited.push(q);
+            limited.push(q.as_str());
         }
     }
-    let is_limited = |q: &str| limited.iter().any(|l| l == q);
+    let is_limited = |q: &str| limited.contains(&q);
+    // The plain acks told the listeners themselves.
+    if wrote_other(&cy.outcomes, &out.applied) {
+        pg::notify(c, st).await?;
+    }
     let (first, rest): (Vec<_>, Vec<_>) = cy.plan.queues.iter().partition(|(q, _)| is_limited(q));
     let mut budget = cy.plan.budget;
     let mut free = cy.plan.free;
@@ -68,10 +83,31 @@ async fn cycle_in(
             continue;
         }
         let n = if is_limited(q) { n.min(free) } else { n };
-        if n == 0 || out.paused.iter().any(|p| p == q) {
+        let ctl = ctl_of(q);
+        if n == 0 || ctl.paused {
             continue;
         }
-        let claimed = pg::claim(c, st, q, &cy.worker, n, cy.visibility).await?;
+        let claimed = if is_limited(q) {
+            // The count, the claim and the rate window under the queue's
+            // advisory lock, released at this commit.
+            let mut tx = c.begin().await?;
+            match pg::claim_under(&mut tx, st, q, &ctl, &cy.worker, n, cy.visibility).await {
+                Ok(claimed) => tx.commit().await.map(|()| claimed).map_err(Into::into),
+                Err(e) => Err(e),
+            }
+        } else {
+            pg::claim_under(c, st, q, &ctl, &cy.worker, n, cy.visibility).await
+        };
+        let claimed = match claimed {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                // The outcomes are written and answered; the pool tries
+                // the claims again after a pause (the connection may be
+                // gone, so nothing more is asked of it now).
+                out.claim_errors.push((q, e.to_string()));
+                return Ok(out);
+            }
+        };
         if let Some(end) = claimed.start_before {
             out.start_before.push((q, end));
         }
@@ -81,13 +117,49 @@ async fn cycle_in(
         out.claimed.extend(claimed.jobs);
     }
     if cy.sweep {
-        out.swept = pg::sweep_expired(c, st, None).await?;
-        pg::sweep_results_and_keys(c, st).await?;
+        match sweep(c, st).await {
+            Ok(n) => out.swept = n,
+            Err(e) => tracing::warn!(error = %e, "the expiry sweep failed; it runs again later"),
+        }
     }
     if !out.maybe_more {
-        out.next = Some(next_times(c, st, &cy.queues).await?);
+        let mut next = NextTimes::default();
+        let read: pg::Result<()> = async {
+            for q in cy.queues.iter() {
+                let at = pg::next_claim_allowed_under(c, st, q, &ctl_of(q)).await?;
+                next.claim = earliest(next.claim, at);
+            }
+            next.expiry = pg::next_expiry_any(c, st).await?;
+            Ok(())
+        }
+        .await;
+        match read {
+            Ok(()) => out.next = Some(next),
+            // Unread, the pool cycles again soon, and meets the trouble
+            // (if it lasts) with its outcomes already answered.
+            Err(e) => tracing::warn!(error = %e, "could not read when work is next due"),
+        }
     }
     Ok(out)
+}
+
+/// Move expired jobs to dead, drop expired results and spent keys.
+async fn sweep(c: &mut PgConnection, st: &pg::Statements) -> pg::Result<usize> {
+    let n = pg::sweep_expired(c, st, None).await?;
+    pg::sweep_results_and_keys(c, st).await?;
+    Ok(n)
+}
+
+/// Whether an outcome other than a plain ack was written: then the
+/// listeners are told. Every written outcome matters to someone: a job
+/// due again or a running-limit slot freed to the other pools, a job done
+/// or dead to whoever waits for its result. (The plain acks' statement
+/// tells them itself; a cycle that only claims tells nobody.)
+fn wrote_other(outcomes: &[Outcome], applied: &[std::result::Result<Applied, String>]) -> bool {
+    outcomes.iter().zip(applied).any(|(o, a)| {
+        let plain = matches!(o, Outcome::Ack { result: None, .. });
+        !plain && matches!(a, Ok(a) if *a != Applied::Lost)
+    })
 }
 
 /// When something next happens on `queues`.
@@ -168,10 +240,13 @@ async fn apply(
             if let Err(e) = serde_json::from_str::<Box<serde_json::value::RawValue>>(value) {
                 return Ok(Err(format!("the job's result is not JSON: {e}")));
             }
-            if !pg::ack(c, st, worker, lease).await? {
+            // The ack and its result commit together.
+            let mut tx = c.begin().await?;
+            if !pg::ack(&mut tx, st, worker, lease).await? {
                 Applied::Lost
             } else {
-                pg::save_result(c, st, lease.id, value, *ttl).await?;
+                pg::save_result(&mut tx, st, lease.id, value, *ttl).await?;
+                tx.commit().await?;
                 Applied::Acked
             }
         }

@@ -7,7 +7,9 @@
 //! notifications sent meanwhile are lost: the listener connects again
 //! (waiting longer each time it fails, up to a few seconds), listens,
 //! and then calls once as if a commit had come, so the pool looks for
-//! the work it may have missed. A pool's own timers (the next due time
+//! the work it may have missed. It calls so after its first `LISTEN`
+//! too: a commit between a caller's last look and that `LISTEN` would
+//! otherwise go unheard. A pool's own timers (the next due time
 //! it read) are the fallback for anything else.
 
 use std::sync::{Arc, Mutex};
@@ -86,10 +88,10 @@ async fn listen(
         }
         set_error(None);
         wait = RECONNECT_FIRST;
-        // Whatever committed while nobody listened.
-        if !first {
-            on_commit();
-        }
+        // Whatever committed while nobody listened: before the first
+        // LISTEN too, since whoever asked for the watch may have looked
+        // just before a commit this connection was not yet there to hear.
+        on_commit();
         first = false;
         loop {
             match listener.try_recv().await {

@@ -47,8 +47,9 @@ macro_rules! write {
     };
 }
 
-/// Run `f` on a pooled connection, outside any transaction (a read).
-macro_rules! read {
+/// Run `f` on a pooled connection, outside any transaction: a read, or
+/// one statement that commits on its own.
+macro_rules! alone {
     ($store:expr, |$c:ident, $st:ident| $body:expr) => {
         $store
             .run(move |ctx: Ctx| async move {
@@ -113,7 +114,7 @@ impl PoolStore for PgStore {
 
     async fn claimable(&self, queues: &[&'static str]) -> Result<(bool, NextTimes)> {
         let queues = queues.to_vec();
-        read!(self, |c, st| {
+        alone!(self, |c, st| {
             let mut claimable = false;
             for q in &queues {
                 if !claimable {
@@ -126,7 +127,7 @@ impl PoolStore for PgStore {
 
     async fn depths(&self, queues: &[&'static str]) -> Result<Vec<(&'static str, i64)>> {
         let queues = queues.to_vec();
-        read!(self, |c, st| {
+        alone!(self, |c, st| {
             let mut d = Vec::with_capacity(queues.len());
             for q in queues {
                 d.push((q, pg::pending_due_count(c, st, q).await?));
@@ -155,7 +156,7 @@ impl PoolStore for PgStore {
     }
 
     async fn look_at_claims(&self, fences: Vec<Fence>) -> Result<ClaimsSeen> {
-        read!(self, |c, st| ClaimsSeen {
+        alone!(self, |c, st| ClaimsSeen {
             gone: gone_of(c, st, fences).await?,
             paused: pg::paused_queues(c, st).await?,
         })
@@ -313,7 +314,7 @@ impl JobStore for PgStore {
 
     async fn job_in(&self, queue: &str, id: i64) -> Result<Option<JobRow>> {
         let q = queue.to_string();
-        read!(self, |c, st| pg::get_job(c, st, Some(&q), id).await?)
+        alone!(self, |c, st| pg::get_job(c, st, Some(&q), id).await?)
     }
 
     async fn list_jobs(
@@ -324,7 +325,7 @@ impl JobStore for PgStore {
         offset: usize,
     ) -> Result<Vec<JobRow>> {
         let q = queue.to_string();
-        read!(self, |c, st| pg::find_jobs(
+        alone!(self, |c, st| pg::find_jobs(
             c, st, &q, state, None, limit, offset
         )
         .await?)
@@ -339,7 +340,7 @@ impl JobStore for PgStore {
         offset: usize,
     ) -> Result<Vec<JobRow>> {
         let (q, t) = (queue.to_string(), text.to_string());
-        read!(self, |c, st| pg::find_jobs(
+        alone!(self, |c, st| pg::find_jobs(
             c,
             st,
             &q,
@@ -353,16 +354,16 @@ impl JobStore for PgStore {
 
     async fn queue_stats(&self, queue: &str) -> Result<QueueStats> {
         let q = queue.to_string();
-        read!(self, |c, st| pg::queue_stats(c, st, &q).await?)
+        alone!(self, |c, st| pg::queue_stats(c, st, &q).await?)
     }
 
     async fn stats(&self) -> Result<Vec<QueueStats>> {
-        read!(self, |c, st| pg::stats(c, st).await?)
+        alone!(self, |c, st| pg::stats(c, st).await?)
     }
 
     async fn dead_in(&self, queue: &str, limit: usize, offset: usize) -> Result<Vec<DeadJob>> {
         let filter = DeadFilter::default().queue(queue);
-        read!(self, |c, st| pg::list_dead_where(
+        alone!(self, |c, st| pg::list_dead_where(
             c, st, &filter, limit, offset
         )
         .await?)
@@ -374,7 +375,7 @@ impl JobStore for PgStore {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<DeadJob>> {
-        read!(self, |c, st| pg::list_dead_where(
+        alone!(self, |c, st| pg::list_dead_where(
             c, st, &filter, limit, offset
         )
         .await?)
@@ -404,7 +405,7 @@ impl JobStore for PgStore {
     }
 
     async fn result_or_fate(&self, id: i64) -> Result<(Option<String>, Option<JobFate>)> {
-        read!(self, |c, st| {
+        alone!(self, |c, st| {
             if let Some(raw) = pg::get_result(c, st, id).await? {
                 (Some(raw), None)
             } else {
@@ -422,19 +423,19 @@ impl JobStore for PgStore {
 
     async fn waiting_payloads(&self, queue: &str) -> Result<Vec<String>> {
         let q = queue.to_string();
-        read!(self, |c, st| pg::waiting_payloads(c, st, &q).await?)
+        alone!(self, |c, st| pg::waiting_payloads(c, st, &q).await?)
     }
 
     async fn claim_outlook(&self, queue: &str) -> Result<(bool, Option<i64>)> {
         let q = queue.to_string();
-        read!(self, |c, st| (
+        alone!(self, |c, st| (
             pg::has_claimable(c, st, &q).await?,
             pg::next_claim_at(c, st, &q).await?,
         ))
     }
 
     async fn fired_for(&self, id: i64) -> Result<Option<(String, i64)>> {
-        read!(self, |c, st| pg::fired_for(c, st, id).await?)
+        alone!(self, |c, st| pg::fired_for(c, st, id).await?)
     }
 }
 
@@ -442,7 +443,7 @@ impl JobStore for PgStore {
 impl ControlStore for PgStore {
     async fn queue_controls(&self, queue: &str) -> Result<QueueControls> {
         let q = queue.to_string();
-        read!(self, |c, st| pg::queue_controls(c, st, &q).await?)
+        alone!(self, |c, st| pg::queue_controls(c, st, &q).await?)
     }
 
     async fn pause_queue(&self, queue: &str) -> Result<bool> {
@@ -496,15 +497,15 @@ impl ScheduleStore for PgStore {
 
     async fn get_schedule(&self, name: &str) -> Result<Option<ScheduleRow>> {
         let name = name.to_string();
-        read!(self, |c, st| pg::get_schedule(c, st, &name).await?)
+        alone!(self, |c, st| pg::get_schedule(c, st, &name).await?)
     }
 
     async fn list_schedules(&self) -> Result<Vec<ScheduleRow>> {
-        read!(self, |c, st| pg::list_schedules(c, st).await?)
+        alone!(self, |c, st| pg::list_schedules(c, st).await?)
     }
 
     async fn schedule_due(&self) -> Result<bool> {
-        read!(self, |c, st| {
+        alone!(self, |c, st| {
             let now = pg::now(c, st).await?;
             pg::next_fire_at(c, st).await?.is_some_and(|t| t <= now)
         })
@@ -539,35 +540,35 @@ impl LockStore for PgStore {
 #[async_trait]
 impl InspectStore for PgStore {
     async fn now(&self) -> Result<i64> {
-        read!(self, |c, st| pg::now(c, st).await?)
+        alone!(self, |c, st| pg::now(c, st).await?)
     }
 
     async fn job(&self, id: i64) -> Result<Option<JobRow>> {
-        read!(self, |c, st| pg::get_job(c, st, None, id).await?)
+        alone!(self, |c, st| pg::get_job(c, st, None, id).await?)
     }
 
     async fn dead_job(&self, id: i64) -> Result<Option<DeadJob>> {
-        read!(self, |c, st| pg::get_dead(c, st, id).await?)
+        alone!(self, |c, st| pg::get_dead(c, st, id).await?)
     }
 
     async fn result(&self, id: i64) -> Result<Option<String>> {
-        read!(self, |c, st| pg::get_result(c, st, id).await?)
+        alone!(self, |c, st| pg::get_result(c, st, id).await?)
     }
 
     async fn row_totals(&self) -> Result<RowTotals> {
-        read!(self, |c, st| pg::row_totals(c, st).await?)
+        alone!(self, |c, st| pg::row_totals(c, st).await?)
     }
 
     async fn running_ids(&self, limit: usize) -> Result<Vec<i64>> {
-        read!(self, |c, st| pg::running_ids(c, st, limit).await?)
+        alone!(self, |c, st| pg::running_ids(c, st, limit).await?)
     }
 
     async fn health(&self, sample: usize) -> Result<Health> {
-        read!(self, |c, st| pg::health(c, st, sample).await?)
+        alone!(self, |c, st| pg::health(c, st, sample).await?)
     }
 
     async fn schema_objects(&self) -> Result<Vec<SchemaObject>> {
-        read!(self, |c, st| pg::schema_objects(c, st).await?)
+        alone!(self, |c, st| pg::schema_objects(c, st).await?)
     }
 }
 

@@ -85,10 +85,13 @@ pub trait Store:
 /// What a worker pool asks of its store.
 #[async_trait]
 pub trait PoolStore: Send + Sync + 'static {
-    /// Run one cycle of a pool, in one transaction: write `request`'s
-    /// outcomes (each rolled back alone when it fails), claim as
-    /// `request.plan` says, sweep expired jobs when asked, and read when
-    /// something is next due once the queues run dry. `done` gets the
+    /// Run one cycle of a pool: write `request`'s outcomes (each rolled
+    /// back alone when it fails), claim as `request.plan` says, sweep
+    /// expired jobs when asked, and read when something is next due once
+    /// the queues run dry. SQLite runs it in one transaction; a server's
+    /// store may commit the outcomes and each queue's claim apart, each
+    /// atomic, reporting a claim that failed after the outcomes were
+    /// written in `claim_errors`. `done` gets the
     /// request back with the answer, after the commit; it must be quick
     /// (it sends the pool a message). A callback, not a future: the hot
     /// path wakes the pool without a task in between.

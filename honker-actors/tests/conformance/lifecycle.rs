@@ -117,10 +117,12 @@ async fn shutdown_in_the_middle_of_10k_jobs_loses_none_and_burns_no_attempt() {
     assert_eq!(h.queue("flow").stats().await.unwrap().dead, 0);
 }
 
+static GRACE_STARTED: AtomicUsize = AtomicUsize::new(0);
 static GRACE_FINISHED: AtomicUsize = AtomicUsize::new(0);
 static GRACE_SAW_STOP: AtomicBool = AtomicBool::new(false);
 #[job(queue = "graceful")]
 async fn graceful(ctx: JobContext, millis: u64) -> Result<(), JobError> {
+    GRACE_STARTED.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(millis)).await;
     if ctx.is_stopping() {
         GRACE_SAW_STOP.store(true, Ordering::SeqCst);
@@ -141,13 +143,13 @@ async fn shutdown_lets_short_jobs_finish_and_puts_long_ones_back() {
         .start()
         .await
         .unwrap();
+    // Both running: started by their handlers (a row claimed is not yet
+    // a run: a claim whose answer the pool has not taken when the
+    // shutdown begins goes straight back).
     assert!(
-        eventually(Duration::from_secs(10), async || q
-            .stats()
-            .await
-            .unwrap()
-            .processing
-            == 2)
+        eventually(Duration::from_secs(10), async || {
+            GRACE_STARTED.load(Ordering::SeqCst) == 2 && q.stats().await.unwrap().processing == 2
+        })
         .await
     );
     pool.shutdown().await.unwrap();
