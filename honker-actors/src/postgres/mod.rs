@@ -131,6 +131,9 @@ pub fn split_schema(url: &str) -> (String, Option<String>) {
     (url, schema)
 }
 
+/// A pooled connection idle this long is pinged before it is used.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_millis(200);
+
 /// How a [`PgStore`] opens.
 ///
 /// ```
@@ -308,7 +311,20 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(2))
             .acquire_timeout(options.acquire_timeout)
+            // A connection hot from use is handed out as it is (a ping
+            // per operation would cost a round trip each); one idle for a
+            // while is pinged first, so one the server dropped meanwhile
+            // (a restart, a failover, an idle timeout) is replaced, not
+            // handed out to fail.
             .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < PING_WHEN_IDLE_FOR {
+                        return Ok(true);
+                    }
+                    Ok(honker_postgres::sqlx::Connection::ping(conn).await.is_ok())
+                })
+            })
             .connect_lazy_with(connect);
         drop(entered);
         let ctx = Ctx {
