@@ -220,12 +220,14 @@ pub async fn ack(
 }
 
 /// Delete the finished jobs of `fences` (worker string and lease), each
-/// while its own claim is valid, and notify the schema's channel when
-/// any was: one statement. The (id, attempt) of each deleted.
+/// while its own claim is valid, and, when `notify` and any was deleted,
+/// notify the schema's channel: one statement. The (id, attempt) of each
+/// deleted.
 pub async fn ack_batch(
     conn: &mut PgConnection,
     st: &Statements,
     fences: &[(&str, Lease)],
+    notify: bool,
 ) -> Result<Vec<(i64, i64)>> {
     let ids: Vec<i64> = fences.iter().map(|f| f.1.id).collect();
     let workers: Vec<&str> = fences.iter().map(|f| f.0).collect();
@@ -234,7 +236,7 @@ pub async fn ack_batch(
         .bind(ids)
         .bind(workers)
         .bind(attempts)
-        .bind(st.channel())
+        .bind(notify.then(|| st.channel()))
         .fetch_all(&mut *conn)
         .await?;
     Ok(rows

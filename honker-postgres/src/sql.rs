@@ -350,15 +350,18 @@ pub const FENCED_TO_DEAD: &str = concat!(
 
 /// Delete the finished jobs of many claims at once, each while its own
 /// claim is valid: $1 ids, $2 worker strings, $3 attempts (arrays of one
-/// length); and, when any was deleted, notify channel $4 (once, at the
-/// commit). Returns the id and attempt of each deleted.
+/// length); and, when any was deleted, notify channel $4 (NULL: none)
+/// (once, at the commit). Returns the id and attempt of each deleted. The notification
+/// is an uncorrelated subquery: PostgreSQL runs it once, when the first
+/// row is returned (never when none is), where a call per row costs a
+/// fifth of the drain.
 pub const ACK_BATCH: &str = "WITH gone AS (
     DELETE FROM {s}.live l
     USING unnest($1::bigint[], $2::text[], $3::bigint[]) AS f(id, worker, attempts)
     WHERE l.id = f.id AND l.worker_id = f.worker AND l.attempts = f.attempts
       AND l.state = 'processing' AND l.claim_expires_at >= {s}.now_s()
     RETURNING l.id, l.attempts)
-  SELECT id, attempts, pg_notify($4, '') FROM gone";
+  SELECT id, attempts, (SELECT pg_notify($4, '') WHERE $4::text IS NOT NULL) FROM gone";
 
 /// Extend a valid claim to $4 s from now (never shortening it).
 pub const HEARTBEAT: &str = concat!(

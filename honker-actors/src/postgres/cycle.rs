@@ -199,7 +199,7 @@ async fn write_outcomes(
     if !plain.is_empty() {
         let fences: Vec<(&str, honker_core::Lease)> =
             plain.iter().map(|(_, f)| (&*f.worker, f.lease)).collect();
-        let acked = pg::ack_batch(c, st, &fences).await?;
+        let acked = pg::ack_batch(c, st, &fences, true).await?;
         for (i, f) in plain {
             applied[i] = Some(Ok(if acked.contains(&(f.lease.id, f.lease.attempts)) {
                 Applied::Acked
