@@ -12,9 +12,9 @@ use crate::enqueue::{blocking_job, notify};
 use crate::rows::{dead, int, live, state};
 use crate::sql::{
     CANCEL, DEAD_IDS_WHERE, GET_DEAD, GET_JOB, GET_JOB_IN, IS_DEAD, JOB_FATE, LIST_DEAD_WHERE,
-    LIST_PENDING, LIST_RUNNING, LIST_SCHEDULED, PURGE_DEAD_IN, PURGE_DEAD_WHERE, REQUEUE_DEAD,
-    RESULT_GET, RESULT_SAVE, RESULT_SWEEP, STATS_ALL, STATS_QUEUE, SWEEP_EXPIRED, UNIQUE_LOCK,
-    UNIQUE_OF_JOB, UNIQUE_SWEEP, WAITING_PAYLOADS,
+    LIST_PENDING, LIST_RUNNING, LIST_SCHEDULED, PURGE_DEAD_IN, PURGE_DEAD_WHERE, RATE_SWEEP,
+    REQUEUE_DEAD, RESULT_GET, RESULT_SAVE, RESULT_SWEEP, STATS_ALL, STATS_QUEUE, SWEEP_EXPIRED,
+    UNIQUE_LOCK, UNIQUE_OF_JOB, UNIQUE_SWEEP, WAITING_PAYLOADS,
 };
 use crate::{Result, Statements};
 
@@ -116,7 +116,8 @@ pub async fn sweep_expired(
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
-/// Delete expired results, and unique keys that block nothing any more.
+/// Delete expired results, unique keys that block nothing any more, and
+/// rate-limit windows that ended a day ago.
 pub async fn sweep_results_and_keys(conn: &mut PgConnection, st: &Statements) -> Result<()> {
     sqlx::query(st.get(RESULT_SWEEP))
         .execute(&mut *conn)
@@ -124,6 +125,7 @@ pub async fn sweep_results_and_keys(conn: &mut PgConnection, st: &Statements) ->
     sqlx::query(st.get(UNIQUE_SWEEP))
         .execute(&mut *conn)
         .await?;
+    sqlx::query(st.get(RATE_SWEEP)).execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -99,21 +99,39 @@ pub async fn claim_under(
         }
     }
     let mut jobs: Vec<ClaimedJob> = Vec::with_capacity(n.min(1024));
+    let mut first = true;
     loop {
         let want = n - jobs.len();
-        let rows = sqlx::query(st.get(CLAIM))
+        let rows = match sqlx::query(st.get(CLAIM))
             .bind(queue)
             .bind(worker)
             .bind(int(want))
             .bind(visibility)
             .fetch_all(&mut *conn)
-            .await?;
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) if first => return Err(e.into()),
+            // A refill after rows were claimed (outside a transaction,
+            // each claim commits alone): those rows are answered, not
+            // dropped.
+            Err(e) => {
+                tracing::warn!(queue, error = %e, "a refilling claim failed; the rows claimed so far run");
+                break;
+            }
+        };
+        first = false;
         let got = rows.len();
         let mut moved_any = false;
         for r in &rows {
             let job = claimed(r)?;
             if job.attempts > job.max_attempts {
-                dead_letter_exhausted(conn, st, job.id).await?;
+                if let Err(e) = dead_letter_exhausted(conn, st, job.id).await {
+                    // It stays claimed, unreturned, until its claim lapses;
+                    // the queue goes on.
+                    tracing::warn!(job_id = job.id, queue, error = %e,
+                        "could not move an exhausted job to the dead jobs; it is tried again when its claim lapses");
+                }
                 moved_any = true;
             } else {
                 jobs.push(job);
@@ -286,7 +304,7 @@ pub async fn fail(
         .bind(lease.id)
         .bind(worker)
         .bind(lease.attempts)
-        .bind(error)
+        .bind(crate::storable(error))
         .execute(&mut *conn)
         .await?
         .rows_affected();

@@ -195,17 +195,17 @@ pub async fn try_lock(
     let ttl = clamped_secs(ttl).max(1);
     let mut tx = conn.begin().await?;
     sqlx::query(st.get(LOCK_DROP_EXPIRED))
-        .bind(name)
+        .bind(crate::storable(name))
         .execute(&mut *tx)
         .await?;
     sqlx::query(st.get(LOCK_TAKE))
-        .bind(name)
-        .bind(owner)
+        .bind(crate::storable(name))
+        .bind(crate::storable(owner))
         .bind(ttl)
         .execute(&mut *tx)
         .await?;
     let holder: Option<String> = sqlx::query(st.get(LOCK_OWNER))
-        .bind(name)
+        .bind(crate::storable(name))
         .fetch_optional(&mut *tx)
         .await?
         .map(|r| r.try_get(0))
@@ -224,8 +224,8 @@ pub async fn renew_lock(
 ) -> Result<bool> {
     check_lock(name, owner, ttl)?;
     let n = sqlx::query(st.get(LOCK_RENEW))
-        .bind(name)
-        .bind(owner)
+        .bind(crate::storable(name))
+        .bind(crate::storable(owner))
         .bind(clamped_secs(ttl).max(1))
         .execute(&mut *conn)
         .await?
@@ -241,8 +241,8 @@ pub async fn unlock(
     owner: &str,
 ) -> Result<bool> {
     let n = sqlx::query(st.get(LOCK_RELEASE))
-        .bind(name)
-        .bind(owner)
+        .bind(crate::storable(name))
+        .bind(crate::storable(owner))
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -288,7 +288,7 @@ pub async fn register_schedule(
     }
     let first = first_boundary(spec, now(conn, st).await?)?;
     sqlx::query(st.get(SCHEDULE_UPSERT))
-        .bind(&spec.name)
+        .bind(crate::storable(&spec.name))
         .bind(&spec.queue)
         .bind(&spec.expr)
         .bind(&spec.payload)
@@ -306,7 +306,7 @@ pub async fn register_schedule(
 /// Remove schedule `name`; `false` when there was none.
 pub async fn remove_schedule(conn: &mut PgConnection, st: &Statements, name: &str) -> Result<bool> {
     let n = sqlx::query(st.get(SCHEDULE_DELETE))
-        .bind(name)
+        .bind(crate::storable(name))
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -321,7 +321,7 @@ pub async fn set_schedule_enabled(
     enabled: bool,
 ) -> Result<bool> {
     let n = sqlx::query(st.get(SCHEDULE_SET_ENABLED))
-        .bind(name)
+        .bind(crate::storable(name))
         .bind(enabled)
         .execute(&mut *conn)
         .await?
@@ -339,7 +339,7 @@ pub async fn get_schedule(
     name: &str,
 ) -> Result<Option<ScheduleRow>> {
     let row = sqlx::query(st.get(SCHEDULE_GET))
-        .bind(name)
+        .bind(crate::storable(name))
         .fetch_optional(&mut *conn)
         .await?;
     Ok(row.as_ref().map(read_schedule).transpose()?)

@@ -1,7 +1,7 @@
 //! Enqueueing, and unique keys.
 
 use honker_core::{prepare_enqueue, EnqueueOptions, Enqueued, Unique, UniqueWhile};
-use sqlx::{PgConnection, Row};
+use sqlx::{Connection, PgConnection, Row};
 
 use crate::sql::{ENQUEUE, NOTIFY, UNIQUE_BLOCKING, UNIQUE_HOLD, UNIQUE_LOCK};
 use crate::{Result, Statements};
@@ -23,10 +23,30 @@ pub async fn enqueue(
     opts: &EnqueueOptions,
 ) -> Result<Enqueued> {
     let p = prepare_enqueue(queue, opts)?;
+    if opts.unique.is_some() {
+        // The key's lock, its check, the insert and the hold: in one
+        // transaction (a savepoint in the caller's, or one of its own on
+        // a connection outside any), so the lock lasts until they commit.
+        let mut tx = conn.begin().await?;
+        let done = insert(&mut tx, st, queue, payload, opts, &p).await?;
+        tx.commit().await?;
+        return Ok(done);
+    }
+    insert(conn, st, queue, payload, opts, &p).await
+}
+
+async fn insert(
+    conn: &mut PgConnection,
+    st: &Statements,
+    queue: &str,
+    payload: &str,
+    opts: &EnqueueOptions,
+    p: &honker_core::PreparedEnqueue,
+) -> Result<Enqueued> {
     if let Some(unique) = &opts.unique {
         sqlx::query(UNIQUE_LOCK)
             .bind(queue)
-            .bind(&unique.key)
+            .bind(crate::storable(&unique.key))
             .execute(&mut *conn)
             .await?;
         if let Some(id) = blocking_job(conn, st, queue, &unique.key, None).await? {
@@ -99,7 +119,7 @@ async fn hold(
     sqlx::query(st.get(UNIQUE_HOLD))
         .bind(id)
         .bind(queue)
-        .bind(&unique.key)
+        .bind(crate::storable(&unique.key))
         .bind(while_)
         .bind(unique.period.map(honker_core::durations::ceil_secs))
         .execute(&mut *conn)

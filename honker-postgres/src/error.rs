@@ -13,9 +13,9 @@ pub enum Error {
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     /// The schema's name is not one this crate writes: lowercase ASCII
-    /// letters, digits and `_`, starting with a letter or `_`, at most 63
+    /// letters, digits and `_`, starting with a letter or `_`, at most 56
     /// bytes.
-    #[error("invalid PostgreSQL schema name {0:?}: use a-z, 0-9 and _, starting with a letter or _, at most 63 bytes")]
+    #[error("invalid PostgreSQL schema name {0:?}: use a-z, 0-9 and _, starting with a letter or _, at most 56 bytes")]
     SchemaName(String),
     /// The schema was migrated by a newer honker: its version is past
     /// the one this build knows.

@@ -40,6 +40,23 @@ pub use control::*;
 pub use enqueue::*;
 pub use error::{Error, Result};
 pub use migrate::{migrate, SCHEMA_VERSION};
-pub use statements::{Statements, DEFAULT_SCHEMA};
+pub use statements::{Statements, DEFAULT_SCHEMA, MAX_SCHEMA};
 
 pub use sqlx;
+
+/// `text` as PostgreSQL can store it: a NUL (which PostgreSQL's text
+/// refuses, where SQLite keeps it) becomes U+FFFD. An error message with
+/// a NUL in it is then written, not refused: a refused outcome would be
+/// sent again and again.
+///
+/// ```
+/// assert_eq!(honker_postgres::storable("a\0b"), "a\u{FFFD}b");
+/// assert!(matches!(honker_postgres::storable("ab"), std::borrow::Cow::Borrowed(_)));
+/// ```
+pub fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}

@@ -245,7 +245,8 @@ macro_rules! dead_columns {
 /// order (`priority DESC, run_at, id`), counting the attempt. Rows other
 /// transactions hold locked (being claimed, completed or cancelled) are
 /// skipped, not waited for: claims by many processes never queue behind
-/// one another.
+/// one another. A queue paused since its controls were read gives
+/// nothing (the pause is read again by the claim itself).
 pub const CLAIM: &str = concat!(
     "WITH picked AS (
   SELECT id FROM {s}.live
@@ -253,6 +254,7 @@ pub const CLAIM: &str = concat!(
     AND (expires_at IS NULL OR expires_at > {s}.now_s())
     AND ((state = 'pending' AND run_at <= {s}.now_s())
       OR (state = 'processing' AND (claim_expires_at < {s}.now_s() OR claim_expires_at IS NULL)))
+    AND NOT EXISTS (SELECT 1 FROM {s}.queue_controls c WHERE c.queue = $1 AND c.paused)
   ORDER BY priority DESC, run_at, id
   LIMIT $3
   FOR UPDATE SKIP LOCKED)
@@ -687,9 +689,10 @@ pub const SCHEDULE_SET_ENABLED: &str =
     "UPDATE {s}.schedules SET enabled = $2 WHERE name = $1 AND enabled <> $2";
 /// The soonest boundary of an enabled schedule.
 pub const SCHEDULE_SOONEST: &str = "SELECT MIN(next_fire_at) FROM {s}.schedules WHERE enabled";
-/// Move schedule $1 from boundary $3 to $2, unless another scheduler did.
-pub const SCHEDULE_ADVANCE: &str =
-    "UPDATE {s}.schedules SET next_fire_at = $2 WHERE name = $1 AND next_fire_at = $3";
+/// Move schedule $1 from boundary $3 to $2, unless another scheduler did
+/// (or it was disabled meanwhile).
+pub const SCHEDULE_ADVANCE: &str = "UPDATE {s}.schedules SET next_fire_at = $2
+  WHERE name = $1 AND next_fire_at = $3 AND enabled";
 /// Record that job $1 fired for schedule $2's boundary $3.
 pub const SCHEDULE_RUN_RECORD: &str = "INSERT INTO {s}.schedule_runs (job_id, schedule, boundary)
   VALUES ($1, $2, $3)

@@ -8,6 +8,10 @@ use sqlx::AssertSqlSafe;
 
 use crate::{Error, Result};
 
+/// The longest schema name: its channel, `honker:` and the name, must
+/// fit PostgreSQL's 63 bytes of an identifier.
+pub const MAX_SCHEMA: usize = 63 - "honker:".len();
+
 /// The schema a store uses when none is given.
 pub const DEFAULT_SCHEMA: &str = "honker";
 
@@ -28,11 +32,12 @@ pub struct Statements {
 
 impl Statements {
     /// The statements of schema `schema`: lowercase ASCII letters, digits
-    /// and `_`, starting with a letter or `_`, at most 63 bytes (what
-    /// PostgreSQL keeps of a name), so it never needs escaping.
+    /// and `_`, starting with a letter or `_`, at most [`MAX_SCHEMA`] (56)
+    /// bytes (its channel's name must fit PostgreSQL's 63), so it never
+    /// needs escaping.
     pub fn new(schema: &str) -> Result<Statements> {
         let ok = !schema.is_empty()
-            && schema.len() <= 63
+            && schema.len() <= MAX_SCHEMA
             && schema
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
@@ -84,7 +89,14 @@ mod tests {
 
     #[test]
     fn a_schema_name_is_checked_and_put_in_quoted() {
-        for bad in ["", "Honker", "1abc", "a-b", "a\"b", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Honker",
+            "1abc",
+            "a-b",
+            "a\"b",
+            &"a".repeat(MAX_SCHEMA + 1),
+        ] {
             assert!(
                 matches!(Statements::new(bad), Err(Error::SchemaName(_))),
                 "{bad:?}"
@@ -93,6 +105,11 @@ mod tests {
         let s = Statements::new("jobs_2").unwrap();
         assert_eq!(&*s.get(crate::sql::NOW).0, "SELECT \"jobs_2\".now_s()");
         assert_eq!(s.channel(), "honker:jobs_2");
-        assert!(Statements::new(&"a".repeat(63)).is_ok());
+        let longest = Statements::new(&"a".repeat(MAX_SCHEMA)).unwrap();
+        assert_eq!(
+            longest.channel().len(),
+            63,
+            "a channel PostgreSQL keeps whole"
+        );
     }
 }

@@ -76,6 +76,7 @@ async fn cycle_in(
     let (first, rest): (Vec<_>, Vec<_>) = cy.plan.queues.iter().partition(|(q, _)| is_limited(q));
     let mut budget = cy.plan.budget;
     let mut free = cy.plan.free;
+    let mut short = Vec::new();
     for &(q, room) in first.into_iter().chain(rest) {
         let n = budget.min(room);
         if n == 0 {
@@ -112,6 +113,11 @@ async fn cycle_in(
             out.start_before.push((q, end));
         }
         out.maybe_more |= claimed.jobs.len() == n;
+        // (A limited queue comes back short by its limit: the freed slot
+        // or the window's end wakes its pools.)
+        if claimed.jobs.len() < n && !is_limited(q) {
+            short.push(q);
+        }
         budget = budget.saturating_sub(claimed.jobs.len());
         free = free.saturating_sub(claimed.jobs.len());
         out.claimed.extend(claimed.jobs);
@@ -120,6 +126,17 @@ async fn cycle_in(
         match sweep(c, st).await {
             Ok(n) => out.swept = n,
             Err(e) => tracing::warn!(error = %e, "the expiry sweep failed; it runs again later"),
+        }
+    }
+    // A claim that came back short may have skipped rows another
+    // transaction held, which it then gave up (rolled back): they are due
+    // now, and no commit will tell of them. Look once.
+    if !out.maybe_more {
+        for q in short {
+            if pg::has_claimable(c, st, q).await.unwrap_or(false) {
+                out.maybe_more = true;
+                break;
+            }
         }
     }
     if !out.maybe_more {
@@ -210,7 +227,13 @@ async fn write_outcomes(
     }
     for (i, o) in outcomes.iter().enumerate() {
         if applied[i].is_none() {
-            applied[i] = Some(apply(c, st, o).await?);
+            applied[i] = Some(match apply(c, st, o).await {
+                Ok(a) => a,
+                // The statement was refused (the connection is fine):
+                // this outcome alone is reported, and tried again.
+                Err(pg::Error::Db(pg::sqlx::Error::Database(e))) => Err(e.to_string()),
+                Err(e) => return Err(e),
+            });
         }
     }
     Ok(applied.into_iter().flatten().collect())

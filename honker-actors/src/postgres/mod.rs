@@ -62,12 +62,14 @@ pub fn redact_url(url: &str) -> String {
         return url.to_string();
     };
     let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
     let mut out = url[..scheme_end].to_string();
-    match authority.rfind('@') {
+    // The user info ends at the last `@`: a password may hold `/`, `?`,
+    // `#` or `@` unencoded (then the URL does not parse, and is shown in
+    // the error that says so). Masking too much is harmless; too little
+    // is not.
+    let after = match rest.rfind('@') {
         Some(at) => {
-            let userinfo = &authority[..at];
+            let userinfo = &rest[..at];
             match userinfo.find(':') {
                 Some(colon) => {
                     out.push_str(&userinfo[..colon]);
@@ -75,16 +77,16 @@ pub fn redact_url(url: &str) -> String {
                 }
                 None => out.push_str(userinfo),
             }
-            out.push_str(&authority[at..]);
+            out.push('@');
+            &rest[at + 1..]
         }
-        None => out.push_str(authority),
-    }
-    let tail = &rest[authority_end..];
+        None => rest,
+    };
     // A password given as a query parameter.
-    match tail.find('?') {
+    match after.find('?') {
         Some(q) => {
-            out.push_str(&tail[..=q]);
-            let params: Vec<String> = tail[q + 1..]
+            out.push_str(&after[..=q]);
+            let params: Vec<String> = after[q + 1..]
                 .split('&')
                 .map(|p| match p.split_once('=') {
                     Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
@@ -93,7 +95,7 @@ pub fn redact_url(url: &str) -> String {
                 .collect();
             out.push_str(&params.join("&"));
         }
-        None => out.push_str(tail),
+        None => out.push_str(after),
     }
     out
 }
@@ -295,6 +297,10 @@ impl PgStore {
         let connect: PgConnectOptions = url
             .parse()
             .map_err(|e| open_error(&masked, honker_postgres::Error::Db(e)))?;
+        // The store's transactions count on read committed (a fresh
+        // snapshot per statement, after an advisory lock's wait), whatever
+        // the server's or the role's default.
+        let connect = connect.options([("default_transaction_isolation", "read committed")]);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("honker-pg")

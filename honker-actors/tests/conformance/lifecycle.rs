@@ -402,14 +402,17 @@ async fn a_job_of_higher_priority_claimed_behind_a_prefetched_buffer_starts_next
         .await
         .unwrap()
         .id();
+    // Claimed, and in the pool's hands (a store may show the claim a
+    // moment before the pool has taken its answer).
     let claimed = eventually(Duration::from_secs(10), async || {
         h.queue("gated")
             .get_job(high)
             .await
             .unwrap()
             .is_some_and(|j| j.state == honker_actors::core::JobState::Processing)
+            && pool.status().await.unwrap().prefetched == 9
     });
-    assert!(claimed.await);
+    assert!(claimed.await, "{:?}", pool.status().await.unwrap());
     // The first worker to be free starts it, ahead of the buffer.
     GATE.add_permits(1);
     let started = eventually(Duration::from_secs(10), async || {

@@ -546,3 +546,44 @@ async fn a_queue_limit_holds_while_a_busy_queue_keeps_two_cycles_in_flight() {
         "queue_concurrency 1 was exceeded"
     );
 }
+
+#[job(queue = "nul_errors", max_attempts = 1)]
+async fn nul_error(n: u32) -> Result<(), JobError> {
+    if n == 0 {
+        return Err(JobError::fail("bad\0byte"));
+    }
+    Ok(())
+}
+
+/// An error message holding a NUL (which a server's text may refuse) is
+/// written, and the pool goes on: the job is dead with the message's
+/// visible parts, and the next job runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_holding_a_nul_is_written_and_the_pool_goes_on() {
+    let (_d, h) = honker();
+    let bad = nul_error::enqueue(&h, 0).await.unwrap();
+    let pool = WorkerPool::builder(&h)
+        .register(nul_error)
+        .start()
+        .await
+        .unwrap();
+    let dead = eventually(Duration::from_secs(10), async || {
+        h.store().dead_job(bad.id()).await.unwrap().is_some()
+    });
+    assert!(dead.await, "the failed job is dead");
+    let last = h
+        .store()
+        .dead_job(bad.id())
+        .await
+        .unwrap()
+        .unwrap()
+        .last_error
+        .unwrap();
+    assert!(
+        last.starts_with("bad") && last.ends_with("byte"),
+        "{last:?}"
+    );
+    let good = nul_error::enqueue(&h, 1).await.unwrap();
+    good.result(&h, Duration::from_secs(10)).await.unwrap();
+    pool.shutdown().await.unwrap();
+}
