@@ -146,9 +146,9 @@ const PING_WHEN_IDLE_FOR: Duration = Duration::from_millis(200);
 pub struct PgOptions {
     /// The schema the tables live in (made and migrated at open).
     pub schema: String,
-    /// The most connections the store holds (its pools' cycles,
-    /// heartbeats, enqueues and reads share them; the listener has one
-    /// more of its own).
+    /// The most connections the store holds: its pools' cycles,
+    /// heartbeats, enqueues and reads share them, and the listener holds
+    /// one of them for as long as something listens.
     pub max_connections: u32,
     /// How long an operation waits for a free connection (or for the
     /// server to accept one) before it fails.
