@@ -135,14 +135,10 @@ pub async fn waiting_payloads(
     st: &Statements,
     queue: &str,
 ) -> Result<Vec<String>> {
-    let rows = sqlx::query(st.get(WAITING_PAYLOADS))
+    Ok(sqlx::query_scalar(st.get(WAITING_PAYLOADS))
         .bind(queue)
         .fetch_all(&mut *conn)
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<sqlx::Result<_>>()?)
+        .await?)
 }
 
 /// `queue`'s live jobs in `state` whose payload contains `text` (any

@@ -81,13 +81,9 @@ pub async fn controlled_queues(
 
 /// The paused queues.
 pub async fn paused_queues(conn: &mut PgConnection, st: &Statements) -> Result<Vec<String>> {
-    let rows = sqlx::query(st.get(CONTROLS_PAUSED))
+    Ok(sqlx::query_scalar(st.get(CONTROLS_PAUSED))
         .fetch_all(&mut *conn)
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<sqlx::Result<_>>()?)
+        .await?)
 }
 
 /// Pause (`true`) or resume `queue` for every process; whether it
@@ -532,14 +528,10 @@ pub async fn running_ids(
     st: &Statements,
     limit: usize,
 ) -> Result<Vec<i64>> {
-    let rows = sqlx::query(st.get(HEALTH_RUNNING_IDS))
+    Ok(sqlx::query_scalar(st.get(HEALTH_RUNNING_IDS))
         .bind(int(limit))
         .fetch_all(&mut *conn)
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<sqlx::Result<_>>()?)
+        .await?)
 }
 
 /// Each table and index the migrations make, and whether the schema has

@@ -1,7 +1,7 @@
 //! Making and migrating a schema: idempotent, safe when several
 //! processes open at once.
 
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::{Connection, PgConnection};
 
 use crate::sql::{APPLIED, CREATE_LEDGER, CREATE_SCHEMA, MIGRATIONS, MIGRATION_LOCK, RECORD};
 use crate::{Error, Result, Statements};
@@ -22,12 +22,9 @@ pub async fn migrate(conn: &mut PgConnection, st: &Statements) -> Result<Vec<i32
         .await?;
     sqlx::query(st.get(CREATE_SCHEMA)).execute(&mut *tx).await?;
     sqlx::query(st.get(CREATE_LEDGER)).execute(&mut *tx).await?;
-    let applied: Vec<i32> = sqlx::query(st.get(APPLIED))
+    let applied: Vec<i32> = sqlx::query_scalar(st.get(APPLIED))
         .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<sqlx::Result<_>>()?;
+        .await?;
     if let Some(&found) = applied.iter().max()
         && found > SCHEMA_VERSION
     {
