@@ -214,8 +214,12 @@ impl Honker {
         let deadline = tokio::time::Instant::now().checked_add(timeout);
         let notify = Arc::new(tokio::sync::Notify::new());
         let n = notify.clone();
-        // Listen before the first look, so a save in between is not missed.
+        // Listen before the first look, so a save in between is not missed;
+        // and say so to the store before it too, so that the job's ack
+        // tells this process (on PostgreSQL, finished jobs notify only
+        // when awaited).
         let _guard = self.listen(move |_| n.notify_one());
+        let _wait = self.store().wait_for_result(id).await?;
         loop {
             let (raw, fate) = self.store().result_or_fate(id).await?;
             if let Some(raw) = raw {

@@ -218,4 +218,149 @@ mod postgres_only {
                 .unwrap();
         });
     }
+
+    static UPGRADED: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+    #[job(queue = "upgraded")]
+    async fn upgraded(n: u32) -> Result<(), JobError> {
+        UPGRADED.lock().unwrap().push(n);
+        Ok(())
+    }
+
+    fn open_schema(url: &str, schema: &str) -> Honker {
+        Honker::with_store(std::sync::Arc::new(
+            PgStore::open_with(
+                url,
+                PgOptions {
+                    schema: schema.to_string(),
+                    ..PgOptions::default()
+                },
+            )
+            .unwrap(),
+        ))
+    }
+
+    async fn drop_schema(c: &mut sqlx::PgConnection, schema: &str) {
+        let q = format!("DROP SCHEMA \"{schema}\" CASCADE");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(q))
+            .execute(c)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_schema_of_the_first_version_is_migrated_at_open_and_keeps_its_jobs() {
+        let schema = format!("v1_{}_{}", std::process::id(), rand::random::<u32>());
+        let url = postgres_url();
+        let st = honker_postgres::Statements::new(&schema).unwrap();
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        // The schema as the first release made it, with a job waiting.
+        for sql in [
+            honker_postgres::sql::CREATE_SCHEMA,
+            honker_postgres::sql::CREATE_LEDGER,
+            honker_postgres::sql::MIGRATIONS[0].1,
+        ] {
+            sqlx::raw_sql(st.get(sql)).execute(&mut c).await.unwrap();
+        }
+        let q = format!(
+            "INSERT INTO \"{schema}\".migrations (version) VALUES (1);
+             INSERT INTO \"{schema}\".live (queue, payload) VALUES ('upgraded', '7')"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(q))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let h = open_schema(&url, &schema);
+        let q = format!("SELECT version FROM \"{schema}\".migrations ORDER BY version");
+        let versions: Vec<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(q))
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+        let all: Vec<i32> = (1..=honker_postgres::SCHEMA_VERSION).collect();
+        assert_eq!(versions, all, "each later migration applied once");
+        let missing: Vec<String> = h
+            .store()
+            .schema_objects()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|o| !o.present)
+            .map(|o| o.name)
+            .collect();
+        assert!(missing.is_empty(), "missing after the upgrade: {missing:?}");
+        let pool = WorkerPool::builder(&h)
+            .register(upgraded)
+            .start()
+            .await
+            .unwrap();
+        assert!(
+            eventually(Duration::from_secs(10), async || {
+                UPGRADED.lock().unwrap().contains(&7)
+            })
+            .await,
+            "the job enqueued before the upgrade never ran"
+        );
+        pool.shutdown().await.unwrap();
+        drop(h);
+        drop_schema(&mut c, &schema).await;
+    }
+
+    #[job(queue = "waited")]
+    async fn waited(ms: u64) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_result_wait_is_told_to_the_server_while_it_lasts_and_only_then() {
+        let schema = format!("w_{}_{}", std::process::id(), rand::random::<u32>());
+        let url = postgres_url();
+        let h = open_schema(&url, &schema);
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        let waits_sql = format!("SELECT job_id FROM \"{schema}\".result_waits");
+        let waits = async |c: &mut sqlx::PgConnection| -> Vec<i64> {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(waits_sql.clone()))
+                .fetch_all(c)
+                .await
+                .unwrap()
+        };
+        let job = waited::enqueue(&h, 600).await.unwrap();
+        assert!(waits(&mut c).await.is_empty(), "nobody waits yet");
+        let waiter = {
+            let h = h.clone();
+            tokio::spawn(async move { job.result(&h, Duration::from_secs(30)).await })
+        };
+        let id = job.id();
+        let mut seen = false;
+        for _ in 0..200 {
+            if waits(&mut c).await == vec![id] {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(seen, "the wait for job {id} was never told to the server");
+        let pool = WorkerPool::builder(&h)
+            .register(waited)
+            .start()
+            .await
+            .unwrap();
+        waiter.await.unwrap().unwrap();
+        // Ended in the background, at once.
+        let mut left = waits(&mut c).await;
+        for _ in 0..200 {
+            if left.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            left = waits(&mut c).await;
+        }
+        assert!(
+            left.is_empty(),
+            "waits left after the result came: {left:?}"
+        );
+        pool.shutdown().await.unwrap();
+        drop(h);
+        drop_schema(&mut c, &schema).await;
+    }
 }

@@ -13,8 +13,9 @@ use crate::rows::{dead, int, live, state};
 use crate::sql::{
     CANCEL, DEAD_IDS_WHERE, GET_DEAD, GET_JOB, GET_JOB_IN, IS_DEAD, JOB_FATE, LIST_DEAD_WHERE,
     LIST_PENDING, LIST_RUNNING, LIST_SCHEDULED, PURGE_DEAD_IN, PURGE_DEAD_WHERE, RATE_SWEEP,
-    REQUEUE_DEAD, RESULT_GET, RESULT_SAVE, RESULT_SWEEP, STATS_ALL, STATS_QUEUE, SWEEP_EXPIRED,
-    UNIQUE_LOCK, UNIQUE_OF_JOB, UNIQUE_SWEEP, WAITING_PAYLOADS,
+    REQUEUE_DEAD, RESULT_GET, RESULT_SAVE, RESULT_SWEEP, RESULT_WAIT, RESULT_WAIT_END,
+    RESULT_WAIT_SWEEP, STATS_ALL, STATS_QUEUE, SWEEP_EXPIRED, UNIQUE_LOCK, UNIQUE_OF_JOB,
+    UNIQUE_SWEEP, WAITING_PAYLOADS,
 };
 use crate::{Result, Statements};
 
@@ -116,16 +117,43 @@ pub async fn sweep_expired(
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
-/// Delete expired results, unique keys that block nothing any more, and
-/// rate-limit windows that ended a day ago.
+/// Delete expired results, unique keys that block nothing any more,
+/// rate-limit windows that ended a day ago, and result waits whose
+/// waiters went away.
 pub async fn sweep_results_and_keys(conn: &mut PgConnection, st: &Statements) -> Result<()> {
     sqlx::query(st.get(RESULT_SWEEP))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(st.get(RESULT_WAIT_SWEEP))
         .execute(&mut *conn)
         .await?;
     sqlx::query(st.get(UNIQUE_SWEEP))
         .execute(&mut *conn)
         .await?;
     sqlx::query(st.get(RATE_SWEEP)).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Say that someone waits for job `job_id`'s result, so that its ack
+/// notifies the schema's channel (see [`sql::ACK_BATCH`](crate::sql::ACK_BATCH)),
+/// until [`end_result_wait`] with the returned id.
+pub async fn begin_result_wait(
+    conn: &mut PgConnection,
+    st: &Statements,
+    job_id: i64,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(st.get(RESULT_WAIT))
+        .bind(job_id)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// End the result wait `wait_id` (of [`begin_result_wait`]).
+pub async fn end_result_wait(conn: &mut PgConnection, st: &Statements, wait_id: i64) -> Result<()> {
+    sqlx::query(st.get(RESULT_WAIT_END))
+        .bind(wait_id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::rows::{claimed, int};
 use crate::sql::{
-    ACK, ACK_BATCH, CLAIM, CLAIM_EXHAUSTED_TO_DEAD, CLAIM_GONE_WHY, CLAIM_HELD, CONTROLS_RUNNING,
+    ACK, ACK_BATCH, CLAIM, CLAIMS_GONE_WHY, CLAIM_EXHAUSTED_TO_DEAD, CONTROLS_RUNNING,
     FENCED_TO_DEAD, HAS_CLAIMABLE, HEARTBEAT, LIMIT_LOCK, NEXT_CLAIM_AT, NEXT_EXPIRY_ANY,
     PENDING_DUE_COUNT, RATE_COUNT, RATE_WINDOW, RELEASE, RETRY_TO_PENDING,
 };
@@ -358,30 +358,47 @@ pub async fn lost_claims(
     worker: &str,
     leases: &[Lease],
 ) -> Result<Vec<(Lease, ClaimGone)>> {
-    let mut out = Vec::new();
-    for l in leases {
-        let held = sqlx::query(st.get(CLAIM_HELD))
-            .bind(l.id)
-            .bind(worker)
-            .bind(l.attempts)
-            .fetch_optional(&mut *conn)
-            .await?
-            .is_some();
-        if held {
-            continue;
-        }
-        let why: Option<i32> = sqlx::query(st.get(CLAIM_GONE_WHY))
-            .bind(l.id)
-            .bind(honker_core::CANCELLED)
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
+    let fences: Vec<(&str, Lease)> = leases.iter().map(|l| (worker, *l)).collect();
+    Ok(claims_gone(conn, st, &fences)
+        .await?
+        .into_iter()
+        .map(|(i, why)| (fences[i].1, why))
+        .collect())
+}
+
+/// Which of `fences` (worker string and lease, of any claims) are no
+/// longer held, by index into `fences`, and why: one statement.
+pub async fn claims_gone(
+    conn: &mut PgConnection,
+    st: &Statements,
+    fences: &[(&str, Lease)],
+) -> Result<Vec<(usize, ClaimGone)>> {
+    if fences.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = fences.iter().map(|f| f.1.id).collect();
+    let workers: Vec<&str> = fences.iter().map(|f| f.0).collect();
+    let attempts: Vec<i64> = fences.iter().map(|f| f.1.attempts).collect();
+    let rows = sqlx::query(st.get(CLAIMS_GONE_WHY))
+        .bind(ids)
+        .bind(workers)
+        .bind(attempts)
+        .bind(honker_core::CANCELLED)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let place: i64 = r.try_get(0)?;
+        let why: Option<i32> = r.try_get(1)?;
         let why = match why {
             Some(1) => ClaimGone::Lost,
             _ => ClaimGone::Cancelled,
         };
-        out.push((*l, why));
+        // The server counts places from 1.
+        let i = usize::try_from(place.saturating_sub(1)).unwrap_or(usize::MAX);
+        if i < fences.len() {
+            out.push((i, why));
+        }
     }
     Ok(out)
 }

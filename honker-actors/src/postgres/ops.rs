@@ -2,8 +2,6 @@
 //! one read) of `honker-postgres`'s functions on a pooled connection, run
 //! on the store's runtime.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,7 +17,7 @@ use super::cycle::{next_times, run_cycle};
 use super::{Ctx, PgStore};
 use crate::store::{
     BatchJob, ClaimsSeen, ControlStore, CycleDone, CycleRequest, Fence, InspectStore, JobStore,
-    LockStore, NextTimes, PoolStore, ScheduleStore,
+    LockStore, NextTimes, PoolStore, ResultWait, ScheduleStore,
 };
 use crate::{Error, Result};
 
@@ -66,30 +64,18 @@ macro_rules! alone {
     };
 }
 
-/// Which of `fences` are gone, and why: one look per claiming cycle's
-/// worker string.
+/// Which of `fences` are gone, and why: one look for all of them.
 async fn gone_of(
     c: &mut PgConnection,
     st: &pg::Statements,
     fences: Vec<Fence>,
 ) -> pg::Result<Vec<(Fence, ClaimGone)>> {
-    let mut by_worker: HashMap<Arc<str>, Vec<Lease>> = HashMap::new();
-    for f in fences {
-        by_worker.entry(f.worker).or_default().push(f.lease);
-    }
-    let mut gone = Vec::new();
-    for (worker, leases) in by_worker {
-        for (lease, why) in pg::lost_claims(c, st, &worker, &leases).await? {
-            gone.push((
-                Fence {
-                    worker: worker.clone(),
-                    lease,
-                },
-                why,
-            ));
-        }
-    }
-    Ok(gone)
+    let pairs: Vec<(&str, Lease)> = fences.iter().map(|f| (&*f.worker, f.lease)).collect();
+    let gone = pg::claims_gone(c, st, &pairs).await?;
+    Ok(gone
+        .into_iter()
+        .map(|(i, why)| (fences[i].clone(), why))
+        .collect())
 }
 
 /// Whether live job `id` belongs to `queue`.
@@ -419,6 +405,26 @@ impl JobStore for PgStore {
                 (raw, Some(fate))
             }
         })
+    }
+
+    async fn wait_for_result(&self, id: i64) -> Result<ResultWait> {
+        let wait_id = alone!(self, |c, st| pg::begin_result_wait(c, st, id).await?)?;
+        let ctx = self.ctx().clone();
+        let rt = self.handle();
+        Ok(ResultWait::ending_with(move || {
+            // Ended in the background: a row left behind (the server
+            // away) costs one notification, and the sweep removes it.
+            rt.spawn(async move {
+                let ended: pg::Result<()> = async {
+                    let mut conn = ctx.pool.acquire().await?;
+                    pg::end_result_wait(&mut conn, &ctx.st, wait_id).await
+                }
+                .await;
+                if let Err(e) = ended {
+                    tracing::debug!(error = %ctx.err(e), wait_id, "could not end a result wait; the sweep will");
+                }
+            });
+        }))
     }
 
     async fn waiting_payloads(&self, queue: &str) -> Result<Vec<String>> {

@@ -148,6 +148,56 @@ pub struct ClaimsSeen {
     pub paused: Vec<String>,
 }
 
+/// A wait for a job's result, kept by the store until dropped
+/// ([`JobStore::wait_for_result`]).
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use honker_actors::store::ResultWait;
+///
+/// let ended = Arc::new(AtomicBool::new(false));
+/// let flag = ended.clone();
+/// let wait = ResultWait::ending_with(move || flag.store(true, Ordering::SeqCst));
+/// drop(wait);
+/// assert!(ended.load(Ordering::SeqCst));
+/// drop(ResultWait::none()); // a store with nothing to keep
+/// ```
+#[must_use = "the wait ends when this is dropped"]
+pub struct ResultWait {
+    end: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl ResultWait {
+    /// A wait the store keeps nothing for.
+    pub fn none() -> ResultWait {
+        ResultWait { end: None }
+    }
+
+    /// A wait that `end` ends, when dropped.
+    pub fn ending_with(end: impl FnOnce() + Send + Sync + 'static) -> ResultWait {
+        ResultWait {
+            end: Some(Box::new(end)),
+        }
+    }
+}
+
+impl Drop for ResultWait {
+    fn drop(&mut self) {
+        if let Some(end) = self.end.take() {
+            end();
+        }
+    }
+}
+
+impl std::fmt::Debug for ResultWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResultWait")
+            .field("kept", &self.end.is_some())
+            .finish()
+    }
+}
+
 /// Enqueue, a queue's own claims and outcomes, results, and the
 /// operator's reads and writes.
 #[async_trait]
@@ -265,6 +315,16 @@ pub trait JobStore: Send + Sync + 'static {
     /// gone from the tables is looked at again: its result commits with
     /// its ack.
     async fn result_or_fate(&self, id: i64) -> Result<(Option<String>, Option<JobFate>)>;
+
+    /// Say that this process waits for job `id`'s result, until the
+    /// returned wait is dropped: a store that tells other processes of
+    /// finished jobs only when someone waits for them (PostgreSQL) then
+    /// tells of this one. SQLite's commit watcher sees every commit, so
+    /// by default this keeps nothing.
+    async fn wait_for_result(&self, id: i64) -> Result<ResultWait> {
+        let _ = id;
+        Ok(ResultWait::none())
+    }
 
     /// The payloads of `queue`'s pending jobs, in claim order.
     async fn waiting_payloads(&self, queue: &str) -> Result<Vec<String>>;

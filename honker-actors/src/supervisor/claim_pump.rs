@@ -11,7 +11,7 @@ use ractor::ActorRef;
 
 use super::{pause, SupervisorMsg, SupervisorState};
 use crate::routing::{Route, UNROUTED};
-use crate::store::{ClaimPlan, CycleOutput, CycleRequest, Fence, NextTimes, Outcome};
+use crate::store::{Applied, ClaimPlan, CycleOutput, CycleRequest, Fence, NextTimes, Outcome};
 use crate::Result;
 
 /// Housekeeping (expiry sweep, result sweep, queue depth) at least this
@@ -313,7 +313,16 @@ impl SupervisorState {
         let mut trouble = !out.claim_errors.is_empty();
         for (o, applied) in sent.outcomes.into_iter().zip(out.applied) {
             match applied {
-                Ok(applied) => self.count_applied(&o, applied),
+                Ok(applied) => {
+                    // Our own commit, seen as another's would be: a
+                    // finished job frees room a queue held back (its
+                    // limit in this pool), which no other wake announces
+                    // (a store need not tell this pool of its own writes).
+                    if applied != Applied::Lost {
+                        self.pump.commit_seen = true;
+                    }
+                    self.count_applied(&o, applied)
+                }
                 Err(why) => {
                     tracing::warn!(queue = o.queue(), job_id = o.lease().id, error = %why,
                         "could not record a job outcome; will retry");

@@ -19,6 +19,7 @@ pub mod cancel;
 pub mod edges;
 pub mod lifecycle;
 pub mod model;
+pub mod other_handles;
 pub mod outcomes;
 pub mod pause;
 pub mod routing;

@@ -16,9 +16,10 @@
 
 /// The migrations, in order: version and DDL. Each runs once, in the
 /// transaction that records it, under the store's advisory lock.
-pub const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "
 CREATE OR REPLACE FUNCTION {s}.now_s() RETURNS bigint LANGUAGE sql STABLE
   AS 'SELECT floor(extract(epoch FROM statement_timestamp()))::bigint';
 CREATE OR REPLACE FUNCTION {s}.now_ms() RETURNS bigint LANGUAGE sql STABLE
@@ -116,12 +117,39 @@ CREATE TABLE {s}.unique_keys (
 );
 CREATE INDEX unique_keys_key ON {s}.unique_keys (queue, key);
 ",
-)];
+    ),
+    (
+        2,
+        // Claims walk only what they may take: due rows through an index
+        // of pending rows in claim order, lapsed claims through the
+        // processing index up to now. The index of both states made every
+        // claim step over each row other claims hold (a prefetch buffer's
+        // worth per pool), reading each one's table row. The checks make
+        // what the statements rely on a rule of the table: a live row is
+        // pending or processing, and a processing row has a claim's end.
+        // `result_waits`: whoever waits for a job's result says so, and a
+        // finished job notifies only when awaited (see `ACK_BATCH`).
+        "
+CREATE INDEX live_due ON {s}.live (queue, priority DESC, run_at, id) WHERE state = 'pending';
+DROP INDEX {s}.live_claim;
+ALTER TABLE {s}.live ADD CONSTRAINT live_state CHECK (state IN ('pending', 'processing'));
+ALTER TABLE {s}.live ADD CONSTRAINT live_claim_end
+  CHECK (state = 'pending' OR claim_expires_at IS NOT NULL);
+
+CREATE TABLE {s}.result_waits (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  job_id BIGINT NOT NULL,
+  since BIGINT NOT NULL DEFAULT {s}.now_s()
+);
+CREATE INDEX result_waits_job ON {s}.result_waits (job_id);
+",
+    ),
+];
 
 /// The tables and indexes the migrations make, for `schema_objects`.
 pub const OBJECTS: &[(&str, &str)] = &[
     ("table", "live"),
-    ("index", "live_claim"),
+    ("index", "live_due"),
     ("index", "live_pending"),
     ("index", "live_processing"),
     ("index", "live_expiry"),
@@ -135,6 +163,8 @@ pub const OBJECTS: &[(&str, &str)] = &[
     ("table", "queue_controls"),
     ("table", "unique_keys"),
     ("index", "unique_keys_key"),
+    ("table", "result_waits"),
+    ("index", "result_waits_job"),
     ("table", "migrations"),
 ];
 
@@ -247,20 +277,43 @@ macro_rules! dead_columns {
 /// skipped, not waited for: claims by many processes never queue behind
 /// one another. A queue paused since its controls were read gives
 /// nothing (the pause is read again by the claim itself).
+///
+/// Due pending rows come through `live_due`, in claim order, and lapsed
+/// claims through `live_processing`, up to now; each side takes at most
+/// $3, and the first $3 of both, in claim order, are claimed. Neither side
+/// steps over the claims held now (SQLite's `CLAIM_ONE_PRIORITY` avoids
+/// the same walk). When both sides find rows, the rows one side locked
+/// past the first $3 stay locked until this statement ends, and another
+/// claim skips them meanwhile: the price of one statement, paid only
+/// while lapsed claims wait.
+///
+/// The picked ids are handed to the update as one array, so each row is
+/// found by its key. Joined instead, the plan PostgreSQL settles on for
+/// a prepared statement (one plan for any `LIMIT`) hashed the whole
+/// table on every claim: 25 ms instead of 3 ms for 154 rows of 50 000.
 pub const CLAIM: &str = concat!(
-    "WITH picked AS (
-  SELECT id FROM {s}.live
-  WHERE queue = $1 AND state IN ('pending', 'processing')
+    "WITH due AS (
+  SELECT id, priority, run_at FROM {s}.live
+  WHERE queue = $1 AND state = 'pending' AND run_at <= {s}.now_s()
     AND (expires_at IS NULL OR expires_at > {s}.now_s())
-    AND ((state = 'pending' AND run_at <= {s}.now_s())
-      OR (state = 'processing' AND (claim_expires_at < {s}.now_s() OR claim_expires_at IS NULL)))
+    AND NOT EXISTS (SELECT 1 FROM {s}.queue_controls c WHERE c.queue = $1 AND c.paused)
+  ORDER BY priority DESC, run_at, id
+  LIMIT $3
+  FOR UPDATE SKIP LOCKED),
+lapsed AS (
+  SELECT id, priority, run_at FROM {s}.live
+  WHERE queue = $1 AND state = 'processing' AND claim_expires_at < {s}.now_s()
+    AND (expires_at IS NULL OR expires_at > {s}.now_s())
     AND NOT EXISTS (SELECT 1 FROM {s}.queue_controls c WHERE c.queue = $1 AND c.paused)
   ORDER BY priority DESC, run_at, id
   LIMIT $3
   FOR UPDATE SKIP LOCKED)
 UPDATE {s}.live l SET state = 'processing', worker_id = $2,
   claim_expires_at = {s}.now_s() + $4, attempts = l.attempts + 1
-FROM picked WHERE l.id = picked.id
+WHERE l.id = ANY (ARRAY(
+  SELECT id FROM (SELECT * FROM due UNION ALL SELECT * FROM lapsed) AS both_sides
+  ORDER BY priority DESC, run_at, id
+  LIMIT $3))
 RETURNING ",
     claimed!()
 );
@@ -288,7 +341,7 @@ pub const HAS_CLAIMABLE: &str = "SELECT EXISTS (
       AND run_at <= {s}.now_s() AND (expires_at IS NULL OR expires_at > {s}.now_s()))
   OR EXISTS (
     SELECT 1 FROM {s}.live WHERE queue = $1 AND state = 'processing'
-      AND (claim_expires_at < {s}.now_s() OR claim_expires_at IS NULL)
+      AND claim_expires_at < {s}.now_s()
       AND (expires_at IS NULL OR expires_at > {s}.now_s()))";
 
 /// The earliest future moment queue $1 may have something to claim: the
@@ -352,18 +405,33 @@ pub const FENCED_TO_DEAD: &str = concat!(
 
 /// Delete the finished jobs of many claims at once, each while its own
 /// claim is valid: $1 ids, $2 worker strings, $3 attempts (arrays of one
-/// length); and, when any was deleted, notify channel $4 (NULL: none)
-/// (once, at the commit). Returns the id and attempt of each deleted. The notification
+/// length). Returns the id and attempt of each deleted.
+///
+/// When any deleted job is awaited (`result_waits`) or frees a slot of a
+/// queue with a running limit, it notifies channel $4 (NULL: never), once,
+/// at the commit, with the payload `done`. Other finished jobs tell
+/// nobody: a notification takes a lock of the whole database at each
+/// commit (every notifying commit of every process queues behind it) and
+/// wakes every listening pool, for news no pool needs. The notification
 /// is an uncorrelated subquery: PostgreSQL runs it once, when the first
-/// row is returned (never when none is), where a call per row costs a
-/// fifth of the drain.
+/// row is returned (never when none is).
+///
+/// `state <> 'pending'` is `state = 'processing'` (the table's check
+/// allows no third state), written so that the planner finds each row by
+/// its key: said as `= 'processing'`, it may instead hash every claim held
+/// now (every pool's prefetch buffer) through the processing index, on
+/// each ack.
 pub const ACK_BATCH: &str = "WITH gone AS (
     DELETE FROM {s}.live l
     USING unnest($1::bigint[], $2::text[], $3::bigint[]) AS f(id, worker, attempts)
     WHERE l.id = f.id AND l.worker_id = f.worker AND l.attempts = f.attempts
-      AND l.state = 'processing' AND l.claim_expires_at >= {s}.now_s()
-    RETURNING l.id, l.attempts)
-  SELECT id, attempts, (SELECT pg_notify($4, '') WHERE $4::text IS NOT NULL) FROM gone";
+      AND l.state <> 'pending' AND l.claim_expires_at >= {s}.now_s()
+    RETURNING l.id, l.attempts, l.queue)
+  SELECT id, attempts, (SELECT pg_notify($4, 'done') WHERE $4::text IS NOT NULL
+      AND (EXISTS (SELECT 1 FROM {s}.result_waits w WHERE w.job_id IN (SELECT id FROM gone))
+        OR EXISTS (SELECT 1 FROM {s}.queue_controls c
+                   WHERE c.max_running IS NOT NULL AND c.queue IN (SELECT queue FROM gone))))
+  FROM gone";
 
 /// Extend a valid claim to $4 s from now (never shortening it).
 pub const HEARTBEAT: &str = concat!(
@@ -381,16 +449,34 @@ pub const RELEASE: &str = concat!(
     fenced!()
 );
 
-/// Whether claim ($1 id, $2 worker, $3 attempts) is held now.
-pub const CLAIM_HELD: &str = concat!("SELECT 1 FROM {s}.live WHERE ", fenced!());
-
-/// Why job $1 is no longer claimed: 1 live or dead for another reason
-/// than $2; 0 when cancelled; no row when gone.
-pub const CLAIM_GONE_WHY: &str = "SELECT 1 FROM {s}.live WHERE id = $1
-  UNION ALL SELECT CASE WHEN last_error = $2 THEN 0 ELSE 1 END FROM {s}.dead WHERE id = $1
-  LIMIT 1";
+/// Which of many claims ($1 ids, $2 worker strings, $3 attempts, arrays
+/// of one length) are no longer held: each one's place in the arrays
+/// (from 1), and why: 1 live or dead for another reason than $4; 0 when
+/// cancelled; NULL when gone. One statement, each claim found by its key
+/// (see [`ACK_BATCH`] for `state <> 'pending'`).
+pub const CLAIMS_GONE_WHY: &str = "SELECT f.i,
+    (SELECT 1 FROM {s}.live WHERE id = f.id
+     UNION ALL SELECT CASE WHEN last_error = $4 THEN 0 ELSE 1 END FROM {s}.dead WHERE id = f.id
+     LIMIT 1)
+  FROM unnest($1::bigint[], $2::text[], $3::bigint[]) WITH ORDINALITY AS f(id, worker, attempts, i)
+  WHERE NOT EXISTS (SELECT 1 FROM {s}.live l
+    WHERE l.id = f.id AND l.worker_id = f.worker AND l.attempts = f.attempts
+      AND l.state <> 'pending' AND l.claim_expires_at >= {s}.now_s())";
 
 // ---------------------------------------------------------------- results
+
+/// Say that someone waits for job $1's result; returns the wait's id.
+pub const RESULT_WAIT: &str = "INSERT INTO {s}.result_waits (job_id) VALUES ($1) RETURNING id";
+
+/// The wait $1 ended.
+pub const RESULT_WAIT_END: &str = "DELETE FROM {s}.result_waits WHERE id = $1";
+
+/// Waits left by waiters that went away (a process killed while waiting):
+/// older than a minute, for a job no longer live. A waiter still there
+/// reads the result at its next look, however its row went.
+pub const RESULT_WAIT_SWEEP: &str = "DELETE FROM {s}.result_waits w
+  WHERE w.since < {s}.now_s() - 60
+    AND NOT EXISTS (SELECT 1 FROM {s}.live l WHERE l.id = w.job_id)";
 
 /// $1 job id, $2 JSON value, $3 ttl seconds (NULL = keep).
 pub const RESULT_SAVE: &str = "INSERT INTO {s}.results (job_id, value, expires_at)
