@@ -281,7 +281,10 @@ impl Honker {
     /// any clone of this handle) or by another connection or process (seen
     /// by the commit watcher, which this starts). Several commits close
     /// together may make one call. Dropping the returned guard stops the
-    /// calls. For dashboards and caches that refresh on change.
+    /// calls. For dashboards and caches that refresh on change. On
+    /// PostgreSQL, another process's plain finished jobs are heard only
+    /// when awaited or when they free a running limit's slot (see the
+    /// README's "When you outgrow one machine").
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {

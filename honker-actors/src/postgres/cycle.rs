@@ -56,10 +56,17 @@ async fn cycle_in(
             .map(|(_, ctl)| ctl.clone())
             .unwrap_or_default()
     };
+    let (applied, cut_short) = write_outcomes(c, st, &cy.outcomes).await?;
     let mut out = CycleOutput {
-        applied: write_outcomes(c, st, &cy.outcomes).await?,
+        applied,
         ..CycleOutput::default()
     };
+    if cut_short {
+        // The connection failed after some outcomes were written: those
+        // are answered, the rest go back to the pool to send again, and
+        // nothing more is asked of this connection.
+        return Ok(out);
+    }
     let mut limited = Vec::new();
     for (q, ctl) in &controls {
         if ctl.paused {
@@ -194,12 +201,17 @@ pub(crate) async fn next_times(
 }
 
 /// Write each outcome with the fence of its own claim: plain acks in one
-/// statement, the others one by one, in order.
+/// statement, the others one by one, in order. A failure before anything
+/// is written fails the cycle (the pool sends every outcome again). One
+/// after (the connection went away) answers what was written and reports
+/// the rest as not written, so the pool sends only those again: sent
+/// again, a written ack would find its row gone and be counted a lost
+/// claim. The flag says the cycle was cut short.
 async fn write_outcomes(
     c: &mut PgConnection,
     st: &pg::Statements,
     outcomes: &[Outcome],
-) -> pg::Result<Vec<std::result::Result<Applied, String>>> {
+) -> pg::Result<(Vec<std::result::Result<Applied, String>>, bool)> {
     let plain: Vec<(usize, &Fence)> = outcomes
         .iter()
         .enumerate()
@@ -225,18 +237,32 @@ async fn write_outcomes(
             }));
         }
     }
+    let mut cut_short = false;
     for (i, o) in outcomes.iter().enumerate() {
-        if applied[i].is_none() {
-            applied[i] = Some(match apply(c, st, o).await {
-                Ok(a) => a,
-                // The statement was refused (the connection is fine):
-                // this outcome alone is reported, and tried again.
-                Err(pg::Error::Db(pg::sqlx::Error::Database(e))) => Err(e.to_string()),
-                Err(e) => return Err(e),
-            });
+        if applied[i].is_some() {
+            continue;
+        }
+        applied[i] = Some(match apply(c, st, o).await {
+            Ok(a) => a,
+            // The statement was refused (the connection is fine):
+            // this outcome alone is reported, and tried again.
+            Err(pg::Error::Db(pg::sqlx::Error::Database(e))) => Err(e.to_string()),
+            Err(e) if applied.iter().any(|a| matches!(a, Some(Ok(_)))) => {
+                cut_short = true;
+                Err(format!("not written: {e}"))
+            }
+            Err(e) => return Err(e),
+        });
+        if cut_short {
+            break;
         }
     }
-    Ok(applied.into_iter().flatten().collect())
+    if cut_short {
+        for a in applied.iter_mut().filter(|a| a.is_none()) {
+            *a = Some(Err("not written: the cycle was cut short".to_string()));
+        }
+    }
+    Ok((applied.into_iter().flatten().collect(), cut_short))
 }
 
 /// Write one outcome other than a plain ack.

@@ -90,6 +90,13 @@ async fn in_queue(
 
 #[async_trait]
 impl PoolStore for PgStore {
+    /// Half the prefetch buffer: measured on the drain bench (a pool of
+    /// 32, no-op jobs), 0.81× the hand-written floor against 0.58× with
+    /// SQLite's eighth (medians of 7 alternating runs).
+    fn second_cycle_divisor(&self) -> usize {
+        2
+    }
+
     fn run_cycle(&self, request: CycleRequest, done: CycleDone) {
         let ctx = self.ctx().clone();
         self.spawn(async move {
@@ -101,13 +108,15 @@ impl PoolStore for PgStore {
     async fn claimable(&self, queues: &[&'static str]) -> Result<(bool, NextTimes)> {
         let queues = queues.to_vec();
         alone!(self, |c, st| {
-            let mut claimable = false;
             for q in &queues {
-                if !claimable {
-                    claimable = pg::has_claimable(c, st, q).await?;
+                if pg::has_claimable(c, st, q).await? {
+                    // The pool claims at once, and its cycle reads the
+                    // next times once the queues run dry: two round trips
+                    // fewer between a commit and the handler's start.
+                    return Ok((true, NextTimes::default()));
                 }
             }
-            (claimable, next_times(c, st, &queues).await?)
+            (false, next_times(c, st, &queues).await?)
         })
     }
 

@@ -200,7 +200,11 @@ impl Actor for Supervisor {
         // Claim whatever is already waiting.
         myself.cast(SupervisorMsg::Wake(WakeKind::Timer))?;
         Ok(SupervisorState {
-            run_times: prefetch::RunTimes::new(args.concurrency, queues.clone()),
+            run_times: prefetch::RunTimes::new(
+                args.concurrency,
+                queues.clone(),
+                args.honker.store().second_cycle_divisor(),
+            ),
             book: ClaimBook::new(args.concurrency, args.queue_limits.clone(), leases.clone()),
             pump: claim_pump::PumpState::new(queues),
             workers: Workers {

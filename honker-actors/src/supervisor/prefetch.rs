@@ -29,6 +29,8 @@ pub(super) const BATCH_JOB_SECS: f64 = 0.000_1;
 /// (batches), and the pool's buffer: the largest of its queues'.
 pub(super) struct RunTimes {
     concurrency: usize,
+    /// The store's [`second_cycle_divisor`](crate::store::PoolStore::second_cycle_divisor).
+    second_cycle_divisor: usize,
     queues: Arc<[&'static str]>,
     /// Moving average of run time per queue, seconds.
     queue_run: HashMap<&'static str, f64>,
@@ -39,10 +41,16 @@ pub(super) struct RunTimes {
 }
 
 impl RunTimes {
-    /// Nothing measured yet: every buffer is the concurrency.
-    pub(super) fn new(concurrency: usize, queues: Arc<[&'static str]>) -> RunTimes {
+    /// Nothing measured yet: every buffer is the concurrency. A second
+    /// cycle is worthwhile at `1 / second_cycle_divisor` of the buffer.
+    pub(super) fn new(
+        concurrency: usize,
+        queues: Arc<[&'static str]>,
+        second_cycle_divisor: usize,
+    ) -> RunTimes {
         RunTimes {
             concurrency,
+            second_cycle_divisor: second_cycle_divisor.max(1),
             queues,
             queue_run: HashMap::new(),
             pool_buffer: concurrency,
@@ -93,11 +101,13 @@ impl RunTimes {
     }
 
     /// The fewest jobs or outcomes for which a second cycle starts while
-    /// one runs: a cycle's commit costs about the same for ten jobs as
-    /// for a hundred, so while the writer is busy the next cycle waits to
-    /// carry a worthwhile batch.
+    /// one runs: a cycle costs about the same for ten jobs as for a
+    /// hundred, so while the store is busy the next cycle waits to carry
+    /// a worthwhile batch (the store says how large).
     pub(super) fn worthwhile(&self) -> usize {
-        (self.concurrency / 2).max(self.buffer() / 8).max(1)
+        (self.concurrency / 2)
+            .max(self.buffer() / self.second_cycle_divisor)
+            .max(1)
     }
 
     /// The measured run time of `job_name`, when it is fast enough to batch.
@@ -173,8 +183,20 @@ mod tests {
     }
 
     #[test]
+    fn a_store_that_asks_for_larger_second_cycles_gets_them() {
+        let mut t = RunTimes::new(8, vec!["fast"].into(), 2);
+        assert_eq!(t.worthwhile(), 4, "unmeasured: half the concurrency");
+        t.measured("fast", "f", Duration::from_micros(2));
+        assert_eq!((t.buffer(), t.worthwhile()), (128, 64), "half the buffer");
+        // A divisor of 0 is read as 1, never divided by.
+        let mut t = RunTimes::new(8, vec!["fast"].into(), 0);
+        t.measured("fast", "f", Duration::from_micros(2));
+        assert_eq!(t.worthwhile(), 128, "the whole buffer");
+    }
+
+    #[test]
     fn the_pool_buffer_is_the_largest_queues_and_follows_it_down() {
-        let mut t = RunTimes::new(8, vec!["fast", "slow"].into());
+        let mut t = RunTimes::new(8, vec!["fast", "slow"].into(), 8);
         assert_eq!((t.buffer(), t.worthwhile()), (8, 4), "unmeasured");
         t.measured("fast", "f", Duration::from_micros(2));
         assert_eq!(t.queue_buffer("fast"), 128);
@@ -201,7 +223,7 @@ mod tests {
 
     #[test]
     fn only_jobs_measured_fast_are_batched() {
-        let mut t = RunTimes::new(4, vec!["q"].into());
+        let mut t = RunTimes::new(4, vec!["q"].into(), 8);
         assert_eq!(t.batch_cost("a"), None, "unmeasured");
         t.measured("q", "a", Duration::from_micros(50));
         t.measured("q", "b", MS);
