@@ -363,4 +363,58 @@ mod postgres_only {
         drop(h);
         drop_schema(&mut c, &schema).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pools_sweep_removes_the_waits_of_waiters_gone_a_minute_for_jobs_no_longer_live() {
+        let schema = format!("s_{}_{}", std::process::id(), rand::random::<u32>());
+        let url = postgres_url();
+        let h = open_schema(&url, &schema);
+        let live = waited::enqueue(&h, 0).await.unwrap().id();
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        // Job 999999 is gone; `live` waits in the queue.
+        let q = format!(
+            "INSERT INTO \"{schema}\".result_waits (job_id, since) VALUES
+               (999999, {schema_now} - 61), (999999, {schema_now} - 5), ({live}, {schema_now} - 3600)",
+            schema_now = format!("\"{schema}\".now_s()")
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(q))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        // A pool sweeps at its start; it serves another queue, so `live`
+        // stays live.
+        let pool = WorkerPool::builder(&h)
+            .register(upgraded)
+            .start()
+            .await
+            .unwrap();
+        let left_sql = format!(
+            "SELECT job_id, {schema_now} - since FROM \"{schema}\".result_waits ORDER BY job_id, since",
+            schema_now = format!("\"{schema}\".now_s()")
+        );
+        let mut left: Vec<(i64, i64)> = Vec::new();
+        for _ in 0..500 {
+            left = sqlx::query_as(sqlx::AssertSqlSafe(left_sql.clone()))
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+            if left.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        pool.shutdown().await.unwrap();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert_eq!(
+            left[0].0, live,
+            "an old wait for a live job stays: {left:?}"
+        );
+        assert_eq!(left[1].0, 999_999, "{left:?}");
+        assert!(
+            left[1].1 < 60,
+            "only the recent wait for a gone job stays: {left:?}"
+        );
+        drop(h);
+        drop_schema(&mut c, &schema).await;
+    }
 }
