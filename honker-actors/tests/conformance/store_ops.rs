@@ -313,7 +313,12 @@ async fn a_heartbeat_extends_its_own_claim_only() {
         .extend_claims(vec![fence, gone.clone()], VIS)
         .await
         .unwrap();
-    assert_eq!(lost, [(gone, ClaimGone::Cancelled)]);
+    assert_eq!(lost, [(gone.clone(), ClaimGone::Cancelled)]);
+    // One by one, the same answer: cancelled, not lost.
+    assert_eq!(
+        s.extend_claim(gone, VIS).await.unwrap(),
+        Some(ClaimGone::Cancelled)
+    );
 }
 
 #[tokio::test]
