@@ -97,6 +97,12 @@ impl PoolStore for PgStore {
         2
     }
 
+    /// A claim at once: enqueue in another process to the handler's start
+    /// p50 2.0 ms against 2.5 ms with the look first (5 alternating runs).
+    fn claim_on_commit(&self) -> bool {
+        true
+    }
+
     fn run_cycle(&self, request: CycleRequest, done: CycleDone) {
         let ctx = self.ctx().clone();
         self.spawn(async move {

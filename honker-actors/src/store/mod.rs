@@ -108,6 +108,16 @@ pub trait PoolStore: Send + Sync + 'static {
         8
     }
 
+    /// Whether a commit heard from elsewhere sends an idle pool straight
+    /// to a claim, rather than first to the look of
+    /// [`claimable`](Self::claimable). On SQLite the look is a read beside
+    /// the one writer, far cheaper than a write: `false`. On a server, a
+    /// claim that finds nothing costs about what the look does, and the
+    /// look is one more round trip between a commit and a handler's start.
+    fn claim_on_commit(&self) -> bool {
+        false
+    }
+
     /// Whether any of `queues` has a job a claim would take now, and when
     /// something is next due: one read, no write lock.
     async fn claimable(&self, queues: &[&'static str]) -> Result<(bool, NextTimes)>;

@@ -39,6 +39,10 @@ pub(super) struct PumpState {
     pub(super) work_maybe: bool,
     /// A commit was seen that no read or claim has looked at yet.
     pub(super) commit_seen: bool,
+    /// A commit heard from elsewhere goes straight to a claim, not to the
+    /// cheap look first (the store's
+    /// [`claim_on_commit`](crate::store::PoolStore::claim_on_commit)).
+    pub(super) claim_on_commit: bool,
     /// Bumped by every enqueue or timer wake; a cycle that saw none while
     /// it ran and filled no queue proves the queues drained.
     pub(super) wake_seq: u64,
@@ -54,7 +58,7 @@ pub(super) struct PumpState {
 impl PumpState {
     /// A new pool: it may have work (claim what is waiting) and sweeps
     /// first.
-    pub(super) fn new(queues: Arc<[&'static str]>) -> PumpState {
+    pub(super) fn new(queues: Arc<[&'static str]>, claim_on_commit: bool) -> PumpState {
         PumpState {
             queues,
             rotate: 0,
@@ -64,6 +68,7 @@ impl PumpState {
             check_running: false,
             work_maybe: true,
             commit_seen: false,
+            claim_on_commit,
             wake_seq: 0,
             sweep_due: true,
             cycle_failures: 0,

@@ -206,7 +206,7 @@ impl Actor for Supervisor {
                 args.honker.store().second_cycle_divisor(),
             ),
             book: ClaimBook::new(args.concurrency, args.queue_limits.clone(), leases.clone()),
-            pump: claim_pump::PumpState::new(queues),
+            pump: claim_pump::PumpState::new(queues, args.honker.store().claim_on_commit()),
             workers: Workers {
                 idle: slots.keys().cloned().collect(),
                 slots,
@@ -370,6 +370,11 @@ impl SupervisorState {
             WakeKind::Commit => {
                 self.wakes.flags.commit.store(false, Ordering::Release);
                 self.pump.commit_seen = true;
+                if self.pump.claim_on_commit {
+                    // Straight to a claim, as after an enqueue here.
+                    self.pump.wake_seq += 1;
+                    self.pump.work_maybe = true;
+                }
                 // A commit may have cancelled a job this pool holds.
                 if self.heartbeat.leases.lock().is_ok_and(|l| !l.is_empty())
                     && !self.heartbeat.check_wanted.swap(true, Ordering::AcqRel)
