@@ -372,10 +372,10 @@ mod postgres_only {
         let live = waited::enqueue(&h, 0).await.unwrap().id();
         let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
         // Job 999999 is gone; `live` waits in the queue.
+        let now = format!("\"{schema}\".now_s()");
         let q = format!(
             "INSERT INTO \"{schema}\".result_waits (job_id, since) VALUES
-               (999999, {schema_now} - 61), (999999, {schema_now} - 5), ({live}, {schema_now} - 3600)",
-            schema_now = format!("\"{schema}\".now_s()")
+               (999999, {now} - 61), (999999, {now} - 5), ({live}, {now} - 3600)"
         );
         sqlx::raw_sql(sqlx::AssertSqlSafe(q))
             .execute(&mut c)
@@ -389,8 +389,7 @@ mod postgres_only {
             .await
             .unwrap();
         let left_sql = format!(
-            "SELECT job_id, {schema_now} - since FROM \"{schema}\".result_waits ORDER BY job_id, since",
-            schema_now = format!("\"{schema}\".now_s()")
+            "SELECT job_id, {now} - since FROM \"{schema}\".result_waits ORDER BY job_id, since"
         );
         let mut left: Vec<(i64, i64)> = Vec::new();
         for _ in 0..500 {
