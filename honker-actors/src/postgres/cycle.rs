@@ -19,8 +19,9 @@
 //!   (`claim_errors`), the outcomes' answers kept;
 //! - the sweeps, one statement each.
 //!
-//! A failure writing the outcomes fails the cycle: the pool sends them
-//! again.
+//! A failure before any outcome is written fails the cycle: the pool
+//! sends them all again. One after some were written (the connection went
+//! away) answers those and gives the pool back only the rest.
 
 use honker_core::{QueueControls, RetryOutcome};
 use honker_postgres as pg;
