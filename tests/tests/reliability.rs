@@ -609,7 +609,19 @@ async fn a_database_deleted_or_replaced_under_a_running_pool_is_reported_and_ref
             h.watcher_error()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let cpu = (cpu_seconds() - c0) / t0.elapsed().as_secs_f64();
+        // The process's CPU counts the other tests of this binary, running
+        // beside this one: a busy loop of this pool burns in every window,
+        // another test's burst in some. The quietest of up to three
+        // windows is this pool's.
+        let mut cpu = (cpu_seconds() - c0) / t0.elapsed().as_secs_f64();
+        for _ in 0..2 {
+            if cpu < 0.5 {
+                break;
+            }
+            let (c0, t0) = (cpu_seconds(), Instant::now());
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            cpu = cpu.min((cpu_seconds() - c0) / t0.elapsed().as_secs_f64());
+        }
         assert!(
             cpu < 0.5,
             "{what}: the process burns {:.0} % of a core",
