@@ -156,6 +156,11 @@ impl Said {
     }
 }
 
+/// The server, shared by every test of this binary: the restart test
+/// takes it alone (a restart ends every connection, a child's that is
+/// opening its store too), the others together.
+static SERVER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// `n` worker processes (each with `concurrency` workers and the claim
 /// visibility `visibility` s), started: their guards, and each one's
 /// pool id.
@@ -212,6 +217,7 @@ async fn stop(mut guards: Vec<ChildGuard>, said: &Said) {
     ignore = "needs a PostgreSQL server: set HONKER_PG_URL to a database URL (.ci/run starts one)"
 )]
 async fn four_workers_and_four_producers_run_every_job_exactly_once() {
+    let _server = SERVER.read().await;
     let per: u64 = std::env::var("HONKER_PG_JOBS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -279,6 +285,7 @@ async fn four_workers_and_four_producers_run_every_job_exactly_once() {
     ignore = "needs a PostgreSQL server: set HONKER_PG_URL to a database URL (.ci/run starts one)"
 )]
 async fn a_killed_processs_job_comes_back_and_a_cancel_reaches_it_in_another_process() {
+    let _server = SERVER.read().await;
     let schema = Schema::new("kill");
     let h = schema.honker();
     let said = Said::default();
@@ -330,6 +337,7 @@ async fn a_killed_processs_job_comes_back_and_a_cancel_reaches_it_in_another_pro
     ignore = "needs a PostgreSQL server: set HONKER_PG_URL to a database URL (.ci/run starts one)"
 )]
 async fn unique_jobs_racing_across_processes_are_one_per_key() {
+    let _server = SERVER.read().await;
     let schema = Schema::new("uniq");
     let h = schema.honker();
     let said = Said::default();
@@ -372,6 +380,7 @@ async fn unique_jobs_racing_across_processes_are_one_per_key() {
     ignore = "needs a PostgreSQL server: set HONKER_PG_URL to a database URL (.ci/run starts one)"
 )]
 async fn a_running_limit_holds_over_four_processes() {
+    let _server = SERVER.read().await;
     let schema = Schema::new("limit");
     let h = schema.honker();
     h.queue("pglimited").set_max_running(Some(2)).await.unwrap();
@@ -427,6 +436,7 @@ async fn a_running_limit_holds_over_four_processes() {
     ignore = "needs a PostgreSQL server: set HONKER_PG_URL to a database URL (.ci/run starts one)"
 )]
 async fn a_rate_limit_holds_over_three_processes() {
+    let _server = SERVER.read().await;
     let schema = Schema::new("rate");
     let h = schema.honker();
     let rate = honker_actors::core::RateLimit {
@@ -479,6 +489,7 @@ async fn a_rate_limit_holds_over_three_processes() {
     ignore = "needs a PostgreSQL server: set HONKER_PG_URL to a database URL (.ci/run starts one)"
 )]
 async fn periodic_jobs_with_two_leaders_and_the_leader_killed_fire_each_boundary_once() {
+    let _server = SERVER.read().await;
     let schema = Schema::new("lead");
     let h = schema.honker();
     let said = Said::default();
@@ -547,6 +558,7 @@ async fn periodic_jobs_with_two_leaders_and_the_leader_killed_fire_each_boundary
     ignore = "needs a PostgreSQL server: set HONKER_PG_URL to a database URL (.ci/run starts one)"
 )]
 async fn a_pool_lives_through_a_server_restart_losing_and_doubling_nothing() {
+    let _server = SERVER.write().await;
     let restart = std::env::var("HONKER_PG_RESTART").expect(
         "HONKER_PG_RESTART: the command that restarts the test server (.ci/postgres sets it)",
     );
