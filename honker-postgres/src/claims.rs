@@ -247,9 +247,7 @@ pub async fn ack_batch(
     fences: &[(&str, Lease)],
     notify: bool,
 ) -> Result<Vec<(i64, i64)>> {
-    let ids: Vec<i64> = fences.iter().map(|f| f.1.id).collect();
-    let workers: Vec<&str> = fences.iter().map(|f| f.0).collect();
-    let attempts: Vec<i64> = fences.iter().map(|f| f.1.attempts).collect();
+    let (ids, workers, attempts) = fence_arrays(fences);
     let rows = sqlx::query(st.get(ACK_BATCH))
         .bind(ids)
         .bind(workers)
@@ -376,9 +374,7 @@ pub async fn claims_gone(
     if fences.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<i64> = fences.iter().map(|f| f.1.id).collect();
-    let workers: Vec<&str> = fences.iter().map(|f| f.0).collect();
-    let attempts: Vec<i64> = fences.iter().map(|f| f.1.attempts).collect();
+    let (ids, workers, attempts) = fence_arrays(fences);
     let rows = sqlx::query(st.get(CLAIMS_GONE_WHY))
         .bind(ids)
         .bind(workers)
@@ -401,4 +397,14 @@ pub async fn claims_gone(
         }
     }
     Ok(out)
+}
+
+/// `fences` as the three arrays the statements over many claims bind
+/// (`unnest($1, $2, $3)`): ids, worker strings, attempts.
+fn fence_arrays<'a>(fences: &[(&'a str, Lease)]) -> (Vec<i64>, Vec<&'a str>, Vec<i64>) {
+    (
+        fences.iter().map(|f| f.1.id).collect(),
+        fences.iter().map(|f| f.0).collect(),
+        fences.iter().map(|f| f.1.attempts).collect(),
+    )
 }

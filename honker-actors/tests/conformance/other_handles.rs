@@ -64,6 +64,18 @@ fn started(n: u32) -> Option<Instant> {
         .map(|(_, t)| *t)
 }
 
+/// A pool of one worker for `gated`, whose claims lapse only in a minute:
+/// no timer of its own wakes it sooner.
+async fn gated_pool(h: &honker_actors::Honker) -> WorkerPool {
+    WorkerPool::builder(h)
+        .register(gated)
+        .concurrency(1)
+        .visibility_timeout(Duration::from_secs(60))
+        .start()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_limits_slot_freed_by_one_handles_pool_wakes_another_handles_pool_at_once() {
     GATED.lock().unwrap().clear();
@@ -73,23 +85,9 @@ async fn a_running_limits_slot_freed_by_one_handles_pool_wakes_another_handles_p
     q.set_max_running(Some(1)).await.unwrap();
     gated::enqueue(&a, 1).await.unwrap();
     gated::enqueue(&a, 2).await.unwrap();
-    // Claims that lapse only in a minute: no timer of B's comes sooner.
-    let visibility = Duration::from_secs(60);
-    let pool_a = WorkerPool::builder(&a)
-        .register(gated)
-        .concurrency(1)
-        .visibility_timeout(visibility)
-        .start()
-        .await
-        .unwrap();
+    let pool_a = gated_pool(&a).await;
     assert!(eventually(Duration::from_secs(10), async || started(1).is_some()).await);
-    let pool_b = WorkerPool::builder(&b)
-        .register(gated)
-        .concurrency(1)
-        .visibility_timeout(visibility)
-        .start()
-        .await
-        .unwrap();
+    let pool_b = gated_pool(&b).await;
     // B looks, and finds the one slot taken.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(started(2), None, "job 2 started past the running limit");

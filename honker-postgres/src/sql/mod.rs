@@ -271,6 +271,30 @@ macro_rules! dead_columns {
     };
 }
 
+/// What a row that goes to dead overwrites of an older dead row with its
+/// id (one requeued and dead again).
+macro_rules! dead_upsert {
+    () => {
+        "ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, payload = excluded.payload,
+    priority = excluded.priority, run_at = excluded.run_at, attempts = excluded.attempts,
+    max_attempts = excluded.max_attempts, last_error = excluded.last_error,
+    created_at = excluded.created_at, died_at = {s}.now_s()"
+    };
+}
+
+/// The fence of each claim of arrays `f(id, worker, attempts)` against
+/// live row `l`, found by its key: `state <> 'pending'` is `state =
+/// 'processing'` (the table's check allows no third state), written so
+/// that the planner looks each row up by its key; said as `=
+/// 'processing'`, it may instead hash every claim held now (every pool's
+/// prefetch buffer) through the processing index, on each call.
+macro_rules! fenced_each {
+    () => {
+        "l.id = f.id AND l.worker_id = f.worker AND l.attempts = f.attempts
+      AND l.state <> 'pending' AND l.claim_expires_at >= {s}.now_s()"
+    };
+}
+
 /// Claim up to $3 rows of queue $1 for worker $2 for $4 seconds, in claim
 /// order (`priority DESC, run_at, id`), counting the attempt. Rows other
 /// transactions hold locked (being claimed, completed or cancelled) are
@@ -320,17 +344,17 @@ RETURNING ",
 
 /// Move claimed row $1, whose attempts were already spent before this
 /// claim, to dead (the attempts actually made): one statement.
-pub const CLAIM_EXHAUSTED_TO_DEAD: &str = "WITH gone AS (
+pub const CLAIM_EXHAUSTED_TO_DEAD: &str = concat!(
+    "WITH gone AS (
     DELETE FROM {s}.live WHERE id = $1
     RETURNING id, queue, payload, priority, run_at, attempts, max_attempts, created_at)
   INSERT INTO {s}.dead
     (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
   SELECT id, queue, payload, priority, run_at, attempts - 1, max_attempts,
          'max attempts exceeded', created_at FROM gone
-  ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, payload = excluded.payload,
-    priority = excluded.priority, run_at = excluded.run_at, attempts = excluded.attempts,
-    max_attempts = excluded.max_attempts, last_error = excluded.last_error,
-    created_at = excluded.created_at, died_at = {s}.now_s()";
+  ",
+    dead_upsert!()
+);
 
 /// Delete live row $1 (after it was copied elsewhere).
 pub const DELETE_LIVE: &str = "DELETE FROM {s}.live WHERE id = $1";
@@ -397,10 +421,8 @@ pub const FENCED_TO_DEAD: &str = concat!(
   INSERT INTO {s}.dead
     (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
   SELECT id, queue, payload, priority, run_at, attempts, max_attempts, $4, created_at FROM gone
-  ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, payload = excluded.payload,
-    priority = excluded.priority, run_at = excluded.run_at, attempts = excluded.attempts,
-    max_attempts = excluded.max_attempts, last_error = excluded.last_error,
-    created_at = excluded.created_at, died_at = {s}.now_s()"
+  ",
+    dead_upsert!()
 );
 
 /// Delete the finished jobs of many claims at once, each while its own
@@ -416,22 +438,21 @@ pub const FENCED_TO_DEAD: &str = concat!(
 /// is an uncorrelated subquery: PostgreSQL runs it once, when the first
 /// row is returned (never when none is).
 ///
-/// `state <> 'pending'` is `state = 'processing'` (the table's check
-/// allows no third state), written so that the planner finds each row by
-/// its key: said as `= 'processing'`, it may instead hash every claim held
-/// now (every pool's prefetch buffer) through the processing index, on
-/// each ack.
-pub const ACK_BATCH: &str = "WITH gone AS (
+/// Each claim is found by its key (`fenced_each!`).
+pub const ACK_BATCH: &str = concat!(
+    "WITH gone AS (
     DELETE FROM {s}.live l
     USING unnest($1::bigint[], $2::text[], $3::bigint[]) AS f(id, worker, attempts)
-    WHERE l.id = f.id AND l.worker_id = f.worker AND l.attempts = f.attempts
-      AND l.state <> 'pending' AND l.claim_expires_at >= {s}.now_s()
+    WHERE ",
+    fenced_each!(),
+    "
     RETURNING l.id, l.attempts, l.queue)
   SELECT id, attempts, (SELECT pg_notify($4, 'done') WHERE $4::text IS NOT NULL
       AND (EXISTS (SELECT 1 FROM {s}.result_waits w WHERE w.job_id IN (SELECT id FROM gone))
         OR EXISTS (SELECT 1 FROM {s}.queue_controls c
                    WHERE c.max_running IS NOT NULL AND c.queue IN (SELECT queue FROM gone))))
-  FROM gone";
+  FROM gone"
+);
 
 /// Extend a valid claim to $4 s from now (never shortening it).
 pub const HEARTBEAT: &str = concat!(
@@ -453,15 +474,18 @@ pub const RELEASE: &str = concat!(
 /// of one length) are no longer held: each one's place in the arrays
 /// (from 1), and why: 1 live or dead for another reason than $4; 0 when
 /// cancelled; NULL when gone. One statement, each claim found by its key
-/// (see [`ACK_BATCH`] for `state <> 'pending'`).
-pub const CLAIMS_GONE_WHY: &str = "SELECT f.i,
+/// (`fenced_each!`).
+pub const CLAIMS_GONE_WHY: &str = concat!(
+    "SELECT f.i,
     (SELECT 1 FROM {s}.live WHERE id = f.id
      UNION ALL SELECT CASE WHEN last_error = $4 THEN 0 ELSE 1 END FROM {s}.dead WHERE id = f.id
      LIMIT 1)
   FROM unnest($1::bigint[], $2::text[], $3::bigint[]) WITH ORDINALITY AS f(id, worker, attempts, i)
   WHERE NOT EXISTS (SELECT 1 FROM {s}.live l
-    WHERE l.id = f.id AND l.worker_id = f.worker AND l.attempts = f.attempts
-      AND l.state <> 'pending' AND l.claim_expires_at >= {s}.now_s())";
+    WHERE ",
+    fenced_each!(),
+    ")"
+);
 
 // ---------------------------------------------------------------- results
 
@@ -496,17 +520,17 @@ pub const RESULT_SWEEP: &str =
 
 /// Copy pending or processing job $1 of queue $2 (NULL = any) to dead as
 /// $3, then delete it: one statement.
-pub const CANCEL: &str = "WITH gone AS (
+pub const CANCEL: &str = concat!(
+    "WITH gone AS (
     DELETE FROM {s}.live WHERE id = $1 AND ($2::text IS NULL OR queue = $2::text)
       AND state IN ('pending', 'processing')
     RETURNING id, queue, payload, priority, run_at, attempts, max_attempts, created_at)
   INSERT INTO {s}.dead
     (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
   SELECT id, queue, payload, priority, run_at, attempts, max_attempts, $3, created_at FROM gone
-  ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, payload = excluded.payload,
-    priority = excluded.priority, run_at = excluded.run_at, attempts = excluded.attempts,
-    max_attempts = excluded.max_attempts, last_error = excluded.last_error,
-    created_at = excluded.created_at, died_at = {s}.now_s()";
+  ",
+    dead_upsert!()
+);
 
 /// Live row $1.
 pub const GET_JOB: &str = concat!("SELECT ", live_columns!(), " FROM {s}.live WHERE id = $1");
@@ -525,7 +549,8 @@ pub const JOB_FATE: &str = "SELECT 1, state, NULL FROM {s}.live WHERE id = $1
 
 /// Move the expired rows of queue $1 (NULL = every queue) to dead as
 /// `expired`: one statement, one instant. Returns how many.
-pub const SWEEP_EXPIRED: &str = "WITH gone AS (
+pub const SWEEP_EXPIRED: &str = concat!(
+    "WITH gone AS (
     DELETE FROM {s}.live WHERE ($1::text IS NULL OR queue = $1::text)
       AND expires_at IS NOT NULL AND expires_at <= {s}.now_s()
       AND (state = 'pending' OR (state = 'processing'
@@ -536,12 +561,12 @@ pub const SWEEP_EXPIRED: &str = "WITH gone AS (
       (id, queue, payload, priority, run_at, attempts, max_attempts, last_error, created_at)
     SELECT id, queue, payload, priority, run_at, attempts, max_attempts, 'expired', created_at
     FROM gone
-    ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, payload = excluded.payload,
-      priority = excluded.priority, run_at = excluded.run_at, attempts = excluded.attempts,
-      max_attempts = excluded.max_attempts, last_error = excluded.last_error,
-      created_at = excluded.created_at, died_at = {s}.now_s()
+    ",
+    dead_upsert!(),
+    "
     RETURNING 1)
-  SELECT COUNT(*) FROM moved";
+  SELECT COUNT(*) FROM moved"
+);
 
 /// Payloads of the pending rows of queue $1, oldest first.
 pub const WAITING_PAYLOADS: &str =
