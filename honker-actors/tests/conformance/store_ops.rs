@@ -97,6 +97,30 @@ async fn a_claim_takes_due_jobs_by_priority_then_age_up_to_n() {
 }
 
 #[tokio::test]
+async fn a_claim_takes_lapsed_claims_and_due_jobs_together_in_claim_order() {
+    let (_g, h) = honker();
+    let s = store(&h);
+    let low = put(s, "q", "1", EnqueueOptions::default()).await;
+    let high = put(s, "q", "2", EnqueueOptions::default().priority(9)).await;
+    let first = s
+        .claim("q", "w#1", 1, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(first.iter().map(|j| j.id).collect::<Vec<_>>(), [high]);
+    let mid = put(s, "q", "3", EnqueueOptions::default().priority(5)).await;
+    // The claim of `high` lapses (its end is in whole seconds).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let got = s.claim("q", "w#2", 2, VIS).await.unwrap();
+    assert_eq!(
+        got.iter().map(|j| (j.id, j.attempts)).collect::<Vec<_>>(),
+        [(high, 2), (mid, 1)],
+        "the lapsed claim, then the due job of the next priority"
+    );
+    let rest = s.claim("q", "w#3", 2, VIS).await.unwrap();
+    assert_eq!(rest.iter().map(|j| j.id).collect::<Vec<_>>(), [low]);
+}
+
+#[tokio::test]
 async fn an_ack_deletes_only_its_own_claim_of_its_own_queue() {
     let (_g, h) = honker();
     let s = store(&h);
